@@ -1,0 +1,121 @@
+/**
+ * The bench harness: times a workload as best-of-reps, and with `compare` runs the NumPy /
+ * scikit-learn reference with the same shape in the same command and reports the ratio.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { promisify } from 'node:util';
+import type { BackendName, BackendRegistry } from '../src/backends/backend.js';
+import { BackendError, UsageError } from '../src/resilience/errors.js';
+import { WORKLOADS, type WorkloadName, type WorkloadShape } from './workloads.js';
+
+export interface BenchOptions extends WorkloadShape {
+  readonly workload: WorkloadName;
+  readonly reps: number;
+  readonly backend: BackendName | 'auto';
+  readonly compare: boolean;
+  /** reference.py; by default $NEUROCLUSTER_REFERENCE or ../shared/reference/reference.py. */
+  readonly reference?: string | undefined;
+  readonly python?: string | undefined;
+}
+
+export interface ReferenceRun {
+  readonly impl: string;
+  readonly seconds: number;
+  readonly gflops: number;
+}
+
+export interface BenchResult {
+  readonly workload: WorkloadName;
+  readonly impl: 'neurocluster';
+  readonly backend: BackendName;
+  readonly n: number;
+  readonly d: number;
+  readonly [extra: string]: unknown;
+  readonly seconds: number;
+  readonly gflops: number;
+  readonly reps: number;
+  readonly reference?: ReferenceRun;
+  /** Our seconds over the reference's: below 1 is faster. */
+  readonly ratio?: number;
+}
+
+/** Best wall time of `reps` runs, in seconds. */
+export async function bestOf(reps: number, fn: () => Promise<unknown>): Promise<number> {
+  let best = Number.POSITIVE_INFINITY;
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    await fn();
+    best = Math.min(best, (performance.now() - t0) / 1000);
+  }
+  return best;
+}
+
+function referencePath(explicit: string | undefined): string {
+  const candidates = [
+    explicit,
+    process.env.NEUROCLUSTER_REFERENCE,
+    resolve('../shared/reference/reference.py'),
+  ];
+  const found = candidates.find((p): p is string => p !== undefined && existsSync(p));
+  if (!found) {
+    throw new UsageError('reference.py not found: pass --reference <path> or set NEUROCLUSTER_REFERENCE');
+  }
+  return found;
+}
+
+/** Runs reference.py with OpenBLAS unrestrained (OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset). */
+export async function runReference(o: BenchOptions): Promise<ReferenceRun> {
+  const script = referencePath(o.reference);
+  const env = { ...process.env };
+  delete env.OPENBLAS_CORETYPE;
+  delete env.OPENBLAS_L2_SIZE;
+  const args = [
+    script,
+    o.workload,
+    '--n',
+    `${o.n}`,
+    '--d',
+    `${o.d}`,
+    '--k',
+    `${o.k}`,
+    '--iters',
+    `${o.iters}`,
+  ];
+  args.push('--reps', `${o.reps}`, '--seed', `${o.seed}`);
+  try {
+    const { stdout } = await promisify(execFile)(o.python ?? '/usr/bin/python3', args, {
+      env,
+      maxBuffer: 1 << 20,
+    });
+    const line = stdout.trim().split('\n').at(-1) ?? '';
+    const parsed = JSON.parse(line) as { impl: string; seconds: number; gflops: number };
+    return { impl: parsed.impl, seconds: parsed.seconds, gflops: parsed.gflops };
+  } catch (cause) {
+    throw new BackendError(`reference run failed: ${(cause as Error).message}`, 'NEUROCLUSTER_ERR_KERNEL', {
+      cause,
+    });
+  }
+}
+
+/** Prepares the workload, warms the backend, times it, and compares when asked. */
+export async function runBench(o: BenchOptions, registry: BackendRegistry): Promise<BenchResult> {
+  const { backend } = await registry.select(o.backend);
+  const prepared = WORKLOADS[o.workload](backend, o);
+  const seconds = await bestOf(o.reps, () => prepared.run());
+  const result: BenchResult = {
+    workload: o.workload,
+    impl: 'neurocluster',
+    backend: backend.name,
+    n: o.n,
+    d: o.d,
+    ...prepared.shape,
+    seconds: Number(seconds.toFixed(6)),
+    gflops: Number((prepared.flops / seconds / 1e9).toFixed(3)),
+    reps: o.reps,
+  };
+  if (!o.compare) return result;
+  const reference = await runReference(o);
+  return { ...result, reference, ratio: Number((seconds / reference.seconds).toFixed(3)) };
+}

@@ -1,0 +1,188 @@
+/**
+ * The kernel contract (ENGINEERING.md section 3): the few coarse, fused kernels that every compute
+ * backend implements, the registry of backends, and selection by priority.
+ *
+ * Encoders and K-means are written against {@link Backend} only and never know which backend runs
+ * them. Kernels are async so that GPU and worker backends fit the same shape as the reference.
+ * Matrices passed to a kernel are treated as immutable for the lifetime of the object, so a device
+ * backend may keep its copy keyed by the object and upload it once.
+ */
+import { BackendError } from '../resilience/errors.js';
+
+/** Dense row-major storage; float32 for device-friendly data, float64 where precision matters. */
+export type Floats = Float32Array | Float64Array;
+
+/** A dense row-major matrix. */
+export interface Matrix {
+  readonly rows: number;
+  readonly cols: number;
+  readonly data: Floats;
+}
+
+/** Labels of the nearest centroid and the squared distance to it, per point. */
+export interface Assignment {
+  readonly labels: Int32Array;
+  readonly distances: Float64Array;
+}
+
+/** Per-cluster sums of the points (k x d, row-major) and their counts. */
+export interface ClusterSums {
+  readonly sums: Float64Array;
+  readonly counts: Float64Array;
+}
+
+/** One fused Lloyd pass: assignment, per-cluster sums, objective and number of labels that changed. */
+export interface LloydStep extends ClusterSums {
+  readonly inertia: number;
+  readonly changed: number;
+}
+
+/** Names of the backends this engine knows; not all are built into every version. */
+export const BACKEND_NAMES = ['js', 'wasm', 'webgpu'] as const;
+export type BackendName = (typeof BACKEND_NAMES)[number];
+
+/** The kernels of the contract. */
+export interface Backend {
+  readonly name: BackendName;
+  /** The device in words, for logs and `result.backend` details. */
+  readonly device: string;
+
+  /** `a (m x k) @ b (k x n) + bias (n)`, for projections (PCA, readouts). */
+  matmul(a: Matrix, b: Matrix, bias?: Floats): Promise<Matrix>;
+
+  /** Euclidean (or squared Euclidean) distances between every row of `a` and every row of `b`. */
+  pairwiseDistances(a: Matrix, b: Matrix, options?: { squared?: boolean }): Promise<Matrix>;
+
+  /** Nearest centroid of every point (fused distance + argmin), ties to the lowest index. */
+  kmeansAssign(points: Matrix, centroids: Matrix): Promise<Assignment>;
+
+  /** Per-cluster sums and counts of `points` under `labels`. */
+  kmeansReduce(points: Matrix, labels: Int32Array, k: number): Promise<ClusterSums>;
+
+  /**
+   * One Lloyd pass: reassigns every point (writing `labels` in place), reduces, and reports the
+   * objective and how many labels changed; the host reads back only k x d + k + 2 numbers.
+   */
+  kmeansStep(points: Matrix, centroids: Matrix, labels: Int32Array): Promise<LloydStep>;
+
+  /**
+   * For rows `[rowStart, rowEnd)` of `points`, the sum of Euclidean distances to the points of each
+   * cluster: a (rowEnd - rowStart) x k matrix, accumulated in float64 (silhouette needs it exact).
+   */
+  clusterDistanceSums(
+    points: Matrix,
+    labels: Int32Array,
+    k: number,
+    rowStart: number,
+    rowEnd: number,
+  ): Promise<Float64Array>;
+
+  /** Releases the device and any workers; the backend is unusable afterwards. */
+  dispose(): Promise<void>;
+}
+
+/** How a backend is made: registered once, created lazily on first use. */
+export interface BackendFactory {
+  readonly name: BackendName;
+  /** Higher runs first under `auto`. */
+  readonly priority: number;
+  create(): Promise<Backend>;
+}
+
+/** One backend tried under selection, and why it was passed over. */
+export interface BackendAttempt {
+  readonly name: BackendName;
+  readonly ok: boolean;
+  readonly reason?: string;
+}
+
+export interface SelectedBackend {
+  readonly backend: Backend;
+  readonly tried: readonly BackendAttempt[];
+}
+
+/** Something that can receive one line about a skipped backend (a pino logger fits). */
+export interface SelectionLogger {
+  info(obj: object, msg: string): void;
+}
+
+/**
+ * The process-wide registry: one factory per name, one live instance per backend (a GPU device is
+ * expensive and a process should hold one), created on first use.
+ */
+export class BackendRegistry {
+  private readonly factories = new Map<BackendName, BackendFactory>();
+  private readonly instances = new Map<BackendName, Promise<Backend>>();
+
+  /** Adds a backend; registering the same name twice is a programming error and throws. */
+  register(factory: BackendFactory): void {
+    if (this.factories.has(factory.name)) {
+      throw new Error(`backend "${factory.name}" is already registered`);
+    }
+    this.factories.set(factory.name, factory);
+  }
+
+  /** Names of the registered backends, highest priority first. */
+  registered(): BackendName[] {
+    return [...this.factories.values()].sort((a, b) => b.priority - a.priority).map((f) => f.name);
+  }
+
+  /** The live backend of that name, started on first use; throws BACKEND_UNAVAILABLE if it cannot. */
+  async get(name: BackendName): Promise<Backend> {
+    const factory = this.factories.get(name);
+    if (!factory) {
+      throw new BackendError(`backend "${name}" is not available in this build of neurocluster`);
+    }
+    let instance = this.instances.get(name);
+    if (!instance) {
+      instance = factory.create();
+      this.instances.set(name, instance);
+      // A failed start is not cached: the next request tries again.
+      instance.catch(() => this.instances.delete(name));
+    }
+    try {
+      return await instance;
+    } catch (cause) {
+      const why = cause instanceof Error ? cause.message : String(cause);
+      throw new BackendError(
+        `backend "${name}" failed to start: ${why}`,
+        'NEUROCLUSTER_ERR_BACKEND_UNAVAILABLE',
+        {
+          cause,
+        },
+      );
+    }
+  }
+
+  /**
+   * `auto` takes the highest-priority backend that starts, logging one line for each one skipped;
+   * a named backend either starts or fails with BACKEND_UNAVAILABLE: it never silently degrades.
+   */
+  async select(request: BackendName | 'auto', logger?: SelectionLogger): Promise<SelectedBackend> {
+    if (request !== 'auto') {
+      return { backend: await this.get(request), tried: [{ name: request, ok: true }] };
+    }
+    const tried: BackendAttempt[] = [];
+    for (const name of this.registered()) {
+      try {
+        const backend = await this.get(name);
+        tried.push({ name, ok: true });
+        return { backend, tried };
+      } catch (error) {
+        const reason = error instanceof Error ? error.message : String(error);
+        tried.push({ name, ok: false, reason });
+        logger?.info({ backend: name, reason }, `backend ${name} skipped`);
+      }
+    }
+    throw new BackendError(
+      `no backend could start (${tried.map((t) => `${t.name}: ${t.reason}`).join('; ')})`,
+    );
+  }
+
+  /** Disposes every live backend, so that a process holding a device can exit. */
+  async disposeAll(): Promise<void> {
+    const live = [...this.instances.values()];
+    this.instances.clear();
+    await Promise.allSettled(live.map(async (p) => (await p).dispose()));
+  }
+}

@@ -1,0 +1,171 @@
+/**
+ * The plain TypeScript backend: the reference every other backend is checked against.
+ *
+ * Straightforward loops, float64 accumulation throughout. Its expected values in the conformance
+ * suite come from NumPy, never from itself.
+ */
+import type {
+  Assignment,
+  Backend,
+  BackendFactory,
+  ClusterSums,
+  Floats,
+  LloydStep,
+  Matrix,
+} from '../backend.js';
+
+function checkSameWidth(a: Matrix, b: Matrix, what: string): void {
+  if (a.cols !== b.cols) throw new RangeError(`${what}: widths differ (${a.cols} vs ${b.cols})`);
+}
+
+/** Index of the nearest centroid to point `i` and its squared distance; ties go to the lowest index. */
+function nearest(p: Floats, i: number, c: Floats, k: number, d: number): [number, number] {
+  let best = 0;
+  let bestDist = Number.POSITIVE_INFINITY;
+  const off = i * d;
+  for (let j = 0; j < k; j++) {
+    const coff = j * d;
+    let s = 0;
+    for (let t = 0; t < d; t++) {
+      const diff = p[off + t]! - c[coff + t]!;
+      s += diff * diff;
+    }
+    if (s < bestDist) {
+      bestDist = s;
+      best = j;
+    }
+  }
+  return [best, bestDist];
+}
+
+export class JsBackend implements Backend {
+  readonly name = 'js' as const;
+  readonly device = 'CPU (plain TypeScript, one thread)';
+
+  async matmul(a: Matrix, b: Matrix, bias?: Floats): Promise<Matrix> {
+    if (a.cols !== b.rows) throw new RangeError(`matmul: ${a.rows}x${a.cols} @ ${b.rows}x${b.cols}`);
+    if (bias && bias.length !== b.cols)
+      throw new RangeError(`matmul: bias length ${bias.length} != ${b.cols}`);
+    const m = a.rows;
+    const n = b.cols;
+    const kk = a.cols;
+    const out = new Float64Array(m * n);
+    const row = new Float64Array(n);
+    for (let i = 0; i < m; i++) {
+      if (bias) for (let j = 0; j < n; j++) row[j] = bias[j]!;
+      else row.fill(0);
+      for (let t = 0; t < kk; t++) {
+        const av = a.data[i * kk + t]!;
+        if (av === 0) continue;
+        const boff = t * n;
+        for (let j = 0; j < n; j++) row[j]! += av * b.data[boff + j]!;
+      }
+      out.set(row, i * n);
+    }
+    return { rows: m, cols: n, data: out };
+  }
+
+  async pairwiseDistances(a: Matrix, b: Matrix, options: { squared?: boolean } = {}): Promise<Matrix> {
+    checkSameWidth(a, b, 'pairwiseDistances');
+    const d = a.cols;
+    const out = new Float64Array(a.rows * b.rows);
+    for (let i = 0; i < a.rows; i++) {
+      for (let j = 0; j < b.rows; j++) {
+        let s = 0;
+        for (let t = 0; t < d; t++) {
+          const diff = a.data[i * d + t]! - b.data[j * d + t]!;
+          s += diff * diff;
+        }
+        out[i * b.rows + j] = options.squared ? s : Math.sqrt(s);
+      }
+    }
+    return { rows: a.rows, cols: b.rows, data: out };
+  }
+
+  async kmeansAssign(points: Matrix, centroids: Matrix): Promise<Assignment> {
+    checkSameWidth(points, centroids, 'kmeansAssign');
+    const n = points.rows;
+    const labels = new Int32Array(n);
+    const distances = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      const [j, dist] = nearest(points.data, i, centroids.data, centroids.rows, points.cols);
+      labels[i] = j;
+      distances[i] = dist;
+    }
+    return { labels, distances };
+  }
+
+  async kmeansReduce(points: Matrix, labels: Int32Array, k: number): Promise<ClusterSums> {
+    const d = points.cols;
+    const sums = new Float64Array(k * d);
+    const counts = new Float64Array(k);
+    for (let i = 0; i < points.rows; i++) {
+      const j = labels[i]!;
+      if (j < 0 || j >= k) throw new RangeError(`kmeansReduce: label ${j} of row ${i} outside [0, ${k})`);
+      counts[j]!++;
+      const off = i * d;
+      const soff = j * d;
+      for (let t = 0; t < d; t++) sums[soff + t]! += points.data[off + t]!;
+    }
+    return { sums, counts };
+  }
+
+  async kmeansStep(points: Matrix, centroids: Matrix, labels: Int32Array): Promise<LloydStep> {
+    checkSameWidth(points, centroids, 'kmeansStep');
+    const d = points.cols;
+    const k = centroids.rows;
+    const sums = new Float64Array(k * d);
+    const counts = new Float64Array(k);
+    let inertia = 0;
+    let changed = 0;
+    for (let i = 0; i < points.rows; i++) {
+      const [j, dist] = nearest(points.data, i, centroids.data, k, d);
+      if (labels[i] !== j) {
+        changed++;
+        labels[i] = j;
+      }
+      inertia += dist;
+      counts[j]!++;
+      const off = i * d;
+      const soff = j * d;
+      for (let t = 0; t < d; t++) sums[soff + t]! += points.data[off + t]!;
+    }
+    return { sums, counts, inertia, changed };
+  }
+
+  async clusterDistanceSums(
+    points: Matrix,
+    labels: Int32Array,
+    k: number,
+    rowStart: number,
+    rowEnd: number,
+  ): Promise<Float64Array> {
+    const d = points.cols;
+    const n = points.rows;
+    const p = points.data;
+    const out = new Float64Array((rowEnd - rowStart) * k);
+    for (let i = rowStart; i < rowEnd; i++) {
+      const ioff = i * d;
+      const base = (i - rowStart) * k;
+      for (let j = 0; j < n; j++) {
+        const joff = j * d;
+        let s = 0;
+        for (let t = 0; t < d; t++) {
+          const diff = p[ioff + t]! - p[joff + t]!;
+          s += diff * diff;
+        }
+        out[base + labels[j]!]! += Math.sqrt(s);
+      }
+    }
+    return out;
+  }
+
+  async dispose(): Promise<void> {}
+}
+
+/** Always available: priority lowest, so faster backends are preferred under `auto`. */
+export const jsBackendFactory: BackendFactory = {
+  name: 'js',
+  priority: 0,
+  create: async () => new JsBackend(),
+};

@@ -1,0 +1,121 @@
+/** `neurocluster cluster <file> --k <n> ...`: fit, print the summary or the JSON, write outputs. */
+import { Command, Option } from 'commander';
+import { NeuromorphicClusterer } from '../../clusterer.js';
+import { renderClusterPlot } from '../../report/svg-plot.js';
+import { writeFileAtomic } from '../../store/atomic.js';
+import { cliConfig, cliLogger, type GlobalFlags } from '../context.js';
+import { schemaFlag } from '../options.js';
+import { csvCell, formatNumber, ProgressBar, table } from '../output.js';
+
+const FLAGS = [
+  schemaFlag('--k <n>', 'kmeans.nClusters'),
+  schemaFlag('--method <m>', 'engine.method'),
+  schemaFlag('--backend <b>', 'engine.backend'),
+  schemaFlag('--seed <n>', 'engine.seed'),
+  schemaFlag('--label-column <name>', 'data.labelColumn'),
+  schemaFlag('--id-column <name>', 'data.idColumn'),
+  schemaFlag('--series-length <T>', 'data.seriesLength'),
+  schemaFlag('--nan-policy <policy>', 'data.nanPolicy'),
+  schemaFlag('--no-standardize', 'data.standardize'),
+  schemaFlag('--n-init <n>', 'kmeans.nInit'),
+  schemaFlag('--max-iter <n>', 'kmeans.maxIter'),
+  schemaFlag('--tol <x>', 'kmeans.tol'),
+  schemaFlag('--algorithm <a>', 'kmeans.algorithm'),
+];
+
+interface ClusterFlags extends GlobalFlags {
+  out?: string;
+  labelsOut?: string;
+  plot?: string;
+  saveModel?: string;
+}
+
+export function clusterCommand(): Command {
+  const cmd = new Command('cluster')
+    .description('cluster the rows of a CSV, JSON or NPY file')
+    .argument('<file>', 'input data');
+  for (const f of FLAGS) cmd.addOption(f.option);
+  cmd
+    .addOption(new Option('--out <result.json>', 'write the result JSON here'))
+    .addOption(new Option('--labels-out <labels.csv>', 'write one label per row (with ids when known)'))
+    .addOption(
+      new Option('--plot <file.svg>', 'write an SVG scatter plot of the clusters in two PCA dimensions'),
+    )
+    .addOption(new Option('--save-model <model.json>', 'write the fitted model for later predict'))
+    .action(async (file: string, _opts: unknown, command: Command) => {
+      const flags = command.optsWithGlobals() as ClusterFlags;
+      const config = await cliConfig(command, FLAGS);
+      const logger = cliLogger(flags, config);
+      const clusterer = new NeuromorphicClusterer({ config, logger });
+      const bar = new ProgressBar();
+      const result = await clusterer.fit(file, {
+        onProgress: (p) => {
+          if (p.type === 'iteration')
+            bar.update(
+              (p.run + p.iteration / config.kmeans.maxIter) / config.kmeans.nInit,
+              `restart ${p.run + 1}/${config.kmeans.nInit}`,
+            );
+          else if (p.type === 'minibatch') bar.update(p.step / p.steps, `mini-batch step ${p.step}`);
+        },
+      });
+      bar.done();
+      const json = result.toJSON();
+
+      // Every output is computed before any is written, and each is written atomically.
+      if (flags.out) await writeFileAtomic(flags.out, `${JSON.stringify(json)}\n`);
+      if (flags.labelsOut) {
+        const lines = result.ids
+          ? ['id,label', ...result.ids.map((id, i) => `${csvCell(id)},${result.labels[i]}`)]
+          : ['label', ...Array.from(result.labels, String)];
+        await writeFileAtomic(flags.labelsOut, `${lines.join('\n')}\n`);
+      }
+      if (flags.plot) {
+        const svg = renderClusterPlot({
+          points: result.features,
+          labels: result.labels,
+          centroids: {
+            rows: result.k,
+            cols: result.features.cols,
+            data: Float64Array.from(result.centroids.flat()),
+          },
+          title: `${file}: ${result.method}, k = ${result.k}`,
+          seed: result.seed,
+        });
+        await writeFileAtomic(flags.plot, svg);
+      }
+      if (flags.saveModel) await clusterer.save(flags.saveModel);
+
+      if (flags.json) {
+        process.stdout.write(`${JSON.stringify(json)}\n`);
+        return;
+      }
+      const sizes = result.getClusterAssignments().map((a) => a.size);
+      const rows: [string, string][] = [
+        ['rows', String(result.labels.length)],
+        ['k', String(result.k)],
+        ['method', result.method],
+        ['backend', result.backend],
+        ['cluster sizes', sizes.join(' ')],
+        ['silhouette', formatNumber(result.quality.silhouette)],
+        ['Calinski-Harabasz', formatNumber(result.quality.calinskiHarabasz)],
+        ['Davies-Bouldin', formatNumber(result.quality.daviesBouldin)],
+        ['inertia', formatNumber(result.quality.inertia)],
+      ];
+      if (result.external) {
+        rows.push(['ARI', formatNumber(result.external.ari)], ['NMI', formatNumber(result.external.nmi)]);
+        rows.push(['Rand index', formatNumber(result.external.randIndex)]);
+      }
+      if (result.droppedRows?.length) rows.push(['dropped rows', String(result.droppedRows.length)]);
+      rows.push(['time', `${result.timings.total.toFixed(3)} s`]);
+      for (const [what, path] of [
+        ['result', flags.out],
+        ['labels', flags.labelsOut],
+        ['plot', flags.plot],
+        ['model', flags.saveModel],
+      ] as const) {
+        if (path) rows.push([what, path]);
+      }
+      process.stdout.write(table(`neurocluster: ${file}`, rows));
+    });
+  return cmd;
+}

@@ -1,0 +1,78 @@
+#!/usr/bin/env node
+/**
+ * The `neurocluster` command. stdout carries results only (with --json, exactly one JSON line);
+ * logs, warnings and progress go to stderr. Exit status: 0 done, 2 bad usage or bad input,
+ * 1 any other failure.
+ */
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Command, CommanderError, Option } from 'commander';
+import { defaultRegistry } from '../backends/index.js';
+import { UsageError } from '../resilience/errors.js';
+import { VERSION } from '../version.js';
+import { benchCommand } from './commands/bench.js';
+import { clusterCommand } from './commands/cluster.js';
+import { scoreCommand } from './commands/score.js';
+import { reportError } from './output.js';
+
+function program(): Command {
+  const root = new Command('neurocluster')
+    .description('neuromorphic clustering engine')
+    .version(VERSION)
+    .option('--json', 'print exactly one JSON object on stdout')
+    .option('--config <file>', 'configuration file (.json, .yaml); default $NEUROCLUSTER_HOME/config.yaml')
+    .option('-v, --verbose', 'log at debug level and show stacks of errors')
+    .addOption(
+      new Option('--log-level <level>', 'log level').choices([
+        'fatal',
+        'error',
+        'warn',
+        'info',
+        'debug',
+        'trace',
+        'silent',
+      ]),
+    )
+    .showSuggestionAfterError(true);
+  for (const sub of [clusterCommand(), scoreCommand(), benchCommand()]) root.addCommand(sub);
+  // Parser errors become the one-line error with exit 2; help and --version still exit 0.
+  const quiet = { writeErr: () => {}, outputError: () => {} };
+  root.exitOverride().configureOutput(quiet);
+  for (const sub of root.commands) sub.exitOverride().configureOutput(quiet);
+  return root;
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const verbose = argv.includes('--verbose') || argv.includes('-v');
+  try {
+    await program().parseAsync(argv as string[]);
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.exitCode === 0) return 0;
+      if (error.code === 'commander.help' || error.code === 'commander.helpDisplayed') return 0;
+      const message = error.message.replace(/^error: /, '');
+      return reportError(new UsageError(message, 'NEUROCLUSTER_ERR_USAGE', { cause: error }), verbose);
+    }
+    return reportError(error, verbose);
+  } finally {
+    await defaultRegistry.disposeAll();
+  }
+}
+
+/** True when this file is the process entry (also through npm's bin symlink). */
+function isEntry(): boolean {
+  const entry = process.argv[1];
+  if (!entry) return false;
+  try {
+    return realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isEntry()) {
+  main(process.argv).then((code) => {
+    process.exitCode = code;
+  });
+}

@@ -1,0 +1,86 @@
+/**
+ * CLI flags derived from the configuration schema: each flag names a schema path, and takes its
+ * description, choices and default from there, so flags and config files cannot drift apart.
+ * Flags carry no commander default: an unset flag must not hide a value from the config file.
+ */
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import type { z } from 'zod';
+import { configSchema } from '../config/schema.js';
+
+/** The zod node at a dotted path of the config schema, unwrapped of default/optional. */
+function fieldAt(path: string): { node: z.ZodType; defaultValue: unknown; description: string | undefined } {
+  let node: z.ZodType = configSchema;
+  for (const key of path.split('.')) {
+    node = unwrap(node).node;
+    const shape = (node as unknown as { shape?: Record<string, z.ZodType> }).shape;
+    if (!shape?.[key]) throw new Error(`no schema field at ${path}`);
+    node = shape[key];
+  }
+  const description = node.description;
+  const { node: inner, defaultValue } = unwrap(node);
+  return { node: inner, defaultValue, description: description ?? inner.description };
+}
+
+function unwrap(node: z.ZodType): { node: z.ZodType; defaultValue: unknown } {
+  let current = node;
+  let defaultValue: unknown;
+  for (;;) {
+    const def = (
+      current as unknown as { def: { type: string; innerType?: z.ZodType; defaultValue?: unknown } }
+    ).def;
+    if (def.type === 'default') defaultValue = def.defaultValue;
+    if ((def.type === 'default' || def.type === 'optional') && def.innerType) current = def.innerType;
+    else return { node: current, defaultValue };
+  }
+}
+
+export function parseInteger(value: string): number {
+  if (!/^[+-]?\d+$/.test(value.trim())) throw new InvalidArgumentError(`"${value}" is not an integer`);
+  return Number(value);
+}
+
+export function parseNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n))
+    throw new InvalidArgumentError(`"${value}" is not a number`);
+  return n;
+}
+
+/** A flag bound to a schema path. */
+export interface SchemaFlag {
+  readonly option: Option;
+  /** The commander attribute name of the option. */
+  readonly attribute: string;
+  readonly path: string;
+}
+
+/** Makes a commander Option for a schema path, typed and described by the schema. */
+export function schemaFlag(flags: string, path: string): SchemaFlag {
+  const { node, defaultValue, description } = fieldAt(path);
+  const type = (node as unknown as { def: { type: string; format?: string } }).def;
+  const shown = defaultValue === undefined ? '' : ` (default: ${JSON.stringify(defaultValue)})`;
+  const option = new Option(flags, `${description ?? path}${shown}`);
+  if (type.type === 'enum') {
+    option.choices((node as unknown as { options: string[] }).options);
+  } else if (type.type === 'number') {
+    option.argParser(type.format === 'safeint' || type.format === 'int32' ? parseInteger : parseNumber);
+  }
+  return { option, attribute: option.attributeName(), path };
+}
+
+/**
+ * The overrides document made of the flags the user actually gave (commander's implied defaults,
+ * such as `true` for a `--no-x` flag, are left out so the config file still counts).
+ */
+export function overridesFrom(flags: readonly SchemaFlag[], command: Command): Record<string, unknown> {
+  const doc: Record<string, Record<string, unknown>> = {};
+  const values = command.opts();
+  for (const { attribute, path } of flags) {
+    const value = values[attribute];
+    if (value === undefined || command.getOptionValueSource(attribute) !== 'cli') continue;
+    const [section, key] = path.split('.') as [string, string];
+    doc[section] ??= {};
+    doc[section][key] = value;
+  }
+  return doc;
+}

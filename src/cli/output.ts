@@ -1,0 +1,76 @@
+/** What the CLI prints: the one-line error, the summary table, CSV cells, the progress bar. */
+import { styleText } from 'node:util';
+import { isNeuroclusterError, type NeuroclusterError, toNeuroclusterError } from '../resilience/errors.js';
+
+/** `neurocluster: NEUROCLUSTER_ERR_<CODE>: <what was wrong> (<file>:<row>:<column>)`. */
+export function formatError(error: NeuroclusterError): string {
+  const loc = error.location;
+  let where = '';
+  if (loc && (loc.file !== undefined || loc.row !== undefined || loc.column !== undefined)) {
+    const parts = [loc.file ?? '<input>'];
+    if (loc.row !== undefined || loc.column !== undefined) parts.push(String(loc.row ?? ''));
+    if (loc.column !== undefined) parts.push(String(loc.column));
+    where = ` (${parts.join(':')})`;
+  }
+  // One line, whatever the message holds.
+  const message = error.message.replace(/[\r\n]+/g, ' ');
+  return `neurocluster: ${error.code}: ${message}${where}`;
+}
+
+/** Prints the error line (and the stack under --verbose); returns the exit status. */
+export function reportError(error: unknown, verbose: boolean): number {
+  const e = toNeuroclusterError(error);
+  process.stderr.write(`${formatError(e)}\n`);
+  if (verbose) {
+    const stack =
+      isNeuroclusterError(error) && error.cause instanceof Error
+        ? error.cause.stack
+        : (error as Error)?.stack;
+    if (stack) process.stderr.write(`${stack}\n`);
+  }
+  return e.exitCode;
+}
+
+/**
+ * A CSV cell, safe for spreadsheets: quoted when needed, and a cell that starts with = + - @ tab
+ * or CR and is not a plain number gets a leading ' so it is not run as a formula.
+ */
+export function csvCell(value: string): string {
+  let v = value;
+  if (/^[=+\-@\t\r]/.test(v) && !Number.isFinite(Number(v.trim()))) v = `'${v}`;
+  return /[",\r\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v;
+}
+
+function fmt(v: number | null | undefined, digits = 4): string {
+  if (v === null || v === undefined) return 'n/a';
+  return Math.abs(v) >= 1e5 ? v.toExponential(digits - 1) : v.toFixed(digits);
+}
+
+/** A two-column table for a terminal. */
+export function table(title: string, rows: readonly [string, string][]): string {
+  const w = Math.max(...rows.map(([k]) => k.length));
+  const head = styleText('bold', title, { stream: process.stdout });
+  return `${head}\n${rows.map(([k, v]) => `  ${k.padEnd(w)}  ${v}`).join('\n')}\n`;
+}
+
+export { fmt as formatNumber };
+
+/** A progress bar on stderr, drawn only when stderr is a terminal. */
+export class ProgressBar {
+  private readonly enabled = process.stderr.isTTY === true;
+  private last = 0;
+
+  update(fraction: number, label: string): void {
+    if (!this.enabled) return;
+    const t = Date.now();
+    if (t - this.last < 100 && fraction < 1) return;
+    this.last = t;
+    const width = 30;
+    const filled = Math.round(Math.min(1, Math.max(0, fraction)) * width);
+    process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${label}`.padEnd(70));
+  }
+
+  done(): void {
+    if (this.enabled) process.stderr.write(`\r${' '.repeat(70)}\r`);
+  }
+}

@@ -1,0 +1,386 @@
+/**
+ * NeuromorphicClusterer: the one class most users touch. It loads and cleans the data, picks a
+ * backend, clusters, judges the result, and saves or reloads the fitted model.
+ */
+import type { Backend, BackendAttempt, BackendName, BackendRegistry, Matrix } from './backends/backend.js';
+import { defaultRegistry } from './backends/index.js';
+import { type KMeansFit, type KMeansProgress, kmeans, validateK } from './cluster/kmeans.js';
+import {
+  type ExternalQuality,
+  externalQuality,
+  type InternalQuality,
+  internalQuality,
+} from './cluster/metrics.js';
+import { resolveConfig } from './config/load.js';
+import type {
+  Config,
+  ConfigOverrides,
+  DataConfig,
+  EngineConfig,
+  KMeansConfig,
+  Method,
+} from './config/schema.js';
+import { applyScaler, fitScaler, type Scaler } from './data/clean.js';
+import type { Dataset } from './data/dataset.js';
+import { datasetFromRows, loadDataset } from './data/load.js';
+import { createLogger, type Logger } from './observability/logger.js';
+import { DataError, throwIfAborted, UsageError } from './resilience/errors.js';
+import { readModelFile, writeModelFile } from './store/model-file.js';
+import { VERSION } from './version.js';
+
+/** What `fit` and `predict` accept: a file path, rows, a dense matrix, or a loaded Dataset. */
+export type DataInput =
+  | string
+  | readonly (readonly number[])[]
+  | { readonly rows: number; readonly cols: number; readonly data: ArrayLike<number> }
+  | Dataset;
+
+export interface ClustererOptions {
+  /** Clustering method (`kmeans` in this version). */
+  readonly method?: Method;
+  /** Number of clusters k. */
+  readonly nClusters?: number;
+  readonly backend?: BackendName | 'auto';
+  readonly seed?: number;
+  /** Any other option, by section, as in a configuration file. */
+  readonly config?: ConfigOverrides;
+  readonly logger?: Logger;
+  /** Backends to choose from; the process-wide registry by default. */
+  readonly registry?: BackendRegistry;
+}
+
+export interface FitOptions {
+  readonly signal?: AbortSignal;
+  readonly onProgress?: (event: KMeansProgress) => void;
+}
+
+/** Seconds spent in each phase of an operation. */
+export interface Timings {
+  load: number;
+  validate: number;
+  cluster: number;
+  score: number;
+  total: number;
+}
+
+/** One cluster's members: row indices into the (cleaned) data, and their ids when known. */
+export interface ClusterAssignment {
+  readonly cluster: number;
+  readonly size: number;
+  readonly rows: number[];
+  readonly ids?: string[];
+}
+
+/** Everything a fit produces. */
+export interface ClusteringResultFields {
+  readonly labels: Int32Array;
+  readonly k: number;
+  /** k x d centroids in the space K-means clustered. */
+  readonly centroids: number[][];
+  /** The matrix K-means clustered (for plain K-means, the cleaned input). */
+  readonly features: Matrix;
+  readonly method: Method;
+  /** The backend that really ran. */
+  readonly backend: BackendName;
+  readonly backendsTried: readonly BackendAttempt[];
+  /** Internal metrics of the matrix K-means clustered. */
+  readonly quality: InternalQuality;
+  /** Internal metrics of the cleaned input under the same labels, to compare methods. */
+  readonly inputQuality: InternalQuality;
+  readonly external?: ExternalQuality | undefined;
+  readonly timings: Timings;
+  readonly seed: number;
+  /** The resolved parameters the result was made with. */
+  readonly parameters: Config;
+  readonly ids?: readonly string[] | undefined;
+  readonly droppedRows?: readonly number[] | undefined;
+  /** Iterations of the kept K-means run (mini-batch: steps). */
+  readonly iterations: number;
+}
+
+/** The outcome of `fit`. `toJSON()` gives the CLI's `cluster` object. */
+export class ClusteringResult implements ClusteringResultFields {
+  readonly labels: Int32Array;
+  readonly k: number;
+  readonly centroids: number[][];
+  readonly features: Matrix;
+  readonly method: Method;
+  readonly backend: BackendName;
+  readonly backendsTried: readonly BackendAttempt[];
+  readonly quality: InternalQuality;
+  readonly inputQuality: InternalQuality;
+  readonly external: ExternalQuality | undefined;
+  readonly timings: Timings;
+  readonly seed: number;
+  readonly parameters: Config;
+  readonly ids: readonly string[] | undefined;
+  readonly droppedRows: readonly number[] | undefined;
+  readonly iterations: number;
+
+  constructor(fields: ClusteringResultFields) {
+    this.labels = fields.labels;
+    this.k = fields.k;
+    this.centroids = fields.centroids;
+    this.features = fields.features;
+    this.method = fields.method;
+    this.backend = fields.backend;
+    this.backendsTried = fields.backendsTried;
+    this.quality = fields.quality;
+    this.inputQuality = fields.inputQuality;
+    this.external = fields.external;
+    this.timings = fields.timings;
+    this.seed = fields.seed;
+    this.parameters = fields.parameters;
+    this.ids = fields.ids;
+    this.droppedRows = fields.droppedRows;
+    this.iterations = fields.iterations;
+  }
+
+  /** No fallback exists yet in this version (the resilience layer brings it). */
+  readonly fallbackUsed = false;
+
+  /** Members of every cluster. */
+  getClusterAssignments(): ClusterAssignment[] {
+    const out: ClusterAssignment[] = Array.from({ length: this.k }, (_, cluster) => ({
+      cluster,
+      size: 0,
+      rows: [],
+      ...(this.ids ? { ids: [] as string[] } : {}),
+    }));
+    this.labels.forEach((label, row) => {
+      const a = out[label]!;
+      a.rows.push(row);
+      a.ids?.push(this.ids![row]!);
+    });
+    return out.map((a) => ({ ...a, size: a.rows.length }));
+  }
+
+  toJSON() {
+    return {
+      labels: Array.from(this.labels),
+      ...(this.ids ? { ids: [...this.ids] } : {}),
+      k: this.k,
+      method: this.method,
+      backend: this.backend,
+      ...(this.backendsTried.length > 1 ? { backendsTried: this.backendsTried } : {}),
+      fallbackUsed: this.fallbackUsed,
+      quality: this.quality,
+      inputQuality: this.inputQuality,
+      ...(this.external ? { external: this.external } : {}),
+      ...(this.droppedRows && this.droppedRows.length > 0 ? { droppedRows: [...this.droppedRows] } : {}),
+      timings: this.timings,
+      seed: this.seed,
+    };
+  }
+}
+
+function isDataset(x: unknown): x is Dataset {
+  return typeof x === 'object' && x !== null && 'values' in x && 'width' in x && 'source' in x;
+}
+
+function now(): number {
+  return performance.now() / 1000;
+}
+
+/**
+ * Clusters data with the configured method and backend.
+ *
+ * @example
+ * ```ts
+ * import { NeuromorphicClusterer } from 'neurocluster';
+ *
+ * const clusterer = new NeuromorphicClusterer({ method: 'kmeans', nClusters: 3, seed: 42 });
+ * const result = await clusterer.fit('examples/iris.csv');
+ * console.log(result.labels, result.quality.silhouette);
+ * const labels = await clusterer.predict([[5.1, 3.5, 1.4, 0.2]]);
+ * await clusterer.save('iris.model.json');
+ * const again = await NeuromorphicClusterer.load('iris.model.json');
+ * ```
+ */
+export class NeuromorphicClusterer {
+  /** The resolved configuration: defaults < `config` < the named options. */
+  readonly config: Config;
+  private readonly logger: Logger;
+  private readonly registry: BackendRegistry;
+  private model: { scaler: Scaler; centroids: Float64Array; k: number; d: number } | undefined;
+
+  constructor(options: ClustererOptions = {}) {
+    this.config = resolveConfig(options.config, {
+      engine: { method: options.method, backend: options.backend, seed: options.seed },
+      kmeans: { nClusters: options.nClusters },
+    });
+    this.logger = options.logger ?? createLogger({ level: this.config.logging.level });
+    this.registry = options.registry ?? defaultRegistry;
+  }
+
+  private get engine(): EngineConfig {
+    return this.config.engine;
+  }
+
+  private get dataOptions(): DataConfig {
+    return this.config.data;
+  }
+
+  private get kmeansOptions(): KMeansConfig {
+    return this.config.kmeans;
+  }
+
+  /** Reads or wraps the input as a Dataset, validated. */
+  async loadData(data: DataInput): Promise<Dataset> {
+    const opts = { ...this.dataOptions };
+    if (typeof data === 'string') return loadDataset(data, opts, this.logger);
+    if (isDataset(data)) return data;
+    return datasetFromRows(data, opts, this.logger);
+  }
+
+  /** Clusters the data; the fitted model is kept for `predict` and `save`. */
+  async fit(data: DataInput, { signal, onProgress }: FitOptions = {}): Promise<ClusteringResult> {
+    const t0 = now();
+    const timings: Timings = { load: 0, validate: 0, cluster: 0, score: 0, total: 0 };
+    const dataset = await this.loadData(data);
+    timings.load = now() - t0;
+
+    const t1 = now();
+    const k = this.kmeansOptions.nClusters;
+    if (k === undefined) throw new UsageError('the number of clusters is required (nClusters, --k)');
+    if (dataset.n < 2) {
+      throw new DataError(
+        'NEUROCLUSTER_ERR_DATA_SHAPE',
+        `at least 2 rows are needed to cluster, got ${dataset.n}`,
+        {
+          location: { file: dataset.source },
+        },
+      );
+    }
+    validateK(k, dataset.n);
+    const scaler = fitScaler(dataset, this.dataOptions.standardize, this.logger);
+    const cleaned: Matrix = { rows: dataset.n, cols: scaler.keep.length, data: applyScaler(dataset, scaler) };
+    timings.validate = now() - t1;
+    throwIfAborted(signal);
+
+    // Input is read and validated before any backend starts.
+    const t2 = now();
+    const { backend, tried } = await this.registry.select(this.engine.backend, this.logger);
+    const fit = await this.runKMeans(backend, cleaned, k, signal, onProgress);
+    timings.cluster = now() - t2;
+
+    const t3 = now();
+    const qualityOptions = {
+      silhouetteExactMaxSamples: this.engine.silhouetteExactMaxSamples,
+      seed: this.engine.seed,
+      signal,
+    };
+    // For plain K-means the clustered matrix is the cleaned input: judge it once.
+    const inputQuality = await internalQuality(backend, cleaned, fit.labels, qualityOptions);
+    const quality = { ...inputQuality, inertia: fit.inertia };
+    const external = dataset.truth ? externalQuality(dataset.truth, fit.labels) : undefined;
+    timings.score = now() - t3;
+    timings.total = now() - t0;
+
+    this.model = { scaler, centroids: fit.centroids, k: fit.k, d: fit.d };
+    const centroids = Array.from({ length: fit.k }, (_, j) =>
+      Array.from(fit.centroids.subarray(j * fit.d, (j + 1) * fit.d)),
+    );
+    this.logger.debug({ backend: backend.name, k, n: dataset.n, d: cleaned.cols, timings }, 'fit done');
+    return new ClusteringResult({
+      labels: fit.labels,
+      k: fit.k,
+      centroids,
+      features: cleaned,
+      method: this.engine.method,
+      backend: backend.name,
+      backendsTried: tried,
+      quality,
+      inputQuality,
+      external,
+      timings,
+      seed: this.engine.seed,
+      parameters: this.config,
+      ids: dataset.ids,
+      droppedRows: dataset.droppedRows,
+      iterations: fit.iterations,
+    });
+  }
+
+  private runKMeans(
+    backend: Backend,
+    points: Matrix,
+    k: number,
+    signal: AbortSignal | undefined,
+    onProgress: FitOptions['onProgress'],
+  ): Promise<KMeansFit> {
+    const o = this.kmeansOptions;
+    return kmeans(
+      backend,
+      points,
+      {
+        k,
+        nInit: o.nInit,
+        maxIter: o.maxIter,
+        tol: o.tol,
+        algorithm: o.algorithm,
+        miniBatchThreshold: o.miniBatchThreshold,
+        batchSize: o.batchSize,
+        maxNoImprovement: o.maxNoImprovement,
+        seed: this.engine.seed,
+      },
+      { ...(signal ? { signal } : {}), ...(onProgress ? { onProgress } : {}) },
+    );
+  }
+
+  private fitted() {
+    if (!this.model) throw new UsageError('the clusterer is not fitted: call fit() or load() first');
+    return this.model;
+  }
+
+  /** Labels of new data under the fitted model (same columns, cleaned the same way). */
+  async predict(data: DataInput): Promise<Int32Array> {
+    const model = this.fitted();
+    const dataset = await this.loadData(data);
+    const points: Matrix = { rows: dataset.n, cols: model.d, data: applyScaler(dataset, model.scaler) };
+    const { backend } = await this.registry.select(this.engine.backend, this.logger);
+    const { labels } = await backend.kmeansAssign(points, {
+      rows: model.k,
+      cols: model.d,
+      data: model.centroids,
+    });
+    return labels;
+  }
+
+  /** Writes the fitted model as a versioned, checksummed file (atomically). */
+  async save(path: string): Promise<void> {
+    const model = this.fitted();
+    await writeModelFile(path, {
+      method: this.engine.method,
+      createdWith: `neurocluster ${VERSION}`,
+      parameters: this.config as unknown as Record<string, unknown>,
+      scaler: {
+        ...model.scaler,
+        keep: [...model.scaler.keep],
+        means: [...model.scaler.means],
+        scales: [...model.scaler.scales],
+        inputColumns: [...model.scaler.inputColumns],
+      },
+      k: model.k,
+      d: model.d,
+      centroids: Array.from(model.centroids),
+    });
+  }
+
+  /** Reads a model file written by `save`; refuses corrupt or newer-version files. */
+  static async load(path: string, options: Pick<ClustererOptions, 'logger' | 'registry' | 'backend'> = {}) {
+    const body = await readModelFile(path);
+    const clusterer = new NeuromorphicClusterer({
+      ...options,
+      config: body.parameters as ConfigOverrides,
+      ...(options.backend ? { backend: options.backend } : {}),
+    });
+    clusterer.model = {
+      scaler: body.scaler,
+      centroids: Float64Array.from(body.centroids),
+      k: body.k,
+      d: body.d,
+    };
+    return clusterer;
+  }
+}

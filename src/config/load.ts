@@ -1,0 +1,77 @@
+/** Reading configuration documents and layering them: defaults < file < explicit options. */
+import { readFile } from 'node:fs/promises';
+import { extname } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import type { z } from 'zod';
+import { ConfigError } from '../resilience/errors.js';
+import { type Config, type ConfigOverrides, configSchema } from './schema.js';
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Merges `over` into `base` key by key; arrays and scalars replace, `undefined` leaves alone. */
+export function deepMerge(
+  base: Record<string, unknown>,
+  over: Record<string, unknown>,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    if (value === undefined) continue;
+    const prev = out[key];
+    out[key] = isPlainObject(prev) && isPlainObject(value) ? deepMerge(prev, value) : value;
+  }
+  return out;
+}
+
+/** Every problem of a failed parse, one `path.in.document: message` each. */
+export function formatIssues(error: z.ZodError): string[] {
+  return error.issues.map(
+    (issue) => `${issue.path.length ? issue.path.join('.') : '(document)'}: ${issue.message}`,
+  );
+}
+
+/** Validates a layered document against the schema, filling in defaults. */
+export function resolveConfig(...layers: (ConfigOverrides | Record<string, unknown> | undefined)[]): Config {
+  let merged: Record<string, unknown> = {};
+  for (const layer of layers) if (layer) merged = deepMerge(merged, layer as Record<string, unknown>);
+  const parsed = configSchema.safeParse(merged);
+  if (!parsed.success) {
+    throw new ConfigError(`invalid configuration: ${formatIssues(parsed.error).join('; ')}`, {
+      cause: parsed.error,
+    });
+  }
+  return parsed.data;
+}
+
+/** Reads a `.json`, `.yaml` or `.yml` configuration file (not yet validated). */
+export async function readConfigFile(path: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (cause) {
+    throw new ConfigError(`cannot read configuration file: ${(cause as Error).message}`, {
+      cause,
+      location: { file: path },
+    });
+  }
+  const ext = extname(path).toLowerCase();
+  let doc: unknown;
+  try {
+    if (ext === '.json') doc = JSON.parse(text);
+    else if (ext === '.yaml' || ext === '.yml') doc = parseYaml(text);
+    else throw new Error(`unknown extension "${ext}" (use .json, .yaml or .yml)`);
+  } catch (cause) {
+    throw new ConfigError(`cannot parse configuration file: ${(cause as Error).message}`, {
+      cause,
+      location: { file: path },
+    });
+  }
+  if (doc === null || doc === undefined) return {};
+  if (!isPlainObject(doc)) {
+    throw new ConfigError('configuration document must be an object of sections', {
+      location: { file: path },
+    });
+  }
+  return doc;
+}

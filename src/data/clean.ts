@@ -1,0 +1,127 @@
+/**
+ * Cleaning fitted on the training data and replayed on new data: constant columns dropped, z-score
+ * standardization (population standard deviation, as scikit-learn's StandardScaler) for tabular
+ * data, per-series z-normalization for time series.
+ */
+import { DataError } from '../resilience/errors.js';
+import type { Dataset } from './dataset.js';
+import type { DataWarnings } from './table.js';
+
+/** What cleaning learned from the training data; stored in the model file. */
+export interface Scaler {
+  readonly kind: 'tabular' | 'series';
+  /** Input width the scaler was fitted on, and the names of those columns. */
+  readonly inputColumns: readonly string[];
+  /** Indices of the input columns kept (constant ones are dropped). */
+  readonly keep: readonly number[];
+  /** Per kept column; identity (0 and 1) when standardization is off. */
+  readonly means: readonly number[];
+  readonly scales: readonly number[];
+  readonly standardize: boolean;
+  readonly series?: { readonly length: number; readonly dims: number };
+}
+
+/** Learns the cleaning of a dataset. */
+export function fitScaler(ds: Dataset, standardize: boolean, warnings?: DataWarnings): Scaler {
+  const { n, width, values } = ds;
+  if (ds.series) {
+    const keep = Array.from({ length: width }, (_, j) => j);
+    return {
+      kind: 'series',
+      inputColumns: ds.columns,
+      keep,
+      means: keep.map(() => 0),
+      scales: keep.map(() => 1),
+      standardize,
+      series: ds.series,
+    };
+  }
+  const keep: number[] = [];
+  const means: number[] = [];
+  const scales: number[] = [];
+  const constant: string[] = [];
+  for (let j = 0; j < width; j++) {
+    let mean = 0;
+    for (let i = 0; i < n; i++) mean += values[i * width + j]!;
+    mean /= n;
+    let ss = 0;
+    for (let i = 0; i < n; i++) {
+      const dv = values[i * width + j]! - mean;
+      ss += dv * dv;
+    }
+    const std = Math.sqrt(ss / n);
+    // A column whose spread is lost in rounding is constant for every purpose here.
+    if (std <= 1e-12 * Math.max(1, Math.abs(mean))) {
+      constant.push(ds.columns[j]!);
+      continue;
+    }
+    keep.push(j);
+    means.push(standardize ? mean : 0);
+    scales.push(standardize ? std : 1);
+  }
+  if (constant.length > 0) {
+    warnings?.warn(
+      { columns: constant, source: ds.source },
+      `constant columns dropped: ${constant.join(', ')}`,
+    );
+  }
+  if (keep.length === 0) {
+    throw new DataError(
+      'NEUROCLUSTER_ERR_DATA_VALUE',
+      'every feature column is constant: nothing to cluster',
+      {
+        location: { file: ds.source },
+      },
+    );
+  }
+  return { kind: 'tabular', inputColumns: ds.columns, keep, means, scales, standardize };
+}
+
+/** Applies a fitted cleaning; new data must have the width the scaler was fitted on. */
+export function applyScaler(ds: Dataset, scaler: Scaler): Float64Array {
+  if (ds.width !== scaler.inputColumns.length) {
+    throw new DataError(
+      'NEUROCLUSTER_ERR_DATA_SHAPE',
+      `data has ${ds.width} feature columns; the model was fitted on ${scaler.inputColumns.length} (${scaler.inputColumns.join(', ')})`,
+      { location: { file: ds.source } },
+    );
+  }
+  const { n, width, values } = ds;
+  if (scaler.kind === 'series') {
+    const out = values.slice();
+    if (scaler.standardize) zNormalizeSeries(out, n, scaler.series!.length, scaler.series!.dims);
+    return out;
+  }
+  const m = scaler.keep.length;
+  const out = new Float64Array(n * m);
+  for (let i = 0; i < n; i++) {
+    for (let c = 0; c < m; c++) {
+      out[i * m + c] = (values[i * width + scaler.keep[c]!]! - scaler.means[c]!) / scaler.scales[c]!;
+    }
+  }
+  return out;
+}
+
+/** Z-normalizes every dimension of every series in place; a flat series becomes zeros. */
+export function zNormalizeSeries(values: Float64Array, n: number, length: number, dims: number): void {
+  const width = length * dims;
+  for (let i = 0; i < n; i++) {
+    const base = i * width;
+    for (let j = 0; j < dims; j++) {
+      let mean = 0;
+      for (let t = 0; t < length; t++) mean += values[base + t * dims + j]!;
+      mean /= length;
+      let ss = 0;
+      for (let t = 0; t < length; t++) {
+        const dv = values[base + t * dims + j]! - mean;
+        ss += dv * dv;
+      }
+      const std = Math.sqrt(ss / length);
+      const inv = std > 1e-12 * Math.max(1, Math.abs(mean)) ? 1 / std : 0;
+      for (let t = 0; t < length; t++) {
+        const at = base + t * dims + j;
+        values[at] = (values[at]! - mean) * inv;
+      }
+    }
+  }
+}

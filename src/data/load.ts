@@ -1,0 +1,155 @@
+/** Reading a data file of any supported format into a validated Dataset. */
+import { readFile } from 'node:fs/promises';
+import { extname } from 'node:path';
+import { DataError, UsageError } from '../resilience/errors.js';
+import { readCsv } from './csv.js';
+import type { Dataset } from './dataset.js';
+import { readJson } from './json.js';
+import { readNpy } from './npy.js';
+import {
+  applyNanPolicy,
+  type DataWarnings,
+  seriesFromLength,
+  type TableOptions,
+  tableToDataset,
+} from './table.js';
+
+export type DataFormat = 'csv' | 'json' | 'npy';
+
+/** The format from the extension, or sniffed from the first bytes when the extension says nothing. */
+export function detectFormat(path: string, bytes: Uint8Array): DataFormat {
+  const ext = extname(path).toLowerCase();
+  if (ext === '.csv' || ext === '.txt') return 'csv';
+  if (ext === '.json') return 'json';
+  if (ext === '.npy') return 'npy';
+  if (bytes[0] === 0x93 && bytes[1] === 0x4e) return 'npy';
+  const first = new TextDecoder().decode(bytes.subarray(0, 64)).trimStart()[0];
+  return first === '[' ? 'json' : 'csv';
+}
+
+/** Parses bytes already read (so callers that hash or audit the bytes read them once). */
+export function parseDataset(
+  bytes: Uint8Array,
+  source: string,
+  options: TableOptions,
+  warnings?: DataWarnings,
+): Dataset {
+  const format = detectFormat(source, bytes);
+  if (format === 'csv') return tableToDataset(readCsv(bytes, source), options, warnings);
+  if (format === 'json') return tableToDataset(readJson(bytes, source), options, warnings);
+  if (options.labelColumn !== undefined || options.idColumn !== undefined) {
+    throw new UsageError('--label-column and --id-column apply to CSV and JSON input, not NPY');
+  }
+  const { shape, data } = readNpy(bytes, source);
+  const n = shape[0]!;
+  if (n === 0)
+    throw new DataError('NEUROCLUSTER_ERR_DATA_FORMAT', 'no data rows: the array is empty', {
+      location: { file: source },
+    });
+  const width = data.length / n;
+  let columns: string[];
+  let series: Dataset['series'];
+  if (shape.length === 3) {
+    series = { length: shape[1]!, dims: shape[2]! };
+    columns = [];
+    for (let t = 0; t < series.length; t++) {
+      for (let j = 0; j < series.dims; j++) columns.push(series.dims === 1 ? `t${t}` : `d${j}_t${t}`);
+    }
+  } else {
+    columns = Array.from({ length: width }, (_, j) => `x${j}`);
+  }
+  if (options.seriesLength !== undefined)
+    series = seriesFromLength(width, options.seriesLength, source, series);
+  return applyNanPolicy(
+    { source, n, width, values: data, columns, series },
+    options.nanPolicy,
+    (i) => i + 1,
+    warnings,
+  );
+}
+
+/** Reads and validates a data file (CSV, JSON or NPY). */
+export async function loadDataset(
+  path: string,
+  options: TableOptions,
+  warnings?: DataWarnings,
+): Promise<Dataset> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(path);
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    const why =
+      code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (cause as Error).message;
+    throw new DataError('NEUROCLUSTER_ERR_DATA_READ', `cannot read input: ${why}`, {
+      cause,
+      location: { file: path },
+    });
+  }
+  if (bytes.length === 0) {
+    throw new DataError('NEUROCLUSTER_ERR_DATA_FORMAT', 'the file is empty', { location: { file: path } });
+  }
+  return parseDataset(bytes, path, options, warnings);
+}
+
+/** A Dataset from rows already in memory (the library's `fit([[...], ...])`). */
+export function datasetFromRows(
+  rows: readonly (readonly number[])[] | { rows: number; cols: number; data: ArrayLike<number> },
+  options: Pick<TableOptions, 'nanPolicy' | 'seriesLength'>,
+  warnings?: DataWarnings,
+): Dataset {
+  const source = '<memory>';
+  let n: number;
+  let width: number;
+  let values: Float64Array;
+  if (Array.isArray(rows)) {
+    n = rows.length;
+    width = n > 0 ? rows[0]!.length : 0;
+    values = new Float64Array(n * width);
+    rows.forEach((row: readonly number[], i: number) => {
+      if (!Array.isArray(row) || row.length !== width) {
+        throw new DataError(
+          'NEUROCLUSTER_ERR_DATA_SHAPE',
+          `row ${i + 1} has ${row?.length} values where row 1 has ${width}`,
+          {
+            location: { file: source, row: i + 1 },
+          },
+        );
+      }
+      for (let j = 0; j < width; j++) {
+        const v = row[j];
+        if (typeof v !== 'number') {
+          throw new DataError('NEUROCLUSTER_ERR_DATA_VALUE', `value is a ${typeof v}, not a number`, {
+            location: { file: source, row: i + 1, column: `x${j}` },
+          });
+        }
+        values[i * width + j] = v;
+      }
+    });
+  } else {
+    const m = rows as { rows: number; cols: number; data: ArrayLike<number> };
+    n = m.rows;
+    width = m.cols;
+    if (m.data.length !== n * width) {
+      throw new DataError(
+        'NEUROCLUSTER_ERR_DATA_SHAPE',
+        `matrix data has ${m.data.length} values, not ${n} x ${width}`,
+      );
+    }
+    values = Float64Array.from(m.data);
+  }
+  if (n === 0 || width === 0) {
+    throw new DataError('NEUROCLUSTER_ERR_DATA_SHAPE', 'no data: the matrix is empty', {
+      location: { file: source },
+    });
+  }
+  const columns = Array.from({ length: width }, (_, j) => `x${j}`);
+  const series =
+    options.seriesLength === undefined ? undefined : seriesFromLength(width, options.seriesLength, source);
+  return applyNanPolicy(
+    { source, n, width, values, columns, series },
+    options.nanPolicy,
+    (i) => i + 1,
+    warnings,
+  );
+}

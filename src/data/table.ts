@@ -1,0 +1,300 @@
+/**
+ * From a table of cells (CSV or JSON) to a Dataset: column roles, numeric parsing, the time-series
+ * layout and the NaN/Inf policy. Every rejected cell is reported with its file, row and column.
+ */
+import type { NanPolicy } from '../config/schema.js';
+import { DataError, quoteValue, UsageError } from '../resilience/errors.js';
+import type { Dataset, SeriesLayout } from './dataset.js';
+
+export type Cell = string | number | boolean | null | undefined;
+
+/** Cells as read, before any interpretation. */
+export interface RawTable {
+  readonly source: string;
+  readonly header: readonly string[];
+  readonly rows: readonly (readonly Cell[])[];
+  /** The human-facing row number of each record in errors (a CSV line, a JSON element). */
+  rowNumber(index: number): number;
+}
+
+export interface TableOptions {
+  labelColumn?: string | undefined;
+  idColumn?: string | undefined;
+  seriesLength?: number | undefined;
+  nanPolicy: NanPolicy;
+}
+
+/** Receives warnings about the input (dropped columns, dropped rows). */
+export interface DataWarnings {
+  warn(obj: object, msg: string): void;
+}
+
+const NUMBER = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+const MISSING = new Set(['', 'nan', '+nan', '-nan', 'na', 'n/a', 'null', 'none']);
+const POS_INF = new Set(['inf', '+inf', 'infinity', '+infinity']);
+const NEG_INF = new Set(['-inf', '-infinity']);
+
+/**
+ * A cell as a number: a finite value, NaN for a missing value (empty, NaN, NA, null), +/-Infinity,
+ * or `undefined` when the cell is not numeric at all. Stricter than `Number()`, which reads "" as 0
+ * and "0x10" as 16.
+ */
+export function parseCell(cell: Cell): number | undefined {
+  if (cell === null || cell === undefined) return Number.NaN;
+  if (typeof cell === 'number') return cell;
+  if (typeof cell === 'boolean') return undefined;
+  const s = cell.trim();
+  if (NUMBER.test(s)) return Number(s);
+  const lower = s.toLowerCase();
+  if (MISSING.has(lower)) return Number.NaN;
+  if (POS_INF.has(lower)) return Number.POSITIVE_INFINITY;
+  if (NEG_INF.has(lower)) return Number.NEGATIVE_INFINITY;
+  return undefined;
+}
+
+function cellText(cell: Cell): string {
+  return cell === null || cell === undefined ? '' : String(cell);
+}
+
+/** A column is numeric when more than half of its non-missing cells are numbers. */
+function isNumericColumn(rows: readonly (readonly Cell[])[], col: number): boolean {
+  let numeric = 0;
+  let text = 0;
+  for (const row of rows) {
+    const v = parseCell(row[col]);
+    if (v === undefined) text++;
+    else if (!Number.isNaN(v)) numeric++;
+  }
+  return numeric > text;
+}
+
+const UNIVARIATE = /^t(\d+)$/;
+const MULTIVARIATE = /^d(\d+)_t(\d+)$/;
+
+/**
+ * Detects a wide time-series header: `t0..t{T-1}` or `d{j}_t{i}` covering every (j, i) once.
+ * Returns the column order that lays the values out time-major, or undefined if not a series.
+ */
+function detectSeries(names: readonly string[]): { layout: SeriesLayout; order: number[] } | undefined {
+  if (names.length === 0) return undefined;
+  const uni = names.map((n) => UNIVARIATE.exec(n));
+  if (uni.every((m) => m !== null)) {
+    const steps = uni.map((m) => Number(m![1]));
+    const order = new Array<number>(names.length);
+    for (let c = 0; c < steps.length; c++) {
+      const t = steps[c]!;
+      if (t >= names.length || order[t] !== undefined) return undefined;
+      order[t] = c;
+    }
+    return { layout: { length: names.length, dims: 1 }, order };
+  }
+  const multi = names.map((n) => MULTIVARIATE.exec(n));
+  if (multi.every((m) => m !== null)) {
+    const dims = Math.max(...multi.map((m) => Number(m![1]))) + 1;
+    const length = Math.max(...multi.map((m) => Number(m![2]))) + 1;
+    if (dims * length !== names.length) return undefined;
+    const order = new Array<number>(names.length);
+    for (let c = 0; c < multi.length; c++) {
+      const slot = Number(multi[c]![2]) * dims + Number(multi[c]![1]);
+      if (order[slot] !== undefined) return undefined;
+      order[slot] = c;
+    }
+    return { layout: { length, dims }, order };
+  }
+  return undefined;
+}
+
+function findColumn(table: RawTable, name: string | undefined, flag: string): number | undefined {
+  if (name === undefined) return undefined;
+  const index = table.header.indexOf(name);
+  if (index < 0) {
+    const known = table.header.map((h) => quoteValue(h)).join(', ');
+    throw new UsageError(
+      `${flag} ${quoteValue(name)} is not a column of ${table.source} (columns: ${known})`,
+    );
+  }
+  return index;
+}
+
+/** Interprets a raw table as a Dataset according to the options. */
+export function tableToDataset(table: RawTable, options: TableOptions, warnings?: DataWarnings): Dataset {
+  const { header, rows, source } = table;
+  if (rows.length === 0) {
+    throw new DataError('NEUROCLUSTER_ERR_DATA_FORMAT', 'no data rows after the header', {
+      location: { file: source },
+    });
+  }
+  const labelCol = findColumn(table, options.labelColumn, '--label-column');
+  const idCol = findColumn(table, options.idColumn, '--id-column');
+  if (labelCol !== undefined && labelCol === idCol) {
+    throw new UsageError('--label-column and --id-column name the same column');
+  }
+  const candidates = header.map((_, i) => i).filter((i) => i !== labelCol && i !== idCol);
+
+  // Column roles: a series header wins; otherwise numeric columns are the features.
+  let featureCols: number[];
+  let series: SeriesLayout | undefined;
+  const detected = detectSeries(candidates.map((i) => header[i]!));
+  if (detected) {
+    featureCols = detected.order.map((o) => candidates[o]!);
+    series = detected.layout;
+  } else {
+    featureCols = [];
+    const ignored: string[] = [];
+    for (const c of candidates) {
+      if (isNumericColumn(rows, c)) featureCols.push(c);
+      else ignored.push(header[c]!);
+    }
+    if (ignored.length > 0) {
+      warnings?.warn({ columns: ignored, source }, `non-numeric columns ignored: ${ignored.join(', ')}`);
+    }
+  }
+  if (featureCols.length === 0) {
+    throw new DataError('NEUROCLUSTER_ERR_DATA_FORMAT', 'no numeric feature columns', {
+      location: { file: source },
+    });
+  }
+  if (options.seriesLength !== undefined) {
+    series = seriesFromLength(featureCols.length, options.seriesLength, source, series);
+  }
+
+  const width = featureCols.length;
+  const values = new Float64Array(rows.length * width);
+  for (let r = 0; r < rows.length; r++) {
+    const row = rows[r]!;
+    for (let j = 0; j < width; j++) {
+      const cell = row[featureCols[j]!];
+      const v = parseCell(cell);
+      if (v === undefined) {
+        throw new DataError(
+          'NEUROCLUSTER_ERR_DATA_VALUE',
+          `non-numeric value ${quoteValue(cellText(cell))} in numeric column ${quoteValue(header[featureCols[j]!]!)}`,
+          { location: { file: source, row: table.rowNumber(r), column: header[featureCols[j]!]! } },
+        );
+      }
+      values[r * width + j] = v;
+    }
+  }
+  const columns = featureCols.map((c) => header[c]!);
+  const extra = {
+    ids: idCol === undefined ? undefined : rows.map((row) => cellText(row[idCol])),
+    truth: labelCol === undefined ? undefined : rows.map((row) => cellText(row[labelCol])),
+  };
+  return applyNanPolicy(
+    { source, n: rows.length, width, values, columns, series, ...extra },
+    options.nanPolicy,
+    (r) => table.rowNumber(r),
+    warnings,
+  );
+}
+
+/** The layout implied by `--series-length T`, which must divide the number of value columns. */
+export function seriesFromLength(
+  columns: number,
+  length: number,
+  source: string,
+  detected?: SeriesLayout,
+): SeriesLayout {
+  if (columns % length !== 0) {
+    throw new DataError(
+      'NEUROCLUSTER_ERR_DATA_SHAPE',
+      `series length ${length} does not divide the ${columns} value columns`,
+      { location: { file: source } },
+    );
+  }
+  const layout = { length, dims: columns / length };
+  if (detected && (detected.length !== layout.length || detected.dims !== layout.dims)) {
+    throw new DataError(
+      'NEUROCLUSTER_ERR_DATA_SHAPE',
+      `series length ${length} contradicts the header (${detected.dims} dims x ${detected.length} steps)`,
+      { location: { file: source } },
+    );
+  }
+  return layout;
+}
+
+/**
+ * Applies the NaN/Inf policy: `error` names the first non-finite cell, `drop-rows` removes its row
+ * (and reports which), `impute-mean` replaces it by its column's mean over the finite values.
+ */
+export function applyNanPolicy(
+  ds: Dataset,
+  policy: NanPolicy,
+  rowNumber: (index: number) => number,
+  warnings?: DataWarnings,
+): Dataset {
+  const { n, width, values } = ds;
+  let firstBad = -1;
+  for (let i = 0; i < values.length; i++) {
+    if (!Number.isFinite(values[i]!)) {
+      firstBad = i;
+      break;
+    }
+  }
+  if (firstBad < 0) return ds;
+  if (policy === 'error') {
+    const r = Math.floor(firstBad / width);
+    const c = firstBad % width;
+    const v = values[firstBad]!;
+    throw new DataError(
+      'NEUROCLUSTER_ERR_DATA_VALUE',
+      `${Number.isNaN(v) ? 'missing or NaN' : 'infinite'} value in column ${quoteValue(ds.columns[c]!)} (NaN policy "error"; try --nan-policy drop-rows or impute-mean)`,
+      { location: { file: ds.source, row: rowNumber(r), column: ds.columns[c]! } },
+    );
+  }
+  if (policy === 'impute-mean') {
+    const out = values.slice();
+    for (let c = 0; c < width; c++) {
+      let sum = 0;
+      let count = 0;
+      for (let r = 0; r < n; r++) {
+        const v = values[r * width + c]!;
+        if (Number.isFinite(v)) {
+          sum += v;
+          count++;
+        }
+      }
+      if (count === 0) {
+        throw new DataError(
+          'NEUROCLUSTER_ERR_DATA_VALUE',
+          `column ${quoteValue(ds.columns[c]!)} has no finite value to impute from`,
+          {
+            location: { file: ds.source, column: ds.columns[c]! },
+          },
+        );
+      }
+      const mean = sum / count;
+      for (let r = 0; r < n; r++) if (!Number.isFinite(out[r * width + c]!)) out[r * width + c] = mean;
+    }
+    warnings?.warn({ source: ds.source }, 'non-finite values replaced by their column means');
+    return { ...ds, values: out };
+  }
+  const keep: number[] = [];
+  const dropped: number[] = [];
+  for (let r = 0; r < n; r++) {
+    let ok = true;
+    for (let c = 0; c < width; c++) {
+      if (!Number.isFinite(values[r * width + c]!)) {
+        ok = false;
+        break;
+      }
+    }
+    (ok ? keep : dropped).push(r);
+  }
+  const out = new Float64Array(keep.length * width);
+  keep.forEach((r, i) => {
+    out.set(values.subarray(r * width, (r + 1) * width), i * width);
+  });
+  warnings?.warn(
+    { source: ds.source, dropped: dropped.length },
+    `${dropped.length} rows with non-finite values dropped`,
+  );
+  return {
+    ...ds,
+    n: keep.length,
+    values: out,
+    ids: ds.ids && keep.map((r) => ds.ids![r]!),
+    truth: ds.truth && keep.map((r) => ds.truth![r]!),
+    droppedRows: dropped,
+  };
+}

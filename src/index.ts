@@ -1,0 +1,71 @@
+/**
+ * neurocluster: the public API. Everything a library user needs is exported here, nothing else.
+ */
+
+export {
+  type Assignment,
+  BACKEND_NAMES,
+  type Backend,
+  type BackendFactory,
+  type BackendName,
+  BackendRegistry,
+  type ClusterSums,
+  defaultRegistry,
+  type Floats,
+  type LloydStep,
+  type Matrix,
+} from './backends/index.js';
+export { JsBackend } from './backends/js/js-backend.js';
+export {
+  type KMeansFit,
+  type KMeansOptions,
+  type KMeansProgress,
+  kmeans,
+  kmeansSteps,
+} from './cluster/kmeans.js';
+export {
+  calinskiHarabasz,
+  daviesBouldin,
+  type ExternalQuality,
+  externalQuality,
+  type InternalQuality,
+  internalQuality,
+  silhouetteScore,
+} from './cluster/metrics.js';
+export {
+  type ClusterAssignment,
+  type ClustererOptions,
+  ClusteringResult,
+  type DataInput,
+  type FitOptions,
+  NeuromorphicClusterer,
+  type Timings,
+} from './clusterer.js';
+export { neuroclusterHome } from './config/home.js';
+export { readConfigFile, resolveConfig } from './config/load.js';
+export {
+  type Config,
+  type ConfigOverrides,
+  configSchema,
+  METHODS,
+  type Method,
+  NAN_POLICIES,
+} from './config/schema.js';
+export type { Dataset, SeriesLayout } from './data/dataset.js';
+export { datasetFromRows, loadDataset } from './data/load.js';
+export { createLogger, type Logger } from './observability/logger.js';
+export { renderClusterPlot } from './report/svg-plot.js';
+export {
+  AbortedError,
+  BackendError,
+  ConfigError,
+  DataError,
+  ERROR_CODES,
+  type ErrorCode,
+  isNeuroclusterError,
+  ModelFileError,
+  NeuroclusterError,
+  OutputError,
+  UsageError,
+} from './resilience/errors.js';
+export { VERSION } from './version.js';

@@ -1,0 +1,99 @@
+/**
+ * The versioned model file: everything `predict` needs (parameters, the fitted cleaning, the
+ * centroids; later the encoder weights), with a SHA-256 checksum over its body. A truncated,
+ * edited or newer-version file is refused with a clear error, never half-read.
+ */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { z } from 'zod';
+import { ModelFileError } from '../resilience/errors.js';
+import { writeFileAtomic } from './atomic.js';
+
+export const MODEL_FORMAT = 'neurocluster-model';
+/** Bumped when the body changes incompatibly; files of a higher version are refused. */
+export const MODEL_VERSION = 1;
+
+const scalerSchema = z.object({
+  kind: z.enum(['tabular', 'series']),
+  inputColumns: z.array(z.string()),
+  keep: z.array(z.int().min(0)),
+  means: z.array(z.number()),
+  scales: z.array(z.number()),
+  standardize: z.boolean(),
+  series: z.object({ length: z.int().min(1), dims: z.int().min(1) }).optional(),
+});
+
+const bodySchema = z.object({
+  method: z.string(),
+  createdWith: z.string(),
+  parameters: z.record(z.string(), z.unknown()),
+  scaler: scalerSchema,
+  k: z.int().min(1),
+  d: z.int().min(1),
+  centroids: z.array(z.number()),
+});
+
+export type ModelBody = z.infer<typeof bodySchema>;
+
+const envelopeSchema = z.object({
+  format: z.literal(MODEL_FORMAT),
+  version: z.int().min(1),
+  checksum: z.string().regex(/^sha256:[0-9a-f]{64}$/),
+  body: z.unknown(),
+});
+
+function checksumOf(body: unknown): string {
+  return `sha256:${createHash('sha256').update(JSON.stringify(body)).digest('hex')}`;
+}
+
+/** Writes the model file atomically (a temporary file renamed into place). */
+export async function writeModelFile(path: string, body: ModelBody): Promise<void> {
+  const doc = { format: MODEL_FORMAT, version: MODEL_VERSION, checksum: checksumOf(body), body };
+  await writeFileAtomic(path, `${JSON.stringify(doc)}\n`);
+}
+
+/** Reads and verifies a model file. */
+export async function readModelFile(path: string): Promise<ModelBody> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (cause) {
+    throw new ModelFileError(`cannot read model file: ${(cause as Error).message}`, {
+      cause,
+      location: { file: path },
+    });
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (cause) {
+    throw new ModelFileError('model file is truncated or not JSON', { cause, location: { file: path } });
+  }
+  const envelope = envelopeSchema.safeParse(doc);
+  if (!envelope.success) {
+    throw new ModelFileError('not a neurocluster model file', {
+      cause: envelope.error,
+      location: { file: path },
+    });
+  }
+  const { version, checksum, body } = envelope.data;
+  if (version > MODEL_VERSION) {
+    throw new ModelFileError(
+      `model file version ${version} is newer than this neurocluster reads (${MODEL_VERSION})`,
+      { newerVersion: true, location: { file: path } },
+    );
+  }
+  if (checksumOf(body) !== checksum) {
+    throw new ModelFileError('model file checksum does not match its content (corrupt or edited)', {
+      location: { file: path },
+    });
+  }
+  const parsed = bodySchema.safeParse(body);
+  if (!parsed.success || parsed.data.centroids.length !== parsed.data.k * parsed.data.d) {
+    throw new ModelFileError('model file body is inconsistent', {
+      cause: parsed.error,
+      location: { file: path },
+    });
+  }
+  return parsed.data;
+}
