@@ -25,7 +25,7 @@ for (let i = 0; i < N; i++) {
   });
   lines.push([`E${String(i + 1).padStart(4, '0')}`, ...energies].join(','));
 }
-// Relative to the package root, where npm runs scripts.
-const out = 'examples/employees-synthetic.csv';
+// Relative to the package root, where npm runs scripts; a path argument writes elsewhere.
+const out = process.argv[2] ?? 'examples/employees-synthetic.csv';
 writeFileSync(out, `${lines.join('\n')}\n`);
-process.stdout.write(`wrote ${N} synthetic employees to examples/employees-synthetic.csv\n`);
+process.stdout.write(`wrote ${N} synthetic employees to ${out}\n`);

@@ -235,14 +235,14 @@ export class NeuromorphicClusterer {
 
   /** Clusters the data; the fitted model is kept for `predict` and `save`. */
   async fit(data: DataInput, { signal, onProgress }: FitOptions = {}): Promise<ClusteringResult> {
+    const k = this.kmeansOptions.nClusters;
+    if (k === undefined) throw new UsageError('the number of clusters is required (nClusters, --k)');
     const t0 = now();
     const timings: Timings = { load: 0, validate: 0, cluster: 0, score: 0, total: 0 };
     const dataset = await this.loadData(data);
     timings.load = now() - t0;
 
     const t1 = now();
-    const k = this.kmeansOptions.nClusters;
-    if (k === undefined) throw new UsageError('the number of clusters is required (nClusters, --k)');
     if (dataset.n < 2) {
       throw new DataError(
         'NEUROCLUSTER_ERR_DATA_SHAPE',

@@ -58,8 +58,14 @@ export interface SchemaFlag {
 export function schemaFlag(flags: string, path: string): SchemaFlag {
   const { node, defaultValue, description } = fieldAt(path);
   const type = (node as unknown as { def: { type: string; format?: string } }).def;
-  const shown = defaultValue === undefined ? '' : ` (default: ${JSON.stringify(defaultValue)})`;
-  const option = new Option(flags, `${description ?? path}${shown}`);
+  const text = description ?? path;
+  // A `--no-x` flag turns off a setting that is on by default; say so rather than "default: true".
+  const option = flags.startsWith('--no-')
+    ? new Option(flags, `turn off: ${text}`)
+    : new Option(
+        flags,
+        `${text}${defaultValue === undefined ? '' : ` (default: ${JSON.stringify(defaultValue)})`}`,
+      );
   if (type.type === 'enum') {
     option.choices((node as unknown as { options: string[] }).options);
   } else if (type.type === 'number') {

@@ -56,7 +56,10 @@ function cellText(cell: Cell): string {
   return cell === null || cell === undefined ? '' : String(cell);
 }
 
-/** A column is numeric when more than half of its non-missing cells are numbers. */
+/**
+ * A column is numeric when at least half of its non-missing cells are numbers; its other cells
+ * are then errors, so a typo is reported rather than the column silently dropped.
+ */
 function isNumericColumn(rows: readonly (readonly Cell[])[], col: number): boolean {
   let numeric = 0;
   let text = 0;
@@ -65,7 +68,7 @@ function isNumericColumn(rows: readonly (readonly Cell[])[], col: number): boole
     if (v === undefined) text++;
     else if (!Number.isNaN(v)) numeric++;
   }
-  return numeric > text;
+  return numeric > 0 && numeric >= text;
 }
 
 const UNIVARIATE = /^t(\d+)$/;

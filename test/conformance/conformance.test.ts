@@ -1,0 +1,154 @@
+/**
+ * The one conformance suite: kernel cases written as data (test/conformance/cases.json, made by
+ * make_cases.py with NumPy), run against every backend this build registers. Adding a backend to
+ * the registry adds it here; nothing in this file names a backend.
+ */
+import { readFileSync } from 'node:fs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Backend, Matrix } from '../../src/backends/backend.js';
+import { defaultRegistry } from '../../src/backends/index.js';
+
+interface JsonMatrix {
+  rows: number;
+  cols: number;
+  data: number[];
+}
+
+interface Case {
+  kernel:
+    | 'matmul'
+    | 'pairwiseDistances'
+    | 'kmeansAssign'
+    | 'kmeansReduce'
+    | 'kmeansStep'
+    | 'clusterDistanceSums';
+  name: string;
+  params: Record<string, number | boolean>;
+  inputs: Record<string, JsonMatrix | number[]>;
+  expected: Record<string, JsonMatrix | number[] | number>;
+  tolerance: number;
+}
+
+const suite = JSON.parse(readFileSync(new URL('./cases.json', import.meta.url), 'utf8')) as { cases: Case[] };
+
+const toMatrix = (m: JsonMatrix): Matrix => ({ rows: m.rows, cols: m.cols, data: Float64Array.from(m.data) });
+const ints = (v: unknown) => Int32Array.from(v as number[]);
+
+/** Runs one case's kernel; returns its outputs under the names of `expected`. */
+async function run(backend: Backend, c: Case): Promise<Record<string, unknown>> {
+  const i = c.inputs;
+  switch (c.kernel) {
+    case 'matmul':
+      return {
+        out: await backend.matmul(
+          toMatrix(i.a as JsonMatrix),
+          toMatrix(i.b as JsonMatrix),
+          i.bias ? Float64Array.from(i.bias as number[]) : undefined,
+        ),
+      };
+    case 'pairwiseDistances':
+      return {
+        out: await backend.pairwiseDistances(toMatrix(i.a as JsonMatrix), toMatrix(i.b as JsonMatrix), {
+          squared: c.params.squared === true,
+        }),
+      };
+    case 'kmeansAssign':
+      return {
+        ...(await backend.kmeansAssign(
+          toMatrix(i.points as JsonMatrix),
+          toMatrix(i.centroids as JsonMatrix),
+        )),
+      };
+    case 'kmeansReduce':
+      return {
+        ...(await backend.kmeansReduce(
+          toMatrix(i.points as JsonMatrix),
+          ints(i.labels),
+          c.params.k as number,
+        )),
+      };
+    case 'kmeansStep': {
+      const labels = ints(i.labels);
+      const step = await backend.kmeansStep(
+        toMatrix(i.points as JsonMatrix),
+        toMatrix(i.centroids as JsonMatrix),
+        labels,
+      );
+      return { ...step, labels };
+    }
+    case 'clusterDistanceSums': {
+      const p = c.params as { k: number; rowStart: number; rowEnd: number };
+      return {
+        out: await backend.clusterDistanceSums(
+          toMatrix(i.points as JsonMatrix),
+          ints(i.labels),
+          p.k,
+          p.rowStart,
+          p.rowEnd,
+        ),
+      };
+    }
+  }
+}
+
+/** Integer outputs must match exactly; real ones to the case's relative tolerance. */
+const EXACT = new Set(['labels', 'counts', 'changed']);
+
+function compare(name: string, actual: unknown, expected: JsonMatrix | number[] | number, tol: number): void {
+  if (typeof expected === 'number') {
+    expect(actual, name).toBeTypeOf('number');
+    if (EXACT.has(name)) expect(actual, name).toBe(expected);
+    else
+      expect(Math.abs((actual as number) - expected), name).toBeLessThanOrEqual(
+        tol * Math.max(1, Math.abs(expected)),
+      );
+    return;
+  }
+  let values: ArrayLike<number>;
+  let want: number[];
+  if (Array.isArray(expected)) {
+    values = actual as ArrayLike<number>;
+    want = expected;
+  } else {
+    const m = actual as Matrix;
+    expect([m.rows, m.cols], `${name} shape`).toEqual([expected.rows, expected.cols]);
+    values = m.data;
+    want = expected.data;
+  }
+  expect(values.length, `${name} length`).toBe(want.length);
+  if (EXACT.has(name)) {
+    expect(Array.from(values), name).toEqual(want);
+    return;
+  }
+  for (let j = 0; j < want.length; j++) {
+    const err = Math.abs(values[j]! - want[j]!);
+    if (err > tol * Math.max(1, Math.abs(want[j]!))) {
+      expect.fail(`${name}[${j}]: ${values[j]} vs expected ${want[j]} (tolerance ${tol})`);
+    }
+  }
+}
+
+describe.each(defaultRegistry.registered())('kernel conformance on the %s backend', (name) => {
+  let backend: Backend;
+  beforeAll(async () => {
+    backend = await defaultRegistry.get(name);
+  });
+
+  it('has cases for every kernel of the contract', () => {
+    const kernels = new Set(suite.cases.map((c) => c.kernel));
+    expect([...kernels].sort()).toEqual([
+      'clusterDistanceSums',
+      'kmeansAssign',
+      'kmeansReduce',
+      'kmeansStep',
+      'matmul',
+      'pairwiseDistances',
+    ]);
+  });
+
+  it.each(suite.cases.map((c) => [`${c.kernel} ${c.name}`, c] as const))('%s', async (_title, c) => {
+    const actual = await run(backend, c);
+    for (const [key, expected] of Object.entries(c.expected))
+      compare(key, actual[key], expected, c.tolerance);
+  });
+});

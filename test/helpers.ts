@@ -1,0 +1,54 @@
+/** Shared test helpers: fixtures, temporary directories. */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll } from 'vitest';
+
+export const ROOT = new URL('..', import.meta.url).pathname;
+export const SHARED_TS = join(ROOT, '..', 'shared', 'data', 'ts');
+export const hasSharedTs = existsSync(join(SHARED_TS, 'index.json'));
+
+export interface SklearnFixture {
+  irisStandardized: { first: number[][]; mean: number[]; scale: number[] };
+  internal: {
+    labels: string;
+    space: 'raw' | 'standardized';
+    silhouette: number;
+    calinskiHarabasz: number;
+    daviesBouldin: number;
+  }[];
+  labellings: Record<string, (string | number)[]>;
+  external: {
+    name: string;
+    truth: unknown[];
+    predicted: unknown[];
+    ari: number;
+    nmi: number;
+    randIndex: number;
+  }[];
+  kmeans: {
+    name: string;
+    source: string;
+    k: number;
+    inertia: number;
+    ari?: number;
+    labelColumn?: string;
+    series?: boolean;
+  }[];
+}
+
+export const sklearn = JSON.parse(
+  readFileSync(join(ROOT, 'test/fixtures/sklearn.json'), 'utf8'),
+) as SklearnFixture;
+
+/** Relative error, for comparing to the fixtures. */
+export function relErr(actual: number, expected: number): number {
+  return Math.abs(actual - expected) / Math.max(Math.abs(expected), 1e-300);
+}
+
+/** A fresh temporary directory, removed when the file's tests are done. */
+export function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'neurocluster-test-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
