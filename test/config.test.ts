@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { neuroclusterHome } from '../src/config/home.js';
 import { deepMerge, readConfigFile, resolveConfig } from '../src/config/load.js';
 import { configSchema } from '../src/config/schema.js';
-import { tempDir } from './helpers.js';
+import { ROOT, tempDir } from './helpers.js';
 
 const dir = tempDir();
 
@@ -82,5 +82,13 @@ describe('NEUROCLUSTER_HOME', () => {
   it('comes from the environment, or defaults to ~/.neurocluster', () => {
     expect(neuroclusterHome({ NEUROCLUSTER_HOME: '/srv/nc' })).toBe('/srv/nc');
     expect(neuroclusterHome({})).toMatch(/\.neurocluster$/);
+  });
+});
+
+describe('example configuration', () => {
+  it('examples/config.yaml is valid and means what it says', async () => {
+    const c = resolveConfig(await readConfigFile(`${ROOT}/examples/config.yaml`));
+    expect(c.kmeans.nClusters).toBe(3);
+    expect(c).toEqual(resolveConfig({ kmeans: { nClusters: 3 } }));
   });
 });

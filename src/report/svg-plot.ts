@@ -60,8 +60,15 @@ export function renderClusterPlot({ points, labels, centroids, title, seed = 0 }
     minY = Math.min(minY, at(i, 1));
     maxY = Math.max(maxY, at(i, 1));
   }
-  const spanX = maxX - minX || 1;
-  const spanY = maxY - minY || 1;
+  // A margin of 4% keeps points off the frame.
+  const padX = (maxX - minX || 1) * 0.04;
+  const padY = (maxY - minY || 1) * 0.04;
+  minX -= padX;
+  maxX += padX;
+  minY -= padY;
+  maxY += padY;
+  const spanX = maxX - minX;
+  const spanY = maxY - minY;
   const plotW = width - margin.left - margin.right;
   const plotH = height - margin.top - margin.bottom;
   const sx = (v: number) => margin.left + ((v - minX) / spanX) * plotW;

@@ -18,24 +18,39 @@ function checkSameWidth(a: Matrix, b: Matrix, what: string): void {
   if (a.cols !== b.cols) throw new RangeError(`${what}: widths differ (${a.cols} vs ${b.cols})`);
 }
 
-/** Index of the nearest centroid to point `i` and its squared distance; ties go to the lowest index. */
-function nearest(p: Floats, i: number, c: Floats, k: number, d: number): [number, number] {
-  let best = 0;
-  let bestDist = Number.POSITIVE_INFINITY;
-  const off = i * d;
-  for (let j = 0; j < k; j++) {
-    const coff = j * d;
-    let s = 0;
-    for (let t = 0; t < d; t++) {
-      const diff = p[off + t]! - c[coff + t]!;
-      s += diff * diff;
+/**
+ * Nearest centroid of every point, ties to the lowest index: labels into `labels`, squared
+ * distances into `distances`. One loop shared by assign and step, written without allocation in
+ * the inner loops (this is the hot path of K-means on the CPU reference).
+ */
+function assignAll(
+  p: Floats,
+  n: number,
+  c: Floats,
+  k: number,
+  d: number,
+  labels: Int32Array,
+  distances: Float64Array,
+) {
+  for (let i = 0; i < n; i++) {
+    const off = i * d;
+    let best = 0;
+    let bestDist = Number.POSITIVE_INFINITY;
+    for (let j = 0; j < k; j++) {
+      const coff = j * d;
+      let s = 0;
+      for (let t = 0; t < d; t++) {
+        const diff = p[off + t]! - c[coff + t]!;
+        s += diff * diff;
+      }
+      if (s < bestDist) {
+        bestDist = s;
+        best = j;
+      }
     }
-    if (s < bestDist) {
-      bestDist = s;
-      best = j;
-    }
+    labels[i] = best;
+    distances[i] = bestDist;
   }
-  return [best, bestDist];
 }
 
 export class JsBackend implements Backend {
@@ -87,11 +102,7 @@ export class JsBackend implements Backend {
     const n = points.rows;
     const labels = new Int32Array(n);
     const distances = new Float64Array(n);
-    for (let i = 0; i < n; i++) {
-      const [j, dist] = nearest(points.data, i, centroids.data, centroids.rows, points.cols);
-      labels[i] = j;
-      distances[i] = dist;
-    }
+    assignAll(points.data, n, centroids.data, centroids.rows, points.cols, labels, distances);
     return { labels, distances };
   }
 
@@ -112,23 +123,16 @@ export class JsBackend implements Backend {
 
   async kmeansStep(points: Matrix, centroids: Matrix, labels: Int32Array): Promise<LloydStep> {
     checkSameWidth(points, centroids, 'kmeansStep');
-    const d = points.cols;
-    const k = centroids.rows;
-    const sums = new Float64Array(k * d);
-    const counts = new Float64Array(k);
+    const n = points.rows;
+    const previous = labels.slice();
+    const distances = new Float64Array(n);
+    assignAll(points.data, n, centroids.data, centroids.rows, points.cols, labels, distances);
+    const { sums, counts } = await this.kmeansReduce(points, labels, centroids.rows);
     let inertia = 0;
     let changed = 0;
-    for (let i = 0; i < points.rows; i++) {
-      const [j, dist] = nearest(points.data, i, centroids.data, k, d);
-      if (labels[i] !== j) {
-        changed++;
-        labels[i] = j;
-      }
-      inertia += dist;
-      counts[j]!++;
-      const off = i * d;
-      const soff = j * d;
-      for (let t = 0; t < d; t++) sums[soff + t]! += points.data[off + t]!;
+    for (let i = 0; i < n; i++) {
+      inertia += distances[i]!;
+      if (previous[i] !== labels[i]) changed++;
     }
     return { sums, counts, inertia, changed };
   }
