@@ -367,12 +367,26 @@ export class NeuromorphicClusterer {
     });
   }
 
-  /** Reads a model file written by `save`; refuses corrupt or newer-version files. */
-  static async load(path: string, options: Pick<ClustererOptions, 'logger' | 'registry' | 'backend'> = {}) {
+  /** Number of clusters of the fitted model. */
+  get k(): number {
+    return this.fitted().k;
+  }
+
+  /**
+   * Reads a model file written by `save`; refuses corrupt or newer-version files. The roles of
+   * columns in new data (label, id) and its NaN policy are the caller's, not the training file's.
+   */
+  static async load(
+    path: string,
+    options: Pick<ClustererOptions, 'logger' | 'registry' | 'backend'> & { data?: Partial<DataConfig> } = {},
+  ): Promise<NeuromorphicClusterer> {
     const body = await readModelFile(path);
+    const stored = body.parameters as ConfigOverrides;
+    const { labelColumn: _label, idColumn: _id, ...trainingData } = stored.data ?? {};
     const clusterer = new NeuromorphicClusterer({
-      ...options,
-      config: body.parameters as ConfigOverrides,
+      ...(options.logger ? { logger: options.logger } : {}),
+      ...(options.registry ? { registry: options.registry } : {}),
+      config: { ...stored, data: { ...trainingData, ...options.data } },
       ...(options.backend ? { backend: options.backend } : {}),
     });
     clusterer.model = {

@@ -41,6 +41,14 @@ export function csvCell(value: string): string {
   return /[",\r\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v;
 }
 
+/** The labels file of `--labels-out`: `label` per row, or `id,label` when ids are known. */
+export function labelsCsv(labels: Int32Array, ids?: readonly string[]): string {
+  const lines = ids
+    ? ['id,label', ...ids.map((id, i) => `${csvCell(id)},${labels[i]}`)]
+    : ['label', ...Array.from(labels, String)];
+  return `${lines.join('\n')}\n`;
+}
+
 function fmt(v: number | null | undefined, digits = 4): string {
   if (v === null || v === undefined) return 'n/a';
   return Math.abs(v) >= 1e5 ? v.toExponential(digits - 1) : v.toFixed(digits);

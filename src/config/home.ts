@@ -1,10 +1,9 @@
 /**
- * NEUROCLUSTER_HOME (default ~/.neurocluster): everything the engine keeps between runs lives here:
- * `config.yaml|json` (read when no --config is given), `state/`, `models/`, and later the audit log
- * and the privacy ledger.
+ * NEUROCLUSTER_HOME (default ~/.neurocluster): everything the engine keeps between runs lives here.
+ * This version keeps its `config.yaml|yml|json` (read when no --config is given); later issues add
+ * `state/`, `models/`, the audit log and the privacy ledger.
  */
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -12,16 +11,6 @@ import { join, resolve } from 'node:path';
 export function neuroclusterHome(env: NodeJS.ProcessEnv = process.env): string {
   const fromEnv = env.NEUROCLUSTER_HOME;
   return fromEnv && fromEnv.trim() !== '' ? resolve(fromEnv) : join(homedir(), '.neurocluster');
-}
-
-/** A subdirectory of the home, created (owner-only) on first use. */
-export async function homeDir(
-  sub: 'state' | 'models',
-  env: NodeJS.ProcessEnv = process.env,
-): Promise<string> {
-  const dir = join(neuroclusterHome(env), sub);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  return dir;
 }
 
 /** The home's own configuration file, if one exists. */

@@ -266,6 +266,70 @@ describe('backend selection', () => {
   });
 });
 
+describe('neurocluster predict', () => {
+  const model = join(dir, 'iris.model.json');
+
+  it('labels new rows with a saved model exactly as cluster labelled them', () => {
+    const fit = cli([
+      'cluster',
+      IRIS,
+      '--k',
+      '3',
+      '--label-column',
+      'species',
+      '--save-model',
+      model,
+      '--json',
+    ]);
+    const labelsOut = join(dir, 'predicted.csv');
+    const r = cli([
+      'predict',
+      IRIS,
+      '--model',
+      model,
+      '--label-column',
+      'species',
+      '--labels-out',
+      labelsOut,
+      '--json',
+    ]);
+    expect(r.code).toBe(0);
+    expect(r.stdout.split('\n')).toHaveLength(2);
+    expect(JSON.parse(r.stdout)).toEqual({ labels: JSON.parse(fit.stdout).labels, k: 3 });
+    expect(readFileSync(labelsOut, 'utf8').split('\n')).toHaveLength(152);
+  });
+
+  it.each([
+    [
+      'a truncated model',
+      (t: string) => t.slice(0, 100),
+      /NEUROCLUSTER_ERR_MODEL_FILE: model file is truncated/,
+    ],
+    [
+      'a model from a newer version',
+      (t: string) => t.replace('"version":1', '"version":2'),
+      /NEUROCLUSTER_ERR_MODEL_VERSION: /,
+    ],
+  ])('refuses %s with exit 2', (_t, damage, expected) => {
+    cli(['cluster', IRIS, '--k', '3', '--label-column', 'species', '--save-model', model]);
+    const damaged = file('damaged.model.json', damage(readFileSync(model, 'utf8')));
+    const r = cli(['predict', IRIS, '--model', damaged, '--json']);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(ERROR_LINE);
+    expect(r.stderr).toMatch(expected);
+  });
+
+  it('refuses data of the wrong width with exit 2', () => {
+    cli(['cluster', IRIS, '--k', '3', '--label-column', 'species', '--save-model', model]);
+    const r = cli(['predict', file('narrow.csv', 'a,b,c\n1,2,3\n'), '--model', model]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(
+      /^neurocluster: NEUROCLUSTER_ERR_DATA_SHAPE: data has 3 feature columns; the model was fitted on 4/,
+    );
+  });
+});
+
 describe('neurocluster score', () => {
   it('scores given labels on the features as read, equal to scikit-learn', () => {
     const labels = file('species.csv', `species\n${sklearn.labellings.species!.join('\n')}\n`);

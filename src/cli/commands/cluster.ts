@@ -5,7 +5,7 @@ import { renderClusterPlot } from '../../report/svg-plot.js';
 import { writeFileAtomic } from '../../store/atomic.js';
 import { cliConfig, cliLogger, type GlobalFlags } from '../context.js';
 import { schemaFlag } from '../options.js';
-import { csvCell, formatNumber, ProgressBar, table } from '../output.js';
+import { formatNumber, labelsCsv, ProgressBar, table } from '../output.js';
 
 const FLAGS = [
   schemaFlag('--k <n>', 'kmeans.nClusters'),
@@ -63,12 +63,7 @@ export function clusterCommand(): Command {
 
       // Every output is computed before any is written, and each is written atomically.
       if (flags.out) await writeFileAtomic(flags.out, `${JSON.stringify(json)}\n`);
-      if (flags.labelsOut) {
-        const lines = result.ids
-          ? ['id,label', ...result.ids.map((id, i) => `${csvCell(id)},${result.labels[i]}`)]
-          : ['label', ...Array.from(result.labels, String)];
-        await writeFileAtomic(flags.labelsOut, `${lines.join('\n')}\n`);
-      }
+      if (flags.labelsOut) await writeFileAtomic(flags.labelsOut, labelsCsv(result.labels, result.ids));
       if (flags.plot) {
         const svg = renderClusterPlot({
           points: result.features,

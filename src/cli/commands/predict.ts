@@ -1,0 +1,64 @@
+/** `neurocluster predict <file> --model <model.json>`: label new rows with a saved model. */
+import { Command, Option } from 'commander';
+import { NeuromorphicClusterer } from '../../clusterer.js';
+import { writeFileAtomic } from '../../store/atomic.js';
+import { cliLogger, type GlobalFlags } from '../context.js';
+import { schemaFlag } from '../options.js';
+import { labelsCsv, table } from '../output.js';
+
+const FLAGS = [
+  schemaFlag('--backend <b>', 'engine.backend'),
+  schemaFlag('--id-column <name>', 'data.idColumn'),
+  schemaFlag('--label-column <name>', 'data.labelColumn'),
+  schemaFlag('--nan-policy <policy>', 'data.nanPolicy'),
+];
+
+interface PredictFlags extends GlobalFlags {
+  model: string;
+  labelsOut?: string;
+  backend?: 'auto' | 'js' | 'wasm' | 'webgpu';
+  idColumn?: string;
+  labelColumn?: string;
+  nanPolicy?: 'error' | 'drop-rows' | 'impute-mean';
+}
+
+export function predictCommand(): Command {
+  const cmd = new Command('predict')
+    .description('label the rows of a file with a model saved by `cluster --save-model`')
+    .argument('<file>', 'input data, with the columns the model was fitted on');
+  for (const f of FLAGS) cmd.addOption(f.option);
+  cmd
+    .addOption(new Option('--model <model.json>', 'the model file').makeOptionMandatory())
+    .addOption(new Option('--labels-out <labels.csv>', 'write one label per row (with ids when known)'))
+    .action(async (file: string, _opts: unknown, command: Command) => {
+      const flags = command.optsWithGlobals() as PredictFlags;
+      const logger = cliLogger(flags);
+      const clusterer = await NeuromorphicClusterer.load(flags.model, {
+        logger,
+        ...(flags.backend ? { backend: flags.backend } : {}),
+        data: { idColumn: flags.idColumn, labelColumn: flags.labelColumn, nanPolicy: flags.nanPolicy },
+      });
+      const dataset = await clusterer.loadData(file);
+      const labels = await clusterer.predict(dataset);
+      if (flags.labelsOut) await writeFileAtomic(flags.labelsOut, labelsCsv(labels, dataset.ids));
+      const out = {
+        labels: Array.from(labels),
+        ...(dataset.ids ? { ids: [...dataset.ids] } : {}),
+        k: clusterer.k,
+        ...(dataset.droppedRows?.length ? { droppedRows: [...dataset.droppedRows] } : {}),
+      };
+      if (flags.json) {
+        process.stdout.write(`${JSON.stringify(out)}\n`);
+        return;
+      }
+      const sizes = new Array<number>(clusterer.k).fill(0);
+      for (const l of labels) sizes[l]!++;
+      const rows: [string, string][] = [
+        ['rows', String(labels.length)],
+        ['k', String(clusterer.k)],
+        ['cluster sizes', sizes.join(' ')],
+      ];
+      process.stdout.write(table(`neurocluster predict: ${file}`, rows));
+    });
+  return cmd;
+}
