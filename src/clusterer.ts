@@ -71,69 +71,43 @@ export interface ClusterAssignment {
   readonly ids?: string[];
 }
 
-/** Everything a fit produces. */
-export interface ClusteringResultFields {
-  readonly labels: Int32Array;
-  readonly k: number;
-  /** k x d centroids in the space K-means clustered. */
-  readonly centroids: number[][];
-  /** The matrix K-means clustered (for plain K-means, the cleaned input). */
-  readonly features: Matrix;
-  readonly method: Method;
-  /** The backend that really ran. */
-  readonly backend: BackendName;
-  readonly backendsTried: readonly BackendAttempt[];
-  /** Internal metrics of the matrix K-means clustered. */
-  readonly quality: InternalQuality;
-  /** Internal metrics of the cleaned input under the same labels, to compare methods. */
-  readonly inputQuality: InternalQuality;
-  readonly external?: ExternalQuality | undefined;
-  readonly timings: Timings;
-  readonly seed: number;
-  /** The resolved parameters the result was made with. */
-  readonly parameters: Config;
-  readonly ids?: readonly string[] | undefined;
-  readonly droppedRows?: readonly number[] | undefined;
-  /** Iterations of the kept K-means run (mini-batch: steps). */
-  readonly iterations: number;
-}
+/** The fields `fit` fills in (everything of a result but its methods). */
+export type ClusteringResultFields = Omit<
+  ClusteringResult,
+  'fallbackUsed' | 'getClusterAssignments' | 'toJSON'
+>;
 
 /** The outcome of `fit`. `toJSON()` gives the CLI's `cluster` object. */
-export class ClusteringResult implements ClusteringResultFields {
-  readonly labels: Int32Array;
-  readonly k: number;
-  readonly centroids: number[][];
-  readonly features: Matrix;
-  readonly method: Method;
-  readonly backend: BackendName;
-  readonly backendsTried: readonly BackendAttempt[];
-  readonly quality: InternalQuality;
-  readonly inputQuality: InternalQuality;
-  readonly external: ExternalQuality | undefined;
-  readonly timings: Timings;
-  readonly seed: number;
-  readonly parameters: Config;
-  readonly ids: readonly string[] | undefined;
-  readonly droppedRows: readonly number[] | undefined;
-  readonly iterations: number;
+export class ClusteringResult {
+  readonly labels!: Int32Array;
+  readonly k!: number;
+  /** k x d centroids in the space K-means clustered. */
+  readonly centroids!: number[][];
+  /** The matrix K-means clustered (for plain K-means, the cleaned input). */
+  readonly features!: Matrix;
+  readonly method!: Method;
+  /** The backend that really ran. */
+  readonly backend!: BackendName;
+  readonly backendsTried!: readonly BackendAttempt[];
+  /** Internal metrics of the matrix K-means clustered. */
+  readonly quality!: InternalQuality;
+  /** Internal metrics of the cleaned input under the same labels, to compare methods. */
+  readonly inputQuality!: InternalQuality;
+  /** Agreement with the ground truth, when a label column gave one. */
+  readonly external!: ExternalQuality | undefined;
+  /** Seconds per phase. */
+  readonly timings!: Timings;
+  readonly seed!: number;
+  /** The resolved parameters the result was made with. */
+  readonly parameters!: Config;
+  readonly ids!: readonly string[] | undefined;
+  /** 0-based indices of input records dropped by the NaN policy. */
+  readonly droppedRows!: readonly number[] | undefined;
+  /** Iterations of the kept K-means run (mini-batch: steps). */
+  readonly iterations!: number;
 
   constructor(fields: ClusteringResultFields) {
-    this.labels = fields.labels;
-    this.k = fields.k;
-    this.centroids = fields.centroids;
-    this.features = fields.features;
-    this.method = fields.method;
-    this.backend = fields.backend;
-    this.backendsTried = fields.backendsTried;
-    this.quality = fields.quality;
-    this.inputQuality = fields.inputQuality;
-    this.external = fields.external;
-    this.timings = fields.timings;
-    this.seed = fields.seed;
-    this.parameters = fields.parameters;
-    this.ids = fields.ids;
-    this.droppedRows = fields.droppedRows;
-    this.iterations = fields.iterations;
+    Object.assign(this, fields);
   }
 
   /** No fallback exists yet in this version (the resilience layer brings it). */

@@ -2,30 +2,14 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { makeBlobs } from '../bench/workloads.js';
-import {
-  ClusteringResult,
-  isNeuroclusterError,
-  type NeuroclusterError,
-  NeuromorphicClusterer,
-  VERSION,
-} from '../src/index.js';
+import { ClusteringResult, NeuromorphicClusterer, VERSION } from '../src/index.js';
 import { createLogger } from '../src/observability/logger.js';
 import { MODEL_VERSION } from '../src/store/model-file.js';
-import { ROOT, tempDir } from './helpers.js';
+import { failure, ROOT, tempDir } from './helpers.js';
 
 const dir = tempDir();
 const quiet = createLogger({ level: 'silent' });
 const IRIS = `${ROOT}/examples/iris.csv`;
-
-async function failure(promise: Promise<unknown>): Promise<NeuroclusterError> {
-  try {
-    await promise;
-  } catch (e) {
-    if (isNeuroclusterError(e)) return e;
-    throw e;
-  }
-  throw new Error('expected a failure');
-}
 
 describe('NeuromorphicClusterer', () => {
   it('fits rows in memory and returns the full result', async () => {

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
+import { isNeuroclusterError, type NeuroclusterError } from '../src/resilience/errors.js';
 
 export const ROOT = new URL('..', import.meta.url).pathname;
 export const SHARED_TS = join(ROOT, '..', 'shared', 'data', 'ts');
@@ -51,4 +52,15 @@ export function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'neurocluster-test-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
+}
+
+/** The NeuroclusterError a promise rejects with; fails the test if it resolves or throws another. */
+export async function failure(promise: Promise<unknown>): Promise<NeuroclusterError> {
+  try {
+    await promise;
+  } catch (e) {
+    if (isNeuroclusterError(e)) return e;
+    throw e;
+  }
+  throw new Error('expected a failure');
 }

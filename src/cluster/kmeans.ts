@@ -202,6 +202,25 @@ async function relocateEmpty(
   });
 }
 
+/** The final E-step: labels and inertia that describe the returned centres. */
+async function finish(
+  backend: Backend,
+  points: Matrix,
+  centers: Float64Array,
+  k: number,
+  iterations: number,
+  algorithm: KMeansFit['algorithm'],
+): Promise<KMeansFit> {
+  const { labels, distances } = await backend.kmeansAssign(points, {
+    rows: k,
+    cols: points.cols,
+    data: centers,
+  });
+  let inertia = 0;
+  for (const v of distances) inertia += v;
+  return { k, d: points.cols, centroids: centers, labels, inertia, iterations, algorithm };
+}
+
 /** One Lloyd run from given centres; yields per iteration, returns the run's fit. */
 async function* lloydRun(
   backend: Backend,
@@ -236,14 +255,10 @@ async function* lloydRun(
     centers = next;
     yield { type: 'iteration', run, iteration: iterations, inertia: step.inertia, changed: step.changed };
     // Labels unchanged since the last pass (never on the first, whose labels start at -1): converged.
-    if (it > 0 && step.changed === 0) break;
+    if (step.changed === 0) break;
     if (shift <= tolAbs) break;
   }
-  // Final E-step so that labels and inertia describe the returned centres.
-  const final = await backend.kmeansAssign(points, { rows: k, cols: d, data: centers });
-  let inertia = 0;
-  for (const v of final.distances) inertia += v;
-  return { k, d, centroids: centers, labels: final.labels, inertia, iterations, algorithm: 'lloyd' };
+  return finish(backend, points, centers, k, iterations, 'lloyd');
 }
 
 /** Mini-batch K-means (scikit-learn's MiniBatchKMeans): the best of nInit inits, one run. */

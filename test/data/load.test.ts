@@ -4,8 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { applyScaler, fitScaler } from '../../src/data/clean.js';
 import { datasetFromRows, loadDataset } from '../../src/data/load.js';
 import type { TableOptions } from '../../src/data/table.js';
-import { isNeuroclusterError, type NeuroclusterError } from '../../src/resilience/errors.js';
-import { ROOT, sklearn, tempDir } from '../helpers.js';
+import { failure, ROOT, sklearn, tempDir } from '../helpers.js';
 
 const dir = tempDir();
 const base: TableOptions = { nanPolicy: 'error' };
@@ -14,16 +13,6 @@ function file(name: string, content: string | Uint8Array): string {
   const path = join(dir, name);
   writeFileSync(path, content);
   return path;
-}
-
-async function failure(promise: Promise<unknown>): Promise<NeuroclusterError> {
-  try {
-    await promise;
-  } catch (e) {
-    if (isNeuroclusterError(e)) return e;
-    throw e;
-  }
-  throw new Error('expected a failure');
 }
 
 /** An NPY file as NumPy writes it (format 1.0, little-endian, C order). */
