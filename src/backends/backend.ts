@@ -37,6 +37,84 @@ export interface LloydStep extends ClusterSums {
   readonly changed: number;
 }
 
+/**
+ * Recurrent weights W (R x R) of a reservoir, applied as `x W` (row vector): unit i feeds unit j
+ * with W[i][j]. Dense, or its rows in CSR form when sparse, so the cost follows the connectivity.
+ */
+export type RecurrentWeights =
+  | { readonly kind: 'dense'; readonly matrix: Matrix }
+  | {
+      readonly kind: 'csr';
+      readonly size: number;
+      /** size + 1 offsets into colIdx/values; row i lists the units that unit i feeds. */
+      readonly rowPtr: Int32Array;
+      readonly colIdx: Int32Array;
+      readonly values: Floats;
+    };
+
+/**
+ * How samples drive a dynamics kernel: each row of `inputs` is either one vector of `inputDim`
+ * values held for `steps` steps (static), or a sequence of `steps` vectors, time-major.
+ */
+export interface Drive {
+  readonly inputs: Matrix;
+  readonly inputDim: number;
+  readonly steps: number;
+  readonly sequence: boolean;
+}
+
+/** Which reservoir states become features, in this order: each of `times`, then last, then mean. */
+export interface StateReadout {
+  /** 0-based steps whose state is emitted (keeps the time structure of a sequence). */
+  readonly times?: readonly number[];
+  readonly last?: boolean;
+  /** Mean state over the steps from `washout` on. */
+  readonly mean?: boolean;
+  readonly washout?: number;
+}
+
+/** Leaky tanh reservoir: x <- (1 - leak) x + leak tanh(u W_in + x W + bias). */
+export interface ReservoirRun extends Drive {
+  /** inputDim x R. */
+  readonly inputWeights: Matrix;
+  readonly bias?: Floats;
+  readonly recurrent: RecurrentWeights;
+  readonly leak: number;
+  readonly readout: StateReadout;
+}
+
+/**
+ * A layer of leaky integrate-and-fire neurons over `steps` steps:
+ * v <- v - decay v + I_t, spike where v >= threshold, then v <- reset and `refractorySteps` steps
+ * without integration. I_t = d_t W_in + bias (+ s_{t-1} W_rec for a recurrent liquid), where d_t
+ * is the input itself (`current`) or Bernoulli spikes drawn with per-input probabilities
+ * (`rate`; the inputs are probabilities), from Philox keyed by (seed, sample key, step, input).
+ */
+export interface SpikingRun extends Drive {
+  readonly encoding: 'rate' | 'current';
+  readonly seed: number;
+  /** One 32-bit identity per sample (its id, else its content), so spikes ignore row order. */
+  readonly sampleKeys: Uint32Array;
+  /** inputDim x R. */
+  readonly inputWeights: Matrix;
+  readonly bias?: Floats;
+  readonly recurrent?: RecurrentWeights;
+  /** dt / tau_membrane. */
+  readonly decay: number;
+  readonly threshold: number;
+  readonly reset: number;
+  readonly refractorySteps: number;
+  /** Per-step decay exp(-dt / tau_trace) of the filtered spike trace. */
+  readonly traceDecay: number;
+  /**
+   * `counts`: spikes per neuron; `first-spike`: step of the first spike (steps if none);
+   * `trace`: the filtered spike trace. Each over `windows` equal time windows (counts and trace
+   * per window, first spike within the window), so a sequence keeps its time structure.
+   */
+  readonly readout: 'counts' | 'first-spike' | 'trace';
+  readonly windows: number;
+}
+
 /** Names of the backends this engine knows; not all are built into every version. */
 export const BACKEND_NAMES = ['js', 'wasm', 'webgpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
@@ -76,6 +154,15 @@ export interface Backend {
     rowStart: number,
     rowEnd: number,
   ): Promise<Float64Array>;
+
+  /**
+   * Runs a leaky tanh reservoir over every sample; returns N x (R x blocks) features, blocks in
+   * the order of {@link StateReadout}. The state stays with the kernel for all steps.
+   */
+  reservoirRun(run: ReservoirRun): Promise<Matrix>;
+
+  /** Runs a LIF layer (or recurrent liquid) over every sample; N x (R x windows) features. */
+  spikingRun(run: SpikingRun): Promise<Matrix>;
 
   /** Releases the device and any workers; the backend is unusable afterwards. */
   dispose(): Promise<void>;

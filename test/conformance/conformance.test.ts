@@ -5,7 +5,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { Backend, Matrix } from '../../src/backends/backend.js';
+import type {
+  Backend,
+  Matrix,
+  RecurrentWeights,
+  ReservoirRun,
+  SpikingRun,
+} from '../../src/backends/backend.js';
 import { defaultRegistry } from '../../src/backends/index.js';
 
 interface JsonMatrix {
@@ -21,12 +27,29 @@ interface Case {
     | 'kmeansAssign'
     | 'kmeansReduce'
     | 'kmeansStep'
-    | 'clusterDistanceSums';
+    | 'clusterDistanceSums'
+    | 'reservoirRun'
+    | 'spikingRun';
   name: string;
-  params: Record<string, number | boolean>;
-  inputs: Record<string, JsonMatrix | number[]>;
+  params: Record<string, unknown>;
+  inputs: Record<string, JsonMatrix | number[] | JsonRecurrent>;
   expected: Record<string, JsonMatrix | number[] | number>;
   tolerance: number;
+}
+
+type JsonRecurrent =
+  | { kind: 'dense'; matrix: JsonMatrix }
+  | { kind: 'csr'; size: number; rowPtr: number[]; colIdx: number[]; values: number[] };
+
+function toRecurrent(w: JsonRecurrent): RecurrentWeights {
+  if (w.kind === 'dense') return { kind: 'dense', matrix: toMatrix(w.matrix) };
+  return {
+    kind: 'csr',
+    size: w.size,
+    rowPtr: Int32Array.from(w.rowPtr),
+    colIdx: Int32Array.from(w.colIdx),
+    values: Float64Array.from(w.values),
+  };
 }
 
 const suite = JSON.parse(readFileSync(new URL('./cases.json', import.meta.url), 'utf8')) as { cases: Case[] };
@@ -88,6 +111,27 @@ async function run(backend: Backend, c: Case): Promise<Record<string, unknown>> 
         ),
       };
     }
+    case 'reservoirRun':
+      return {
+        out: await backend.reservoirRun({
+          ...(c.params as Omit<ReservoirRun, 'inputs' | 'inputWeights' | 'bias' | 'recurrent'>),
+          inputs: toMatrix(i.inputs as JsonMatrix),
+          inputWeights: toMatrix(i.inputWeights as JsonMatrix),
+          bias: Float64Array.from(i.bias as number[]),
+          recurrent: toRecurrent(i.recurrent as JsonRecurrent),
+        }),
+      };
+    case 'spikingRun':
+      return {
+        out: await backend.spikingRun({
+          ...(c.params as Omit<SpikingRun, 'inputs' | 'inputWeights' | 'bias' | 'recurrent' | 'sampleKeys'>),
+          inputs: toMatrix(i.inputs as JsonMatrix),
+          inputWeights: toMatrix(i.inputWeights as JsonMatrix),
+          bias: Float64Array.from(i.bias as number[]),
+          sampleKeys: Uint32Array.from(i.sampleKeys as number[]),
+          ...(i.recurrent ? { recurrent: toRecurrent(i.recurrent as JsonRecurrent) } : {}),
+        }),
+      };
   }
 }
 
@@ -143,6 +187,8 @@ describe.each(defaultRegistry.registered())('kernel conformance on the %s backen
       'kmeansStep',
       'matmul',
       'pairwiseDistances',
+      'reservoirRun',
+      'spikingRun',
     ]);
   });
 

@@ -80,6 +80,142 @@ for (n, d, k) in [(1, 1, 1), (50, 2, 3), (300, 8, 7), (257, 5, 16)]:
                   "inputs": {"points": mat(x), "labels": lab.tolist()},
                   "expected": {"out": expected.ravel().tolist()}, "tolerance": TOL})
 
+# ---- Dynamics kernels: the math of ../shared/reference/reference.py, generalized, in float64. ----
+
+M0, M1, W0, W1 = 0xD2511F53, 0xCD9E8D57, 0x9E3779B9, 0xBB67AE85
+
+def philox(c, k):
+    """Philox4x32-10 (Random123); checked against its known-answer vectors in test/philox.test.ts."""
+    c, k = list(c), list(k)
+    for _ in range(10):
+        p0, p1 = M0 * c[0], M1 * c[2]
+        c = [((p1 >> 32) ^ c[1] ^ k[0]) & 0xFFFFFFFF, p1 & 0xFFFFFFFF,
+             ((p0 >> 32) ^ c[3] ^ k[1]) & 0xFFFFFFFF, p0 & 0xFFFFFFFF]
+        k = [(k[0] + W0) & 0xFFFFFFFF, (k[1] + W1) & 0xFFFFFFFF]
+    return c
+
+def csr(w):
+    rows, cols = np.nonzero(w)
+    ptr = np.zeros(w.shape[0] + 1, dtype=int)
+    np.add.at(ptr, rows + 1, 1)
+    return {"rowPtr": np.cumsum(ptr).tolist(), "colIdx": cols.tolist(), "values": w[rows, cols].tolist()}
+
+def recurrent_json(w, sparse):
+    return {"kind": "csr", "size": w.shape[0], **csr(w)} if sparse else {"kind": "dense", "matrix": mat(w)}
+
+def reservoir_ref(u, dim, steps, seq, w_in, bias, w, leak, times, last, mean, washout):
+    n, r = u.shape[0], w_in.shape[1]
+    x, acc, kept = np.zeros((n, r)), np.zeros((n, r)), {}
+    drive = u @ w_in + bias if not seq else None
+    for t in range(steps):
+        d = u[:, t * dim:(t + 1) * dim] @ w_in + bias if seq else drive
+        x = (1 - leak) * x + leak * np.tanh(d + x @ w)
+        if t >= washout:
+            acc += x
+        kept[t] = x.copy()
+    blocks = [kept[t] for t in times] + ([x] if last else []) + ([acc / (steps - washout)] if mean else [])
+    return np.hstack(blocks)
+
+for i, (n, dim, r, steps, seq, sparse, leak, times, last, mean, washout) in enumerate([
+        (3, 2, 5, 4, False, False, 0.3, [], True, False, 0),
+        (4, 3, 8, 6, False, True, 0.5, [], True, True, 2),
+        (5, 2, 6, 7, True, False, 0.2, [0, 3, 6], True, True, 1),
+        (6, 1, 10, 9, True, True, 1.0, [4], False, True, 0)]):
+    u = rng.standard_normal((n, dim * (steps if seq else 1)))
+    w_in = rng.uniform(-1, 1, (dim, r))
+    bias = rng.uniform(-0.2, 0.2, r)
+    w = rng.standard_normal((r, r))
+    if sparse:
+        w *= rng.random((r, r)) < 0.3
+    w *= 0.9 / np.max(np.abs(np.linalg.eigvals(w)))
+    out = reservoir_ref(u, dim, steps, seq, w_in, bias, w, leak, times, last, mean, washout)
+    cases.append({"kernel": "reservoirRun", "name": f"#{i} n{n} d{dim} R{r} T{steps}{' seq' if seq else ''}{' sparse' if sparse else ''}",
+                  "params": {"inputDim": dim, "steps": steps, "sequence": seq, "leak": leak,
+                             "readout": {"times": times, "last": last, "mean": mean, "washout": washout}},
+                  "inputs": {"inputs": mat(u), "inputWeights": mat(w_in), "bias": bias.tolist(),
+                             "recurrent": recurrent_json(w, sparse)},
+                  "expected": {"out": mat(out)}, "tolerance": TOL})
+
+def spiking_ref(u, keys, seed, dim, steps, seq, encoding, w_in, bias, w_rec, decay, threshold, reset, refr,
+                trace_decay, readout, windows):
+    n, r = u.shape[0], w_in.shape[1]
+    k = [seed & 0xFFFFFFFF, (seed >> 32) & 0xFFFFFFFF]
+    out = np.zeros((n, r * windows))
+    for s_ in range(n):
+        v, rc, tr, spk = np.full(r, reset), np.zeros(r, dtype=int), np.zeros(r), np.zeros(r)
+        first_seen = np.zeros(r, dtype=bool)
+        for t in range(steps):
+            win = (t * windows) // steps
+            start = -((-win * steps) // windows)
+            end = -((-(win + 1) * steps) // windows)
+            if t == start:
+                first_seen[:] = False
+            row = u[s_, t * dim:(t + 1) * dim] if seq else u[s_, :dim]
+            if encoding == "rate":
+                thr = np.floor(np.clip(row, 0, 1) * 16777216)
+                draws = []
+                for b in range(0, dim, 4):
+                    draws += philox([keys[s_], t, b >> 2, 0], k)
+                d = np.array([1.0 if (draws[i] >> 8) < thr[i] else 0.0 for i in range(dim)])
+            else:
+                d = row
+            cur = d @ w_in + bias
+            if w_rec is not None:
+                cur = cur + spk @ w_rec
+            new = np.zeros(r)
+            for j in range(r):
+                if rc[j] > 0:
+                    rc[j] -= 1
+                    v[j] = reset
+                else:
+                    v[j] = v[j] - decay * v[j] + cur[j]
+                    if v[j] >= threshold:
+                        new[j] = 1
+                        v[j] = reset
+                        rc[j] = refr
+            spk = new
+            tr = tr * trace_decay + spk
+            base = win * r
+            if readout == "counts":
+                out[s_, base:base + r] += spk
+            elif readout == "first-spike":
+                if t == start:
+                    out[s_, base:base + r] = end - start
+                for j in range(r):
+                    if spk[j] and not first_seen[j]:
+                        first_seen[j] = True
+                        out[s_, base + j] = t - start
+            if readout == "trace" and end == t + 1:
+                out[s_, base:base + r] = tr
+    return out
+
+for i, (n, dim, r, steps, seq, encoding, recurrent, refr, readout, windows) in enumerate([
+        (4, 3, 5, 30, False, "rate", False, 0, "counts", 1),
+        (3, 5, 6, 25, False, "rate", True, 2, "counts", 3),
+        (3, 2, 4, 12, True, "current", False, 1, "first-spike", 2),
+        (4, 4, 7, 20, False, "current", True, 0, "trace", 4),
+        (2, 6, 5, 16, True, "rate", True, 3, "first-spike", 1)]):
+    width = dim * (steps if seq else 1)
+    # Rate probabilities are float32 values, as every backend sees them.
+    u = (rng.random((n, width)) * 0.6).astype(np.float32).astype(np.float64) if encoding == "rate" \
+        else rng.standard_normal((n, width)) * 0.4
+    keys = rng.integers(0, 2**32, n).tolist()
+    seed = int(rng.integers(0, 2**40))
+    w_in = rng.standard_normal((dim, r)) * 0.8
+    bias = rng.uniform(0, 0.05, r)
+    w_rec = rng.standard_normal((r, r)) * 0.3 * (rng.random((r, r)) < 0.5) if recurrent else None
+    decay, threshold, reset, trace_decay = 0.05, 1.0, 0.0, float(np.exp(-1 / 5))
+    out = spiking_ref(u, keys, seed, dim, steps, seq, encoding, w_in, bias, w_rec, decay, threshold, reset, refr,
+                      trace_decay, readout, windows)
+    inputs = {"inputs": mat(u), "inputWeights": mat(w_in), "bias": bias.tolist(), "sampleKeys": keys}
+    if recurrent:
+        inputs["recurrent"] = recurrent_json(w_rec, sparse=(i % 2 == 1))
+    cases.append({"kernel": "spikingRun", "name": f"#{i} {encoding} {readout} x{windows}{' recurrent' if recurrent else ''}{' seq' if seq else ''}",
+                  "params": {"inputDim": dim, "steps": steps, "sequence": seq, "encoding": encoding, "seed": seed,
+                             "decay": decay, "threshold": threshold, "reset": reset, "refractorySteps": refr,
+                             "traceDecay": trace_decay, "readout": readout, "windows": windows},
+                  "inputs": inputs, "expected": {"out": mat(out)}, "tolerance": TOL})
+
 with open(os.path.join(HERE, "cases.json"), "w") as f:
     json.dump({"generator": "test/conformance/make_cases.py", "numpy": np.__version__, "cases": cases}, f)
     f.write("\n")

@@ -12,7 +12,10 @@ import type {
   Floats,
   LloydStep,
   Matrix,
+  ReservoirRun,
+  SpikingRun,
 } from '../backend.js';
+import { reservoirRun, spikingRun } from './dynamics.js';
 
 function checkSameWidth(a: Matrix, b: Matrix, what: string): void {
   if (a.cols !== b.cols) throw new RangeError(`${what}: widths differ (${a.cols} vs ${b.cols})`);
@@ -162,6 +165,14 @@ export class JsBackend implements Backend {
       }
     }
     return out;
+  }
+
+  async reservoirRun(run: ReservoirRun): Promise<Matrix> {
+    return reservoirRun(run);
+  }
+
+  async spikingRun(run: SpikingRun): Promise<Matrix> {
+    return spikingRun(run);
   }
 
   async dispose(): Promise<void> {}
