@@ -23,9 +23,11 @@ import type {
 import { applyScaler, fitScaler, type Scaler } from './data/clean.js';
 import type { Dataset } from './data/dataset.js';
 import { datasetFromRows, loadDataset } from './data/load.js';
+import { sampleKeys } from './encoders/drive.js';
+import { createPipeline, fitPipeline, type PipelineState, transformPipeline } from './encoders/pipeline.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { DataError, throwIfAborted, UsageError } from './resilience/errors.js';
-import { readModelFile, writeModelFile } from './store/model-file.js';
+import { fromPortable, readModelFile, toPortable, writeModelFile } from './store/model-file.js';
 import { VERSION } from './version.js';
 
 /** What `fit` and `predict` accept: a file path, rows, a dense matrix, or a loaded Dataset. */
@@ -58,6 +60,8 @@ export interface FitOptions {
 export interface Timings {
   load: number;
   validate: number;
+  /** Running the encoders and fitting their block scalers and PCA (0 for plain K-means). */
+  encode: number;
   cluster: number;
   score: number;
   total: number;
@@ -176,7 +180,9 @@ export class NeuromorphicClusterer {
   readonly config: Config;
   private readonly logger: Logger;
   private readonly registry: BackendRegistry;
-  private model: { scaler: Scaler; centroids: Float64Array; k: number; d: number } | undefined;
+  private model:
+    | { scaler: Scaler; pipeline: PipelineState | undefined; centroids: Float64Array; k: number; d: number }
+    | undefined;
 
   constructor(options: ClustererOptions = {}) {
     this.config = resolveConfig(options.config, {
@@ -212,7 +218,7 @@ export class NeuromorphicClusterer {
     const k = this.kmeansOptions.nClusters;
     if (k === undefined) throw new UsageError('the number of clusters is required (nClusters, --k)');
     const t0 = now();
-    const timings: Timings = { load: 0, validate: 0, cluster: 0, score: 0, total: 0 };
+    const timings: Timings = { load: 0, validate: 0, encode: 0, cluster: 0, score: 0, total: 0 };
     const dataset = await this.loadData(data);
     timings.load = now() - t0;
 
@@ -233,25 +239,50 @@ export class NeuromorphicClusterer {
     throwIfAborted(signal);
 
     // Input is read and validated before any backend starts.
-    const t2 = now();
     const { backend, tried } = await this.registry.select(this.engine.backend, this.logger);
-    const fit = await this.runKMeans(backend, cleaned, k, signal, onProgress);
-    timings.cluster = now() - t2;
+    const t2 = now();
+    const method = this.engine.method;
+    let features = cleaned;
+    let pipeline: PipelineState | undefined;
+    if (method !== 'kmeans') {
+      const input = this.encoderInput(cleaned, scaler, dataset.ids, signal);
+      const created = createPipeline(
+        method,
+        this.config.encoders,
+        input.series?.dims ?? cleaned.cols,
+        this.engine.seed,
+      );
+      ({ state: pipeline, features } = await fitPipeline(
+        backend,
+        created,
+        input,
+        this.config.encoders.hybrid.components,
+      ));
+    }
+    timings.encode = now() - t2;
 
     const t3 = now();
+    const fit = await this.runKMeans(backend, features, k, signal, onProgress);
+    timings.cluster = now() - t3;
+
+    const t4 = now();
     const qualityOptions = {
       silhouetteExactMaxSamples: this.engine.silhouetteExactMaxSamples,
       seed: this.engine.seed,
       signal,
     };
-    // For plain K-means the clustered matrix is the cleaned input: judge it once.
     const inputQuality = await internalQuality(backend, cleaned, fit.labels, qualityOptions);
-    const quality = { ...inputQuality, inertia: fit.inertia };
+    // For plain K-means the clustered matrix is the cleaned input: judge it once.
+    const judged =
+      features === cleaned
+        ? inputQuality
+        : await internalQuality(backend, features, fit.labels, qualityOptions);
+    const quality = { ...judged, inertia: fit.inertia };
     const external = dataset.truth ? externalQuality(dataset.truth, fit.labels) : undefined;
-    timings.score = now() - t3;
+    timings.score = now() - t4;
     timings.total = now() - t0;
 
-    this.model = { scaler, centroids: fit.centroids, k: fit.k, d: fit.d };
+    this.model = { scaler, pipeline, centroids: fit.centroids, k: fit.k, d: fit.d };
     const centroids = Array.from({ length: fit.k }, (_, j) =>
       Array.from(fit.centroids.subarray(j * fit.d, (j + 1) * fit.d)),
     );
@@ -260,8 +291,8 @@ export class NeuromorphicClusterer {
       labels: fit.labels,
       k: fit.k,
       centroids,
-      features: cleaned,
-      method: this.engine.method,
+      features,
+      method,
       backend: backend.name,
       backendsTried: tried,
       quality,
@@ -274,6 +305,16 @@ export class NeuromorphicClusterer {
       droppedRows: dataset.droppedRows,
       iterations: fit.iterations,
     });
+  }
+
+  /** The encoders' view of cleaned data: values, series layout, sample identities. */
+  private encoderInput(
+    points: Matrix,
+    scaler: Scaler,
+    ids: readonly string[] | undefined,
+    signal?: AbortSignal,
+  ) {
+    return { points, series: scaler.series, sampleKeys: sampleKeys(points, ids), signal };
   }
 
   private runKMeans(
@@ -311,9 +352,13 @@ export class NeuromorphicClusterer {
   async predict(data: DataInput): Promise<Int32Array> {
     const model = this.fitted();
     const dataset = await this.loadData(data);
-    const points: Matrix = { rows: dataset.n, cols: model.d, data: applyScaler(dataset, model.scaler) };
+    const cleaned = applyScaler(dataset, model.scaler);
+    const points: Matrix = { rows: dataset.n, cols: cleaned.length / dataset.n, data: cleaned };
     const { backend } = await this.registry.select(this.engine.backend, this.logger);
-    const { labels } = await backend.kmeansAssign(points, {
+    const features = model.pipeline
+      ? await transformPipeline(backend, model.pipeline, this.encoderInput(points, model.scaler, dataset.ids))
+      : points;
+    const { labels } = await backend.kmeansAssign(features, {
       rows: model.k,
       cols: model.d,
       data: model.centroids,
@@ -338,6 +383,7 @@ export class NeuromorphicClusterer {
       k: model.k,
       d: model.d,
       centroids: Array.from(model.centroids),
+      ...(model.pipeline ? { encoder: toPortable(model.pipeline) } : {}),
     });
   }
 
@@ -365,6 +411,7 @@ export class NeuromorphicClusterer {
     });
     clusterer.model = {
       scaler: body.scaler,
+      pipeline: body.encoder === undefined ? undefined : (fromPortable(body.encoder) as PipelineState),
       centroids: Float64Array.from(body.centroids),
       k: body.k,
       d: body.d,

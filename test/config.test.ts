@@ -12,10 +12,20 @@ describe('configuration schema', () => {
   it('fills every default from the one schema', () => {
     const c = resolveConfig();
     expect(c.engine).toEqual({
-      method: 'kmeans',
+      method: 'hybrid',
       backend: 'auto',
       seed: 0,
       silhouetteExactMaxSamples: 10_000,
+    });
+    // The original system's encoder defaults.
+    expect(c.encoders.esn).toMatchObject({ units: 100, spectralRadius: 0.95, leak: 0.3 });
+    expect(c.encoders.snn).toMatchObject({ neurons: 50, threshold: 1, tauMembrane: 20, tauSynaptic: 5 });
+    expect(c.encoders.snn).toMatchObject({ dt: 1, duration: 100, maxRate: 100 });
+    expect(c.encoders.lsm).toMatchObject({
+      neurons: 64,
+      connectivity: 0.3,
+      tauMembrane: 30,
+      excitatory: 0.8,
     });
     expect(c.kmeans).toMatchObject({ nInit: 10, maxIter: 300, tol: 1e-4, algorithm: 'auto' });
     expect(c.data).toMatchObject({ nanPolicy: 'error', standardize: true });

@@ -3,19 +3,39 @@ import { fnv1a, mulhi32, philox4x32, spikeThreshold } from '../src/philox.js';
 
 /** Known-answer vectors of Random123 (kat_vectors, philox4x32 with 10 rounds). */
 const KAT: [number[], number[], number[]][] = [
-  [[0, 0, 0, 0], [0, 0], [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]],
-  [[0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff], [0xffffffff, 0xffffffff], [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd]],
-  [[0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344], [0xa4093822, 0x299f31d0], [0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1]],
+  [
+    [0, 0, 0, 0],
+    [0, 0],
+    [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8],
+  ],
+  [
+    [0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff],
+    [0xffffffff, 0xffffffff],
+    [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd],
+  ],
+  [
+    [0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344],
+    [0xa4093822, 0x299f31d0],
+    [0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1],
+  ],
 ];
 
 describe('Philox4x32-10', () => {
-  it.each(KAT.map((k, i) => [i, ...k] as const))('matches the Random123 known-answer vector %i', (_i, ctr, key, expected) => {
-    const out = philox4x32(ctr[0]!, ctr[1]!, ctr[2]!, ctr[3]!, key[0]!, key[1]!, new Uint32Array(4));
-    expect(Array.from(out)).toEqual(expected);
-  });
+  it.each(KAT.map((k, i) => [i, ...k] as const))(
+    'matches the Random123 known-answer vector %i',
+    (_i, ctr, key, expected) => {
+      const out = philox4x32(ctr[0]!, ctr[1]!, ctr[2]!, ctr[3]!, key[0]!, key[1]!, new Uint32Array(4));
+      expect(Array.from(out)).toEqual(expected);
+    },
+  );
 
   it('mulhi32 is the exact high word of the 64-bit product', () => {
-    for (const [a, b] of [[0xffffffff, 0xffffffff], [0xd2511f53, 0x12345678], [65536, 65536], [1, 0xffffffff]] as const) {
+    for (const [a, b] of [
+      [0xffffffff, 0xffffffff],
+      [0xd2511f53, 0x12345678],
+      [65536, 65536],
+      [1, 0xffffffff],
+    ] as const) {
       expect(mulhi32(a, b)).toBe(Number((BigInt(a) * BigInt(b)) >> 32n));
     }
   });

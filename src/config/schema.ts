@@ -8,8 +8,12 @@
 import { z } from 'zod';
 import { BACKEND_NAMES } from '../backends/backend.js';
 
-/** Clustering methods of this version; the neuromorphic encoders add theirs. */
-export const METHODS = ['kmeans'] as const;
+/** The neuromorphic encoders; `hybrid` runs the three side by side. */
+export const ENCODER_METHODS = ['esn', 'snn', 'lsm', 'hybrid'] as const;
+export type EncoderMethod = (typeof ENCODER_METHODS)[number];
+
+/** Clustering methods: plain K-means on the cleaned input, or K-means on encoded features. */
+export const METHODS = ['kmeans', ...ENCODER_METHODS] as const;
 export type Method = (typeof METHODS)[number];
 
 export const NAN_POLICIES = ['error', 'drop-rows', 'impute-mean'] as const;
@@ -19,7 +23,10 @@ const later = (what: string) =>
   z.looseObject({}).default({}).describe(`${what}; its keys are defined by the issue that builds it`);
 
 export const engineSchema = z.strictObject({
-  method: z.enum(METHODS).default('kmeans').describe('clustering method'),
+  method: z
+    .enum(METHODS)
+    .default('hybrid')
+    .describe('clustering method: kmeans, or K-means on encoded features'),
   backend: z
     .enum(['auto', ...BACKEND_NAMES])
     .default('auto')
@@ -30,6 +37,88 @@ export const engineSchema = z.strictObject({
     .min(2)
     .default(10_000)
     .describe('silhouette is exact up to this many rows and computed on a seeded sample of this size above'),
+});
+
+const positive = () => z.number().positive();
+const fraction = () => z.number().gt(0).max(1);
+
+/** Spiking-layer settings shared by `snn` and `lsm`; times in milliseconds. */
+const spikingFields = {
+  threshold: positive().default(1).describe('membrane potential at which a neuron fires'),
+  reset: z.number().default(0).describe('membrane potential after a spike'),
+  refractory: z.number().min(0).default(2).describe('refractory period, ms'),
+  tauSynaptic: positive().default(5).describe('time constant of the filtered spike trace readout, ms'),
+  dt: positive().default(1).describe('time step, ms'),
+  duration: positive()
+    .default(100)
+    .describe('simulated time per static sample, ms (a series takes one step per value)'),
+  maxRate: positive().default(100).describe('rate coding: firing rate of the strongest input, Hz'),
+  timePoints: z
+    .int()
+    .min(1)
+    .default(4)
+    .describe('readout windows over a sequence, to keep its time structure'),
+  includeInput: z.boolean().default(true).describe('put the input beside the spiking features'),
+  washout: z.int().min(0).default(5).describe('readout "model-space": first steps left out'),
+  ridge: positive().default(1).describe('readout "model-space": ridge penalty of the per-series readout'),
+};
+
+export const esnSchema = z.strictObject({
+  units: z.int().min(1).max(4096).default(100).describe('reservoir size'),
+  spectralRadius: positive().default(0.95).describe('spectral radius the recurrent matrix is scaled to'),
+  leak: fraction().default(0.3).describe('leak rate a of x <- (1 - a) x + a tanh(...)'),
+  inputScaling: positive().default(1).describe('input weights uniform in [-s, s]'),
+  biasScaling: z.number().min(0).default(0.2).describe('bias uniform in [-s, s]'),
+  connectivity: fraction().default(0.1).describe('fraction of non-zero recurrent weights'),
+  steps: z.int().min(1).default(30).describe('steps a static input is held for'),
+  washout: z.int().min(0).default(5).describe('first steps left out of mean and model-space readouts'),
+  readout: z
+    .enum(['auto', 'last', 'mean', 'last+mean', 'times', 'model-space'])
+    .default('auto')
+    .describe('states that become features; auto: last+mean for static input, times for a sequence'),
+  timePoints: z.int().min(1).default(4).describe('readout "times": states at this many evenly spaced steps'),
+  includeInput: z.boolean().default(true).describe('readout [u; x]: the input beside the states'),
+  ridge: positive().default(1).describe('readout "model-space": ridge penalty of the per-series readout'),
+});
+
+export const snnSchema = z.strictObject({
+  neurons: z.int().min(1).max(4096).default(50).describe('LIF neurons'),
+  tauMembrane: positive().default(20).describe('membrane time constant, ms'),
+  encoding: z.enum(['rate', 'current']).default('rate').describe('Bernoulli rate coding or direct current'),
+  inputScaling: positive().default(1).describe('input weights normal with this standard deviation'),
+  readout: z
+    .enum(['auto', 'rates', 'counts', 'first-spike', 'trace', 'model-space'])
+    .default('auto')
+    .describe(
+      'what becomes features; auto: rates for a static input, the model space of the traces for a sequence',
+    ),
+  ...spikingFields,
+});
+
+export const lsmSchema = z.strictObject({
+  neurons: z.int().min(8).max(4096).default(64).describe('liquid neurons, on a 3-D grid (64: 4 x 4 x 4)'),
+  connectivity: fraction().default(0.3).describe('connection probability between excitatory neighbours'),
+  lambda: positive().default(2).describe('connection length scale on the grid'),
+  excitatory: fraction().default(0.8).describe('fraction of excitatory neurons'),
+  weightScale: positive().default(0.1).describe('scale of the recurrent synaptic weights'),
+  tauMembrane: positive().default(30).describe('membrane time constant, ms'),
+  encoding: z
+    .enum(['rate', 'current'])
+    .default('current')
+    .describe('Bernoulli rate coding or direct current'),
+  inputScaling: positive().default(1).describe('input weights normal with this standard deviation'),
+  readout: z
+    .enum(['auto', 'counts', 'trace', 'model-space'])
+    .default('auto')
+    .describe(
+      'what becomes features; auto: counts for a static input, the model space of the traces for a sequence',
+    ),
+  ...spikingFields,
+});
+
+export const hybridSchema = z.strictObject({
+  components: z.int().min(1).default(10).describe('PCA components of the concatenated blocks'),
+  includeInput: z.boolean().default(true).describe('the input as a fourth block'),
 });
 
 export const dataSchema = z.strictObject({
@@ -77,13 +166,18 @@ export const configSchema = z.strictObject({
   engine: engineSchema.default(engineSchema.parse({})),
   data: dataSchema.default(dataSchema.parse({})),
   encoders: z
-    .looseObject({
-      esn: z.looseObject({}).optional(),
-      snn: z.looseObject({}).optional(),
-      lsm: z.looseObject({}).optional(),
-      hybrid: z.looseObject({}).optional(),
+    .strictObject({
+      esn: esnSchema.default(esnSchema.parse({})),
+      snn: snnSchema.default(snnSchema.parse({})),
+      lsm: lsmSchema.default(lsmSchema.parse({})),
+      hybrid: hybridSchema.default(hybridSchema.parse({})),
     })
-    .default({})
+    .default({
+      esn: esnSchema.parse({}),
+      snn: snnSchema.parse({}),
+      lsm: lsmSchema.parse({}),
+      hybrid: hybridSchema.parse({}),
+    })
     .describe('neuromorphic encoder parameters (esn, snn, lsm, hybrid)'),
   kmeans: kmeansSchema.default(kmeansSchema.parse({})),
   circuitBreaker: later('per-backend circuit breaker'),
@@ -106,6 +200,10 @@ export type ConfigInput = z.input<typeof configSchema>;
 export type EngineConfig = Config['engine'];
 export type DataConfig = Config['data'];
 export type KMeansConfig = Config['kmeans'];
+export type EncodersConfig = Config['encoders'];
+export type EsnConfig = EncodersConfig['esn'];
+export type SnnConfig = EncodersConfig['snn'];
+export type LsmConfig = EncodersConfig['lsm'];
 
 /** A deep-partial document, as a file or a caller supplies it. */
 export type ConfigOverrides = { [S in keyof ConfigInput]?: Partial<NonNullable<ConfigInput[S]>> };

@@ -1,5 +1,5 @@
 /** An SVG scatter plot of a clustering in its first two principal components. */
-import type { Matrix } from '../backends/backend.js';
+import type { Backend, Matrix } from '../backends/backend.js';
 import { fitPca, pcaTransform } from '../linalg/pca.js';
 import { Random } from '../random.js';
 
@@ -36,19 +36,28 @@ export interface PlotInput {
   readonly centroids?: Matrix | undefined;
   readonly title: string;
   readonly seed?: number;
+  /** Runs the PCA's kernels. */
+  readonly backend: Backend;
 }
 
 /** Renders the plot as an SVG document. */
-export function renderClusterPlot({ points, labels, centroids, title, seed = 0 }: PlotInput): string {
+export async function renderClusterPlot({
+  points,
+  labels,
+  centroids,
+  title,
+  seed = 0,
+  backend,
+}: PlotInput): Promise<string> {
   const width = 720;
   const height = 560;
   const margin = { left: 60, right: 150, top: 48, bottom: 52 };
-  const pca = fitPca(points, 2);
+  const pca = await fitPca(backend, points, 2);
   const oneDim = pca.nComponents < 2;
-  const xy = pcaTransform(pca, points);
+  const xy = (await pcaTransform(backend, pca, points)).data;
   const m = pca.nComponents;
   const at = (i: number, c: number) => (c < m ? xy[i * m + c]! : 0);
-  const cxy = centroids ? pcaTransform(pca, centroids) : undefined;
+  const cxy = centroids ? (await pcaTransform(backend, pca, centroids)).data : undefined;
 
   let minX = Number.POSITIVE_INFINITY;
   let maxX = Number.NEGATIVE_INFINITY;

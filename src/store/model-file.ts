@@ -31,6 +31,8 @@ const bodySchema = z.object({
   k: z.int().min(1),
   d: z.int().min(1),
   centroids: z.array(z.number()),
+  /** The fitted encoder pipeline (weights, block scalers, PCA), in portable form. */
+  encoder: z.unknown().optional(),
 });
 
 export type ModelBody = z.infer<typeof bodySchema>;
@@ -41,6 +43,43 @@ const envelopeSchema = z.object({
   checksum: z.string().regex(/^sha256:[0-9a-f]{64}$/),
   body: z.unknown(),
 });
+
+const TYPED = { Float64Array, Float32Array, Int32Array, Uint32Array, Uint8Array } as const;
+type TypedName = keyof typeof TYPED;
+
+/**
+ * Plain JSON for a value holding typed arrays (encoder weights): each becomes
+ * `{ "$typed": "Float64Array", "data": [...] }`, which {@link fromPortable} turns back.
+ */
+export function toPortable(value: unknown): unknown {
+  if (ArrayBuffer.isView(value) && !(value instanceof DataView)) {
+    const name = value.constructor.name as TypedName;
+    if (!(name in TYPED)) throw new TypeError(`cannot store a ${name}`);
+    return { $typed: name, data: Array.from(value as unknown as ArrayLike<number>) };
+  }
+  if (Array.isArray(value)) return value.map(toPortable);
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.entries(value)
+        .filter(([, v]) => v !== undefined)
+        .map(([k, v]) => [k, toPortable(v)]),
+    );
+  }
+  return value;
+}
+
+/** The inverse of {@link toPortable}. */
+export function fromPortable(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(fromPortable);
+  if (value && typeof value === 'object') {
+    const record = value as Record<string, unknown>;
+    if (typeof record.$typed === 'string' && Array.isArray(record.data) && record.$typed in TYPED) {
+      return TYPED[record.$typed as TypedName].from(record.data as number[]);
+    }
+    return Object.fromEntries(Object.entries(record).map(([k, v]) => [k, fromPortable(v)]));
+  }
+  return value;
+}
 
 function checksumOf(body: unknown): string {
   return `sha256:${createHash('sha256').update(JSON.stringify(body)).digest('hex')}`;

@@ -36,7 +36,7 @@ const ERROR_LINE = /^neurocluster: NEUROCLUSTER_ERR_[A-Z_]+: [^\n]+\n$/;
 
 describe('neurocluster cluster', () => {
   it('prints exactly one JSON line on stdout with --json, with the contract fields', () => {
-    const r = cli(['cluster', IRIS, '--k', '3', '--label-column', 'species', '--json']);
+    const r = cli(['cluster', IRIS, '--k', '3', '--method', 'kmeans', '--label-column', 'species', '--json']);
     expect(r.code).toBe(0);
     expect(r.stdout.split('\n')).toHaveLength(2);
     expect(r.stdout.endsWith('\n')).toBe(true);
@@ -96,7 +96,7 @@ describe('neurocluster cluster', () => {
   });
 
   it('prints a summary table without --json', () => {
-    const r = cli(['cluster', IRIS, '--k', '3', '--label-column', 'species']);
+    const r = cli(['cluster', IRIS, '--k', '3', '--method', 'kmeans', '--label-column', 'species']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/silhouette\s+0\.4599/);
     expect(r.stdout).toMatch(/ARI\s+0\.620/);

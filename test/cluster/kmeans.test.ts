@@ -32,6 +32,7 @@ describe('K-means matches scikit-learn on every data set', () => {
   const cases = sklearn.kmeans.filter((c) => !c.source.startsWith('../shared/') || hasSharedTs);
   it.each(cases.map((c) => [c.name, c] as const))('%s: inertia within 2%% of scikit-learn', async (_t, c) => {
     const clusterer = new NeuromorphicClusterer({
+      method: 'kmeans',
       nClusters: c.k,
       seed: 0,
       backend: 'js',
@@ -46,6 +47,7 @@ describe('K-means matches scikit-learn on every data set', () => {
 
   it('reaches scikit-learn ARI on standardized iris (0.620 with 10 restarts)', async () => {
     const clusterer = new NeuromorphicClusterer({
+      method: 'kmeans',
       nClusters: 3,
       logger: quiet,
       config: { data: { labelColumn: 'species' } },

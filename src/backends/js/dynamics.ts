@@ -4,7 +4,15 @@
  * test/conformance/make_cases.py (NumPy), not from here.
  */
 import { philox4x32, philoxKey, spikeThreshold } from '../../philox.js';
-import type { Drive, Floats, Matrix, RecurrentWeights, ReservoirRun, SpikingRun, StateReadout } from '../backend.js';
+import type {
+  Drive,
+  Floats,
+  Matrix,
+  RecurrentWeights,
+  ReservoirRun,
+  SpikingRun,
+  StateReadout,
+} from '../backend.js';
 
 function checkDrive(run: Drive, inputWeights: Matrix): void {
   const width = run.sequence ? run.steps * run.inputDim : run.inputDim;
@@ -14,7 +22,8 @@ function checkDrive(run: Drive, inputWeights: Matrix): void {
   if (inputWeights.rows !== run.inputDim) {
     throw new RangeError(`input weights have ${inputWeights.rows} rows, expected ${run.inputDim}`);
   }
-  if (!Number.isInteger(run.steps) || run.steps < 1) throw new RangeError(`steps must be >= 1, got ${run.steps}`);
+  if (!Number.isInteger(run.steps) || run.steps < 1)
+    throw new RangeError(`steps must be >= 1, got ${run.steps}`);
 }
 
 /** out += x W for recurrent weights, dense or CSR. */
@@ -38,7 +47,14 @@ function addRecurrent(w: RecurrentWeights, x: Float64Array, out: Float64Array): 
 }
 
 /** out = u W_in (+ bias), u being `dim` values of `data` starting at `at`. */
-function project(data: Floats, at: number, dim: number, wIn: Matrix, bias: Floats | undefined, out: Float64Array) {
+function project(
+  data: Floats,
+  at: number,
+  dim: number,
+  wIn: Matrix,
+  bias: Floats | undefined,
+  out: Float64Array,
+) {
   const r = out.length;
   if (bias) for (let j = 0; j < r; j++) out[j] = bias[j]!;
   else out.fill(0);
@@ -63,7 +79,8 @@ export function reservoirRun(run: ReservoirRun): Matrix {
   const washout = readout.washout ?? 0;
   if (readout.mean && washout >= steps) throw new RangeError(`washout ${washout} leaves no step of ${steps}`);
   const times = readout.times ?? [];
-  for (const t of times) if (!Number.isInteger(t) || t < 0 || t >= steps) throw new RangeError(`readout step ${t}`);
+  for (const t of times)
+    if (!Number.isInteger(t) || t < 0 || t >= steps) throw new RangeError(`readout step ${t}`);
   const width = r * blocks;
   const out = new Float64Array(inputs.rows * width);
   const x = new Float64Array(r);
@@ -132,10 +149,12 @@ export function spikingRun(run: SpikingRun): Matrix {
       if (t === windowStart) firstSeen.fill(0);
       const at = run.sequence ? row + t * dim : row;
       if (run.encoding === 'rate') {
-        if (t === 0 || run.sequence) for (let i = 0; i < dim; i++) thresholds[i] = spikeThreshold(inputs.data[at + i]!);
+        if (t === 0 || run.sequence)
+          for (let i = 0; i < dim; i++) thresholds[i] = spikeThreshold(inputs.data[at + i]!);
         for (let i = 0; i < dim; i += 4) {
           philox4x32(key, t, i >>> 2, 0, k0, k1, random);
-          for (let q = 0; q < 4 && i + q < dim; q++) drive[i + q] = random[q]! >>> 8 < thresholds[i + q]! ? 1 : 0;
+          for (let q = 0; q < 4 && i + q < dim; q++)
+            drive[i + q] = random[q]! >>> 8 < thresholds[i + q]! ? 1 : 0;
         }
       } else {
         for (let i = 0; i < dim; i++) drive[i] = inputs.data[at + i]!;

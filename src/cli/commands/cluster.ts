@@ -1,5 +1,6 @@
 /** `neurocluster cluster <file> --k <n> ...`: fit, print the summary or the JSON, write outputs. */
 import { Command, Option } from 'commander';
+import { defaultRegistry } from '../../backends/index.js';
 import { NeuromorphicClusterer } from '../../clusterer.js';
 import { renderClusterPlot } from '../../report/svg-plot.js';
 import { writeFileAtomic } from '../../store/atomic.js';
@@ -65,7 +66,8 @@ export function clusterCommand(): Command {
       if (flags.out) await writeFileAtomic(flags.out, `${JSON.stringify(json)}\n`);
       if (flags.labelsOut) await writeFileAtomic(flags.labelsOut, labelsCsv(result.labels, result.ids));
       if (flags.plot) {
-        const svg = renderClusterPlot({
+        const svg = await renderClusterPlot({
+          backend: await defaultRegistry.get(result.backend),
           points: result.features,
           labels: result.labels,
           centroids: {

@@ -1,0 +1,45 @@
+/** What every encoder is given: the cleaned input, its layout, and each sample's identity. */
+import type { Drive, Matrix } from '../backends/backend.js';
+import type { SeriesLayout } from '../data/dataset.js';
+import { fnv1a } from '../philox.js';
+
+export interface EncoderInput {
+  /** n x width cleaned values; a series row holds T x dims values, time-major. */
+  readonly points: Matrix;
+  readonly series?: SeriesLayout | undefined;
+  /** A 32-bit identity per sample for spike randomness: see {@link sampleKeys}. */
+  readonly sampleKeys: Uint32Array;
+  readonly signal?: AbortSignal | undefined;
+}
+
+/**
+ * The identity of every sample: a hash of its id when ids are known, else of its content, so the
+ * spikes a sample gets do not depend on where it stands in the file.
+ */
+export function sampleKeys(points: Matrix, ids?: readonly string[]): Uint32Array {
+  const keys = new Uint32Array(points.rows);
+  const encoder = new TextEncoder();
+  const row = new Float64Array(points.cols);
+  for (let i = 0; i < points.rows; i++) {
+    if (ids) {
+      keys[i] = fnv1a(encoder.encode(ids[i]!));
+    } else {
+      for (let t = 0; t < points.cols; t++) row[t] = points.data[i * points.cols + t]!;
+      keys[i] = fnv1a(new Uint8Array(row.buffer));
+    }
+  }
+  return keys;
+}
+
+/** The drive of a dynamics kernel: a static vector held `staticSteps` steps, or the series itself. */
+export function driveOf(input: EncoderInput, staticSteps: number, values: Matrix = input.points): Drive {
+  return input.series
+    ? { inputs: values, inputDim: input.series.dims, steps: input.series.length, sequence: true }
+    : { inputs: values, inputDim: values.cols, steps: staticSteps, sequence: false };
+}
+
+/** `count` steps evenly spread over [0, steps), the last one included. */
+export function evenSteps(steps: number, count: number): number[] {
+  const n = Math.min(count, steps);
+  return Array.from({ length: n }, (_, i) => Math.round(((i + 1) * steps) / n) - 1);
+}

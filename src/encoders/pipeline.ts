@@ -1,0 +1,152 @@
+/**
+ * From cleaned input to the features K-means clusters: run the method's encoders, standardize each
+ * feature block (the input too, when it joins the readout) and weight it by 1 / sqrt(width) so every
+ * block carries the same total variance, then (for `hybrid`) PCA. Everything fitted here is kept in
+ * the model file, so `predict` encodes new data exactly as `fit` did.
+ */
+import type { Backend, Matrix } from '../backends/backend.js';
+import type { EncoderMethod, EncodersConfig } from '../config/schema.js';
+import { fitPca, type Pca, pcaTransform } from '../linalg/pca.js';
+import { Random } from '../random.js';
+import { throwIfAborted } from '../resilience/errors.js';
+import type { EncoderInput } from './drive.js';
+import { createEsn, type EsnState, runEsn } from './esn.js';
+import { createLsm, createSnn, runSpiking, type SpikingState } from './spiking.js';
+
+type BlockName = 'input' | 'esn' | 'snn' | 'lsm';
+
+/** Standardization and weight of one feature block, fitted on the training features. */
+interface BlockScaler {
+  readonly name: BlockName;
+  readonly keep: number[];
+  readonly means: number[];
+  readonly scales: number[];
+  readonly weight: number;
+}
+
+/** Everything the pipeline fitted; JSON-safe for the model file. */
+export interface PipelineState {
+  readonly method: EncoderMethod;
+  readonly seed: number;
+  readonly esn?: EsnState | undefined;
+  readonly snn?: SpikingState | undefined;
+  readonly lsm?: SpikingState | undefined;
+  readonly includeInput: boolean;
+  readonly blocks?: BlockScaler[] | undefined;
+  readonly pca?: Pca | undefined;
+}
+
+function blocksOf(method: EncoderMethod): ('esn' | 'snn' | 'lsm')[] {
+  return method === 'hybrid' ? ['esn', 'snn', 'lsm'] : [method];
+}
+
+/** Makes the encoders of a method (weights from the seed) for inputs of `inputDim` values a step. */
+export function createPipeline(
+  method: EncoderMethod,
+  config: EncodersConfig,
+  inputDim: number,
+  seed: number,
+): PipelineState {
+  // Each encoder gets its own weight stream, so adding one does not change the others.
+  const seeds = new Random(seed);
+  const esnSeed = seeds.uint32();
+  const snnSeed = seeds.uint32();
+  const lsmSeed = seeds.uint32();
+  const wanted = new Set(blocksOf(method));
+  const includeInput =
+    method === 'hybrid'
+      ? config.hybrid.includeInput
+      : (config[method] as { includeInput: boolean }).includeInput;
+  return {
+    method,
+    seed,
+    includeInput,
+    esn: wanted.has('esn') ? createEsn(config.esn, inputDim, esnSeed) : undefined,
+    snn: wanted.has('snn') ? createSnn(config.snn, inputDim, snnSeed) : undefined,
+    lsm: wanted.has('lsm') ? createLsm(config.lsm, inputDim, lsmSeed) : undefined,
+  };
+}
+
+async function rawBlocks(backend: Backend, state: PipelineState, input: EncoderInput) {
+  const out: { name: BlockName; features: Matrix }[] = [];
+  if (state.includeInput) out.push({ name: 'input', features: input.points });
+  for (const name of blocksOf(state.method)) {
+    throwIfAborted(input.signal);
+    const features =
+      name === 'esn'
+        ? await runEsn(backend, state.esn!, input)
+        : await runSpiking(backend, (name === 'snn' ? state.snn : state.lsm)!, input, state.seed);
+    out.push({ name, features });
+  }
+  return out;
+}
+
+function fitBlock(name: BlockName, m: Matrix): BlockScaler {
+  const keep: number[] = [];
+  const means: number[] = [];
+  const scales: number[] = [];
+  for (let j = 0; j < m.cols; j++) {
+    let mean = 0;
+    for (let i = 0; i < m.rows; i++) mean += m.data[i * m.cols + j]!;
+    mean /= m.rows;
+    let ss = 0;
+    for (let i = 0; i < m.rows; i++) ss += (m.data[i * m.cols + j]! - mean) ** 2;
+    const std = Math.sqrt(ss / m.rows);
+    // A feature that never varies (a silent neuron) carries nothing.
+    if (std > 1e-9 * Math.max(1, Math.abs(mean))) {
+      keep.push(j);
+      means.push(mean);
+      scales.push(std);
+    }
+  }
+  return { name, keep, means, scales, weight: keep.length > 0 ? 1 / Math.sqrt(keep.length) : 0 };
+}
+
+/** Standardized, weighted blocks side by side. */
+function assemble(blocks: { features: Matrix }[], scalers: BlockScaler[]): Matrix {
+  const n = blocks[0]!.features.rows;
+  const width = scalers.reduce((s, b) => s + b.keep.length, 0);
+  const data = new Float64Array(n * width);
+  let offset = 0;
+  blocks.forEach(({ features: m }, b) => {
+    const sc = scalers[b]!;
+    for (let i = 0; i < n; i++) {
+      for (let c = 0; c < sc.keep.length; c++) {
+        data[i * width + offset + c] =
+          ((m.data[i * m.cols + sc.keep[c]!]! - sc.means[c]!) / sc.scales[c]!) * sc.weight;
+      }
+    }
+    offset += sc.keep.length;
+  });
+  return { rows: n, cols: width, data };
+}
+
+/** Encodes the training data and fits the block scalers and the PCA; returns the fitted state too. */
+export async function fitPipeline(
+  backend: Backend,
+  state: PipelineState,
+  input: EncoderInput,
+  components: number,
+): Promise<{ state: PipelineState; features: Matrix }> {
+  const blocks = await rawBlocks(backend, state, input);
+  const scalers = blocks.map((b) => fitBlock(b.name, b.features));
+  let features = assemble(blocks, scalers);
+  let pca: Pca | undefined;
+  if (state.method === 'hybrid') {
+    pca = await fitPca(backend, features, components, input.signal);
+    features = await pcaTransform(backend, pca, features);
+  }
+  return { state: { ...state, blocks: scalers, pca }, features };
+}
+
+/** Encodes new data with a fitted pipeline. */
+export async function transformPipeline(
+  backend: Backend,
+  state: PipelineState,
+  input: EncoderInput,
+): Promise<Matrix> {
+  if (!state.blocks) throw new Error('pipeline is not fitted');
+  const blocks = await rawBlocks(backend, state, input);
+  const features = assemble(blocks, state.blocks);
+  return state.pca ? pcaTransform(backend, state.pca, features) : features;
+}

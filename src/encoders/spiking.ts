@@ -1,0 +1,110 @@
+/**
+ * The spiking encoders, both run by the backend's spiking kernel: `snn`, one layer of leaky
+ * integrate-and-fire neurons, and `lsm`, a recurrent liquid of excitatory and inhibitory LIF
+ * neurons wired by distance on a 3-D grid (Maass et al. 2002).
+ */
+import type { Backend, Matrix, RecurrentWeights } from '../backends/backend.js';
+import type { LsmConfig, SnnConfig } from '../config/schema.js';
+import { Random } from '../random.js';
+import { UsageError } from '../resilience/errors.js';
+import { driveOf, type EncoderInput } from './drive.js';
+import { modelSpace } from './model-space.js';
+import { liquidWiring, normalMatrix, recurrentWeights } from './weights.js';
+
+export interface SpikingState {
+  readonly kind: 'snn' | 'lsm';
+  readonly params: SnnConfig | LsmConfig;
+  readonly inputWeights: Matrix;
+  readonly recurrent?: RecurrentWeights | undefined;
+}
+
+export function createSnn(params: SnnConfig, inputDim: number, seed: number): SpikingState {
+  const rng = new Random(seed);
+  return {
+    kind: 'snn',
+    params,
+    inputWeights: normalMatrix(rng, inputDim, params.neurons, params.inputScaling),
+  };
+}
+
+export function createLsm(params: LsmConfig, inputDim: number, seed: number): SpikingState {
+  const rng = new Random(seed);
+  const inputWeights = normalMatrix(rng, inputDim, params.neurons, params.inputScaling);
+  const liquid = liquidWiring(rng, params.neurons, {
+    excitatory: params.excitatory,
+    connectivity: params.connectivity,
+    lambda: params.lambda,
+    weightScale: params.weightScale,
+  });
+  return { kind: 'lsm', params, inputWeights, recurrent: recurrentWeights(liquid.weights) };
+}
+
+const logistic = (x: number) => 1 / (1 + Math.exp(-x));
+
+type SpikingReadout = 'rates' | 'counts' | 'first-spike' | 'trace' | 'model-space';
+
+/** The readout actually used: `auto` is rates (snn) or counts (lsm) for a static input, the model space for a sequence. */
+export function spikingReadout(state: SpikingState, sequence: boolean): SpikingReadout {
+  const readout = state.params.readout;
+  if (readout === 'model-space' && !sequence) {
+    throw new UsageError(`the ${state.kind} readout "model-space" needs time series input`);
+  }
+  if (readout !== 'auto') return readout;
+  if (sequence) return 'model-space';
+  return state.kind === 'snn' ? 'rates' : 'counts';
+}
+
+/** Runs the layer; features are per-window rates (Hz), counts, first-spike latencies (ms) or traces. */
+export async function runSpiking(
+  backend: Backend,
+  state: SpikingState,
+  input: EncoderInput,
+  seed: number,
+): Promise<Matrix> {
+  const p = state.params;
+  const staticSteps = Math.max(1, Math.round(p.duration / p.dt));
+  let values = input.points;
+  if (p.encoding === 'rate') {
+    // Rate coding: a standardized value maps through the logistic to a firing probability per
+    // step, at most maxRate; rounded to float32 so every backend sees the same probabilities.
+    const scale = (p.maxRate * p.dt) / 1000;
+    values = { ...values, data: Float32Array.from(values.data, (v) => Math.fround(scale * logistic(v))) };
+  }
+  const drive = driveOf(input, staticSteps, values);
+  const mode = spikingReadout(state, drive.sequence);
+  // The model space needs the trace after every step; the others keep a few windows of a sequence.
+  const windows =
+    mode === 'model-space' ? drive.steps : drive.sequence ? Math.min(p.timePoints, drive.steps) : 1;
+  const readout = mode === 'rates' ? 'counts' : mode === 'model-space' ? 'trace' : mode;
+  const out = await backend.spikingRun({
+    ...drive,
+    encoding: p.encoding,
+    seed,
+    sampleKeys: input.sampleKeys,
+    inputWeights: state.inputWeights,
+    ...(state.recurrent ? { recurrent: state.recurrent } : {}),
+    decay: p.dt / p.tauMembrane,
+    threshold: p.threshold,
+    reset: p.reset,
+    refractorySteps: Math.round(p.refractory / p.dt),
+    traceDecay: Math.exp(-p.dt / p.tauSynaptic),
+    readout,
+    windows,
+  });
+  if (mode === 'model-space') {
+    // The readout predicts the next input value itself, not its firing probability.
+    return modelSpace(
+      out,
+      state.inputWeights.cols,
+      driveOf(input, staticSteps),
+      p.washout,
+      p.ridge,
+      input.signal,
+    );
+  }
+  if (mode === 'counts' || mode === 'trace') return out;
+  // Rates in Hz over each window; latencies in ms.
+  const windowMs = (drive.steps * p.dt) / windows;
+  const factor = mode === 'rates' ? 1000 / windowMs : p.dt;
+  return { ...out, data: Float64Array.from(out.data, (v) => v * factor) };
+}
