@@ -84,7 +84,10 @@ export const esnSchema = z.strictObject({
 export const snnSchema = z.strictObject({
   neurons: z.int().min(1).max(4096).default(50).describe('LIF neurons'),
   tauMembrane: positive().default(20).describe('membrane time constant, ms'),
-  encoding: z.enum(['rate', 'current']).default('rate').describe('Bernoulli rate coding or direct current'),
+  encoding: z
+    .enum(['auto', 'rate', 'current'])
+    .default('auto')
+    .describe('Bernoulli rate coding or direct current; auto: rates for a static input, current for a sequence'),
   inputScaling: positive().default(1).describe('input weights normal with this standard deviation'),
   readout: z
     .enum(['auto', 'rates', 'counts', 'first-spike', 'trace', 'model-space'])

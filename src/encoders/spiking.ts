@@ -64,7 +64,10 @@ export async function runSpiking(
   const p = state.params;
   const staticSteps = Math.max(1, Math.round(p.duration / p.dt));
   let values = input.points;
-  if (p.encoding === 'rate') {
+  // A sequence shows each value for one step: one coin flip at p <= maxRate dt would lose it, so
+  // `auto` codes a sequence as current and only a static input (seen for many steps) as rates.
+  const encoding = p.encoding === 'auto' ? (input.series ? 'current' : 'rate') : p.encoding;
+  if (encoding === 'rate') {
     // Rate coding: a standardized value maps through the logistic to a firing probability per
     // step, at most maxRate; rounded to float32 so every backend sees the same probabilities.
     const scale = (p.maxRate * p.dt) / 1000;
@@ -78,7 +81,7 @@ export async function runSpiking(
   const readout = mode === 'rates' ? 'counts' : mode === 'model-space' ? 'trace' : mode;
   const out = await backend.spikingRun({
     ...drive,
-    encoding: p.encoding,
+    encoding,
     seed,
     sampleKeys: input.sampleKeys,
     inputWeights: state.inputWeights,
