@@ -87,7 +87,9 @@ export const snnSchema = z.strictObject({
   encoding: z
     .enum(['auto', 'rate', 'current'])
     .default('auto')
-    .describe('Bernoulli rate coding or direct current; auto: rates for a static input, current for a sequence'),
+    .describe(
+      'Bernoulli rate coding or direct current; auto: rates for a static input, current for a sequence',
+    ),
   inputScaling: positive().default(1).describe('input weights normal with this standard deviation'),
   readout: z
     .enum(['auto', 'rates', 'counts', 'first-spike', 'trace', 'model-space'])
