@@ -23,6 +23,7 @@ import type {
 import { applyScaler, fitScaler, type Scaler } from './data/clean.js';
 import type { Dataset } from './data/dataset.js';
 import { datasetFromRows, loadDataset } from './data/load.js';
+import { canonicalOrder, permuteRows } from './data/order.js';
 import { sampleKeys } from './encoders/drive.js';
 import { createPipeline, fitPipeline, type PipelineState, transformPipeline } from './encoders/pipeline.js';
 import { createLogger, type Logger } from './observability/logger.js';
@@ -152,6 +153,11 @@ export class ClusteringResult {
   }
 }
 
+/** The values of a dataset as read (before cleaning), as a matrix. */
+function rawMatrix(ds: Dataset): Matrix {
+  return { rows: ds.n, cols: ds.width, data: ds.values };
+}
+
 function isDataset(x: unknown): x is Dataset {
   return typeof x === 'object' && x !== null && 'values' in x && 'width' in x && 'source' in x;
 }
@@ -233,7 +239,10 @@ export class NeuromorphicClusterer {
       );
     }
     validateK(k, dataset.n);
-    const scaler = fitScaler(dataset, this.dataOptions.standardize, this.logger);
+    // Every statistic is fitted over the rows in a canonical order, so labels ignore row order.
+    const keys = sampleKeys(rawMatrix(dataset), dataset.ids);
+    const order = canonicalOrder(rawMatrix(dataset), keys);
+    const scaler = fitScaler(dataset, this.dataOptions.standardize, this.logger, order);
     const cleaned: Matrix = { rows: dataset.n, cols: scaler.keep.length, data: applyScaler(dataset, scaler) };
     timings.validate = now() - t1;
     throwIfAborted(signal);
@@ -245,24 +254,21 @@ export class NeuromorphicClusterer {
     let features = cleaned;
     let pipeline: PipelineState | undefined;
     if (method !== 'kmeans') {
-      const input = this.encoderInput(cleaned, scaler, dataset.ids, signal);
-      const created = createPipeline(
-        method,
-        this.config.encoders,
-        input.series?.dims ?? cleaned.cols,
-        this.engine.seed,
-      );
-      ({ state: pipeline, features } = await fitPipeline(
-        backend,
-        created,
-        input,
-        this.config.encoders.hybrid.components,
-      ));
+      const input = { points: cleaned, series: scaler.series, sampleKeys: keys, signal };
+      const inputDim = input.series?.dims ?? cleaned.cols;
+      const created = createPipeline(method, this.config.encoders, inputDim, this.engine.seed);
+      const components = this.config.encoders.hybrid.components;
+      ({ state: pipeline, features } = await fitPipeline(backend, created, input, components, order));
     }
     timings.encode = now() - t2;
 
     const t3 = now();
-    const fit = await this.runKMeans(backend, features, k, signal, onProgress);
+    const ordered = permuteRows(features, order);
+    const fit = await this.runKMeans(backend, ordered, k, signal, onProgress);
+    const labels = new Int32Array(dataset.n);
+    order.forEach((row, i) => {
+      labels[row] = fit.labels[i]!;
+    });
     timings.cluster = now() - t3;
 
     const t4 = now();
@@ -271,24 +277,29 @@ export class NeuromorphicClusterer {
       seed: this.engine.seed,
       signal,
     };
-    const inputQuality = await internalQuality(backend, cleaned, fit.labels, qualityOptions);
+    // Judged in the canonical order too, so a sampled silhouette ignores row order as well.
+    const inputQuality = await internalQuality(
+      backend,
+      permuteRows(cleaned, order),
+      fit.labels,
+      qualityOptions,
+    );
     // For plain K-means the clustered matrix is the cleaned input: judge it once.
     const judged =
       features === cleaned
         ? inputQuality
-        : await internalQuality(backend, features, fit.labels, qualityOptions);
+        : await internalQuality(backend, ordered, fit.labels, qualityOptions);
     const quality = { ...judged, inertia: fit.inertia };
-    const external = dataset.truth ? externalQuality(dataset.truth, fit.labels) : undefined;
+    const external = dataset.truth ? externalQuality(dataset.truth, labels) : undefined;
     timings.score = now() - t4;
     timings.total = now() - t0;
-
     this.model = { scaler, pipeline, centroids: fit.centroids, k: fit.k, d: fit.d };
     const centroids = Array.from({ length: fit.k }, (_, j) =>
       Array.from(fit.centroids.subarray(j * fit.d, (j + 1) * fit.d)),
     );
     this.logger.debug({ backend: backend.name, k, n: dataset.n, d: cleaned.cols, timings }, 'fit done');
     return new ClusteringResult({
-      labels: fit.labels,
+      labels,
       k: fit.k,
       centroids,
       features,
@@ -305,16 +316,6 @@ export class NeuromorphicClusterer {
       droppedRows: dataset.droppedRows,
       iterations: fit.iterations,
     });
-  }
-
-  /** The encoders' view of cleaned data: values, series layout, sample identities. */
-  private encoderInput(
-    points: Matrix,
-    scaler: Scaler,
-    ids: readonly string[] | undefined,
-    signal?: AbortSignal,
-  ) {
-    return { points, series: scaler.series, sampleKeys: sampleKeys(points, ids), signal };
   }
 
   private runKMeans(
@@ -355,9 +356,12 @@ export class NeuromorphicClusterer {
     const cleaned = applyScaler(dataset, model.scaler);
     const points: Matrix = { rows: dataset.n, cols: cleaned.length / dataset.n, data: cleaned };
     const { backend } = await this.registry.select(this.engine.backend, this.logger);
-    const features = model.pipeline
-      ? await transformPipeline(backend, model.pipeline, this.encoderInput(points, model.scaler, dataset.ids))
-      : points;
+    const input = {
+      points,
+      series: model.scaler.series,
+      sampleKeys: sampleKeys(rawMatrix(dataset), dataset.ids),
+    };
+    const features = model.pipeline ? await transformPipeline(backend, model.pipeline, input) : points;
     const { labels } = await backend.kmeansAssign(features, {
       rows: model.k,
       cols: model.d,

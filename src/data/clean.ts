@@ -21,8 +21,16 @@ export interface Scaler {
   readonly series?: { readonly length: number; readonly dims: number };
 }
 
-/** Learns the cleaning of a dataset. */
-export function fitScaler(ds: Dataset, standardize: boolean, warnings?: DataWarnings): Scaler {
+/**
+ * Learns the cleaning of a dataset. Sums run over the rows in `order` (by default file order); the
+ * clusterer passes its canonical order so the scaler does not depend on the order of the rows.
+ */
+export function fitScaler(
+  ds: Dataset,
+  standardize: boolean,
+  warnings?: DataWarnings,
+  order?: Int32Array,
+): Scaler {
   const { n, width, values } = ds;
   if (ds.series) {
     const keep = Array.from({ length: width }, (_, j) => j);
@@ -40,12 +48,13 @@ export function fitScaler(ds: Dataset, standardize: boolean, warnings?: DataWarn
   const means: number[] = [];
   const scales: number[] = [];
   const constant: string[] = [];
+  const rows = order ?? Int32Array.from({ length: n }, (_, i) => i);
   for (let j = 0; j < width; j++) {
     let mean = 0;
-    for (let i = 0; i < n; i++) mean += values[i * width + j]!;
+    for (const i of rows) mean += values[i * width + j]!;
     mean /= n;
     let ss = 0;
-    for (let i = 0; i < n; i++) {
+    for (const i of rows) {
       const dv = values[i * width + j]! - mean;
       ss += dv * dv;
     }

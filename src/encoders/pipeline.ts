@@ -6,6 +6,7 @@
  */
 import type { Backend, Matrix } from '../backends/backend.js';
 import type { EncoderMethod, EncodersConfig } from '../config/schema.js';
+import { permuteRows } from '../data/order.js';
 import { fitPca, type Pca, pcaTransform } from '../linalg/pca.js';
 import { Random } from '../random.js';
 import { throwIfAborted } from '../resilience/errors.js';
@@ -81,16 +82,16 @@ async function rawBlocks(backend: Backend, state: PipelineState, input: EncoderI
   return out;
 }
 
-function fitBlock(name: BlockName, m: Matrix): BlockScaler {
+function fitBlock(name: BlockName, m: Matrix, order: Int32Array): BlockScaler {
   const keep: number[] = [];
   const means: number[] = [];
   const scales: number[] = [];
   for (let j = 0; j < m.cols; j++) {
     let mean = 0;
-    for (let i = 0; i < m.rows; i++) mean += m.data[i * m.cols + j]!;
+    for (const i of order) mean += m.data[i * m.cols + j]!;
     mean /= m.rows;
     let ss = 0;
-    for (let i = 0; i < m.rows; i++) ss += (m.data[i * m.cols + j]! - mean) ** 2;
+    for (const i of order) ss += (m.data[i * m.cols + j]! - mean) ** 2;
     const std = Math.sqrt(ss / m.rows);
     // A feature that never varies (a silent neuron) carries nothing.
     if (std > 1e-9 * Math.max(1, Math.abs(mean))) {
@@ -121,19 +122,23 @@ function assemble(blocks: { features: Matrix }[], scalers: BlockScaler[]): Matri
   return { rows: n, cols: width, data };
 }
 
-/** Encodes the training data and fits the block scalers and the PCA; returns the fitted state too. */
+/**
+ * Encodes the training data and fits the block scalers and the PCA over the rows in `order` (see
+ * src/data/order.ts); returns the fitted state too.
+ */
 export async function fitPipeline(
   backend: Backend,
   state: PipelineState,
   input: EncoderInput,
   components: number,
+  order: Int32Array,
 ): Promise<{ state: PipelineState; features: Matrix }> {
   const blocks = await rawBlocks(backend, state, input);
-  const scalers = blocks.map((b) => fitBlock(b.name, b.features));
+  const scalers = blocks.map((b) => fitBlock(b.name, b.features, order));
   let features = assemble(blocks, scalers);
   let pca: Pca | undefined;
   if (state.method === 'hybrid') {
-    pca = await fitPca(backend, features, components, input.signal);
+    pca = await fitPca(backend, permuteRows(features, order), components, input.signal);
     features = await pcaTransform(backend, pca, features);
   }
   return { state: { ...state, blocks: scalers, pca }, features };

@@ -36,7 +36,19 @@ const ERROR_LINE = /^neurocluster: NEUROCLUSTER_ERR_[A-Z_]+: [^\n]+\n$/;
 
 describe('neurocluster cluster', () => {
   it('prints exactly one JSON line on stdout with --json, with the contract fields', () => {
-    const r = cli(['cluster', IRIS, '--k', '3', '--method', 'kmeans', '--label-column', 'species', '--json']);
+    const r = cli([
+      'cluster',
+      IRIS,
+      '--k',
+      '3',
+      '--method',
+      'kmeans',
+      '--seed',
+      '1',
+      '--label-column',
+      'species',
+      '--json',
+    ]);
     expect(r.code).toBe(0);
     expect(r.stdout.split('\n')).toHaveLength(2);
     expect(r.stdout.endsWith('\n')).toBe(true);
@@ -56,7 +68,7 @@ describe('neurocluster cluster', () => {
       ]),
     );
     expect(out.labels).toHaveLength(150);
-    expect(out).toMatchObject({ k: 3, method: 'kmeans', backend: 'js', fallbackUsed: false, seed: 0 });
+    expect(out).toMatchObject({ k: 3, method: 'kmeans', backend: 'js', fallbackUsed: false, seed: 1 });
     expect(Object.keys(out.quality).sort()).toEqual([
       'calinskiHarabasz',
       'daviesBouldin',
@@ -96,7 +108,18 @@ describe('neurocluster cluster', () => {
   });
 
   it('prints a summary table without --json', () => {
-    const r = cli(['cluster', IRIS, '--k', '3', '--method', 'kmeans', '--label-column', 'species']);
+    const r = cli([
+      'cluster',
+      IRIS,
+      '--k',
+      '3',
+      '--method',
+      'kmeans',
+      '--seed',
+      '1',
+      '--label-column',
+      'species',
+    ]);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/silhouette\s+0\.4599/);
     expect(r.stdout).toMatch(/ARI\s+0\.620/);

@@ -45,17 +45,25 @@ describe('K-means matches scikit-learn on every data set', () => {
     expect(result.quality.inertia).toBeGreaterThan(c.inertia * 0.9);
   });
 
-  it('reaches scikit-learn ARI on standardized iris (0.620 with 10 restarts)', async () => {
-    const clusterer = new NeuromorphicClusterer({
-      method: 'kmeans',
-      nClusters: 3,
-      logger: quiet,
-      config: { data: { labelColumn: 'species' } },
-    });
-    const result = await clusterer.fit(`${ROOT}/examples/iris.csv`);
-    const expected = sklearn.kmeans.find((c) => c.name === 'iris')!;
-    expect(result.external!.ari).toBeGreaterThanOrEqual(expected.ari! - 1e-3);
-    expect(result.external!.ari).toBeCloseTo(0.6201, 3);
+  it('reaches scikit-learn ARI on standardized iris (0.620 with 10 restarts) at least as often over seeds', async () => {
+    // scikit-learn itself lands in a worse local optimum for some seeds (0.592 on 4 of 20).
+    const best = sklearn.kmeans.find((c) => c.name === 'iris')!;
+    const sklearnHits = sklearn.irisSeeds.filter((r) => r.ari >= best.ari! - 1e-3).length;
+    let hits = 0;
+    for (const r of sklearn.irisSeeds) {
+      const clusterer = new NeuromorphicClusterer({
+        method: 'kmeans',
+        nClusters: 3,
+        seed: r.seed,
+        logger: quiet,
+        config: { data: { labelColumn: 'species' } },
+      });
+      const result = await clusterer.fit(`${ROOT}/examples/iris.csv`);
+      if (result.external!.ari >= best.ari! - 1e-3) hits++;
+      expect(result.quality.inertia).toBeLessThanOrEqual(best.inertia * 1.02);
+    }
+    expect(sklearnHits).toBeGreaterThanOrEqual(10);
+    expect(hits).toBeGreaterThanOrEqual(sklearnHits);
   });
 });
 
