@@ -124,6 +124,11 @@ export const lsmSchema = z.strictObject({
 export const hybridSchema = z.strictObject({
   components: z.int().min(1).default(10).describe('PCA components of the concatenated blocks'),
   includeInput: z.boolean().default(true).describe('the input as a fourth block'),
+  inputWeight: positive()
+    .default(1)
+    .describe(
+      'share of the input block: 1 gives it the variance of one encoder block, sqrt(3) that of all three',
+    ),
 });
 
 export const dataSchema = z.strictObject({
