@@ -5,6 +5,7 @@
 import type { Backend, Matrix } from '../src/backends/backend.js';
 import { kmeans } from '../src/cluster/kmeans.js';
 import { silhouette } from '../src/cluster/metrics.js';
+import { recurrentWeights, reservoirMatrix, uniformMatrix } from '../src/encoders/weights.js';
 import { Random } from '../src/random.js';
 
 export interface WorkloadShape {
@@ -13,6 +14,11 @@ export interface WorkloadShape {
   readonly k: number;
   readonly iters: number;
   readonly seed: number;
+  /** Reservoir or layer size, time steps, leak rate, fraction of non-zero recurrent weights. */
+  readonly r: number;
+  readonly t: number;
+  readonly leak: number;
+  readonly connectivity: number;
 }
 
 /** A prepared workload: `run` does the timed work once; `flops` is the reference's count. */
@@ -44,7 +50,76 @@ export function makeBlobs(
   return { points: { rows: n, cols: d, data }, truth };
 }
 
+function normalMatrix32(rng: Random, rows: number, cols: number, scale = 1): Matrix {
+  return { rows, cols, data: Float32Array.from({ length: rows * cols }, () => rng.normal() * scale) };
+}
+
+/** The reservoir of reference.py: W_in uniform in [-1, 1], W normal, sparsified, spectral radius 0.9. */
+function esnWorkload(backend: Backend, s: WorkloadShape, sequence: boolean): PreparedWorkload {
+  const rng = new Random(s.seed);
+  const inputWeights = uniformMatrix(rng, s.d, s.r, 1);
+  const w = reservoirMatrix(rng, s.r, s.connectivity, 0.9);
+  const recurrent = s.connectivity < 1 ? recurrentWeights(w) : { kind: 'dense' as const, matrix: w };
+  const nnz = recurrent.kind === 'csr' ? recurrent.values.length : s.r * s.r;
+  const inputs = normalMatrix32(rng, s.n, sequence ? s.t * s.d : s.d);
+  return {
+    shape: { r: s.r, t: s.t, leak: s.leak, connectivity: s.connectivity },
+    flops: 2 * s.n * s.t * (nnz + s.d * s.r),
+    run: () =>
+      backend.reservoirRun({
+        inputs,
+        inputDim: s.d,
+        steps: s.t,
+        sequence,
+        inputWeights,
+        recurrent,
+        leak: s.leak,
+        readout: { last: true },
+      }),
+  };
+}
+
 export const WORKLOADS = {
+  /** Leaky tanh reservoir driven by a static input held for T steps; final state. */
+  esn: (backend: Backend, s: WorkloadShape) => esnWorkload(backend, s, false),
+  /** The same reservoir driven by a sequence of T inputs; final state. */
+  'esn-seq': (backend: Backend, s: WorkloadShape) => esnWorkload(backend, s, true),
+  /**
+   * reference.py's LIF layer: Bernoulli rate-coded input p = sigmoid(u), v <- v - v/20 + s W_in,
+   * a spike where v >= 1, then v <- 0; features are spike counts.
+   */
+  lif(backend: Backend, s: WorkloadShape): PreparedWorkload {
+    const rng = new Random(s.seed);
+    const inputWeights = normalMatrix32(rng, s.d, s.r, 0.5);
+    const u = normalMatrix32(rng, s.n, s.d);
+    const probabilities = {
+      ...u,
+      data: Float32Array.from(u.data, (v) => Math.fround(1 / (1 + Math.exp(-v)))),
+    };
+    const keys = Uint32Array.from({ length: s.n }, (_, i) => i);
+    return {
+      shape: { r: s.r, t: s.t },
+      flops: 2 * s.n * s.t * s.d * s.r,
+      run: () =>
+        backend.spikingRun({
+          inputs: probabilities,
+          inputDim: s.d,
+          steps: s.t,
+          sequence: false,
+          encoding: 'rate',
+          seed: s.seed + 1,
+          sampleKeys: keys,
+          inputWeights,
+          decay: 1 / 20,
+          threshold: 1,
+          reset: 0,
+          refractorySteps: 0,
+          traceDecay: 0,
+          readout: 'counts',
+          windows: 1,
+        }),
+    };
+  },
   /** Lloyd k-means, random init, fixed iterations (tol = 0), one init. */
   kmeans(backend: Backend, s: WorkloadShape): PreparedWorkload {
     const { points } = makeBlobs(s.n, s.d, s.k, s.seed);

@@ -412,10 +412,25 @@ describe('neurocluster bench', () => {
     expect(out.gflops).toBeGreaterThan(0);
   });
 
-  it('refuses a workload this version does not have, with exit 2', () => {
-    const r = cli(['bench', 'esn']);
+  it.each([
+    ['esn', { r: 32, t: 10, connectivity: 0.1 }],
+    ['esn-seq', { r: 32, t: 10, connectivity: 1 }],
+    ['lif', { r: 32, t: 10 }],
+  ] as const)('times the %s workload of reference.py', (workload, shape) => {
+    const args = Object.entries(shape).flatMap(([key, v]) => [`--${key}`, String(v)]);
+    const r = cli(['bench', workload, '--n', '200', '--reps', '1', ...args, '--json']);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out).toMatchObject({ workload, n: 200, d: 4, ...shape });
+    expect(out.gflops).toBeGreaterThan(0);
+  });
+
+  it('refuses a workload it does not have, with exit 2', () => {
+    const r = cli(['bench', 'pca']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/NEUROCLUSTER_ERR_USAGE: .*Allowed choices are kmeans, silhouette/);
+    expect(r.stderr).toMatch(
+      /NEUROCLUSTER_ERR_USAGE: .*Allowed choices are esn, esn-seq, lif, kmeans, silhouette/,
+    );
   });
 
   it.runIf(hasReference)('--compare runs the scikit-learn reference and reports the ratio', () => {

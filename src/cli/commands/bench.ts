@@ -4,13 +4,17 @@ import { runBench } from '../../../bench/harness.js';
 import { WORKLOAD_NAMES, type WorkloadName } from '../../../bench/workloads.js';
 import { BACKEND_NAMES, type BackendName } from '../../backends/backend.js';
 import { defaultRegistry } from '../../backends/index.js';
-import { parseInteger } from '../options.js';
+import { parseInteger, parseNumber } from '../options.js';
 
 interface BenchFlags {
   n: number;
   d: number;
   k: number;
   iters: number;
+  r: number;
+  t: number;
+  leak: number;
+  connectivity: number;
   reps: number;
   seed: number;
   backend: BackendName | 'auto';
@@ -27,6 +31,14 @@ export function benchCommand(): Command {
     .addOption(new Option('--d <n>', 'features').argParser(parseInteger).default(4))
     .addOption(new Option('--k <n>', 'clusters').argParser(parseInteger).default(16))
     .addOption(new Option('--iters <n>', 'K-means iterations').argParser(parseInteger).default(20))
+    .addOption(new Option('--r <n>', 'reservoir or layer size').argParser(parseInteger).default(256))
+    .addOption(new Option('--t <n>', 'time steps').argParser(parseInteger).default(50))
+    .addOption(new Option('--leak <x>', 'leak rate').argParser(parseNumber).default(0.3))
+    .addOption(
+      new Option('--connectivity <x>', 'fraction of non-zero recurrent weights')
+        .argParser(parseNumber)
+        .default(1),
+    )
     .addOption(
       new Option('--reps <n>', 'repetitions; the best is reported').argParser(parseInteger).default(3),
     )
