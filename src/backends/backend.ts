@@ -107,11 +107,11 @@ export interface SpikingRun extends Drive {
   /** Per-step decay exp(-dt / tau_trace) of the filtered spike trace. */
   readonly traceDecay: number;
   /**
-   * `counts`: spikes per neuron; `first-spike`: step of the first spike (steps if none);
-   * `trace`: the filtered spike trace. Each over `windows` equal time windows (counts and trace
-   * per window, first spike within the window), so a sequence keeps its time structure.
+   * `counts`: spikes per neuron; `rates`: spikes per step; `first-spike`: step of the first spike
+   * (the window's length if none); `trace`: the filtered spike trace at the window's end. Each over
+   * `windows` equal time windows, so a sequence keeps its time structure.
    */
-  readonly readout: 'counts' | 'first-spike' | 'trace';
+  readonly readout: 'counts' | 'rates' | 'first-spike' | 'trace';
   readonly windows: number;
 }
 

@@ -78,7 +78,7 @@ export async function runSpiking(
   // The model space needs the trace after every step; the others keep a few windows of a sequence.
   const windows =
     mode === 'model-space' ? drive.steps : drive.sequence ? Math.min(p.timePoints, drive.steps) : 1;
-  const readout = mode === 'rates' ? 'counts' : mode === 'model-space' ? 'trace' : mode;
+  const readout = mode === 'model-space' ? 'trace' : mode;
   const out = await backend.spikingRun({
     ...drive,
     encoding,
@@ -106,8 +106,7 @@ export async function runSpiking(
     );
   }
   if (mode === 'counts' || mode === 'trace') return out;
-  // Rates in Hz over each window; latencies in ms.
-  const windowMs = (drive.steps * p.dt) / windows;
-  const factor = mode === 'rates' ? 1000 / windowMs : p.dt;
+  // Rates from spikes per step to Hz; latencies from steps to ms.
+  const factor = mode === 'rates' ? 1000 / p.dt : p.dt;
   return { ...out, data: Float64Array.from(out.data, (v) => v * factor) };
 }

@@ -176,8 +176,10 @@ def spiking_ref(u, keys, seed, dim, steps, seq, encoding, w_in, bias, w_rec, dec
             spk = new
             tr = tr * trace_decay + spk
             base = win * r
-            if readout == "counts":
+            if readout in ("counts", "rates"):
                 out[s_, base:base + r] += spk
+                if readout == "rates" and end == t + 1:
+                    out[s_, base:base + r] /= end - start
             elif readout == "first-spike":
                 if t == start:
                     out[s_, base:base + r] = end - start
@@ -194,7 +196,8 @@ for i, (n, dim, r, steps, seq, encoding, recurrent, refr, readout, windows) in e
         (3, 5, 6, 25, False, "rate", True, 2, "counts", 3),
         (3, 2, 4, 12, True, "current", False, 1, "first-spike", 2),
         (4, 4, 7, 20, False, "current", True, 0, "trace", 4),
-        (2, 6, 5, 16, True, "rate", True, 3, "first-spike", 1)]):
+        (2, 6, 5, 16, True, "rate", True, 3, "first-spike", 1),
+        (3, 3, 6, 21, True, "current", False, 1, "rates", 4)]):
     width = dim * (steps if seq else 1)
     # Rate probabilities are float32 values, as every backend sees them.
     u = (rng.random((n, width)) * 0.6).astype(np.float32).astype(np.float64) if encoding == "rate" \

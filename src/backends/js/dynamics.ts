@@ -177,7 +177,7 @@ export function spikingRun(run: SpikingRun): Matrix {
         }
         spikes[j] = s;
         trace[j] = trace[j]! * run.traceDecay + s;
-        if (run.readout === 'counts') out[base + j]! += s;
+        if (run.readout === 'counts' || run.readout === 'rates') out[base + j]! += s;
         else if (run.readout === 'first-spike') {
           if (t === windowStart) out[base + j] = windowEnd(window, steps, windows) - windowStart;
           if (s && !firstSeen[j]) {
@@ -186,7 +186,11 @@ export function spikingRun(run: SpikingRun): Matrix {
           }
         }
       }
-      if (run.readout === 'trace' && windowEnd(window, steps, windows) === t + 1) out.set(trace, base);
+      const end = windowEnd(window, steps, windows);
+      if (end === t + 1) {
+        if (run.readout === 'trace') out.set(trace, base);
+        else if (run.readout === 'rates') for (let j = 0; j < r; j++) out[base + j]! /= end - windowStart;
+      }
     }
   }
   return { rows: inputs.rows, cols: width, data: out };
