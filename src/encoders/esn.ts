@@ -2,12 +2,12 @@
  * The echo state network encoder: a leaky tanh reservoir run by the backend's reservoir kernel,
  * weights made on the host from the seed.
  */
-import type { Backend, Matrix, RecurrentWeights, StateReadout } from '../backends/backend.js';
+import type { Backend, Drive, Matrix, RecurrentWeights, StateReadout } from '../backends/backend.js';
 import type { EsnConfig } from '../config/schema.js';
 import { Random } from '../random.js';
 import { UsageError } from '../resilience/errors.js';
 import { driveOf, type EncoderInput, evenSteps } from './drive.js';
-import { modelSpace } from './model-space.js';
+import { inStateChunks, modelSpace, sliceRows } from './model-space.js';
 import { recurrentWeights, reservoirMatrix, uniformMatrix } from './weights.js';
 
 /** The fitted ESN: its parameters and weights, as stored in the model file. */
@@ -56,14 +56,19 @@ export async function runEsn(backend: Backend, esn: EsnState, input: EncoderInpu
           : mode === 'times'
             ? { times: evenSteps(drive.steps, params.timePoints) }
             : { times: Array.from({ length: drive.steps }, (_, t) => t) };
-  const states = await backend.reservoirRun({
-    ...drive,
-    inputWeights: esn.inputWeights,
-    bias: esn.bias,
-    recurrent: esn.recurrent,
-    leak: params.leak,
-    readout,
+  const run = (d: Drive) =>
+    backend.reservoirRun({
+      ...d,
+      inputWeights: esn.inputWeights,
+      bias: esn.bias,
+      recurrent: esn.recurrent,
+      leak: params.leak,
+      readout,
+    });
+  if (mode !== 'model-space') return run(drive);
+  // Every state of every step is needed: a chunk of samples at a time keeps memory bounded.
+  return inStateChunks(drive.inputs.rows, drive.steps * params.units * 8, async (start, end) => {
+    const part = { ...drive, inputs: sliceRows(drive.inputs, start, end) };
+    return modelSpace(await run(part), params.units, part, washout, params.ridge, input.signal);
   });
-  if (mode !== 'model-space') return states;
-  return modelSpace(states, params.units, drive, washout, params.ridge, input.signal);
 }

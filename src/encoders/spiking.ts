@@ -3,12 +3,12 @@
  * integrate-and-fire neurons, and `lsm`, a recurrent liquid of excitatory and inhibitory LIF
  * neurons wired by distance on a 3-D grid (Maass et al. 2002).
  */
-import type { Backend, Matrix, RecurrentWeights } from '../backends/backend.js';
+import type { Backend, Drive, Matrix, RecurrentWeights } from '../backends/backend.js';
 import type { LsmConfig, SnnConfig } from '../config/schema.js';
 import { Random } from '../random.js';
 import { UsageError } from '../resilience/errors.js';
 import { driveOf, type EncoderInput } from './drive.js';
-import { modelSpace } from './model-space.js';
+import { inStateChunks, modelSpace, sliceRows } from './model-space.js';
 import { liquidWiring, normalMatrix, recurrentWeights } from './weights.js';
 
 export interface SpikingState {
@@ -79,32 +79,37 @@ export async function runSpiking(
   const windows =
     mode === 'model-space' ? drive.steps : drive.sequence ? Math.min(p.timePoints, drive.steps) : 1;
   const readout = mode === 'model-space' ? 'trace' : mode;
-  const out = await backend.spikingRun({
-    ...drive,
-    encoding,
-    seed,
-    sampleKeys: input.sampleKeys,
-    inputWeights: state.inputWeights,
-    ...(state.recurrent ? { recurrent: state.recurrent } : {}),
-    decay: p.dt / p.tauMembrane,
-    threshold: p.threshold,
-    reset: p.reset,
-    refractorySteps: Math.round(p.refractory / p.dt),
-    traceDecay: Math.exp(-p.dt / p.tauSynaptic),
-    readout,
-    windows,
-  });
+  const run = (d: Drive, keys: Uint32Array) =>
+    backend.spikingRun({
+      ...d,
+      encoding,
+      seed,
+      sampleKeys: keys,
+      inputWeights: state.inputWeights,
+      ...(state.recurrent ? { recurrent: state.recurrent } : {}),
+      decay: p.dt / p.tauMembrane,
+      threshold: p.threshold,
+      reset: p.reset,
+      refractorySteps: Math.round(p.refractory / p.dt),
+      traceDecay: Math.exp(-p.dt / p.tauSynaptic),
+      readout,
+      windows,
+    });
   if (mode === 'model-space') {
+    // The trace after every step is needed: a chunk of samples at a time keeps memory bounded.
     // The readout predicts the next input value itself, not its firing probability.
-    return modelSpace(
-      out,
-      state.inputWeights.cols,
-      driveOf(input, staticSteps),
-      p.washout,
-      p.ridge,
-      input.signal,
-    );
+    const targets = driveOf(input, staticSteps);
+    const units = state.inputWeights.cols;
+    return inStateChunks(drive.inputs.rows, drive.steps * units * 8, async (start, end) => {
+      const traces = await run(
+        { ...drive, inputs: sliceRows(drive.inputs, start, end) },
+        input.sampleKeys.subarray(start, end),
+      );
+      const part = { ...targets, inputs: sliceRows(targets.inputs, start, end) };
+      return modelSpace(traces, units, part, p.washout, p.ridge, input.signal);
+    });
   }
+  const out = await run(drive, input.sampleKeys);
   if (mode === 'counts' || mode === 'trace') return out;
   // Rates from spikes per step to Hz; latencies from steps to ms.
   const factor = mode === 'rates' ? 1000 / p.dt : p.dt;

@@ -13,6 +13,7 @@ import type { ConfigOverrides, EncoderMethod } from '../../src/config/schema.js'
 import { datasetFromRows, loadDataset } from '../../src/data/load.js';
 import { sampleKeys } from '../../src/encoders/drive.js';
 import { createEsn, runEsn } from '../../src/encoders/esn.js';
+import { inStateChunks, modelSpace, sliceRows } from '../../src/encoders/model-space.js';
 import { createLsm, createSnn, runSpiking } from '../../src/encoders/spiking.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { Random } from '../../src/random.js';
@@ -150,6 +151,28 @@ describe('sequences drive the reservoirs step by step', () => {
     const slow = await runEsn(backend, createEsn({ ...config.encoders.esn, leak: 0.1 }, 1, 1), input);
     const fast = await runEsn(backend, createEsn({ ...config.encoders.esn, leak: 0.9 }, 1, 1), input);
     expect(rowOf(slow, 0)).not.toEqual(rowOf(fast, 0));
+  });
+
+  it('the model space is the same computed in chunks of samples (bounded memory) or at once', async () => {
+    const esn = createEsn(config.encoders.esn, 1, 1);
+    const all = Array.from({ length: 24 }, (_, t) => t);
+    const drive = { inputs: points, inputDim: 1, steps: 24, sequence: true };
+    const run = (inputs: Matrix) =>
+      backend.reservoirRun({ ...drive, inputs, ...esn, leak: 0.3, readout: { times: all } });
+    const whole = modelSpace(await run(points), 100, drive, 5, 1);
+    const calls: number[] = [];
+    const chunked = await inStateChunks(
+      36,
+      24 * 100 * 8,
+      async (start, end) => {
+        calls.push(end - start);
+        const part = { ...drive, inputs: sliceRows(points, start, end) };
+        return modelSpace(await run(part.inputs), 100, part, 5, 1);
+      },
+      24 * 100 * 8 * 10,
+    );
+    expect(calls).toEqual([10, 10, 10, 6]);
+    expect(Array.from(chunked.data)).toEqual(Array.from(whole.data));
   });
 
   it('reversing every series in time changes its features', async () => {
