@@ -293,6 +293,7 @@ export class NeuromorphicClusterer {
     const external = dataset.truth ? externalQuality(dataset.truth, labels) : undefined;
     timings.score = now() - t4;
     timings.total = now() - t0;
+
     this.model = { scaler, pipeline, centroids: fit.centroids, k: fit.k, d: fit.d };
     const centroids = Array.from({ length: fit.k }, (_, j) =>
       Array.from(fit.centroids.subarray(j * fit.d, (j + 1) * fit.d)),

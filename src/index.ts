@@ -47,12 +47,16 @@ export {
   type Config,
   type ConfigOverrides,
   configSchema,
+  ENCODER_METHODS,
+  type EncoderMethod,
+  type EncodersConfig,
   METHODS,
   type Method,
   NAN_POLICIES,
 } from './config/schema.js';
 export type { Dataset, SeriesLayout } from './data/dataset.js';
 export { datasetFromRows, loadDataset } from './data/load.js';
+export type { PipelineState } from './encoders/pipeline.js';
 export { createLogger, type Logger } from './observability/logger.js';
 export { renderClusterPlot } from './report/svg-plot.js';
 export {

@@ -12,7 +12,7 @@ import type { EncoderMethod, EncodersConfig } from '../config/schema.js';
 import { permuteRows } from '../data/order.js';
 import { fitPca, type Pca, pcaTransform } from '../linalg/pca.js';
 import { Random } from '../random.js';
-import { throwIfAborted } from '../resilience/errors.js';
+import { DataError, throwIfAborted } from '../resilience/errors.js';
 import type { EncoderInput } from './drive.js';
 import { createEsn, type EsnState, runEsn } from './esn.js';
 import { createLsm, createSnn, runSpiking, type SpikingState } from './spiking.js';
@@ -141,6 +141,12 @@ export async function fitPipeline(
   const scalers = blocks.map((b) =>
     fitBlock(b.name, b.features, order, b.name === 'input' ? state.inputWeight : 1),
   );
+  if (scalers.every((b) => b.keep.length === 0)) {
+    throw new DataError(
+      'NEUROCLUSTER_ERR_DATA_SHAPE',
+      `the ${state.method} encoder produced no feature that varies over the samples (too few steps or samples?)`,
+    );
+  }
   let features = assemble(blocks, scalers);
   let pca: Pca | undefined;
   if (state.method === 'hybrid') {

@@ -193,6 +193,13 @@ describe('sequences drive the reservoirs step by step', () => {
     expect(externalQuality(truth, result.labels).ari).toBeGreaterThan(0.8);
   });
 
+  it('refuses with a clear error when the encoders produce nothing that varies', async () => {
+    // Series of length 1 z-normalize to zeros: no encoder can tell them apart.
+    const e = await failure(clusterer('hybrid', 2, { data: { seriesLength: 1 } }).fit([[1], [2], [3]]));
+    expect(e.code).toBe('NEUROCLUSTER_ERR_DATA_SHAPE');
+    expect(e.message).toMatch(/no feature that varies/);
+  });
+
   it('refuses the model-space readout for a static input', async () => {
     const e = await failure(
       clusterer('esn', 3, { encoders: { esn: { readout: 'model-space' } } }).fit(irisRows),
