@@ -59,6 +59,8 @@ export function createPipeline(
   const esnSeed = seeds.uint32();
   const snnSeed = seeds.uint32();
   const lsmSeed = seeds.uint32();
+  // The layer keeps the engine seed for its spikes; the liquid draws from a stream of its own.
+  const lsmSpikeSeed = seeds.uint32();
   const wanted = new Set(blocksOf(method));
   const includeInput =
     method === 'hybrid'
@@ -70,8 +72,8 @@ export function createPipeline(
     includeInput,
     inputWeight: method === 'hybrid' ? config.hybrid.inputWeight : 1,
     esn: wanted.has('esn') ? createEsn(config.esn, inputDim, esnSeed) : undefined,
-    snn: wanted.has('snn') ? createSnn(config.snn, inputDim, snnSeed) : undefined,
-    lsm: wanted.has('lsm') ? createLsm(config.lsm, inputDim, lsmSeed) : undefined,
+    snn: wanted.has('snn') ? createSnn(config.snn, inputDim, snnSeed, seed) : undefined,
+    lsm: wanted.has('lsm') ? createLsm(config.lsm, inputDim, lsmSeed, lsmSpikeSeed) : undefined,
   };
 }
 
@@ -83,7 +85,7 @@ async function rawBlocks(backend: Backend, state: PipelineState, input: EncoderI
     const features =
       name === 'esn'
         ? await runEsn(backend, state.esn!, input)
-        : await runSpiking(backend, (name === 'snn' ? state.snn : state.lsm)!, input, state.seed);
+        : await runSpiking(backend, (name === 'snn' ? state.snn : state.lsm)!, input);
     out.push({ name, features });
   }
   return out;

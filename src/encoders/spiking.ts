@@ -16,18 +16,33 @@ export interface SpikingState {
   readonly params: SnnConfig | LsmConfig;
   readonly inputWeights: Matrix;
   readonly recurrent?: RecurrentWeights | undefined;
+  /** Keys the Philox stream of the input spikes (rate coding). */
+  readonly spikeSeed: number;
 }
 
-export function createSnn(params: SnnConfig, inputDim: number, seed: number): SpikingState {
+/** A LIF layer: weights from `seed`, input spikes from `spikeSeed`. */
+export function createSnn(
+  params: SnnConfig,
+  inputDim: number,
+  seed: number,
+  spikeSeed: number,
+): SpikingState {
   const rng = new Random(seed);
   return {
     kind: 'snn',
     params,
     inputWeights: normalMatrix(rng, inputDim, params.neurons, params.inputScaling),
+    spikeSeed,
   };
 }
 
-export function createLsm(params: LsmConfig, inputDim: number, seed: number): SpikingState {
+/** A liquid: weights and wiring from `seed`, input spikes from `spikeSeed`. */
+export function createLsm(
+  params: LsmConfig,
+  inputDim: number,
+  seed: number,
+  spikeSeed: number,
+): SpikingState {
   const rng = new Random(seed);
   const inputWeights = normalMatrix(rng, inputDim, params.neurons, params.inputScaling);
   const liquid = liquidWiring(rng, params.neurons, {
@@ -36,7 +51,7 @@ export function createLsm(params: LsmConfig, inputDim: number, seed: number): Sp
     lambda: params.lambda,
     weightScale: params.weightScale,
   });
-  return { kind: 'lsm', params, inputWeights, recurrent: recurrentWeights(liquid.weights) };
+  return { kind: 'lsm', params, inputWeights, recurrent: recurrentWeights(liquid.weights), spikeSeed };
 }
 
 const logistic = (x: number) => 1 / (1 + Math.exp(-x));
@@ -59,7 +74,6 @@ export async function runSpiking(
   backend: Backend,
   state: SpikingState,
   input: EncoderInput,
-  seed: number,
 ): Promise<Matrix> {
   const p = state.params;
   const staticSteps = Math.max(1, Math.round(p.duration / p.dt));
@@ -83,7 +97,7 @@ export async function runSpiking(
     backend.spikingRun({
       ...d,
       encoding,
-      seed,
+      seed: state.spikeSeed,
       sampleKeys: keys,
       inputWeights: state.inputWeights,
       ...(state.recurrent ? { recurrent: state.recurrent } : {}),

@@ -120,17 +120,17 @@ describe('encoders respond to their dynamics (none is a disguised random project
   ] as const)('%s: %s', async (kind, _t, changed) => {
     const make = (p: object) =>
       kind === 'snn'
-        ? createSnn({ ...config.encoders.snn, ...p }, 4, 1)
-        : createLsm({ ...config.encoders.lsm, ...p }, 4, 1);
-    const base = await runSpiking(backend, make({}), input, 42);
-    const other = await runSpiking(backend, make(changed), input, 42);
+        ? createSnn({ ...config.encoders.snn, ...p }, 4, 1, 42)
+        : createLsm({ ...config.encoders.lsm, ...p }, 4, 1, 42);
+    const base = await runSpiking(backend, make({}), input);
+    const other = await runSpiking(backend, make(changed), input);
     expect(change(base, other)).toBeGreaterThan(0.05);
   });
 
   it("the liquid's recurrence matters: without it the features change", async () => {
-    const lsm = createLsm(config.encoders.lsm, 4, 1);
-    const base = await runSpiking(backend, lsm, input, 42);
-    const cut = await runSpiking(backend, { ...lsm, recurrent: undefined }, input, 42);
+    const lsm = createLsm(config.encoders.lsm, 4, 1, 42);
+    const base = await runSpiking(backend, lsm, input);
+    const cut = await runSpiking(backend, { ...lsm, recurrent: undefined }, input);
     expect(change(base, cut)).toBeGreaterThan(0.05);
   });
 });
