@@ -27,6 +27,7 @@ export interface SklearnFixture {
     nmi: number;
     randIndex: number;
   }[];
+  spectralRadius: { size: number; data: number[]; radius: number }[];
   irisSeeds: { seed: number; ari: number; inertia: number }[];
   kmeans: {
     name: string;
