@@ -93,7 +93,7 @@ function readPublished(root: string): Map<string, Published[]> {
   const path = resolve(root, '../shared/data/ts/published.csv');
   const out = new Map<string, Published[]>();
   if (!existsSync(path)) return out;
-  for (const line of readFileSync(path, 'utf8').trim().split('\n').slice(1)) {
+  for (const line of readFileSync(path, 'utf8').trim().split(/\r?\n/).slice(1)) {
     const [dataset, method, metric, value, source] = line.split(',');
     const list = out.get(dataset!) ?? [];
     list.push({ method: method!, metric: metric!, value: Number(value), source: source! });
