@@ -256,7 +256,10 @@ export class NeuromorphicClusterer {
     if (method !== 'kmeans') {
       const input = { points: cleaned, series: scaler.series, sampleKeys: keys, signal };
       const inputDim = input.series?.dims ?? cleaned.cols;
-      const created = createPipeline(method, this.config.encoders, inputDim, this.engine.seed);
+      const created = {
+        ...createPipeline(method, this.config.encoders, inputDim, this.engine.seed),
+        keyedBy: dataset.ids ? ('id' as const) : ('content' as const),
+      };
       const components = this.config.encoders.hybrid.components;
       ({ state: pipeline, features } = await fitPipeline(backend, created, input, components, order));
     }
@@ -357,6 +360,14 @@ export class NeuromorphicClusterer {
     const cleaned = applyScaler(dataset, model.scaler);
     const points: Matrix = { rows: dataset.n, cols: cleaned.length / dataset.n, data: cleaned };
     const { backend } = await this.registry.select(this.engine.backend, this.logger);
+    if (model.pipeline?.keyedBy === 'id' && !dataset.ids) {
+      // Rate-coded spikes are keyed by the sample's identity: the same row keyed by content
+      // draws other spikes than it did in fit.
+      this.logger.warn(
+        {},
+        'the model keyed its samples by an id column; without one these rows are keyed by content, so their spikes differ from fit',
+      );
+    }
     const input = {
       points,
       series: model.scaler.series,

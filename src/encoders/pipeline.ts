@@ -39,6 +39,8 @@ export interface PipelineState {
   readonly includeInput: boolean;
   /** Relative weight of the input block (1: the same total variance as one encoder block). */
   readonly inputWeight: number;
+  /** What identified the training samples for spike randomness: their ids or their content. */
+  readonly keyedBy?: 'id' | 'content' | undefined;
   readonly blocks?: BlockScaler[] | undefined;
   readonly pca?: Pca | undefined;
 }

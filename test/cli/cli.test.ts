@@ -343,6 +343,27 @@ describe('neurocluster predict', () => {
     expect(r.stderr).toMatch(expected);
   });
 
+  it('keys samples by the same id column as cluster did, and warns when it is missing', () => {
+    const empModel = join(dir, 'emp-hybrid.model.json');
+    const fit = cli([
+      'cluster',
+      EMPLOYEES,
+      '--k',
+      '4',
+      '--id-column',
+      'employee_id',
+      '--save-model',
+      empModel,
+      '--json',
+    ]);
+    const same = cli(['predict', EMPLOYEES, '--model', empModel, '--id-column', 'employee_id', '--json']);
+    expect(JSON.parse(same.stdout).labels).toEqual(JSON.parse(fit.stdout).labels);
+    expect(same.stderr).toBe('');
+    const without = cli(['predict', EMPLOYEES, '--model', empModel, '--json']);
+    expect(without.code).toBe(0);
+    expect(without.stderr).toMatch(/keyed its samples by an id column/);
+  });
+
   it('refuses data of the wrong width with exit 2', () => {
     cli(['cluster', IRIS, '--k', '3', '--label-column', 'species', '--save-model', model]);
     const r = cli(['predict', file('narrow.csv', 'a,b,c\n1,2,3\n'), '--model', model]);
