@@ -10,16 +10,14 @@ const M1 = 0xcd9e8d57;
 const W0 = 0x9e3779b9;
 const W1 = 0xbb67ae85;
 
-/** High 32 bits of the 64-bit product of two uint32 (exact: 16-bit halves keep doubles exact). */
+/**
+ * High 32 bits of the 64-bit product of two uint32. a * b = (a * bHi) 2^16 + a * bLo, both partial
+ * products below 2^48 and so exact in a double; the low 16 bits of a * bLo cannot carry into the
+ * high word, so it is floor((a * bHi + floor(a * bLo / 2^16)) / 2^16), all exact.
+ */
 export function mulhi32(a: number, b: number): number {
-  const aLo = a & 0xffff;
-  const aHi = a >>> 16;
-  const bLo = b & 0xffff;
-  const bHi = b >>> 16;
-  const lohi = aLo * bHi;
-  const hilo = aHi * bLo;
-  const cross = ((aLo * bLo) >>> 16) + (lohi & 0xffff) + (hilo & 0xffff);
-  return (aHi * bHi + (lohi >>> 16) + (hilo >>> 16) + Math.floor(cross / 65536)) >>> 0;
+  const low = Math.floor((a * (b & 0xffff)) / 65536);
+  return Math.floor((a * (b >>> 16) + low) / 65536) >>> 0;
 }
 
 /**

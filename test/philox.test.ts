@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { fnv1a, mulhi32, philox4x32, spikeThreshold } from '../src/philox.js';
+import { Random } from '../src/random.js';
 
 /** Known-answer vectors of Random123 (kat_vectors, philox4x32 with 10 rounds). */
 const KAT: [number[], number[], number[]][] = [
@@ -29,15 +30,16 @@ describe('Philox4x32-10', () => {
     },
   );
 
-  it('mulhi32 is the exact high word of the 64-bit product', () => {
-    for (const [a, b] of [
+  it('mulhi32 is the exact high word of the 64-bit product (edges and 10,000 random pairs)', () => {
+    const cases: [number, number][] = [
       [0xffffffff, 0xffffffff],
       [0xd2511f53, 0x12345678],
       [65536, 65536],
       [1, 0xffffffff],
-    ] as const) {
-      expect(mulhi32(a, b)).toBe(Number((BigInt(a) * BigInt(b)) >> 32n));
-    }
+    ];
+    const rng = new Random(9);
+    for (let i = 0; i < 10_000; i++) cases.push([rng.uint32(), rng.uint32()]);
+    for (const [a, b] of cases) expect(mulhi32(a, b)).toBe(Number((BigInt(a) * BigInt(b)) >> 32n));
   });
 
   it('24-bit uniforms under a threshold fire with the probability asked for', () => {

@@ -79,8 +79,12 @@ export function reservoirRun(run: ReservoirRun): Matrix {
   const washout = readout.washout ?? 0;
   if (readout.mean && washout >= steps) throw new RangeError(`washout ${washout} leaves no step of ${steps}`);
   const times = readout.times ?? [];
-  for (const t of times)
+  // The readout blocks each step fills (a step may be listed more than once).
+  const blocksAt: number[][] = Array.from({ length: steps }, () => []);
+  times.forEach((t, b) => {
     if (!Number.isInteger(t) || t < 0 || t >= steps) throw new RangeError(`readout step ${t}`);
+    blocksAt[t]!.push(b);
+  });
   const width = r * blocks;
   const out = new Float64Array(inputs.rows * width);
   const x = new Float64Array(r);
@@ -98,13 +102,7 @@ export function reservoirRun(run: ReservoirRun): Matrix {
       addRecurrent(run.recurrent, x, pre);
       for (let j = 0; j < r; j++) x[j] = (1 - leak) * x[j]! + leak * Math.tanh(pre[j]!);
       if (t >= washout) for (let j = 0; j < r; j++) mean[j]! += x[j]!;
-      const at = times.indexOf(t);
-      if (at >= 0) {
-        // A step may be listed more than once; every listing gets the state.
-        times.forEach((tt, b) => {
-          if (tt === t) out.set(x, n * width + b * r);
-        });
-      }
+      for (const b of blocksAt[t]!) out.set(x, n * width + b * r);
     }
     let b = times.length;
     if (readout.last) out.set(x, n * width + r * b++);
