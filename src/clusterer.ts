@@ -162,8 +162,32 @@ function isDataset(x: unknown): x is Dataset {
   return typeof x === 'object' && x !== null && 'values' in x && 'width' in x && 'source' in x;
 }
 
-function now(): number {
-  return performance.now() / 1000;
+/** Times the phases of an operation, in seconds. */
+class PhaseClock {
+  private readonly start = performance.now();
+  private readonly spent: Timings = { load: 0, validate: 0, encode: 0, cluster: 0, score: 0, total: 0 };
+
+  async time<T>(phase: Exclude<keyof Timings, 'total'>, work: () => Promise<T>): Promise<T> {
+    const t0 = performance.now();
+    try {
+      return await work();
+    } finally {
+      this.spent[phase] += (performance.now() - t0) / 1000;
+    }
+  }
+
+  timings(): Timings {
+    return { ...this.spent, total: (performance.now() - this.start) / 1000 };
+  }
+}
+
+/** Labels in file order from labels in canonical order. */
+function unpermute(labels: Int32Array, order: Int32Array): Int32Array {
+  const out = new Int32Array(labels.length);
+  order.forEach((row, i) => {
+    out[row] = labels[i]!;
+  });
+  return out;
 }
 
 /**
@@ -223,91 +247,52 @@ export class NeuromorphicClusterer {
   async fit(data: DataInput, { signal, onProgress }: FitOptions = {}): Promise<ClusteringResult> {
     const k = this.kmeansOptions.nClusters;
     if (k === undefined) throw new UsageError('the number of clusters is required (nClusters, --k)');
-    const t0 = now();
-    const timings: Timings = { load: 0, validate: 0, encode: 0, cluster: 0, score: 0, total: 0 };
-    const dataset = await this.loadData(data);
-    timings.load = now() - t0;
-
-    const t1 = now();
-    if (dataset.n < 2) {
-      throw new DataError(
-        'NEUROCLUSTER_ERR_DATA_SHAPE',
-        `at least 2 rows are needed to cluster, got ${dataset.n}`,
-        {
-          location: { file: dataset.source },
-        },
-      );
-    }
-    validateK(k, dataset.n);
-    // Every statistic is fitted over the rows in a canonical order, so labels ignore row order.
-    const keys = sampleKeys(rawMatrix(dataset), dataset.ids);
-    const order = canonicalOrder(rawMatrix(dataset), keys);
-    const scaler = fitScaler(dataset, this.dataOptions.standardize, this.logger, order);
-    const cleaned: Matrix = { rows: dataset.n, cols: scaler.keep.length, data: applyScaler(dataset, scaler) };
-    timings.validate = now() - t1;
+    const clock = new PhaseClock();
+    const dataset = await clock.time('load', () => this.loadData(data));
+    const prepared = await clock.time('validate', async () => this.prepare(dataset, k));
     throwIfAborted(signal);
 
     // Input is read and validated before any backend starts.
     const { backend, tried } = await this.registry.select(this.engine.backend, this.logger);
-    const t2 = now();
-    const method = this.engine.method;
-    let features = cleaned;
-    let pipeline: PipelineState | undefined;
-    if (method !== 'kmeans') {
-      const input = { points: cleaned, series: scaler.series, sampleKeys: keys, signal };
-      const inputDim = input.series?.dims ?? cleaned.cols;
-      const created = {
-        ...createPipeline(method, this.config.encoders, inputDim, this.engine.seed),
-        keyedBy: dataset.ids ? ('id' as const) : ('content' as const),
-      };
-      const components = this.config.encoders.hybrid.components;
-      ({ state: pipeline, features } = await fitPipeline(backend, created, input, components, order));
-    }
-    timings.encode = now() - t2;
-
-    const t3 = now();
-    const ordered = permuteRows(features, order);
-    const fit = await this.runKMeans(backend, ordered, k, signal, onProgress);
-    const labels = new Int32Array(dataset.n);
-    order.forEach((row, i) => {
-      labels[row] = fit.labels[i]!;
+    const { features, pipeline } = await clock.time('encode', () => this.encode(backend, prepared, signal));
+    const { fit, ordered, labels } = await clock.time('cluster', async () => {
+      const ordered = permuteRows(features, prepared.order);
+      const fit = await this.runKMeans(backend, ordered, k, signal, onProgress);
+      return { fit, ordered, labels: unpermute(fit.labels, prepared.order) };
     });
-    timings.cluster = now() - t3;
+    const { quality, inputQuality, external } = await clock.time('score', async () => {
+      const options = {
+        silhouetteExactMaxSamples: this.engine.silhouetteExactMaxSamples,
+        seed: this.engine.seed,
+        signal,
+      };
+      // Judged in the canonical order too, so a sampled silhouette ignores row order as well.
+      const inputQuality = await internalQuality(
+        backend,
+        permuteRows(prepared.cleaned, prepared.order),
+        fit.labels,
+        options,
+      );
+      // For plain K-means the clustered matrix is the cleaned input: judge it once.
+      const judged =
+        features === prepared.cleaned
+          ? inputQuality
+          : await internalQuality(backend, ordered, fit.labels, options);
+      const external = dataset.truth ? externalQuality(dataset.truth, labels) : undefined;
+      return { quality: { ...judged, inertia: fit.inertia }, inputQuality, external };
+    });
 
-    const t4 = now();
-    const qualityOptions = {
-      silhouetteExactMaxSamples: this.engine.silhouetteExactMaxSamples,
-      seed: this.engine.seed,
-      signal,
-    };
-    // Judged in the canonical order too, so a sampled silhouette ignores row order as well.
-    const inputQuality = await internalQuality(
-      backend,
-      permuteRows(cleaned, order),
-      fit.labels,
-      qualityOptions,
-    );
-    // For plain K-means the clustered matrix is the cleaned input: judge it once.
-    const judged =
-      features === cleaned
-        ? inputQuality
-        : await internalQuality(backend, ordered, fit.labels, qualityOptions);
-    const quality = { ...judged, inertia: fit.inertia };
-    const external = dataset.truth ? externalQuality(dataset.truth, labels) : undefined;
-    timings.score = now() - t4;
-    timings.total = now() - t0;
-
-    this.model = { scaler, pipeline, centroids: fit.centroids, k: fit.k, d: fit.d };
-    const centroids = Array.from({ length: fit.k }, (_, j) =>
-      Array.from(fit.centroids.subarray(j * fit.d, (j + 1) * fit.d)),
-    );
-    this.logger.debug({ backend: backend.name, k, n: dataset.n, d: cleaned.cols, timings }, 'fit done');
+    this.model = { scaler: prepared.scaler, pipeline, centroids: fit.centroids, k: fit.k, d: fit.d };
+    const timings = clock.timings();
+    this.logger.debug({ backend: backend.name, k, n: dataset.n, d: features.cols, timings }, 'fit done');
     return new ClusteringResult({
       labels,
       k: fit.k,
-      centroids,
+      centroids: Array.from({ length: fit.k }, (_, j) =>
+        Array.from(fit.centroids.subarray(j * fit.d, (j + 1) * fit.d)),
+      ),
       features,
-      method,
+      method: this.engine.method,
       backend: backend.name,
       backendsTried: tried,
       quality,
@@ -320,6 +305,50 @@ export class NeuromorphicClusterer {
       droppedRows: dataset.droppedRows,
       iterations: fit.iterations,
     });
+  }
+
+  /**
+   * Checks the shape, fixes the canonical row order (every statistic is fitted over the rows in
+   * it, so labels ignore row order) and cleans the input.
+   */
+  private prepare(dataset: Dataset, k: number) {
+    if (dataset.n < 2) {
+      throw new DataError(
+        'NEUROCLUSTER_ERR_DATA_SHAPE',
+        `at least 2 rows are needed to cluster, got ${dataset.n}`,
+        {
+          location: { file: dataset.source },
+        },
+      );
+    }
+    validateK(k, dataset.n);
+    const keys = sampleKeys(rawMatrix(dataset), dataset.ids);
+    const order = canonicalOrder(rawMatrix(dataset), keys);
+    const scaler = fitScaler(dataset, this.dataOptions.standardize, this.logger, order);
+    const cleaned: Matrix = { rows: dataset.n, cols: scaler.keep.length, data: applyScaler(dataset, scaler) };
+    return { keys, order, scaler, cleaned, keyedBy: dataset.ids ? ('id' as const) : ('content' as const) };
+  }
+
+  /** The features K-means clusters: the cleaned input for `kmeans`, else the fitted encoders' output. */
+  private async encode(
+    backend: Backend,
+    prepared: ReturnType<NeuromorphicClusterer['prepare']>,
+    signal: AbortSignal | undefined,
+  ): Promise<{ features: Matrix; pipeline: PipelineState | undefined }> {
+    const method = this.engine.method;
+    const { cleaned, scaler, keys, order, keyedBy } = prepared;
+    if (method === 'kmeans') return { features: cleaned, pipeline: undefined };
+    const input = { points: cleaned, series: scaler.series, sampleKeys: keys, signal };
+    const inputDim = input.series?.dims ?? cleaned.cols;
+    const created = { ...createPipeline(method, this.config.encoders, inputDim, this.engine.seed), keyedBy };
+    const { state, features } = await fitPipeline(
+      backend,
+      created,
+      input,
+      this.config.encoders.hybrid.components,
+      order,
+    );
+    return { features, pipeline: state };
   }
 
   private runKMeans(
