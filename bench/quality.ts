@@ -1,5 +1,6 @@
 /**
- * `npm run bench:quality [-- --markdown] [--seeds 0,1,2] [--methods kmeans,hybrid]` (default: seeds 0..9, every method): every method
+ * `npm run bench:quality [-- --markdown] [--seeds 0,1,2] [--methods kmeans,hybrid] [--config file]`
+ * (default: seeds 0..9, every method, default settings; `--config` as the CLI's): every method
  * on iris and on every development series set (../shared/data/ts), ARI and NMI against the truth,
  * averaged over seeds, next to scikit-learn's KMeans (test/fixtures/sklearn.json, made by
  * make_fixtures.py) and the published scores in ../shared/data/ts/published.csv.
@@ -9,7 +10,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { NeuromorphicClusterer } from '../src/clusterer.js';
-import { METHODS, type Method } from '../src/config/schema.js';
+import { readConfigFile } from '../src/config/load.js';
+import { type ConfigOverrides, METHODS, type Method } from '../src/config/schema.js';
 import { createLogger } from '../src/observability/logger.js';
 
 export interface QualityCase {
@@ -54,6 +56,7 @@ export async function evaluate(
   c: QualityCase,
   method: Method,
   seeds: readonly number[],
+  config: ConfigOverrides = {},
 ): Promise<QualityRow> {
   const logger = createLogger({ level: 'silent' });
   let ari = 0;
@@ -65,7 +68,7 @@ export async function evaluate(
       nClusters: c.k,
       seed,
       logger,
-      config: { data: { labelColumn: c.labelColumn } },
+      config: { ...config, data: { ...config.data, labelColumn: c.labelColumn } },
     });
     const r = await clusterer.fit(c.path);
     ari += r.external!.ari / seeds.length;
@@ -142,15 +145,17 @@ async function main(): Promise<void> {
       markdown: { type: 'boolean', default: false },
       seeds: { type: 'string', default: '0,1,2,3,4,5,6,7,8,9' },
       methods: { type: 'string', default: METHODS.join(',') },
+      config: { type: 'string' },
     },
   });
+  const config = values.config ? ((await readConfigFile(values.config)) as ConfigOverrides) : {};
   const seeds = values.seeds.split(',').map(Number);
   const methods = values.methods.split(',') as Method[];
   const cases = qualityCases();
   const rows: QualityRow[] = [];
   for (const c of cases) {
     for (const m of methods) {
-      const row = await evaluate(c, m, seeds);
+      const row = await evaluate(c, m, seeds, config);
       rows.push(row);
       if (!values.markdown) process.stdout.write(`${JSON.stringify(row)}\n`);
     }
