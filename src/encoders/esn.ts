@@ -6,8 +6,9 @@ import type { Backend, Drive, Matrix, RecurrentWeights, StateReadout } from '../
 import type { EsnConfig } from '../config/schema.js';
 import { Random } from '../random.js';
 import { UsageError } from '../resilience/errors.js';
+import { inSampleChunks, sliceRows } from './chunks.js';
 import { driveOf, type EncoderInput, evenSteps } from './drive.js';
-import { inStateChunks, modelSpace, sliceRows } from './model-space.js';
+import { modelSpace } from './model-space.js';
 import { recurrentWeights, reservoirMatrix, uniformMatrix } from './weights.js';
 
 /** The fitted ESN: its parameters and weights, as stored in the model file. */
@@ -65,10 +66,14 @@ export async function runEsn(backend: Backend, esn: EsnState, input: EncoderInpu
       leak: params.leak,
       readout,
     });
-  if (mode !== 'model-space') return run(drive);
-  // Every state of every step is needed: a chunk of samples at a time keeps memory bounded.
-  return inStateChunks(drive.inputs.rows, drive.steps * params.units * 8, async (start, end) => {
+  const blocks = (readout.times?.length ?? 0) + (readout.last ? 1 : 0) + (readout.mean ? 1 : 0);
+  // The model space needs every state of every step, hence its bigger footprint per sample.
+  const bytesPerSample = blocks * params.units * 8;
+  return inSampleChunks(drive.inputs.rows, { bytesPerSample, signal: input.signal }, async (start, end) => {
     const part = { ...drive, inputs: sliceRows(drive.inputs, start, end) };
-    return modelSpace(await run(part), params.units, part, washout, params.ridge, input.signal);
+    const states = await run(part);
+    return mode === 'model-space'
+      ? modelSpace(states, params.units, part, washout, params.ridge, input.signal)
+      : states;
   });
 }

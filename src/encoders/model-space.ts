@@ -52,34 +52,3 @@ export function modelSpace(
   }
   return { rows: states.rows, cols: p * dims, data: out };
 }
-
-/** All states of one chunk of samples stay under this many bytes (N x T x R doubles add up fast). */
-const STATE_BUDGET_BYTES = 64 * 1024 * 1024;
-
-/** Rows `[start, end)` of a matrix, as a view. */
-export function sliceRows(m: Matrix, start: number, end: number): Matrix {
-  return { rows: end - start, cols: m.cols, data: m.data.subarray(start * m.cols, end * m.cols) };
-}
-
-/**
- * Runs `chunk` over the samples in chunks small enough that the states every step of every sample
- * of a chunk fit the budget, and stacks the feature rows the chunks return.
- */
-export async function inStateChunks(
-  n: number,
-  stateBytesPerSample: number,
-  chunk: (start: number, end: number) => Promise<Matrix>,
-  budgetBytes = STATE_BUDGET_BYTES,
-): Promise<Matrix> {
-  const rows = Math.max(1, Math.floor(budgetBytes / Math.max(1, stateBytesPerSample)));
-  const parts: Matrix[] = [];
-  for (let start = 0; start < n; start += rows) parts.push(await chunk(start, Math.min(n, start + rows)));
-  const cols = parts[0]?.cols ?? 0;
-  const data = new Float64Array(n * cols);
-  let offset = 0;
-  for (const part of parts) {
-    data.set(part.data, offset);
-    offset += part.data.length;
-  }
-  return { rows: n, cols, data };
-}

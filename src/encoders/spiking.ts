@@ -7,8 +7,9 @@ import type { Backend, Drive, Matrix, RecurrentWeights } from '../backends/backe
 import type { LsmConfig, SnnConfig } from '../config/schema.js';
 import { Random } from '../random.js';
 import { UsageError } from '../resilience/errors.js';
+import { inSampleChunks, sliceRows } from './chunks.js';
 import { driveOf, type EncoderInput } from './drive.js';
-import { inStateChunks, modelSpace, sliceRows } from './model-space.js';
+import { modelSpace } from './model-space.js';
 import { liquidWiring, normalMatrix, recurrentWeights } from './weights.js';
 
 export interface SpikingState {
@@ -109,23 +110,19 @@ export async function runSpiking(
       readout,
       windows,
     });
-  if (mode === 'model-space') {
-    // The trace after every step is needed: a chunk of samples at a time keeps memory bounded.
-    // The readout predicts the next input value itself, not its firing probability.
-    const targets = driveOf(input, staticSteps);
-    const units = state.inputWeights.cols;
-    return inStateChunks(drive.inputs.rows, drive.steps * units * 8, async (start, end) => {
-      const traces = await run(
-        { ...drive, inputs: sliceRows(drive.inputs, start, end) },
-        input.sampleKeys.subarray(start, end),
-      );
-      const part = { ...targets, inputs: sliceRows(targets.inputs, start, end) };
-      return modelSpace(traces, units, part, p.washout, p.ridge, input.signal);
-    });
-  }
-  const out = await run(drive, input.sampleKeys);
-  if (mode === 'counts' || mode === 'trace') return out;
+  // The model space predicts the next input value itself, not its firing probability.
+  const targets = driveOf(input, staticSteps);
+  const units = state.inputWeights.cols;
   // Rates from spikes per step to Hz; latencies from steps to ms.
-  const factor = mode === 'rates' ? 1000 / p.dt : p.dt;
-  return { ...out, data: Float64Array.from(out.data, (v) => v * factor) };
+  const factor = mode === 'rates' ? 1000 / p.dt : mode === 'first-spike' ? p.dt : 1;
+  const bytesPerSample = units * windows * 8;
+  return inSampleChunks(drive.inputs.rows, { bytesPerSample, signal: input.signal }, async (start, end) => {
+    const part = { ...drive, inputs: sliceRows(drive.inputs, start, end) };
+    const out = await run(part, input.sampleKeys.subarray(start, end));
+    if (mode === 'model-space') {
+      const next = { ...targets, inputs: sliceRows(targets.inputs, start, end) };
+      return modelSpace(out, units, next, p.washout, p.ridge, input.signal);
+    }
+    return factor === 1 ? out : { ...out, data: Float64Array.from(out.data, (v) => v * factor) };
+  });
 }

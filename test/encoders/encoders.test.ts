@@ -11,9 +11,10 @@ import { NeuromorphicClusterer } from '../../src/clusterer.js';
 import { resolveConfig } from '../../src/config/load.js';
 import type { ConfigOverrides, EncoderMethod } from '../../src/config/schema.js';
 import { datasetFromRows, loadDataset } from '../../src/data/load.js';
+import { inSampleChunks, sliceRows } from '../../src/encoders/chunks.js';
 import { sampleKeys } from '../../src/encoders/drive.js';
 import { createEsn, runEsn } from '../../src/encoders/esn.js';
-import { inStateChunks, modelSpace, sliceRows } from '../../src/encoders/model-space.js';
+import { modelSpace } from '../../src/encoders/model-space.js';
 import { createLsm, createSnn, runSpiking } from '../../src/encoders/spiking.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { Random } from '../../src/random.js';
@@ -161,18 +162,30 @@ describe('sequences drive the reservoirs step by step', () => {
       backend.reservoirRun({ ...drive, inputs, ...esn, leak: 0.3, readout: { times: all } });
     const whole = modelSpace(await run(points), 100, drive, 5, 1);
     const calls: number[] = [];
-    const chunked = await inStateChunks(
-      36,
-      24 * 100 * 8,
-      async (start, end) => {
-        calls.push(end - start);
-        const part = { ...drive, inputs: sliceRows(points, start, end) };
-        return modelSpace(await run(part.inputs), 100, part, 5, 1);
-      },
-      24 * 100 * 8 * 10,
-    );
+    const options = { bytesPerSample: 24 * 100 * 8, budgetBytes: 24 * 100 * 8 * 10 };
+    const chunked = await inSampleChunks(36, options, async (start, end) => {
+      calls.push(end - start);
+      const part = { ...drive, inputs: sliceRows(points, start, end) };
+      return modelSpace(await run(part.inputs), 100, part, 5, 1);
+    });
     expect(calls).toEqual([10, 10, 10, 6]);
     expect(Array.from(chunked.data)).toEqual(Array.from(whole.data));
+  });
+
+  it('a cancelled operation stops between chunks of samples', async () => {
+    const controller = new AbortController();
+    const calls: number[] = [];
+    const run = inSampleChunks(
+      36,
+      { bytesPerSample: 8, budgetBytes: 80, signal: controller.signal },
+      async (s, e) => {
+        calls.push(s);
+        if (s === 10) controller.abort();
+        return sliceRows(points, s, e);
+      },
+    );
+    await expect(run).rejects.toThrow(/aborted/);
+    expect(calls).toEqual([0, 10]);
   });
 
   it('reversing every series in time changes its features', async () => {

@@ -1,0 +1,45 @@
+/**
+ * Encoders run their kernels over chunks of samples: a chunk's output stays under a memory budget
+ * (the model space needs every state of every step: N x T x R doubles add up fast), and a
+ * cancelled operation stops between chunks rather than after the whole data set.
+ */
+import type { Matrix } from '../backends/backend.js';
+import { throwIfAborted } from '../resilience/errors.js';
+
+/** What one chunk's kernel output may take. */
+export const CHUNK_BUDGET_BYTES = 64 * 1024 * 1024;
+
+/** Rows `[start, end)` of a matrix, as a view. */
+export function sliceRows(m: Matrix, start: number, end: number): Matrix {
+  return { rows: end - start, cols: m.cols, data: m.data.subarray(start * m.cols, end * m.cols) };
+}
+
+export interface ChunkOptions {
+  /** Bytes the chunk function holds per sample at its peak. */
+  readonly bytesPerSample: number;
+  readonly signal?: AbortSignal | undefined;
+  readonly budgetBytes?: number;
+}
+
+/** Runs `chunk` over `[0, n)` in chunks within the budget and stacks the feature rows they return. */
+export async function inSampleChunks(
+  n: number,
+  { bytesPerSample, signal, budgetBytes = CHUNK_BUDGET_BYTES }: ChunkOptions,
+  chunk: (start: number, end: number) => Promise<Matrix>,
+): Promise<Matrix> {
+  const rows = Math.max(1, Math.floor(budgetBytes / Math.max(1, bytesPerSample)));
+  const parts: Matrix[] = [];
+  for (let start = 0; start < n; start += rows) {
+    throwIfAborted(signal);
+    parts.push(await chunk(start, Math.min(n, start + rows)));
+  }
+  if (parts.length === 1) return parts[0]!;
+  const cols = parts[0]?.cols ?? 0;
+  const data = new Float64Array(n * cols);
+  let offset = 0;
+  for (const part of parts) {
+    data.set(part.data, offset);
+    offset += part.data.length;
+  }
+  return { rows: n, cols, data };
+}
