@@ -24,7 +24,7 @@ import { applyScaler, fitScaler, type Scaler } from './data/clean.js';
 import type { Dataset } from './data/dataset.js';
 import { datasetFromRows, loadDataset } from './data/load.js';
 import { canonicalOrder, permuteRows } from './data/order.js';
-import { sampleKeys } from './encoders/drive.js';
+import { type EncodeProgress, sampleKeys } from './encoders/drive.js';
 import { createPipeline, fitPipeline, type PipelineState, transformPipeline } from './encoders/pipeline.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { DataError, throwIfAborted, UsageError } from './resilience/errors.js';
@@ -54,7 +54,8 @@ export interface ClustererOptions {
 
 export interface FitOptions {
   readonly signal?: AbortSignal;
-  readonly onProgress?: (event: KMeansProgress) => void;
+  /** Encoder chunks done, then K-means iterations, restarts or mini-batch steps. */
+  readonly onProgress?: (event: EncodeProgress | KMeansProgress) => void;
 }
 
 /** Seconds spent in each phase of an operation. */
@@ -254,7 +255,9 @@ export class NeuromorphicClusterer {
 
     // Input is read and validated before any backend starts.
     const { backend, tried } = await this.registry.select(this.engine.backend, this.logger);
-    const { features, pipeline } = await clock.time('encode', () => this.encode(backend, prepared, signal));
+    const { features, pipeline } = await clock.time('encode', () =>
+      this.encode(backend, prepared, signal, onProgress),
+    );
     const { fit, ordered, labels } = await clock.time('cluster', async () => {
       const ordered = permuteRows(features, prepared.order);
       const fit = await this.runKMeans(backend, ordered, k, signal, onProgress);
@@ -334,11 +337,12 @@ export class NeuromorphicClusterer {
     backend: Backend,
     prepared: ReturnType<NeuromorphicClusterer['prepare']>,
     signal: AbortSignal | undefined,
+    onProgress: FitOptions['onProgress'],
   ): Promise<{ features: Matrix; pipeline: PipelineState | undefined }> {
     const method = this.engine.method;
     const { cleaned, scaler, keys, order, keyedBy } = prepared;
     if (method === 'kmeans') return { features: cleaned, pipeline: undefined };
-    const input = { points: cleaned, series: scaler.series, sampleKeys: keys, signal };
+    const input = { points: cleaned, series: scaler.series, sampleKeys: keys, signal, onProgress };
     const inputDim = input.series?.dims ?? cleaned.cols;
     const created = { ...createPipeline(method, this.config.encoders, inputDim, this.engine.seed), keyedBy };
     const { state, features } = await fitPipeline(

@@ -56,6 +56,7 @@ export {
 } from './config/schema.js';
 export type { Dataset, SeriesLayout } from './data/dataset.js';
 export { datasetFromRows, loadDataset } from './data/load.js';
+export type { EncodeProgress } from './encoders/drive.js';
 export type { PipelineState } from './encoders/pipeline.js';
 export { createLogger, type Logger } from './observability/logger.js';
 export { renderClusterPlot } from './report/svg-plot.js';

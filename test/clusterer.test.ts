@@ -69,6 +69,20 @@ describe('NeuromorphicClusterer', () => {
     expect(e.message).toMatch(/3 feature columns; the model was fitted on 4/);
   });
 
+  it('reports encoder progress per chunk of samples, then K-means progress', async () => {
+    const events: string[] = [];
+    const clusterer = new NeuromorphicClusterer({
+      nClusters: 3,
+      logger: quiet,
+      config: { data: { labelColumn: 'species' } },
+    });
+    await clusterer.fit(IRIS, {
+      onProgress: (e) => events.push(e.type === 'encode' ? `${e.encoder} ${e.done}/${e.total}` : e.type),
+    });
+    expect(events.slice(0, 3)).toEqual(['esn 150/150', 'snn 150/150', 'lsm 150/150']);
+    expect(events.slice(3).every((e) => e === 'iteration' || e === 'run')).toBe(true);
+  });
+
   it('cancels through an AbortSignal', async () => {
     const controller = new AbortController();
     controller.abort();

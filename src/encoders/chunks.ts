@@ -9,6 +9,9 @@ import { throwIfAborted } from '../resilience/errors.js';
 /** What one chunk's kernel output may take. */
 export const CHUNK_BUDGET_BYTES = 64 * 1024 * 1024;
 
+/** Samples per chunk at most, so progress and cancellation come every few seconds on a CPU. */
+const MAX_CHUNK_ROWS = 8192;
+
 /** Rows `[start, end)` of a matrix, as a view. */
 export function sliceRows(m: Matrix, start: number, end: number): Matrix {
   return { rows: end - start, cols: m.cols, data: m.data.subarray(start * m.cols, end * m.cols) };
@@ -19,19 +22,23 @@ export interface ChunkOptions {
   readonly bytesPerSample: number;
   readonly signal?: AbortSignal | undefined;
   readonly budgetBytes?: number;
+  /** Called after each chunk with the samples done so far. */
+  readonly onChunk?: ((done: number, total: number) => void) | undefined;
 }
 
 /** Runs `chunk` over `[0, n)` in chunks within the budget and stacks the feature rows they return. */
 export async function inSampleChunks(
   n: number,
-  { bytesPerSample, signal, budgetBytes = CHUNK_BUDGET_BYTES }: ChunkOptions,
+  { bytesPerSample, signal, budgetBytes = CHUNK_BUDGET_BYTES, onChunk }: ChunkOptions,
   chunk: (start: number, end: number) => Promise<Matrix>,
 ): Promise<Matrix> {
-  const rows = Math.max(1, Math.floor(budgetBytes / Math.max(1, bytesPerSample)));
+  const rows = Math.min(MAX_CHUNK_ROWS, Math.max(1, Math.floor(budgetBytes / Math.max(1, bytesPerSample))));
   const parts: Matrix[] = [];
   for (let start = 0; start < n; start += rows) {
     throwIfAborted(signal);
-    parts.push(await chunk(start, Math.min(n, start + rows)));
+    const end = Math.min(n, start + rows);
+    parts.push(await chunk(start, end));
+    onChunk?.(end, n);
   }
   if (parts.length === 1) return parts[0]!;
   const cols = parts[0]?.cols ?? 0;

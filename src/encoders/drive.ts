@@ -3,6 +3,14 @@ import type { Drive, Matrix } from '../backends/backend.js';
 import type { SeriesLayout } from '../data/dataset.js';
 import { fnv1a } from '../philox.js';
 
+/** Progress of an encoder over the samples, reported after each chunk. */
+export interface EncodeProgress {
+  readonly type: 'encode';
+  readonly encoder: 'esn' | 'snn' | 'lsm';
+  readonly done: number;
+  readonly total: number;
+}
+
 export interface EncoderInput {
   /** n x width cleaned values; a series row holds T x dims values, time-major. */
   readonly points: Matrix;
@@ -10,6 +18,7 @@ export interface EncoderInput {
   /** A 32-bit identity per sample for spike randomness: see {@link sampleKeys}. */
   readonly sampleKeys: Uint32Array;
   readonly signal?: AbortSignal | undefined;
+  readonly onProgress?: ((event: EncodeProgress) => void) | undefined;
 }
 
 /**

@@ -69,11 +69,17 @@ export async function runEsn(backend: Backend, esn: EsnState, input: EncoderInpu
   const blocks = (readout.times?.length ?? 0) + (readout.last ? 1 : 0) + (readout.mean ? 1 : 0);
   // The model space needs every state of every step, hence its bigger footprint per sample.
   const bytesPerSample = blocks * params.units * 8;
-  return inSampleChunks(drive.inputs.rows, { bytesPerSample, signal: input.signal }, async (start, end) => {
-    const part = { ...drive, inputs: sliceRows(drive.inputs, start, end) };
-    const states = await run(part);
-    return mode === 'model-space'
-      ? modelSpace(states, params.units, part, washout, params.ridge, input.signal)
-      : states;
-  });
+  const onChunk = (done: number, total: number) =>
+    input.onProgress?.({ type: 'encode', encoder: 'esn', done, total });
+  return inSampleChunks(
+    drive.inputs.rows,
+    { bytesPerSample, signal: input.signal, onChunk },
+    async (start, end) => {
+      const part = { ...drive, inputs: sliceRows(drive.inputs, start, end) };
+      const states = await run(part);
+      return mode === 'model-space'
+        ? modelSpace(states, params.units, part, washout, params.ridge, input.signal)
+        : states;
+    },
+  );
 }

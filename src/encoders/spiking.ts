@@ -116,13 +116,19 @@ export async function runSpiking(
   // Rates from spikes per step to Hz; latencies from steps to ms.
   const factor = mode === 'rates' ? 1000 / p.dt : mode === 'first-spike' ? p.dt : 1;
   const bytesPerSample = units * windows * 8;
-  return inSampleChunks(drive.inputs.rows, { bytesPerSample, signal: input.signal }, async (start, end) => {
-    const part = { ...drive, inputs: sliceRows(drive.inputs, start, end) };
-    const out = await run(part, input.sampleKeys.subarray(start, end));
-    if (mode === 'model-space') {
-      const next = { ...targets, inputs: sliceRows(targets.inputs, start, end) };
-      return modelSpace(out, units, next, p.washout, p.ridge, input.signal);
-    }
-    return factor === 1 ? out : { ...out, data: Float64Array.from(out.data, (v) => v * factor) };
-  });
+  const onChunk = (done: number, total: number) =>
+    input.onProgress?.({ type: 'encode', encoder: state.kind, done, total });
+  return inSampleChunks(
+    drive.inputs.rows,
+    { bytesPerSample, signal: input.signal, onChunk },
+    async (start, end) => {
+      const part = { ...drive, inputs: sliceRows(drive.inputs, start, end) };
+      const out = await run(part, input.sampleKeys.subarray(start, end));
+      if (mode === 'model-space') {
+        const next = { ...targets, inputs: sliceRows(targets.inputs, start, end) };
+        return modelSpace(out, units, next, p.washout, p.ridge, input.signal);
+      }
+      return factor === 1 ? out : { ...out, data: Float64Array.from(out.data, (v) => v * factor) };
+    },
+  );
 }

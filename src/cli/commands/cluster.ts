@@ -57,6 +57,8 @@ export function clusterCommand(): Command {
               `restart ${p.run + 1}/${config.kmeans.nInit}`,
             );
           else if (p.type === 'minibatch') bar.update(p.step / p.steps, `mini-batch step ${p.step}`);
+          else if (p.type === 'encode')
+            bar.update(p.done / p.total, `encoding (${p.encoder}) ${p.done}/${p.total}`);
         },
       });
       bar.done();
