@@ -103,7 +103,8 @@ export function gridShape(n: number): [number, number, number] {
  * Maass, Natschlaeger and Markram (2002): neurons on a 3-D grid, a fraction `excitatory` of them
  * excitatory; neuron a connects to b with probability C(a, b) exp(-(D(a, b) / lambda)^2), where C
  * depends on the types (EE 0.3, EI 0.2, IE 0.4, II 0.1, scaled by `connectivity` / 0.3) and D is
- * the grid distance. Inhibitory synapses are negative and stronger, as in that model.
+ * the grid distance. Mean strengths by type follow that model's ratios (EE 30, EI 60, IE -19, II -19,
+ * here 3, 6, -2, -2), times `weightScale`: the sign comes from the presynaptic neuron.
  */
 export function liquidWiring(
   rng: Random,
