@@ -128,7 +128,7 @@ export function liquidWiring(
       const type = `${inhibitory[a] ? 'i' : 'e'}${inhibitory[b] ? 'i' : 'e'}` as keyof typeof C;
       const p = Math.min(1, C[type] * scale) * Math.exp(-dist2 / (options.lambda * options.lambda));
       if (rng.float() < p) {
-        // Gamma-like spread of magnitudes around the type's mean, sign from the presynaptic type.
+        // Magnitudes spread uniformly over 0.5 to 1.5 times the mean of the type.
         data[a * neurons + b] = W[type] * options.weightScale * (0.5 + rng.float());
       }
     }
