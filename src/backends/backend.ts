@@ -73,6 +73,11 @@ export interface StateReadout {
   readonly washout?: number;
 }
 
+/** How many R-wide blocks of features a readout gives. */
+export function readoutBlocks(readout: StateReadout): number {
+  return (readout.times?.length ?? 0) + (readout.last ? 1 : 0) + (readout.mean ? 1 : 0);
+}
+
 /** Leaky tanh reservoir: x <- (1 - leak) x + leak tanh(u W_in + x W + bias). */
 export interface ReservoirRun extends Drive {
   /** inputDim x R. */

@@ -2,7 +2,14 @@
  * The echo state network encoder: a leaky tanh reservoir run by the backend's reservoir kernel,
  * weights made on the host from the seed.
  */
-import type { Backend, Drive, Matrix, RecurrentWeights, StateReadout } from '../backends/backend.js';
+import {
+  type Backend,
+  type Drive,
+  type Matrix,
+  type RecurrentWeights,
+  readoutBlocks,
+  type StateReadout,
+} from '../backends/backend.js';
 import type { EsnConfig } from '../config/schema.js';
 import { Random } from '../random.js';
 import { UsageError } from '../resilience/errors.js';
@@ -66,9 +73,8 @@ export async function runEsn(backend: Backend, esn: EsnState, input: EncoderInpu
       leak: params.leak,
       readout,
     });
-  const blocks = (readout.times?.length ?? 0) + (readout.last ? 1 : 0) + (readout.mean ? 1 : 0);
   // The model space needs every state of every step, hence its bigger footprint per sample.
-  const bytesPerSample = blocks * params.units * 8;
+  const bytesPerSample = readoutBlocks(readout) * params.units * 8;
   const onChunk = (done: number, total: number) =>
     input.onProgress?.({ type: 'encode', encoder: 'esn', done, total });
   return inSampleChunks(

@@ -4,14 +4,14 @@
  * test/conformance/make_cases.py (NumPy), not from here.
  */
 import { philox4x32, philoxKey, spikeThreshold } from '../../philox.js';
-import type {
-  Drive,
-  Floats,
-  Matrix,
-  RecurrentWeights,
-  ReservoirRun,
-  SpikingRun,
-  StateReadout,
+import {
+  type Drive,
+  type Floats,
+  type Matrix,
+  type RecurrentWeights,
+  type ReservoirRun,
+  readoutBlocks,
+  type SpikingRun,
 } from '../backend.js';
 
 function checkDrive(run: Drive, inputWeights: Matrix): void {
@@ -64,10 +64,6 @@ function project(
     const off = t * r;
     for (let j = 0; j < r; j++) out[j]! += u * wIn.data[off + j]!;
   }
-}
-
-function readoutBlocks(readout: StateReadout): number {
-  return (readout.times?.length ?? 0) + (readout.last ? 1 : 0) + (readout.mean ? 1 : 0);
 }
 
 export function reservoirRun(run: ReservoirRun): Matrix {
