@@ -6,6 +6,7 @@
  * with strict-convergence and shift-tolerance stops, empty clusters moved to the farthest points.
  */
 import type { Backend, Matrix } from '../backends/backend.js';
+import { columnMoments } from '../linalg/moments.js';
 import { Random } from '../random.js';
 import { throwIfAborted, UsageError } from '../resilience/errors.js';
 
@@ -68,20 +69,8 @@ export function validateK(k: number, n: number): void {
 }
 
 function meanVariance(points: Matrix): number {
-  const { rows: n, cols: d, data } = points;
-  let total = 0;
-  for (let j = 0; j < d; j++) {
-    let mean = 0;
-    for (let i = 0; i < n; i++) mean += data[i * d + j]!;
-    mean /= n;
-    let ss = 0;
-    for (let i = 0; i < n; i++) {
-      const dv = data[i * d + j]! - mean;
-      ss += dv * dv;
-    }
-    total += ss / n;
-  }
-  return total / d;
+  const { variances } = columnMoments(points);
+  return variances.reduce((a, b) => a + b, 0) / points.cols;
 }
 
 function gatherRows(points: Matrix, indices: ArrayLike<number>): Matrix {

@@ -3,6 +3,7 @@
  * standardization (population standard deviation, as scikit-learn's StandardScaler) for tabular
  * data, per-series z-normalization for time series.
  */
+import { columnMoments } from '../linalg/moments.js';
 import { DataError } from '../resilience/errors.js';
 import type { Dataset } from './dataset.js';
 import type { DataWarnings } from './table.js';
@@ -48,17 +49,10 @@ export function fitScaler(
   const means: number[] = [];
   const scales: number[] = [];
   const constant: string[] = [];
-  const rows = order ?? Int32Array.from({ length: n }, (_, i) => i);
+  const moments = columnMoments({ rows: n, cols: width, data: values }, order);
   for (let j = 0; j < width; j++) {
-    let mean = 0;
-    for (const i of rows) mean += values[i * width + j]!;
-    mean /= n;
-    let ss = 0;
-    for (const i of rows) {
-      const dv = values[i * width + j]! - mean;
-      ss += dv * dv;
-    }
-    const std = Math.sqrt(ss / n);
+    const mean = moments.means[j]!;
+    const std = Math.sqrt(moments.variances[j]!);
     // A column whose spread is lost in rounding is constant for every purpose here.
     if (std <= 1e-12 * Math.max(1, Math.abs(mean))) {
       constant.push(ds.columns[j]!);

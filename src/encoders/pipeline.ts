@@ -10,6 +10,7 @@
 import type { Backend, Matrix } from '../backends/backend.js';
 import type { EncoderMethod, EncodersConfig } from '../config/schema.js';
 import { permuteRows } from '../data/order.js';
+import { columnMoments } from '../linalg/moments.js';
 import { fitPca, type Pca, pcaTransform } from '../linalg/pca.js';
 import { Random } from '../random.js';
 import { DataError, throwIfAborted } from '../resilience/errors.js';
@@ -94,19 +95,15 @@ async function rawBlocks(backend: Backend, state: PipelineState, input: EncoderI
 }
 
 function fitBlock(name: BlockName, m: Matrix, order: Int32Array, share: number): BlockScaler {
+  const { means: colMeans, variances } = columnMoments(m, order);
   const keep: number[] = [];
   const means: number[] = [];
   let total = 0;
   for (let j = 0; j < m.cols; j++) {
-    let mean = 0;
-    for (const i of order) mean += m.data[i * m.cols + j]!;
-    mean /= m.rows;
-    let ss = 0;
-    for (const i of order) ss += (m.data[i * m.cols + j]! - mean) ** 2;
-    if (Math.sqrt(ss / m.rows) > 1e-9 * Math.max(1, Math.abs(mean))) {
+    if (Math.sqrt(variances[j]!) > 1e-9 * Math.max(1, Math.abs(colMeans[j]!))) {
       keep.push(j);
-      means.push(mean);
-      total += ss / m.rows;
+      means.push(colMeans[j]!);
+      total += variances[j]!;
     }
   }
   return { name, keep, means, scale: total > 0 ? share / Math.sqrt(total) : 0 };
