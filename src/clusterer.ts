@@ -254,7 +254,7 @@ export class NeuromorphicClusterer {
     throwIfAborted(signal);
 
     // Input is read and validated before any backend starts.
-    const { backend, tried } = await this.registry.select(this.engine.backend, this.logger);
+    const { backend, tried } = await this.selectBackend(prepared.cleaned.data.length);
     const { features, pipeline } = await clock.time('encode', () =>
       this.encode(backend, prepared, signal, onProgress),
     );
@@ -381,6 +381,26 @@ export class NeuromorphicClusterer {
     );
   }
 
+  /**
+   * The configured backend; under `auto`, a problem of fewer input values than
+   * `engine.smallProblemSize` stays on the CPU.
+   */
+  private selectBackend(problemSize: number) {
+    const { webgpu } = this.engine;
+    return this.registry.select(this.engine.backend, this.logger, {
+      problemSize,
+      smallProblemSize: this.engine.smallProblemSize,
+      options: {
+        webgpu: {
+          adapter: webgpu.adapter,
+          allowSoftware: webgpu.allowSoftware,
+          memoryBudgetBytes:
+            webgpu.memoryBudgetMB === undefined ? undefined : webgpu.memoryBudgetMB * 1024 * 1024,
+        },
+      },
+    });
+  }
+
   private fitted() {
     if (!this.model) throw new UsageError('the clusterer is not fitted: call fit() or load() first');
     return this.model;
@@ -392,7 +412,7 @@ export class NeuromorphicClusterer {
     const dataset = await this.loadData(data);
     const cleaned = applyScaler(dataset, model.scaler);
     const points: Matrix = { rows: dataset.n, cols: cleaned.length / dataset.n, data: cleaned };
-    const { backend } = await this.registry.select(this.engine.backend, this.logger);
+    const { backend } = await this.selectBackend(cleaned.length);
     if (model.pipeline?.keyedBy === 'id' && !dataset.ids) {
       // Rate-coded spikes are keyed by the sample's identity: the same row keyed by content
       // draws other spikes than it did in fit.

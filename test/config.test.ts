@@ -16,6 +16,8 @@ describe('configuration schema', () => {
       backend: 'auto',
       seed: 0,
       silhouetteExactMaxSamples: 10_000,
+      smallProblemSize: 20_000,
+      webgpu: {},
     });
     // The original system's encoder defaults.
     expect(c.encoders.esn).toMatchObject({ units: 100, spectralRadius: 0.95, leak: 0.3 });

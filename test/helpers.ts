@@ -66,3 +66,12 @@ export async function failure(promise: Promise<unknown>): Promise<NeuroclusterEr
   }
   throw new Error('expected a failure');
 }
+
+/**
+ * Where a backend cannot start (no WebGPU adapter), its tests are skipped, unless
+ * REQUIRE_WEBGPU=1 (as in CI): there the reason it could not start fails the test.
+ */
+export function skipUnlessRequired(skip: (note: string) => never, why: unknown): never {
+  if (process.env.REQUIRE_WEBGPU === '1') throw why;
+  return skip(`backend unavailable: ${why instanceof Error ? why.message : String(why)}`);
+}

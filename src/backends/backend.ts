@@ -78,6 +78,38 @@ export function readoutBlocks(readout: StateReadout): number {
   return (readout.times?.length ?? 0) + (readout.last ? 1 : 0) + (readout.mean ? 1 : 0);
 }
 
+/** Checks a drive's shape against its input weights; every backend runs it before dispatch. */
+export function checkDrive(run: Drive, inputWeights: Matrix): void {
+  const width = run.sequence ? run.steps * run.inputDim : run.inputDim;
+  if (run.inputs.cols !== width) {
+    throw new RangeError(`inputs have ${run.inputs.cols} columns, expected ${width}`);
+  }
+  if (inputWeights.rows !== run.inputDim) {
+    throw new RangeError(`input weights have ${inputWeights.rows} rows, expected ${run.inputDim}`);
+  }
+  if (!Number.isInteger(run.steps) || run.steps < 1)
+    throw new RangeError(`steps must be >= 1, got ${run.steps}`);
+}
+
+/**
+ * Checks a state readout against the number of steps; returns, per step, the `times` blocks it
+ * fills (a step may be listed more than once) and the washout of the mean.
+ */
+export function checkReadout(
+  readout: StateReadout,
+  steps: number,
+): { blocksAt: number[][]; washout: number } {
+  if (readoutBlocks(readout) === 0) throw new RangeError('the readout selects no state');
+  const washout = readout.washout ?? 0;
+  if (readout.mean && washout >= steps) throw new RangeError(`washout ${washout} leaves no step of ${steps}`);
+  const blocksAt: number[][] = Array.from({ length: steps }, () => []);
+  (readout.times ?? []).forEach((t, b) => {
+    if (!Number.isInteger(t) || t < 0 || t >= steps) throw new RangeError(`readout step ${t}`);
+    blocksAt[t]!.push(b);
+  });
+  return { blocksAt, washout };
+}
+
 /** Leaky tanh reservoir: x <- (1 - leak) x + leak tanh(u W_in + x W + bias). */
 export interface ReservoirRun extends Drive {
   /** inputDim x R. */
@@ -129,6 +161,8 @@ export interface Backend {
   readonly name: BackendName;
   /** The device in words, for logs and `result.backend` details. */
   readonly device: string;
+  /** The arithmetic of its kernels: the conformance suite holds float32 ones to looser tolerances. */
+  readonly precision: 'float64' | 'float32';
 
   /** `a (m x k) @ b (k x n) + bias (n)`, for projections (PCA, readouts). */
   matmul(a: Matrix, b: Matrix, bias?: Floats): Promise<Matrix>;
@@ -143,8 +177,11 @@ export interface Backend {
   kmeansReduce(points: Matrix, labels: Int32Array, k: number): Promise<ClusterSums>;
 
   /**
-   * One Lloyd pass: reassigns every point (writing `labels` in place), reduces, and reports the
-   * objective and how many labels changed; the host reads back only k x d + k + 2 numbers.
+   * One Lloyd pass: reassigns every point, reduces, and reports the objective and how many labels
+   * changed; the host reads back only k x d + k + 2 numbers. `labels` is the run's label state
+   * (-1 before the first pass), passed again on every pass of the run: the JS backend updates it
+   * in place, a device backend keeps it on the device and leaves this array as it was. Final
+   * labels come from {@link kmeansAssign}.
    */
   kmeansStep(points: Matrix, centroids: Matrix, labels: Int32Array): Promise<LloydStep>;
 
@@ -178,7 +215,31 @@ export interface BackendFactory {
   readonly name: BackendName;
   /** Higher runs first under `auto`. */
   readonly priority: number;
-  create(): Promise<Backend>;
+  /** Where it computes: problems under the small-problem size skip `gpu` backends under `auto`. */
+  readonly kind: 'cpu' | 'gpu';
+  /** `auto` is true when chosen by priority, so a backend may refuse what it would run if named. */
+  create(context: { auto: boolean; options?: BackendOptions | undefined }): Promise<Backend>;
+  /** Why a live instance must not be taken under `auto` (a software GPU), if it must not. */
+  autoRefusal?(backend: Backend): string | undefined;
+}
+
+/** Settings of the backends that have any, handed to their factories. */
+export interface BackendOptions {
+  readonly webgpu?: {
+    readonly adapter?: string | undefined;
+    readonly allowSoftware?: boolean | undefined;
+    readonly memoryBudgetBytes?: number | undefined;
+  };
+}
+
+/** What `auto` weighs besides priority, and the settings a backend starts with. */
+export interface SelectionContext {
+  /** Used by the first request that starts a backend (one device per process). */
+  readonly options?: BackendOptions;
+  /** Input values of the job (rows x columns). */
+  readonly problemSize?: number;
+  /** Below this many input values, `auto` passes over GPU backends (dispatch costs more than the math); 0 turns it off. */
+  readonly smallProblemSize?: number;
 }
 
 /** One backend tried under selection, and why it was passed over. */
@@ -220,14 +281,14 @@ export class BackendRegistry {
   }
 
   /** The live backend of that name, started on first use; throws BACKEND_UNAVAILABLE if it cannot. */
-  async get(name: BackendName): Promise<Backend> {
+  async get(name: BackendName, auto = false, options?: BackendOptions): Promise<Backend> {
     const factory = this.factories.get(name);
     if (!factory) {
       throw new BackendError(`backend "${name}" is not available in this build of neurocluster`);
     }
     let instance = this.instances.get(name);
     if (!instance) {
-      instance = factory.create();
+      instance = factory.create({ auto, options });
       this.instances.set(name, instance);
       // A failed start is not cached: the next request tries again.
       instance.catch(() => this.instances.delete(name));
@@ -250,14 +311,30 @@ export class BackendRegistry {
    * `auto` takes the highest-priority backend that starts, logging one line for each one skipped;
    * a named backend either starts or fails with BACKEND_UNAVAILABLE: it never silently degrades.
    */
-  async select(request: BackendName | 'auto', logger?: SelectionLogger): Promise<SelectedBackend> {
+  async select(
+    request: BackendName | 'auto',
+    logger?: SelectionLogger,
+    context: SelectionContext = {},
+  ): Promise<SelectedBackend> {
     if (request !== 'auto') {
-      return { backend: await this.get(request), tried: [{ name: request, ok: true }] };
+      return {
+        backend: await this.get(request, false, context.options),
+        tried: [{ name: request, ok: true }],
+      };
     }
     const tried: BackendAttempt[] = [];
+    const small = (context.problemSize ?? Number.POSITIVE_INFINITY) < (context.smallProblemSize ?? 0);
     for (const name of this.registered()) {
+      if (small && this.factories.get(name)?.kind === 'gpu') {
+        const reason = `a small problem (${context.problemSize} values, under ${context.smallProblemSize}) runs on the CPU`;
+        tried.push({ name, ok: false, reason });
+        logger?.info({ backend: name, reason }, `backend ${name} skipped`);
+        continue;
+      }
       try {
-        const backend = await this.get(name);
+        const backend = await this.get(name, true, context.options);
+        const refusal = this.factories.get(name)?.autoRefusal?.(backend);
+        if (refusal) throw new BackendError(refusal);
         tried.push({ name, ok: true });
         return { backend, tried };
       } catch (error) {

@@ -156,7 +156,8 @@ async function initialCenters(
 
 /**
  * Moves each empty cluster to one of the points farthest from their centre, taking that point out
- * of its old cluster's sums (scikit-learn's `_relocate_empty_clusters_dense`).
+ * of its old cluster's sums (scikit-learn's `_relocate_empty_clusters_dense`). Like scikit-learn it
+ * leaves the label state alone; the pass's labels come from one assignment to the same centres.
  */
 async function relocateEmpty(
   backend: Backend,
@@ -164,14 +165,13 @@ async function relocateEmpty(
   oldCenters: Float64Array,
   sums: Float64Array,
   counts: Float64Array,
-  labels: Int32Array,
 ): Promise<void> {
   const d = points.cols;
   const empty: number[] = [];
   counts.forEach((c, j) => {
     if (c === 0) empty.push(j);
   });
-  const { distances } = await backend.kmeansAssign(points, {
+  const { labels, distances } = await backend.kmeansAssign(points, {
     rows: counts.length,
     cols: d,
     data: oldCenters,
@@ -187,7 +187,6 @@ async function relocateEmpty(
     }
     counts[from]!--;
     counts[target] = 1;
-    labels[far] = target;
   });
 }
 
@@ -230,7 +229,7 @@ async function* lloydRun(
     const step = await backend.kmeansStep(points, { rows: k, cols: d, data: centers }, labels);
     const { sums, counts } = step;
     iterations = it + 1;
-    if (counts.some((c) => c === 0)) await relocateEmpty(backend, points, centers, sums, counts, labels);
+    if (counts.some((c) => c === 0)) await relocateEmpty(backend, points, centers, sums, counts);
     const next = new Float64Array(k * d);
     let shift = 0;
     for (let j = 0; j < k; j++) {

@@ -22,6 +22,28 @@ export type NanPolicy = (typeof NAN_POLICIES)[number];
 const later = (what: string) =>
   z.looseObject({}).default({}).describe(`${what}; its keys are defined by the issue that builds it`);
 
+/** The WebGPU device; each key also has an environment variable, which the key overrides. */
+export const webgpuSchema = z.strictObject({
+  adapter: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      'part of the GPU adapter name to use (NEUROCLUSTER_WEBGPU_ADAPTER); default: the high-performance one',
+    ),
+  allowSoftware: z
+    .boolean()
+    .optional()
+    .describe('let auto take a software adapter such as SwiftShader (NEUROCLUSTER_WEBGPU_ALLOW_SOFTWARE=1)'),
+  memoryBudgetMB: z
+    .number()
+    .positive()
+    .optional()
+    .describe(
+      'device memory the backend may hold; larger jobs run in chunks (NEUROCLUSTER_WEBGPU_MEMORY_BUDGET_MB, default 1024)',
+    ),
+});
+
 export const engineSchema = z.strictObject({
   method: z
     .enum(METHODS)
@@ -37,6 +59,12 @@ export const engineSchema = z.strictObject({
     .min(2)
     .default(10_000)
     .describe('silhouette is exact up to this many rows and computed on a seeded sample of this size above'),
+  smallProblemSize: z
+    .int()
+    .min(0)
+    .default(20_000)
+    .describe('under auto, inputs of fewer values (rows x columns) run on the CPU; 0 turns this off'),
+  webgpu: webgpuSchema.default({}),
 });
 
 const positive = () => z.number().positive();

@@ -11,6 +11,9 @@ export type ErrorCategory =
   | 'configuration'
   | 'data'
   | 'kernel'
+  | 'device-lost'
+  | 'out-of-memory'
+  | 'numerical'
   | 'backend'
   | 'cancelled'
   | 'io'
@@ -79,6 +82,22 @@ export const ERROR_CODES = {
     category: 'kernel',
     exitCode: 1,
     suggestion: 'A compute kernel failed; retry, or run on another backend.',
+  },
+  NEUROCLUSTER_ERR_DEVICE_LOST: {
+    category: 'device-lost',
+    exitCode: 1,
+    suggestion: 'The GPU device was lost (driver reset, or the GPU went away); retry, or run on the CPU.',
+  },
+  NEUROCLUSTER_ERR_OUT_OF_MEMORY: {
+    category: 'out-of-memory',
+    exitCode: 1,
+    suggestion:
+      'Lower engine.webgpu.memoryBudgetMB so work is split into smaller chunks, or use a CPU backend.',
+  },
+  NEUROCLUSTER_ERR_NUMERICAL: {
+    category: 'numerical',
+    exitCode: 1,
+    suggestion: 'A kernel produced NaN or infinity; check the input scale and the encoder settings.',
   },
   NEUROCLUSTER_ERR_ABORTED: {
     category: 'cancelled',
@@ -193,13 +212,19 @@ export class ModelFileError extends NeuroclusterError {
   }
 }
 
-/** A backend that was asked for by name and cannot start, or a kernel that failed. */
+/**
+ * A backend that was asked for by name and cannot start, a kernel that failed, a device that was
+ * lost or out of memory, or a kernel output that is not finite.
+ */
 export class BackendError extends NeuroclusterError {
   constructor(
     message: string,
     code:
       | 'NEUROCLUSTER_ERR_BACKEND_UNAVAILABLE'
-      | 'NEUROCLUSTER_ERR_KERNEL' = 'NEUROCLUSTER_ERR_BACKEND_UNAVAILABLE',
+      | 'NEUROCLUSTER_ERR_KERNEL'
+      | 'NEUROCLUSTER_ERR_DEVICE_LOST'
+      | 'NEUROCLUSTER_ERR_OUT_OF_MEMORY'
+      | 'NEUROCLUSTER_ERR_NUMERICAL' = 'NEUROCLUSTER_ERR_BACKEND_UNAVAILABLE',
     options: { cause?: unknown } = {},
   ) {
     super(code, message, options);

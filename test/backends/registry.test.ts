@@ -6,6 +6,7 @@ import { isNeuroclusterError } from '../../src/resilience/errors.js';
 const failing: BackendFactory = {
   name: 'webgpu',
   priority: 20,
+  kind: 'gpu',
   create: async () => {
     throw new Error('no adapter');
   },
@@ -32,6 +33,56 @@ describe('backend registry', () => {
     expect(lines).toEqual(['backend webgpu skipped']);
   });
 
+  it('auto sends a small problem to the CPU without starting the GPU backend; a named GPU backend still runs it', async () => {
+    let started = 0;
+    const gpu: BackendFactory = {
+      name: 'webgpu',
+      priority: 20,
+      kind: 'gpu',
+      create: async () => {
+        started++;
+        return Object.assign(new JsBackend(), { name: 'webgpu' as const });
+      },
+    };
+    const r = new BackendRegistry();
+    r.register(jsBackendFactory);
+    r.register(gpu);
+    const small = await r.select('auto', undefined, { problemSize: 100, smallProblemSize: 1000 });
+    expect(small.backend.name).toBe('js');
+    expect(small.tried[0]).toMatchObject({
+      name: 'webgpu',
+      ok: false,
+      reason: expect.stringMatching(/small problem/),
+    });
+    expect(started).toBe(0);
+    expect(
+      (await r.select('webgpu', undefined, { problemSize: 100, smallProblemSize: 1000 })).backend.name,
+    ).toBe('webgpu');
+    expect((await r.select('auto', undefined, { problemSize: 100, smallProblemSize: 0 })).backend.name).toBe(
+      'webgpu',
+    );
+  });
+
+  it('auto passes over a live instance its factory refuses under auto (a software GPU named earlier)', async () => {
+    const gpu: BackendFactory = {
+      name: 'webgpu',
+      priority: 20,
+      kind: 'gpu',
+      create: async ({ auto }) => {
+        if (auto) throw new Error('software adapter');
+        return Object.assign(new JsBackend(), { name: 'webgpu' as const });
+      },
+      autoRefusal: () => 'software adapter',
+    };
+    const r = new BackendRegistry();
+    r.register(jsBackendFactory);
+    r.register(gpu);
+    expect((await r.select('webgpu')).backend.name).toBe('webgpu');
+    const picked = await r.select('auto');
+    expect(picked.backend.name).toBe('js');
+    expect(picked.tried[0]).toMatchObject({ name: 'webgpu', ok: false, reason: 'software adapter' });
+  });
+
   it('a named backend that cannot start fails with BACKEND_UNAVAILABLE, never degrades', async () => {
     const r = new BackendRegistry();
     r.register(jsBackendFactory);
@@ -48,6 +99,7 @@ describe('backend registry', () => {
     r.register({
       name: 'js',
       priority: 0,
+      kind: 'cpu',
       create: async () => {
         created++;
         return new JsBackend();

@@ -4,7 +4,7 @@
  * the registry adds it here; nothing in this file names a backend.
  */
 import { readFileSync } from 'node:fs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type {
   Backend,
   Matrix,
@@ -13,6 +13,7 @@ import type {
   SpikingRun,
 } from '../../src/backends/backend.js';
 import { defaultRegistry } from '../../src/backends/index.js';
+import { skipUnlessRequired } from '../helpers.js';
 
 interface JsonMatrix {
   rows: number;
@@ -34,7 +35,12 @@ interface Case {
   params: Record<string, unknown>;
   inputs: Record<string, JsonMatrix | number[] | JsonRecurrent>;
   expected: Record<string, JsonMatrix | number[] | number>;
+  /** Relative tolerance (to max(1, |expected|)) for float64 backends... */
   tolerance: number;
+  /** ...and for float32 ones. */
+  tolerance32: number;
+  /** Share of the outputs that must be within tolerance (spiking cases); 1 when absent. */
+  minEqual?: number;
 }
 
 type JsonRecurrent =
@@ -90,15 +96,14 @@ async function run(backend: Backend, c: Case): Promise<Record<string, unknown>> 
           c.params.k as number,
         )),
       };
-    case 'kmeansStep': {
-      const labels = ints(i.labels);
-      const step = await backend.kmeansStep(
-        toMatrix(i.points as JsonMatrix),
-        toMatrix(i.centroids as JsonMatrix),
-        labels,
-      );
-      return { ...step, labels };
-    }
+    case 'kmeansStep':
+      return {
+        ...(await backend.kmeansStep(
+          toMatrix(i.points as JsonMatrix),
+          toMatrix(i.centroids as JsonMatrix),
+          ints(i.labels),
+        )),
+      };
     case 'clusterDistanceSums': {
       const p = c.params as { k: number; rowStart: number; rowEnd: number };
       return {
@@ -138,7 +143,13 @@ async function run(backend: Backend, c: Case): Promise<Record<string, unknown>> 
 /** Integer outputs must match exactly; real ones to the case's relative tolerance. */
 const EXACT = new Set(['labels', 'counts', 'changed']);
 
-function compare(name: string, actual: unknown, expected: JsonMatrix | number[] | number, tol: number): void {
+function compare(
+  name: string,
+  actual: unknown,
+  expected: JsonMatrix | number[] | number,
+  tol: number,
+  minEqual = 1,
+): void {
   if (typeof expected === 'number') {
     expect(actual, name).toBeTypeOf('number');
     if (EXACT.has(name)) expect(actual, name).toBe(expected);
@@ -164,19 +175,29 @@ function compare(name: string, actual: unknown, expected: JsonMatrix | number[] 
     expect(Array.from(values), name).toEqual(want);
     return;
   }
+  const allowed = Math.floor((1 - minEqual) * want.length);
+  const off: string[] = [];
   for (let j = 0; j < want.length; j++) {
     const err = Math.abs(values[j]! - want[j]!);
-    if (err > tol * Math.max(1, Math.abs(want[j]!))) {
-      expect.fail(`${name}[${j}]: ${values[j]} vs expected ${want[j]} (tolerance ${tol})`);
-    }
+    if (!(err <= tol * Math.max(1, Math.abs(want[j]!)))) off.push(`[${j}]: ${values[j]} vs ${want[j]}`);
+  }
+  if (off.length > allowed) {
+    expect.fail(
+      `${name}: ${off.length} of ${want.length} values off (tolerance ${tol}, ${allowed} allowed): ${off.slice(0, 5).join(', ')}`,
+    );
   }
 }
 
 describe.each(defaultRegistry.registered())('kernel conformance on the %s backend', (name) => {
-  let backend: Backend;
+  let backend: Backend | undefined;
+  let unavailable: unknown;
   beforeAll(async () => {
-    backend = await defaultRegistry.get(name);
+    backend = await defaultRegistry.get(name).catch((error: unknown) => {
+      unavailable = error;
+      return undefined;
+    });
   });
+  afterAll(() => defaultRegistry.disposeAll());
 
   it('has cases for every kernel of the contract', () => {
     const kernels = new Set(suite.cases.map((c) => c.kernel));
@@ -192,9 +213,12 @@ describe.each(defaultRegistry.registered())('kernel conformance on the %s backen
     ]);
   });
 
-  it.each(suite.cases.map((c) => [`${c.kernel} ${c.name}`, c] as const))('%s', async (_title, c) => {
+  it.for(suite.cases.map((c) => [`${c.kernel} ${c.name}`, c] as const))('%s', async ([, c], ctx) => {
+    if (!backend) return skipUnlessRequired(ctx.skip, unavailable);
     const actual = await run(backend, c);
-    for (const [key, expected] of Object.entries(c.expected))
-      compare(key, actual[key], expected, c.tolerance);
+    const tol = backend.precision === 'float32' ? c.tolerance32 : c.tolerance;
+    for (const [key, expected] of Object.entries(c.expected)) {
+      compare(key, actual[key], expected as JsonMatrix | number[] | number, tol, c.minEqual);
+    }
   });
 });

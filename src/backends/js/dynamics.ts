@@ -5,7 +5,8 @@
  */
 import { philox4x32, philoxKey, spikeThreshold } from '../../philox.js';
 import {
-  type Drive,
+  checkDrive,
+  checkReadout,
   type Floats,
   type Matrix,
   type RecurrentWeights,
@@ -13,18 +14,6 @@ import {
   readoutBlocks,
   type SpikingRun,
 } from '../backend.js';
-
-function checkDrive(run: Drive, inputWeights: Matrix): void {
-  const width = run.sequence ? run.steps * run.inputDim : run.inputDim;
-  if (run.inputs.cols !== width) {
-    throw new RangeError(`inputs have ${run.inputs.cols} columns, expected ${width}`);
-  }
-  if (inputWeights.rows !== run.inputDim) {
-    throw new RangeError(`input weights have ${inputWeights.rows} rows, expected ${run.inputDim}`);
-  }
-  if (!Number.isInteger(run.steps) || run.steps < 1)
-    throw new RangeError(`steps must be >= 1, got ${run.steps}`);
-}
 
 /** out += x W for recurrent weights, dense or CSR. */
 function addRecurrent(w: RecurrentWeights, x: Float64Array, out: Float64Array): void {
@@ -71,16 +60,8 @@ export function reservoirRun(run: ReservoirRun): Matrix {
   const { inputs, inputDim: dim, steps, leak, readout } = run;
   const r = run.inputWeights.cols;
   const blocks = readoutBlocks(readout);
-  if (blocks === 0) throw new RangeError('the readout selects no state');
-  const washout = readout.washout ?? 0;
-  if (readout.mean && washout >= steps) throw new RangeError(`washout ${washout} leaves no step of ${steps}`);
+  const { blocksAt, washout } = checkReadout(readout, steps);
   const times = readout.times ?? [];
-  // The readout blocks each step fills (a step may be listed more than once).
-  const blocksAt: number[][] = Array.from({ length: steps }, () => []);
-  times.forEach((t, b) => {
-    if (!Number.isInteger(t) || t < 0 || t >= steps) throw new RangeError(`readout step ${t}`);
-    blocksAt[t]!.push(b);
-  });
   const width = r * blocks;
   const out = new Float64Array(inputs.rows * width);
   const x = new Float64Array(r);
@@ -110,6 +91,21 @@ export function reservoirRun(run: ReservoirRun): Matrix {
   return { rows: inputs.rows, cols: width, data: out };
 }
 
+const fr = Math.fround;
+
+/** Recurrent weights rounded to float32, as a device holds them. */
+function recurrent32(w: RecurrentWeights): RecurrentWeights {
+  return w.kind === 'dense'
+    ? { kind: 'dense', matrix: { ...w.matrix, data: Float32Array.from(w.matrix.data) } }
+    : { ...w, values: Float32Array.from(w.values) };
+}
+
+/**
+ * The spiking run in float32, every operation rounded (`Math.fround`) in the order the WGSL and
+ * WASM kernels use, so that all backends fire the same spikes: current = bias + sum_i d_i W_in[i]
+ * (i ascending, zero inputs skipped) + sum_i s_i W[i] (i ascending), then v = (v - decay v) + current.
+ * Two float32 values added or multiplied in double and rounded once give the float32 result.
+ */
 export function spikingRun(run: SpikingRun): Matrix {
   checkDrive(run, run.inputWeights);
   const { inputs, inputDim: dim, steps, windows } = run;
@@ -119,19 +115,26 @@ export function spikingRun(run: SpikingRun): Matrix {
   }
   if (run.sampleKeys.length !== inputs.rows) throw new RangeError('one sample key per row is needed');
   const [k0, k1] = philoxKey(run.seed);
+  const wIn = Float32Array.from(run.inputWeights.data);
+  const bias = run.bias ? Float32Array.from(run.bias) : new Float32Array(r);
+  const recurrent = run.recurrent ? recurrent32(run.recurrent) : undefined;
+  const decay = fr(run.decay);
+  const threshold = fr(run.threshold);
+  const reset = fr(run.reset);
+  const traceDecay = fr(run.traceDecay);
   const width = r * windows;
   const out = new Float64Array(inputs.rows * width);
-  const v = new Float64Array(r);
+  const v = new Float32Array(r);
   const refractory = new Int32Array(r);
-  const trace = new Float64Array(r);
+  const trace = new Float32Array(r);
   const spikes = new Float64Array(r);
-  const current = new Float64Array(r);
-  const drive = new Float64Array(dim);
+  const current = new Float32Array(r);
+  const drive = new Float32Array(dim);
   const thresholds = new Int32Array(dim);
   const random = new Uint32Array(4);
   const firstSeen = new Uint8Array(r);
   for (let n = 0; n < inputs.rows; n++) {
-    v.fill(run.reset);
+    v.fill(reset);
     refractory.fill(0);
     trace.fill(0);
     spikes.fill(0);
@@ -140,11 +143,12 @@ export function spikingRun(run: SpikingRun): Matrix {
     for (let t = 0; t < steps; t++) {
       const window = Math.floor((t * windows) / steps);
       const windowStart = Math.ceil((window * steps) / windows);
+      const end = windowEnd(window, steps, windows);
       if (t === windowStart) firstSeen.fill(0);
       const at = run.sequence ? row + t * dim : row;
       if (run.encoding === 'rate') {
         if (t === 0 || run.sequence)
-          for (let i = 0; i < dim; i++) thresholds[i] = spikeThreshold(inputs.data[at + i]!);
+          for (let i = 0; i < dim; i++) thresholds[i] = spikeThreshold(fr(inputs.data[at + i]!));
         for (let i = 0; i < dim; i += 4) {
           philox4x32(key, t, i >>> 2, 0, k0, k1, random);
           for (let q = 0; q < 4 && i + q < dim; q++)
@@ -153,34 +157,39 @@ export function spikingRun(run: SpikingRun): Matrix {
       } else {
         for (let i = 0; i < dim; i++) drive[i] = inputs.data[at + i]!;
       }
-      project(drive, 0, dim, run.inputWeights, run.bias, current);
-      if (run.recurrent) addRecurrent(run.recurrent, spikes, current);
+      current.set(bias);
+      for (let i = 0; i < dim; i++) {
+        const d = drive[i]!;
+        if (d === 0) continue;
+        for (let j = 0; j < r; j++) current[j] = current[j]! + fr(d * wIn[i * r + j]!);
+      }
+      if (recurrent) addRecurrent32(recurrent, spikes, current);
       const base = n * width + window * r;
       for (let j = 0; j < r; j++) {
         let s = 0;
         if (refractory[j]! > 0) {
           refractory[j]!--;
-          v[j] = run.reset;
+          v[j] = reset;
         } else {
-          v[j] = v[j]! - run.decay * v[j]! + current[j]!;
-          if (v[j]! >= run.threshold) {
+          v[j] = v[j]! - fr(decay * v[j]!);
+          v[j] = v[j]! + current[j]!;
+          if (v[j]! >= threshold) {
             s = 1;
-            v[j] = run.reset;
+            v[j] = reset;
             refractory[j] = run.refractorySteps;
           }
         }
         spikes[j] = s;
-        trace[j] = trace[j]! * run.traceDecay + s;
+        trace[j] = fr(trace[j]! * traceDecay) + s;
         if (run.readout === 'counts' || run.readout === 'rates') out[base + j]! += s;
         else if (run.readout === 'first-spike') {
-          if (t === windowStart) out[base + j] = windowEnd(window, steps, windows) - windowStart;
+          if (t === windowStart) out[base + j] = end - windowStart;
           if (s && !firstSeen[j]) {
             firstSeen[j] = 1;
             out[base + j] = t - windowStart;
           }
         }
       }
-      const end = windowEnd(window, steps, windows);
       if (end === t + 1) {
         if (run.readout === 'trace') out.set(trace, base);
         else if (run.readout === 'rates') for (let j = 0; j < r; j++) out[base + j]! /= end - windowStart;
@@ -188,6 +197,23 @@ export function spikingRun(run: SpikingRun): Matrix {
     }
   }
   return { rows: inputs.rows, cols: width, data: out };
+}
+
+/** current += s W for 0/1 spikes s, float32 (the stores into `current` round each sum). */
+function addRecurrent32(w: RecurrentWeights, s: Float64Array, current: Float32Array): void {
+  const r = s.length;
+  for (let i = 0; i < r; i++) {
+    if (s[i] === 0) continue;
+    if (w.kind === 'dense') {
+      const m = w.matrix.data;
+      for (let j = 0; j < r; j++) current[j] = current[j]! + m[i * r + j]!;
+    } else {
+      for (let p = w.rowPtr[i]!; p < w.rowPtr[i + 1]!; p++) {
+        const j = w.colIdx[p]!;
+        current[j] = current[j]! + w.values[p]!;
+      }
+    }
+  }
 }
 
 /** One past the last step of a window. */

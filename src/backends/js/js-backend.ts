@@ -59,6 +59,7 @@ function assignAll(
 export class JsBackend implements Backend {
   readonly name = 'js' as const;
   readonly device = 'CPU (plain TypeScript, one thread)';
+  readonly precision = 'float64' as const;
 
   async matmul(a: Matrix, b: Matrix, bias?: Floats): Promise<Matrix> {
     if (a.cols !== b.rows) throw new RangeError(`matmul: ${a.rows}x${a.cols} @ ${b.rows}x${b.cols}`);
@@ -182,5 +183,6 @@ export class JsBackend implements Backend {
 export const jsBackendFactory: BackendFactory = {
   name: 'js',
   priority: 0,
+  kind: 'cpu',
   create: async () => new JsBackend(),
 };

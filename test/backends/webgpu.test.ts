@@ -1,0 +1,285 @@
+/**
+ * The WebGPU backend beyond the shared conformance suite: its WGSL compiles, it submits and reads
+ * back O(1) times per chunk, its chunked path (a budget of a few kilobytes) gives the unchunked
+ * answer, it refuses what it cannot run before dispatch, and its failures are typed.
+ * Runs on SwiftShader where Debian's chromium is installed; skipped without an adapter unless
+ * REQUIRE_WEBGPU=1.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  BackendRegistry,
+  type Matrix,
+  type ReservoirRun,
+  type SpikingRun,
+} from '../../src/backends/backend.js';
+import { JsBackend, jsBackendFactory } from '../../src/backends/js/js-backend.js';
+import { openDevice } from '../../src/backends/webgpu/device.js';
+import { KERNELS, KernelCache, type KernelName } from '../../src/backends/webgpu/kernels.js';
+import { WebGpuBackend, webGpuBackendFactory } from '../../src/backends/webgpu/webgpu-backend.js';
+import { kmeans } from '../../src/cluster/kmeans.js';
+import {
+  normalMatrix,
+  recurrentWeights,
+  reservoirMatrix,
+  toCsr,
+  uniformMatrix,
+} from '../../src/encoders/weights.js';
+import { Random } from '../../src/random.js';
+import { failure, skipUnlessRequired } from '../helpers.js';
+
+let backend: WebGpuBackend | undefined;
+let unavailable: unknown;
+const js = new JsBackend();
+
+beforeAll(async () => {
+  try {
+    backend = new WebGpuBackend(await openDevice({}, false), { budgetBytes: 256 * 1024 * 1024 });
+  } catch (error) {
+    unavailable = error;
+  }
+});
+afterAll(() => backend?.dispose());
+
+/** The backend, or a skip (a failure under REQUIRE_WEBGPU=1) where no adapter exists. */
+function gpu(ctx: { skip: (note: string) => never }): WebGpuBackend {
+  return backend ?? skipUnlessRequired(ctx.skip, unavailable);
+}
+
+/** A backend of its own on the same kind of device, with a tiny memory budget. */
+async function tinyBudget(bytes: number): Promise<WebGpuBackend> {
+  return new WebGpuBackend(await openDevice({}, false), { budgetBytes: bytes });
+}
+
+function maxRelErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let worst = 0;
+  for (let i = 0; i < a.length; i++)
+    worst = Math.max(worst, Math.abs(a[i]! - b[i]!) / Math.max(1, Math.abs(b[i]!)));
+  return worst;
+}
+
+const rng = new Random(7);
+const points = normalMatrix(rng, 300, 8, 1);
+
+function esnRun(n: number, steps: number, sparse = false): ReservoirRun {
+  const r = 24;
+  const w = reservoirMatrix(new Random(3), r, sparse ? 0.2 : 1, 0.9);
+  return {
+    inputs: normalMatrix(new Random(4), n, 3, 1),
+    inputDim: 3,
+    steps,
+    sequence: false,
+    inputWeights: uniformMatrix(new Random(5), 3, r, 1),
+    bias: uniformMatrix(new Random(6), 1, r, 0.2).data,
+    recurrent: sparse ? toCsr(w) : recurrentWeights(w),
+    leak: 0.4,
+    readout: { last: true, mean: true, washout: 1, times: [0] },
+  };
+}
+
+function lifRun(n: number, steps: number): SpikingRun {
+  const dim = 5;
+  const r = 20;
+  const probs = uniformMatrix(new Random(8), n, dim, 1);
+  const inputs: Matrix = { ...probs, data: probs.data.map((v) => Math.abs(v) * 0.5) };
+  return {
+    inputs,
+    inputDim: dim,
+    steps,
+    sequence: false,
+    encoding: 'rate',
+    seed: 11,
+    sampleKeys: Uint32Array.from({ length: n }, (_, i) => i * 2654435761),
+    inputWeights: normalMatrix(new Random(9), dim, r, 0.8),
+    recurrent: recurrentWeights(reservoirMatrix(new Random(10), r, 0.3, 0.5)),
+    decay: 0.05,
+    threshold: 1,
+    reset: 0,
+    refractorySteps: 2,
+    traceDecay: 0.8,
+    readout: 'counts',
+    windows: 2,
+  };
+}
+
+describe('WGSL sources', () => {
+  it('every module compiles and every kernel layout matches its module (Dawn null backend)', async () => {
+    const { create } = (await import('webgpu')) as { create(flags: string[]): GPU };
+    const instance = create(['backend=null']);
+    const adapter = await instance.requestAdapter();
+    expect(adapter).not.toBeNull();
+    const device = await adapter!.requestDevice({
+      requiredLimits: {
+        maxStorageBuffersPerShaderStage: adapter!.limits.maxStorageBuffersPerShaderStage,
+        maxComputeWorkgroupStorageSize: adapter!.limits.maxComputeWorkgroupStorageSize,
+      },
+    });
+    const cache = new KernelCache(device);
+    for (const name of Object.keys(KERNELS) as KernelName[]) {
+      const kernel = await cache.get(name);
+      expect(kernel.pipeline, name).toBeDefined();
+    }
+    device.destroy();
+    expect(instance).toBeDefined();
+  });
+});
+
+describe('WebGPU backend', () => {
+  it('runs a whole reservoir or spiking run in one submission and one readback, whatever T', async (ctx) => {
+    const b = gpu(ctx);
+    for (const steps of [3, 40]) {
+      const before = { ...b.counters };
+      await b.reservoirRun(esnRun(50, steps));
+      expect([b.counters.submits - before.submits, b.counters.readbacks - before.readbacks]).toEqual([1, 1]);
+      expect(b.counters.dispatches - before.dispatches).toBe(steps);
+      const mid = { ...b.counters };
+      await b.spikingRun(lifRun(50, steps));
+      expect([b.counters.submits - mid.submits, b.counters.readbacks - mid.readbacks]).toEqual([1, 1]);
+    }
+  });
+
+  it('reads back once per Lloyd step, and reaches the JS labels in a full K-means run', async (ctx) => {
+    const b = gpu(ctx);
+    const labels = new Int32Array(points.rows).fill(-1);
+    const centroids: Matrix = { rows: 5, cols: 8, data: points.data.slice(0, 40) };
+    const before = { ...b.counters };
+    await b.kmeansStep(points, centroids, labels);
+    await b.kmeansStep(points, centroids, labels);
+    expect(b.counters.readbacks - before.readbacks).toBe(2);
+    expect(b.counters.submits - before.submits).toBe(2);
+    const options = {
+      k: 5,
+      nInit: 2,
+      maxIter: 100,
+      tol: 1e-4,
+      algorithm: 'lloyd' as const,
+      miniBatchThreshold: 1e9,
+      batchSize: 1024,
+      maxNoImprovement: 10,
+      seed: 0,
+    };
+    const [onGpu, onJs] = await Promise.all([kmeans(b, points, options), kmeans(js, points, options)]);
+    expect(Array.from(onGpu.labels)).toEqual(Array.from(onJs.labels));
+    expect(onGpu.inertia).toBeCloseTo(onJs.inertia, 3);
+  });
+
+  it('splits work into chunks under a tiny device-memory budget and gives the same answer', async (ctx) => {
+    const b = gpu(ctx);
+    const tiny = await tinyBudget(48 * 1024);
+    try {
+      for (const sparse of [false, true]) {
+        const run = esnRun(300, 6, sparse);
+        const before = tiny.counters.submits;
+        const chunked = await tiny.reservoirRun(run);
+        expect(tiny.counters.submits - before).toBeGreaterThan(1);
+        expect(maxRelErr(chunked.data, (await b.reservoirRun(run)).data)).toBe(0);
+        expect(maxRelErr(chunked.data, (await js.reservoirRun(run)).data)).toBeLessThan(1e-4);
+      }
+      const lif = lifRun(300, 12);
+      expect(Array.from((await tiny.spikingRun(lif)).data)).toEqual(
+        Array.from((await js.spikingRun(lif)).data),
+      );
+      const big = normalMatrix(new Random(12), 700, 8, 1);
+      const centroids: Matrix = { rows: 4, cols: 8, data: big.data.slice(0, 32) };
+      const [a, c] = [new Int32Array(700).fill(-1), new Int32Array(700).fill(-1)];
+      const chunkedStep = await tiny.kmeansStep(big, centroids, a);
+      const wholeStep = await js.kmeansStep(big, centroids, c);
+      expect(Array.from(chunkedStep.counts)).toEqual(Array.from(wholeStep.counts));
+      expect(maxRelErr(chunkedStep.sums, wholeStep.sums)).toBeLessThan(1e-5);
+      expect(chunkedStep.changed).toBe(700);
+      expect((await tiny.kmeansAssign(big, centroids)).labels).toEqual(c);
+      const wide = normalMatrix(new Random(13), 200, 40, 1);
+      const proj = normalMatrix(new Random(14), 40, 30, 1);
+      expect(
+        maxRelErr((await tiny.matmul(wide, proj)).data, (await js.matmul(wide, proj)).data),
+      ).toBeLessThan(1e-4);
+      expect(
+        maxRelErr(
+          (await tiny.pairwiseDistances(wide, wide)).data,
+          (await js.pairwiseDistances(wide, wide)).data,
+        ),
+      ).toBeLessThan(1e-4);
+      expect(tiny.memory().peakBytesAllocated).toBeLessThanOrEqual(48 * 1024);
+    } finally {
+      await tiny.dispose();
+    }
+  });
+
+  it('a job whose smallest chunk passes the budget is refused, typed, before dispatch', async (ctx) => {
+    gpu(ctx);
+    const tiny = await tinyBudget(4 * 1024);
+    try {
+      const error = await failure(tiny.reservoirRun(esnRun(300, 4)));
+      expect(error.code).toBe('NEUROCLUSTER_ERR_OUT_OF_MEMORY');
+      expect(error.message).toMatch(/device-memory budget/);
+      expect(tiny.counters.submits).toBe(0);
+    } finally {
+      await tiny.dispose();
+    }
+  });
+
+  it('refuses shapes past the limits its WGSL fixes, before dispatch', async (ctx) => {
+    const b = gpu(ctx);
+    const before = b.counters.submits;
+    const many: Matrix = { rows: 1100, cols: 8, data: new Float64Array(1100 * 8) };
+    const k = await failure(b.kmeansStep(points, many, new Int32Array(points.rows).fill(-1)));
+    expect([k.code, k.message]).toEqual(['NEUROCLUSTER_ERR_KERNEL', expect.stringMatching(/k = 1100/)]);
+    const wide = lifRun(2, 4);
+    const huge = await failure(
+      b.spikingRun({ ...wide, inputWeights: { rows: 5, cols: 5000, data: new Float64Array(25_000) } }),
+    );
+    expect(huge.message).toMatch(/5000 neurons/);
+    expect(b.counters.submits).toBe(before);
+  });
+
+  it('reports a non-finite result as a numerical error', async (ctx) => {
+    const b = gpu(ctx);
+    const big: Matrix = { rows: 2, cols: 2, data: Float64Array.from([3e38, 3e38, 1, 1]) };
+    const error = await failure(b.matmul(big, { rows: 2, cols: 1, data: Float64Array.from([3, 3]) }));
+    expect(error.code).toBe('NEUROCLUSTER_ERR_NUMERICAL');
+  });
+
+  it('turns a lost device into NEUROCLUSTER_ERR_DEVICE_LOST', async (ctx) => {
+    gpu(ctx);
+    const opened = await openDevice({}, false);
+    const doomed = new WebGpuBackend(opened, { budgetBytes: 1 << 20 });
+    opened.device.destroy();
+    await opened.device.lost;
+    const error = await failure(doomed.matmul(points, { rows: 8, cols: 2, data: new Float64Array(16) }));
+    expect(error.code).toBe('NEUROCLUSTER_ERR_DEVICE_LOST');
+  });
+
+  it('returns every pooled buffer after a run, counting bytes in use and allocated', async (ctx) => {
+    const b = gpu(ctx);
+    const before = b.memory().bytesInUse;
+    await b.reservoirRun(esnRun(100, 5));
+    await b.spikingRun(lifRun(100, 5));
+    const after = b.memory();
+    expect(after.bytesInUse).toBe(before);
+    expect(after.bytesAllocated).toBeGreaterThan(0);
+    expect(after.peakBytesAllocated).toBeGreaterThanOrEqual(after.bytesAllocated);
+  });
+});
+
+describe('WebGPU under auto', () => {
+  it('passes over a software adapter with one info line, unless software is allowed', async (ctx) => {
+    const b = gpu(ctx);
+    if (!b.software) ctx.skip('the adapter here is a hardware one');
+    const registry = new BackendRegistry();
+    registry.register(webGpuBackendFactory());
+    registry.register(jsBackendFactory);
+    const lines: string[] = [];
+    const picked = await registry.select('auto', { info: (_o, msg) => lines.push(msg) });
+    expect(picked.backend.name).toBe('js');
+    expect(picked.tried[0]).toMatchObject({
+      name: 'webgpu',
+      ok: false,
+      reason: expect.stringMatching(/software/),
+    });
+    expect(lines).toEqual(['backend webgpu skipped']);
+    const allowed = await registry.select('auto', undefined, {
+      options: { webgpu: { allowSoftware: true } },
+    });
+    expect(allowed.backend.name).toBe('webgpu');
+    await registry.disposeAll();
+  });
+});
