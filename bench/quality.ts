@@ -14,6 +14,8 @@ import { readConfigFile } from '../src/config/load.js';
 import { type ConfigOverrides, METHODS, type Method } from '../src/config/schema.js';
 import { createLogger } from '../src/observability/logger.js';
 
+const SHARED_SERIES = '../shared/data/ts/';
+
 export interface QualityCase {
   readonly name: string;
   readonly path: string;
@@ -34,8 +36,11 @@ export interface QualityRow {
   readonly inertiaRatio?: number;
 }
 
-/** iris and the development series sets that exist here, with scikit-learn's figures. */
-export function qualityCases(root = '.'): QualityCase[] {
+/**
+ * iris and the development series sets that exist here, with scikit-learn's figures; `seriesDir`
+ * replaces ../shared/data/ts (the sets travel to a GPU machine in another folder).
+ */
+export function qualityCases(root = '.', seriesDir?: string): QualityCase[] {
   const fixture = JSON.parse(readFileSync(resolve(root, 'test/fixtures/sklearn.json'), 'utf8')) as {
     kmeans: { name: string; source: string; k: number; inertia: number; ari: number; labelColumn: string }[];
   };
@@ -43,7 +48,10 @@ export function qualityCases(root = '.'): QualityCase[] {
     .filter((c) => !c.name.startsWith('blobs'))
     .map((c) => ({
       name: c.name,
-      path: resolve(root, c.source),
+      path:
+        seriesDir && c.source.startsWith(SHARED_SERIES)
+          ? resolve(seriesDir, c.source.slice(SHARED_SERIES.length))
+          : resolve(root, c.source),
       k: c.k,
       labelColumn: c.labelColumn,
       sklearn: { inertia: c.inertia, ari: c.ari },

@@ -188,6 +188,8 @@ export class WebGpuBackend implements Backend {
   /** Largest buffer one binding may see. */
   private readonly bindingLimit: number;
   private lostReason: string | undefined;
+  /** Set by {@link timeKernels}. */
+  private kernelTimer: { seconds: number } | undefined;
   /** Device copies of host arrays used again and again (K-means points), while those live. */
   private readonly copies: Residency;
   /** The label state of each Lloyd run, kept until its array is collected. */
@@ -300,6 +302,7 @@ export class WebGpuBackend implements Backend {
     before?: (encoder: GPUCommandEncoder) => void,
   ): Promise<ArrayBuffer[]> {
     this.check();
+    if (this.kernelTimer) await this.timeOnce(what, record, before);
     const total = reads.reduce((s, r) => s + Math.ceil(r.bytes / 4) * 4, 0);
     const staging = this.pool.acquire(Math.max(4, total), READBACK, `${what} readback`);
     try {
@@ -337,6 +340,46 @@ export class WebGpuBackend implements Backend {
       return out;
     } finally {
       this.pool.release(staging);
+    }
+  }
+
+  /**
+   * Under {@link timeKernels}: runs the recorded work once more with its inputs already on the
+   * device (uploads flushed first) and adds its wall time, to the device finishing it, to the
+   * timer. The work is idempotent (it starts from cleared state), so the real run that follows
+   * gives the same result.
+   */
+  private async timeOnce(
+    what: string,
+    record: (pass: GPUComputePassEncoder, encoder: GPUCommandEncoder) => void,
+    before?: (encoder: GPUCommandEncoder) => void,
+  ): Promise<void> {
+    await this.gpu.queue.onSubmittedWorkDone();
+    const t0 = performance.now();
+    await guarded(this.gpu, what, () => {
+      const encoder = this.gpu.createCommandEncoder({ label: `${what} (timed)` });
+      before?.(encoder);
+      const pass = encoder.beginComputePass();
+      record(pass, encoder);
+      pass.end();
+      this.gpu.queue.submit([encoder.finish()]);
+    });
+    await this.gpu.queue.onSubmittedWorkDone();
+    this.kernelTimer!.seconds += (performance.now() - t0) / 1000;
+  }
+
+  /**
+   * Runs `work` with every kernel it calls timed on its own with the data already on the device,
+   * as PyTorch is timed with its tensors resident: returns the summed kernel seconds. Each kernel
+   * then runs twice (timed, then for its result), so this is for benchmarks only.
+   */
+  async timeKernels(work: () => Promise<unknown>): Promise<number> {
+    this.kernelTimer = { seconds: 0 };
+    try {
+      await work();
+      return this.kernelTimer.seconds;
+    } finally {
+      this.kernelTimer = undefined;
     }
   }
 

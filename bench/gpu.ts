@@ -1,0 +1,129 @@
+/**
+ * The GPU bench entry, bundled by ../shared/gpu/pack.sh for a machine with no Node.js: the WebGPU
+ * backend (and the JS reference for the label check; never the WASM backend), every GPU workload of the bench at the issue's sizes,
+ * PyTorch (reference_torch.py) in the same run when a path is given, the buffer pool's bytes beside
+ * the rise in `nvidia-smi` used memory, and with --agreement, whether WebGPU and the JS reference
+ * give the same labels for every method on iris and the development series sets. One JSON line
+ * per result.
+ *
+ *   ../shared/gpu/pack.sh bench/gpu.ts && cp ../shared/reference/reference_torch.py .gpu-pack/
+ *   cp -r ../shared/data/ts .gpu-pack/ts
+ *   bash .gpu-pack/run.sh --torch .gpu-pack/reference_torch.py --agreement .gpu-pack/ts   # GPU machine
+ *   bash .gpu-pack/run.sh --n 2000 --workloads esn,lif --reps 1           # a check on SwiftShader
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { BackendRegistry } from '../src/backends/backend.js';
+import { JsBackend } from '../src/backends/js/js-backend.js';
+import { type WebGpuBackend, webGpuBackendFactory } from '../src/backends/webgpu/webgpu-backend.js';
+import { runBench } from './harness.js';
+import { WORKLOAD_NAMES, type WorkloadName, type WorkloadShape } from './workloads.js';
+
+const { values } = parseArgs({
+  options: {
+    workloads: { type: 'string', default: 'esn,esn-seq,lif,kmeans,silhouette' },
+    n: { type: 'string', default: '1000000' },
+    'silhouette-n': { type: 'string', default: '50000' },
+    reps: { type: 'string', default: '3' },
+    'memory-budget-mb': { type: 'string', default: '24576' },
+    torch: { type: 'string' },
+    python: { type: 'string', default: 'python3' },
+    agreement: { type: 'string' },
+  },
+});
+
+/** The issue's shapes: R 256, T 50; d 32 and k 64 for K-means. */
+function shapeOf(workload: WorkloadName, n: number): WorkloadShape {
+  const base = { n, d: 4, k: 16, iters: 20, seed: 0, r: 256, t: 50, leak: 0.3, connectivity: 1 };
+  if (workload === 'kmeans') return { ...base, d: 32, k: 64 };
+  if (workload === 'silhouette') return { ...base, n: Number(values['silhouette-n']), d: 16 };
+  return base;
+}
+
+/** GPU memory in use, in bytes, per nvidia-smi; undefined where there is none. */
+function gpuMemoryUsed(): number | undefined {
+  try {
+    const out = execFileSync('nvidia-smi', ['--query-gpu=memory.used', '--format=csv,noheader,nounits'], {
+      encoding: 'utf8',
+    });
+    return Number(out.trim().split('\n')[0]) * 1024 * 1024;
+  } catch {
+    return undefined;
+  }
+}
+
+function torchRun(workload: WorkloadName, s: WorkloadShape, reps: number): unknown {
+  if (!values.torch || workload === 'silhouette') return undefined;
+  const args = [values.torch, workload, '--n', `${s.n}`, '--d', `${s.d}`, '--r', `${s.r}`, '--t', `${s.t}`];
+  args.push('--k', `${s.k}`, '--iters', `${s.iters}`, '--leak', `${s.leak}`, '--reps', `${reps}`);
+  try {
+    const out = execFileSync(values.python!, args, { encoding: 'utf8', maxBuffer: 1 << 20 });
+    return JSON.parse(out.trim().split('\n').at(-1)!);
+  } catch (error) {
+    return { error: (error as Error).message.split('\n')[0] };
+  }
+}
+
+const print = (o: object) => process.stdout.write(`${JSON.stringify(o)}\n`);
+
+async function agreement(seriesDir: string, gpu: WebGpuBackend): Promise<void> {
+  const { NeuromorphicClusterer } = await import('../src/clusterer.js');
+  const { createLogger } = await import('../src/observability/logger.js');
+  const { qualityCases } = await import('./quality.js');
+  const logger = createLogger({ level: 'silent' });
+  for (const c of qualityCases('.', seriesDir)) {
+    for (const method of ['kmeans', 'esn', 'snn', 'lsm', 'hybrid'] as const) {
+      const labels: Int32Array[] = [];
+      for (const backend of [new JsBackend(), gpu]) {
+        const registry = new BackendRegistry();
+        registry.register({ name: backend.name, priority: 0, kind: 'cpu', create: async () => backend });
+        const clusterer = new NeuromorphicClusterer({
+          method,
+          nClusters: c.k,
+          seed: 0,
+          logger,
+          registry,
+          backend: backend.name,
+          config: { data: { labelColumn: c.labelColumn } },
+        });
+        labels.push((await clusterer.fit(c.path)).labels);
+      }
+      const differ = labels[0]!.filter((l, i) => l !== labels[1]![i]).length;
+      print({ agreement: c.name, method, rows: labels[0]!.length, differ });
+    }
+  }
+}
+
+async function main(): Promise<void> {
+  const registry = new BackendRegistry();
+  const before = gpuMemoryUsed();
+  registry.register(
+    webGpuBackendFactory({ memoryBudgetBytes: Number(values['memory-budget-mb']) * 1024 * 1024 }),
+  );
+  const gpu = (await registry.get('webgpu')) as WebGpuBackend;
+  print({ device: gpu.device, gpuMemoryUsedBefore: before });
+  const reps = Number(values.reps);
+  for (const workload of values.workloads!.split(',') as WorkloadName[]) {
+    if (!WORKLOAD_NAMES.includes(workload)) throw new Error(`unknown workload ${workload}`);
+    const shape = shapeOf(workload, Number(values.n));
+    const ours = await runBench({ workload, ...shape, reps, backend: 'webgpu', compare: false }, registry);
+    const torch = torchRun(workload, shape, reps) as { seconds?: number } | undefined;
+    const used = gpuMemoryUsed();
+    print({
+      ...ours,
+      ...(torch
+        ? { torch, ratio: torch.seconds ? Number((ours.seconds / torch.seconds).toFixed(3)) : null }
+        : {}),
+      pool: gpu.memory(),
+      ...(used !== undefined && before !== undefined ? { gpuMemoryRise: used - before } : {}),
+    });
+  }
+  if (values.agreement) {
+    if (!existsSync(values.agreement)) throw new Error(`no data folder ${values.agreement}`);
+    await agreement(values.agreement, gpu);
+  }
+  await registry.disposeAll();
+}
+
+await main();
