@@ -79,14 +79,18 @@ export function schemaFlag(flags: string, path: string): SchemaFlag {
  * such as `true` for a `--no-x` flag, are left out so the config file still counts).
  */
 export function overridesFrom(flags: readonly SchemaFlag[], command: Command): Record<string, unknown> {
-  const doc: Record<string, Record<string, unknown>> = {};
+  const doc: Record<string, unknown> = {};
   const values = command.opts();
   for (const { attribute, path } of flags) {
     const value = values[attribute];
     if (value === undefined || command.getOptionValueSource(attribute) !== 'cli') continue;
-    const [section, key] = path.split('.') as [string, string];
-    doc[section] ??= {};
-    doc[section][key] = value;
+    const keys = path.split('.');
+    let node = doc;
+    for (const key of keys.slice(0, -1)) {
+      node[key] ??= {};
+      node = node[key] as Record<string, unknown>;
+    }
+    node[keys.at(-1)!] = value;
   }
   return doc;
 }

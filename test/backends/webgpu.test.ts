@@ -6,6 +6,7 @@
  * REQUIRE_WEBGPU=1.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { qualityCases } from '../../bench/quality.js';
 import {
   BackendRegistry,
   type Matrix,
@@ -17,6 +18,8 @@ import { openDevice } from '../../src/backends/webgpu/device.js';
 import { KERNELS, KernelCache, type KernelName } from '../../src/backends/webgpu/kernels.js';
 import { WebGpuBackend, webGpuBackendFactory } from '../../src/backends/webgpu/webgpu-backend.js';
 import { kmeans } from '../../src/cluster/kmeans.js';
+import { NeuromorphicClusterer } from '../../src/clusterer.js';
+import { ENCODER_METHODS } from '../../src/config/schema.js';
 import {
   normalMatrix,
   recurrentWeights,
@@ -24,8 +27,9 @@ import {
   toCsr,
   uniformMatrix,
 } from '../../src/encoders/weights.js';
+import { createLogger } from '../../src/observability/logger.js';
 import { Random } from '../../src/random.js';
-import { failure, skipUnlessRequired } from '../helpers.js';
+import { failure, ROOT, skipUnlessRequired } from '../helpers.js';
 
 let backend: WebGpuBackend | undefined;
 let unavailable: unknown;
@@ -282,4 +286,37 @@ describe('WebGPU under auto', () => {
     expect(allowed.backend.name).toBe('webgpu');
     await registry.disposeAll();
   });
+});
+
+describe('WebGPU and the JS reference on the development data', () => {
+  // Every method on the smaller sets here (the full sweep, every set: `bench/gpu.ts --agreement`).
+  const cases = qualityCases(ROOT).filter((c) => ['iris', 'Coffee', 'UnitTest'].includes(c.name));
+
+  it.for(cases.map((c) => [c.name, c] as const))(
+    'same seed, same labels, every method: %s',
+    async ([, c], ctx) => {
+      const b = gpu(ctx);
+      const logger = createLogger({ level: 'silent' });
+      for (const method of ['kmeans', ...ENCODER_METHODS] as const) {
+        const labels: Int32Array[] = [];
+        for (const backend of [js, b]) {
+          const registry = new BackendRegistry();
+          registry.register({ name: backend.name, priority: 0, kind: 'cpu', create: async () => backend });
+          const clusterer = new NeuromorphicClusterer({
+            method,
+            nClusters: c.k,
+            seed: 0,
+            logger,
+            registry,
+            backend: backend.name,
+            config: { data: { labelColumn: c.labelColumn } },
+          });
+          const result = await clusterer.fit(c.path);
+          expect(result.backend).toBe(backend.name);
+          labels.push(result.labels);
+        }
+        expect(Array.from(labels[1]!), `${c.name} ${method}`).toEqual(Array.from(labels[0]!));
+      }
+    },
+  );
 });

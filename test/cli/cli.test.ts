@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ROOT, relErr, sklearn, tempDir } from '../helpers.js';
+import { ROOT, relErr, skipUnlessRequired, sklearn, tempDir } from '../helpers.js';
 
 const dir = tempDir();
 const CLI = join(ROOT, 'dist/src/cli/main.js');
@@ -278,6 +278,26 @@ describe('backend selection', () => {
     const missing = cli(['cluster', IRIS, '--k', '3', '--backend', 'wasm', '--json']);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/backend "wasm" is not available in this build/);
+  });
+
+  it('--gpu-adapter picks the adapter by part of its name, in any case; an unknown name lists those there', (ctx) => {
+    const probe = cli(['cluster', IRIS, '--k', '3', '--method', 'kmeans', '--backend', 'webgpu', '--json']);
+    if (probe.code !== 0) skipUnlessRequired(ctx.skip, new Error(probe.stderr));
+    const adapter = cli([
+      'cluster',
+      IRIS,
+      '--k',
+      '3',
+      '--backend',
+      'webgpu',
+      '--gpu-adapter',
+      'swiftSHADER',
+      '--json',
+    ]);
+    expect(JSON.parse(adapter.stdout).backend).toBe('webgpu');
+    const unknown = cli(['cluster', IRIS, '--k', '3', '--backend', 'webgpu', '--gpu-adapter', 'no-such-gpu']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/no WebGPU adapter named like "no-such-gpu" \(adapters here: SwiftShader/);
   });
 
   it('auto names the backend that ran', () => {

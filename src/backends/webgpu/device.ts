@@ -104,15 +104,28 @@ export interface OpenedDevice {
  */
 export async function openDevice(settings: WebGpuSettings, hardwareOnly: boolean): Promise<OpenedDevice> {
   const { create } = await loadDawn();
-  const flags = settings.adapter ? [`adapter=${settings.adapter}`] : [];
-  let adapter: GPUAdapter | null;
-  let gpu: GPU;
+  const request = async (name: string | undefined) => {
+    const gpu = create(name ? [`adapter=${name}`] : []);
+    return { gpu, adapter: await gpu.requestAdapter({ powerPreference: 'high-performance' }) };
+  };
+  let found: { gpu: GPU; adapter: GPUAdapter | null };
   try {
-    gpu = create(flags);
-    adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+    found = await request(settings.adapter);
   } catch (cause) {
-    throw new BackendError(`no WebGPU adapter: ${firstLine(cause)}`, undefined, { cause });
+    // Dawn matches the name case-sensitively and lists the adapters it has: match without case.
+    const names = [...messageOf(cause).matchAll(/name: '([^']+)'/g)].map((m) => m[1]!);
+    const wanted = settings.adapter?.toLowerCase() ?? '';
+    const match = names.find((n) => n.toLowerCase().includes(wanted));
+    if (!settings.adapter || !match) {
+      const listed = names.length > 0 ? ` (adapters here: ${names.join(', ')})` : '';
+      const what = settings.adapter
+        ? `no WebGPU adapter named like "${settings.adapter}"`
+        : 'no WebGPU adapter';
+      throw new BackendError(`${what}${listed}`, undefined, { cause });
+    }
+    found = await request(match);
   }
+  const { gpu, adapter } = found;
   if (!adapter) {
     throw new BackendError(
       settings.adapter
@@ -145,8 +158,12 @@ export async function openDevice(settings: WebGpuSettings, hardwareOnly: boolean
   return { gpu, device, info, software, name };
 }
 
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 function firstLine(error: unknown): string {
-  return (error instanceof Error ? error.message : String(error)).split('\n')[0] ?? '';
+  return messageOf(error).split('\n')[0] ?? '';
 }
 
 /**

@@ -12,6 +12,7 @@ const FLAGS = [
   schemaFlag('--k <n>', 'kmeans.nClusters'),
   schemaFlag('--method <m>', 'engine.method'),
   schemaFlag('--backend <b>', 'engine.backend'),
+  schemaFlag('--gpu-adapter <name>', 'engine.webgpu.adapter'),
   schemaFlag('--seed <n>', 'engine.seed'),
   schemaFlag('--label-column <name>', 'data.labelColumn'),
   schemaFlag('--id-column <name>', 'data.idColumn'),

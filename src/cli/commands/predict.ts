@@ -8,6 +8,7 @@ import { labelsCsv, table } from '../output.js';
 
 const FLAGS = [
   schemaFlag('--backend <b>', 'engine.backend'),
+  schemaFlag('--gpu-adapter <name>', 'engine.webgpu.adapter'),
   schemaFlag('--id-column <name>', 'data.idColumn'),
   schemaFlag('--label-column <name>', 'data.labelColumn'),
   schemaFlag('--nan-policy <policy>', 'data.nanPolicy'),

@@ -18,6 +18,7 @@ const FLAGS = [
   schemaFlag('--nan-policy <policy>', 'data.nanPolicy'),
   schemaFlag('--seed <n>', 'engine.seed'),
   schemaFlag('--backend <b>', 'engine.backend'),
+  schemaFlag('--gpu-adapter <name>', 'engine.webgpu.adapter'),
 ];
 
 interface ScoreFlags extends GlobalFlags {
