@@ -53,26 +53,74 @@ var<workgroup> order: array<u32, WG>;
 var<workgroup> scratch_f: array<f32, WG>;
 var<workgroup> scratch_u: array<u32, WG>;
 
+// Adds the points of one block of WG points into this workgroup's per-cluster sums and counts
+// (`label` of this thread's point, `valid` if it exists). The block's points are first ordered by
+// cluster (a counting sort in workgroup memory), so the thread owning sum (c, t) walks only
+// cluster c's points: n x d additions in all, not n x k x d.
+fn reduce_block(g: u32, block: u32, li: u32, label: u32, valid: bool) {
+  let kd = p.k * p.d;
+  for (var c = li; c < p.k; c += WG) { atomicStore(&count[c], 0u); }
+  workgroupBarrier();
+  var pos = 0u;
+  if (valid) { pos = atomicAdd(&count[label], 1u); }
+  workgroupBarrier();
+  if (li == 0u) {
+    var run = 0u;
+    for (var c = 0u; c < p.k; c++) {
+      offset[c] = run;
+      run += atomicLoad(&count[c]);
+    }
+  }
+  workgroupBarrier();
+  if (valid) { order[offset[label] + pos] = li; }
+  workgroupBarrier();
+  for (var s = li; s < kd; s += WG) {
+    let c = s / p.d;
+    let t = s % p.d;
+    let first = offset[c];
+    let last = first + atomicLoad(&count[c]);
+    var sum = 0.0;
+    for (var q = first; q < last; q++) { sum += points[(block * WG + order[q]) * p.d + t]; }
+    partial_f[g * (kd + 1u) + s] += sum;
+  }
+  for (var c = li; c < p.k; c += WG) { partial_u[g * (p.k + 1u) + c] += atomicLoad(&count[c]); }
+  workgroupBarrier();
+}
+
+fn clear_partials(g: u32, li: u32) {
+  let kd = p.k * p.d;
+  for (var s = li; s <= kd; s += WG) { partial_f[g * (kd + 1u) + s] = 0.0; }
+  for (var c = li; c <= p.k; c += WG) { partial_u[g * (p.k + 1u) + c] = 0u; }
+}
+
+// Per-cluster sums and counts of the points under the labels given (mini-batch K-means).
+@compute @workgroup_size(256)
+fn reduce(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let g = wg.x;
+  clear_partials(g, li);
+  let blocks = (p.n + WG - 1u) / WG;
+  for (var block = g; block < blocks; block += p.groups) {
+    let i = block * WG + li;
+    var label = 0u;
+    if (i < p.n) { label = u32(labels[i]); }
+    reduce_block(g, block, li, label, i < p.n);
+  }
+}
+
 // One Lloyd pass over the points of this workgroup's blocks: assigns each point, counts the
-// labels that changed, then adds each block's points into per-cluster sums. The block's points
-// are first ordered by cluster (a counting sort in workgroup memory), so the thread owning sum
-// (c, t) walks only cluster c's points: n x d additions in all, not n x k x d.
+// labels that changed, and reduces each block into per-cluster sums.
 @compute @workgroup_size(256)
 fn step(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   let g = wg.x;
   let kd = p.k * p.d;
   let stride_f = kd + 1u;
   let stride_u = p.k + 1u;
-  for (var s = li; s < kd; s += WG) { partial_f[g * stride_f + s] = 0.0; }
-  for (var c = li; c < p.k; c += WG) { partial_u[g * stride_u + c] = 0u; }
+  clear_partials(g, li);
   var objective = 0.0;
   var changed = 0u;
   let blocks = (p.n + WG - 1u) / WG;
   for (var block = g; block < blocks; block += p.groups) {
-    for (var c = li; c < p.k; c += WG) { atomicStore(&count[c], 0u); }
-    workgroupBarrier();
     let i = block * WG + li;
-    var pos = 0u;
     var label = 0u;
     if (i < p.n) {
       let r = nearest(i);
@@ -80,30 +128,8 @@ fn step(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
       if (labels[i] != i32(label)) { changed += 1u; }
       labels[i] = i32(label);
       objective += r.y;
-      pos = atomicAdd(&count[label], 1u);
     }
-    workgroupBarrier();
-    if (li == 0u) {
-      var run = 0u;
-      for (var c = 0u; c < p.k; c++) {
-        offset[c] = run;
-        run += atomicLoad(&count[c]);
-      }
-    }
-    workgroupBarrier();
-    if (i < p.n) { order[offset[label] + pos] = li; }
-    workgroupBarrier();
-    for (var s = li; s < kd; s += WG) {
-      let c = s / p.d;
-      let t = s % p.d;
-      let first = offset[c];
-      let last = first + atomicLoad(&count[c]);
-      var sum = 0.0;
-      for (var q = first; q < last; q++) { sum += points[(block * WG + order[q]) * p.d + t]; }
-      partial_f[g * stride_f + s] += sum;
-    }
-    for (var c = li; c < p.k; c += WG) { partial_u[g * stride_u + c] += atomicLoad(&count[c]); }
-    workgroupBarrier();
+    reduce_block(g, block, li, label, i < p.n);
   }
   // The workgroup's objective and changes, by tree reduction.
   scratch_f[li] = objective;

@@ -28,6 +28,7 @@ export const KERNELS = {
   clusterSums: { module: 'distances', entry: 'cluster_sums', groups: [[u(0), r(1), r(3), w(4)]] },
   assign: { module: 'kmeans', entry: 'assign', groups: [[u(0), r(1), r(2), w(3), w(4)]] },
   lloyd: { module: 'kmeans', entry: 'step', groups: [[u(0), r(1), r(2), w(3), w(5), w(6)]] },
+  reduce: { module: 'kmeans', entry: 'reduce', groups: [[u(0), r(1), w(3), w(5), w(6)]] },
   lloydFinish: { module: 'kmeans', entry: 'finish', groups: [[u(0), w(5), w(6), w(7), w(8)]] },
   reservoirDense: {
     module: 'reservoir',

@@ -566,40 +566,59 @@ export class WebGpuBackend implements Backend {
   }
 
   async kmeansReduce(points: Matrix, labels: Int32Array, k: number): Promise<ClusterSums> {
-    // A reduce under given labels is a host-side pass: it runs only in mini-batch K-means, on a
-    // small batch whose labels were just read back, so a device round trip would cost more.
-    const d = points.cols;
-    const sums = new Float64Array(k * d);
-    const counts = new Float64Array(k);
-    for (let i = 0; i < points.rows; i++) {
-      const j = labels[i]!;
+    if (labels.length !== points.rows) throw new RangeError('kmeansReduce: one label per row is needed');
+    labels.forEach((j, i) => {
       if (j < 0 || j >= k) throw new RangeError(`kmeansReduce: label ${j} of row ${i} outside [0, ${k})`);
-      counts[j]!++;
-      for (let t = 0; t < d; t++) sums[j * d + t]! += points.data[i * d + t]!;
+    });
+    this.checkK(points, { rows: k, cols: points.cols, data: new Float64Array(0) }, 'kmeansReduce');
+    const lBuf = this.upload(labels, STORAGE_IN, 'labels');
+    try {
+      const { sums, counts } = await this.reduceOnDevice('kmeansReduce', 'reduce', points, k, lBuf);
+      return { sums, counts };
+    } finally {
+      this.pool.release(lBuf);
     }
-    return { sums, counts };
   }
 
   async kmeansStep(points: Matrix, centroids: Matrix, labels: Int32Array): Promise<LloydStep> {
     this.checkK(points, centroids, 'kmeansStep');
-    const { rows: n, cols: d } = points;
-    const k = centroids.rows;
-    const step = await this.begin('lloyd');
-    const finish = await this.kernels.get('lloydFinish');
-    const kd = k * d;
-    const whole = this.pointsOnDevice(points);
     // The run's label state lives on the device from its first pass on.
     const lBuf =
       this.labelStates.get(labels) ??
       this.labelStates.put(labels, this.upload(labels, STORAGE_OUT, 'label state'));
     const cBuf = this.upload(f32(centroids.data), STORAGE_IN, 'centroids');
-    const resultF = this.pool.acquire(4 * (kd + 1), STORAGE_OUT, 'lloyd sums');
-    const resultU = this.pool.acquire(4 * (k + 1), STORAGE_OUT, 'lloyd counts');
-    const held: GPUBuffer[] = [cBuf, resultF, resultU];
+    try {
+      return await this.reduceOnDevice('kmeansStep', 'lloyd', points, centroids.rows, lBuf, cBuf);
+    } finally {
+      this.pool.release(cBuf);
+    }
+  }
+
+  /**
+   * Per-cluster sums and counts of the points, by `entry` (`lloyd` assigns to the centroids
+   * first, updating the label state; `reduce` takes the labels as they are), over chunks of
+   * points, partial sums per workgroup added up on the device: one submission, one readback.
+   */
+  private async reduceOnDevice(
+    what: string,
+    entry: 'lloyd' | 'reduce',
+    points: Matrix,
+    k: number,
+    lBuf: GPUBuffer,
+    cBuf?: GPUBuffer,
+  ): Promise<LloydStep> {
+    const { rows: n, cols: d } = points;
+    const kernel = await this.begin(entry);
+    const finish = await this.kernels.get('lloydFinish');
+    const kd = k * d;
+    const whole = this.pointsOnDevice(points);
+    const resultF = this.pool.acquire(4 * (kd + 1), STORAGE_OUT, `${what} sums`);
+    const resultU = this.pool.acquire(4 * (k + 1), STORAGE_OUT, `${what} counts`);
+    const held: GPUBuffer[] = [resultF, resultU];
     try {
       const fixed = 4 * (2 * kd + k + 2) + 4 * n;
-      // Chunks start on 64-row boundaries: the label state is bound at 256-byte-aligned offsets.
-      const rows = whole ? n : this.chunkRows(n, 4 * 2 * d, 4 * d, fixed, 'kmeansStep', { align: 64 });
+      // Chunks start on 64-row boundaries: the labels are bound at 256-byte-aligned offsets.
+      const rows = whole ? n : this.chunkRows(n, 4 * 2 * d, 4 * d, fixed, what, { align: 64 });
       const record: ((pass: GPUComputePassEncoder) => void)[] = [];
       for (let start = 0; start < n; start += rows) {
         const count = Math.min(rows, n - start);
@@ -613,21 +632,23 @@ export class WebGpuBackend implements Backend {
           whole ??
           this.upload(f32(points.data.subarray(start * d, (start + count) * d)), STORAGE_IN, 'points');
         if (!whole) held.push(pBuf);
-        const partialF = this.pool.acquire(4 * groups * (kd + 1), STORAGE_OUT, 'lloyd partial sums');
-        const partialU = this.pool.acquire(4 * groups * (k + 1), STORAGE_OUT, 'lloyd partial counts');
-        const params = this.uniform(uniformWords([count, d, k, groups]), 'lloyd params');
+        const partialF = this.pool.acquire(4 * groups * (kd + 1), STORAGE_OUT, `${what} partial sums`);
+        const partialU = this.pool.acquire(4 * groups * (k + 1), STORAGE_OUT, `${what} partial counts`);
+        const params = this.uniform(uniformWords([count, d, k, groups]), `${what} params`);
         held.push(partialF, partialU, params);
         const slice = whole ? { buffer: whole, offset: 4 * start * d, size: 4 * count * d } : pBuf;
         const labelSlice = { buffer: lBuf, offset: 4 * start, size: 4 * count };
-        const g1 = bind(this.gpu, step, 0, [params, slice, cBuf, labelSlice, partialF, partialU]);
+        const g1 = cBuf
+          ? bind(this.gpu, kernel, 0, [params, slice, cBuf, labelSlice, partialF, partialU])
+          : bind(this.gpu, kernel, 0, [params, slice, labelSlice, partialF, partialU]);
         const g2 = bind(this.gpu, finish, 0, [params, partialF, partialU, resultF, resultU]);
         record.push((pass) => {
-          this.dispatch(pass, step, [g1], groups);
+          this.dispatch(pass, kernel, [g1], groups);
           this.dispatch(pass, finish, [g2], Math.ceil((kd + 1) / 256));
         });
       }
       const [sumBytes, countBytes] = await this.run(
-        'kmeansStep',
+        what,
         (pass) => {
           for (const r of record) r(pass);
         },
@@ -641,7 +662,7 @@ export class WebGpuBackend implements Backend {
         },
       );
       const sf = new Float32Array(sumBytes!);
-      checkFinite(sf, 'kmeansStep');
+      checkFinite(sf, what);
       const su = new Uint32Array(countBytes!);
       return {
         sums: Float64Array.from(sf.subarray(0, kd)),
