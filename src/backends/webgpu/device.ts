@@ -103,6 +103,31 @@ export interface OpenedDevice {
  * software adapter is refused before any device is created, unless `allowSoftware`.
  */
 export async function openDevice(settings: WebGpuSettings, hardwareOnly: boolean): Promise<OpenedDevice> {
+  // The adapters of a machine do not change while a process runs: asking again would only repeat
+  // the Vulkan loader's warnings on stderr, so a search that found nothing (or, under `auto`,
+  // only a software adapter) is answered from memory.
+  const key = settings.adapter ?? '';
+  const refusing = hardwareOnly && !settings.allowSoftware;
+  const known = missingAdapters.get(key) ?? (refusing ? softwareOnly.get(key) : undefined);
+  if (known) throw known;
+  try {
+    return await openAdapterDevice(settings, hardwareOnly);
+  } catch (error) {
+    if (error instanceof BackendError && error.message.startsWith(NO_ADAPTER))
+      missingAdapters.set(key, error);
+    if (error instanceof BackendError && error.message.startsWith(SOFTWARE_ONLY))
+      softwareOnly.set(key, error);
+    throw error;
+  }
+}
+
+const NO_ADAPTER = 'no WebGPU adapter';
+const SOFTWARE_ONLY = 'the only WebGPU adapter is a software one';
+/** What adapter searches found in this process, by the name asked for. */
+const missingAdapters = new Map<string, BackendError>();
+const softwareOnly = new Map<string, BackendError>();
+
+async function openAdapterDevice(settings: WebGpuSettings, hardwareOnly: boolean): Promise<OpenedDevice> {
   const { create } = await loadDawn();
   const request = async (name: string | undefined) => {
     const gpu = create(name ? [`adapter=${name}`] : []);
@@ -137,9 +162,7 @@ export async function openDevice(settings: WebGpuSettings, hardwareOnly: boolean
   const software = isSoftwareAdapter(info);
   const name = describeAdapter(info);
   if (hardwareOnly && software && !settings.allowSoftware) {
-    throw new BackendError(
-      `the only WebGPU adapter is a software one (${name}); set NEUROCLUSTER_WEBGPU_ALLOW_SOFTWARE=1 to use it`,
-    );
+    throw new BackendError(`${SOFTWARE_ONLY} (${name}); set NEUROCLUSTER_WEBGPU_ALLOW_SOFTWARE=1 to use it`);
   }
   const requiredLimits: Record<string, number> = {};
   for (const key of RAISED_LIMITS) requiredLimits[key] = adapter.limits[key];
