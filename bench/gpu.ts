@@ -17,7 +17,9 @@ import { parseArgs } from 'node:util';
 import { BackendRegistry } from '../src/backends/backend.js';
 import { JsBackend } from '../src/backends/js/js-backend.js';
 import { type WebGpuBackend, webGpuBackendFactory } from '../src/backends/webgpu/webgpu-backend.js';
+import { METHODS } from '../src/config/schema.js';
 import { runBench } from './harness.js';
+import { labelsOn, qualityCases } from './quality.js';
 import { WORKLOAD_NAMES, type WorkloadName, type WorkloadShape } from './workloads.js';
 
 const { values } = parseArgs({
@@ -68,29 +70,12 @@ function torchRun(workload: WorkloadName, s: WorkloadShape, reps: number): unkno
 const print = (o: object) => process.stdout.write(`${JSON.stringify(o)}\n`);
 
 async function agreement(seriesDir: string, gpu: WebGpuBackend): Promise<void> {
-  const { NeuromorphicClusterer } = await import('../src/clusterer.js');
-  const { createLogger } = await import('../src/observability/logger.js');
-  const { qualityCases } = await import('./quality.js');
-  const logger = createLogger({ level: 'silent' });
+  const js = new JsBackend();
   for (const c of qualityCases('.', seriesDir)) {
-    for (const method of ['kmeans', 'esn', 'snn', 'lsm', 'hybrid'] as const) {
-      const labels: Int32Array[] = [];
-      for (const backend of [new JsBackend(), gpu]) {
-        const registry = new BackendRegistry();
-        registry.register({ name: backend.name, priority: 0, kind: 'cpu', create: async () => backend });
-        const clusterer = new NeuromorphicClusterer({
-          method,
-          nClusters: c.k,
-          seed: 0,
-          logger,
-          registry,
-          backend: backend.name,
-          config: { data: { labelColumn: c.labelColumn } },
-        });
-        labels.push((await clusterer.fit(c.path)).labels);
-      }
-      const differ = labels[0]!.filter((l, i) => l !== labels[1]![i]).length;
-      print({ agreement: c.name, method, rows: labels[0]!.length, differ });
+    for (const method of METHODS) {
+      const [reference, ours] = [await labelsOn(js, c, method), await labelsOn(gpu, c, method)];
+      const differ = reference.filter((l, i) => l !== ours[i]).length;
+      print({ agreement: c.name, method, rows: reference.length, differ });
     }
   }
 }

@@ -9,6 +9,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { type Backend, BackendRegistry } from '../src/backends/backend.js';
 import { NeuromorphicClusterer } from '../src/clusterer.js';
 import { readConfigFile } from '../src/config/load.js';
 import { type ConfigOverrides, METHODS, type Method } from '../src/config/schema.js';
@@ -57,6 +58,32 @@ export function qualityCases(root = '.', seriesDir?: string): QualityCase[] {
       sklearn: { inertia: c.inertia, ari: c.ari },
     }))
     .filter((c) => existsSync(c.path));
+}
+
+/**
+ * The labels one method gives one data set on exactly this backend instance (a registry of its
+ * own holds it), for comparing backends: the same seed should give the same labels on each.
+ */
+export async function labelsOn(
+  backend: Backend,
+  c: QualityCase,
+  method: Method,
+  seed = 0,
+): Promise<Int32Array> {
+  const registry = new BackendRegistry();
+  registry.register({ name: backend.name, priority: 0, kind: 'cpu', create: async () => backend });
+  const clusterer = new NeuromorphicClusterer({
+    method,
+    nClusters: c.k,
+    seed,
+    logger: createLogger({ level: 'silent' }),
+    registry,
+    backend: backend.name,
+    config: { data: { labelColumn: c.labelColumn } },
+  });
+  const result = await clusterer.fit(c.path);
+  if (result.backend !== backend.name) throw new Error(`ran on ${result.backend}, not ${backend.name}`);
+  return result.labels;
 }
 
 /** Runs one method on one data set over the seeds. */

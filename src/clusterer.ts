@@ -2,7 +2,14 @@
  * NeuromorphicClusterer: the one class most users touch. It loads and cleans the data, picks a
  * backend, clusters, judges the result, and saves or reloads the fitted model.
  */
-import type { Backend, BackendAttempt, BackendName, BackendRegistry, Matrix } from './backends/backend.js';
+import type {
+  Backend,
+  BackendAttempt,
+  BackendName,
+  BackendRegistry,
+  Matrix,
+  SelectionContext,
+} from './backends/backend.js';
 import { defaultRegistry } from './backends/index.js';
 import { type KMeansFit, type KMeansProgress, kmeans, validateK } from './cluster/kmeans.js';
 import {
@@ -189,6 +196,23 @@ function unpermute(labels: Int32Array, order: Int32Array): Int32Array {
     out[row] = labels[i]!;
   });
   return out;
+}
+
+/** What backend selection needs from the engine settings, for a job of `problemSize` input values. */
+export function selectionContext(engine: EngineConfig, problemSize: number): SelectionContext {
+  const { webgpu } = engine;
+  return {
+    problemSize,
+    smallProblemSize: engine.smallProblemSize,
+    options: {
+      webgpu: {
+        adapter: webgpu.adapter,
+        allowSoftware: webgpu.allowSoftware,
+        memoryBudgetBytes:
+          webgpu.memoryBudgetMB === undefined ? undefined : webgpu.memoryBudgetMB * 1024 * 1024,
+      },
+    },
+  };
 }
 
 /**
@@ -386,19 +410,7 @@ export class NeuromorphicClusterer {
    * `engine.smallProblemSize` stays on the CPU.
    */
   private selectBackend(problemSize: number) {
-    const { webgpu } = this.engine;
-    return this.registry.select(this.engine.backend, this.logger, {
-      problemSize,
-      smallProblemSize: this.engine.smallProblemSize,
-      options: {
-        webgpu: {
-          adapter: webgpu.adapter,
-          allowSoftware: webgpu.allowSoftware,
-          memoryBudgetBytes:
-            webgpu.memoryBudgetMB === undefined ? undefined : webgpu.memoryBudgetMB * 1024 * 1024,
-        },
-      },
-    });
+    return this.registry.select(this.engine.backend, this.logger, selectionContext(this.engine, problemSize));
   }
 
   private fitted() {

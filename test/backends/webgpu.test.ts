@@ -6,7 +6,7 @@
  * REQUIRE_WEBGPU=1.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { qualityCases } from '../../bench/quality.js';
+import { labelsOn, qualityCases } from '../../bench/quality.js';
 import {
   BackendRegistry,
   type Matrix,
@@ -18,8 +18,7 @@ import { openDevice } from '../../src/backends/webgpu/device.js';
 import { KERNELS, KernelCache, type KernelName } from '../../src/backends/webgpu/kernels.js';
 import { WebGpuBackend, webGpuBackendFactory } from '../../src/backends/webgpu/webgpu-backend.js';
 import { kmeans } from '../../src/cluster/kmeans.js';
-import { NeuromorphicClusterer } from '../../src/clusterer.js';
-import { ENCODER_METHODS } from '../../src/config/schema.js';
+import { METHODS } from '../../src/config/schema.js';
 import {
   normalMatrix,
   recurrentWeights,
@@ -27,7 +26,6 @@ import {
   toCsr,
   uniformMatrix,
 } from '../../src/encoders/weights.js';
-import { createLogger } from '../../src/observability/logger.js';
 import { Random } from '../../src/random.js';
 import { failure, ROOT, skipUnlessRequired } from '../helpers.js';
 
@@ -331,26 +329,9 @@ describe('WebGPU and the JS reference on the development data', () => {
     'same seed, same labels, every method: %s',
     async ([, c], ctx) => {
       const b = gpu(ctx);
-      const logger = createLogger({ level: 'silent' });
-      for (const method of ['kmeans', ...ENCODER_METHODS] as const) {
-        const labels: Int32Array[] = [];
-        for (const backend of [js, b]) {
-          const registry = new BackendRegistry();
-          registry.register({ name: backend.name, priority: 0, kind: 'cpu', create: async () => backend });
-          const clusterer = new NeuromorphicClusterer({
-            method,
-            nClusters: c.k,
-            seed: 0,
-            logger,
-            registry,
-            backend: backend.name,
-            config: { data: { labelColumn: c.labelColumn } },
-          });
-          const result = await clusterer.fit(c.path);
-          expect(result.backend).toBe(backend.name);
-          labels.push(result.labels);
-        }
-        expect(Array.from(labels[1]!), `${c.name} ${method}`).toEqual(Array.from(labels[0]!));
+      for (const method of METHODS) {
+        const [reference, ours] = [await labelsOn(js, c, method), await labelsOn(b, c, method)];
+        expect(Array.from(ours), `${c.name} ${method}`).toEqual(Array.from(reference));
       }
     },
   );

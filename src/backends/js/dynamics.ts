@@ -1,6 +1,7 @@
 /**
  * The reference implementations of the dynamics kernels (reservoir and spiking runs): one sample
- * at a time, float64 state, plain loops. Expected values for the conformance suite come from
+ * at a time, plain loops; the reservoir state in float64, the spiking state in float32 rounded op
+ * by op as the device kernels compute it. Expected values for the conformance suite come from
  * test/conformance/make_cases.py (NumPy), not from here.
  */
 import { philox4x32, philoxKey, spikeThreshold } from '../../philox.js';

@@ -4,6 +4,7 @@ import { Command, Option } from 'commander';
 import { parse } from 'csv-parse/sync';
 import { defaultRegistry } from '../../backends/index.js';
 import { encodeLabels, externalQuality, internalQuality } from '../../cluster/metrics.js';
+import { selectionContext } from '../../clusterer.js';
 import { loadDataset } from '../../data/load.js';
 import { decodeText } from '../../data/text.js';
 import { DataError } from '../../resilience/errors.js';
@@ -103,7 +104,11 @@ export function scoreCommand(): Command {
       if (flags.sampleSize !== undefined && (flags.sampleSize < 2 || flags.sampleSize > dataset.n)) {
         throw new DataError('NEUROCLUSTER_ERR_DATA_SHAPE', `--sample-size must be in [2, ${dataset.n}]`);
       }
-      const { backend } = await defaultRegistry.select(config.engine.backend, logger);
+      const { backend } = await defaultRegistry.select(
+        config.engine.backend,
+        logger,
+        selectionContext(config.engine, dataset.values.length),
+      );
       const points = { rows: dataset.n, cols: dataset.width, data: dataset.values };
       const q = await internalQuality(backend, points, codes, {
         // `score` is exact unless a sample size is given.
