@@ -291,9 +291,30 @@ export class WebGpuBackend implements Backend {
     return this.copies.get(data) ?? this.copies.put(data, this.upload(f32(data), STORAGE_IN, label));
   }
 
+  /** Records work into one command buffer and submits it, reading nothing back. */
+  private async submit(
+    what: string,
+    record: (pass: GPUComputePassEncoder, encoder: GPUCommandEncoder) => void,
+    before?: (encoder: GPUCommandEncoder) => void,
+  ): Promise<void> {
+    this.check();
+    await this.timed(() =>
+      guarded(this.gpu, what, () => {
+        const encoder = this.gpu.createCommandEncoder({ label: what });
+        before?.(encoder);
+        const pass = encoder.beginComputePass({ label: what });
+        record(pass, encoder);
+        pass.end();
+        this.gpu.queue.submit([encoder.finish()]);
+        this.counters.submits++;
+      }),
+    );
+  }
+
   /**
    * Records work into one command buffer, copies the named buffers into one staging buffer,
-   * submits once and maps once; returns the bytes of each copy.
+   * submits once and maps once; returns the bytes of each copy. Under {@link timeKernels} the
+   * copies go in a second submission, so that the timed one holds the kernels alone.
    */
   private async run(
     what: string,
@@ -302,24 +323,35 @@ export class WebGpuBackend implements Backend {
     before?: (encoder: GPUCommandEncoder) => void,
   ): Promise<ArrayBuffer[]> {
     this.check();
-    if (this.kernelTimer) await this.timeOnce(what, record, before);
     const total = reads.reduce((s, r) => s + Math.ceil(r.bytes / 4) * 4, 0);
     const staging = this.pool.acquire(Math.max(4, total), READBACK, `${what} readback`);
+    const copy = (encoder: GPUCommandEncoder) => {
+      let at = 0;
+      for (const r of reads) {
+        encoder.copyBufferToBuffer(r.buffer, r.offset ?? 0, staging, at, Math.ceil(r.bytes / 4) * 4);
+        at += Math.ceil(r.bytes / 4) * 4;
+      }
+    };
     try {
-      await guarded(this.gpu, what, () => {
-        const encoder = this.gpu.createCommandEncoder({ label: what });
-        before?.(encoder);
-        const pass = encoder.beginComputePass({ label: what });
-        record(pass, encoder);
-        pass.end();
-        let at = 0;
-        for (const r of reads) {
-          encoder.copyBufferToBuffer(r.buffer, r.offset ?? 0, staging, at, Math.ceil(r.bytes / 4) * 4);
-          at += Math.ceil(r.bytes / 4) * 4;
-        }
-        this.gpu.queue.submit([encoder.finish()]);
-        this.counters.submits++;
-      });
+      if (this.kernelTimer) {
+        await this.submit(what, record, before);
+        await guarded(this.gpu, what, () => {
+          const encoder = this.gpu.createCommandEncoder({ label: `${what} readback` });
+          copy(encoder);
+          this.gpu.queue.submit([encoder.finish()]);
+        });
+      } else {
+        await guarded(this.gpu, what, () => {
+          const encoder = this.gpu.createCommandEncoder({ label: what });
+          before?.(encoder);
+          const pass = encoder.beginComputePass({ label: what });
+          record(pass, encoder);
+          pass.end();
+          copy(encoder);
+          this.gpu.queue.submit([encoder.finish()]);
+          this.counters.submits++;
+        });
+      }
       this.counters.readbacks++;
       try {
         await staging.mapAsync(MAP_READ, 0, Math.max(4, total));
@@ -344,34 +376,23 @@ export class WebGpuBackend implements Backend {
   }
 
   /**
-   * Under {@link timeKernels}: runs the recorded work once more with its inputs already on the
-   * device (uploads flushed first) and adds its wall time, to the device finishing it, to the
-   * timer. The work is idempotent (it starts from cleared state), so the real run that follows
-   * gives the same result.
+   * Under {@link timeKernels}: waits for the queue (pending uploads included) to drain, submits,
+   * and adds the time to the device finishing the submission to the timer.
    */
-  private async timeOnce(
-    what: string,
-    record: (pass: GPUComputePassEncoder, encoder: GPUCommandEncoder) => void,
-    before?: (encoder: GPUCommandEncoder) => void,
-  ): Promise<void> {
+  private async timed(submitting: () => Promise<void>): Promise<void> {
+    if (!this.kernelTimer) return submitting();
     await this.gpu.queue.onSubmittedWorkDone();
     const t0 = performance.now();
-    await guarded(this.gpu, what, () => {
-      const encoder = this.gpu.createCommandEncoder({ label: `${what} (timed)` });
-      before?.(encoder);
-      const pass = encoder.beginComputePass();
-      record(pass, encoder);
-      pass.end();
-      this.gpu.queue.submit([encoder.finish()]);
-    });
+    await submitting();
     await this.gpu.queue.onSubmittedWorkDone();
-    this.kernelTimer!.seconds += (performance.now() - t0) / 1000;
+    this.kernelTimer.seconds += (performance.now() - t0) / 1000;
   }
 
   /**
-   * Runs `work` with every kernel it calls timed on its own with the data already on the device,
-   * as PyTorch is timed with its tensors resident: returns the summed kernel seconds. Each kernel
-   * then runs twice (timed, then for its result), so this is for benchmarks only.
+   * Runs `work` and returns the seconds its kernels took with their data already on the device,
+   * as PyTorch is timed with its tensors resident: each submission is timed alone, after the
+   * uploads before it, without the readback after it. For benchmarks: it waits for the device
+   * at every submission.
    */
   async timeKernels(work: () => Promise<unknown>): Promise<number> {
     this.kernelTimer = { seconds: 0 };
@@ -447,30 +468,39 @@ export class WebGpuBackend implements Backend {
     const n = b.rows;
     const kernel = await this.begin('pairwise');
     const out = new Float32Array(m * n);
-    const bBuf = this.residentCopy(b.data, 'pairwise b');
-    // Blocks of b within one dispatch dimension (16 rows a workgroup), starting on 64-row
-    // boundaries so that each block binds at an aligned offset.
-    const bBlock = Math.min(n, 64 * Math.floor((MAX_GROUPS * 16) / 64));
-    const rows = this.chunkRows(m, 4 * (d + 2 * bBlock), 4 * Math.max(d, bBlock), 0, 'pairwiseDistances', {
-      maxRows: MAX_GROUPS * 16,
-    });
-    for (let start = 0; start < m; start += rows) {
-      const count = Math.min(rows, m - start);
-      const aBuf = this.upload(
-        f32(a.data.subarray(start * d, (start + count) * d)),
-        STORAGE_IN,
-        'pairwise a',
-      );
+    // b stays on the device (K-means++ passes the points again and again) when it fits easily;
+    // else it goes up block by block. Blocks stay within one dispatch dimension (16 rows a
+    // workgroup) and start on 64-row boundaries, so a block of the resident b binds aligned.
+    const bBytes = 4 * b.data.length;
+    const resident =
+      bBytes <= this.bindingLimit && 4 * bBytes <= this.pool.budgetBytes
+        ? this.residentCopy(b.data, 'pairwise b')
+        : undefined;
+    let bBlock = Math.min(n, 64 * Math.floor((MAX_GROUPS * 16) / 64));
+    if (!resident) bBlock = Math.max(1, Math.min(bBlock, Math.floor(this.pool.budgetBytes / 8 / (4 * d))));
+    for (let bStart = 0; bStart < n; bStart += bBlock) {
+      const nb = Math.min(bBlock, n - bStart);
+      const uploaded = resident
+        ? undefined
+        : this.upload(f32(b.data.subarray(bStart * d, (bStart + nb) * d)), STORAGE_IN, 'pairwise b');
       try {
-        for (let bStart = 0; bStart < n; bStart += bBlock) {
-          const nb = Math.min(bBlock, n - bStart);
+        const bSlice = resident ? { buffer: resident, offset: 4 * bStart * d, size: 4 * nb * d } : uploaded!;
+        const rows = this.chunkRows(m, 4 * (d + 2 * nb), 4 * Math.max(d, nb), 0, 'pairwiseDistances', {
+          maxRows: MAX_GROUPS * 16,
+        });
+        for (let start = 0; start < m; start += rows) {
+          const count = Math.min(rows, m - start);
+          const aBuf = this.upload(
+            f32(a.data.subarray(start * d, (start + count) * d)),
+            STORAGE_IN,
+            'pairwise a',
+          );
           const outBuf = this.pool.acquire(4 * count * nb, STORAGE_OUT, 'pairwise out');
           const params = this.uniform(
             uniformWords([count, nb, d, options.squared ? 1 : 0, 0]),
             'pairwise params',
           );
           try {
-            const bSlice = { buffer: bBuf, offset: 4 * bStart * d, size: 4 * nb * d };
             const group = bind(this.gpu, kernel, 0, [params, aBuf, bSlice, outBuf]);
             const [bytes] = await this.run(
               'pairwiseDistances',
@@ -481,11 +511,11 @@ export class WebGpuBackend implements Backend {
             for (let i = 0; i < count; i++)
               out.set(block.subarray(i * nb, (i + 1) * nb), (start + i) * n + bStart);
           } finally {
-            this.pool.release(outBuf, params);
+            this.pool.release(aBuf, outBuf, params);
           }
         }
       } finally {
-        this.pool.release(aBuf);
+        if (uploaded) this.pool.release(uploaded);
       }
     }
     checkFinite(out, 'pairwiseDistances');
@@ -596,8 +626,10 @@ export class WebGpuBackend implements Backend {
 
   /**
    * Per-cluster sums and counts of the points, by `entry` (`lloyd` assigns to the centroids
-   * first, updating the label state; `reduce` takes the labels as they are), over chunks of
-   * points, partial sums per workgroup added up on the device: one submission, one readback.
+   * first, updating the label state; `reduce` takes the labels as they are), partial sums per
+   * workgroup added up on the device. Points that fit stay on the device and take one
+   * submission; otherwise each chunk of points is uploaded, reduced into the same results and
+   * submitted before the next reuses its buffers. Either way the results are read back once.
    */
   private async reduceOnDevice(
     what: string,
@@ -614,12 +646,14 @@ export class WebGpuBackend implements Backend {
     const whole = this.pointsOnDevice(points);
     const resultF = this.pool.acquire(4 * (kd + 1), STORAGE_OUT, `${what} sums`);
     const resultU = this.pool.acquire(4 * (k + 1), STORAGE_OUT, `${what} counts`);
-    const held: GPUBuffer[] = [resultF, resultU];
     try {
-      const fixed = 4 * (2 * kd + k + 2) + 4 * n;
-      // Chunks start on 64-row boundaries: the labels are bound at 256-byte-aligned offsets.
-      const rows = whole ? n : this.chunkRows(n, 4 * 2 * d, 4 * d, fixed, what, { align: 64 });
-      const record: ((pass: GPUComputePassEncoder) => void)[] = [];
+      // Per row: the points, and the partial sums' share; chunks start on 64-row boundaries, as
+      // the labels are bound at 256-byte-aligned offsets.
+      const rows = whole ? n : this.chunkRows(n, 4 * 2 * d, 4 * d, 4 * (2 * kd + k + 2), what, { align: 64 });
+      const clear = (encoder: GPUCommandEncoder) => {
+        encoder.clearBuffer(resultF);
+        encoder.clearBuffer(resultU);
+      };
       for (let start = 0; start < n; start += rows) {
         const count = Math.min(rows, n - start);
         const blocks = Math.ceil(count / 256);
@@ -628,50 +662,55 @@ export class WebGpuBackend implements Backend {
           1,
           Math.min(blocks, 1024, Math.floor(this.pool.budgetBytes / 8 / (4 * (kd + k + 2)))),
         );
-        const pBuf =
-          whole ??
-          this.upload(f32(points.data.subarray(start * d, (start + count) * d)), STORAGE_IN, 'points');
-        if (!whole) held.push(pBuf);
+        const chunk = whole
+          ? undefined
+          : this.upload(f32(points.data.subarray(start * d, (start + count) * d)), STORAGE_IN, 'points');
         const partialF = this.pool.acquire(4 * groups * (kd + 1), STORAGE_OUT, `${what} partial sums`);
         const partialU = this.pool.acquire(4 * groups * (k + 1), STORAGE_OUT, `${what} partial counts`);
         const params = this.uniform(uniformWords([count, d, k, groups]), `${what} params`);
-        held.push(partialF, partialU, params);
-        const slice = whole ? { buffer: whole, offset: 4 * start * d, size: 4 * count * d } : pBuf;
-        const labelSlice = { buffer: lBuf, offset: 4 * start, size: 4 * count };
-        const g1 = cBuf
-          ? bind(this.gpu, kernel, 0, [params, slice, cBuf, labelSlice, partialF, partialU])
-          : bind(this.gpu, kernel, 0, [params, slice, labelSlice, partialF, partialU]);
-        const g2 = bind(this.gpu, finish, 0, [params, partialF, partialU, resultF, resultU]);
-        record.push((pass) => {
-          this.dispatch(pass, kernel, [g1], groups);
-          this.dispatch(pass, finish, [g2], Math.ceil((kd + 1) / 256));
-        });
+        try {
+          const slice = whole ? { buffer: whole, offset: 4 * start * d, size: 4 * count * d } : chunk!;
+          const labelSlice = { buffer: lBuf, offset: 4 * start, size: 4 * count };
+          const g1 = cBuf
+            ? bind(this.gpu, kernel, 0, [params, slice, cBuf, labelSlice, partialF, partialU])
+            : bind(this.gpu, kernel, 0, [params, slice, labelSlice, partialF, partialU]);
+          const g2 = bind(this.gpu, finish, 0, [params, partialF, partialU, resultF, resultU]);
+          const record = (pass: GPUComputePassEncoder) => {
+            this.dispatch(pass, kernel, [g1], groups);
+            this.dispatch(pass, finish, [g2], Math.ceil((kd + 1) / 256));
+          };
+          const before = start === 0 ? clear : undefined;
+          if (start + count < n) {
+            await this.submit(what, record, before);
+            continue;
+          }
+          const [sumBytes, countBytes] = await this.run(
+            what,
+            record,
+            [
+              { buffer: resultF, bytes: 4 * (kd + 1) },
+              { buffer: resultU, bytes: 4 * (k + 1) },
+            ],
+            before,
+          );
+          const sf = new Float32Array(sumBytes!);
+          checkFinite(sf, what);
+          const su = new Uint32Array(countBytes!);
+          return {
+            sums: Float64Array.from(sf.subarray(0, kd)),
+            counts: Float64Array.from(su.subarray(0, k)),
+            inertia: sf[kd]!,
+            changed: su[k]!,
+          };
+        } finally {
+          // Released once submitted: the queue runs a later chunk's uploads after this work.
+          this.pool.release(partialF, partialU, params);
+          if (chunk) this.pool.release(chunk);
+        }
       }
-      const [sumBytes, countBytes] = await this.run(
-        what,
-        (pass) => {
-          for (const r of record) r(pass);
-        },
-        [
-          { buffer: resultF, bytes: 4 * (kd + 1) },
-          { buffer: resultU, bytes: 4 * (k + 1) },
-        ],
-        (encoder) => {
-          encoder.clearBuffer(resultF);
-          encoder.clearBuffer(resultU);
-        },
-      );
-      const sf = new Float32Array(sumBytes!);
-      checkFinite(sf, what);
-      const su = new Uint32Array(countBytes!);
-      return {
-        sums: Float64Array.from(sf.subarray(0, kd)),
-        counts: Float64Array.from(su.subarray(0, k)),
-        inertia: sf[kd]!,
-        changed: su[k]!,
-      };
+      throw new RangeError(`${what}: no points`);
     } finally {
-      this.pool.release(...held);
+      this.pool.release(resultF, resultU);
     }
   }
 
