@@ -1,16 +1,25 @@
 /**
  * A pool of device buffers keyed by usage and size class, counting the bytes it holds: in use,
- * allocated (in use plus idle) and the peak of allocated. Sizes round up to a power of two (at
- * least 256 bytes) so that a chunked run reuses its buffers from chunk to chunk and step to step.
+ * allocated (in use plus idle) and the peak of allocated, and apart from those the readback
+ * buffers, which a discrete GPU keeps in host memory (they do not show in its used memory). Sizes
+ * round up to a power of two (at least 256 bytes) so that a chunked run reuses its buffers from
+ * chunk to chunk and step to step.
  */
 import { BackendError } from '../../resilience/errors.js';
 
 export interface PoolStats {
   readonly bytesInUse: number;
+  /** Everything allocated, readback buffers included; what the budget bounds. */
   readonly bytesAllocated: number;
   readonly peakBytesAllocated: number;
+  /** Of those, readback (MAP_READ) buffers, host memory on a discrete GPU. */
+  readonly readbackBytesAllocated: number;
+  /** The peak of the others: what the device's own memory held at most. */
+  readonly peakDeviceBytesAllocated: number;
   readonly buffersAllocated: number;
 }
+
+const MAP_READ = 0x1;
 
 /** Smallest pooled size; small uniform and readback buffers share it. */
 const MIN_BYTES = 256;
@@ -25,6 +34,8 @@ export class BufferPool {
   private inUse = 0;
   private allocated = 0;
   private peak = 0;
+  private readback = 0;
+  private peakDevice = 0;
 
   constructor(
     private readonly device: GPUDevice,
@@ -60,8 +71,10 @@ export class BufferPool {
     const buffer = this.device.createBuffer({ size, usage, label });
     this.live.set(buffer, key);
     this.allocated += size;
+    if (usage & MAP_READ) this.readback += size;
     this.inUse += size;
     this.peak = Math.max(this.peak, this.allocated);
+    this.peakDevice = Math.max(this.peakDevice, this.allocated - this.readback);
     return buffer;
   }
 
@@ -85,6 +98,7 @@ export class BufferPool {
     for (const list of this.idle.values()) {
       for (const buffer of list) {
         this.allocated -= buffer.size;
+        if (buffer.usage & MAP_READ) this.readback -= buffer.size;
         buffer.destroy();
       }
     }
@@ -98,6 +112,8 @@ export class BufferPool {
       bytesInUse: this.inUse,
       bytesAllocated: this.allocated,
       peakBytesAllocated: this.peak,
+      readbackBytesAllocated: this.readback,
+      peakDeviceBytesAllocated: this.peakDevice,
       buffersAllocated: count,
     };
   }
@@ -108,6 +124,7 @@ export class BufferPool {
     for (const buffer of this.live.keys()) buffer.destroy();
     this.live.clear();
     this.allocated = 0;
+    this.readback = 0;
     this.inUse = 0;
   }
 }
