@@ -71,7 +71,7 @@ export async function labelsOn(
   seed = 0,
 ): Promise<Int32Array> {
   const registry = new BackendRegistry();
-  registry.register({ name: backend.name, priority: 0, kind: 'cpu', create: async () => backend });
+  registry.register({ name: backend.name, priority: 0, smallProblems: true, create: async () => backend });
   const clusterer = new NeuromorphicClusterer({
     method,
     nClusters: c.k,

@@ -407,7 +407,7 @@ export class NeuromorphicClusterer {
 
   /**
    * The configured backend; under `auto`, a problem of fewer input values than
-   * `engine.smallProblemSize` stays on the CPU.
+   * `engine.smallProblemSize` runs on the plain JS backend.
    */
   private selectBackend(problemSize: number) {
     return this.registry.select(this.engine.backend, this.logger, selectionContext(this.engine, problemSize));

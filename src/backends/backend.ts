@@ -215,8 +215,11 @@ export interface BackendFactory {
   readonly name: BackendName;
   /** Higher runs first under `auto`. */
   readonly priority: number;
-  /** Where it computes: problems under the small-problem size skip `gpu` backends under `auto`. */
-  readonly kind: 'cpu' | 'gpu';
+  /**
+   * Whether `auto` gives it problems under the small-problem size: false for a GPU or a worker
+   * pool, whose dispatch costs more than such a problem's math; the plain JS backend takes them.
+   */
+  readonly smallProblems: boolean;
   /** `auto` is true when chosen by priority, so a backend may refuse what it would run if named. */
   create(context: { auto: boolean; options?: BackendOptions | undefined }): Promise<Backend>;
   /** Why a live instance must not be taken under `auto` (a software GPU), if it must not. */
@@ -238,7 +241,7 @@ export interface SelectionContext {
   readonly options?: BackendOptions;
   /** Input values of the job (rows x columns). */
   readonly problemSize?: number;
-  /** Below this many input values, `auto` passes over GPU backends (dispatch costs more than the math); 0 turns it off. */
+  /** Below this many input values, `auto` passes over backends that do not take small problems; 0 turns it off. */
   readonly smallProblemSize?: number;
 }
 
@@ -325,8 +328,8 @@ export class BackendRegistry {
     const tried: BackendAttempt[] = [];
     const small = (context.problemSize ?? Number.POSITIVE_INFINITY) < (context.smallProblemSize ?? 0);
     for (const name of this.registered()) {
-      if (small && this.factories.get(name)?.kind === 'gpu') {
-        const reason = `a small problem (${context.problemSize} values, under ${context.smallProblemSize}) runs on the CPU`;
+      if (small && this.factories.get(name)?.smallProblems === false) {
+        const reason = `a small problem (${context.problemSize} values, under ${context.smallProblemSize}) runs on the plain CPU path`;
         tried.push({ name, ok: false, reason });
         logger?.info({ backend: name, reason }, `backend ${name} skipped`);
         continue;

@@ -63,7 +63,9 @@ export const engineSchema = z.strictObject({
     .int()
     .min(0)
     .default(20_000)
-    .describe('under auto, inputs of fewer values (rows x columns) run on the CPU; 0 turns this off'),
+    .describe(
+      'under auto, inputs of fewer values (rows x columns) run on the plain js backend; 0 turns this off',
+    ),
   webgpu: webgpuSchema.default({}),
 });
 

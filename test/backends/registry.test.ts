@@ -6,7 +6,7 @@ import { isNeuroclusterError } from '../../src/resilience/errors.js';
 const failing: BackendFactory = {
   name: 'webgpu',
   priority: 20,
-  kind: 'gpu',
+  smallProblems: false,
   create: async () => {
     throw new Error('no adapter');
   },
@@ -38,7 +38,7 @@ describe('backend registry', () => {
     const gpu: BackendFactory = {
       name: 'webgpu',
       priority: 20,
-      kind: 'gpu',
+      smallProblems: false,
       create: async () => {
         started++;
         return Object.assign(new JsBackend(), { name: 'webgpu' as const });
@@ -67,7 +67,7 @@ describe('backend registry', () => {
     const gpu: BackendFactory = {
       name: 'webgpu',
       priority: 20,
-      kind: 'gpu',
+      smallProblems: false,
       create: async ({ auto }) => {
         if (auto) throw new Error('software adapter');
         return Object.assign(new JsBackend(), { name: 'webgpu' as const });
@@ -99,7 +99,7 @@ describe('backend registry', () => {
     r.register({
       name: 'js',
       priority: 0,
-      kind: 'cpu',
+      smallProblems: true,
       create: async () => {
         created++;
         return new JsBackend();

@@ -183,6 +183,6 @@ export class JsBackend implements Backend {
 export const jsBackendFactory: BackendFactory = {
   name: 'js',
   priority: 0,
-  kind: 'cpu',
+  smallProblems: true,
   create: async () => new JsBackend(),
 };

@@ -1029,7 +1029,7 @@ export function webGpuBackendFactory(settings: WebGpuSettings = {}): BackendFact
   return {
     name: 'webgpu',
     priority: 20,
-    kind: 'gpu',
+    smallProblems: false,
     async create({ auto, options }) {
       const resolved = settingsFromEnv({ ...settings, ...definedOnly(options?.webgpu ?? {}) });
       const opened = await openDevice(resolved, auto);

@@ -1,0 +1,396 @@
+// The WASM kernels, in AssemblyScript (compiled by kernels/build.mjs with SIMD and an imported
+// shared memory). Every kernel works on a range of rows [r0, r1) so that workers split the
+// samples; matrices are row-major float32 at byte addresses in the shared memory, indices int32.
+// Accumulators that must be exact enough for K-means and silhouette are float64.
+
+// ---- helpers ----
+
+function f32At(base: usize, i: i32): f32 {
+  return load<f32>(base + (<usize>i << 2));
+}
+
+function i32At(base: usize, i: i32): i32 {
+  return load<i32>(base + (<usize>i << 2));
+}
+
+/** out[0..n) += s * x[0..n), four lanes at a time. */
+function axpy(out: usize, x: usize, s: f32, n: i32): void {
+  const vs = f32x4.splat(s);
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const at = <usize>j << 2;
+    v128.store(out + at, f32x4.add(v128.load(out + at), f32x4.mul(vs, v128.load(x + at))));
+  }
+  for (; j < n; j++) store<f32>(out + (<usize>j << 2), f32At(out, j) + s * f32At(x, j));
+}
+
+/** Squared Euclidean distance of two float32 vectors of length d, summed in float32 lanes. */
+function sqdist(a: usize, b: usize, d: i32): f32 {
+  let acc = f32x4.splat(0);
+  let t = 0;
+  for (; t + 4 <= d; t += 4) {
+    const at = <usize>t << 2;
+    const diff = f32x4.sub(v128.load(a + at), v128.load(b + at));
+    acc = f32x4.add(acc, f32x4.mul(diff, diff));
+  }
+  let s: f32 =
+    f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
+  for (; t < d; t++) {
+    const diff = f32At(a, t) - f32At(b, t);
+    s += diff * diff;
+  }
+  return s;
+}
+
+// ---- linear algebra ----
+
+/** C = A B (+ bias): A m x k, B k x n, rows [r0, r1) of C. */
+export function matmul(a: usize, b: usize, bias: usize, c: usize, k: i32, n: i32, r0: i32, r1: i32): void {
+  for (let i = r0; i < r1; i++) {
+    const row = c + (<usize>(i * n) << 2);
+    if (bias) memory.copy(row, bias, <usize>n << 2);
+    else memory.fill(row, 0, <usize>n << 2);
+    for (let t = 0; t < k; t++) {
+      const av = f32At(a, i * k + t);
+      if (av == 0) continue;
+      axpy(row, b + (<usize>(t * n) << 2), av, n);
+    }
+  }
+}
+
+/** out[i][j] = |a_i - b_j| (squared when `squared`), rows [r0, r1) of a. */
+export function pairwise(a: usize, b: usize, out: usize, d: i32, n: i32, squared: i32, r0: i32, r1: i32): void {
+  for (let i = r0; i < r1; i++) {
+    const ai = a + (<usize>(i * d) << 2);
+    for (let j = 0; j < n; j++) {
+      const s = sqdist(ai, b + (<usize>(j * d) << 2), d);
+      store<f32>(out + (<usize>(i * n + j) << 2), squared ? s : Mathf.sqrt(s));
+    }
+  }
+}
+
+// ---- K-means ----
+
+/** Nearest centroid of point i (ties to the lowest index); its squared distance into `best`. */
+function nearest(p: usize, c: usize, d: i32, k: i32, i: i32, best: usize): i32 {
+  const pi = p + (<usize>(i * d) << 2);
+  let label = 0;
+  let bestDist = f32.MAX_VALUE;
+  for (let j = 0; j < k; j++) {
+    const s = sqdist(pi, c + (<usize>(j * d) << 2), d);
+    if (s < bestDist) {
+      bestDist = s;
+      label = j;
+    }
+  }
+  store<f32>(best, bestDist);
+  return label;
+}
+
+/** Labels and squared distances of the nearest centroid, rows [r0, r1). */
+export function assign(p: usize, c: usize, labels: usize, dist: usize, d: i32, k: i32, r0: i32, r1: i32): void {
+  for (let i = r0; i < r1; i++) {
+    store<i32>(labels + (<usize>i << 2), nearest(p, c, d, k, i, dist + (<usize>i << 2)));
+  }
+}
+
+/**
+ * One Lloyd pass over rows [r0, r1): reassigns (labels in place), adds each point into its
+ * cluster's float64 sums and counts, and into stats [objective, changed] (float64), all of which
+ * belong to this range alone (each worker has its own, added up by the host).
+ */
+export function lloyd(
+  p: usize,
+  c: usize,
+  labels: usize,
+  sums: usize,
+  counts: usize,
+  stats: usize,
+  scratch: usize,
+  d: i32,
+  k: i32,
+  r0: i32,
+  r1: i32,
+): void {
+  memory.fill(sums, 0, <usize>(k * d) << 3);
+  memory.fill(counts, 0, <usize>k << 3);
+  let objective: f64 = 0;
+  let changed: f64 = 0;
+  for (let i = r0; i < r1; i++) {
+    const label = nearest(p, c, d, k, i, scratch);
+    objective += <f64>load<f32>(scratch);
+    const at = labels + (<usize>i << 2);
+    if (load<i32>(at) != label) changed += 1;
+    store<i32>(at, label);
+    addPoint(p, sums, counts, d, i, label);
+  }
+  store<f64>(stats, objective);
+  store<f64>(stats + 8, changed);
+}
+
+function addPoint(p: usize, sums: usize, counts: usize, d: i32, i: i32, label: i32): void {
+  const cnt = counts + (<usize>label << 3);
+  store<f64>(cnt, load<f64>(cnt) + 1);
+  const row = sums + (<usize>(label * d) << 3);
+  const pi = p + (<usize>(i * d) << 2);
+  for (let t = 0; t < d; t++) {
+    const at = row + (<usize>t << 3);
+    store<f64>(at, load<f64>(at) + <f64>f32At(pi, t));
+  }
+}
+
+/** Per-cluster float64 sums and counts of rows [r0, r1) under the given labels. */
+export function reduce(p: usize, labels: usize, sums: usize, counts: usize, d: i32, k: i32, r0: i32, r1: i32): void {
+  memory.fill(sums, 0, <usize>(k * d) << 3);
+  memory.fill(counts, 0, <usize>k << 3);
+  for (let i = r0; i < r1; i++) addPoint(p, sums, counts, d, i, i32At(labels, i));
+}
+
+/**
+ * For rows [r0, r1) of the points, the sums of Euclidean distances to the points of each cluster,
+ * float64, into out[(i - rowStart) * k + label].
+ */
+export function clusterSums(p: usize, labels: usize, out: usize, d: i32, n: i32, k: i32, rowStart: i32, r0: i32, r1: i32): void {
+  for (let i = r0; i < r1; i++) {
+    const base = out + (<usize>((i - rowStart) * k) << 3);
+    memory.fill(base, 0, <usize>k << 3);
+    const pi = p + (<usize>(i * d) << 2);
+    for (let j = 0; j < n; j++) {
+      const s = <f64>sqdist(pi, p + (<usize>(j * d) << 2), d);
+      const at = base + (<usize>i32At(labels, j) << 3);
+      store<f64>(at, load<f64>(at) + Math.sqrt(s));
+    }
+  }
+}
+
+// ---- dynamics ----
+
+/** out[0..r) = bias + u W_in for the `dim` inputs at u. */
+function project(u: usize, dim: i32, wIn: usize, bias: usize, r: i32, out: usize): void {
+  memory.copy(out, bias, <usize>r << 2);
+  for (let i = 0; i < dim; i++) {
+    const v = f32At(u, i);
+    if (v != 0) axpy(out, wIn + (<usize>(i * r) << 2), v, r);
+  }
+}
+
+/** out += x W for recurrent weights: dense (rowPtr 0) or CSR (rowPtr, colIdx, values in w). */
+function recurrent(x: usize, w: usize, rowPtr: usize, colIdx: usize, r: i32, out: usize): void {
+  for (let i = 0; i < r; i++) {
+    const xi = f32At(x, i);
+    if (xi == 0) continue;
+    if (!rowPtr) {
+      axpy(out, w + (<usize>(i * r) << 2), xi, r);
+      continue;
+    }
+    for (let q = i32At(rowPtr, i); q < i32At(rowPtr, i + 1); q++) {
+      const at = out + (<usize>i32At(colIdx, q) << 2);
+      store<f32>(at, load<f32>(at) + xi * f32At(w, q));
+    }
+  }
+}
+
+/**
+ * Leaky tanh reservoir, samples [r0, r1): x <- (1 - leak) x + leak tanh(u_t W_in + bias + x W).
+ * `steps` per sample; readout blocks per step from `blockStart` (steps + 1 offsets into
+ * `blockIds`), then the last state into `lastBlock` and the mean from `washout` on into
+ * `meanBlock` (-1: none). `scratch` holds 4 r floats for this worker.
+ */
+export function reservoir(
+  u: usize,
+  inCols: i32,
+  dim: i32,
+  steps: i32,
+  sequence: i32,
+  wIn: usize,
+  bias: usize,
+  r: i32,
+  w: usize,
+  rowPtr: usize,
+  colIdx: usize,
+  leak: f32,
+  washout: i32,
+  blockStart: usize,
+  blockIds: usize,
+  lastBlock: i32,
+  meanBlock: i32,
+  out: usize,
+  width: i32,
+  scratch: usize,
+  r0: i32,
+  r1: i32,
+): void {
+  const x = scratch;
+  const pre = scratch + (<usize>r << 2);
+  const drive = scratch + (<usize>(2 * r) << 2);
+  const mean = scratch + (<usize>(3 * r) << 2);
+  const bytes = <usize>r << 2;
+  const keep: f32 = 1 - leak;
+  for (let s = r0; s < r1; s++) {
+    memory.fill(x, 0, bytes);
+    memory.fill(mean, 0, bytes);
+    const row = u + (<usize>(s * inCols) << 2);
+    const outRow = out + (<usize>(s * width) << 2);
+    if (!sequence) project(row, dim, wIn, bias, r, drive);
+    for (let t = 0; t < steps; t++) {
+      if (sequence) project(row + (<usize>(t * dim) << 2), dim, wIn, bias, r, drive);
+      memory.copy(pre, drive, bytes);
+      recurrent(x, w, rowPtr, colIdx, r, pre);
+      for (let j = 0; j < r; j++) {
+        const v = keep * f32At(x, j) + leak * Mathf.tanh(f32At(pre, j));
+        store<f32>(x + (<usize>j << 2), v);
+        if (t >= washout) store<f32>(mean + (<usize>j << 2), f32At(mean, j) + v);
+      }
+      for (let b = i32At(blockStart, t); b < i32At(blockStart, t + 1); b++) {
+        memory.copy(outRow + (<usize>(i32At(blockIds, b) * r) << 2), x, bytes);
+      }
+    }
+    if (lastBlock >= 0) memory.copy(outRow + (<usize>(lastBlock * r) << 2), x, bytes);
+    if (meanBlock >= 0) {
+      const scale: f32 = 1 / <f32>(steps - washout);
+      const at = outRow + (<usize>(meanBlock * r) << 2);
+      for (let j = 0; j < r; j++) store<f32>(at + (<usize>j << 2), f32At(mean, j) * scale);
+    }
+  }
+}
+
+const M0: u64 = 0xd2511f53;
+const M1: u64 = 0xcd9e8d57;
+const W0: u32 = 0x9e3779b9;
+const W1: u32 = 0xbb67ae85;
+
+/** Philox4x32-10 of counter (c0..c3) and key (k0, k1) into four uint32 at `out`. */
+function philox(c0: u32, c1: u32, c2: u32, c3: u32, k0: u32, k1: u32, out: usize): void {
+  for (let round = 0; round < 10; round++) {
+    const p0 = M0 * <u64>c0;
+    const p1 = M1 * <u64>c2;
+    const n0 = (<u32>(p1 >> 32)) ^ c1 ^ k0;
+    const n2 = (<u32>(p0 >> 32)) ^ c3 ^ k1;
+    c1 = <u32>p1;
+    c3 = <u32>p0;
+    c0 = n0;
+    c2 = n2;
+    k0 += W0;
+    k1 += W1;
+  }
+  store<u32>(out, c0);
+  store<u32>(out, c1, 4);
+  store<u32>(out, c2, 8);
+  store<u32>(out, c3, 12);
+}
+
+/**
+ * A LIF layer (or recurrent liquid), samples [r0, r1), in float32 with every operation in the
+ * JS reference's order: current = bias + sum_i d_i W_in[i] + sum_i s_i W[i], then
+ * v = (v - decay v) + current. `rate` draws Bernoulli input spikes from Philox keyed by
+ * (sample key, step, input / 4) with the inputs as probabilities. Readout 0 counts, 1 rates,
+ * 2 first-spike, 3 trace, over `windows` windows. `scratch`: 5 r + dim + 4 floats.
+ */
+export function spiking(
+  u: usize,
+  inCols: i32,
+  dim: i32,
+  steps: i32,
+  sequence: i32,
+  rate: i32,
+  keys: usize,
+  key0: u32,
+  key1: u32,
+  wIn: usize,
+  bias: usize,
+  r: i32,
+  w: usize,
+  rowPtr: usize,
+  colIdx: usize,
+  hasRecurrent: i32,
+  decay: f32,
+  threshold: f32,
+  reset: f32,
+  refractorySteps: i32,
+  traceDecay: f32,
+  readout: i32,
+  windows: i32,
+  out: usize,
+  scratch: usize,
+  r0: i32,
+  r1: i32,
+): void {
+  const bytes = <usize>r << 2;
+  const v = scratch;
+  const trace = v + bytes;
+  const spikes = trace + bytes;
+  const current = spikes + bytes;
+  const refr = current + bytes; // int32
+  const drive = refr + bytes;
+  const random = drive + (<usize>dim << 2);
+  const width = r * windows;
+  for (let s = r0; s < r1; s++) {
+    for (let j = 0; j < r; j++) store<f32>(v + (<usize>j << 2), reset);
+    memory.fill(trace, 0, bytes);
+    memory.fill(spikes, 0, bytes);
+    memory.fill(refr, 0, bytes);
+    const row = u + (<usize>(s * inCols) << 2);
+    const key = i32At(keys, s);
+    const outRow = out + (<usize>(s * width) << 2);
+    for (let t = 0; t < steps; t++) {
+      const window = (t * windows) / steps;
+      const start = (window * steps + windows - 1) / windows;
+      const end = ((window + 1) * steps + windows - 1) / windows;
+      const at = sequence ? row + (<usize>(t * dim) << 2) : row;
+      if (rate) {
+        for (let i = 0; i < dim; i += 4) {
+          philox(<u32>key, <u32>t, <u32>(i >> 2), 0, key0, key1, random);
+          for (let q = 0; q < 4 && i + q < dim; q++) {
+            const p = f32At(at, i + q);
+            const clamped: f64 = p < 0 ? 0 : p > 1 ? 1 : <f64>p;
+            const limit = <u32>Math.floor(clamped * 16777216);
+            const draw = load<u32>(random + (<usize>q << 2)) >> 8;
+            store<f32>(drive + (<usize>(i + q) << 2), draw < limit ? 1 : 0);
+          }
+        }
+      } else {
+        memory.copy(drive, at, <usize>dim << 2);
+      }
+      project(drive, dim, wIn, bias, r, current);
+      if (hasRecurrent) recurrent(spikes, w, rowPtr, colIdx, r, current);
+      const base = outRow + (<usize>(window * r) << 2);
+      for (let j = 0; j < r; j++) {
+        const jj = <usize>j << 2;
+        let spike: f32 = 0;
+        const rc = load<i32>(refr + jj);
+        if (rc > 0) {
+          store<i32>(refr + jj, rc - 1);
+          store<f32>(v + jj, reset);
+        } else {
+          let vj = load<f32>(v + jj);
+          vj = vj - decay * vj;
+          vj = vj + load<f32>(current + jj);
+          if (vj >= threshold) {
+            spike = 1;
+            vj = reset;
+            store<i32>(refr + jj, refractorySteps);
+          }
+          store<f32>(v + jj, vj);
+        }
+        store<f32>(spikes + jj, spike);
+        store<f32>(trace + jj, load<f32>(trace + jj) * traceDecay + spike);
+        const o = base + jj;
+        if (readout <= 1) {
+          if (t == start) store<f32>(o, 0);
+          store<f32>(o, load<f32>(o) + spike);
+        } else if (readout == 2) {
+          // The window's length until its first spike; a spike's offset is always below it.
+          if (t == start) store<f32>(o, <f32>(end - start));
+          if (spike != 0 && load<f32>(o) == <f32>(end - start)) store<f32>(o, <f32>(t - start));
+        }
+      }
+      if (t + 1 == end) {
+        if (readout == 3) memory.copy(base, trace, bytes);
+        else if (readout == 1) {
+          const len: f32 = <f32>(end - start);
+          for (let j = 0; j < r; j++) store<f32>(base + (<usize>j << 2), f32At(base, j) / len);
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,368 @@
+/**
+ * The WASM backend: the kernels of kernels/wasm/index.ts (AssemblyScript, SIMD) run by a pool of
+ * worker threads over one shared `WebAssembly.Memory`, each worker on its own share of the rows.
+ *
+ * A call copies its inputs into the shared memory (float32, as the kernels compute), runs one
+ * task per worker and copies the outputs out; calls run one at a time, since they share the
+ * memory's working area. Accumulations that K-means and silhouette need exact are float64.
+ */
+import { availableParallelism } from 'node:os';
+import { philoxKey } from '../../philox.js';
+import { BackendError } from '../../resilience/errors.js';
+import {
+  type Assignment,
+  type Backend,
+  type BackendFactory,
+  type ClusterSums,
+  checkDrive,
+  checkReadout,
+  type Floats,
+  type LloydStep,
+  type Matrix,
+  type RecurrentWeights,
+  type ReservoirRun,
+  readoutBlocks,
+  type SpikingRun,
+} from '../backend.js';
+import { splitRows, type Task, WorkerPool } from './pool.js';
+import { WASM_KERNELS } from './wasm.generated.js';
+
+const PAGE = 65536;
+/** Addresses below this stay unused, so that 0 can mean "no such array" to a kernel. */
+const BASE = 1024;
+
+/** Bump allocation in the shared memory for one call; grows the memory as needed. */
+class Arena {
+  private top = BASE;
+
+  constructor(private readonly memory: WebAssembly.Memory) {}
+
+  alloc(bytes: number): number {
+    const at = Math.ceil(this.top / 16) * 16;
+    this.top = at + Math.max(4, bytes);
+    const short = this.top - this.memory.buffer.byteLength;
+    if (short > 0) {
+      try {
+        this.memory.grow(Math.ceil(short / PAGE));
+      } catch (cause) {
+        throw new BackendError(
+          `the WASM memory cannot grow to ${this.top} bytes`,
+          'NEUROCLUSTER_ERR_OUT_OF_MEMORY',
+          { cause },
+        );
+      }
+    }
+    return at;
+  }
+
+  /** Copies `data` in as float32 (or int32 / uint32 for integer arrays); returns its address. */
+  put(data: ArrayLike<number>, type: 'f32' | 'i32' | 'u32' = 'f32'): number {
+    const at = this.alloc(4 * data.length);
+    const buffer = this.memory.buffer;
+    const view =
+      type === 'f32'
+        ? new Float32Array(buffer, at, data.length)
+        : type === 'i32'
+          ? new Int32Array(buffer, at, data.length)
+          : new Uint32Array(buffer, at, data.length);
+    view.set(data);
+    return at;
+  }
+
+  f32(at: number, length: number): Float32Array {
+    return new Float32Array(this.memory.buffer, at, length).slice();
+  }
+
+  f64(at: number, length: number): Float64Array {
+    return new Float64Array(this.memory.buffer, at, length).slice();
+  }
+
+  i32(at: number, length: number): Int32Array {
+    return new Int32Array(this.memory.buffer, at, length).slice();
+  }
+
+  reset(): void {
+    this.top = BASE;
+  }
+}
+
+/** CSR pointers of recurrent weights (0 for dense), with the values as float32. */
+function recurrentArgs(arena: Arena, w: RecurrentWeights): [number, number, number] {
+  if (w.kind === 'dense') return [arena.put(w.matrix.data), 0, 0];
+  return [arena.put(w.values), arena.put(w.rowPtr, 'i32'), arena.put(w.colIdx, 'i32')];
+}
+
+export class WasmBackend implements Backend {
+  readonly name = 'wasm' as const;
+  readonly precision = 'float32' as const;
+  readonly device: string;
+  private readonly memory: WebAssembly.Memory;
+  private readonly arena: Arena;
+  private readonly pool: WorkerPool;
+  /** Calls run one after another: they share the arena. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(threads: number) {
+    this.memory = new WebAssembly.Memory({ initial: 16, maximum: 65536, shared: true });
+    this.arena = new Arena(this.memory);
+    const module = new WebAssembly.Module(Buffer.from(WASM_KERNELS, 'base64'));
+    this.pool = new WorkerPool(module, this.memory, threads);
+    this.device = `CPU (WASM SIMD, ${threads} worker thread${threads === 1 ? '' : 's'})`;
+  }
+
+  /** Runs `work` alone, with a fresh arena, and frees the arena after. */
+  private exclusive<T>(work: (arena: Arena) => Promise<T>): Promise<T> {
+    const run = this.queue.then(async () => {
+      try {
+        return await work(this.arena);
+      } finally {
+        this.arena.reset();
+      }
+    });
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** One task per worker over its share of [start, end): `args(r0, r1, worker)`. */
+  private async split(
+    start: number,
+    end: number,
+    fn: string,
+    args: (r0: number, r1: number, w: number) => number[],
+  ) {
+    const shares = splitRows(end - start, this.pool.size).map(([a, b]) => [start + a, start + b] as const);
+    const tasks: Task[] = shares.map(([r0, r1], w) => ({ fn, args: args(r0, r1, w) }));
+    await this.pool.all(tasks);
+    return shares.length;
+  }
+
+  matmul(a: Matrix, b: Matrix, bias?: Floats): Promise<Matrix> {
+    if (a.cols !== b.rows) throw new RangeError(`matmul: ${a.rows}x${a.cols} @ ${b.rows}x${b.cols}`);
+    if (bias && bias.length !== b.cols)
+      throw new RangeError(`matmul: bias length ${bias.length} != ${b.cols}`);
+    return this.exclusive(async (arena) => {
+      const [pa, pb] = [arena.put(a.data), arena.put(b.data)];
+      const pbias = bias ? arena.put(bias) : 0;
+      const pc = arena.alloc(4 * a.rows * b.cols);
+      await this.split(0, a.rows, 'matmul', (r0, r1) => [pa, pb, pbias, pc, a.cols, b.cols, r0, r1]);
+      return { rows: a.rows, cols: b.cols, data: arena.f32(pc, a.rows * b.cols) };
+    });
+  }
+
+  pairwiseDistances(a: Matrix, b: Matrix, options: { squared?: boolean } = {}): Promise<Matrix> {
+    if (a.cols !== b.cols) throw new RangeError(`pairwiseDistances: widths differ (${a.cols} vs ${b.cols})`);
+    return this.exclusive(async (arena) => {
+      const [pa, pb] = [arena.put(a.data), arena.put(b.data)];
+      const out = arena.alloc(4 * a.rows * b.rows);
+      const squared = options.squared ? 1 : 0;
+      await this.split(0, a.rows, 'pairwise', (r0, r1) => [pa, pb, out, a.cols, b.rows, squared, r0, r1]);
+      return { rows: a.rows, cols: b.rows, data: arena.f32(out, a.rows * b.rows) };
+    });
+  }
+
+  kmeansAssign(points: Matrix, centroids: Matrix): Promise<Assignment> {
+    if (points.cols !== centroids.cols)
+      throw new RangeError(`kmeansAssign: widths differ (${points.cols} vs ${centroids.cols})`);
+    return this.exclusive(async (arena) => {
+      const n = points.rows;
+      const [p, c] = [arena.put(points.data), arena.put(centroids.data)];
+      const [labels, dist] = [arena.alloc(4 * n), arena.alloc(4 * n)];
+      await this.split(0, n, 'assign', (r0, r1) => [p, c, labels, dist, points.cols, centroids.rows, r0, r1]);
+      return { labels: arena.i32(labels, n), distances: Float64Array.from(arena.f32(dist, n)) };
+    });
+  }
+
+  /** Adds up the workers' float64 sums and counts (and stats), in worker order. */
+  private combine(
+    arena: Arena,
+    parts: number,
+    at: { sums: number; counts: number; stats?: number }[],
+    kd: number,
+    k: number,
+  ) {
+    const sums = new Float64Array(kd);
+    const counts = new Float64Array(k);
+    const stats = new Float64Array(2);
+    for (let w = 0; w < parts; w++) {
+      const s = arena.f64(at[w]!.sums, kd);
+      const c = arena.f64(at[w]!.counts, k);
+      for (let i = 0; i < kd; i++) sums[i]! += s[i]!;
+      for (let i = 0; i < k; i++) counts[i]! += c[i]!;
+      if (at[w]!.stats !== undefined) {
+        const st = arena.f64(at[w]!.stats!, 2);
+        stats[0]! += st[0]!;
+        stats[1]! += st[1]!;
+      }
+    }
+    return { sums, counts, stats };
+  }
+
+  /** Per-worker float64 accumulators. */
+  private accumulators(arena: Arena, kd: number, k: number) {
+    return Array.from({ length: this.pool.size }, () => ({
+      sums: arena.alloc(8 * kd),
+      counts: arena.alloc(8 * k),
+      stats: arena.alloc(16),
+      scratch: arena.alloc(16),
+    }));
+  }
+
+  kmeansReduce(points: Matrix, labels: Int32Array, k: number): Promise<ClusterSums> {
+    labels.forEach((j, i) => {
+      if (j < 0 || j >= k) throw new RangeError(`kmeansReduce: label ${j} of row ${i} outside [0, ${k})`);
+    });
+    return this.exclusive(async (arena) => {
+      const d = points.cols;
+      const [p, l] = [arena.put(points.data), arena.put(labels, 'i32')];
+      const acc = this.accumulators(arena, k * d, k);
+      const parts = await this.split(0, points.rows, 'reduce', (r0, r1, w) => [
+        p,
+        l,
+        acc[w]!.sums,
+        acc[w]!.counts,
+        d,
+        k,
+        r0,
+        r1,
+      ]);
+      const { sums, counts } = this.combine(
+        arena,
+        parts,
+        acc.map(({ sums, counts }) => ({ sums, counts })),
+        k * d,
+        k,
+      );
+      return { sums, counts };
+    });
+  }
+
+  kmeansStep(points: Matrix, centroids: Matrix, labels: Int32Array): Promise<LloydStep> {
+    if (points.cols !== centroids.cols)
+      throw new RangeError(`kmeansStep: widths differ (${points.cols} vs ${centroids.cols})`);
+    return this.exclusive(async (arena) => {
+      const { rows: n, cols: d } = points;
+      const k = centroids.rows;
+      const [p, c, l] = [arena.put(points.data), arena.put(centroids.data), arena.put(labels, 'i32')];
+      const acc = this.accumulators(arena, k * d, k);
+      const parts = await this.split(0, n, 'lloyd', (r0, r1, w) => [
+        p,
+        c,
+        l,
+        acc[w]!.sums,
+        acc[w]!.counts,
+        acc[w]!.stats,
+        acc[w]!.scratch,
+        d,
+        k,
+        r0,
+        r1,
+      ]);
+      labels.set(arena.i32(l, n));
+      const { sums, counts, stats } = this.combine(arena, parts, acc, k * d, k);
+      return { sums, counts, inertia: stats[0]!, changed: stats[1]! };
+    });
+  }
+
+  clusterDistanceSums(
+    points: Matrix,
+    labels: Int32Array,
+    k: number,
+    rowStart: number,
+    rowEnd: number,
+  ): Promise<Float64Array> {
+    labels.forEach((j, i) => {
+      if (j < 0 || j >= k)
+        throw new RangeError(`clusterDistanceSums: label ${j} of row ${i} outside [0, ${k})`);
+    });
+    return this.exclusive(async (arena) => {
+      const { rows: n, cols: d } = points;
+      const [p, l] = [arena.put(points.data), arena.put(labels, 'i32')];
+      const out = arena.alloc(8 * (rowEnd - rowStart) * k);
+      await this.split(rowStart, rowEnd, 'clusterSums', (r0, r1) => [p, l, out, d, n, k, rowStart, r0, r1]);
+      return arena.f64(out, (rowEnd - rowStart) * k);
+    });
+  }
+
+  reservoirRun(run: ReservoirRun): Promise<Matrix> {
+    checkDrive(run, run.inputWeights);
+    const { blocksAt, washout } = checkReadout(run.readout, run.steps);
+    return this.exclusive(async (arena) => {
+      const { inputs, steps, readout } = run;
+      const r = run.inputWeights.cols;
+      const blocks = readoutBlocks(readout);
+      const width = r * blocks;
+      const starts = new Int32Array(steps + 1);
+      blocksAt.forEach((ids, t) => {
+        starts[t + 1] = starts[t]! + ids.length;
+      });
+      const u = arena.put(inputs.data);
+      const wIn = arena.put(run.inputWeights.data);
+      const bias = arena.put(run.bias ?? new Float32Array(r));
+      const [w, rowPtr, colIdx] = recurrentArgs(arena, run.recurrent);
+      const blockStart = arena.put(starts, 'i32');
+      const blockIds = arena.put(blocksAt.flat(), 'i32');
+      const times = readout.times?.length ?? 0;
+      const lastBlock = readout.last ? times : -1;
+      const meanBlock = readout.mean ? blocks - 1 : -1;
+      const out = arena.alloc(4 * inputs.rows * width);
+      const scratch = Array.from({ length: this.pool.size }, () => arena.alloc(4 * 4 * r));
+      // biome-ignore format: the kernel's argument list, one line per group
+      await this.split(0, inputs.rows, 'reservoir', (r0, r1, k) => [
+        u, inputs.cols, run.inputDim, steps, run.sequence ? 1 : 0,
+        wIn, bias, r, w, rowPtr, colIdx,
+        run.leak, washout, blockStart, blockIds, lastBlock, meanBlock,
+        out, width, scratch[k]!, r0, r1,
+      ]);
+      return { rows: inputs.rows, cols: width, data: arena.f32(out, inputs.rows * width) };
+    });
+  }
+
+  spikingRun(run: SpikingRun): Promise<Matrix> {
+    checkDrive(run, run.inputWeights);
+    const { inputs, steps, windows } = run;
+    if (!Number.isInteger(windows) || windows < 1 || windows > steps) {
+      throw new RangeError(`windows must be in [1, ${steps}], got ${windows}`);
+    }
+    if (run.sampleKeys.length !== inputs.rows) throw new RangeError('one sample key per row is needed');
+    return this.exclusive(async (arena) => {
+      const r = run.inputWeights.cols;
+      const dim = run.inputDim;
+      const width = r * windows;
+      const [key0, key1] = philoxKey(run.seed);
+      const u = arena.put(inputs.data);
+      const keys = arena.put(run.sampleKeys, 'u32');
+      const wIn = arena.put(run.inputWeights.data);
+      const bias = arena.put(run.bias ?? new Float32Array(r));
+      const [w, rowPtr, colIdx] = run.recurrent ? recurrentArgs(arena, run.recurrent) : [0, 0, 0];
+      const readout = { counts: 0, rates: 1, 'first-spike': 2, trace: 3 }[run.readout];
+      const out = arena.alloc(4 * inputs.rows * width);
+      const scratch = Array.from({ length: this.pool.size }, () => arena.alloc(4 * (5 * r + dim + 4)));
+      // biome-ignore format: the kernel's argument list, one line per group
+      await this.split(0, inputs.rows, 'spiking', (r0, r1, k) => [
+        u, inputs.cols, dim, steps, run.sequence ? 1 : 0, run.encoding === 'rate' ? 1 : 0,
+        keys, key0, key1, wIn, bias, r, w, rowPtr, colIdx, run.recurrent ? 1 : 0,
+        run.decay, run.threshold, run.reset, run.refractorySteps, run.traceDecay, readout, windows,
+        out, scratch[k]!, r0, r1,
+      ]);
+      return { rows: inputs.rows, cols: width, data: arena.f32(out, inputs.rows * width) };
+    });
+  }
+
+  async dispose(): Promise<void> {
+    await this.queue;
+    await this.pool.close();
+  }
+}
+
+/** Worker threads: NEUROCLUSTER_WASM_THREADS, else one per core. */
+export function wasmThreads(env = process.env): number {
+  const given = Number(env.NEUROCLUSTER_WASM_THREADS);
+  return Number.isInteger(given) && given >= 1 ? given : availableParallelism();
+}
+
+export const wasmBackendFactory: BackendFactory = {
+  name: 'wasm',
+  priority: 10,
+  smallProblems: false,
+  create: async () => new WasmBackend(wasmThreads()),
+};

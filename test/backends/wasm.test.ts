@@ -1,0 +1,85 @@
+/**
+ * The WASM backend beyond the shared conformance suite: the same labels as the JS reference, work
+ * split over the workers, a failing task retried once and then typed, and workers that end.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { labelsOn, qualityCases } from '../../bench/quality.js';
+import { JsBackend } from '../../src/backends/js/js-backend.js';
+import { splitRows, WorkerPool } from '../../src/backends/wasm/pool.js';
+import { WASM_KERNELS } from '../../src/backends/wasm/wasm.generated.js';
+import { WasmBackend, wasmThreads } from '../../src/backends/wasm/wasm-backend.js';
+import { METHODS } from '../../src/config/schema.js';
+import { normalMatrix } from '../../src/encoders/weights.js';
+import { Random } from '../../src/random.js';
+import { ROOT } from '../helpers.js';
+
+const js = new JsBackend();
+const wasm = new WasmBackend(2);
+afterAll(() => wasm.dispose());
+
+describe('WASM backend', () => {
+  it('splits rows into near-equal shares, none empty', () => {
+    expect(splitRows(10, 3)).toEqual([
+      [0, 3],
+      [3, 6],
+      [6, 10],
+    ]);
+    expect(splitRows(1, 4)).toEqual([[0, 1]]);
+  });
+
+  it('gives the JS answer whatever the number of workers', async () => {
+    const points = normalMatrix(new Random(1), 301, 7, 1);
+    const centroids = { rows: 5, cols: 7, data: points.data.slice(0, 35) };
+    const one = new WasmBackend(1);
+    const three = new WasmBackend(3);
+    try {
+      const reference = await js.kmeansAssign(points, centroids);
+      for (const b of [one, wasm, three]) {
+        expect((await b.kmeansAssign(points, centroids)).labels).toEqual(reference.labels);
+        const labels = new Int32Array(301).fill(-1);
+        const step = await b.kmeansStep(points, centroids, labels);
+        expect(labels).toEqual(reference.labels);
+        expect(step.changed).toBe(301);
+      }
+    } finally {
+      await Promise.all([one.dispose(), three.dispose()]);
+    }
+  });
+
+  it('retries a failing task once, then fails with a typed kernel error', async () => {
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: 16, shared: true });
+    const pool = new WorkerPool(new WebAssembly.Module(Buffer.from(WASM_KERNELS, 'base64')), memory, 1);
+    try {
+      // An address past the end of the memory traps in the worker, every time.
+      const error = await pool
+        .all([{ fn: 'matmul', args: [1 << 30, 1 << 30, 0, 1 << 30, 4, 4, 0, 1] }])
+        .catch((e: unknown) => e);
+      expect(error).toMatchObject({
+        code: 'NEUROCLUSTER_ERR_KERNEL',
+        message: expect.stringMatching(/failed twice/),
+      });
+      // The pool still works afterwards.
+      await pool.all([{ fn: 'matmul', args: [1024, 1024, 0, 1024, 0, 0, 0, 0] }]);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('takes its thread count from NEUROCLUSTER_WASM_THREADS, else one per core', () => {
+    expect(wasmThreads({ NEUROCLUSTER_WASM_THREADS: '3' })).toBe(3);
+    expect(wasmThreads({})).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('WASM and the JS reference on the development data', () => {
+  const cases = qualityCases(ROOT).filter((c) => ['iris', 'Coffee', 'UnitTest'].includes(c.name));
+  it.for(cases.map((c) => [c.name, c] as const))(
+    'same seed, same labels, every method: %s',
+    async ([, c]) => {
+      for (const method of METHODS) {
+        const [reference, ours] = [await labelsOn(js, c, method), await labelsOn(wasm, c, method)];
+        expect(Array.from(ours), `${c.name} ${method}`).toEqual(Array.from(reference));
+      }
+    },
+  );
+});
