@@ -71,37 +71,54 @@ export function pairwise(a: usize, b: usize, out: usize, d: i32, n: i32, squared
 
 // ---- K-means ----
 
-/** Nearest centroid of point i (ties to the lowest index); its squared distance into `best`. */
-function nearest(p: usize, c: usize, d: i32, k: i32, i: i32, best: usize): i32 {
-  const pi = p + (<usize>(i * d) << 2);
-  let label = 0;
-  let bestDist = f32.MAX_VALUE;
-  for (let j = 0; j < k; j++) {
-    const s = sqdist(pi, c + (<usize>(j * d) << 2), d);
-    if (s < bestDist) {
-      bestDist = s;
-      label = j;
-    }
+/** Keeps lane q of `acc` (centroid j0 + q) if it is nearer than the best so far. */
+function better(s: f32, j: i32, best: usize, label: i32): i32 {
+  if (s < load<f32>(best)) {
+    store<f32>(best, s);
+    return j;
   }
-  store<f32>(best, bestDist);
   return label;
 }
 
-/** Labels and squared distances of the nearest centroid, rows [r0, r1). */
-export function assign(p: usize, c: usize, labels: usize, dist: usize, d: i32, k: i32, r0: i32, r1: i32): void {
+/**
+ * Nearest centroid of point i, ties to the lowest index; its squared distance into `best`. The
+ * centroids come transposed (d x kPad, kPad a multiple of 4, padding lanes NaN so they never
+ * win), so one SIMD lane holds one centroid and four distances grow at once.
+ */
+function nearest(p: usize, ct: usize, d: i32, kPad: i32, i: i32, best: usize): i32 {
+  const pi = p + (<usize>(i * d) << 2);
+  let label = 0;
+  store<f32>(best, f32.MAX_VALUE);
+  for (let j0 = 0; j0 < kPad; j0 += 4) {
+    let acc = f32x4.splat(0);
+    for (let t = 0; t < d; t++) {
+      const diff = f32x4.sub(f32x4.splat(f32At(pi, t)), v128.load(ct + (<usize>(t * kPad + j0) << 2)));
+      acc = f32x4.add(acc, f32x4.mul(diff, diff));
+    }
+    label = better(f32x4.extract_lane(acc, 0), j0, best, label);
+    label = better(f32x4.extract_lane(acc, 1), j0 + 1, best, label);
+    label = better(f32x4.extract_lane(acc, 2), j0 + 2, best, label);
+    label = better(f32x4.extract_lane(acc, 3), j0 + 3, best, label);
+  }
+  return label;
+}
+
+/** Labels and squared distances of the nearest centroid (transposed, see nearest), rows [r0, r1). */
+export function assign(p: usize, ct: usize, labels: usize, dist: usize, d: i32, kPad: i32, r0: i32, r1: i32): void {
   for (let i = r0; i < r1; i++) {
-    store<i32>(labels + (<usize>i << 2), nearest(p, c, d, k, i, dist + (<usize>i << 2)));
+    store<i32>(labels + (<usize>i << 2), nearest(p, ct, d, kPad, i, dist + (<usize>i << 2)));
   }
 }
 
 /**
- * One Lloyd pass over rows [r0, r1): reassigns (labels in place), adds each point into its
+ * One Lloyd pass over rows [r0, r1) (centroids transposed, see nearest): reassigns (labels in
+ * place), adds each point into its
  * cluster's float64 sums and counts, and into stats [objective, changed] (float64), all of which
  * belong to this range alone (each worker has its own, added up by the host).
  */
 export function lloyd(
   p: usize,
-  c: usize,
+  ct: usize,
   labels: usize,
   sums: usize,
   counts: usize,
@@ -109,6 +126,7 @@ export function lloyd(
   scratch: usize,
   d: i32,
   k: i32,
+  kPad: i32,
   r0: i32,
   r1: i32,
 ): void {
@@ -117,7 +135,7 @@ export function lloyd(
   let objective: f64 = 0;
   let changed: f64 = 0;
   for (let i = r0; i < r1; i++) {
-    const label = nearest(p, c, d, k, i, scratch);
+    const label = nearest(p, ct, d, kPad, i, scratch);
     objective += <f64>load<f32>(scratch);
     const at = labels + (<usize>i << 2);
     if (load<i32>(at) != label) changed += 1;

@@ -31,9 +31,16 @@ const PAGE = 65536;
 /** Addresses below this stay unused, so that 0 can mean "no such array" to a kernel. */
 const BASE = 1024;
 
-/** Bump allocation in the shared memory for one call; grows the memory as needed. */
+/**
+ * Bump allocation in the shared memory for one call, above one resident matrix kept between calls
+ * (K-means passes the same points at every step: they are copied in once); grows the memory as
+ * needed.
+ */
 class Arena {
+  /** The first address a call may use: just above the resident matrix. */
+  private floor = BASE;
   private top = BASE;
+  private resident: { readonly key: WeakRef<object>; readonly at: number } | undefined;
 
   constructor(private readonly memory: WebAssembly.Memory) {}
 
@@ -52,6 +59,21 @@ class Arena {
         );
       }
     }
+    return at;
+  }
+
+  /**
+   * The address of `data` as the call's resident matrix: where it already is if the last call's
+   * was the same array (inputs are immutable by contract), else copied in. First thing in a call.
+   */
+  keep(data: Floats): number {
+    if (this.top !== this.floor) throw new Error('keep() must come before any allocation of the call');
+    if (this.resident?.key.deref() === data) return this.resident.at;
+    this.resident = undefined;
+    this.floor = this.top = BASE;
+    const at = this.put(data);
+    this.floor = this.top;
+    this.resident = { key: new WeakRef(data), at };
     return at;
   }
 
@@ -82,8 +104,20 @@ class Arena {
   }
 
   reset(): void {
-    this.top = BASE;
+    this.top = this.floor;
   }
+}
+
+/**
+ * Centroids transposed to d x kPad (kPad: k rounded up to 4), the padding NaN so that it never
+ * wins a comparison: the layout in which one SIMD lane holds one centroid.
+ */
+function transposedCentroids(centroids: Matrix): { data: Float32Array; kPad: number } {
+  const { rows: k, cols: d } = centroids;
+  const kPad = Math.ceil(k / 4) * 4;
+  const data = new Float32Array(d * kPad).fill(Number.NaN);
+  for (let j = 0; j < k; j++) for (let t = 0; t < d; t++) data[t * kPad + j] = centroids.data[j * d + t]!;
+  return { data, kPad };
 }
 
 /** CSR pointers of recurrent weights (0 for dense), with the values as float32. */
@@ -152,7 +186,9 @@ export class WasmBackend implements Backend {
   pairwiseDistances(a: Matrix, b: Matrix, options: { squared?: boolean } = {}): Promise<Matrix> {
     if (a.cols !== b.cols) throw new RangeError(`pairwiseDistances: widths differ (${a.cols} vs ${b.cols})`);
     return this.exclusive(async (arena) => {
-      const [pa, pb] = [arena.put(a.data), arena.put(b.data)];
+      // b is the resident one: K-means++ measures candidates against all the points.
+      const pb = arena.keep(b.data);
+      const pa = arena.put(a.data);
       const out = arena.alloc(4 * a.rows * b.rows);
       const squared = options.squared ? 1 : 0;
       await this.split(0, a.rows, 'pairwise', (r0, r1) => [pa, pb, out, a.cols, b.rows, squared, r0, r1]);
@@ -165,9 +201,11 @@ export class WasmBackend implements Backend {
       throw new RangeError(`kmeansAssign: widths differ (${points.cols} vs ${centroids.cols})`);
     return this.exclusive(async (arena) => {
       const n = points.rows;
-      const [p, c] = [arena.put(points.data), arena.put(centroids.data)];
+      const ct = transposedCentroids(centroids);
+      const p = arena.keep(points.data);
+      const c = arena.put(ct.data);
       const [labels, dist] = [arena.alloc(4 * n), arena.alloc(4 * n)];
-      await this.split(0, n, 'assign', (r0, r1) => [p, c, labels, dist, points.cols, centroids.rows, r0, r1]);
+      await this.split(0, n, 'assign', (r0, r1) => [p, c, labels, dist, points.cols, ct.kPad, r0, r1]);
       return { labels: arena.i32(labels, n), distances: Float64Array.from(arena.f32(dist, n)) };
     });
   }
@@ -213,7 +251,8 @@ export class WasmBackend implements Backend {
     });
     return this.exclusive(async (arena) => {
       const d = points.cols;
-      const [p, l] = [arena.put(points.data), arena.put(labels, 'i32')];
+      const p = arena.keep(points.data);
+      const l = arena.put(labels, 'i32');
       const acc = this.accumulators(arena, k * d, k);
       const parts = await this.split(0, points.rows, 'reduce', (r0, r1, w) => [
         p,
@@ -242,7 +281,9 @@ export class WasmBackend implements Backend {
     return this.exclusive(async (arena) => {
       const { rows: n, cols: d } = points;
       const k = centroids.rows;
-      const [p, c, l] = [arena.put(points.data), arena.put(centroids.data), arena.put(labels, 'i32')];
+      const ct = transposedCentroids(centroids);
+      const p = arena.keep(points.data);
+      const [c, l] = [arena.put(ct.data), arena.put(labels, 'i32')];
       const acc = this.accumulators(arena, k * d, k);
       const parts = await this.split(0, n, 'lloyd', (r0, r1, w) => [
         p,
@@ -254,6 +295,7 @@ export class WasmBackend implements Backend {
         acc[w]!.scratch,
         d,
         k,
+        ct.kPad,
         r0,
         r1,
       ]);
@@ -276,7 +318,8 @@ export class WasmBackend implements Backend {
     });
     return this.exclusive(async (arena) => {
       const { rows: n, cols: d } = points;
-      const [p, l] = [arena.put(points.data), arena.put(labels, 'i32')];
+      const p = arena.keep(points.data);
+      const l = arena.put(labels, 'i32');
       const out = arena.alloc(8 * (rowEnd - rowStart) * k);
       await this.split(rowStart, rowEnd, 'clusterSums', (r0, r1) => [p, l, out, d, n, k, rowStart, r0, r1]);
       return arena.f64(out, (rowEnd - rowStart) * k);
