@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
 import type { BackendName, BackendRegistry } from '../src/backends/backend.js';
+import type { WasmBackend } from '../src/backends/wasm/wasm-backend.js';
 import { WebGpuBackend } from '../src/backends/webgpu/webgpu-backend.js';
 import { BackendError, UsageError } from '../src/resilience/errors.js';
 import { WORKLOADS, type WorkloadName, type WorkloadShape } from './workloads.js';
@@ -38,6 +39,8 @@ export interface BenchResult {
   readonly gflops: number;
   /** On a GPU backend `seconds` is kernel time with the data on the device; this is the whole call. */
   readonly endToEnd?: number;
+  /** On the WASM backend: the best time with one worker thread and with all of them. */
+  readonly threads?: Record<string, number>;
   readonly reps: number;
   readonly reference?: ReferenceRun;
   /** Our seconds over the reference's: below 1 is faster. */
@@ -102,6 +105,27 @@ export async function runReference(o: BenchOptions): Promise<ReferenceRun> {
   }
 }
 
+/** The workload's best time on one WASM worker thread beside its time on all of them. */
+async function threadTimes(
+  o: BenchOptions,
+  backend: WasmBackend,
+  seconds: number,
+): Promise<Record<string, number>> {
+  const times: Record<string, number> = { [backend.threads]: Number(seconds.toFixed(6)) };
+  if (backend.threads === 1) return times;
+  // Imported here, not above: the GPU bench entry shares this harness and never starts WASM.
+  const { WasmBackend } = await import('../src/backends/wasm/wasm-backend.js');
+  const single = new WasmBackend(1);
+  try {
+    const prepared = WORKLOADS[o.workload](single, o);
+    await prepared.run();
+    times[1] = Number((await bestOf(o.reps, () => prepared.run())).toFixed(6));
+  } finally {
+    await single.dispose();
+  }
+  return times;
+}
+
 /** Prepares the workload, warms the backend, times it, and compares when asked. */
 export async function runBench(o: BenchOptions, registry: BackendRegistry): Promise<BenchResult> {
   const { backend } = await registry.select(o.backend);
@@ -115,6 +139,7 @@ export async function runBench(o: BenchOptions, registry: BackendRegistry): Prom
     for (let i = 0; i < o.reps; i++)
       seconds = Math.min(seconds, await backend.timeKernels(() => prepared.run()));
   }
+  const threads = backend.name === 'wasm' ? await threadTimes(o, backend as WasmBackend, seconds) : undefined;
   const result: BenchResult = {
     workload: o.workload,
     impl: 'neurocluster',
@@ -125,6 +150,7 @@ export async function runBench(o: BenchOptions, registry: BackendRegistry): Prom
     seconds: Number(seconds.toFixed(6)),
     gflops: Number((prepared.flops / seconds / 1e9).toFixed(3)),
     ...(seconds !== endToEnd ? { endToEnd: Number(endToEnd.toFixed(6)) } : {}),
+    ...(threads ? { threads } : {}),
     reps: o.reps,
   };
   if (!o.compare) return result;

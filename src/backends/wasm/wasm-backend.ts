@@ -136,7 +136,7 @@ export class WasmBackend implements Backend {
   /** Calls run one after another: they share the arena. */
   private queue: Promise<unknown> = Promise.resolve();
 
-  constructor(threads: number) {
+  constructor(readonly threads: number) {
     this.memory = new WebAssembly.Memory({ initial: 16, maximum: 65536, shared: true });
     this.arena = new Arena(this.memory);
     const module = new WebAssembly.Module(Buffer.from(WASM_KERNELS, 'base64'));
