@@ -372,7 +372,35 @@ export function spiking(
       project(drive, dim, wIn, bias, r, current);
       if (hasRecurrent) recurrent(spikes, w, rowPtr, colIdx, r, current);
       const base = outRow + (<usize>(window * r) << 2);
-      for (let j = 0; j < r; j++) {
+      if (t == start && readout <= 1) memory.fill(base, 0, bytes);
+      // Four neurons at a time where the readout allows (first-spike latencies go one by one).
+      let j = 0;
+      if (readout != 2) {
+        const vDecay = f32x4.splat(decay);
+        const vThreshold = f32x4.splat(threshold);
+        const vReset = f32x4.splat(reset);
+        const vTraceDecay = f32x4.splat(traceDecay);
+        const vRefractory = i32x4.splat(refractorySteps);
+        const one = f32x4.splat(1);
+        for (; j + 4 <= r; j += 4) {
+          const jj = <usize>j << 2;
+          const rc = v128.load(refr + jj);
+          const resting = i32x4.gt_s(rc, i32x4.splat(0));
+          const vj = v128.load(v + jj);
+          const integrated = f32x4.add(f32x4.sub(vj, f32x4.mul(vDecay, vj)), v128.load(current + jj));
+          const fire = v128.andnot(f32x4.ge(integrated, vThreshold), resting);
+          const spike = v128.and(fire, one);
+          v128.store(v + jj, v128.bitselect(vReset, v128.bitselect(vReset, integrated, fire), resting));
+          v128.store(
+            refr + jj,
+            v128.bitselect(i32x4.sub(rc, i32x4.splat(1)), v128.bitselect(vRefractory, rc, fire), resting),
+          );
+          v128.store(spikes + jj, spike);
+          v128.store(trace + jj, f32x4.add(f32x4.mul(v128.load(trace + jj), vTraceDecay), spike));
+          if (readout <= 1) v128.store(base + jj, f32x4.add(v128.load(base + jj), spike));
+        }
+      }
+      for (; j < r; j++) {
         const jj = <usize>j << 2;
         let spike: f32 = 0;
         const rc = load<i32>(refr + jj);
@@ -394,7 +422,6 @@ export function spiking(
         store<f32>(trace + jj, load<f32>(trace + jj) * traceDecay + spike);
         const o = base + jj;
         if (readout <= 1) {
-          if (t == start) store<f32>(o, 0);
           store<f32>(o, load<f32>(o) + spike);
         } else if (readout == 2) {
           // The window's length until its first spike; a spike's offset is always below it.
