@@ -71,59 +71,73 @@ export function pairwise(a: usize, b: usize, out: usize, d: i32, n: i32, squared
 
 // ---- K-means ----
 
-/** Keeps lane q of `acc` (centroid j0 + q) if it is nearer than the best so far. */
-function better(s: f32, j: i32, best: usize, label: i32): i32 {
-  if (s < load<f32>(best)) {
-    store<f32>(best, s);
-    return j;
-  }
-  return label;
-}
+/** The squared distance of the last nearest() call (a wasm global: each worker has its own). */
+let nearestDistance: f32 = 0;
 
 /**
- * Nearest centroid of point i, ties to the lowest index; its squared distance into `best`. The
- * centroids come transposed (d x kPad, kPad a multiple of 4, padding lanes NaN so they never
- * win), so one SIMD lane holds one centroid and four distances grow at once.
+ * Nearest centroid of point i, ties to the lowest index; its squared distance in
+ * `nearestDistance`. The centroids come transposed (d x kPad, kPad a multiple of 4, padding lanes
+ * NaN so they never win), so one SIMD lane holds one centroid and four distances grow at once.
  */
-function nearest(p: usize, ct: usize, d: i32, kPad: i32, i: i32, best: usize): i32 {
+function nearest(p: usize, ct: usize, d: i32, kPad: i32, i: i32): i32 {
   const pi = p + (<usize>(i * d) << 2);
   let label = 0;
-  store<f32>(best, f32.MAX_VALUE);
+  let best = f32.MAX_VALUE;
   for (let j0 = 0; j0 < kPad; j0 += 4) {
     let acc = f32x4.splat(0);
     for (let t = 0; t < d; t++) {
       const diff = f32x4.sub(f32x4.splat(f32At(pi, t)), v128.load(ct + (<usize>(t * kPad + j0) << 2)));
       acc = f32x4.add(acc, f32x4.mul(diff, diff));
     }
-    label = better(f32x4.extract_lane(acc, 0), j0, best, label);
-    label = better(f32x4.extract_lane(acc, 1), j0 + 1, best, label);
-    label = better(f32x4.extract_lane(acc, 2), j0 + 2, best, label);
-    label = better(f32x4.extract_lane(acc, 3), j0 + 3, best, label);
+    // Lanes in order, strictly smaller wins: ties keep the lowest index; NaN never wins.
+    const s0 = f32x4.extract_lane(acc, 0);
+    if (s0 < best) {
+      best = s0;
+      label = j0;
+    }
+    const s1 = f32x4.extract_lane(acc, 1);
+    if (s1 < best) {
+      best = s1;
+      label = j0 + 1;
+    }
+    const s2 = f32x4.extract_lane(acc, 2);
+    if (s2 < best) {
+      best = s2;
+      label = j0 + 2;
+    }
+    const s3 = f32x4.extract_lane(acc, 3);
+    if (s3 < best) {
+      best = s3;
+      label = j0 + 3;
+    }
   }
+  nearestDistance = best;
   return label;
 }
 
 /** Labels and squared distances of the nearest centroid (transposed, see nearest), rows [r0, r1). */
 export function assign(p: usize, ct: usize, labels: usize, dist: usize, d: i32, kPad: i32, r0: i32, r1: i32): void {
   for (let i = r0; i < r1; i++) {
-    store<i32>(labels + (<usize>i << 2), nearest(p, ct, d, kPad, i, dist + (<usize>i << 2)));
+    store<i32>(labels + (<usize>i << 2), nearest(p, ct, d, kPad, i));
+    store<f32>(dist + (<usize>i << 2), nearestDistance);
   }
 }
 
 /**
- * One Lloyd pass over rows [r0, r1) (centroids transposed, see nearest): reassigns (labels in
- * place), adds each point into its
+ * One Lloyd pass over rows [r0, r1) (centroids transposed, see nearest): reassigns (the new
+ * labels apart from the previous ones, so that a task run again gives the same answer), adds each
+ * point into its
  * cluster's float64 sums and counts, and into stats [objective, changed] (float64), all of which
  * belong to this range alone (each worker has its own, added up by the host).
  */
 export function lloyd(
   p: usize,
   ct: usize,
+  previous: usize,
   labels: usize,
   sums: usize,
   counts: usize,
   stats: usize,
-  scratch: usize,
   d: i32,
   k: i32,
   kPad: i32,
@@ -135,11 +149,10 @@ export function lloyd(
   let objective: f64 = 0;
   let changed: f64 = 0;
   for (let i = r0; i < r1; i++) {
-    const label = nearest(p, ct, d, kPad, i, scratch);
-    objective += <f64>load<f32>(scratch);
-    const at = labels + (<usize>i << 2);
-    if (load<i32>(at) != label) changed += 1;
-    store<i32>(at, label);
+    const label = nearest(p, ct, d, kPad, i);
+    objective += <f64>nearestDistance;
+    if (i32At(previous, i) != label) changed += 1;
+    store<i32>(labels + (<usize>i << 2), label);
     addPoint(p, sums, counts, d, i, label);
   }
   store<f64>(stats, objective);

@@ -63,6 +63,15 @@ class Arena {
   }
 
   /**
+   * `bytes` on cache lines of their own (64-byte aligned and padded), for what one worker writes
+   * while others write beside it: shared lines would pass back and forth between the cores.
+   */
+  allocLines(bytes: number): number {
+    const at = this.alloc(Math.ceil(bytes / 64) * 64 + 64);
+    return Math.ceil(at / 64) * 64;
+  }
+
+  /**
    * The address of `data` as the call's resident matrix: where it already is if the last call's
    * was the same array (inputs are immutable by contract), else copied in. First thing in a call.
    */
@@ -235,13 +244,12 @@ export class WasmBackend implements Backend {
     return { sums, counts, stats };
   }
 
-  /** Per-worker float64 accumulators. */
+  /** Per-worker float64 accumulators, each on cache lines of its own. */
   private accumulators(arena: Arena, kd: number, k: number) {
     return Array.from({ length: this.pool.size }, () => ({
-      sums: arena.alloc(8 * kd),
-      counts: arena.alloc(8 * k),
-      stats: arena.alloc(16),
-      scratch: arena.alloc(16),
+      sums: arena.allocLines(8 * kd),
+      counts: arena.allocLines(8 * k),
+      stats: arena.allocLines(16),
     }));
   }
 
@@ -283,16 +291,16 @@ export class WasmBackend implements Backend {
       const k = centroids.rows;
       const ct = transposedCentroids(centroids);
       const p = arena.keep(points.data);
-      const [c, l] = [arena.put(ct.data), arena.put(labels, 'i32')];
+      const [c, previous, l] = [arena.put(ct.data), arena.put(labels, 'i32'), arena.alloc(4 * n)];
       const acc = this.accumulators(arena, k * d, k);
       const parts = await this.split(0, n, 'lloyd', (r0, r1, w) => [
         p,
         c,
+        previous,
         l,
         acc[w]!.sums,
         acc[w]!.counts,
         acc[w]!.stats,
-        acc[w]!.scratch,
         d,
         k,
         ct.kPad,
@@ -348,7 +356,7 @@ export class WasmBackend implements Backend {
       const lastBlock = readout.last ? times : -1;
       const meanBlock = readout.mean ? blocks - 1 : -1;
       const out = arena.alloc(4 * inputs.rows * width);
-      const scratch = Array.from({ length: this.pool.size }, () => arena.alloc(4 * 4 * r));
+      const scratch = Array.from({ length: this.pool.size }, () => arena.allocLines(4 * 4 * r));
       // biome-ignore format: the kernel's argument list, one line per group
       await this.split(0, inputs.rows, 'reservoir', (r0, r1, k) => [
         u, inputs.cols, run.inputDim, steps, run.sequence ? 1 : 0,
@@ -379,7 +387,7 @@ export class WasmBackend implements Backend {
       const [w, rowPtr, colIdx] = run.recurrent ? recurrentArgs(arena, run.recurrent) : [0, 0, 0];
       const readout = { counts: 0, rates: 1, 'first-spike': 2, trace: 3 }[run.readout];
       const out = arena.alloc(4 * inputs.rows * width);
-      const scratch = Array.from({ length: this.pool.size }, () => arena.alloc(4 * (5 * r + dim + 4)));
+      const scratch = Array.from({ length: this.pool.size }, () => arena.allocLines(4 * (5 * r + dim + 4)));
       // biome-ignore format: the kernel's argument list, one line per group
       await this.split(0, inputs.rows, 'spiking', (r0, r1, k) => [
         u, inputs.cols, dim, steps, run.sequence ? 1 : 0, run.encoding === 'rate' ? 1 : 0,
