@@ -257,7 +257,14 @@ export function reservoir(
   const mean = scratch + (<usize>(3 * r) << 2);
   const bytes = <usize>r << 2;
   const keep: f32 = 1 - leak;
-  for (let s = r0; s < r1; s++) {
+  // Four samples at a time (see reservoirBlock), the rest one by one; the same sums in the same
+  // order either way.
+  let first = r0;
+  for (; first + 4 <= r1; first += 4) {
+    reservoirBlock(u, inCols, dim, steps, sequence, wIn, bias, r, w, rowPtr, colIdx, leak, washout,
+      blockStart, blockIds, lastBlock, meanBlock, out, width, scratch + (<usize>(4 * r) << 2), first);
+  }
+  for (let s = first; s < r1; s++) {
     memory.fill(x, 0, bytes);
     memory.fill(mean, 0, bytes);
     const row = u + (<usize>(s * inCols) << 2);
@@ -282,6 +289,152 @@ export function reservoir(
       const at = outRow + (<usize>(meanBlock * r) << 2);
       for (let j = 0; j < r; j++) store<f32>(at + (<usize>j << 2), f32At(mean, j) * scale);
     }
+  }
+}
+
+/** Lane q of v. */
+function lane(v: v128, q: i32): f32 {
+  if (q == 0) return f32x4.extract_lane(v, 0);
+  if (q == 1) return f32x4.extract_lane(v, 1);
+  if (q == 2) return f32x4.extract_lane(v, 2);
+  return f32x4.extract_lane(v, 3);
+}
+
+/** Writes the four lanes of each of r vectors at `src` as four rows of out (stride `width`). */
+function scatterRows(src: usize, r: i32, out: usize, width: i32, column: i32): void {
+  for (let j = 0; j < r; j++) {
+    const v = v128.load(src + (<usize>j << 4));
+    for (let q = 0; q < 4; q++) store<f32>(out + (<usize>(q * width + column + j) << 2), lane(v, q));
+  }
+}
+
+/**
+ * The reservoir for samples s..s+3 at once, the state kept interleaved (one f32x4 per unit: the
+ * four samples' values), so that each recurrent weight is loaded once for four samples and, for
+ * dense W, eight units' sums stay in registers over the whole row loop. `scratch`: 4 r f32x4 +
+ * r floats.
+ */
+function reservoirBlock(
+  u: usize,
+  inCols: i32,
+  dim: i32,
+  steps: i32,
+  sequence: i32,
+  wIn: usize,
+  bias: usize,
+  r: i32,
+  w: usize,
+  rowPtr: usize,
+  colIdx: usize,
+  leak: f32,
+  washout: i32,
+  blockStart: usize,
+  blockIds: usize,
+  lastBlock: i32,
+  meanBlock: i32,
+  out: usize,
+  width: i32,
+  scratch: usize,
+  s: i32,
+): void {
+  const vbytes = <usize>r << 4;
+  const x = scratch;
+  const pre = x + vbytes;
+  const drive = pre + vbytes;
+  const mean = drive + vbytes;
+  const row = mean + vbytes; // r floats: one sample's drive
+  memory.fill(x, 0, vbytes);
+  memory.fill(mean, 0, vbytes);
+  const vKeep = f32x4.splat(1 - leak);
+  const vLeak = f32x4.splat(leak);
+  const outRows = out + (<usize>(s * width) << 2);
+  for (let t = 0; t < steps; t++) {
+    if (sequence || t == 0) {
+      for (let q = 0; q < 4; q++) {
+        const at = u + (<usize>((s + q) * inCols + (sequence ? t * dim : 0)) << 2);
+        project(at, dim, wIn, bias, r, row);
+        for (let j = 0; j < r; j++) store<f32>(drive + (<usize>(j * 4 + q) << 2), f32At(row, j));
+      }
+    }
+    memory.copy(pre, drive, vbytes);
+    if (!rowPtr) {
+      let j0 = 0;
+      for (; j0 + 8 <= r; j0 += 8) {
+        const p0 = pre + (<usize>j0 << 4);
+        let a0 = v128.load(p0);
+        let a1 = v128.load(p0, 16);
+        let a2 = v128.load(p0, 32);
+        let a3 = v128.load(p0, 48);
+        let a4 = v128.load(p0, 64);
+        let a5 = v128.load(p0, 80);
+        let a6 = v128.load(p0, 96);
+        let a7 = v128.load(p0, 112);
+        for (let i = 0; i < r; i++) {
+          const xi = v128.load(x + (<usize>i << 4));
+          const wi = w + (<usize>(i * r + j0) << 2);
+          a0 = f32x4.add(a0, f32x4.mul(xi, v128.load32_splat(wi)));
+          a1 = f32x4.add(a1, f32x4.mul(xi, v128.load32_splat(wi, 4)));
+          a2 = f32x4.add(a2, f32x4.mul(xi, v128.load32_splat(wi, 8)));
+          a3 = f32x4.add(a3, f32x4.mul(xi, v128.load32_splat(wi, 12)));
+          a4 = f32x4.add(a4, f32x4.mul(xi, v128.load32_splat(wi, 16)));
+          a5 = f32x4.add(a5, f32x4.mul(xi, v128.load32_splat(wi, 20)));
+          a6 = f32x4.add(a6, f32x4.mul(xi, v128.load32_splat(wi, 24)));
+          a7 = f32x4.add(a7, f32x4.mul(xi, v128.load32_splat(wi, 28)));
+        }
+        v128.store(p0, a0);
+        v128.store(p0, a1, 16);
+        v128.store(p0, a2, 32);
+        v128.store(p0, a3, 48);
+        v128.store(p0, a4, 64);
+        v128.store(p0, a5, 80);
+        v128.store(p0, a6, 96);
+        v128.store(p0, a7, 112);
+      }
+      for (; j0 < r; j0++) {
+        const pj = pre + (<usize>j0 << 4);
+        let a = v128.load(pj);
+        for (let i = 0; i < r; i++) {
+          a = f32x4.add(a, f32x4.mul(v128.load(x + (<usize>i << 4)), v128.load32_splat(w + (<usize>(i * r + j0) << 2))));
+        }
+        v128.store(pj, a);
+      }
+    } else {
+      for (let i = 0; i < r; i++) {
+        const xi = v128.load(x + (<usize>i << 4));
+        for (let q = i32At(rowPtr, i); q < i32At(rowPtr, i + 1); q++) {
+          const at = pre + (<usize>i32At(colIdx, q) << 4);
+          v128.store(at, f32x4.add(v128.load(at), f32x4.mul(xi, v128.load32_splat(w + (<usize>q << 2)))));
+        }
+      }
+    }
+    for (let j = 0; j < r; j++) {
+      const jj = <usize>j << 4;
+      const p = v128.load(pre + jj);
+      const th = f32x4.replace_lane(
+        f32x4.replace_lane(
+          f32x4.replace_lane(f32x4.splat(Mathf.tanh(f32x4.extract_lane(p, 0))), 1, Mathf.tanh(f32x4.extract_lane(p, 1))),
+          2,
+          Mathf.tanh(f32x4.extract_lane(p, 2)),
+        ),
+        3,
+        Mathf.tanh(f32x4.extract_lane(p, 3)),
+      );
+      const v = f32x4.add(f32x4.mul(vKeep, v128.load(x + jj)), f32x4.mul(vLeak, th));
+      v128.store(x + jj, v);
+      if (t >= washout) v128.store(mean + jj, f32x4.add(v128.load(mean + jj), v));
+    }
+    for (let b = i32At(blockStart, t); b < i32At(blockStart, t + 1); b++) {
+      scatterRows(x, r, outRows, width, i32At(blockIds, b) * r);
+    }
+  }
+  if (lastBlock >= 0) scatterRows(x, r, outRows, width, lastBlock * r);
+  if (meanBlock >= 0) {
+    const scale = f32x4.splat(1 / <f32>(steps - washout));
+    for (let j = 0; j < r; j++) {
+      const jj = <usize>j << 4;
+      v128.store(mean + jj, f32x4.mul(v128.load(mean + jj), scale));
+    }
+    scatterRows(mean, r, outRows, width, meanBlock * r);
   }
 }
 

@@ -356,7 +356,11 @@ export class WasmBackend implements Backend {
       const lastBlock = readout.last ? times : -1;
       const meanBlock = readout.mean ? blocks - 1 : -1;
       const out = arena.alloc(4 * inputs.rows * width);
-      const scratch = Array.from({ length: this.pool.size }, () => arena.allocLines(4 * 4 * r));
+      // Per worker: four state vectors of one sample, then (for blocks of four samples) four r-wide
+      // f32x4 arrays and one row.
+      const scratch = Array.from({ length: this.pool.size }, () =>
+        arena.allocLines(4 * (4 * r) + 16 * 4 * r + 4 * r),
+      );
       // biome-ignore format: the kernel's argument list, one line per group
       await this.split(0, inputs.rows, 'reservoir', (r0, r1, k) => [
         u, inputs.cols, run.inputDim, steps, run.sequence ? 1 : 0,
