@@ -41,6 +41,8 @@ export interface BenchResult {
   readonly endToEnd?: number;
   /** On the WASM backend: the best time with one worker thread and with all of them. */
   readonly threads?: Record<string, number>;
+  /** On the WASM backend: the 128-bit SIMD roofline measured in the same run, and our share of it. */
+  readonly roofline?: { readonly gflops: number; readonly share: number };
   readonly reps: number;
   readonly reference?: ReferenceRun;
   /** Our seconds over the reference's: below 1 is faster. */
@@ -140,6 +142,8 @@ export async function runBench(o: BenchOptions, registry: BackendRegistry): Prom
       seconds = Math.min(seconds, await backend.timeKernels(() => prepared.run()));
   }
   const threads = backend.name === 'wasm' ? await threadTimes(o, backend as WasmBackend, seconds) : undefined;
+  const peak = backend.name === 'wasm' ? await (backend as WasmBackend).roofline() : undefined;
+  const gflops = prepared.flops / seconds / 1e9;
   const result: BenchResult = {
     workload: o.workload,
     impl: 'neurocluster',
@@ -151,6 +155,9 @@ export async function runBench(o: BenchOptions, registry: BackendRegistry): Prom
     gflops: Number((prepared.flops / seconds / 1e9).toFixed(3)),
     ...(seconds !== endToEnd ? { endToEnd: Number(endToEnd.toFixed(6)) } : {}),
     ...(threads ? { threads } : {}),
+    ...(peak
+      ? { roofline: { gflops: Number(peak.toFixed(2)), share: Number((gflops / peak).toFixed(3)) } }
+      : {}),
     reps: o.reps,
   };
   if (!o.compare) return result;

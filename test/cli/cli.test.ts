@@ -447,6 +447,9 @@ describe('neurocluster bench', () => {
     });
     expect(out.seconds).toBeGreaterThan(0);
     expect(out.gflops).toBeGreaterThan(0);
+    // WASM: one thread beside all of them, and the SIMD roofline measured in the same run.
+    expect(Object.keys(out.threads)).toContain('1');
+    expect(out.roofline.gflops).toBeGreaterThan(out.gflops * out.roofline.share * 0.99);
   });
 
   it.each([

@@ -403,6 +403,24 @@ export class WasmBackend implements Backend {
     });
   }
 
+  /**
+   * The 128-bit SIMD roofline of this machine, GFLOP/s: every worker at once runs multiplies and
+   * adds on independent registers, no memory traffic (kernels/wasm `peak`); the best of `reps`.
+   */
+  roofline(reps = 3, rounds = 20_000_000): Promise<number> {
+    return this.exclusive(async (arena) => {
+      const outs = Array.from({ length: this.pool.size }, () => arena.allocLines(4));
+      let best = 0;
+      for (let rep = 0; rep < reps; rep++) {
+        const t0 = performance.now();
+        await this.pool.all(outs.map((out) => ({ fn: 'peak', args: [rounds, out] })));
+        const seconds = (performance.now() - t0) / 1000;
+        best = Math.max(best, (this.pool.size * rounds * 64) / seconds / 1e9);
+      }
+      return best;
+    });
+  }
+
   async dispose(): Promise<void> {
     await this.queue;
     await this.pool.close();
