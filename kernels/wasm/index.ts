@@ -196,12 +196,21 @@ export function lloyd(
   store<f64>(stats + 8, changed);
 }
 
+/** Adds point i into its cluster's float64 sums (two lanes at a time) and count. */
 function addPoint(p: usize, sums: usize, counts: usize, d: i32, i: i32, label: i32): void {
   const cnt = counts + (<usize>label << 3);
   store<f64>(cnt, load<f64>(cnt) + 1);
   const row = sums + (<usize>(label * d) << 3);
   const pi = p + (<usize>(i * d) << 2);
-  for (let t = 0; t < d; t++) {
+  let t = 0;
+  for (; t + 4 <= d; t += 4) {
+    const v = v128.load(pi + (<usize>t << 2));
+    const high = i8x16.shuffle(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
+    const at = row + (<usize>t << 3);
+    v128.store(at, f64x2.add(v128.load(at), f64x2.promote_low_f32x4(v)));
+    v128.store(at, f64x2.add(v128.load(at, 16), f64x2.promote_low_f32x4(high)), 16);
+  }
+  for (; t < d; t++) {
     const at = row + (<usize>t << 3);
     store<f64>(at, load<f64>(at) + <f64>f32At(pi, t));
   }
