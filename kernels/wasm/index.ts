@@ -271,7 +271,7 @@ function recurrent(x: usize, w: usize, rowPtr: usize, colIdx: usize, r: i32, out
  * Leaky tanh reservoir, samples [r0, r1): x <- (1 - leak) x + leak tanh(u_t W_in + bias + x W).
  * `steps` per sample; readout blocks per step from `blockStart` (steps + 1 offsets into
  * `blockIds`), then the last state into `lastBlock` and the mean from `washout` on into
- * `meanBlock` (-1: none). `scratch` holds 4 r floats for this worker.
+ * `meanBlock` (-1: none). `scratch`: 4 r floats for one sample, then what reservoirBlock needs.
  */
 export function reservoir(
   u: usize,

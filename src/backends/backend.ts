@@ -78,6 +78,15 @@ export function readoutBlocks(readout: StateReadout): number {
   return (readout.times?.length ?? 0) + (readout.last ? 1 : 0) + (readout.mean ? 1 : 0);
 }
 
+/** Checks that there is one label per point, each in [0, k), before a kernel trusts them as indices. */
+export function checkLabels(labels: Int32Array, n: number, k: number, what: string): void {
+  if (labels.length !== n) throw new RangeError(`${what}: ${labels.length} labels for ${n} rows`);
+  for (let i = 0; i < n; i++) {
+    const j = labels[i]!;
+    if (!(j >= 0 && j < k)) throw new RangeError(`${what}: label ${j} of row ${i} outside [0, ${k})`);
+  }
+}
+
 /** Checks a drive's shape against its input weights; every backend runs it before dispatch. */
 export function checkDrive(run: Drive, inputWeights: Matrix): void {
   const width = run.sequence ? run.steps * run.inputDim : run.inputDim;

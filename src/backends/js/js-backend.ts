@@ -4,16 +4,17 @@
  * Straightforward loops, float64 accumulation throughout. Its expected values in the conformance
  * suite come from NumPy, never from itself.
  */
-import type {
-  Assignment,
-  Backend,
-  BackendFactory,
-  ClusterSums,
-  Floats,
-  LloydStep,
-  Matrix,
-  ReservoirRun,
-  SpikingRun,
+import {
+  type Assignment,
+  type Backend,
+  type BackendFactory,
+  type ClusterSums,
+  checkLabels,
+  type Floats,
+  type LloydStep,
+  type Matrix,
+  type ReservoirRun,
+  type SpikingRun,
 } from '../backend.js';
 import { reservoirRun, spikingRun } from './dynamics.js';
 
@@ -111,12 +112,12 @@ export class JsBackend implements Backend {
   }
 
   async kmeansReduce(points: Matrix, labels: Int32Array, k: number): Promise<ClusterSums> {
+    checkLabels(labels, points.rows, k, 'kmeansReduce');
     const d = points.cols;
     const sums = new Float64Array(k * d);
     const counts = new Float64Array(k);
     for (let i = 0; i < points.rows; i++) {
       const j = labels[i]!;
-      if (j < 0 || j >= k) throw new RangeError(`kmeansReduce: label ${j} of row ${i} outside [0, ${k})`);
       counts[j]!++;
       const off = i * d;
       const soff = j * d;
@@ -148,6 +149,7 @@ export class JsBackend implements Backend {
     rowStart: number,
     rowEnd: number,
   ): Promise<Float64Array> {
+    checkLabels(labels, points.rows, k, 'clusterDistanceSums');
     const d = points.cols;
     const n = points.rows;
     const p = points.data;

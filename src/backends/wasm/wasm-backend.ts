@@ -15,6 +15,7 @@ import {
   type BackendFactory,
   type ClusterSums,
   checkDrive,
+  checkLabels,
   checkReadout,
   type Floats,
   type LloydStep,
@@ -254,9 +255,7 @@ export class WasmBackend implements Backend {
   }
 
   kmeansReduce(points: Matrix, labels: Int32Array, k: number): Promise<ClusterSums> {
-    labels.forEach((j, i) => {
-      if (j < 0 || j >= k) throw new RangeError(`kmeansReduce: label ${j} of row ${i} outside [0, ${k})`);
-    });
+    checkLabels(labels, points.rows, k, 'kmeansReduce');
     return this.exclusive(async (arena) => {
       const d = points.cols;
       const p = arena.keep(points.data);
@@ -320,10 +319,7 @@ export class WasmBackend implements Backend {
     rowStart: number,
     rowEnd: number,
   ): Promise<Float64Array> {
-    labels.forEach((j, i) => {
-      if (j < 0 || j >= k)
-        throw new RangeError(`clusterDistanceSums: label ${j} of row ${i} outside [0, ${k})`);
-    });
+    checkLabels(labels, points.rows, k, 'clusterDistanceSums');
     return this.exclusive(async (arena) => {
       const { rows: n, cols: d } = points;
       const p = arena.keep(points.data);

@@ -15,6 +15,7 @@ import {
   type BackendFactory,
   type ClusterSums,
   checkDrive,
+  checkLabels,
   checkReadout,
   type Floats,
   type LloydStep,
@@ -596,10 +597,7 @@ export class WebGpuBackend implements Backend {
   }
 
   async kmeansReduce(points: Matrix, labels: Int32Array, k: number): Promise<ClusterSums> {
-    if (labels.length !== points.rows) throw new RangeError('kmeansReduce: one label per row is needed');
-    labels.forEach((j, i) => {
-      if (j < 0 || j >= k) throw new RangeError(`kmeansReduce: label ${j} of row ${i} outside [0, ${k})`);
-    });
+    checkLabels(labels, points.rows, k, 'kmeansReduce');
     this.checkK(points, { rows: k, cols: points.cols, data: new Float64Array(0) }, 'kmeansReduce');
     const lBuf = this.upload(labels, STORAGE_IN, 'labels');
     try {
@@ -724,13 +722,9 @@ export class WebGpuBackend implements Backend {
     const { rows: n, cols: d } = points;
     const kernel = await this.begin('clusterSums');
     // k + 1 offsets, then the point indices ordered by cluster (a counting sort).
+    checkLabels(labels, n, k, 'clusterDistanceSums');
     const index = new Uint32Array(k + 1 + n);
-    for (let i = 0; i < n; i++) {
-      const j = labels[i]!;
-      if (j < 0 || j >= k)
-        throw new RangeError(`clusterDistanceSums: label ${j} of row ${i} outside [0, ${k})`);
-      index[j + 1]!++;
-    }
+    for (let i = 0; i < n; i++) index[labels[i]! + 1]!++;
     for (let j = 0; j < k; j++) index[j + 1]! += index[j]!;
     const fill = index.slice(0, k);
     for (let i = 0; i < n; i++) index[k + 1 + fill[labels[i]!]!++] = i;
