@@ -205,6 +205,7 @@ export function selectionContext(engine: EngineConfig, problemSize: number): Sel
     problemSize,
     smallProblemSize: engine.smallProblemSize,
     options: {
+      wasm: { threads: engine.wasm.threads },
       webgpu: {
         adapter: webgpu.adapter,
         allowSoftware: webgpu.allowSoftware,

@@ -18,6 +18,7 @@ describe('configuration schema', () => {
       silhouetteExactMaxSamples: 10_000,
       smallProblemSize: 20_000,
       webgpu: {},
+      wasm: {},
     });
     // The original system's encoder defaults.
     expect(c.encoders.esn).toMatchObject({ units: 100, spectralRadius: 0.95, leak: 0.3 });

@@ -237,6 +237,7 @@ export interface BackendFactory {
 
 /** Settings of the backends that have any, handed to their factories. */
 export interface BackendOptions {
+  readonly wasm?: { readonly threads?: number | undefined };
   readonly webgpu?: {
     readonly adapter?: string | undefined;
     readonly allowSoftware?: boolean | undefined;

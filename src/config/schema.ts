@@ -44,6 +44,16 @@ export const webgpuSchema = z.strictObject({
     ),
 });
 
+/** The WASM backend's worker pool. */
+export const wasmSchema = z.strictObject({
+  threads: z
+    .int()
+    .min(1)
+    .max(256)
+    .optional()
+    .describe('worker threads of the WASM backend (NEUROCLUSTER_WASM_THREADS); default: one per core'),
+});
+
 export const engineSchema = z.strictObject({
   method: z
     .enum(METHODS)
@@ -67,6 +77,7 @@ export const engineSchema = z.strictObject({
       'under auto, inputs of fewer values (rows x columns) run on the plain js backend; 0 turns this off',
     ),
   webgpu: webgpuSchema.default({}),
+  wasm: wasmSchema.default({}),
 });
 
 const positive = () => z.number().positive();

@@ -65,8 +65,9 @@ describe('WASM backend', () => {
     }
   });
 
-  it('takes its thread count from NEUROCLUSTER_WASM_THREADS, else one per core', () => {
+  it('takes its thread count from engine.wasm.threads, else NEUROCLUSTER_WASM_THREADS, else one per core', () => {
     expect(wasmThreads({ NEUROCLUSTER_WASM_THREADS: '3' })).toBe(3);
+    expect(wasmThreads({ NEUROCLUSTER_WASM_THREADS: '3' }, 2)).toBe(2);
     expect(wasmThreads({})).toBeGreaterThanOrEqual(1);
   });
 });

@@ -423,8 +423,9 @@ export class WasmBackend implements Backend {
   }
 }
 
-/** Worker threads: NEUROCLUSTER_WASM_THREADS, else one per core. */
-export function wasmThreads(env = process.env): number {
+/** Worker threads: as configured, else NEUROCLUSTER_WASM_THREADS, else one per core. */
+export function wasmThreads(env = process.env, configured?: number): number {
+  if (configured !== undefined) return configured;
   const given = Number(env.NEUROCLUSTER_WASM_THREADS);
   return Number.isInteger(given) && given >= 1 ? given : availableParallelism();
 }
@@ -433,5 +434,5 @@ export const wasmBackendFactory: BackendFactory = {
   name: 'wasm',
   priority: 10,
   smallProblems: false,
-  create: async () => new WasmBackend(wasmThreads()),
+  create: async ({ options }) => new WasmBackend(wasmThreads(process.env, options?.wasm?.threads)),
 };
