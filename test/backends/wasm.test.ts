@@ -65,6 +65,22 @@ describe('WASM backend', () => {
     }
   });
 
+  it('replaces a worker that dies mid-task and runs the task again on the new one', async () => {
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: 16, shared: true });
+    const pool = new WorkerPool(new WebAssembly.Module(Buffer.from(WASM_KERNELS, 'base64')), memory, 1);
+    try {
+      // Fault injection: reach the worker and kill it while its task runs.
+      const slot = (pool as unknown as { slots: { worker: { terminate(): Promise<number> } }[] }).slots[0]!;
+      const dying = slot.worker;
+      const done = pool.all([{ fn: 'peak', args: [50_000_000, 2048] }]);
+      await dying.terminate();
+      await done;
+      expect(slot.worker).not.toBe(dying);
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('takes its thread count from engine.wasm.threads, else NEUROCLUSTER_WASM_THREADS, else one per core', () => {
     expect(wasmThreads({ NEUROCLUSTER_WASM_THREADS: '3' })).toBe(3);
     expect(wasmThreads({ NEUROCLUSTER_WASM_THREADS: '3' }, 2)).toBe(2);
