@@ -292,21 +292,35 @@ export class WebGpuBackend implements Backend {
     return this.copies.get(data) ?? this.copies.put(data, this.upload(f32(data), STORAGE_IN, label));
   }
 
-  /** Records work into one command buffer and submits it, reading nothing back. */
+  /** One command buffer: `before` (clears), the compute pass `record` fills, then `after` (copies). */
+  private commands(
+    what: string,
+    record?: (pass: GPUComputePassEncoder, encoder: GPUCommandEncoder) => void,
+    before?: (encoder: GPUCommandEncoder) => void,
+    after?: (encoder: GPUCommandEncoder) => void,
+  ): GPUCommandBuffer {
+    const encoder = this.gpu.createCommandEncoder({ label: what });
+    before?.(encoder);
+    if (record) {
+      const pass = encoder.beginComputePass({ label: what });
+      record(pass, encoder);
+      pass.end();
+    }
+    after?.(encoder);
+    return encoder.finish();
+  }
+
+  /** Records work into one command buffer and submits it; `after` may add copies behind the pass. */
   private async submit(
     what: string,
     record: (pass: GPUComputePassEncoder, encoder: GPUCommandEncoder) => void,
     before?: (encoder: GPUCommandEncoder) => void,
+    after?: (encoder: GPUCommandEncoder) => void,
   ): Promise<void> {
     this.check();
     await this.timed(() =>
       guarded(this.gpu, what, () => {
-        const encoder = this.gpu.createCommandEncoder({ label: what });
-        before?.(encoder);
-        const pass = encoder.beginComputePass({ label: what });
-        record(pass, encoder);
-        pass.end();
-        this.gpu.queue.submit([encoder.finish()]);
+        this.gpu.queue.submit([this.commands(what, record, before, after)]);
         this.counters.submits++;
       }),
     );
@@ -323,7 +337,6 @@ export class WebGpuBackend implements Backend {
     reads: readonly { buffer: GPUBuffer; bytes: number; offset?: number }[],
     before?: (encoder: GPUCommandEncoder) => void,
   ): Promise<ArrayBuffer[]> {
-    this.check();
     const total = reads.reduce((s, r) => s + Math.ceil(r.bytes / 4) * 4, 0);
     const staging = this.pool.acquire(Math.max(4, total), READBACK, `${what} readback`);
     const copy = (encoder: GPUCommandEncoder) => {
@@ -336,22 +349,11 @@ export class WebGpuBackend implements Backend {
     try {
       if (this.kernelTimer) {
         await this.submit(what, record, before);
-        await guarded(this.gpu, what, () => {
-          const encoder = this.gpu.createCommandEncoder({ label: `${what} readback` });
-          copy(encoder);
-          this.gpu.queue.submit([encoder.finish()]);
-        });
+        await guarded(this.gpu, what, () =>
+          this.gpu.queue.submit([this.commands(`${what} readback`, undefined, undefined, copy)]),
+        );
       } else {
-        await guarded(this.gpu, what, () => {
-          const encoder = this.gpu.createCommandEncoder({ label: what });
-          before?.(encoder);
-          const pass = encoder.beginComputePass({ label: what });
-          record(pass, encoder);
-          pass.end();
-          copy(encoder);
-          this.gpu.queue.submit([encoder.finish()]);
-          this.counters.submits++;
-        });
+        await this.submit(what, record, before, copy);
       }
       this.counters.readbacks++;
       try {
@@ -527,9 +529,13 @@ export class WebGpuBackend implements Backend {
   private checkK(points: Matrix, centroids: Matrix, what: string): void {
     if (points.cols !== centroids.cols)
       throw new RangeError(`${what}: widths differ (${points.cols} vs ${centroids.cols})`);
-    if (centroids.rows > KMEANS_MAX_K) {
+    this.checkClusterCount(centroids.rows, what);
+  }
+
+  private checkClusterCount(k: number, what: string): void {
+    if (k > KMEANS_MAX_K) {
       throw new BackendError(
-        `${what}: k = ${centroids.rows} is more than the WebGPU kernel's ${KMEANS_MAX_K} clusters`,
+        `${what}: k = ${k} is more than the WebGPU kernel's ${KMEANS_MAX_K} clusters`,
         'NEUROCLUSTER_ERR_KERNEL',
       );
     }
@@ -598,7 +604,7 @@ export class WebGpuBackend implements Backend {
 
   async kmeansReduce(points: Matrix, labels: Int32Array, k: number): Promise<ClusterSums> {
     checkLabels(labels, points.rows, k, 'kmeansReduce');
-    this.checkK(points, { rows: k, cols: points.cols, data: new Float64Array(0) }, 'kmeansReduce');
+    this.checkClusterCount(k, 'kmeansReduce');
     const lBuf = this.upload(labels, STORAGE_IN, 'labels');
     try {
       const { sums, counts } = await this.reduceOnDevice('kmeansReduce', 'reduce', points, k, lBuf);
