@@ -81,6 +81,28 @@ describe('WASM backend', () => {
     }
   });
 
+  it('computes the reservoir tanh to float32 accuracy: within 2e-7 relative of Math.tanh over [-12, 12]', async () => {
+    // One step, leak 1, W_in 1, no bias or recurrence: the state is tanh of the input.
+    const n = 20_001;
+    const u = Float64Array.from({ length: n }, (_, i) => Math.fround(-12 + (24 * i) / (n - 1)));
+    const out = await wasm.reservoirRun({
+      inputs: { rows: n, cols: 1, data: u },
+      inputDim: 1,
+      steps: 1,
+      sequence: false,
+      inputWeights: { rows: 1, cols: 1, data: Float64Array.from([1]) },
+      recurrent: { kind: 'dense', matrix: { rows: 1, cols: 1, data: Float64Array.from([0]) } },
+      leak: 1,
+      readout: { last: true },
+    });
+    let worst = 0;
+    for (let i = 0; i < n; i++) {
+      const want = Math.tanh(u[i]!);
+      worst = Math.max(worst, Math.abs(out.data[i]! - want) / Math.max(Math.abs(want), 1e-30));
+    }
+    expect(worst).toBeLessThan(2e-7);
+  });
+
   it('takes its thread count from engine.wasm.threads, else NEUROCLUSTER_WASM_THREADS, else one per core', () => {
     expect(wasmThreads({ NEUROCLUSTER_WASM_THREADS: '3' })).toBe(3);
     expect(wasmThreads({ NEUROCLUSTER_WASM_THREADS: '3' }, 2)).toBe(2);
