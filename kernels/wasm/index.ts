@@ -111,45 +111,78 @@ export function pairwise(a: usize, b: usize, out: usize, d: i32, n: i32, squared
 /** The squared distance of the last nearest() call (a wasm global: each worker has its own). */
 let nearestDistance: f32 = 0;
 
+/** Lanes of `acc` (centroids j0..j0+3) against the best so far: strictly smaller wins, in order. */
+function pickLanes(acc: v128, j0: i32): void {
+  const s0 = f32x4.extract_lane(acc, 0);
+  if (s0 < nearestDistance) {
+    nearestDistance = s0;
+    nearestLabel = j0;
+  }
+  const s1 = f32x4.extract_lane(acc, 1);
+  if (s1 < nearestDistance) {
+    nearestDistance = s1;
+    nearestLabel = j0 + 1;
+  }
+  const s2 = f32x4.extract_lane(acc, 2);
+  if (s2 < nearestDistance) {
+    nearestDistance = s2;
+    nearestLabel = j0 + 2;
+  }
+  const s3 = f32x4.extract_lane(acc, 3);
+  if (s3 < nearestDistance) {
+    nearestDistance = s3;
+    nearestLabel = j0 + 3;
+  }
+}
+
+let nearestLabel: i32 = 0;
+
 /**
  * Nearest centroid of point i, ties to the lowest index; its squared distance in
  * `nearestDistance`. The centroids come transposed (d x kPad, kPad a multiple of 4, padding lanes
  * NaN so they never win), so one SIMD lane holds one centroid and four distances grow at once.
+ * Sixteen centroids go together, in four independent sums: one sum's chain of dependent adds
+ * would leave the adders idle most of the time (a profile of the one-chain loop ran at the add
+ * latency). Each lane's sum is the same, in the same order, however the centroids are grouped.
  */
 function nearest(p: usize, ct: usize, d: i32, kPad: i32, i: i32): i32 {
   const pi = p + (<usize>(i * d) << 2);
-  let label = 0;
-  let best = f32.MAX_VALUE;
-  for (let j0 = 0; j0 < kPad; j0 += 4) {
+  nearestLabel = 0;
+  nearestDistance = f32.MAX_VALUE;
+  const row = <usize>kPad << 2;
+  let j0 = 0;
+  for (; j0 + 16 <= kPad; j0 += 16) {
+    let a0 = f32x4.splat(0);
+    let a1 = f32x4.splat(0);
+    let a2 = f32x4.splat(0);
+    let a3 = f32x4.splat(0);
+    let c = ct + (<usize>j0 << 2);
+    for (let t = 0; t < d; t++) {
+      const x = v128.load32_splat(pi + (<usize>t << 2));
+      const e0 = f32x4.sub(x, v128.load(c));
+      const e1 = f32x4.sub(x, v128.load(c, 16));
+      const e2 = f32x4.sub(x, v128.load(c, 32));
+      const e3 = f32x4.sub(x, v128.load(c, 48));
+      a0 = f32x4.add(a0, f32x4.mul(e0, e0));
+      a1 = f32x4.add(a1, f32x4.mul(e1, e1));
+      a2 = f32x4.add(a2, f32x4.mul(e2, e2));
+      a3 = f32x4.add(a3, f32x4.mul(e3, e3));
+      c += row;
+    }
+    pickLanes(a0, j0);
+    pickLanes(a1, j0 + 4);
+    pickLanes(a2, j0 + 8);
+    pickLanes(a3, j0 + 12);
+  }
+  for (; j0 < kPad; j0 += 4) {
     let acc = f32x4.splat(0);
     for (let t = 0; t < d; t++) {
-      const diff = f32x4.sub(f32x4.splat(f32At(pi, t)), v128.load(ct + (<usize>(t * kPad + j0) << 2)));
+      const diff = f32x4.sub(v128.load32_splat(pi + (<usize>t << 2)), v128.load(ct + (<usize>(t * kPad + j0) << 2)));
       acc = f32x4.add(acc, f32x4.mul(diff, diff));
     }
-    // Lanes in order, strictly smaller wins: ties keep the lowest index; NaN never wins.
-    const s0 = f32x4.extract_lane(acc, 0);
-    if (s0 < best) {
-      best = s0;
-      label = j0;
-    }
-    const s1 = f32x4.extract_lane(acc, 1);
-    if (s1 < best) {
-      best = s1;
-      label = j0 + 1;
-    }
-    const s2 = f32x4.extract_lane(acc, 2);
-    if (s2 < best) {
-      best = s2;
-      label = j0 + 2;
-    }
-    const s3 = f32x4.extract_lane(acc, 3);
-    if (s3 < best) {
-      best = s3;
-      label = j0 + 3;
-    }
+    pickLanes(acc, j0);
   }
-  nearestDistance = best;
-  return label;
+  return nearestLabel;
 }
 
 /** Labels and squared distances of the nearest centroid (transposed, see nearest), rows [r0, r1). */

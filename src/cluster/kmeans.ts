@@ -371,7 +371,8 @@ export async function* kmeansSteps(
 ): AsyncGenerator<KMeansProgress, KMeansFit> {
   validateK(options.k, points.rows);
   const rng = new Random(options.seed);
-  const tolAbs = options.tol * meanVariance(points);
+  // tol 0 (run every iteration) needs no variance: skip a pass over the data.
+  const tolAbs = options.tol === 0 ? 0 : options.tol * meanVariance(points);
   if (resolveAlgorithm(options, points.rows) === 'minibatch') {
     return yield* miniBatch(backend, points, options, tolAbs, rng, signal);
   }

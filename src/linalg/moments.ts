@@ -10,20 +10,22 @@ export function columnMoments(
   order?: Int32Array,
 ): { means: Float64Array; variances: Float64Array } {
   const { rows: n, cols: d, data } = m;
-  const rows = order ?? Int32Array.from({ length: n }, (_, i) => i);
   const means = new Float64Array(d);
   const variances = new Float64Array(d);
-  for (let j = 0; j < d; j++) {
-    let mean = 0;
-    for (const i of rows) mean += data[i * d + j]!;
-    mean /= n;
-    let ss = 0;
-    for (const i of rows) {
-      const dv = data[i * d + j]! - mean;
-      ss += dv * dv;
-    }
-    means[j] = mean;
-    variances[j] = ss / n;
+  // Row by row, every column at once: a column at a time would stride through the whole matrix
+  // once per column. Each column's sum still runs over the rows in order.
+  for (let q = 0; q < n; q++) {
+    const at = (order ? order[q]! : q) * d;
+    for (let j = 0; j < d; j++) means[j]! += data[at + j]!;
   }
+  for (let j = 0; j < d; j++) means[j]! /= n;
+  for (let q = 0; q < n; q++) {
+    const at = (order ? order[q]! : q) * d;
+    for (let j = 0; j < d; j++) {
+      const dv = data[at + j]! - means[j]!;
+      variances[j]! += dv * dv;
+    }
+  }
+  for (let j = 0; j < d; j++) variances[j]! /= n;
   return { means, variances };
 }

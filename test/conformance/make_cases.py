@@ -84,6 +84,18 @@ for (n, d, k) in [(1, 1, 1), (50, 2, 3), (300, 8, 7), (257, 5, 16)]:
                   "inputs": {"points": mat(x), "labels": lab.tolist()},
                   "expected": {"out": expected.ravel().tolist()}, "tolerance": TOL, "tolerance32": TOL32})
 
+# Assignment across more than one group of sixteen centroids (the WASM kernel's unit) plus a rest,
+# with a centroid repeated in a later group: ties go to the lowest index. Its own generator keeps
+# the stream of every other case as it was.
+extra = np.random.default_rng(37)
+x, c = extra.standard_normal((130, 33)), extra.standard_normal((37, 33))
+c[20] = c[3]; c[35] = c[3]
+dist = sqdist(x, c)
+cases.append({"kernel": "kmeansAssign", "name": "n130 d33 k37 repeated centroids", "params": {},
+              "inputs": {"points": mat(x), "centroids": mat(c)},
+              "expected": {"labels": dist.argmin(1).tolist(), "distances": dist.min(1).tolist()},
+              "tolerance": TOL, "tolerance32": TOL32})
+
 # ---- Dynamics kernels: the math of ../shared/reference/reference.py, generalized, in float64. ----
 
 M0, M1, W0, W1 = 0xD2511F53, 0xCD9E8D57, 0x9E3779B9, 0xBB67AE85
