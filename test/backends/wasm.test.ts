@@ -36,10 +36,14 @@ describe('WASM backend', () => {
       const reference = await js.kmeansAssign(points, centroids);
       for (const b of [one, wasm, three]) {
         expect((await b.kmeansAssign(points, centroids)).labels).toEqual(reference.labels);
+        // The label state stays in the shared memory: every label changes on the first pass, none
+        // on a second to the same centroids, and the host array is left as it was.
         const labels = new Int32Array(301).fill(-1);
-        const step = await b.kmeansStep(points, centroids, labels);
-        expect(labels).toEqual(reference.labels);
-        expect(step.changed).toBe(301);
+        expect((await b.kmeansStep(points, centroids, labels)).changed).toBe(301);
+        expect((await b.kmeansStep(points, centroids, labels)).changed).toBe(0);
+        expect(labels.every((l) => l === -1)).toBe(true);
+        // A new run (a new array) starts from its own labels.
+        expect((await b.kmeansStep(points, centroids, new Int32Array(301).fill(-1))).changed).toBe(301);
       }
     } finally {
       await Promise.all([one.dispose(), three.dispose()]);

@@ -42,6 +42,8 @@ class Arena {
   private floor = BASE;
   private top = BASE;
   private resident: { readonly key: WeakRef<object>; readonly at: number } | undefined;
+  /** A K-means run's label state, just above the resident matrix (see {@link keepLabels}). */
+  private labels: LabelState | undefined;
 
   constructor(private readonly memory: WebAssembly.Memory) {}
 
@@ -80,11 +82,30 @@ class Arena {
     if (this.top !== this.floor) throw new Error('keep() must come before any allocation of the call');
     if (this.resident?.key.deref() === data) return this.resident.at;
     this.resident = undefined;
+    this.labels = undefined;
     this.floor = this.top = BASE;
     const at = this.put(data);
     this.floor = this.top;
     this.resident = { key: new WeakRef(data), at };
     return at;
+  }
+
+  /**
+   * The label state of the K-means run that owns `labels` (the run's host array, which a device
+   * backend leaves alone): two int32 buffers beside the resident matrix, the last pass's labels and
+   * room for the next, copied in the first time the run is seen and kept while the same matrix is
+   * resident. Right after {@link keep}.
+   */
+  keepLabels(labels: Int32Array): LabelState {
+    if (this.labels?.key.deref() === labels) return this.labels;
+    if (this.top !== this.floor) throw new Error('keepLabels() must come right after keep()');
+    // A new run: its buffers replace the last run's, which were the last thing under the floor.
+    if (this.labels) this.floor = this.top = this.labels.start;
+    const start = this.top;
+    const state = new LabelState(new WeakRef(labels), start, this.put(labels, 'i32'), this.alloc(4 * labels.length));
+    this.floor = this.top;
+    this.labels = state;
+    return state;
   }
 
   /** Copies `data` in as float32 (or int32 / uint32 for integer arrays); returns its address. */
@@ -115,6 +136,25 @@ class Arena {
 
   reset(): void {
     this.top = this.floor;
+  }
+}
+
+/**
+ * One K-means run's labels in the shared memory: a pass reads `previous` and writes `next`, and
+ * only a pass that completed flips them, so a task run again (after a worker failed) reads the
+ * same labels as the first try.
+ */
+class LabelState {
+  constructor(
+    readonly key: WeakRef<Int32Array>,
+    /** Where the state begins: everything from here up belongs to it. */
+    readonly start: number,
+    public previous: number,
+    public next: number,
+  ) {}
+
+  flip(): void {
+    [this.previous, this.next] = [this.next, this.previous];
   }
 }
 
@@ -285,18 +325,22 @@ export class WasmBackend implements Backend {
   kmeansStep(points: Matrix, centroids: Matrix, labels: Int32Array): Promise<LloydStep> {
     if (points.cols !== centroids.cols)
       throw new RangeError(`kmeansStep: widths differ (${points.cols} vs ${centroids.cols})`);
+    if (labels.length !== points.rows)
+      throw new RangeError(`kmeansStep: ${labels.length} labels for ${points.rows} points`);
     return this.exclusive(async (arena) => {
       const { rows: n, cols: d } = points;
       const k = centroids.rows;
       const ct = transposedCentroids(centroids);
       const p = arena.keep(points.data);
-      const [c, previous, l] = [arena.put(ct.data), arena.put(labels, 'i32'), arena.alloc(4 * n)];
+      // The run's labels stay here between passes: no copy in or out per pass.
+      const state = arena.keepLabels(labels);
+      const c = arena.put(ct.data);
       const acc = this.accumulators(arena, k * d, k);
       const parts = await this.split(0, n, 'lloyd', (r0, r1, w) => [
         p,
         c,
-        previous,
-        l,
+        state.previous,
+        state.next,
         acc[w]!.sums,
         acc[w]!.counts,
         acc[w]!.stats,
@@ -306,7 +350,7 @@ export class WasmBackend implements Backend {
         r0,
         r1,
       ]);
-      labels.set(arena.i32(l, n));
+      state.flip();
       const { sums, counts, stats } = this.combine(arena, parts, acc, k * d, k);
       return { sums, counts, inertia: stats[0]!, changed: stats[1]! };
     });
@@ -411,7 +455,7 @@ export class WasmBackend implements Backend {
         const t0 = performance.now();
         await this.pool.all(outs.map((out) => ({ fn: 'peak', args: [rounds, out] })));
         const seconds = (performance.now() - t0) / 1000;
-        best = Math.max(best, (this.pool.size * rounds * 64) / seconds / 1e9);
+        best = Math.max(best, (this.pool.size * rounds * 48) / seconds / 1e9);
       }
       return best;
     });
