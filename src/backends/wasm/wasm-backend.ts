@@ -102,7 +102,12 @@ class Arena {
     // A new run: its buffers replace the last run's, which were the last thing under the floor.
     if (this.labels) this.floor = this.top = this.labels.start;
     const start = this.top;
-    const state = new LabelState(new WeakRef(labels), start, this.put(labels, 'i32'), this.alloc(4 * labels.length));
+    const state = new LabelState(
+      new WeakRef(labels),
+      start,
+      this.put(labels, 'i32'),
+      this.alloc(4 * labels.length),
+    );
     this.floor = this.top;
     this.labels = state;
     return state;
