@@ -1,10 +1,14 @@
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { defineConfig } from 'vitest/config';
 
 /** Debian's chromium ships SwiftShader, a CPU Vulkan driver: Dawn finds an adapter through it. */
 const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
 const env: Record<string, string> = {};
 if (!process.env.VK_ICD_FILENAMES && existsSync(SWIFTSHADER)) env.VK_ICD_FILENAMES = SWIFTSHADER;
+// What the engine keeps between runs (breaker states, ...) goes to a fresh home, not the user's.
+env.NEUROCLUSTER_HOME = mkdtempSync(join(tmpdir(), 'neurocluster-test-home-'));
 
 export default defineConfig({
   test: {

@@ -18,14 +18,16 @@ import {
   type InternalQuality,
   internalQuality,
 } from './cluster/metrics.js';
+import { neuroclusterHome } from './config/home.js';
 import { resolveConfig } from './config/load.js';
-import type {
-  Config,
-  ConfigOverrides,
-  DataConfig,
-  EngineConfig,
-  KMeansConfig,
-  Method,
+import {
+  type Config,
+  type ConfigOverrides,
+  type DataConfig,
+  durationMs,
+  type EngineConfig,
+  type KMeansConfig,
+  type Method,
 } from './config/schema.js';
 import { applyScaler, fitScaler, type Scaler } from './data/clean.js';
 import type { Dataset } from './data/dataset.js';
@@ -33,8 +35,20 @@ import { datasetFromRows, loadDataset } from './data/load.js';
 import { canonicalOrder, permuteRows } from './data/order.js';
 import { type EncodeProgress, sampleKeys } from './encoders/drive.js';
 import { createPipeline, fitPipeline, type PipelineState, transformPipeline } from './encoders/pipeline.js';
+import { currentCorrelationId, withCorrelationId } from './observability/context.js';
 import { createLogger, type Logger } from './observability/logger.js';
-import { DataError, throwIfAborted, UsageError } from './resilience/errors.js';
+import { BreakerBook, breakerFile } from './resilience/breakers.js';
+import {
+  BackendError,
+  DataError,
+  isNeuroclusterError,
+  throwIfAborted,
+  UsageError,
+  withContext,
+} from './resilience/errors.js';
+import { parseFault } from './resilience/faults.js';
+import { type FallbackReason, Resilience, type ResilienceSettings } from './resilience/policy.js';
+import { ErrorTracker } from './resilience/tracker.js';
 import { fromPortable, readModelFile, toPortable, writeModelFile } from './store/model-file.js';
 import { VERSION } from './version.js';
 
@@ -57,10 +71,47 @@ export interface ClustererOptions {
   readonly logger?: Logger;
   /** Backends to choose from; the process-wide registry by default. */
   readonly registry?: BackendRegistry;
+  /** Where errors are counted and alerts raised; the process-wide {@link errorTracker} by default. */
+  readonly tracker?: ErrorTracker;
+  /**
+   * false runs the neuromorphic path bare: no deadline, retries, breakers, degradation or
+   * fallback. For measuring what the resilience layer costs; production code leaves it on.
+   */
+  readonly resilience?: boolean;
+}
+
+/** The process-wide error tracker (alerts: see `errorTracking` in the configuration). */
+export const errorTracker = new ErrorTracker();
+
+/** One breaker book per state file and settings, shared by every clusterer of the process. */
+const breakerBooks = new Map<string, BreakerBook>();
+
+/** The breaker book of a configuration, over `$NEUROCLUSTER_HOME/state/breakers.json`. */
+export function breakerBook(config: Config, env: NodeJS.ProcessEnv = process.env): BreakerBook {
+  const cb = config.circuitBreaker;
+  const settings = {
+    enabled: cb.enabled,
+    failureThreshold: cb.failureThreshold,
+    recoveryTimeoutMs: durationMs(cb.recoveryTimeout),
+    strategy: cb.strategy,
+    samplingWindowMs: durationMs(cb.samplingWindow),
+    failureRatio: cb.failureRatio,
+    minimumRequests: cb.minimumRequests,
+  };
+  const file = breakerFile(neuroclusterHome(env));
+  const key = `${file}\n${JSON.stringify(settings)}`;
+  let book = breakerBooks.get(key);
+  if (!book) {
+    book = new BreakerBook(settings, file);
+    breakerBooks.set(key, book);
+  }
+  return book;
 }
 
 export interface FitOptions {
   readonly signal?: AbortSignal;
+  /** The operation's correlation ID (logs, errors); a new one when absent. */
+  readonly correlationId?: string;
   /** Encoder chunks done, then K-means iterations, restarts or mini-batch steps. */
   readonly onProgress?: (event: EncodeProgress | KMeansProgress) => void;
 }
@@ -118,13 +169,19 @@ export class ClusteringResult {
   readonly droppedRows!: readonly number[] | undefined;
   /** Iterations of the kept K-means run (mini-batch: steps). */
   readonly iterations!: number;
+  /** Why CPU K-means answered instead of the neuromorphic path, when it did. */
+  readonly fallback!: FallbackReason | undefined;
+  /** The operation's correlation ID. */
+  readonly correlationId!: string | undefined;
 
   constructor(fields: ClusteringResultFields) {
     Object.assign(this, fields);
   }
 
-  /** No fallback exists yet in this version (the resilience layer brings it). */
-  readonly fallbackUsed = false;
+  /** True when the neuromorphic path failed and CPU K-means on the cleaned input answered. */
+  get fallbackUsed(): boolean {
+    return this.fallback !== undefined;
+  }
 
   /** Members of every cluster. */
   getClusterAssignments(): ClusterAssignment[] {
@@ -149,14 +206,16 @@ export class ClusteringResult {
       k: this.k,
       method: this.method,
       backend: this.backend,
-      ...(this.backendsTried.length > 1 ? { backendsTried: this.backendsTried } : {}),
+      ...(this.backendsTried.length > 1 || this.fallback ? { backendsTried: this.backendsTried } : {}),
       fallbackUsed: this.fallbackUsed,
+      ...(this.fallback ? { fallback: this.fallback } : {}),
       quality: this.quality,
       inputQuality: this.inputQuality,
       ...(this.external ? { external: this.external } : {}),
       ...(this.droppedRows && this.droppedRows.length > 0 ? { droppedRows: [...this.droppedRows] } : {}),
       timings: this.timings,
       seed: this.seed,
+      ...(this.correlationId ? { correlationId: this.correlationId } : {}),
     };
   }
 }
@@ -179,6 +238,9 @@ class PhaseClock {
     const t0 = performance.now();
     try {
       return await work();
+    } catch (error) {
+      if (isNeuroclusterError(error)) withContext(error, { phase });
+      throw error;
     } finally {
       this.spent[phase] += (performance.now() - t0) / 1000;
     }
@@ -186,6 +248,18 @@ class PhaseClock {
 
   timings(): Timings {
     return { ...this.spent, total: (performance.now() - this.start) / 1000 };
+  }
+}
+
+/** Throws NUMERICAL when any value is NaN or infinite: a kernel's output must be finite. */
+function requireFinite(values: ArrayLike<number>, what: string): void {
+  for (let i = 0; i < values.length; i++) {
+    if (!Number.isFinite(values[i]!)) {
+      throw new BackendError(
+        `${what} produced a non-finite value (${values[i]} at index ${i})`,
+        'NEUROCLUSTER_ERR_NUMERICAL',
+      );
+    }
   }
 }
 
@@ -236,8 +310,18 @@ export class NeuromorphicClusterer {
   readonly config: Config;
   private readonly logger: Logger;
   private readonly registry: BackendRegistry;
+  private readonly tracker: ErrorTracker;
+  private readonly resilient: boolean;
   private model:
-    | { scaler: Scaler; pipeline: PipelineState | undefined; centroids: Float64Array; k: number; d: number }
+    | {
+        /** The method the model's features come from (kmeans after a fallback). */
+        method: Method;
+        scaler: Scaler;
+        pipeline: PipelineState | undefined;
+        centroids: Float64Array;
+        k: number;
+        d: number;
+      }
     | undefined;
 
   constructor(options: ClustererOptions = {}) {
@@ -247,6 +331,8 @@ export class NeuromorphicClusterer {
     });
     this.logger = options.logger ?? createLogger({ level: this.config.logging.level });
     this.registry = options.registry ?? defaultRegistry;
+    this.tracker = options.tracker ?? errorTracker;
+    this.resilient = options.resilience ?? true;
   }
 
   private get engine(): EngineConfig {
@@ -269,8 +355,21 @@ export class NeuromorphicClusterer {
     return datasetFromRows(data, opts, this.logger);
   }
 
-  /** Clusters the data; the fitted model is kept for `predict` and `save`. */
-  async fit(data: DataInput, { signal, onProgress }: FitOptions = {}): Promise<ClusteringResult> {
+  /**
+   * Clusters the data; the fitted model is kept for `predict` and `save`. The neuromorphic path
+   * (encoders and the K-means on their output) runs under the resilience layer: one deadline,
+   * retries, per-backend breakers, degradation under `auto`, and CPU K-means when it fails.
+   */
+  fit(data: DataInput, options: FitOptions = {}): Promise<ClusteringResult> {
+    return withCorrelationId(options.correlationId, () =>
+      this.fitHere(data, options).catch((error: unknown) => {
+        if (isNeuroclusterError(error)) this.tracker.record(error);
+        throw error;
+      }),
+    );
+  }
+
+  private async fitHere(data: DataInput, { signal, onProgress }: FitOptions): Promise<ClusteringResult> {
     const k = this.kmeansOptions.nClusters;
     if (k === undefined) throw new UsageError('the number of clusters is required (nClusters, --k)');
     const clock = new PhaseClock();
@@ -279,15 +378,45 @@ export class NeuromorphicClusterer {
     throwIfAborted(signal);
 
     // Input is read and validated before any backend starts.
-    const { backend, tried } = await this.selectBackend(prepared.cleaned.data.length);
-    const { features, pipeline } = await clock.time('encode', () =>
-      this.encode(backend, prepared, signal, onProgress),
-    );
-    const { fit, ordered, labels } = await clock.time('cluster', async () => {
-      const ordered = permuteRows(features, prepared.order);
-      const fit = await this.runKMeans(backend, ordered, k, signal, onProgress);
-      return { fit, ordered, labels: unpermute(fit.labels, prepared.order) };
-    });
+    const problemSize = prepared.cleaned.data.length;
+    const path = async (backend: Backend, pathSignal: AbortSignal | undefined) => {
+      const { features, pipeline } = await clock.time('encode', () =>
+        this.encode(backend, prepared, pathSignal, onProgress),
+      );
+      requireFinite(features.data, 'the encoders');
+      return clock.time('cluster', async () => {
+        const ordered = permuteRows(features, prepared.order);
+        const fit = await this.runKMeans(backend, ordered, k, pathSignal, onProgress);
+        requireFinite(fit.centroids, 'K-means');
+        if (!Number.isFinite(fit.inertia)) requireFinite([fit.inertia], 'K-means');
+        return { backend, features, pipeline, ordered, fit };
+      });
+    };
+    let ran: Awaited<ReturnType<typeof path>>;
+    let tried: readonly BackendAttempt[];
+    let fallback: FallbackReason | undefined;
+    if (!this.resilient) {
+      const selected = await this.selectBackend(problemSize);
+      ran = await path(selected.backend, signal);
+      tried = selected.tried;
+    } else {
+      // The last line of defence: CPU K-means on the cleaned input, never a target of faults.
+      const rescue = () =>
+        clock.time('cluster', async () => {
+          const backend = await this.registry.get('js');
+          const ordered = permuteRows(prepared.cleaned, prepared.order);
+          const fit = await this.runKMeans(backend, ordered, k, signal, onProgress);
+          return { backend, features: prepared.cleaned, pipeline: undefined, ordered, fit };
+        });
+      const outcome = await this.resilience(problemSize).run(this.engine.backend, path, rescue, signal);
+      ran = outcome.value;
+      tried = outcome.fallback
+        ? [...outcome.tried, { name: 'js', ok: true, reason: 'fallback: CPU K-means' }]
+        : outcome.tried;
+      if (outcome.fallback) fallback = outcome.reason;
+    }
+    const { backend, features, pipeline, ordered, fit } = ran;
+    const labels = unpermute(fit.labels, prepared.order);
     const { quality, inputQuality, external } = await clock.time('score', async () => {
       const options = {
         silhouetteExactMaxSamples: this.engine.silhouetteExactMaxSamples,
@@ -310,7 +439,8 @@ export class NeuromorphicClusterer {
       return { quality: { ...judged, inertia: fit.inertia }, inputQuality, external };
     });
 
-    this.model = { scaler: prepared.scaler, pipeline, centroids: fit.centroids, k: fit.k, d: fit.d };
+    const method: Method = fallback ? 'kmeans' : this.engine.method;
+    this.model = { method, scaler: prepared.scaler, pipeline, centroids: fit.centroids, k: fit.k, d: fit.d };
     const timings = clock.timings();
     this.logger.debug({ backend: backend.name, k, n: dataset.n, d: features.cols, timings }, 'fit done');
     return new ClusteringResult({
@@ -332,6 +462,30 @@ export class NeuromorphicClusterer {
       ids: dataset.ids,
       droppedRows: dataset.droppedRows,
       iterations: fit.iterations,
+      fallback,
+      correlationId: currentCorrelationId(),
+    });
+  }
+
+  /** The resilience layer for a job of `problemSize` input values, from the configuration. */
+  private resilience(problemSize: number): Resilience {
+    const c = this.config;
+    const settings: ResilienceSettings = {
+      timeoutMs: durationMs(c.timeout),
+      retry: {
+        maxRetries: c.retry.maxRetries,
+        baseDelayMs: durationMs(c.retry.baseDelay),
+        maxDelayMs: durationMs(c.retry.maxDelay),
+      },
+      fallback: { enabled: c.fallback.enabled, degradeOrder: c.fallback.degradeOrder },
+      fault: parseFault(c.faults.inject ?? process.env.NEUROCLUSTER_FAULT),
+    };
+    return new Resilience(settings, {
+      registry: this.registry,
+      breakers: breakerBook(c),
+      tracker: this.tracker,
+      logger: this.logger,
+      selection: selectionContext(this.engine, problemSize),
     });
   }
 
@@ -452,7 +606,7 @@ export class NeuromorphicClusterer {
   async save(path: string): Promise<void> {
     const model = this.fitted();
     await writeModelFile(path, {
-      method: this.engine.method,
+      method: model.method,
       createdWith: `neurocluster ${VERSION}`,
       parameters: this.config as unknown as Record<string, unknown>,
       scaler: {
@@ -492,6 +646,7 @@ export class NeuromorphicClusterer {
       ...(options.backend ? { backend: options.backend } : {}),
     });
     clusterer.model = {
+      method: body.method as Method,
       scaler: body.scaler,
       pipeline: body.encoder === undefined ? undefined : (fromPortable(body.encoder) as PipelineState),
       centroids: Float64Array.from(body.centroids),

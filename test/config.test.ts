@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { neuroclusterHome } from '../src/config/home.js';
 import { deepMerge, readConfigFile, resolveConfig } from '../src/config/load.js';
-import { configSchema } from '../src/config/schema.js';
+import { configSchema, durationMs } from '../src/config/schema.js';
 import { ROOT, tempDir } from './helpers.js';
 
 const dir = tempDir();
@@ -35,14 +35,16 @@ describe('configuration schema', () => {
     expect(c.logging.level).toBe('warn');
   });
 
-  it('has every top-level section of the original system, in camelCase', () => {
+  it('has every top-level section of the original system, in camelCase, and the resilience ones', () => {
     expect(Object.keys(configSchema.shape).sort()).toEqual(
       [
         'circuitBreaker',
         'data',
         'encoders',
         'engine',
+        'errorTracking',
         'fallback',
+        'faults',
         'kmeans',
         'logging',
         'metrics',
@@ -54,6 +56,29 @@ describe('configuration schema', () => {
         'timeout',
       ].sort(),
     );
+  });
+
+  it('has the resilience defaults of the original system, durations kept as written', () => {
+    const c = resolveConfig();
+    expect(c.circuitBreaker).toMatchObject({
+      failureThreshold: 5,
+      recoveryTimeout: '60s',
+      strategy: 'consecutive',
+    });
+    expect(c.retry).toMatchObject({ maxRetries: 2, baseDelay: '1s' });
+    expect(c.timeout).toBe('10m');
+    expect(c.fallback).toEqual({ enabled: true, degradeOrder: ['webgpu', 'wasm', 'js'] });
+    // Resolving a resolved document again means the same (a duration is not converted twice).
+    expect(resolveConfig(c as never).retry).toEqual(c.retry);
+    expect([
+      durationMs('500ms'),
+      durationMs('3s'),
+      durationMs('10m'),
+      durationMs('1h'),
+      durationMs(2),
+    ]).toEqual([500, 3000, 600_000, 3_600_000, 2000]);
+    expect(() => resolveConfig({ timeout: '3 parsecs' })).toThrow(/timeout: .*not a positive duration/);
+    expect(() => resolveConfig({ retry: { baseDelay: -1 } })).toThrow(/retry\.baseDelay/);
   });
 
   it('layers defaults < file < explicit options', () => {

@@ -23,7 +23,7 @@ describe('errors', () => {
     expect(e.name).toBe('DataError');
     expect(e.cause).toBe(cause);
     expect([e.code, e.category, e.exitCode]).toEqual(['NEUROCLUSTER_ERR_DATA_VALUE', 'data', 2]);
-    expect(e.suggestion).toBe(ERROR_CODES.NEUROCLUSTER_ERR_DATA_VALUE.suggestion);
+    expect(e.suggestion).toBe(ERROR_CODES.NEUROCLUSTER_ERR_DATA_VALUE.recovery[0]);
     expect(formatError(e)).toBe('neurocluster: NEUROCLUSTER_ERR_DATA_VALUE: bad cell (a.csv:3:b)');
   });
 

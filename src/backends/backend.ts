@@ -61,6 +61,11 @@ export interface Drive {
   readonly inputDim: number;
   readonly steps: number;
   readonly sequence: boolean;
+  /**
+   * Stops the run early (its promise rejects) when it fires: the deadline of the operation. A
+   * kernel on the main thread checks it between samples and yields at least every 50 ms.
+   */
+  readonly signal?: AbortSignal | undefined;
 }
 
 /** Which reservoir states become features, in this order: each of `times`, then last, then mean. */
@@ -215,6 +220,18 @@ export interface Backend {
   /** Runs a LIF layer (or recurrent liquid) over every sample; N x (R x windows) features. */
   spikingRun(run: SpikingRun): Promise<Matrix>;
 
+  /**
+   * Backends with worker threads only: the workers of the next kernel call exit with the task in
+   * hand (`NEUROCLUSTER_FAULT=worker-crash`), each try of it.
+   */
+  injectWorkerCrash?(): void;
+
+  /**
+   * Backends that split work by a memory budget only: halves the budget after an out-of-memory
+   * error so that the next try runs smaller chunks; false when it is already at its floor.
+   */
+  shrinkMemoryBudget?(): boolean;
+
   /** Releases the device and any workers; the backend is unusable afterwards. */
   dispose(): Promise<void>;
 }
@@ -336,18 +353,9 @@ export class BackendRegistry {
       };
     }
     const tried: BackendAttempt[] = [];
-    const small = (context.problemSize ?? Number.POSITIVE_INFINITY) < (context.smallProblemSize ?? 0);
     for (const name of this.registered()) {
-      if (small && this.factories.get(name)?.smallProblems === false) {
-        const reason = `a small problem (${context.problemSize} values, under ${context.smallProblemSize}) runs on the plain CPU path`;
-        tried.push({ name, ok: false, reason });
-        logger?.info({ backend: name, reason }, `backend ${name} skipped`);
-        continue;
-      }
       try {
-        const backend = await this.get(name, true, context.options);
-        const refusal = this.factories.get(name)?.autoRefusal?.(backend);
-        if (refusal) throw new BackendError(refusal);
+        const backend = await this.acquire(name, true, context);
         tried.push({ name, ok: true });
         return { backend, tried };
       } catch (error) {
@@ -359,6 +367,35 @@ export class BackendRegistry {
     throw new BackendError(
       `no backend could start (${tried.map((t) => `${t.name}: ${t.reason}`).join('; ')})`,
     );
+  }
+
+  /**
+   * The live backend `name`, as `auto` would take it (`auto` true: a small problem is refused by
+   * a backend that does not take small ones, and a software GPU refuses) or as named; throws
+   * BACKEND_UNAVAILABLE saying why not.
+   */
+  async acquire(name: BackendName, auto: boolean, context: SelectionContext = {}): Promise<Backend> {
+    const small = (context.problemSize ?? Number.POSITIVE_INFINITY) < (context.smallProblemSize ?? 0);
+    if (auto && small && this.factories.get(name)?.smallProblems === false) {
+      throw new BackendError(
+        `a small problem (${context.problemSize} values, under ${context.smallProblemSize}) runs on the plain CPU path`,
+      );
+    }
+    const backend = await this.get(name, auto, context.options);
+    const refusal = auto ? this.factories.get(name)?.autoRefusal?.(backend) : undefined;
+    if (refusal) throw new BackendError(refusal);
+    return backend;
+  }
+
+  /**
+   * Disposes the live backend `name` (after its device was lost): the next request starts a new
+   * one. Errors of the dispose are ignored; the instance is beyond use anyway.
+   */
+  async discard(name: BackendName): Promise<void> {
+    const instance = this.instances.get(name);
+    if (!instance) return;
+    this.instances.delete(name);
+    await instance.then((b) => b.dispose()).catch(() => undefined);
   }
 
   /** Disposes every live backend, so that a process holding a device can exit. */

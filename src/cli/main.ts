@@ -12,6 +12,7 @@ import { UsageError } from '../resilience/errors.js';
 import { VERSION } from '../version.js';
 import { benchCommand } from './commands/bench.js';
 import { clusterCommand } from './commands/cluster.js';
+import { breakersCommand, healthCommand } from './commands/health.js';
 import { predictCommand } from './commands/predict.js';
 import { scoreCommand } from './commands/score.js';
 import { reportError } from './output.js';
@@ -35,7 +36,14 @@ function program(): Command {
       ]),
     )
     .showSuggestionAfterError(true);
-  for (const sub of [clusterCommand(), predictCommand(), scoreCommand(), benchCommand()])
+  for (const sub of [
+    clusterCommand(),
+    predictCommand(),
+    scoreCommand(),
+    benchCommand(),
+    healthCommand(),
+    breakersCommand(),
+  ])
     root.addCommand(sub);
   // Parser errors become the one-line error with exit 2; help and --version still exit 0.
   const quiet = { writeErr: () => {}, outputError: () => {} };

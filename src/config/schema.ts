@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { BACKEND_NAMES } from '../backends/backend.js';
+import { parseDuration } from './duration.js';
 
 /** The neuromorphic encoders; `hybrid` runs the three side by side. */
 export const ENCODER_METHODS = ['esn', 'snn', 'lsm', 'hybrid'] as const;
@@ -21,6 +22,86 @@ export type NanPolicy = (typeof NAN_POLICIES)[number];
 
 const later = (what: string) =>
   z.looseObject({}).default({}).describe(`${what}; its keys are defined by the issue that builds it`);
+
+/**
+ * A duration (`500ms`, `3s`, `10m`, `1h`, or a number of seconds), kept as written (a document
+ * parsed twice must mean the same); {@link durationMs} converts it where it is used.
+ */
+const duration = (fallback: string) =>
+  z
+    .union([z.string(), z.number()])
+    .default(fallback)
+    .refine((value) => parseDuration(value) !== undefined, {
+      message: 'not a positive duration (use 500ms, 3s, 10m, 1h, or a number of seconds)',
+    });
+
+/** Milliseconds of a duration that passed the schema. */
+export function durationMs(value: string | number): number {
+  const ms = parseDuration(value);
+  if (ms === undefined) throw new RangeError(`not a duration: ${JSON.stringify(value)}`);
+  return ms;
+}
+
+/** Per-backend circuit breakers (cockatiel): when a backend keeps failing, requests skip it for a while. */
+export const circuitBreakerSchema = z.strictObject({
+  enabled: z.boolean().default(true).describe('breakers on; off sends every request to its backend'),
+  failureThreshold: z.int().min(1).default(5).describe('consecutive failures that open a breaker'),
+  recoveryTimeout: duration('60s').describe(
+    'open this long before a half-open probe; saved states expire after it',
+  ),
+  strategy: z
+    .enum(['consecutive', 'sampling'])
+    .default('consecutive')
+    .describe('consecutive failures, or a failure ratio over a sampling window'),
+  samplingWindow: duration('60s').describe('sampling strategy: the window'),
+  failureRatio: z
+    .number()
+    .gt(0)
+    .max(1)
+    .default(0.5)
+    .describe('sampling strategy: the failure ratio that opens'),
+  minimumRequests: z
+    .int()
+    .min(1)
+    .default(5)
+    .describe('sampling strategy: requests in the window before it may open'),
+});
+
+/** Retries of transient failures (kernel errors, lost devices) on the same backend. */
+export const retrySchema = z.strictObject({
+  maxRetries: z.int().min(0).max(10).default(2).describe('tries after the first'),
+  baseDelay: duration('1s').describe('first backoff; each next one grows exponentially, with jitter'),
+  maxDelay: duration('30s').describe('longest backoff'),
+});
+
+/** What happens when the neuromorphic path fails. */
+export const fallbackSchema = z.strictObject({
+  enabled: z
+    .boolean()
+    .default(true)
+    .describe('answer with CPU K-means on the cleaned input (false: fail, exit 1)'),
+  degradeOrder: z
+    .array(z.enum(BACKEND_NAMES))
+    .min(1)
+    .default(['webgpu', 'wasm', 'js'])
+    .describe('backends tried in turn under auto before the fallback'),
+});
+
+/** Fault injection for game days (also NEUROCLUSTER_FAULT, which this key overrides). */
+export const faultsSchema = z.strictObject({
+  inject: z
+    .string()
+    .optional()
+    .describe(
+      '<kind>[:<backend>][@<probability>]: kernel-throw, kernel-hang, device-lost, oom, nan, worker-crash',
+    ),
+});
+
+/** The error tracker's window and alert threshold. */
+export const errorTrackingSchema = z.strictObject({
+  window: duration('60s').describe('sliding window of the error counts'),
+  alertThreshold: z.int().min(1).default(10).describe('errors within the window that raise an alert'),
+});
 
 /** The WebGPU device; each key also has an environment variable, which the key overrides. */
 export const webgpuSchema = z.strictObject({
@@ -231,13 +312,14 @@ export const configSchema = z.strictObject({
     })
     .describe('neuromorphic encoder parameters (esn, snn, lsm, hybrid)'),
   kmeans: kmeansSchema.default(kmeansSchema.parse({})),
-  circuitBreaker: later('per-backend circuit breaker'),
-  retry: later('retries with backoff'),
-  timeout: z
-    .union([z.string(), z.number(), z.looseObject({})])
-    .optional()
-    .describe('deadline of the neuromorphic path; defined by the resilience issue'),
-  fallback: later('fallback to CPU K-means'),
+  circuitBreaker: circuitBreakerSchema.default(circuitBreakerSchema.parse({})),
+  retry: retrySchema.default(retrySchema.parse({})),
+  timeout: duration('10m').describe(
+    'one deadline for the neuromorphic path, retries and degradation included',
+  ),
+  fallback: fallbackSchema.default(fallbackSchema.parse({})),
+  faults: faultsSchema.default(faultsSchema.parse({})),
+  errorTracking: errorTrackingSchema.default(errorTrackingSchema.parse({})),
   monitoring: later('resource monitoring'),
   qualityGates: later('quality gates'),
   privacy: later('differential privacy and k-anonymity'),

@@ -72,6 +72,7 @@ export async function runEsn(backend: Backend, esn: EsnState, input: EncoderInpu
       recurrent: esn.recurrent,
       leak: params.leak,
       readout,
+      signal: input.signal,
     });
   // The model space needs every state of every step, hence its bigger footprint per sample.
   const bytesPerSample = readoutBlocks(readout) * params.units * 8;

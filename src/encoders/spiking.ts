@@ -109,6 +109,7 @@ export async function runSpiking(
       traceDecay: Math.exp(-p.dt / p.tauSynaptic),
       readout,
       windows,
+      signal: input.signal,
     });
   // The model space predicts the next input value itself, not its firing probability.
   const targets = driveOf(input, staticSteps);

@@ -1,11 +1,15 @@
 /**
  * The engine's error model: a small set of classes, each carrying a stable `NEUROCLUSTER_ERR_*` code.
  *
- * One table ({@link ERROR_CODES}) maps every code to its category, process exit code and a recovery
- * suggestion, so the CLI, the library and (later) the HTTP service agree on what an error means.
+ * One table ({@link ERROR_CODES}) maps every code to its category, severity, process exit code and
+ * recovery actions, so the CLI, the library, the error tracker and (later) the HTTP service agree
+ * on what an error means. Every instance also has its own `errorId`, the correlation ID of the
+ * operation it happened in, and context (phase, backend, sizes).
  */
+import { randomUUID } from 'node:crypto';
+import { currentCorrelationId } from '../observability/context.js';
 
-/** What kind of failure an error is; later issues add categories (device-lost, circuit-open, ...). */
+/** What kind of failure an error is. */
 export type ErrorCategory =
   | 'validation'
   | 'configuration'
@@ -13,106 +17,163 @@ export type ErrorCategory =
   | 'kernel'
   | 'device-lost'
   | 'out-of-memory'
+  | 'timeout'
+  | 'circuit-open'
   | 'numerical'
+  | 'resource-exhausted'
+  | 'privacy-budget'
+  | 'security'
   | 'backend'
   | 'cancelled'
   | 'io'
   | 'internal';
 
+/** How bad: `low` the caller's input, `medium` one request lost or degraded, up to `critical`. */
+export type Severity = 'low' | 'medium' | 'high' | 'critical';
+
 interface CodeInfo {
   readonly category: ErrorCategory;
+  readonly severity: Severity;
   /** Process exit status: 2 for bad usage or bad input, 1 for any other failure. */
   readonly exitCode: 1 | 2;
-  readonly suggestion: string;
+  /** What to do about it, most useful first. */
+  readonly recovery: readonly string[];
 }
 
 /** Every error code the engine raises, with its meaning. Codes are stable: scripts match on them. */
 export const ERROR_CODES = {
   NEUROCLUSTER_ERR_USAGE: {
     category: 'validation',
+    severity: 'low',
     exitCode: 2,
-    suggestion: 'Check the command line against `neurocluster --help`.',
+    recovery: ['Check the command line against `neurocluster --help`.'],
   },
   NEUROCLUSTER_ERR_INVALID_ARGUMENT: {
     category: 'validation',
+    severity: 'low',
     exitCode: 2,
-    suggestion: 'Fix the named option; the README lists every option and its range.',
+    recovery: ['Fix the named option; the README lists every option and its range.'],
   },
   NEUROCLUSTER_ERR_CONFIG: {
     category: 'configuration',
+    severity: 'medium',
     exitCode: 2,
-    suggestion: 'Fix the named key of the configuration document.',
+    recovery: ['Fix the named key of the configuration document.'],
   },
   NEUROCLUSTER_ERR_DATA_READ: {
     category: 'io',
+    severity: 'low',
     exitCode: 2,
-    suggestion: 'Check that the input file exists and is readable.',
+    recovery: ['Check that the input file exists and is readable.'],
   },
   NEUROCLUSTER_ERR_DATA_FORMAT: {
     category: 'data',
+    severity: 'low',
     exitCode: 2,
-    suggestion: 'Check the file format: CSV with a header row, JSON rows, or a float32/float64 NPY array.',
+    recovery: ['Check the file format: CSV with a header row, JSON rows, or a float32/float64 NPY array.'],
   },
   NEUROCLUSTER_ERR_DATA_VALUE: {
     category: 'data',
+    severity: 'low',
     exitCode: 2,
-    suggestion: 'Fix the named cell, or choose a NaN policy (drop-rows, impute-mean) for missing values.',
+    recovery: ['Fix the named cell, or choose a NaN policy (drop-rows, impute-mean) for missing values.'],
   },
   NEUROCLUSTER_ERR_DATA_SHAPE: {
     category: 'data',
+    severity: 'low',
     exitCode: 2,
-    suggestion: 'Check the number of rows and columns against the options (k, series length, model width).',
+    recovery: ['Check the number of rows and columns against the options (k, series length, model width).'],
   },
   NEUROCLUSTER_ERR_MODEL_FILE: {
     category: 'data',
+    severity: 'medium',
     exitCode: 2,
-    suggestion: 'The model file is damaged or not a neurocluster model; restore it or fit again.',
+    recovery: ['The model file is damaged or not a neurocluster model; restore it or fit again.'],
   },
   NEUROCLUSTER_ERR_MODEL_VERSION: {
     category: 'data',
+    severity: 'low',
     exitCode: 2,
-    suggestion: 'The model was written by a newer neurocluster; upgrade to read it.',
+    recovery: ['The model was written by a newer neurocluster; upgrade to read it.'],
   },
   NEUROCLUSTER_ERR_BACKEND_UNAVAILABLE: {
     category: 'backend',
+    severity: 'high',
     exitCode: 1,
-    suggestion: 'Choose another backend, or `--backend auto` to take the best one that starts.',
+    recovery: ['Choose another backend, or `--backend auto` to take the best one that starts.'],
   },
   NEUROCLUSTER_ERR_KERNEL: {
     category: 'kernel',
+    severity: 'high',
     exitCode: 1,
-    suggestion: 'A compute kernel failed; retry, or run on another backend.',
+    recovery: [
+      'A compute kernel failed; the request is retried and, under `auto`, moved to the next backend.',
+      "If it repeats, run `neurocluster health` to see whether the backend's circuit breaker is open.",
+      'Name a CPU backend (`--backend wasm` or `js`) to keep the GPU out of the way.',
+    ],
   },
   NEUROCLUSTER_ERR_DEVICE_LOST: {
     category: 'device-lost',
+    severity: 'critical',
     exitCode: 1,
-    suggestion: 'The GPU device was lost (driver reset, or the GPU went away); retry, or run on the CPU.',
+    recovery: [
+      'The GPU device was lost (driver reset, or the GPU went away); the device is re-created and the request retried.',
+      'Check the driver and `nvidia-smi` for resets; run on the CPU (`--backend wasm`) until it is stable.',
+    ],
   },
   NEUROCLUSTER_ERR_OUT_OF_MEMORY: {
     category: 'out-of-memory',
+    severity: 'high',
     exitCode: 1,
-    suggestion:
+    recovery: [
       'Lower engine.webgpu.memoryBudgetMB so work is split into smaller chunks, or use a CPU backend.',
+      'Free GPU memory held by other processes, or cluster fewer rows per request.',
+    ],
   },
   NEUROCLUSTER_ERR_NUMERICAL: {
     category: 'numerical',
+    severity: 'medium',
     exitCode: 1,
-    suggestion: 'A kernel produced NaN or infinity; check the input scale and the encoder settings.',
+    recovery: [
+      'A kernel produced NaN or infinity; check the input scale and the encoder settings.',
+      "Turn standardization on (data.standardize) or lower the encoder's input scaling.",
+    ],
+  },
+  NEUROCLUSTER_ERR_TIMEOUT: {
+    category: 'timeout',
+    severity: 'medium',
+    exitCode: 1,
+    recovery: [
+      'The neuromorphic path ran past its deadline; raise --timeout (config `timeout`), or cluster fewer rows.',
+      'A backend that hangs: run `neurocluster health` and name another backend.',
+    ],
+  },
+  NEUROCLUSTER_ERR_CIRCUIT_OPEN: {
+    category: 'circuit-open',
+    severity: 'medium',
+    exitCode: 1,
+    recovery: [
+      'The backend failed repeatedly and its circuit breaker is open; it is tried again after circuitBreaker.recoveryTimeout.',
+      'Fix the backend, then `neurocluster breakers reset` to close the breaker at once.',
+    ],
   },
   NEUROCLUSTER_ERR_ABORTED: {
     category: 'cancelled',
+    severity: 'low',
     exitCode: 1,
-    suggestion: 'The operation was cancelled by its caller.',
+    recovery: ['The operation was cancelled by its caller.'],
   },
   NEUROCLUSTER_ERR_IO: {
     category: 'io',
+    severity: 'medium',
     exitCode: 1,
-    suggestion: 'Check that the output location exists, is writable and has free space.',
+    recovery: ['Check that the output location exists, is writable and has free space.'],
   },
   NEUROCLUSTER_ERR_INTERNAL: {
     category: 'internal',
+    severity: 'critical',
     exitCode: 1,
-    suggestion: 'This is a bug in neurocluster; please report it with the command that caused it.',
+    recovery: ['This is a bug in neurocluster; please report it with the command that caused it.'],
   },
 } as const satisfies Record<string, CodeInfo>;
 
@@ -127,29 +188,62 @@ export interface ErrorLocation {
 
 const brand = Symbol.for('neurocluster.error');
 
+/** Where an error happened: the phase of the operation, the backend, and the sizes involved. */
+export interface ErrorContext {
+  readonly phase?: string;
+  readonly backend?: string;
+  readonly sizes?: Readonly<Record<string, number>>;
+  readonly [key: string]: unknown;
+}
+
+export interface ErrorOptions {
+  readonly cause?: unknown;
+  readonly location?: ErrorLocation;
+  readonly context?: ErrorContext;
+  /** Defaults to the correlation ID of the operation the error is raised in, if any. */
+  readonly correlationId?: string;
+}
+
 /** Base class of every error the engine raises on purpose. */
 export class NeuroclusterError extends Error {
   readonly [brand] = true;
   readonly code: ErrorCode;
   readonly location: ErrorLocation | undefined;
+  /** Unique to this instance: the key of the error tracker's records. */
+  readonly errorId: string = randomUUID();
+  readonly correlationId: string | undefined;
+  /** Phase, backend, sizes: added to as the error travels up (see {@link withContext}). */
+  context: ErrorContext;
+  readonly timestamp = new Date().toISOString();
 
-  constructor(code: ErrorCode, message: string, options: { cause?: unknown; location?: ErrorLocation } = {}) {
+  constructor(code: ErrorCode, message: string, options: ErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
     this.location = options.location;
+    this.context = options.context ?? {};
+    this.correlationId = options.correlationId ?? currentCorrelationId();
   }
 
   get category(): ErrorCategory {
     return ERROR_CODES[this.code].category;
   }
 
+  get severity(): Severity {
+    return ERROR_CODES[this.code].severity;
+  }
+
   get exitCode(): 1 | 2 {
     return ERROR_CODES[this.code].exitCode;
   }
 
+  /** The first recovery action of the code's table entry. */
   get suggestion(): string {
-    return ERROR_CODES[this.code].suggestion;
+    return ERROR_CODES[this.code].recovery[0];
+  }
+
+  get recovery(): readonly string[] {
+    return ERROR_CODES[this.code].recovery;
   }
 
   toJSON(): Record<string, unknown> {
@@ -157,10 +251,20 @@ export class NeuroclusterError extends Error {
       name: this.name,
       code: this.code,
       category: this.category,
+      severity: this.severity,
       message: this.message,
+      errorId: this.errorId,
+      ...(this.correlationId ? { correlationId: this.correlationId } : {}),
+      ...(Object.keys(this.context).length > 0 ? { context: this.context } : {}),
       ...(this.location ? { location: this.location } : {}),
     };
   }
+}
+
+/** Adds what is known where an error passes by (keys already set win: they are more specific). */
+export function withContext<E extends NeuroclusterError>(error: E, context: ErrorContext): E {
+  error.context = { ...context, ...error.context };
+  return error;
 }
 
 /** Bad command line or bad option value. */
@@ -170,7 +274,7 @@ export class UsageError extends NeuroclusterError {
     code:
       | 'NEUROCLUSTER_ERR_USAGE'
       | 'NEUROCLUSTER_ERR_INVALID_ARGUMENT' = 'NEUROCLUSTER_ERR_INVALID_ARGUMENT',
-    options: { cause?: unknown } = {},
+    options: ErrorOptions = {},
   ) {
     super(code, message, options);
   }
@@ -178,7 +282,7 @@ export class UsageError extends NeuroclusterError {
 
 /** A configuration document or value that fails its schema. */
 export class ConfigError extends NeuroclusterError {
-  constructor(message: string, options: { cause?: unknown; location?: ErrorLocation } = {}) {
+  constructor(message: string, options: ErrorOptions = {}) {
     super('NEUROCLUSTER_ERR_CONFIG', message, options);
   }
 }
@@ -192,7 +296,7 @@ export class DataError extends NeuroclusterError {
       | 'NEUROCLUSTER_ERR_DATA_VALUE'
       | 'NEUROCLUSTER_ERR_DATA_SHAPE',
     message: string,
-    options: { cause?: unknown; location?: ErrorLocation } = {},
+    options: ErrorOptions = {},
   ) {
     super(code, message, options);
   }
@@ -200,10 +304,7 @@ export class DataError extends NeuroclusterError {
 
 /** A model file that is corrupt, truncated, or from an unsupported version. */
 export class ModelFileError extends NeuroclusterError {
-  constructor(
-    message: string,
-    options: { cause?: unknown; location?: ErrorLocation; newerVersion?: boolean } = {},
-  ) {
+  constructor(message: string, options: ErrorOptions & { newerVersion?: boolean } = {}) {
     super(
       options.newerVersion ? 'NEUROCLUSTER_ERR_MODEL_VERSION' : 'NEUROCLUSTER_ERR_MODEL_FILE',
       message,
@@ -225,22 +326,36 @@ export class BackendError extends NeuroclusterError {
       | 'NEUROCLUSTER_ERR_DEVICE_LOST'
       | 'NEUROCLUSTER_ERR_OUT_OF_MEMORY'
       | 'NEUROCLUSTER_ERR_NUMERICAL' = 'NEUROCLUSTER_ERR_BACKEND_UNAVAILABLE',
-    options: { cause?: unknown } = {},
+    options: ErrorOptions = {},
   ) {
     super(code, message, options);
   }
 }
 
+/** The deadline of the neuromorphic path passed (`--timeout`, config `timeout`). */
+export class TimeoutError extends NeuroclusterError {
+  constructor(message: string, options: ErrorOptions = {}) {
+    super('NEUROCLUSTER_ERR_TIMEOUT', message, options);
+  }
+}
+
+/** A backend's circuit breaker is open: the request is not sent to it. */
+export class CircuitOpenError extends NeuroclusterError {
+  constructor(message: string, options: ErrorOptions = {}) {
+    super('NEUROCLUSTER_ERR_CIRCUIT_OPEN', message, options);
+  }
+}
+
 /** The caller's AbortSignal fired. */
 export class AbortedError extends NeuroclusterError {
-  constructor(message = 'the operation was aborted', options: { cause?: unknown } = {}) {
+  constructor(message = 'the operation was aborted', options: ErrorOptions = {}) {
     super('NEUROCLUSTER_ERR_ABORTED', message, options);
   }
 }
 
 /** Writing an output failed. */
 export class OutputError extends NeuroclusterError {
-  constructor(message: string, options: { cause?: unknown; location?: ErrorLocation } = {}) {
+  constructor(message: string, options: ErrorOptions = {}) {
     super('NEUROCLUSTER_ERR_IO', message, options);
   }
 }

@@ -4,6 +4,8 @@
  * Straightforward loops, float64 accumulation throughout. Its expected values in the conformance
  * suite come from NumPy, never from itself.
  */
+
+import { throwIfAborted } from '../../resilience/errors.js';
 import {
   type Assignment,
   type Backend,
@@ -170,15 +172,54 @@ export class JsBackend implements Backend {
     return out;
   }
 
-  async reservoirRun(run: ReservoirRun): Promise<Matrix> {
-    return reservoirRun(run);
+  reservoirRun(run: ReservoirRun): Promise<Matrix> {
+    return inSlices(run, (rows) => reservoirRun({ ...run, inputs: rows }));
   }
 
-  async spikingRun(run: SpikingRun): Promise<Matrix> {
-    return spikingRun(run);
+  spikingRun(run: SpikingRun): Promise<Matrix> {
+    return inSlices(run, (rows, start) =>
+      spikingRun({ ...run, inputs: rows, sampleKeys: run.sampleKeys.subarray(start, start + rows.rows) }),
+    );
   }
 
   async dispose(): Promise<void> {}
+}
+
+/** Time a slice of a dynamics run aims at, so the event loop (timers, the deadline) runs between. */
+const SLICE_MS = 20;
+
+/**
+ * Runs a dynamics kernel over the samples in slices of about {@link SLICE_MS} each (samples are
+ * independent, so the output is the same), yielding to the event loop between slices and
+ * stopping when `run.signal` fires: a deadline interrupts the reference backend too.
+ */
+async function inSlices(
+  run: { inputs: Matrix; signal?: AbortSignal | undefined },
+  kernel: (rows: Matrix, start: number) => Matrix,
+): Promise<Matrix> {
+  const { rows: n, cols } = run.inputs;
+  if (n === 0) return kernel(run.inputs, 0);
+  let out: Float64Array | undefined;
+  let width = 0;
+  let size = 1;
+  for (let start = 0; start < n; ) {
+    throwIfAborted(run.signal);
+    const end = Math.min(n, start + size);
+    const t0 = performance.now();
+    const part = kernel(
+      { rows: end - start, cols, data: run.inputs.data.subarray(start * cols, end * cols) },
+      start,
+    );
+    const ms = performance.now() - t0;
+    width = part.cols;
+    out ??= new Float64Array(n * width);
+    out.set(part.data, start * width);
+    start = end;
+    // Next slice sized from this one's pace; at most doubling, so one slow sample cannot overshoot.
+    size = Math.max(1, Math.min(2 * size, Math.floor((size * SLICE_MS) / Math.max(ms, 0.01))));
+    if (start < n) await new Promise((resolve) => setImmediate(resolve));
+  }
+  return { rows: n, cols: width, data: out ?? new Float64Array(0) };
 }
 
 /** Always available: priority lowest, so faster backends are preferred under `auto`. */

@@ -12,7 +12,9 @@ const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { module, memory } = workerData;
 const kernels = new WebAssembly.Instance(module, { env: { memory } }).exports;
-parentPort.on('message', ({ id, fn, args }) => {
+parentPort.on('message', ({ id, fn, args, crash }) => {
+  // Fault injection (NEUROCLUSTER_FAULT=worker-crash): the thread dies with the task in hand.
+  if (crash) process.exit(70);
   try {
     kernels[fn](...args);
     parentPort.postMessage({ id });
@@ -26,6 +28,8 @@ parentPort.on('message', ({ id, fn, args }) => {
 export interface Task {
   readonly fn: string;
   readonly args: readonly number[];
+  /** Fault injection: the worker exits when it receives the task (every try of it). */
+  readonly crash?: boolean;
 }
 
 interface Pending {
@@ -93,7 +97,7 @@ class Slot {
     const id = this.nextId++;
     if (this.pending.size === 0) this.worker.ref();
     this.pending.set(id, job);
-    this.worker.postMessage({ id, fn: job.task.fn, args: job.task.args });
+    this.worker.postMessage({ id, fn: job.task.fn, args: job.task.args, crash: job.task.crash === true });
   }
 
   run(task: Task): Promise<void> {

@@ -190,6 +190,7 @@ export class WasmBackend implements Backend {
   private readonly pool: WorkerPool;
   /** Calls run one after another: they share the arena. */
   private queue: Promise<unknown> = Promise.resolve();
+  private crashNext = false;
 
   constructor(readonly threads: number) {
     this.memory = new WebAssembly.Memory({ initial: 16, maximum: 65536, shared: true });
@@ -220,7 +221,9 @@ export class WasmBackend implements Backend {
     args: (r0: number, r1: number, w: number) => number[],
   ) {
     const shares = splitRows(end - start, this.pool.size).map(([a, b]) => [start + a, start + b] as const);
-    const tasks: Task[] = shares.map(([r0, r1], w) => ({ fn, args: args(r0, r1, w) }));
+    const crash = this.crashNext;
+    this.crashNext = false;
+    const tasks: Task[] = shares.map(([r0, r1], w) => ({ fn, args: args(r0, r1, w), crash }));
     await this.pool.all(tasks);
     return shares.length;
   }
@@ -464,6 +467,11 @@ export class WasmBackend implements Backend {
       }
       return best;
     });
+  }
+
+  /** Fault injection: the workers of the next kernel call die mid-task, on its retry too. */
+  injectWorkerCrash(): void {
+    this.crashNext = true;
   }
 
   async dispose(): Promise<void> {

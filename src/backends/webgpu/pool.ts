@@ -40,7 +40,7 @@ export class BufferPool {
   constructor(
     private readonly device: GPUDevice,
     /** Most bytes the pool may hold allocated at once. */
-    readonly budgetBytes: number,
+    public budgetBytes: number,
     /** The device's largest single buffer. */
     private readonly maxBufferBytes: number,
   ) {}

@@ -1014,6 +1014,18 @@ export class WebGpuBackend implements Backend {
     return { rows: inputs.rows, cols: width, data: out };
   }
 
+  /**
+   * After an out-of-memory error: halves the device-memory budget, so every later call plans
+   * smaller chunks (the cached copies are dropped); false once it is at 16 MiB.
+   */
+  shrinkMemoryBudget(): boolean {
+    const floor = 16 * 1024 * 1024;
+    if (this.pool.budgetBytes <= floor) return false;
+    this.copies.evictAll();
+    this.pool.budgetBytes = Math.max(floor, Math.floor(this.pool.budgetBytes / 2));
+    return true;
+  }
+
   async dispose(): Promise<void> {
     this.pool.destroy();
     this.gpu.destroy();

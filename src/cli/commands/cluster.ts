@@ -23,6 +23,8 @@ const FLAGS = [
   schemaFlag('--max-iter <n>', 'kmeans.maxIter'),
   schemaFlag('--tol <x>', 'kmeans.tol'),
   schemaFlag('--algorithm <a>', 'kmeans.algorithm'),
+  schemaFlag('--timeout <duration>', 'timeout'),
+  schemaFlag('--no-fallback', 'fallback.enabled'),
 ];
 
 interface ClusterFlags extends GlobalFlags {
@@ -95,6 +97,14 @@ export function clusterCommand(): Command {
         ['k', String(result.k)],
         ['method', result.method],
         ['backend', result.backend],
+        ...(result.fallback
+          ? [
+              ['fallback', `CPU K-means (${result.fallback.reason}: ${result.fallback.code})`] as [
+                string,
+                string,
+              ],
+            ]
+          : []),
         ['cluster sizes', sizes.join(' ')],
         ['silhouette', formatNumber(result.quality.silhouette)],
         ['Calinski-Harabasz', formatNumber(result.quality.calinskiHarabasz)],

@@ -1,0 +1,126 @@
+/**
+ * Fault injection for game days: `NEUROCLUSTER_FAULT=<kind>[:<backend>][@<probability>]` (or the
+ * config key `faults.inject`) makes a backend fail inside its real kernels, the way a sick GPU
+ * or a crashing worker would, so an operator can watch retries, breakers, degradation and the
+ * fallback do their work. Only the neuromorphic path (encoders and the K-means on their output)
+ * runs through {@link withFaults}; the fallback's K-means never does. Off unless set.
+ */
+import type { Backend, BackendName } from '../backends/backend.js';
+import { BackendError, ConfigError } from './errors.js';
+
+export const FAULT_KINDS = [
+  'kernel-throw',
+  'kernel-hang',
+  'device-lost',
+  'oom',
+  'nan',
+  'worker-crash',
+] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+const BACKENDS: readonly BackendName[] = ['webgpu', 'wasm', 'js'];
+
+export interface FaultSpec {
+  readonly kind: FaultKind;
+  /** The backend that fails; every backend when absent. */
+  readonly backend: BackendName | undefined;
+  /** Chance that one kernel call fails, in (0, 1]. */
+  readonly probability: number;
+}
+
+/** Parses `<kind>[:<backend>][@<probability>]`; undefined for an empty spec. */
+export function parseFault(spec: string | undefined): FaultSpec | undefined {
+  const text = spec?.trim();
+  if (!text) return undefined;
+  const match = /^([a-z-]+)(?::([a-z]+))?(?:@([0-9.eE+-]+))?$/.exec(text);
+  const bad = (why: string) =>
+    new ConfigError(
+      `fault "${text}": ${why} (form: <kind>[:<backend>][@<probability>], kinds ${FAULT_KINDS.join(', ')})`,
+    );
+  if (!match) throw bad('not understood');
+  const [, kind, backend, p] = match;
+  if (!(FAULT_KINDS as readonly string[]).includes(kind!)) throw bad(`unknown kind "${kind}"`);
+  if (backend !== undefined && !(BACKENDS as readonly string[]).includes(backend)) {
+    throw bad(`unknown backend "${backend}"`);
+  }
+  const probability = p === undefined ? 1 : Number(p);
+  if (!(probability > 0 && probability <= 1)) throw bad(`probability must be in (0, 1], got ${p}`);
+  return { kind: kind as FaultKind, backend: backend as BackendName | undefined, probability };
+}
+
+/** The kernels of the contract: every one of them can be made to fail. */
+const KERNELS = [
+  'matmul',
+  'pairwiseDistances',
+  'kmeansAssign',
+  'kmeansReduce',
+  'kmeansStep',
+  'clusterDistanceSums',
+  'reservoirRun',
+  'spikingRun',
+] as const;
+
+/** Puts NaN into a kernel's output, as a kernel with a numerical bug would. */
+function poison(out: unknown): unknown {
+  if (out instanceof Float32Array || out instanceof Float64Array) {
+    if (out.length > 0) out[0] = Number.NaN;
+    return out;
+  }
+  if (typeof out === 'object' && out !== null) {
+    const o = out as Record<string, unknown>;
+    if ('data' in o) poison(o.data);
+    else if ('sums' in o) poison(o.sums);
+    else if ('distances' in o) poison(o.distances);
+  }
+  return out;
+}
+
+/**
+ * `backend` with the fault switched in: each kernel call fails as `fault` says with its
+ * probability (drawn from `random`), else runs as it would. A hang is a kernel call that never
+ * completes; it rejects only when `signal` (the deadline) fires, so nothing is left waiting.
+ */
+export function withFaults(
+  backend: Backend,
+  fault: FaultSpec | undefined,
+  signal: AbortSignal,
+  random: () => number = Math.random,
+): Backend {
+  if (!fault || (fault.backend !== undefined && fault.backend !== backend.name)) return backend;
+  if (fault.kind === 'worker-crash' && !backend.injectWorkerCrash) return backend;
+  const overrides: Partial<Record<(typeof KERNELS)[number], unknown>> = {};
+  for (const kernel of KERNELS) {
+    const real = (backend[kernel] as (...args: unknown[]) => Promise<unknown>).bind(backend);
+    overrides[kernel] = async (...args: unknown[]) => {
+      if (random() >= fault.probability) return real(...args);
+      const where = `injected fault ${fault.kind} in ${backend.name}.${kernel}`;
+      switch (fault.kind) {
+        case 'kernel-throw':
+          throw new BackendError(where, 'NEUROCLUSTER_ERR_KERNEL');
+        case 'device-lost':
+          throw new BackendError(where, 'NEUROCLUSTER_ERR_DEVICE_LOST');
+        case 'oom':
+          throw new BackendError(where, 'NEUROCLUSTER_ERR_OUT_OF_MEMORY');
+        case 'nan':
+          return poison(await real(...args));
+        case 'worker-crash':
+          backend.injectWorkerCrash!();
+          return real(...args);
+        case 'kernel-hang':
+          return new Promise((_, reject) => {
+            const stop = () => reject(signal.reason ?? new Error(where));
+            if (signal.aborted) stop();
+            else signal.addEventListener('abort', stop, { once: true });
+          });
+      }
+    };
+  }
+  // Everything else (name, device, dispose, the fault hooks) is the backend's own.
+  return new Proxy(backend, {
+    get(target, key, receiver) {
+      if (typeof key === 'string' && key in overrides) return overrides[key as keyof typeof overrides];
+      const value = Reflect.get(target, key, receiver);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
