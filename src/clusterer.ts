@@ -42,6 +42,7 @@ import {
   BackendError,
   DataError,
   isNeuroclusterError,
+  requireFinite,
   throwIfAborted,
   UsageError,
   withContext,
@@ -248,18 +249,6 @@ class PhaseClock {
 
   timings(): Timings {
     return { ...this.spent, total: (performance.now() - this.start) / 1000 };
-  }
-}
-
-/** Throws NUMERICAL when any value is NaN or infinite: a kernel's output must be finite. */
-function requireFinite(values: ArrayLike<number>, what: string): void {
-  for (let i = 0; i < values.length; i++) {
-    if (!Number.isFinite(values[i]!)) {
-      throw new BackendError(
-        `${what} produced a non-finite value (${values[i]} at index ${i})`,
-        'NEUROCLUSTER_ERR_NUMERICAL',
-      );
-    }
   }
 }
 

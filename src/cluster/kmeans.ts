@@ -8,7 +8,7 @@
 import type { Backend, Matrix } from '../backends/backend.js';
 import { columnMoments } from '../linalg/moments.js';
 import { Random } from '../random.js';
-import { throwIfAborted, UsageError } from '../resilience/errors.js';
+import { requireFinite, throwIfAborted, UsageError } from '../resilience/errors.js';
 
 export interface KMeansOptions {
   readonly k: number;
@@ -228,6 +228,9 @@ async function* lloydRun(
     throwIfAborted(signal);
     const step = await backend.kmeansStep(points, { rows: k, cols: d, data: centers }, labels);
     const { sums, counts } = step;
+    // A non-finite pass would only repeat itself to maxIter: stop at the first.
+    requireFinite([step.inertia], `K-means (${backend.name})`);
+    requireFinite(sums, `K-means (${backend.name})`);
     iterations = it + 1;
     if (counts.some((c) => c === 0)) await relocateEmpty(backend, points, centers, sums, counts);
     const next = new Float64Array(k * d);

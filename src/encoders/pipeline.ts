@@ -13,7 +13,7 @@ import { permuteRows } from '../data/order.js';
 import { columnMoments } from '../linalg/moments.js';
 import { fitPca, type Pca, pcaTransform } from '../linalg/pca.js';
 import { Random } from '../random.js';
-import { DataError, throwIfAborted } from '../resilience/errors.js';
+import { DataError, requireFinite, throwIfAborted } from '../resilience/errors.js';
 import type { EncoderInput } from './drive.js';
 import { createEsn, type EsnState, runEsn } from './esn.js';
 import { createLsm, createSnn, runSpiking, type SpikingState } from './spiking.js';
@@ -89,6 +89,7 @@ async function rawBlocks(backend: Backend, state: PipelineState, input: EncoderI
       name === 'esn'
         ? await runEsn(backend, state.esn!, input)
         : await runSpiking(backend, (name === 'snn' ? state.snn : state.lsm)!, input);
+    requireFinite(features.data, `the ${name} encoder`);
     out.push({ name, features });
   }
   return out;

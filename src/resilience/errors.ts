@@ -346,6 +346,21 @@ export class CircuitOpenError extends NeuroclusterError {
   }
 }
 
+/**
+ * Throws NUMERICAL when any value is NaN or infinite: a kernel's output must be finite (a NaN
+ * would otherwise pass silently, a column of them looking like a constant one).
+ */
+export function requireFinite(values: ArrayLike<number>, what: string): void {
+  for (let i = 0; i < values.length; i++) {
+    if (!Number.isFinite(values[i]!)) {
+      throw new BackendError(
+        `${what} produced a non-finite value (${values[i]} at index ${i})`,
+        'NEUROCLUSTER_ERR_NUMERICAL',
+      );
+    }
+  }
+}
+
 /** The caller's AbortSignal fired. */
 export class AbortedError extends NeuroclusterError {
   constructor(message = 'the operation was aborted', options: ErrorOptions = {}) {

@@ -1018,6 +1018,11 @@ export class WebGpuBackend implements Backend {
    * After an out-of-memory error: halves the device-memory budget, so every later call plans
    * smaller chunks (the cached copies are dropped); false once it is at 16 MiB.
    */
+  /** The device-memory budget work is planned against now. */
+  get memoryBudgetBytes(): number {
+    return this.pool.budgetBytes;
+  }
+
   shrinkMemoryBudget(): boolean {
     const floor = 16 * 1024 * 1024;
     if (this.pool.budgetBytes <= floor) return false;
