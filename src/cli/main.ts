@@ -48,7 +48,13 @@ function program(): Command {
   // Parser errors become the one-line error with exit 2; help and --version still exit 0.
   const quiet = { writeErr: () => {}, outputError: () => {} };
   root.exitOverride().configureOutput(quiet);
-  for (const sub of root.commands) sub.exitOverride().configureOutput(quiet);
+  const quietAll = (cmd: Command) => {
+    for (const sub of cmd.commands) {
+      sub.exitOverride().configureOutput(quiet);
+      quietAll(sub);
+    }
+  };
+  quietAll(root);
   return root;
 }
 

@@ -484,6 +484,81 @@ describe('neurocluster bench', () => {
   });
 });
 
+describe('resilience from the command line', () => {
+  const home = join(dir, 'resilience-home');
+  const env = { NEUROCLUSTER_HOME: home };
+
+  it('answers a hanging kernel within a few seconds of --timeout 3s, with CPU K-means', () => {
+    const t0 = performance.now();
+    const r = cli(
+      ['cluster', IRIS, '--k', '3', '--method', 'esn', '--backend', 'js', '--timeout', '3s', '--json'],
+      {
+        ...env,
+        NEUROCLUSTER_FAULT: 'kernel-hang',
+      },
+    );
+    const seconds = (performance.now() - t0) / 1000;
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out).toMatchObject({
+      fallbackUsed: true,
+      fallback: { reason: 'timeout', code: 'NEUROCLUSTER_ERR_TIMEOUT' },
+    });
+    expect(out.labels).toHaveLength(150);
+    expect(seconds).toBeGreaterThan(3);
+    expect(seconds).toBeLessThan(8);
+  });
+
+  it('--no-fallback surfaces the failure: one error line, exit 1', () => {
+    const r = cli(
+      ['cluster', IRIS, '--k', '3', '--method', 'esn', '--backend', 'js', '--no-fallback', '--json'],
+      {
+        ...env,
+        NEUROCLUSTER_FAULT: 'oom',
+      },
+    );
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(
+      /^neurocluster: NEUROCLUSTER_ERR_OUT_OF_MEMORY: injected fault oom in js\.reservoirRun$/m,
+    );
+  });
+
+  it('health shows an open breaker; breakers reset closes it', () => {
+    const config = file(
+      'breaker.json',
+      JSON.stringify({ circuitBreaker: { failureThreshold: 1 }, retry: { maxRetries: 0 } }),
+    );
+    const failing = cli(
+      ['cluster', IRIS, '--k', '3', '--method', 'esn', '--backend', 'js', '--config', config, '--json'],
+      {
+        ...env,
+        NEUROCLUSTER_FAULT: 'kernel-throw',
+      },
+    );
+    expect(JSON.parse(failing.stdout).fallback.reason).toBe('kernel');
+    // Another process finds the breaker open and does not send the work to js.
+    const blocked = cli(
+      ['cluster', IRIS, '--k', '3', '--method', 'esn', '--backend', 'js', '--config', config, '--json'],
+      env,
+    );
+    expect(JSON.parse(blocked.stdout).fallback.reason).toBe('circuit-open');
+    const health = JSON.parse(cli(['health', '--json', '--config', config], env).stdout);
+    expect(health.status).toBe('ok');
+    expect(health.backends.find((b: { name: string }) => b.name === 'js')).toMatchObject({ ok: true });
+    expect(health.breakers).toEqual([
+      expect.objectContaining({ key: expect.stringMatching(/^js\|/), state: 'open' }),
+    ]);
+    expect(cli(['breakers', 'reset'], env).stdout).toBe('closed 1 circuit breaker\n');
+    expect(JSON.parse(cli(['health', '--json'], env).stdout).breakers).toEqual([]);
+    const healed = cli(
+      ['cluster', IRIS, '--k', '3', '--method', 'esn', '--backend', 'js', '--config', config, '--json'],
+      env,
+    );
+    expect(JSON.parse(healed.stdout).fallbackUsed).toBe(false);
+  });
+});
+
 describe('help and version', () => {
   it('exit 0', () => {
     expect(cli(['--help']).code).toBe(0);
