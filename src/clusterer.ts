@@ -72,7 +72,7 @@ export interface ClustererOptions {
   readonly logger?: Logger;
   /** Backends to choose from; the process-wide registry by default. */
   readonly registry?: BackendRegistry;
-  /** Where errors are counted and alerts raised; the process-wide {@link errorTracker} by default. */
+  /** Where errors are counted and alerts raised; the process-wide {@link errorTrackerFor} one by default. */
   readonly tracker?: ErrorTracker;
   /**
    * false runs the neuromorphic path bare: no deadline, retries, breakers, degradation or
@@ -81,8 +81,27 @@ export interface ClustererOptions {
   readonly resilience?: boolean;
 }
 
-/** The process-wide error tracker (alerts: see `errorTracking` in the configuration). */
-export const errorTracker = new ErrorTracker();
+/** One error tracker per `errorTracking` setting, shared by every clusterer of the process. */
+const trackers = new Map<string, ErrorTracker>();
+
+/**
+ * The process-wide error tracker of a configuration: counts over `errorTracking.window`, and an
+ * `'alert'` event (rule `error-rate`) when `errorTracking.alertThreshold` errors fall within it.
+ */
+export function errorTrackerFor(config: Config = resolveConfig()): ErrorTracker {
+  const { window, alertThreshold } = config.errorTracking;
+  const windowMs = durationMs(window);
+  const key = `${windowMs}|${alertThreshold}`;
+  let tracker = trackers.get(key);
+  if (!tracker) {
+    tracker = new ErrorTracker({
+      windowMs,
+      rules: [{ name: 'error-rate', threshold: alertThreshold, windowMs }],
+    });
+    trackers.set(key, tracker);
+  }
+  return tracker;
+}
 
 /** One breaker book per state file and settings, shared by every clusterer of the process. */
 const breakerBooks = new Map<string, BreakerBook>();
@@ -320,7 +339,7 @@ export class NeuromorphicClusterer {
     });
     this.logger = options.logger ?? createLogger({ level: this.config.logging.level });
     this.registry = options.registry ?? defaultRegistry;
-    this.tracker = options.tracker ?? errorTracker;
+    this.tracker = options.tracker ?? errorTrackerFor(this.config);
     this.resilient = options.resilience ?? true;
   }
 
@@ -368,10 +387,14 @@ export class NeuromorphicClusterer {
 
     // Input is read and validated before any backend starts.
     const problemSize = prepared.cleaned.data.length;
+    const sizes = { rows: prepared.cleaned.rows, columns: prepared.cleaned.cols, k };
     const path = async (backend: Backend, pathSignal: AbortSignal | undefined) => {
-      const { features, pipeline } = await clock.time('encode', () =>
-        this.encode(backend, prepared, pathSignal, onProgress),
-      );
+      const { features, pipeline } = await clock
+        .time('encode', () => this.encode(backend, prepared, pathSignal, onProgress))
+        .catch((error: unknown) => {
+          if (isNeuroclusterError(error)) withContext(error, { sizes });
+          throw error;
+        });
       requireFinite(features.data, 'the encoders');
       return clock.time('cluster', async () => {
         const ordered = permuteRows(features, prepared.order);

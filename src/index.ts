@@ -37,6 +37,7 @@ export {
   type ClustererOptions,
   ClusteringResult,
   type DataInput,
+  errorTrackerFor,
   type FitOptions,
   NeuromorphicClusterer,
   type Timings,
@@ -60,17 +61,26 @@ export type { EncodeProgress } from './encoders/drive.js';
 export type { PipelineState } from './encoders/pipeline.js';
 export { createLogger, type Logger } from './observability/logger.js';
 export { renderClusterPlot } from './report/svg-plot.js';
+export { BreakerBook, type BreakerStatus } from './resilience/breakers.js';
 export {
   AbortedError,
   BackendError,
+  CircuitOpenError,
   ConfigError,
   DataError,
   ERROR_CODES,
+  type ErrorCategory,
   type ErrorCode,
+  type ErrorContext,
   isNeuroclusterError,
   ModelFileError,
   NeuroclusterError,
   OutputError,
+  type Severity,
+  TimeoutError,
   UsageError,
 } from './resilience/errors.js';
+export { FAULT_KINDS, type FaultKind, type FaultSpec, parseFault } from './resilience/faults.js';
+export type { FallbackReason } from './resilience/policy.js';
+export { type Alert, type AlertRule, type ErrorRecord, ErrorTracker } from './resilience/tracker.js';
 export { VERSION } from './version.js';

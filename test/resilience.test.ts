@@ -13,7 +13,7 @@ import { BackendRegistry } from '../src/backends/backend.js';
 import { defaultRegistry } from '../src/backends/index.js';
 import { jsBackendFactory } from '../src/backends/js/js-backend.js';
 import type { WebGpuBackend } from '../src/backends/webgpu/webgpu-backend.js';
-import { NeuromorphicClusterer } from '../src/clusterer.js';
+import { errorTrackerFor, NeuromorphicClusterer } from '../src/clusterer.js';
 import type { ConfigOverrides } from '../src/config/schema.js';
 import { createLogger } from '../src/observability/logger.js';
 import { BreakerBook } from '../src/resilience/breakers.js';
@@ -153,7 +153,11 @@ describe('fault switch', () => {
     );
     expect(e.code).toBe('NEUROCLUSTER_ERR_KERNEL');
     expect(e.exitCode).toBe(1);
-    expect(e.context).toMatchObject({ backend: 'js', phase: 'encode' });
+    expect(e.context).toMatchObject({
+      backend: 'js',
+      phase: 'encode',
+      sizes: { rows: 150, columns: 4, k: 3 },
+    });
   });
 
   it('degrades webgpu -> wasm -> js under auto, listing what it tried', async () => {
@@ -367,6 +371,21 @@ describe('errors', () => {
     tracker.record(kernel());
     tracker.record(kernel());
     expect(alerts).toEqual([3, 3]);
+  });
+
+  it('are tracked per errorTracking settings: the alert threshold of the configuration raises an alert', async () => {
+    const config: ConfigOverrides = {
+      engine: { backend: 'js' },
+      faults: { inject: 'oom' },
+      errorTracking: { window: '10m', alertThreshold: 2 },
+    };
+    const tracker = errorTrackerFor(new NeuromorphicClusterer({ config }).config);
+    const alerts: string[] = [];
+    tracker.on('alert', (a) => alerts.push(a.rule.name));
+    await clusterer(config).fit(IRIS);
+    expect(alerts).toEqual([]);
+    await clusterer(config).fit(IRIS);
+    expect(alerts).toEqual(['error-rate']);
   });
 
   it('keep the error of one tracker record once, however often it is recorded', () => {
