@@ -16,7 +16,7 @@ import type { WebGpuBackend } from '../src/backends/webgpu/webgpu-backend.js';
 import { errorTrackerFor, NeuromorphicClusterer } from '../src/clusterer.js';
 import type { ConfigOverrides } from '../src/config/schema.js';
 import { createLogger } from '../src/observability/logger.js';
-import { BreakerBook } from '../src/resilience/breakers.js';
+import { BreakerBook, type BreakerSettings } from '../src/resilience/breakers.js';
 import { BackendError, TimeoutError } from '../src/resilience/errors.js';
 import { FAULT_KINDS, parseFault } from '../src/resilience/faults.js';
 import { ErrorTracker } from '../src/resilience/tracker.js';
@@ -197,6 +197,19 @@ describe('fault switch', () => {
   });
 });
 
+/** Consecutive-strategy breaker settings, as the clusterer derives them from the configuration. */
+function breakerSettings(failureThreshold: number, recoveryTimeoutMs: number): BreakerSettings {
+  return {
+    enabled: true,
+    failureThreshold,
+    recoveryTimeoutMs,
+    strategy: 'consecutive',
+    samplingWindowMs: recoveryTimeoutMs,
+    failureRatio: 0.5,
+    minimumRequests: 5,
+  };
+}
+
 describe('circuit breaker', () => {
   afterEach(() => {
     vi.useRealTimers();
@@ -221,16 +234,7 @@ describe('circuit breaker', () => {
     });
     // Kept between processes: a new book over the same file sees it open.
     const file = join(process.env.NEUROCLUSTER_HOME!, 'state', 'breakers.json');
-    const settings = {
-      enabled: true,
-      failureThreshold: 2,
-      recoveryTimeoutMs: 60_000,
-      strategy: 'consecutive' as const,
-      samplingWindowMs: 60_000,
-      failureRatio: 0.5,
-      minimumRequests: 5,
-    };
-    expect(new BreakerBook(settings, file).list()).toEqual([
+    expect(new BreakerBook(breakerSettings(2, 60_000), file).list()).toEqual([
       expect.objectContaining({ key: expect.stringMatching(/^js\|/), state: 'open' }),
     ]);
     // After the recovery time, one probe goes through; it succeeds and closes the breaker.
@@ -250,15 +254,7 @@ describe('circuit breaker', () => {
   it('forgets a saved state after recoveryTimeout', () => {
     vi.useFakeTimers({ toFake: ['Date'] });
     const file = join(process.env.NEUROCLUSTER_HOME!, 'state', 'breakers.json');
-    const settings = {
-      enabled: true,
-      failureThreshold: 1,
-      recoveryTimeoutMs: 1000,
-      strategy: 'consecutive' as const,
-      samplingWindowMs: 1000,
-      failureRatio: 0.5,
-      minimumRequests: 1,
-    };
+    const settings = breakerSettings(1, 1000);
     const book = new BreakerBook(settings, file);
     book.policy('gpu|A');
     book.save('gpu|A');
