@@ -19,7 +19,8 @@ import {
   internalQuality,
 } from './cluster/metrics.js';
 import { neuroclusterHome } from './config/home.js';
-import { resolveConfig } from './config/load.js';
+import type { ConfigLevel } from './config/levels.js';
+import { resolveConfig, resolveConfigChecked } from './config/load.js';
 import {
   type Config,
   type ConfigOverrides,
@@ -39,7 +40,6 @@ import { currentCorrelationId, withCorrelationId } from './observability/context
 import { createLogger, type Logger } from './observability/logger.js';
 import { BreakerBook, breakerFile } from './resilience/breakers.js';
 import {
-  BackendError,
   DataError,
   isNeuroclusterError,
   requireFinite,
@@ -72,6 +72,8 @@ export interface ClustererOptions {
   readonly logger?: Logger;
   /** Backends to choose from; the process-wide registry by default. */
   readonly registry?: BackendRegistry;
+  /** How strictly `config` is checked (see the README's Configuration); strict by default. */
+  readonly configLevel?: ConfigLevel;
   /** Where errors are counted and alerts raised; the process-wide {@link errorTrackerFor} one by default. */
   readonly tracker?: ErrorTracker;
   /**
@@ -333,11 +335,19 @@ export class NeuromorphicClusterer {
     | undefined;
 
   constructor(options: ClustererOptions = {}) {
-    this.config = resolveConfig(options.config, {
-      engine: { method: options.method, backend: options.backend, seed: options.seed },
-      kmeans: { nClusters: options.nClusters },
-    });
+    const { config, warnings } = resolveConfigChecked(
+      [
+        options.config,
+        {
+          engine: { method: options.method, backend: options.backend, seed: options.seed },
+          kmeans: { nClusters: options.nClusters },
+        },
+      ],
+      options.configLevel,
+    );
+    this.config = config;
     this.logger = options.logger ?? createLogger({ level: this.config.logging.level });
+    for (const w of warnings) this.logger.warn({ path: w.path }, `configuration: ${w.path}: ${w.message}`);
     this.registry = options.registry ?? defaultRegistry;
     this.tracker = options.tracker ?? errorTrackerFor(this.config);
     this.resilient = options.resilience ?? true;

@@ -1,8 +1,11 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import { describe, expect, it } from 'vitest';
+import { configJsonSchema } from '../src/cli/commands/config.js';
 import { neuroclusterHome } from '../src/config/home.js';
-import { deepMerge, readConfigFile, resolveConfig } from '../src/config/load.js';
+import { checkConfig, environmentOverrides } from '../src/config/levels.js';
+import { deepMerge, readConfigFile, resolveConfig, resolveConfigChecked } from '../src/config/load.js';
 import { configSchema, durationMs } from '../src/config/schema.js';
 import { ROOT, tempDir } from './helpers.js';
 
@@ -128,5 +131,110 @@ describe('example configuration', () => {
     const c = resolveConfig(await readConfigFile(`${ROOT}/examples/config.yaml`));
     expect(c.kmeans.nClusters).toBe(3);
     expect(c).toEqual(resolveConfig({ kmeans: { nClusters: 3 } }));
+  });
+});
+
+describe('configuration levels', () => {
+  const doc = {
+    circuit_breaker: { failure_threshold: 3 },
+    kmeans: { nInit: 0, colour: 'red' },
+    logging: { level: 'loud' },
+  };
+
+  it('strict: unknown keys and out-of-range values are errors, each with its path', () => {
+    const { config, problems } = checkConfig(doc, 'strict');
+    expect(config).toBeUndefined();
+    expect(problems.filter((p) => p.severity === 'error').map((p) => p.path)).toEqual([
+      'kmeans.nInit',
+      'kmeans',
+      'logging.level',
+    ]);
+  });
+
+  it('moderate: unknown keys dropped and numbers clamped, with warnings; other bad values still errors', () => {
+    const { config, problems } = checkConfig(doc, 'moderate');
+    expect(config).toBeUndefined();
+    expect(problems.map((p) => `${p.severity} ${p.path}`)).toEqual([
+      'warning circuit_breaker',
+      'warning circuit_breaker.failure_threshold',
+      'warning kmeans.nInit',
+      'warning kmeans',
+      'error logging.level',
+    ]);
+    const fixed = checkConfig({ kmeans: { nInit: 0, colour: 'red' }, retry: { maxRetries: 99 } }, 'moderate');
+    expect(fixed.config?.kmeans.nInit).toBe(1);
+    expect(fixed.config?.retry.maxRetries).toBe(10);
+    expect(fixed.problems.every((p) => p.severity === 'warning')).toBe(true);
+  });
+
+  it('permissive: anything else falls back to its default, with a warning', () => {
+    const { config, problems } = checkConfig(doc, 'permissive');
+    expect(config?.logging.level).toBe('warn');
+    expect(config?.circuitBreaker.failureThreshold).toBe(3);
+    expect(problems.every((p) => p.severity === 'warning')).toBe(true);
+    expect(problems.find((p) => p.path === 'logging.level')?.message).toMatch(/the default is used instead/);
+  });
+
+  it("reads the original system's snake_case keys as aliases, with a deprecation warning", () => {
+    const { config, problems } = checkConfig(
+      { circuit_breaker: { failure_threshold: 3, recovery_timeout_seconds: 30 } },
+      'strict',
+    );
+    expect(config?.circuitBreaker).toMatchObject({ failureThreshold: 3, recoveryTimeout: 30 });
+    expect(problems).toContainEqual({
+      path: 'circuit_breaker.failure_threshold',
+      message: 'deprecated alias of circuitBreaker.failureThreshold; write circuitBreaker.failureThreshold',
+      severity: 'warning',
+    });
+  });
+
+  it('checks rules across keys: errors, warnings under permissive', () => {
+    const doc = { retry: { baseDelay: '40s', maxDelay: '30s' }, encoders: { esn: { steps: 5, washout: 5 } } };
+    const strict = checkConfig(doc, 'strict');
+    expect(strict.config).toBeUndefined();
+    expect(strict.problems.map((p) => p.path)).toEqual(['retry.baseDelay', 'encoders.esn.washout']);
+    expect(checkConfig(doc, 'permissive').config).toBeDefined();
+  });
+
+  it('layers defaults < file < environment < flags; NEUROCLUSTER_<SECTION>__<KEY> in SCREAMING_SNAKE_CASE', () => {
+    const env = {
+      NEUROCLUSTER_CIRCUIT_BREAKER__FAILURE_THRESHOLD: '3',
+      NEUROCLUSTER_ENGINE__WEBGPU__ADAPTER: 'nvidia',
+      NEUROCLUSTER_FALLBACK__DEGRADE_ORDER: '["wasm","js"]',
+      NEUROCLUSTER_KMEANS__N_INIT: '4',
+      NEUROCLUSTER_HOME: '/not/a/key',
+    };
+    expect(environmentOverrides(env)).toEqual({
+      circuitBreaker: { failureThreshold: 3 },
+      engine: { webgpu: { adapter: 'nvidia' } },
+      fallback: { degradeOrder: ['wasm', 'js'] },
+      kmeans: { nInit: 4 },
+    });
+    const { config } = resolveConfigChecked([
+      { kmeans: { nInit: 2, maxIter: 7 }, circuitBreaker: { failureThreshold: 9 } },
+      environmentOverrides(env),
+      { kmeans: { nInit: 5 } },
+    ]);
+    expect(config.kmeans).toMatchObject({ nInit: 5, maxIter: 7 });
+    expect(config.circuitBreaker.failureThreshold).toBe(3);
+  });
+});
+
+describe('the JSON Schema of the configuration', () => {
+  const ajv = new Ajv2020({ strict: false, allErrors: true });
+  const validate = ajv.compile(configJsonSchema());
+
+  it('accepts every example configuration file in the repository', async () => {
+    for (const file of ['examples/config.yaml']) {
+      const ok = validate(await readConfigFile(join(ROOT, file)));
+      expect(validate.errors ?? [], file).toEqual([]);
+      expect(ok).toBe(true);
+    }
+  });
+
+  it('rejects what the schema rejects', () => {
+    expect(validate({ kmeans: { nInit: 0 } })).toBe(false);
+    expect(validate({ engine: { colour: 'red' } })).toBe(false);
+    expect(validate({ timeout: '3s', retry: { maxRetries: 1 } })).toBe(true);
   });
 });

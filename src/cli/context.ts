@@ -2,7 +2,8 @@
 import type { Command } from 'commander';
 import type { LevelWithSilent } from 'pino';
 import { homeConfigFile } from '../config/home.js';
-import { readConfigFile, resolveConfig } from '../config/load.js';
+import { type ConfigLevel, environmentOverrides } from '../config/levels.js';
+import { readConfigFile, resolveConfigChecked } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { overridesFrom, type SchemaFlag } from './options.js';
@@ -11,6 +12,7 @@ export interface GlobalFlags {
   verbose?: boolean;
   logLevel?: LevelWithSilent;
   config?: string;
+  configLevel?: ConfigLevel;
   json?: boolean;
 }
 
@@ -20,10 +22,20 @@ export function cliLogger(flags: GlobalFlags, config?: Config): Logger {
   return createLogger({ level });
 }
 
-/** defaults < config file (--config, else the home's) < flags. */
+/**
+ * defaults < config file (--config, else the home's) < environment (`NEUROCLUSTER_<SECTION>__<KEY>`)
+ * < flags, checked at `--config-level` (strict by default); its warnings go to the log.
+ */
 export async function cliConfig(command: Command, flags: readonly SchemaFlag[]): Promise<Config> {
   const opts = command.optsWithGlobals() as GlobalFlags;
   const file = opts.config ?? homeConfigFile();
   const fromFile = file ? await readConfigFile(file) : undefined;
-  return resolveConfig(fromFile, overridesFrom(flags, command));
+  const { config, warnings } = resolveConfigChecked(
+    [fromFile, environmentOverrides(), overridesFrom(flags, command)],
+    opts.configLevel ?? 'strict',
+  );
+  const logger = cliLogger(opts, config);
+  for (const w of warnings)
+    logger.warn({ path: w.path, ...(file ? { file } : {}) }, `configuration: ${w.path}: ${w.message}`);
+  return config;
 }

@@ -8,10 +8,12 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { defaultRegistry } from '../backends/index.js';
+import { CONFIG_LEVELS } from '../config/levels.js';
 import { UsageError } from '../resilience/errors.js';
 import { VERSION } from '../version.js';
 import { benchCommand } from './commands/bench.js';
 import { clusterCommand } from './commands/cluster.js';
+import { configCommand } from './commands/config.js';
 import { breakersCommand, healthCommand } from './commands/health.js';
 import { predictCommand } from './commands/predict.js';
 import { scoreCommand } from './commands/score.js';
@@ -23,6 +25,12 @@ function program(): Command {
     .version(VERSION)
     .option('--json', 'print exactly one JSON object on stdout')
     .option('--config <file>', 'configuration file (.json, .yaml); default $NEUROCLUSTER_HOME/config.yaml')
+    .addOption(
+      new Option(
+        '--config-level <level>',
+        'how strictly the configuration is checked (default: strict)',
+      ).choices(CONFIG_LEVELS),
+    )
     .option('-v, --verbose', 'log at debug level and show stacks of errors')
     .addOption(
       new Option('--log-level <level>', 'log level').choices([
@@ -43,6 +51,7 @@ function program(): Command {
     benchCommand(),
     healthCommand(),
     breakersCommand(),
+    configCommand(),
   ])
     root.addCommand(sub);
   // Parser errors become the one-line error with exit 2; help and --version still exit 0.
@@ -62,7 +71,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   const verbose = argv.includes('--verbose') || argv.includes('-v');
   try {
     await program().parseAsync(argv as string[]);
-    return 0;
+    // A command that finished with a verdict (validate, health) set it here.
+    return Number(process.exitCode ?? 0);
   } catch (error) {
     if (error instanceof CommanderError) {
       if (error.exitCode === 0) return 0;

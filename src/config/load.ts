@@ -2,9 +2,9 @@
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import type { z } from 'zod';
 import { ConfigError } from '../resilience/errors.js';
-import { type Config, type ConfigOverrides, configSchema } from './schema.js';
+import { type ConfigLevel, type ConfigProblem, checkConfig } from './levels.js';
+import type { Config, ConfigOverrides } from './schema.js';
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -24,24 +24,36 @@ export function deepMerge(
   return out;
 }
 
-/** Every problem of a failed parse, one `path.in.document: message` each. */
-export function formatIssues(error: z.ZodError): string[] {
-  return error.issues.map(
-    (issue) => `${issue.path.length ? issue.path.join('.') : '(document)'}: ${issue.message}`,
-  );
-}
+type Layer = ConfigOverrides | Record<string, unknown> | undefined;
 
-/** Validates a layered document against the schema, filling in defaults. */
-export function resolveConfig(...layers: (ConfigOverrides | Record<string, unknown> | undefined)[]): Config {
+/** The layers merged in order, later ones winning key by key. */
+export function mergeLayers(layers: readonly Layer[]): Record<string, unknown> {
   let merged: Record<string, unknown> = {};
   for (const layer of layers) if (layer) merged = deepMerge(merged, layer as Record<string, unknown>);
-  const parsed = configSchema.safeParse(merged);
-  if (!parsed.success) {
-    throw new ConfigError(`invalid configuration: ${formatIssues(parsed.error).join('; ')}`, {
-      cause: parsed.error,
-    });
+  return merged;
+}
+
+/**
+ * Validates layered documents at a level (see levels.ts), filling in defaults; throws one
+ * ConfigError naming every error, and returns the warnings (deprecated aliases, repairs).
+ */
+export function resolveConfigChecked(
+  layers: readonly Layer[],
+  level: ConfigLevel = 'strict',
+): { config: Config; warnings: readonly ConfigProblem[] } {
+  const { config, problems } = checkConfig(mergeLayers(layers), level);
+  if (!config) {
+    const errors = problems.filter((p) => p.severity === 'error');
+    throw new ConfigError(
+      `invalid configuration: ${errors.map((p) => `${p.path}: ${p.message}`).join('; ')}`,
+    );
   }
-  return parsed.data;
+  return { config, warnings: problems.filter((p) => p.severity === 'warning') };
+}
+
+/** Validates a layered document strictly against the schema, filling in defaults. */
+export function resolveConfig(...layers: Layer[]): Config {
+  return resolveConfigChecked(layers).config;
 }
 
 /** Reads a `.json`, `.yaml` or `.yml` configuration file (not yet validated). */

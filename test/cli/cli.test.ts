@@ -559,6 +559,61 @@ describe('resilience from the command line', () => {
   });
 });
 
+describe('neurocluster config', () => {
+  it('schema prints the JSON Schema of the document', () => {
+    const r = cli(['config', 'schema']);
+    expect(r.code).toBe(0);
+    const schema = JSON.parse(r.stdout);
+    expect(schema.$schema).toBe('https://json-schema.org/draft/2020-12/schema');
+    expect(schema.properties.circuitBreaker.properties.failureThreshold).toMatchObject({
+      default: 5,
+      minimum: 1,
+    });
+  });
+
+  it('validate prints every problem as <path>: <message> and exits 2 on an error (strict by default)', () => {
+    const bad = file(
+      'bad-config.yaml',
+      'circuit_breaker:\n  failure_threshold: 3\nkmeans:\n  nInit: 0\n  colour: red\n',
+    );
+    const strict = cli(['config', 'validate', bad]);
+    expect(strict.code).toBe(2);
+    expect(strict.stdout.split('\n').filter(Boolean)).toEqual([
+      'warning: circuit_breaker: deprecated alias of circuitBreaker; write circuitBreaker',
+      'warning: circuit_breaker.failure_threshold: deprecated alias of circuitBreaker.failureThreshold; write circuitBreaker.failureThreshold',
+      'error: kmeans.nInit: Too small: expected number to be >=1',
+      'error: kmeans: Unrecognized key: "colour"',
+    ]);
+    const moderate = cli(['config', 'validate', bad, '--level', 'moderate', '--json']);
+    expect(moderate.code).toBe(0);
+    expect(JSON.parse(moderate.stdout)).toMatchObject({ valid: true, level: 'moderate' });
+    expect(cli(['config', 'validate', join(ROOT, 'examples/config.yaml')]).code).toBe(0);
+  });
+
+  it('takes NEUROCLUSTER_<SECTION>__<KEY> over the file and flags over both', () => {
+    const config = file('k4.json', JSON.stringify({ kmeans: { nClusters: 2 } }));
+    const run = (args: string[], env: Record<string, string>) =>
+      JSON.parse(
+        cli(['cluster', IRIS, '--method', 'kmeans', '--config', config, '--json', ...args], env).stdout,
+      ).k;
+    expect(run([], {})).toBe(2);
+    expect(run([], { NEUROCLUSTER_KMEANS__N_CLUSTERS: '4' })).toBe(4);
+    expect(run(['--k', '3'], { NEUROCLUSTER_KMEANS__N_CLUSTERS: '4' })).toBe(3);
+    const bad = cli(['cluster', IRIS, '--k', '3', '--json'], { NEUROCLUSTER_RETRY__MAX_RETRIES: '99' });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/NEUROCLUSTER_ERR_CONFIG: invalid configuration: retry\.maxRetries: Too big/);
+    // --config-level moderate clamps it instead, with a warning in the log.
+    const clamped = cli(
+      ['cluster', IRIS, '--k', '3', '--method', 'kmeans', '--json', '--config-level', 'moderate'],
+      {
+        NEUROCLUSTER_RETRY__MAX_RETRIES: '99',
+      },
+    );
+    expect(clamped.code).toBe(0);
+    expect(clamped.stderr).toMatch(/configuration: retry\.maxRetries: .*99 clamped to 10/);
+  });
+});
+
 describe('help and version', () => {
   it('exit 0', () => {
     expect(cli(['--help']).code).toBe(0);
