@@ -11,6 +11,7 @@ import type {
   SelectionContext,
 } from './backends/backend.js';
 import { defaultRegistry } from './backends/index.js';
+import { builtinGates, evaluateGates, type GateFailure, type QualityGate } from './cluster/gates.js';
 import { type KMeansFit, type KMeansProgress, kmeans, validateK } from './cluster/kmeans.js';
 import {
   type ExternalQuality,
@@ -42,6 +43,7 @@ import { BreakerBook, breakerFile } from './resilience/breakers.js';
 import {
   DataError,
   isNeuroclusterError,
+  QualityGateError,
   requireFinite,
   throwIfAborted,
   UsageError,
@@ -72,6 +74,8 @@ export interface ClustererOptions {
   readonly logger?: Logger;
   /** Backends to choose from; the process-wide registry by default. */
   readonly registry?: BackendRegistry;
+  /** Gates of your own, checked after the built-in ones (see `qualityGates` in the configuration). */
+  readonly qualityGates?: readonly QualityGate[];
   /** How strictly `config` is checked (see the README's Configuration); strict by default. */
   readonly configLevel?: ConfigLevel;
   /** Where errors are counted and alerts raised; the process-wide {@link errorTrackerFor} one by default. */
@@ -191,6 +195,8 @@ export class ClusteringResult {
   readonly droppedRows!: readonly number[] | undefined;
   /** Iterations of the kept K-means run (mini-batch: steps). */
   readonly iterations!: number;
+  /** The quality gates the result failed (absent when all passed or gates are off). */
+  readonly qualityGates!: readonly GateFailure[] | undefined;
   /** Why CPU K-means answered instead of the neuromorphic path, when it did. */
   readonly fallback!: FallbackReason | undefined;
   /** The operation's correlation ID. */
@@ -231,6 +237,7 @@ export class ClusteringResult {
       ...(this.backendsTried.length > 1 || this.fallback ? { backendsTried: this.backendsTried } : {}),
       fallbackUsed: this.fallbackUsed,
       ...(this.fallback ? { fallback: this.fallback } : {}),
+      ...(this.qualityGates ? { qualityGates: this.qualityGates } : {}),
       quality: this.quality,
       inputQuality: this.inputQuality,
       ...(this.external ? { external: this.external } : {}),
@@ -271,6 +278,11 @@ class PhaseClock {
   timings(): Timings {
     return { ...this.spent, total: (performance.now() - this.start) / 1000 };
   }
+}
+
+/** A gate's value for a message: four significant digits. */
+function formatGateValue(v: number): string {
+  return Number.isInteger(v) ? String(v) : v.toPrecision(4);
 }
 
 /** Labels in file order from labels in canonical order. */
@@ -322,6 +334,7 @@ export class NeuromorphicClusterer {
   private readonly registry: BackendRegistry;
   private readonly tracker: ErrorTracker;
   private readonly resilient: boolean;
+  private readonly customGates: readonly QualityGate[];
   private model:
     | {
         /** The method the model's features come from (kmeans after a fallback). */
@@ -351,6 +364,7 @@ export class NeuromorphicClusterer {
     this.registry = options.registry ?? defaultRegistry;
     this.tracker = options.tracker ?? errorTrackerFor(this.config);
     this.resilient = options.resilience ?? true;
+    this.customGates = options.qualityGates ?? [];
   }
 
   private get engine(): EngineConfig {
@@ -461,11 +475,18 @@ export class NeuromorphicClusterer {
       return { quality: { ...judged, inertia: fit.inertia }, inputQuality, external };
     });
 
-    const method: Method = fallback ? 'kmeans' : this.engine.method;
-    this.model = { method, scaler: prepared.scaler, pipeline, centroids: fit.centroids, k: fit.k, d: fit.d };
+    const gates = this.config.qualityGates;
+    const failedGates = gates.enabled
+      ? evaluateGates([...builtinGates(gates), ...this.customGates], {
+          labels,
+          k: fit.k,
+          quality,
+          inputQuality,
+        })
+      : [];
     const timings = clock.timings();
     this.logger.debug({ backend: backend.name, k, n: dataset.n, d: features.cols, timings }, 'fit done');
-    return new ClusteringResult({
+    const result = new ClusteringResult({
       labels,
       k: fit.k,
       centroids: Array.from({ length: fit.k }, (_, j) =>
@@ -486,7 +507,20 @@ export class NeuromorphicClusterer {
       iterations: fit.iterations,
       fallback,
       correlationId: currentCorrelationId(),
+      qualityGates: failedGates.length > 0 ? failedGates : undefined,
     });
+    if (failedGates.length > 0) {
+      const what = failedGates
+        .map((g) => `${g.gate} ${formatGateValue(g.value)} < ${g.threshold}`)
+        .join('; ');
+      if (gates.mode === 'fail')
+        throw new QualityGateError(`quality gates failed: ${what}`, failedGates, result);
+      this.logger.warn({ qualityGates: failedGates }, `quality gates failed: ${what}`);
+    }
+    // The model is kept only for a result that stands (not one that failed its gates).
+    const method: Method = fallback ? 'kmeans' : this.engine.method;
+    this.model = { method, scaler: prepared.scaler, pipeline, centroids: fit.centroids, k: fit.k, d: fit.d };
+    return result;
   }
 
   /** The resilience layer for a job of `problemSize` input values, from the configuration. */

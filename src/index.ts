@@ -16,6 +16,7 @@ export {
   type Matrix,
 } from './backends/index.js';
 export { JsBackend } from './backends/js/js-backend.js';
+export { builtinGates, type GateFailure, type GateInput, type QualityGate } from './cluster/gates.js';
 export {
   type KMeansFit,
   type KMeansOptions,
@@ -76,6 +77,7 @@ export {
   ModelFileError,
   NeuroclusterError,
   OutputError,
+  QualityGateError,
   type Severity,
   TimeoutError,
   UsageError,

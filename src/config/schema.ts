@@ -97,6 +97,18 @@ export const faultsSchema = z.strictObject({
     ),
 });
 
+/** Minimums a result is checked against; `warn` reports, `fail` fails the request. */
+export const qualityGatesSchema = z.strictObject({
+  enabled: z.boolean().default(true).describe('check results against the gates'),
+  mode: z
+    .enum(['warn', 'fail'])
+    .default('warn')
+    .describe('warn: report failed gates in the result and the log; fail: the request fails (exit 1)'),
+  minSilhouette: z.number().min(-1).max(1).default(0.3).describe('lowest silhouette that passes'),
+  minCalinskiHarabasz: z.number().min(0).default(50).describe('lowest Calinski-Harabasz index that passes'),
+  minClusterSize: z.int().min(0).default(5).describe('fewest members of the smallest cluster that pass'),
+});
+
 /** The error tracker's window and alert threshold. */
 export const errorTrackingSchema = z.strictObject({
   window: duration('60s').describe('sliding window of the error counts'),
@@ -321,7 +333,7 @@ export const configSchema = z.strictObject({
   faults: faultsSchema.default(faultsSchema.parse({})),
   errorTracking: errorTrackingSchema.default(errorTrackingSchema.parse({})),
   monitoring: later('resource monitoring'),
-  qualityGates: later('quality gates'),
+  qualityGates: qualityGatesSchema.default(qualityGatesSchema.parse({})),
   privacy: later('differential privacy and k-anonymity'),
   security: later('secure loading, encryption, audit'),
   logging: loggingSchema.default(loggingSchema.parse({})),

@@ -23,6 +23,7 @@ export type ErrorCategory =
   | 'resource-exhausted'
   | 'privacy-budget'
   | 'security'
+  | 'quality'
   | 'backend'
   | 'cancelled'
   | 'io'
@@ -155,6 +156,15 @@ export const ERROR_CODES = {
     recovery: [
       'The backend failed repeatedly and its circuit breaker is open; it is tried again after circuitBreaker.recoveryTimeout.',
       'Fix the backend, then `neurocluster breakers reset` to close the breaker at once.',
+    ],
+  },
+  NEUROCLUSTER_ERR_QUALITY_GATE: {
+    category: 'quality',
+    severity: 'medium',
+    exitCode: 1,
+    recovery: [
+      'The clustering missed a quality gate in fail mode; try another k or method, or lower the gate (qualityGates).',
+      'qualityGates.mode: warn reports failed gates in the result instead of failing.',
     ],
   },
   NEUROCLUSTER_ERR_ABORTED: {
@@ -336,6 +346,20 @@ export class BackendError extends NeuroclusterError {
 export class TimeoutError extends NeuroclusterError {
   constructor(message: string, options: ErrorOptions = {}) {
     super('NEUROCLUSTER_ERR_TIMEOUT', message, options);
+  }
+}
+
+/** A result that missed a quality gate in `fail` mode; the result itself is attached. */
+export class QualityGateError extends NeuroclusterError {
+  constructor(
+    message: string,
+    /** The failed gates. */
+    readonly failures: readonly { gate: string; value: number; threshold: number }[],
+    /** The result that failed them (a ClusteringResult). */
+    readonly result: unknown,
+    options: ErrorOptions = {},
+  ) {
+    super('NEUROCLUSTER_ERR_QUALITY_GATE', message, options);
   }
 }
 

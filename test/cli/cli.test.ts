@@ -614,6 +614,34 @@ describe('neurocluster config', () => {
   });
 });
 
+describe('quality gates from the command line', () => {
+  it('warn mode: failed gates in the JSON, exit 0; fail mode: one error line, nothing on stdout, exit 1', () => {
+    const args = ['cluster', IRIS, '--k', '3', '--method', 'kmeans', '--label-column', 'species', '--json'];
+    const warn = cli([
+      ...args,
+      '--config',
+      file('gate-warn.json', JSON.stringify({ qualityGates: { minSilhouette: 0.9 } })),
+    ]);
+    expect(warn.code).toBe(0);
+    expect(JSON.parse(warn.stdout).qualityGates).toEqual([
+      { gate: 'silhouette', value: expect.any(Number), threshold: 0.9 },
+    ]);
+    const failed = cli([
+      ...args,
+      '--out',
+      join(dir, 'gate-fail.json'),
+      '--config',
+      file('gate-fail-config.json', JSON.stringify({ qualityGates: { mode: 'fail', minSilhouette: 0.9 } })),
+    ]);
+    expect(failed.code).toBe(1);
+    expect(failed.stdout).toBe('');
+    expect(failed.stderr).toMatch(
+      /^neurocluster: NEUROCLUSTER_ERR_QUALITY_GATE: quality gates failed: silhouette 0\.\d+ < 0\.9$/m,
+    );
+    expect(existsSync(join(dir, 'gate-fail.json'))).toBe(false);
+  });
+});
+
 describe('help and version', () => {
   it('exit 0', () => {
     expect(cli(['--help']).code).toBe(0);

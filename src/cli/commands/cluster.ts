@@ -116,6 +116,9 @@ export function clusterCommand(): Command {
         rows.push(['Rand index', formatNumber(result.external.randIndex)]);
       }
       if (result.droppedRows?.length) rows.push(['dropped rows', String(result.droppedRows.length)]);
+      for (const g of result.qualityGates ?? []) {
+        rows.push([`gate ${g.gate}`, `failed: ${formatNumber(g.value)} < ${g.threshold}`]);
+      }
       rows.push(['time', `${result.timings.total.toFixed(3)} s`]);
       for (const [what, path] of [
         ['result', flags.out],
