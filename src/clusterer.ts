@@ -37,6 +37,13 @@ import { datasetFromRows, loadDataset } from './data/load.js';
 import { canonicalOrder, permuteRows } from './data/order.js';
 import { type EncodeProgress, sampleKeys } from './encoders/drive.js';
 import { createPipeline, fitPipeline, type PipelineState, transformPipeline } from './encoders/pipeline.js';
+import {
+  baselineFile,
+  type PerformanceAnomaly,
+  recordRun,
+  shapeKey,
+  type WorkloadShape,
+} from './observability/baselines.js';
 import { currentCorrelationId, withCorrelationId } from './observability/context.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { BreakerBook, breakerFile } from './resilience/breakers.js';
@@ -195,6 +202,8 @@ export class ClusteringResult {
   readonly droppedRows!: readonly number[] | undefined;
   /** Iterations of the kept K-means run (mini-batch: steps). */
   readonly iterations!: number;
+  /** Phases that ran slower than the baseline of this workload shape allows (absent when none). */
+  readonly performanceAnomalies!: readonly PerformanceAnomaly[] | undefined;
   /** The quality gates the result failed (absent when all passed or gates are off). */
   readonly qualityGates!: readonly GateFailure[] | undefined;
   /** Why CPU K-means answered instead of the neuromorphic path, when it did. */
@@ -238,6 +247,7 @@ export class ClusteringResult {
       fallbackUsed: this.fallbackUsed,
       ...(this.fallback ? { fallback: this.fallback } : {}),
       ...(this.qualityGates ? { qualityGates: this.qualityGates } : {}),
+      ...(this.performanceAnomalies ? { performanceAnomalies: this.performanceAnomalies } : {}),
       quality: this.quality,
       inputQuality: this.inputQuality,
       ...(this.external ? { external: this.external } : {}),
@@ -486,6 +496,11 @@ export class NeuromorphicClusterer {
       : [];
     const timings = clock.timings();
     this.logger.debug({ backend: backend.name, k, n: dataset.n, d: features.cols, timings }, 'fit done');
+    const method: Method = fallback ? 'kmeans' : this.engine.method;
+    const anomalies = this.judgePerformance(
+      { method, backend: backend.name, n: prepared.cleaned.rows, d: prepared.cleaned.cols },
+      timings,
+    );
     const result = new ClusteringResult({
       labels,
       k: fit.k,
@@ -508,6 +523,7 @@ export class NeuromorphicClusterer {
       fallback,
       correlationId: currentCorrelationId(),
       qualityGates: failedGates.length > 0 ? failedGates : undefined,
+      performanceAnomalies: anomalies.length > 0 ? anomalies : undefined,
     });
     if (failedGates.length > 0) {
       const what = failedGates
@@ -518,9 +534,37 @@ export class NeuromorphicClusterer {
       this.logger.warn({ qualityGates: failedGates }, `quality gates failed: ${what}`);
     }
     // The model is kept only for a result that stands (not one that failed its gates).
-    const method: Method = fallback ? 'kmeans' : this.engine.method;
     this.model = { method, scaler: prepared.scaler, pipeline, centroids: fit.centroids, k: fit.k, d: fit.d };
     return result;
+  }
+
+  /**
+   * Judges the run's phase durations against the baseline of its shape and adds them to it (see
+   * src/observability/baselines.ts); a baseline that cannot be written costs a warning, not the
+   * request.
+   */
+  private judgePerformance(shape: WorkloadShape, timings: Timings): PerformanceAnomaly[] {
+    const p = this.config.performance;
+    const { load: _load, validate: _validate, ...phases } = timings;
+    try {
+      const anomalies = recordRun(baselineFile(neuroclusterHome()), shape, phases, {
+        enabled: p.baselines,
+        anomalyFactor: p.anomalyFactor,
+        window: p.window,
+        minSamples: p.minSamples,
+        minSeconds: p.minPhaseSeconds,
+      });
+      for (const a of anomalies) {
+        this.logger.warn(
+          { anomaly: a, shape: shapeKey(shape) },
+          `performance anomaly: ${a.phase} took ${a.seconds.toFixed(3)} s, ${a.factor.toFixed(1)}x its baseline of ${a.baseline.toFixed(3)} s`,
+        );
+      }
+      return anomalies;
+    } catch (error) {
+      this.logger.warn({ err: error }, 'the performance baseline could not be updated');
+      return [];
+    }
   }
 
   /** The resilience layer for a job of `problemSize` input values, from the configuration. */

@@ -52,6 +52,7 @@ describe('configuration schema', () => {
         'logging',
         'metrics',
         'monitoring',
+        'performance',
         'privacy',
         'qualityGates',
         'retry',

@@ -109,6 +109,22 @@ export const qualityGatesSchema = z.strictObject({
   minClusterSize: z.int().min(0).default(5).describe('fewest members of the smallest cluster that pass'),
 });
 
+/** Rolling baselines of phase durations per workload shape, and when a run counts as slow. */
+export const performanceSchema = z.strictObject({
+  baselines: z
+    .boolean()
+    .default(true)
+    .describe('keep baselines in $NEUROCLUSTER_HOME/state and flag slow runs'),
+  anomalyFactor: z
+    .number()
+    .gt(1)
+    .default(2)
+    .describe('a phase slower than this times its baseline is an anomaly'),
+  window: z.int().min(1).max(1000).default(20).describe('runs kept per workload shape'),
+  minSamples: z.int().min(1).default(5).describe('runs a baseline needs before it judges'),
+  minPhaseSeconds: z.number().min(0).default(0.05).describe('shorter phases are not judged'),
+});
+
 /** The error tracker's window and alert threshold. */
 export const errorTrackingSchema = z.strictObject({
   window: duration('60s').describe('sliding window of the error counts'),
@@ -334,6 +350,7 @@ export const configSchema = z.strictObject({
   errorTracking: errorTrackingSchema.default(errorTrackingSchema.parse({})),
   monitoring: later('resource monitoring'),
   qualityGates: qualityGatesSchema.default(qualityGatesSchema.parse({})),
+  performance: performanceSchema.default(performanceSchema.parse({})),
   privacy: later('differential privacy and k-anonymity'),
   security: later('secure loading, encryption, audit'),
   logging: loggingSchema.default(loggingSchema.parse({})),
