@@ -36,7 +36,13 @@ import type { Dataset } from './data/dataset.js';
 import { datasetFromRows, loadDataset } from './data/load.js';
 import { canonicalOrder, permuteRows } from './data/order.js';
 import { type EncodeProgress, sampleKeys } from './encoders/drive.js';
-import { createPipeline, fitPipeline, type PipelineState, transformPipeline } from './encoders/pipeline.js';
+import {
+  createPipeline,
+  featureWidths,
+  fitPipeline,
+  type PipelineState,
+  transformPipeline,
+} from './encoders/pipeline.js';
 import {
   baselineFile,
   type PerformanceAnomaly,
@@ -46,11 +52,13 @@ import {
 } from './observability/baselines.js';
 import { currentCorrelationId, withCorrelationId } from './observability/context.js';
 import { createLogger, type Logger } from './observability/logger.js';
+import { estimateJobBytes, processProbes, ResourceMonitor } from './observability/resources.js';
 import { BreakerBook, breakerFile } from './resilience/breakers.js';
 import {
   DataError,
   isNeuroclusterError,
   QualityGateError,
+  ResourceExhaustedError,
   requireFinite,
   throwIfAborted,
   UsageError,
@@ -114,6 +122,37 @@ export function errorTrackerFor(config: Config = resolveConfig()): ErrorTracker 
     trackers.set(key, tracker);
   }
   return tracker;
+}
+
+/** The resource monitor of a configuration's `monitoring` section (one per settings and home). */
+const monitors = new Map<string, ResourceMonitor>();
+
+export function resourceMonitorFor(config: Config, env: NodeJS.ProcessEnv = process.env): ResourceMonitor {
+  const m = config.monitoring;
+  const home = neuroclusterHome(env);
+  const key = `${home}\n${JSON.stringify(m)}`;
+  let monitor = monitors.get(key);
+  if (!monitor) {
+    const thresholds = {
+      ...m,
+      memoryBudgetBytes: m.memoryBudgetMB === undefined ? undefined : m.memoryBudgetMB * 2 ** 20,
+    };
+    monitor = new ResourceMonitor(
+      thresholds,
+      home,
+      processProbes(() => devicePool(defaultRegistry)),
+    );
+    monitors.set(key, monitor);
+  }
+  return monitor;
+}
+
+/** Device memory of the WebGPU backend, when it is live in this registry. */
+function devicePool(registry: BackendRegistry): { used: number; total: number } | undefined {
+  const gpu = registry.live('webgpu') as
+    | (Backend & { memoryStats?(): { used: number; total: number } })
+    | undefined;
+  return gpu?.memoryStats?.();
 }
 
 /** One breaker book per state file and settings, shared by every clusterer of the process. */
@@ -419,7 +458,8 @@ export class NeuromorphicClusterer {
     const prepared = await clock.time('validate', async () => this.prepare(dataset, k));
     throwIfAborted(signal);
 
-    // Input is read and validated before any backend starts.
+    // Input is read and validated before any backend starts, and the job admitted by its memory.
+    this.admit(prepared, k);
     const problemSize = prepared.cleaned.data.length;
     const sizes = { rows: prepared.cleaned.rows, columns: prepared.cleaned.cols, k };
     const path = async (backend: Backend, pathSignal: AbortSignal | undefined) => {
@@ -565,6 +605,58 @@ export class NeuromorphicClusterer {
       this.logger.warn({ err: error }, 'the performance baseline could not be updated');
       return [];
     }
+  }
+
+  /** The resource monitor of this configuration (thresholds, budget, NEUROCLUSTER_HOME's disk). */
+  resourceMonitor(): ResourceMonitor {
+    return resourceMonitorFor(this.config);
+  }
+
+  /**
+   * Estimates the job's memory from its shape and refuses it (RESOURCE_EXHAUSTED) when the
+   * process would pass the critical share of its budget; warns past the warning share.
+   */
+  private admit(prepared: ReturnType<NeuromorphicClusterer['prepare']>, k: number): void {
+    const { cleaned, scaler } = prepared;
+    const method = this.engine.method;
+    const inputDim = scaler.series?.dims ?? cleaned.cols;
+    const widths =
+      method === 'kmeans'
+        ? { raw: 0, final: cleaned.cols, perSampleChunk: 0 }
+        : featureWidths(method, this.config.encoders, inputDim, cleaned.cols, scaler.series !== undefined);
+    const enc = this.config.encoders;
+    if (method === 'hybrid' && enc.hybrid.components > widths.raw) {
+      this.logger.warn(
+        { components: enc.hybrid.components, features: widths.raw },
+        `encoders.hybrid.components (${enc.hybrid.components}) is more than the ${widths.raw} features: PCA keeps ${widths.raw}`,
+      );
+    }
+    const uses = (name: string) => method === name || method === 'hybrid';
+    const weights =
+      (uses('esn') ? enc.esn.units * (enc.esn.units + inputDim) : 0) +
+      (uses('snn') ? enc.snn.neurons * inputDim : 0) +
+      (uses('lsm') ? enc.lsm.neurons * (enc.lsm.neurons + inputDim) : 0);
+    const bytes = estimateJobBytes({
+      rows: cleaned.rows,
+      cols: cleaned.cols,
+      k,
+      rawFeatures: widths.raw,
+      features: widths.final,
+      chunkBytesPerSample: widths.perSampleChunk,
+      weights,
+      deviceBytesPerValue: 4,
+    });
+    const { verdict, rss, budget } = this.resourceMonitor().admit(bytes);
+    const mib = (b: number) => `${Math.ceil(b / 2 ** 20)} MiB`;
+    const what = `the job needs about ${mib(bytes)}; the process holds ${mib(rss)} of a memory budget of ${mib(budget)}`;
+    if (verdict === 'refused') {
+      throw new ResourceExhaustedError(
+        `${what}, past its critical share (${this.config.monitoring.memoryCritical}): refused before it starts`,
+        { context: { sizes: { rows: cleaned.rows, columns: cleaned.cols, features: widths.final, bytes } } },
+      );
+    }
+    if (verdict === 'warning')
+      this.logger.warn({ bytes, rss, budget }, `memory: ${what}, past its warning share`);
   }
 
   /** The resilience layer for a job of `problemSize` input values, from the configuration. */

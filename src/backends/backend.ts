@@ -296,6 +296,8 @@ export interface SelectionLogger {
 export class BackendRegistry {
   private readonly factories = new Map<BackendName, BackendFactory>();
   private readonly instances = new Map<BackendName, Promise<Backend>>();
+  /** The instances that have started, for reading without waiting. */
+  private readonly settled = new Map<BackendName, Backend>();
 
   /** Adds a backend; registering the same name twice is a programming error and throws. */
   register(factory: BackendFactory): void {
@@ -320,6 +322,10 @@ export class BackendRegistry {
     if (!instance) {
       instance = factory.create({ auto, options });
       this.instances.set(name, instance);
+      instance.then(
+        (b) => this.settled.set(name, b),
+        () => undefined,
+      );
       // A failed start is not cached: the next request tries again.
       instance.catch(() => this.instances.delete(name));
     }
@@ -387,6 +393,11 @@ export class BackendRegistry {
     return backend;
   }
 
+  /** The backend `name` if it has started in this registry (never starts one). */
+  live(name: BackendName): Backend | undefined {
+    return this.settled.get(name);
+  }
+
   /**
    * Disposes the live backend `name` (after its device was lost): the next request starts a new
    * one. Errors of the dispose are ignored; the instance is beyond use anyway.
@@ -395,6 +406,7 @@ export class BackendRegistry {
     const instance = this.instances.get(name);
     if (!instance) return;
     this.instances.delete(name);
+    this.settled.delete(name);
     await instance.then((b) => b.dispose()).catch(() => undefined);
   }
 
@@ -402,6 +414,7 @@ export class BackendRegistry {
   async disposeAll(): Promise<void> {
     const live = [...this.instances.values()];
     this.instances.clear();
+    this.settled.clear();
     await Promise.allSettled(live.map(async (p) => (await p).dispose()));
   }
 }

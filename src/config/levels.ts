@@ -142,6 +142,13 @@ const CROSS_FIELD_RULES: readonly ((c: Config) => [string, string] | undefined)[
     c.encoders.esn.timePoints > c.encoders.esn.steps
       ? ['encoders.esn.timePoints', `is more than encoders.esn.steps (${c.encoders.esn.steps})`]
       : undefined,
+  ...(['memory', 'cpu', 'disk'] as const).map((r) => (c: Config): [string, string] | undefined => {
+    const warning = c.monitoring[`${r}Warning`];
+    const critical = c.monitoring[`${r}Critical`];
+    return warning >= critical
+      ? [`monitoring.${r}Warning`, `must be below monitoring.${r}Critical (${critical})`]
+      : undefined;
+  }),
   (c) =>
     c.circuitBreaker.strategy === 'sampling' && durationMs(c.circuitBreaker.samplingWindow) < 1000
       ? ['circuitBreaker.samplingWindow', 'must be at least 1s for the sampling strategy']

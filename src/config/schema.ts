@@ -20,8 +20,9 @@ export type Method = (typeof METHODS)[number];
 export const NAN_POLICIES = ['error', 'drop-rows', 'impute-mean'] as const;
 export type NanPolicy = (typeof NAN_POLICIES)[number];
 
+/** A section whose feature is not built yet: it takes no keys (a key given is reported, per level). */
 const later = (what: string) =>
-  z.looseObject({}).default({}).describe(`${what}; its keys are defined by the issue that builds it`);
+  z.strictObject({}).default({}).describe(`${what}; no keys yet: they come with the feature`);
 
 /**
  * A duration (`500ms`, `3s`, `10m`, `1h`, or a number of seconds), kept as written (a document
@@ -321,6 +322,23 @@ export const loggingSchema = z.looseObject({
     .describe('log level'),
 });
 
+/** Resource thresholds (fractions) and the memory budget jobs are admitted against. */
+export const monitoringSchema = z.strictObject({
+  memoryBudgetMB: z
+    .number()
+    .positive()
+    .optional()
+    .describe(
+      "memory the process may hold; a job that would pass memoryCritical of it is refused (default: the machine's)",
+    ),
+  memoryWarning: fraction().default(0.8).describe('memory (RSS over the budget) that warns'),
+  memoryCritical: fraction().default(0.95).describe('memory that refuses a job'),
+  cpuWarning: fraction().default(0.7).describe('CPU use (share of all cores) that warns'),
+  cpuCritical: fraction().default(0.9).describe('CPU use that is critical'),
+  diskWarning: fraction().default(0.9).describe('disk of NEUROCLUSTER_HOME in use that warns'),
+  diskCritical: fraction().default(0.98).describe('disk in use that is critical'),
+});
+
 /** The configuration document (`--config file.json|yaml`). */
 export const configSchema = z.strictObject({
   engine: engineSchema.default(engineSchema.parse({})),
@@ -348,7 +366,7 @@ export const configSchema = z.strictObject({
   fallback: fallbackSchema.default(fallbackSchema.parse({})),
   faults: faultsSchema.default(faultsSchema.parse({})),
   errorTracking: errorTrackingSchema.default(errorTrackingSchema.parse({})),
-  monitoring: later('resource monitoring'),
+  monitoring: monitoringSchema.default(monitoringSchema.parse({})),
   qualityGates: qualityGatesSchema.default(qualityGatesSchema.parse({})),
   performance: performanceSchema.default(performanceSchema.parse({})),
   privacy: later('differential privacy and k-anonymity'),

@@ -15,8 +15,8 @@ import { fitPca, type Pca, pcaTransform } from '../linalg/pca.js';
 import { Random } from '../random.js';
 import { DataError, requireFinite, throwIfAborted } from '../resilience/errors.js';
 import type { EncoderInput } from './drive.js';
-import { createEsn, type EsnState, runEsn } from './esn.js';
-import { createLsm, createSnn, runSpiking, type SpikingState } from './spiking.js';
+import { createEsn, type EsnState, esnReadout, runEsn } from './esn.js';
+import { createLsm, createSnn, runSpiking, type SpikingState, spikingReadout } from './spiking.js';
 
 type BlockName = 'input' | 'esn' | 'snn' | 'lsm';
 
@@ -168,4 +168,50 @@ export async function transformPipeline(
   const blocks = await rawBlocks(backend, state, input);
   const features = assemble(blocks, state.blocks);
   return state.pca ? pcaTransform(backend, state.pca, features) : features;
+}
+
+/** Widths of the blocks a method emits for `inputDim` values a step (`sequence`: time series). */
+export function featureWidths(
+  method: EncoderMethod,
+  config: EncodersConfig,
+  inputDim: number,
+  inputCols: number,
+  sequence: boolean,
+): { raw: number; final: number; perSampleChunk: number } {
+  let raw = 0;
+  let perSampleChunk = 0;
+  const includeInput =
+    method === 'hybrid'
+      ? config.hybrid.includeInput
+      : (config[method] as { includeInput: boolean }).includeInput;
+  if (includeInput) raw += inputCols;
+  for (const name of blocksOf(method)) {
+    if (name === 'esn') {
+      const u = config.esn.units;
+      const mode = esnReadout(config.esn, sequence);
+      const width =
+        mode === 'last' || mode === 'mean'
+          ? u
+          : mode === 'last+mean'
+            ? 2 * u
+            : mode === 'times'
+              ? u * config.esn.timePoints
+              : (u + 1) * inputDim;
+      raw += width;
+      // The model space holds every step's state of a chunk before the readout.
+      const steps = sequence ? inputCols / inputDim : config.esn.steps;
+      perSampleChunk += 8 * (mode === 'model-space' ? u * steps : width);
+    } else {
+      const params = config[name];
+      const mode = spikingReadout({ kind: name, params } as SpikingState, sequence);
+      const steps = sequence ? inputCols / inputDim : Math.round(params.duration / params.dt);
+      const width =
+        mode === 'model-space'
+          ? (params.neurons + 1) * inputDim
+          : params.neurons * (sequence ? Math.min(params.timePoints, steps) : 1);
+      raw += width;
+      perSampleChunk += 8 * (mode === 'model-space' ? params.neurons * steps : width);
+    }
+  }
+  return { raw, final: method === 'hybrid' ? Math.min(config.hybrid.components, raw) : raw, perSampleChunk };
 }

@@ -158,6 +158,15 @@ export const ERROR_CODES = {
       'Fix the backend, then `neurocluster breakers reset` to close the breaker at once.',
     ],
   },
+  NEUROCLUSTER_ERR_RESOURCE_EXHAUSTED: {
+    category: 'resource-exhausted',
+    severity: 'high',
+    exitCode: 1,
+    recovery: [
+      'The job would not fit in memory; cluster fewer rows, choose a smaller encoder (units, neurons), or plain kmeans.',
+      'Raise monitoring.memoryBudgetMB if the machine has the memory, or run on a larger machine.',
+    ],
+  },
   NEUROCLUSTER_ERR_QUALITY_GATE: {
     category: 'quality',
     severity: 'medium',
@@ -346,6 +355,13 @@ export class BackendError extends NeuroclusterError {
 export class TimeoutError extends NeuroclusterError {
   constructor(message: string, options: ErrorOptions = {}) {
     super('NEUROCLUSTER_ERR_TIMEOUT', message, options);
+  }
+}
+
+/** A job that would not fit the memory budget, refused before it allocates. */
+export class ResourceExhaustedError extends NeuroclusterError {
+  constructor(message: string, options: ErrorOptions = {}) {
+    super('NEUROCLUSTER_ERR_RESOURCE_EXHAUSTED', message, options);
   }
 }
 

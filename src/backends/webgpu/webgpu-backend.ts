@@ -1018,6 +1018,11 @@ export class WebGpuBackend implements Backend {
    * After an out-of-memory error: halves the device-memory budget, so every later call plans
    * smaller chunks (the cached copies are dropped); false once it is at 16 MiB.
    */
+  /** Device bytes the buffer pool holds, and its budget (for the resource monitor). */
+  memoryStats(): { used: number; total: number } {
+    return { used: this.pool.stats().bytesInUse, total: this.pool.budgetBytes };
+  }
+
   /** The device-memory budget work is planned against now. */
   get memoryBudgetBytes(): number {
     return this.pool.budgetBytes;

@@ -4,7 +4,7 @@
  */
 import { Command } from 'commander';
 import { defaultRegistry } from '../../backends/index.js';
-import { breakerBook } from '../../clusterer.js';
+import { breakerBook, resourceMonitorFor } from '../../clusterer.js';
 import type { Config } from '../../config/schema.js';
 import { cliConfig, type GlobalFlags } from '../context.js';
 import { table } from '../output.js';
@@ -41,9 +41,10 @@ export function healthCommand(): Command {
       const book = breakerBook(config);
       const breakers = book.list();
       const healthy = backends.some((b) => b.ok);
+      const resources = resourceMonitorFor(config).sample();
       if (flags.json) {
         process.stdout.write(
-          `${JSON.stringify({ status: healthy ? 'ok' : 'down', backends, breakers, breakerFile: book.file })}\n`,
+          `${JSON.stringify({ status: healthy ? 'ok' : 'down', backends, breakers, breakerFile: book.file, resources })}\n`,
         );
       } else {
         const rows: [string, string][] = backends.map((b) => [
@@ -55,6 +56,17 @@ export function healthCommand(): Command {
           rows.push([`breaker ${b.key}`, `${b.state}${since} (state kept until ${b.expiresAt})`]);
         }
         if (breakers.length === 0) rows.push(['breakers', 'all closed']);
+        const pct = (f: number) => `${(100 * f).toFixed(1)}%`;
+        const mib = (b: number) => `${Math.round(b / 2 ** 20)} MiB`;
+        const { memory, cpu, disk, device } = resources;
+        rows.push([
+          'memory',
+          `${memory.level}: ${mib(memory.used)} of ${mib(memory.total)} (${pct(memory.fraction)})`,
+        ]);
+        rows.push(['cpu', `${cpu.level}: ${pct(cpu.fraction)} of all cores`]);
+        if (disk) rows.push(['disk (home)', `${disk.level}: ${pct(disk.fraction)} in use`]);
+        if (device)
+          rows.push(['device memory', `${device.level}: ${mib(device.used)} of ${mib(device.total)}`]);
         process.stdout.write(table('neurocluster health', rows));
       }
       if (!healthy) process.exitCode = 1;

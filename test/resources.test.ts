@@ -1,0 +1,137 @@
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { BackendRegistry } from '../src/backends/backend.js';
+import { jsBackendFactory } from '../src/backends/js/js-backend.js';
+import { NeuromorphicClusterer } from '../src/clusterer.js';
+import { checkConfig } from '../src/config/levels.js';
+import { createLogger } from '../src/observability/logger.js';
+import { estimateJobBytes, ResourceMonitor, type ResourceProbes } from '../src/observability/resources.js';
+import { failure, ROOT } from './helpers.js';
+
+const IRIS = join(ROOT, 'examples/iris.csv');
+const MiB = 2 ** 20;
+const thresholds = {
+  memoryWarning: 0.8,
+  memoryCritical: 0.95,
+  cpuWarning: 0.7,
+  cpuCritical: 0.9,
+  diskWarning: 0.9,
+  diskCritical: 0.98,
+  memoryBudgetBytes: 1000 * MiB,
+};
+
+/** Probes that read what the test says. */
+function probes(state: {
+  rss: number;
+  cpuMs: number;
+  at: number;
+  disk?: number;
+  device?: number;
+}): ResourceProbes {
+  return {
+    memoryUsage: () => ({ rss: state.rss, heapUsed: state.rss / 2, heapTotal: state.rss }),
+    cpuUsage: () => ({ user: state.cpuMs * 1000, system: 0 }),
+    now: () => state.at,
+    cores: 2,
+    disk: () => (state.disk === undefined ? undefined : { free: (1 - state.disk) * 1e12, total: 1e12 }),
+    device: () =>
+      state.device === undefined ? undefined : { used: state.device * 1024 * MiB, total: 1024 * MiB },
+  };
+}
+
+describe('resource monitor', () => {
+  it('grades memory, CPU, disk and device memory against warning and critical thresholds', () => {
+    const state = { rss: 500 * MiB, cpuMs: 0, at: 0, disk: 0.5, device: 0.1 };
+    const monitor = new ResourceMonitor(thresholds, '/home', probes(state));
+    state.at = 1000;
+    state.cpuMs = 1500; // 1.5 s of CPU in 1 s on 2 cores: 75%
+    let s = monitor.sample();
+    expect(s.memory).toMatchObject({ fraction: 0.5, level: 'ok' });
+    expect(s.cpu).toEqual({ fraction: 0.75, level: 'warning' });
+    expect(s.disk).toMatchObject({ level: 'ok' });
+    expect(s.level).toBe('warning');
+    state.rss = 960 * MiB;
+    state.at = 2000;
+    state.cpuMs = 1600;
+    state.disk = 0.99;
+    state.device = 0.85;
+    s = monitor.sample();
+    expect([s.memory.level, s.cpu.level, s.disk?.level, s.device?.level, s.level]).toEqual([
+      'critical',
+      'ok',
+      'critical',
+      'warning',
+      'critical',
+    ]);
+  });
+
+  it('admits a job by the memory it will need: ok, warning past 80% of the budget, refused past 95%', () => {
+    const monitor = new ResourceMonitor(thresholds, '/home', probes({ rss: 500 * MiB, cpuMs: 0, at: 0 }));
+    expect(monitor.admit(100 * MiB).verdict).toBe('ok');
+    expect(monitor.admit(350 * MiB).verdict).toBe('warning');
+    expect(monitor.admit(460 * MiB).verdict).toBe('refused');
+  });
+
+  it('estimates a job from its shape: input, weights, chunk, features, K-means', () => {
+    const base = { rows: 20_000, cols: 8, k: 5, weights: 0, deviceBytesPerValue: 4 };
+    const kmeans = estimateJobBytes({ ...base, rawFeatures: 0, features: 8, chunkBytesPerSample: 0 });
+    expect(kmeans).toBe(3 * 20_000 * 8 * 8 + 20_000 * 16 + 20_000 * 8 * 4 + 5 * 8 * 32);
+    const esn = estimateJobBytes({
+      ...base,
+      rawFeatures: 208,
+      features: 208,
+      chunkBytesPerSample: 1600,
+      weights: 10_800,
+    });
+    // The features dominate: four n x 208 float64 arrays.
+    expect(esn).toBeGreaterThan(4 * 20_000 * 208 * 8);
+    expect(esn).toBeLessThan(200 * MiB);
+  });
+
+  it('checks that each warning threshold is below its critical one', () => {
+    const { config, problems } = checkConfig({ monitoring: { cpuWarning: 0.95, cpuCritical: 0.9 } });
+    expect(config).toBeUndefined();
+    expect(problems[0]).toMatchObject({ path: 'monitoring.cpuWarning', severity: 'error' });
+  });
+});
+
+describe('a job past the memory budget', () => {
+  it('is refused with RESOURCE_EXHAUSTED before any backend starts', async () => {
+    let started = 0;
+    const registry = new BackendRegistry();
+    registry.register({
+      ...jsBackendFactory,
+      create: async (c) => {
+        started++;
+        return jsBackendFactory.create(c);
+      },
+    });
+    const clusterer = new NeuromorphicClusterer({
+      method: 'esn',
+      nClusters: 3,
+      backend: 'js',
+      registry,
+      logger: createLogger({ level: 'silent' }),
+      // A budget smaller than what the process already holds: nothing more fits.
+      config: { monitoring: { memoryBudgetMB: 1 } },
+    });
+    const e = await failure(clusterer.fit(IRIS));
+    expect(e.code).toBe('NEUROCLUSTER_ERR_RESOURCE_EXHAUSTED');
+    expect(e.message).toMatch(
+      /^the job needs about \d+ MiB; the process holds \d+ MiB of a memory budget of 1 MiB/,
+    );
+    expect(e.context.sizes).toMatchObject({ rows: 150, columns: 4 });
+    expect(started).toBe(0);
+  });
+
+  it('runs when the budget has room', async () => {
+    const clusterer = new NeuromorphicClusterer({
+      method: 'esn',
+      nClusters: 3,
+      backend: 'js',
+      logger: createLogger({ level: 'silent' }),
+      config: { monitoring: { memoryBudgetMB: 64 * 1024 } },
+    });
+    expect((await clusterer.fit(IRIS)).labels).toHaveLength(150);
+  });
+});
