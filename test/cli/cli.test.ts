@@ -579,10 +579,10 @@ describe('neurocluster config', () => {
     const strict = cli(['config', 'validate', bad]);
     expect(strict.code).toBe(2);
     expect(strict.stdout.split('\n').filter(Boolean)).toEqual([
-      'warning: circuit_breaker: deprecated alias of circuitBreaker; write circuitBreaker',
-      'warning: circuit_breaker.failure_threshold: deprecated alias of circuitBreaker.failureThreshold; write circuitBreaker.failureThreshold',
-      'error: kmeans.nInit: Too small: expected number to be >=1',
-      'error: kmeans: Unrecognized key: "colour"',
+      'circuit_breaker: deprecated alias of circuitBreaker; write circuitBreaker (warning)',
+      'circuit_breaker.failure_threshold: deprecated alias of circuitBreaker.failureThreshold; write circuitBreaker.failureThreshold (warning)',
+      'kmeans.nInit: Too small: expected number to be >=1',
+      'kmeans: Unrecognized key: "colour"',
     ]);
     const moderate = cli(['config', 'validate', bad, '--level', 'moderate', '--json']);
     expect(moderate.code).toBe(0);

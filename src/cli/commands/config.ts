@@ -44,7 +44,10 @@ export function configCommand(): Command {
           `${JSON.stringify({ file, level: opts.level, valid: config !== undefined, problems })}\n`,
         );
       } else {
-        for (const p of problems) process.stdout.write(`${p.severity}: ${p.path}: ${p.message}\n`);
+        // `<path.in.document>: <message>`; a warning says so at the end.
+        for (const p of problems) {
+          process.stdout.write(`${p.path}: ${p.message}${p.severity === 'warning' ? ' (warning)' : ''}\n`);
+        }
         if (problems.length === 0) process.stdout.write(`${file}: valid (${opts.level})\n`);
       }
       if (!config) process.exitCode = 2;
