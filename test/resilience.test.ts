@@ -251,6 +251,16 @@ describe('circuit breaker', () => {
     expect(saved[key!]!.policy.ownState.value).toBe(0);
   });
 
+  it('is not consulted when circuitBreaker.enabled is false', async () => {
+    const failing = clusterer({
+      circuitBreaker: { enabled: false, failureThreshold: 1 },
+      engine: { backend: 'js' },
+      faults: { inject: 'kernel-throw' },
+      retry: { ...FAST.retry, maxRetries: 0 },
+    });
+    for (let i = 0; i < 3; i++) expect((await failing.fit(IRIS)).fallback?.reason).toBe('kernel');
+  });
+
   it('forgets a saved state after recoveryTimeout', () => {
     vi.useFakeTimers({ toFake: ['Date'] });
     const file = join(process.env.NEUROCLUSTER_HOME!, 'state', 'breakers.json');

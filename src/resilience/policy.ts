@@ -22,6 +22,7 @@ import {
   handleWhen,
   type IBackoff,
   isBrokenCircuitError,
+  noop,
   retry,
   TaskCancelledError,
   TimeoutStrategy,
@@ -92,11 +93,6 @@ function fallbackFor(error: Error): boolean {
   return !['validation', 'configuration', 'data', 'cancelled', 'io'].includes(error.category);
 }
 
-/** The reason the result reports: the kind of failure, in a word. */
-function reasonOf(error: NeuroclusterError): string {
-  return error.category === 'device-lost' ? 'device-lost' : error.category;
-}
-
 export interface ResilienceDeps {
   readonly registry: BackendRegistry;
   readonly breakers: BreakerBook;
@@ -124,6 +120,7 @@ export class Resilience {
   ): Promise<ResilientResult<T>> {
     const tried: BackendAttempt[] = [];
     let failure: NeuroclusterError | undefined;
+    let rescuing = false;
     const deadline = timeout(this.settings.timeoutMs, TimeoutStrategy.Aggressive);
     const answer = fallback(
       handleWhen((e) => {
@@ -133,7 +130,10 @@ export class Resilience {
         const named = request !== 'auto' && failure.code === 'NEUROCLUSTER_ERR_BACKEND_UNAVAILABLE';
         return this.settings.fallback.enabled && !named && fallbackFor(failure);
       }),
-      async () => ({ rescued: await rescue(failure!) }),
+      async () => {
+        rescuing = true;
+        return { rescued: await rescue(failure!) };
+      },
     );
     const outcome = await answer
       .execute(
@@ -145,18 +145,20 @@ export class Resilience {
         signal,
       )
       .catch((error: unknown) => {
+        // The fallback's own failure (the caller cancelled it, say) is the answer; else the path's.
+        if (rescuing) throw error;
         throw failure ?? this.classify(error as Error, signal);
       });
     if ('rescued' in outcome) {
       const error = failure!;
       this.deps.logger.warn(
-        { code: error.code, reason: reasonOf(error), tried },
+        { code: error.code, reason: error.category, tried },
         `the neuromorphic path failed (${error.message}); answered by CPU K-means`,
       );
       return {
         fallback: true,
         value: outcome.rescued,
-        reason: { reason: reasonOf(error), code: error.code },
+        reason: { reason: error.category, code: error.code },
         error,
         tried,
       };
@@ -209,7 +211,8 @@ export class Resilience {
         continue;
       }
       const key = `${name}|${backend.device}`;
-      const breaker = this.deps.breakers.policy(key);
+      const breakers = this.deps.breakers.settings.enabled;
+      const breaker = breakers ? this.deps.breakers.policy(key) : noop;
       try {
         const ran = await breaker.execute(() => this.retried(name, auto, work, signal, callerSignal), signal);
         tried.push({ name, ok: true });
@@ -225,7 +228,7 @@ export class Resilience {
         if (e.category === 'timeout' || e.category === 'cancelled' || !auto) throw e;
         this.deps.logger.info({ backend: name, code: e.code }, `backend ${name} failed; trying the next`);
       } finally {
-        this.deps.breakers.save(key);
+        if (breakers) this.deps.breakers.save(key);
       }
     }
     throw (
