@@ -46,7 +46,7 @@ describe('performance baselines', () => {
       performance: { minSamples: 3, minPhaseSeconds: 0, anomalyFactor: 2 },
       retry: { baseDelay: '300ms', maxDelay: '300ms', maxRetries: 1 },
     };
-    const fit = (extra = {}) =>
+    const fitIris = (extra = {}) =>
       new NeuromorphicClusterer({
         method: 'kmeans',
         nClusters: 3,
@@ -54,9 +54,9 @@ describe('performance baselines', () => {
         logger,
         config: { ...config, ...extra },
       }).fit(join(ROOT, 'examples/iris.csv'));
-    for (let i = 0; i < 3; i++) expect((await fit()).performanceAnomalies).toBeUndefined();
+    for (let i = 0; i < 3; i++) expect((await fitIris()).performanceAnomalies).toBeUndefined();
     // The same shape (plain K-means on js) slowed down by a retried kernel: 300 ms of backoff.
-    const slow = await fit({ faults: { inject: 'kernel-throw' } });
+    const slow = await fitIris({ faults: { inject: 'kernel-throw' } });
     expect(slow.fallbackUsed).toBe(true);
     expect(slow.performanceAnomalies?.map((a) => a.phase)).toContain('total');
     expect(slow.toJSON().performanceAnomalies).toBeDefined();

@@ -74,10 +74,12 @@ export function recordRun(
   if (!s.enabled) return [];
   const store = read(file);
   const key = shapeKey(shape);
-  const kept = (store[key] ??= {});
+  const kept = store[key] ?? {};
+  store[key] = kept;
   const anomalies: PerformanceAnomaly[] = [];
   for (const [phase, seconds] of Object.entries(phases)) {
-    const runs = (kept[phase] ??= []);
+    const runs = kept[phase] ?? [];
+    kept[phase] = runs;
     if (runs.length >= s.minSamples && seconds >= s.minSeconds) {
       const baseline = median(runs);
       if (seconds > s.anomalyFactor * baseline)
