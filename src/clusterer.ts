@@ -474,7 +474,7 @@ export class NeuromorphicClusterer {
         const ordered = permuteRows(features, prepared.order);
         const fit = await this.runKMeans(backend, ordered, k, pathSignal, onProgress);
         requireFinite(fit.centroids, 'K-means');
-        if (!Number.isFinite(fit.inertia)) requireFinite([fit.inertia], 'K-means');
+        requireFinite([fit.inertia], 'K-means');
         return { backend, features, pipeline, ordered, fit };
       });
     };

@@ -3,6 +3,10 @@
  * at a time, plain loops; the reservoir state in float64, the spiking state in float32 rounded op
  * by op as the device kernels compute it. Expected values for the conformance suite come from
  * test/conformance/make_cases.py (NumPy), not from here.
+ *
+ * Each run is a generator that yields between time steps once the clock passes `slice.until`, so
+ * that its driver (the JS backend) can give the event loop a turn and stop at a deadline even in
+ * the middle of one long sample.
  */
 import { philox4x32, philoxKey, spikeThreshold } from '../../philox.js';
 import {
@@ -56,7 +60,19 @@ function project(
   }
 }
 
-export function reservoirRun(run: ReservoirRun): Matrix {
+/** When a run should next yield (`performance.now()` time); the driver moves it on. */
+export interface Slice {
+  until: number;
+}
+
+/**
+ * Yield points cost a clock read: one every this many time steps (a reservoir step is R x R
+ * multiply-adds; a spiking step, a few per neuron, so it checks less often).
+ */
+const CHECK_EVERY = 4;
+const SPIKING_CHECK_EVERY = 32;
+
+export function* reservoirRun(run: ReservoirRun, slice: Slice): Generator<void, Matrix> {
   checkDrive(run, run.inputWeights);
   const { inputs, inputDim: dim, steps, leak, readout } = run;
   const r = run.inputWeights.cols;
@@ -75,6 +91,7 @@ export function reservoirRun(run: ReservoirRun): Matrix {
     const row = n * inputs.cols;
     if (!run.sequence) project(inputs.data, row, dim, run.inputWeights, run.bias, drive);
     for (let t = 0; t < steps; t++) {
+      if (t % CHECK_EVERY === 0 && performance.now() > slice.until) yield;
       if (run.sequence) project(inputs.data, row + t * dim, dim, run.inputWeights, run.bias, drive);
       pre.set(drive);
       addRecurrent(run.recurrent, x, pre);
@@ -107,7 +124,7 @@ function recurrent32(w: RecurrentWeights): RecurrentWeights {
  * (i ascending, zero inputs skipped) + sum_i s_i W[i] (i ascending), then v = (v - decay v) + current.
  * Two float32 values added or multiplied in double and rounded once give the float32 result.
  */
-export function spikingRun(run: SpikingRun): Matrix {
+export function* spikingRun(run: SpikingRun, slice: Slice): Generator<void, Matrix> {
   checkDrive(run, run.inputWeights);
   const { inputs, inputDim: dim, steps, windows } = run;
   const r = run.inputWeights.cols;
@@ -142,6 +159,7 @@ export function spikingRun(run: SpikingRun): Matrix {
     const row = n * inputs.cols;
     const key = run.sampleKeys[n]!;
     for (let t = 0; t < steps; t++) {
+      if (t % SPIKING_CHECK_EVERY === 0 && performance.now() > slice.until) yield;
       const window = Math.floor((t * windows) / steps);
       const windowStart = Math.ceil((window * steps) / windows);
       const end = windowEnd(window, steps, windows);

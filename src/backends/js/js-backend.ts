@@ -18,7 +18,7 @@ import {
   type ReservoirRun,
   type SpikingRun,
 } from '../backend.js';
-import { reservoirRun, spikingRun } from './dynamics.js';
+import { reservoirRun, type Slice, spikingRun } from './dynamics.js';
 
 function checkSameWidth(a: Matrix, b: Matrix, what: string): void {
   if (a.cols !== b.cols) throw new RangeError(`${what}: widths differ (${a.cols} vs ${b.cols})`);
@@ -173,53 +173,37 @@ export class JsBackend implements Backend {
   }
 
   reservoirRun(run: ReservoirRun): Promise<Matrix> {
-    return inSlices(run, (rows) => reservoirRun({ ...run, inputs: rows }));
+    return cooperative(run.signal, (slice) => reservoirRun(run, slice));
   }
 
   spikingRun(run: SpikingRun): Promise<Matrix> {
-    return inSlices(run, (rows, start) =>
-      spikingRun({ ...run, inputs: rows, sampleKeys: run.sampleKeys.subarray(start, start + rows.rows) }),
-    );
+    return cooperative(run.signal, (slice) => spikingRun(run, slice));
   }
 
   async dispose(): Promise<void> {}
 }
 
-/** Time a slice of a dynamics run aims at, so the event loop (timers, the deadline) runs between. */
+/** How long a dynamics run holds the event loop before it yields (timers, the deadline run between). */
 const SLICE_MS = 20;
 
 /**
- * Runs a dynamics kernel over the samples in slices of about {@link SLICE_MS} each (samples are
- * independent, so the output is the same), yielding to the event loop between slices and
- * stopping when `run.signal` fires: a deadline interrupts the reference backend too.
+ * Drives a dynamics run (a generator that yields between time steps when its slice is over):
+ * gives the event loop a turn between slices and stops when `signal` fires, so a deadline
+ * interrupts the reference backend too, within a slice, even in the middle of a long sample.
  */
-async function inSlices(
-  run: { inputs: Matrix; signal?: AbortSignal | undefined },
-  kernel: (rows: Matrix, start: number) => Matrix,
+async function cooperative(
+  signal: AbortSignal | undefined,
+  run: (slice: Slice) => Generator<void, Matrix>,
 ): Promise<Matrix> {
-  const { rows: n, cols } = run.inputs;
-  if (n === 0) return kernel(run.inputs, 0);
-  let out: Float64Array | undefined;
-  let width = 0;
-  let size = 1;
-  for (let start = 0; start < n; ) {
-    throwIfAborted(run.signal);
-    const end = Math.min(n, start + size);
-    const t0 = performance.now();
-    const part = kernel(
-      { rows: end - start, cols, data: run.inputs.data.subarray(start * cols, end * cols) },
-      start,
-    );
-    const ms = performance.now() - t0;
-    width = part.cols;
-    out ??= new Float64Array(n * width);
-    out.set(part.data, start * width);
-    start = end;
-    // Next slice sized from this one's pace; at most doubling, so one slow sample cannot overshoot.
-    size = Math.max(1, Math.min(2 * size, Math.floor((size * SLICE_MS) / Math.max(ms, 0.01))));
-    if (start < n) await new Promise((resolve) => setImmediate(resolve));
+  const slice: Slice = { until: performance.now() + SLICE_MS };
+  const steps = run(slice);
+  for (;;) {
+    throwIfAborted(signal);
+    const next = steps.next();
+    if (next.done) return next.value;
+    await new Promise((resolve) => setImmediate(resolve));
+    slice.until = performance.now() + SLICE_MS;
   }
-  return { rows: n, cols: width, data: out ?? new Float64Array(0) };
 }
 
 /** Always available: priority lowest, so faster backends are preferred under `auto`. */
