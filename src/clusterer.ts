@@ -617,6 +617,32 @@ export class NeuromorphicClusterer {
    * process would pass the critical share of its budget; warns past the warning share.
    */
   private admit(prepared: ReturnType<NeuromorphicClusterer['prepare']>, k: number): void {
+    const { cleaned } = prepared;
+    const { bytes, features } = this.jobBytes(prepared, k);
+    const { verdict, rss, budget } = this.resourceMonitor().admit(bytes);
+    const mib = (b: number) => `${Math.ceil(b / 2 ** 20)} MiB`;
+    const what = `the job needs about ${mib(bytes)}; the process holds ${mib(rss)} of a memory budget of ${mib(budget)}`;
+    if (verdict === 'refused') {
+      throw new ResourceExhaustedError(
+        `${what}, past its critical share (${this.config.monitoring.memoryCritical}): refused before it starts`,
+        { context: { sizes: { rows: cleaned.rows, columns: cleaned.cols, features, bytes } } },
+      );
+    }
+    if (verdict === 'warning')
+      this.logger.warn({ bytes, rss, budget }, `memory: ${what}, past its warning share`);
+  }
+
+  /**
+   * The memory a fit of `data` would need at its peak, estimated from its shape (see
+   * `estimateJobBytes`): what the job is admitted by. Reads and cleans the data, runs nothing.
+   */
+  async estimateMemory(data: DataInput): Promise<number> {
+    const k = this.kmeansOptions.nClusters;
+    if (k === undefined) throw new UsageError('the number of clusters is required (nClusters, --k)');
+    return this.jobBytes(this.prepare(await this.loadData(data), k), k).bytes;
+  }
+
+  private jobBytes(prepared: ReturnType<NeuromorphicClusterer['prepare']>, k: number) {
     const { cleaned, scaler } = prepared;
     const method = this.engine.method;
     const inputDim = scaler.series?.dims ?? cleaned.cols;
@@ -646,17 +672,7 @@ export class NeuromorphicClusterer {
       weights,
       deviceBytesPerValue: 4,
     });
-    const { verdict, rss, budget } = this.resourceMonitor().admit(bytes);
-    const mib = (b: number) => `${Math.ceil(b / 2 ** 20)} MiB`;
-    const what = `the job needs about ${mib(bytes)}; the process holds ${mib(rss)} of a memory budget of ${mib(budget)}`;
-    if (verdict === 'refused') {
-      throw new ResourceExhaustedError(
-        `${what}, past its critical share (${this.config.monitoring.memoryCritical}): refused before it starts`,
-        { context: { sizes: { rows: cleaned.rows, columns: cleaned.cols, features: widths.final, bytes } } },
-      );
-    }
-    if (verdict === 'warning')
-      this.logger.warn({ bytes, rss, budget }, `memory: ${what}, past its warning share`);
+    return { bytes, features: widths.final };
   }
 
   /** The resilience layer for a job of `problemSize` input values, from the configuration. */

@@ -165,19 +165,25 @@ export interface JobShape {
 /** The encoders' chunks never hold more than this (src/encoders/chunks.ts). */
 const CHUNK_BYTES = 64 * 1024 * 1024;
 
+/** Headroom for what the garbage collector has not yet returned when the peak comes. */
+const GC_HEADROOM = 1.25;
+
 /**
  * Bytes a job needs at its peak, by its main arrays (float64 unless said): the input as read,
- * cleaned and in canonical order; the weights; one chunk of encoder states; the raw blocks and
- * the assembled (and projected) features, with their canonical-order copy; K-means' labels,
- * distances and the backend's float32 copy of the points. An estimate from above of what is
- * allocated, not of what the garbage collector happens to hold.
+ * cleaned, and three copies in canonical order (scaling, K-means, scoring); the weights; one
+ * chunk of encoder states; the encoders' blocks, the assembled features and their canonical-order
+ * copy (with PCA: the projection and its copy too); K-means' labels, distances and the backend's
+ * float32 copy of the points; then {@link GC_HEADROOM}. Checked against measured peaks in the
+ * README (Configuration, Resources).
  */
 export function estimateJobBytes(s: JobShape): number {
-  const input = 3 * s.rows * s.cols * 8;
+  const input = 5 * s.rows * s.cols * 8;
   const weights = s.weights * 8;
   const chunk = Math.min(CHUNK_BYTES, s.rows * s.chunkBytesPerSample);
-  const features = s.rawFeatures > 0 ? s.rows * (2 * s.rawFeatures + 2 * s.features) * 8 : 0;
+  const projected = s.features < s.rawFeatures;
+  const features =
+    s.rawFeatures > 0 ? s.rows * (3 * s.rawFeatures + (projected ? 2 * s.features : 0)) * 8 : 0;
   const clustered = s.rawFeatures > 0 ? s.features : s.cols;
   const kmeans = s.rows * (4 + 4 + 8) + s.rows * clustered * s.deviceBytesPerValue + s.k * clustered * 8 * 4;
-  return input + weights + chunk + features + kmeans;
+  return Math.ceil(GC_HEADROOM * (input + weights + chunk + features + kmeans));
 }
