@@ -51,7 +51,7 @@ import {
   type WorkloadShape,
 } from './observability/baselines.js';
 import { currentCorrelationId, withCorrelationId } from './observability/context.js';
-import { createLogger, type Logger } from './observability/logger.js';
+import { createLogger, type Logger, operationLogger } from './observability/logger.js';
 import { estimateJobBytes, processProbes, ResourceMonitor } from './observability/resources.js';
 import { BreakerBook, breakerFile } from './resilience/breakers.js';
 import {
@@ -379,7 +379,9 @@ export function selectionContext(engine: EngineConfig, problemSize: number): Sel
 export class NeuromorphicClusterer {
   /** The resolved configuration: defaults < `config` < the named options. */
   readonly config: Config;
-  private readonly logger: Logger;
+  private readonly baseLogger: Logger;
+  /** The last operation's logger (see {@link logger}). */
+  private operation: { readonly id: string; readonly logger: Logger } | undefined;
   private readonly registry: BackendRegistry;
   private readonly tracker: ErrorTracker;
   private readonly resilient: boolean;
@@ -408,12 +410,27 @@ export class NeuromorphicClusterer {
       options.configLevel,
     );
     this.config = config;
-    this.logger = options.logger ?? createLogger({ level: this.config.logging.level });
+    const logging = this.config.logging;
+    this.baseLogger =
+      options.logger ??
+      createLogger({ level: logging.level, pretty: logging.pretty, transport: logging.transport });
     for (const w of warnings) this.logger.warn({ path: w.path }, `configuration: ${w.path}: ${w.message}`);
     this.registry = options.registry ?? defaultRegistry;
     this.tracker = options.tracker ?? errorTrackerFor(this.config);
     this.resilient = options.resilience ?? true;
     this.customGates = options.qualityGates ?? [];
+  }
+
+  /**
+   * The logger of the operation this code runs in: every line carries its correlation ID (from
+   * AsyncLocalStorage, so lines from the data loader, the registry and the resilience layer do
+   * too); outside an operation, the clusterer's own.
+   */
+  private get logger(): Logger {
+    const id = currentCorrelationId();
+    if (id === undefined) return this.baseLogger;
+    if (this.operation?.id !== id) this.operation = { id, logger: operationLogger(this.baseLogger, id) };
+    return this.operation.logger;
   }
 
   private get engine(): EngineConfig {
@@ -653,7 +670,7 @@ export class NeuromorphicClusterer {
     const enc = this.config.encoders;
     if (method === 'hybrid' && enc.hybrid.components > widths.raw) {
       this.logger.warn(
-        { components: enc.hybrid.components, features: widths.raw },
+        { components: enc.hybrid.components, featureCount: widths.raw },
         `encoders.hybrid.components (${enc.hybrid.components}) is more than the ${widths.raw} features: PCA keeps ${widths.raw}`,
       );
     }

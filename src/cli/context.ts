@@ -19,7 +19,11 @@ export interface GlobalFlags {
 /** Logs go to stderr at `warn` unless --verbose (debug) or --log-level says otherwise. */
 export function cliLogger(flags: GlobalFlags, config?: Config): Logger {
   const level = flags.logLevel ?? (flags.verbose ? 'debug' : (config?.logging.level ?? 'warn'));
-  return createLogger({ level });
+  return createLogger({
+    level,
+    pretty: config?.logging.pretty ?? 'auto',
+    transport: config?.logging.transport,
+  });
 }
 
 /**

@@ -315,11 +315,22 @@ export const kmeansSchema = z.strictObject({
     .describe('mini-batch stops after this many batches without a better smoothed inertia'),
 });
 
-export const loggingSchema = z.looseObject({
+export const loggingSchema = z.strictObject({
   level: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('warn')
     .describe('log level'),
+  pretty: z
+    .enum(['auto', 'on', 'off'])
+    .default('auto')
+    .describe('human-readable lines instead of JSON; auto: when stderr is a terminal'),
+  transport: z
+    .strictObject({
+      target: z.string().min(1).describe('a pino transport: a package name or a file path'),
+      options: z.record(z.string(), z.unknown()).optional().describe("the transport's options"),
+    })
+    .optional()
+    .describe('send log lines to a pino transport (a sink of your choice) instead of stderr'),
 });
 
 /** Resource thresholds (fractions) and the memory budget jobs are admitted against. */

@@ -1,0 +1,97 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { describe, expect, it, vi } from 'vitest';
+import { NeuromorphicClusterer } from '../src/clusterer.js';
+import { createLogger, operationLogger } from '../src/observability/logger.js';
+import { ROOT, tempDir } from './helpers.js';
+
+const IRIS = join(ROOT, 'examples/iris.csv');
+
+/** A destination that keeps the lines. */
+function sink() {
+  const lines: Record<string, unknown>[] = [];
+  return { lines, stream: { write: (line: string) => lines.push(JSON.parse(line)) } };
+}
+
+describe('logs', () => {
+  it('every line of an operation carries its correlation ID, the caller-supplied one when given', async () => {
+    const { lines, stream } = sink();
+    const clusterer = new NeuromorphicClusterer({
+      method: 'esn',
+      nClusters: 3,
+      backend: 'js',
+      logger: createLogger({ level: 'debug', destination: stream }),
+      // Lines from the data loader (the species column), the resilience layer (a fault and the
+      // fallback), the quality gates, and the debug summary.
+      config: {
+        faults: { inject: 'oom' },
+        qualityGates: { minSilhouette: 0.99 },
+      },
+    });
+    const result = await clusterer.fit(IRIS, { correlationId: 'request-42' });
+    expect(result.correlationId).toBe('request-42');
+    const messages = lines.map((l) => String(l.msg));
+    expect(messages).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^non-numeric columns ignored/),
+        expect.stringMatching(/answered by CPU K-means/),
+        expect.stringMatching(/^quality gates failed/),
+        'fit done',
+      ]),
+    );
+    expect(lines.every((l) => l.correlationId === 'request-42')).toBe(true);
+    // A new operation has a new ID of its own.
+    const before = lines.length;
+    const second = await clusterer.fit(IRIS);
+    expect(second.correlationId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(lines.slice(before).every((l) => l.correlationId === second.correlationId)).toBe(true);
+  });
+
+  it('never carry secrets or raw data, on our logger or a caller-supplied one', () => {
+    const { lines, stream } = sink();
+    const line = { password: 'hunter2', config: { apiKey: 'sk-1', token: 't' }, data: [5.1, 3.5], n: 150 };
+    createLogger({ level: 'info', destination: stream }).info(line, 'ours');
+    // The caller's own pino logger has no redaction; the operation logger adds it.
+    operationLogger(pino({ base: undefined }, stream), 'op-1').info(line, 'theirs');
+    for (const l of lines) {
+      expect(l).toMatchObject({
+        password: '[redacted]',
+        config: { apiKey: '[redacted]', token: '[redacted]' },
+        data: '[redacted]',
+        n: 150,
+      });
+    }
+    expect(JSON.stringify(lines)).not.toMatch(/hunter2|sk-1|5\.1/);
+  });
+
+  it('writes human-readable lines when pretty is on, JSON otherwise', () => {
+    const written: string[] = [];
+    const stream = new Writable({
+      write(chunk, _encoding, done) {
+        written.push(String(chunk));
+        done();
+      },
+    });
+    createLogger({ level: 'info', pretty: 'on', destination: stream }).info({ n: 3 }, 'hello');
+    expect(written.join('')).toMatch(/INFO.*\(neurocluster\): hello/s);
+    expect(() => JSON.parse(written.join(''))).toThrow();
+    written.length = 0;
+    createLogger({ level: 'info', destination: stream }).info({ n: 3 }, 'hello');
+    expect(JSON.parse(written.join(''))).toMatchObject({ msg: 'hello', n: 3, level: 30 });
+  });
+
+  it('go to a pino transport when one is configured (any sink: here pino/file)', async () => {
+    const file = join(tempDir(), 'log.jsonl');
+    const logger = createLogger({
+      level: 'info',
+      transport: { target: 'pino/file', options: { destination: file, mkdir: true } },
+    });
+    logger.info({ n: 1 }, 'to a file');
+    await new Promise<void>((resolve, reject) => logger.flush((e) => (e ? reject(e) : resolve())));
+    await vi.waitFor(() =>
+      expect(existsSync(file) && readFileSync(file, 'utf8')).toMatch(/"msg":"to a file"/),
+    );
+  });
+});
