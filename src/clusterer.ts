@@ -52,6 +52,12 @@ import {
 } from './observability/baselines.js';
 import { currentCorrelationId, withCorrelationId } from './observability/context.js';
 import { createLogger, type Logger, operationLogger } from './observability/logger.js';
+import {
+  type OperationKind,
+  type OperationRecord,
+  type OperationTracker,
+  operations,
+} from './observability/operations.js';
 import { estimateJobBytes, processProbes, ResourceMonitor } from './observability/resources.js';
 import { BreakerBook, breakerFile } from './resilience/breakers.js';
 import {
@@ -61,6 +67,7 @@ import {
   ResourceExhaustedError,
   requireFinite,
   throwIfAborted,
+  toNeuroclusterError,
   UsageError,
   withContext,
 } from './resilience/errors.js';
@@ -89,6 +96,8 @@ export interface ClustererOptions {
   readonly logger?: Logger;
   /** Backends to choose from; the process-wide registry by default. */
   readonly registry?: BackendRegistry;
+  /** Where fits and predicts are tracked as operations; the process-wide `operations` by default. */
+  readonly operations?: OperationTracker;
   /** Gates of your own, checked after the built-in ones (see `qualityGates` in the configuration). */
   readonly qualityGates?: readonly QualityGate[];
   /** How strictly `config` is checked (see the README's Configuration); strict by default. */
@@ -312,6 +321,9 @@ class PhaseClock {
   private readonly start = performance.now();
   private readonly spent: Timings = { load: 0, validate: 0, encode: 0, cluster: 0, score: 0, total: 0 };
 
+  /** `live`: the operation's phase timings, kept up to date as each phase ends. */
+  constructor(private readonly live?: Record<string, number>) {}
+
   async time<T>(phase: Exclude<keyof Timings, 'total'>, work: () => Promise<T>): Promise<T> {
     const t0 = performance.now();
     try {
@@ -321,6 +333,7 @@ class PhaseClock {
       throw error;
     } finally {
       this.spent[phase] += (performance.now() - t0) / 1000;
+      if (this.live) this.live[phase] = this.spent[phase];
     }
   }
 
@@ -381,9 +394,10 @@ export class NeuromorphicClusterer {
   readonly config: Config;
   private readonly baseLogger: Logger;
   /** The last operation's logger (see {@link logger}). */
-  private operation: { readonly id: string; readonly logger: Logger } | undefined;
+  private opLogger: { readonly id: string; readonly logger: Logger } | undefined;
   private readonly registry: BackendRegistry;
   private readonly tracker: ErrorTracker;
+  private readonly ops: OperationTracker;
   private readonly resilient: boolean;
   private readonly customGates: readonly QualityGate[];
   private model:
@@ -417,6 +431,7 @@ export class NeuromorphicClusterer {
     for (const w of warnings) this.logger.warn({ path: w.path }, `configuration: ${w.path}: ${w.message}`);
     this.registry = options.registry ?? defaultRegistry;
     this.tracker = options.tracker ?? errorTrackerFor(this.config);
+    this.ops = options.operations ?? operations;
     this.resilient = options.resilience ?? true;
     this.customGates = options.qualityGates ?? [];
   }
@@ -429,8 +444,8 @@ export class NeuromorphicClusterer {
   private get logger(): Logger {
     const id = currentCorrelationId();
     if (id === undefined) return this.baseLogger;
-    if (this.operation?.id !== id) this.operation = { id, logger: operationLogger(this.baseLogger, id) };
-    return this.operation.logger;
+    if (this.opLogger?.id !== id) this.opLogger = { id, logger: operationLogger(this.baseLogger, id) };
+    return this.opLogger.logger;
   }
 
   private get engine(): EngineConfig {
@@ -459,18 +474,56 @@ export class NeuromorphicClusterer {
    * retries, per-backend breakers, degradation under `auto`, and CPU K-means when it fails.
    */
   fit(data: DataInput, options: FitOptions = {}): Promise<ClusteringResult> {
-    return withCorrelationId(options.correlationId, () =>
-      this.fitHere(data, options).catch((error: unknown) => {
-        if (isNeuroclusterError(error)) this.tracker.record(error);
-        throw error;
-      }),
-    );
+    return this.operation('fit', options.correlationId, async (op) => {
+      const result = await this.fitHere(data, options, op);
+      const degraded = result.fallback?.reason ?? (result.qualityGates ? 'quality-gate' : undefined);
+      this.ops.end(op, degraded ? 'degraded' : 'succeeded', {
+        phases: { ...result.timings },
+        backend: result.backend,
+        sizes: { rows: result.labels.length, columns: result.features.cols, k: result.k },
+        quality: {
+          silhouette: result.quality.silhouette,
+          calinskiHarabasz: result.quality.calinskiHarabasz,
+          daviesBouldin: result.quality.daviesBouldin,
+        },
+        outcome: degraded ?? 'succeeded',
+      });
+      return result;
+    });
   }
 
-  private async fitHere(data: DataInput, { signal, onProgress }: FitOptions): Promise<ClusteringResult> {
+  /**
+   * Runs `work` as a tracked operation with its correlation ID: queued, running, then ended by
+   * `work` (succeeded or degraded) or here (failed, its error recorded by the error tracker).
+   */
+  private operation<T>(
+    kind: OperationKind,
+    correlationId: string | undefined,
+    work: (op: OperationRecord) => Promise<T>,
+  ): Promise<T> {
+    return withCorrelationId(correlationId, async () => {
+      const op = this.ops.begin(currentCorrelationId()!, kind);
+      op.method = this.engine.method;
+      this.ops.start(op);
+      try {
+        return await work(op);
+      } catch (error) {
+        const e = toNeuroclusterError(error);
+        this.tracker.record(e);
+        this.ops.end(op, 'failed', { outcome: e.code, error: { code: e.code, message: e.message } });
+        throw error;
+      }
+    });
+  }
+
+  private async fitHere(
+    data: DataInput,
+    { signal, onProgress }: FitOptions,
+    op: OperationRecord,
+  ): Promise<ClusteringResult> {
     const k = this.kmeansOptions.nClusters;
     if (k === undefined) throw new UsageError('the number of clusters is required (nClusters, --k)');
-    const clock = new PhaseClock();
+    const clock = new PhaseClock(op.phases);
     const dataset = await clock.time('load', () => this.loadData(data));
     const prepared = await clock.time('validate', async () => this.prepare(dataset, k));
     throwIfAborted(signal);
@@ -799,8 +852,25 @@ export class NeuromorphicClusterer {
   }
 
   /** Labels of new data under the fitted model (same columns, cleaned the same way). */
-  async predict(data: DataInput): Promise<Int32Array> {
-    const model = this.fitted();
+  predict(data: DataInput, options: { correlationId?: string } = {}): Promise<Int32Array> {
+    return this.operation('predict', options.correlationId, async (op) => {
+      const t0 = performance.now();
+      const model = this.fitted();
+      op.method = model.method;
+      const labels = await this.predictHere(data, model);
+      this.ops.end(op, 'succeeded', {
+        phases: { total: (performance.now() - t0) / 1000 },
+        sizes: { rows: labels.length, columns: model.d, k: model.k },
+        outcome: 'succeeded',
+      });
+      return labels;
+    });
+  }
+
+  private async predictHere(
+    data: DataInput,
+    model: NonNullable<NeuromorphicClusterer['model']>,
+  ): Promise<Int32Array> {
     const dataset = await this.loadData(data);
     const cleaned = applyScaler(dataset, model.scaler);
     const points: Matrix = { rows: dataset.n, cols: cleaned.length / dataset.n, data: cleaned };

@@ -61,6 +61,12 @@ export { datasetFromRows, loadDataset } from './data/load.js';
 export type { EncodeProgress } from './encoders/drive.js';
 export type { PipelineState } from './encoders/pipeline.js';
 export { createLogger, type Logger } from './observability/logger.js';
+export {
+  type OperationRecord,
+  type OperationState,
+  OperationTracker,
+  operations,
+} from './observability/operations.js';
 export { renderClusterPlot } from './report/svg-plot.js';
 export { BreakerBook, type BreakerStatus } from './resilience/breakers.js';
 export {

@@ -5,6 +5,7 @@ import { pino } from 'pino';
 import { describe, expect, it, vi } from 'vitest';
 import { NeuromorphicClusterer } from '../src/clusterer.js';
 import { createLogger, operationLogger } from '../src/observability/logger.js';
+import { OperationTracker } from '../src/observability/operations.js';
 import { ROOT, tempDir } from './helpers.js';
 
 const IRIS = join(ROOT, 'examples/iris.csv');
@@ -93,5 +94,56 @@ describe('logs', () => {
     await vi.waitFor(() =>
       expect(existsSync(file) && readFileSync(file, 'utf8')).toMatch(/"msg":"to a file"/),
     );
+  });
+});
+
+describe('operations', () => {
+  const quiet = createLogger({ level: 'silent' });
+  const make = (ops: OperationTracker, config = {}) =>
+    new NeuromorphicClusterer({
+      method: 'esn',
+      nClusters: 3,
+      backend: 'js',
+      logger: quiet,
+      operations: ops,
+      config,
+    });
+
+  it('track every fit and predict: lifecycle, phases, backend, sizes, quality, outcome', async () => {
+    const ops = new OperationTracker(3);
+    const clusterer = make(ops);
+    const result = await clusterer.fit(IRIS, { correlationId: 'fit-1' });
+    const fit = ops.get('fit-1')!;
+    expect(fit).toMatchObject({
+      kind: 'fit',
+      state: 'succeeded',
+      method: 'esn',
+      backend: 'js',
+      sizes: { rows: 150, columns: result.features.cols, k: 3 },
+      outcome: 'succeeded',
+      quality: { silhouette: result.quality.silhouette },
+    });
+    expect(Object.keys(fit.phases)).toEqual(['load', 'validate', 'encode', 'cluster', 'score', 'total']);
+    expect(Date.parse(fit.endedAt!)).toBeGreaterThanOrEqual(Date.parse(fit.startedAt!));
+    await clusterer.predict(IRIS, { correlationId: 'predict-1' });
+    expect(ops.get('predict-1')).toMatchObject({ kind: 'predict', state: 'succeeded', sizes: { rows: 150 } });
+  });
+
+  it('mark a fallback or a missed gate degraded, an error failed, and keep the last N', async () => {
+    const ops = new OperationTracker(3);
+    await make(ops, { faults: { inject: 'oom' } }).fit(IRIS, { correlationId: 'a' });
+    await make(ops, { qualityGates: { minSilhouette: 0.99 } }).fit(IRIS, { correlationId: 'b' });
+    await make(ops, { encoders: { esn: { readout: 'model-space' } } })
+      .fit(IRIS, { correlationId: 'c' })
+      .catch(() => undefined);
+    expect(ops.get('a')).toMatchObject({ state: 'degraded', outcome: 'out-of-memory' });
+    expect(ops.get('b')).toMatchObject({ state: 'degraded', outcome: 'quality-gate' });
+    expect(ops.get('c')).toMatchObject({
+      state: 'failed',
+      error: { code: 'NEUROCLUSTER_ERR_INVALID_ARGUMENT' },
+    });
+    await make(ops).fit(IRIS, { correlationId: 'd' });
+    expect(ops.recent().map((o) => o.id)).toEqual(['d', 'c', 'b']);
+    expect(ops.recent(5, 'degraded').map((o) => o.id)).toEqual(['b']);
   });
 });
