@@ -3,6 +3,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
+import { BackendRegistry } from '../src/backends/backend.js';
+import { jsBackendFactory } from '../src/backends/js/js-backend.js';
 import { isNeuroclusterError, type NeuroclusterError } from '../src/resilience/errors.js';
 
 export const ROOT = new URL('..', import.meta.url).pathname;
@@ -74,4 +76,18 @@ export async function failure(promise: Promise<unknown>): Promise<NeuroclusterEr
 export function skipUnlessRequired(skip: (note: string) => never, why: unknown): never {
   if (process.env.REQUIRE_WEBGPU === '1') throw why;
   return skip(`backend unavailable: ${why instanceof Error ? why.message : String(why)}`);
+}
+
+/** A registry with only the JS backend, counting how many times it was started. */
+export function countingJsRegistry(): { registry: BackendRegistry; started: () => number } {
+  let count = 0;
+  const registry = new BackendRegistry();
+  registry.register({
+    ...jsBackendFactory,
+    create: async (context) => {
+      count++;
+      return jsBackendFactory.create(context);
+    },
+  });
+  return { registry, started: () => count };
 }

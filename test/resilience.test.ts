@@ -9,9 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { BackendRegistry } from '../src/backends/backend.js';
+import type { BackendRegistry } from '../src/backends/backend.js';
 import { defaultRegistry } from '../src/backends/index.js';
-import { jsBackendFactory } from '../src/backends/js/js-backend.js';
 import type { WebGpuBackend } from '../src/backends/webgpu/webgpu-backend.js';
 import { errorTrackerFor, NeuromorphicClusterer } from '../src/clusterer.js';
 import type { ConfigOverrides } from '../src/config/schema.js';
@@ -20,7 +19,7 @@ import { BreakerBook, type BreakerSettings } from '../src/resilience/breakers.js
 import { BackendError, TimeoutError } from '../src/resilience/errors.js';
 import { FAULT_KINDS, parseFault } from '../src/resilience/faults.js';
 import { ErrorTracker } from '../src/resilience/tracker.js';
-import { failure, ROOT, skipUnlessRequired } from './helpers.js';
+import { countingJsRegistry, failure, ROOT, skipUnlessRequired } from './helpers.js';
 
 const IRIS = join(ROOT, 'examples/iris.csv');
 const quiet = createLogger({ level: 'silent' });
@@ -96,15 +95,7 @@ describe('fault switch', () => {
   });
 
   it('re-creates a lost device before each retry', async () => {
-    let created = 0;
-    const registry = new BackendRegistry();
-    registry.register({
-      ...jsBackendFactory,
-      create: async (context) => {
-        created++;
-        return jsBackendFactory.create(context);
-      },
-    });
+    const { registry, started } = countingJsRegistry();
     const result = await clusterer(
       {
         engine: { backend: 'js' },
@@ -116,7 +107,7 @@ describe('fault switch', () => {
     expect(result.fallback?.reason).toBe('device-lost');
     // The first start, then one new device before each of the two retries (the fallback's
     // CPU K-means uses the same registry's js backend, already started).
-    expect(created).toBe(3);
+    expect(started()).toBe(3);
   });
 
   it('never retries an out-of-memory error; WebGPU re-plans with smaller chunks instead', async (ctx) => {

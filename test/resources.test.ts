@@ -1,12 +1,10 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { BackendRegistry } from '../src/backends/backend.js';
-import { jsBackendFactory } from '../src/backends/js/js-backend.js';
 import { NeuromorphicClusterer } from '../src/clusterer.js';
 import { checkConfig } from '../src/config/levels.js';
 import { createLogger } from '../src/observability/logger.js';
 import { estimateJobBytes, ResourceMonitor, type ResourceProbes } from '../src/observability/resources.js';
-import { failure, ROOT } from './helpers.js';
+import { countingJsRegistry, failure, ROOT } from './helpers.js';
 
 const IRIS = join(ROOT, 'examples/iris.csv');
 const MiB = 2 ** 20;
@@ -97,15 +95,7 @@ describe('resource monitor', () => {
 
 describe('a job past the memory budget', () => {
   it('is refused with RESOURCE_EXHAUSTED before any backend starts', async () => {
-    let started = 0;
-    const registry = new BackendRegistry();
-    registry.register({
-      ...jsBackendFactory,
-      create: async (c) => {
-        started++;
-        return jsBackendFactory.create(c);
-      },
-    });
+    const { registry, started } = countingJsRegistry();
     const clusterer = new NeuromorphicClusterer({
       method: 'esn',
       nClusters: 3,
@@ -121,7 +111,7 @@ describe('a job past the memory budget', () => {
       /^the job needs about \d+ MiB; the process holds \d+ MiB of a memory budget of 1 MiB/,
     );
     expect(e.context.sizes).toMatchObject({ rows: 150, columns: 4 });
-    expect(started).toBe(0);
+    expect(started()).toBe(0);
     // The same estimate the library offers before a fit.
     const bytes = await clusterer.estimateMemory(IRIS);
     expect(e.message).toContain(`needs about ${Math.ceil(bytes / MiB)} MiB`);
