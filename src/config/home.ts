@@ -1,7 +1,8 @@
 /**
  * NEUROCLUSTER_HOME (default ~/.neurocluster): everything the engine keeps between runs lives here.
- * This version keeps its `config.yaml|yml|json` (read when no --config is given); later issues add
- * `state/`, `models/`, the audit log and the privacy ledger.
+ * This version keeps its `config.yaml|yml|json` (read when no --config is given) and `state/`
+ * (circuit breakers, performance baselines); later issues add `models/`, the audit log and the
+ * privacy ledger.
  */
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';

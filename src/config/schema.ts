@@ -2,8 +2,8 @@
  * The one source of truth for every option: defaults, CLI flags (src/cli/options.ts derives theirs
  * from the descriptions, choices and defaults here) and the configuration file all come from it.
  *
- * Sections whose features arrive in later issues are accepted as objects now and get their full
- * schema with those features.
+ * Sections whose features arrive in later issues (privacy, security, metrics) take no keys yet and
+ * get their schema with those features.
  */
 import { z } from 'zod';
 import { BACKEND_NAMES } from '../backends/backend.js';
