@@ -9,13 +9,20 @@
  *   of the per-pair ratios of peak RSS on/off.
  * - fallback: pairs of the happy path against the same request with `oom` injected at the first
  *   kernel (not retried: the path fails at once and CPU K-means answers); median ratio.
+ * - layerMsPerRequest: the layer alone around a no-op (policies, breaker file read and write,
+ *   fault check), the mean of 1,000 requests: the fixed cost the pairs above cannot resolve.
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { defaultRegistry } from '../src/backends/index.js';
 import { NeuromorphicClusterer } from '../src/clusterer.js';
+import { neuroclusterHome } from '../src/config/home.js';
 import type { Method } from '../src/config/schema.js';
 import { createLogger } from '../src/observability/logger.js';
+import { BreakerBook, breakerFile } from '../src/resilience/breakers.js';
+import { Resilience } from '../src/resilience/policy.js';
+import { ErrorTracker } from '../src/resilience/tracker.js';
 import { makeBlobs } from './workloads.js';
 
 const { values } = parseArgs({
@@ -63,6 +70,45 @@ function median(xs: number[]): number {
 function summary(ratios: number[]) {
   const r = (x: number) => Math.round(x * 10000) / 10000;
   return { median: r(median(ratios)), min: r(Math.min(...ratios)), max: r(Math.max(...ratios)) };
+}
+
+/** Milliseconds the resilience layer costs a request whose work is nothing. */
+async function layerMs(requests = 1000): Promise<number> {
+  const book = new BreakerBook(
+    {
+      enabled: true,
+      failureThreshold: 5,
+      recoveryTimeoutMs: 60_000,
+      strategy: 'consecutive',
+      samplingWindowMs: 60_000,
+      failureRatio: 0.5,
+      minimumRequests: 5,
+    },
+    breakerFile(neuroclusterHome()),
+  );
+  const deps = {
+    registry: defaultRegistry,
+    breakers: book,
+    tracker: new ErrorTracker(),
+    logger: quiet,
+    selection: {},
+  };
+  const settings = {
+    timeoutMs: 600_000,
+    retry: { maxRetries: 2, baseDelayMs: 1000, maxDelayMs: 30_000 },
+    fallback: { enabled: true, degradeOrder: ['webgpu', 'wasm', 'js'] as const },
+    fault: undefined,
+  };
+  const request = () =>
+    new Resilience(settings, deps).run(
+      'js',
+      async () => 1,
+      async () => 0,
+    );
+  for (let i = 0; i < 50; i++) await request();
+  const t0 = performance.now();
+  for (let i = 0; i < requests; i++) await request();
+  return (performance.now() - t0) / requests;
 }
 
 if (values.child) {
@@ -128,6 +174,7 @@ if (values.child) {
       timeOnOverOff: summary(time),
       peakRssOnOverOff: summary(memory),
       fallbackOverHappy: summary(fallback),
+      layerMsPerRequest: Math.round((await layerMs()) * 1000) / 1000,
     })}\n`,
   );
 }
