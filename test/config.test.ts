@@ -83,6 +83,10 @@ describe('configuration schema', () => {
     ]).toEqual([500, 3000, 600_000, 3_600_000, 2000]);
     expect(() => resolveConfig({ timeout: '3 parsecs' })).toThrow(/timeout: .*not a positive duration/);
     expect(() => resolveConfig({ retry: { baseDelay: -1 } })).toThrow(/retry\.baseDelay/);
+    expect(() => resolveConfig({ faults: { inject: 'melt:gpu' } })).toThrow(
+      /faults\.inject: fault "melt:gpu": unknown kind/,
+    );
+    expect(resolveConfig({ faults: { inject: 'nan:wasm@0.5' } }).faults.inject).toBe('nan:wasm@0.5');
   });
 
   it('layers defaults < file < explicit options', () => {

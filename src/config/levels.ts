@@ -74,7 +74,7 @@ function pathOf(path: readonly PropertyKey[]): string {
   return path.length ? path.map(String).join('.') : '(document)';
 }
 
-/** The parent object of `path` in `doc` (created on the way), and the last key. */
+/** The object that holds the last key of `path` in `doc`, and that key; undefined if there is none. */
 function parentOf(doc: Doc, path: readonly PropertyKey[]): [Doc, string] | undefined {
   let node: unknown = doc;
   for (const key of path.slice(0, -1)) {

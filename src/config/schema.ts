@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { BACKEND_NAMES } from '../backends/backend.js';
+import { parseFault } from '../resilience/faults.js';
 import { parseDuration } from './duration.js';
 
 /** The neuromorphic encoders; `hybrid` runs the three side by side. */
@@ -88,10 +89,23 @@ export const fallbackSchema = z.strictObject({
     .describe('backends tried in turn under auto before the fallback'),
 });
 
+/** Why a fault spec does not parse, or undefined when it does. */
+function faultSpecProblem(spec: string): string | undefined {
+  try {
+    parseFault(spec);
+    return undefined;
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
 /** Fault injection for game days (also NEUROCLUSTER_FAULT, which this key overrides). */
 export const faultsSchema = z.strictObject({
   inject: z
     .string()
+    .refine((spec) => faultSpecProblem(spec) === undefined, {
+      error: (issue) => faultSpecProblem(String(issue.input)) ?? 'not a fault',
+    })
     .optional()
     .describe(
       '<kind>[:<backend>][@<probability>]: kernel-throw, kernel-hang, device-lost, oom, nan, worker-crash',
