@@ -60,6 +60,14 @@ export type { Dataset, SeriesLayout } from './data/dataset.js';
 export { datasetFromRows, loadDataset } from './data/load.js';
 export type { EncodeProgress } from './encoders/drive.js';
 export type { PipelineState } from './encoders/pipeline.js';
+export {
+  type CheckStatus,
+  type HealthCheck,
+  type HealthReport,
+  healthz,
+  liveness,
+  readiness,
+} from './observability/health.js';
 export { createLogger, type Logger } from './observability/logger.js';
 export {
   type OperationRecord,

@@ -544,8 +544,16 @@ describe('resilience from the command line', () => {
     );
     expect(JSON.parse(blocked.stdout).fallback.reason).toBe('circuit-open');
     const health = JSON.parse(cli(['health', '--json', '--config', config], env).stdout);
-    expect(health.status).toBe('ok');
-    expect(health.backends.find((b: { name: string }) => b.name === 'js')).toMatchObject({ ok: true });
+    // Open breaker: a warning (the fallback still answers), not unready.
+    expect(health.status).toBe('warn');
+    const checks = Object.fromEntries(health.checks.map((c: { name: string }) => [c.name, c]));
+    expect(checks['backend:js']).toMatchObject({
+      status: 'pass',
+      message: 'CPU (plain TypeScript, one thread)',
+    });
+    expect(checks.process.status).toBe('pass');
+    expect(checks.storage).toMatchObject({ status: 'pass', durationMs: expect.any(Number) });
+    expect(Object.keys(checks).find((k) => k.startsWith('breaker:js|'))).toBeDefined();
     expect(health.breakers).toEqual([
       expect.objectContaining({ key: expect.stringMatching(/^js\|/), state: 'open' }),
     ]);

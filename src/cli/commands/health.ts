@@ -1,75 +1,44 @@
 /**
- * `neurocluster health`: which backends start on this machine and the state of every circuit
- * breaker; `neurocluster breakers reset` closes them all.
+ * `neurocluster health`: liveness and readiness checks (src/observability/health.ts), each with its
+ * status, duration and message; `neurocluster breakers reset` closes every circuit breaker.
  */
 import { Command } from 'commander';
 import { defaultRegistry } from '../../backends/index.js';
-import { breakerBook, resourceMonitorFor } from '../../clusterer.js';
-import type { Config } from '../../config/schema.js';
+import { breakerBook, resourceMonitorFor, selectionContext } from '../../clusterer.js';
+import { neuroclusterHome } from '../../config/home.js';
+import { healthz } from '../../observability/health.js';
 import { cliConfig, type GlobalFlags } from '../context.js';
 import { table } from '../output.js';
-
-/** Each registered backend: does it start, and on what device. */
-async function backendStates(config: Config) {
-  const out: { name: string; ok: boolean; device?: string; reason?: string }[] = [];
-  for (const name of defaultRegistry.registered()) {
-    try {
-      const backend = await defaultRegistry.get(name, false, {
-        webgpu: {
-          adapter: config.engine.webgpu.adapter,
-          allowSoftware: config.engine.webgpu.allowSoftware,
-        },
-        wasm: { threads: config.engine.wasm.threads },
-      });
-      out.push({ name, ok: true, device: backend.device });
-    } catch (error) {
-      out.push({ name, ok: false, reason: error instanceof Error ? error.message : String(error) });
-    }
-  }
-  return out;
-}
 
 export function healthCommand(): Command {
   return new Command('health')
     .description(
-      'backends that start here, and the circuit breakers of $NEUROCLUSTER_HOME/state/breakers.json',
+      'readiness checks: backends, circuit breakers ($NEUROCLUSTER_HOME/state/breakers.json), resources, storage',
     )
     .action(async (_opts: unknown, command: Command) => {
       const flags = command.optsWithGlobals() as GlobalFlags;
       const config = await cliConfig(command, []);
-      const backends = await backendStates(config);
       const book = breakerBook(config);
-      const breakers = book.list();
-      const healthy = backends.some((b) => b.ok);
-      const resources = resourceMonitorFor(config).sample();
+      const monitor = resourceMonitorFor(config);
+      const report = await healthz({
+        registry: defaultRegistry,
+        backend: config.engine.backend,
+        selection: selectionContext(config.engine, Number.POSITIVE_INFINITY),
+        breakers: book,
+        monitor,
+        home: neuroclusterHome(),
+      });
       if (flags.json) {
-        process.stdout.write(
-          `${JSON.stringify({ status: healthy ? 'ok' : 'down', backends, breakers, breakerFile: book.file, resources })}\n`,
-        );
+        const out = { ...report, breakers: book.list(), breakerFile: book.file, resources: monitor.sample() };
+        process.stdout.write(`${JSON.stringify(out)}\n`);
       } else {
-        const rows: [string, string][] = backends.map((b) => [
-          `backend ${b.name}`,
-          b.ok ? `ok: ${b.device}` : `unavailable: ${b.reason}`,
+        const rows: [string, string][] = report.checks.map((c) => [
+          c.name,
+          `${c.status}: ${c.message} (${c.durationMs.toFixed(1)} ms)`,
         ]);
-        for (const b of breakers) {
-          const since = b.openedAt ? ` since ${b.openedAt}` : '';
-          rows.push([`breaker ${b.key}`, `${b.state}${since} (state kept until ${b.expiresAt})`]);
-        }
-        if (breakers.length === 0) rows.push(['breakers', 'all closed']);
-        const pct = (f: number) => `${(100 * f).toFixed(1)}%`;
-        const mib = (b: number) => `${Math.round(b / 2 ** 20)} MiB`;
-        const { memory, cpu, disk, device } = resources;
-        rows.push([
-          'memory',
-          `${memory.level}: ${mib(memory.used)} of ${mib(memory.total)} (${pct(memory.fraction)})`,
-        ]);
-        rows.push(['cpu', `${cpu.level}: ${pct(cpu.fraction)} of all cores`]);
-        if (disk) rows.push(['disk (home)', `${disk.level}: ${pct(disk.fraction)} in use`]);
-        if (device)
-          rows.push(['device memory', `${device.level}: ${mib(device.used)} of ${mib(device.total)}`]);
-        process.stdout.write(table('neurocluster health', rows));
+        process.stdout.write(table(`neurocluster health: ${report.status}`, rows));
       }
-      if (!healthy) process.exitCode = 1;
+      if (report.status === 'fail') process.exitCode = 1;
     });
 }
 
