@@ -16,7 +16,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { defaultRegistry } from '../src/backends/index.js';
-import { NeuromorphicClusterer } from '../src/clusterer.js';
+import { breakerSettings, NeuromorphicClusterer } from '../src/clusterer.js';
 import { neuroclusterHome } from '../src/config/home.js';
 import type { Method } from '../src/config/schema.js';
 import { createLogger } from '../src/observability/logger.js';
@@ -74,18 +74,7 @@ function summary(ratios: number[]) {
 
 /** Milliseconds the resilience layer costs a request whose work is nothing. */
 async function layerMs(requests = 1000): Promise<number> {
-  const book = new BreakerBook(
-    {
-      enabled: true,
-      failureThreshold: 5,
-      recoveryTimeoutMs: 60_000,
-      strategy: 'consecutive',
-      samplingWindowMs: 60_000,
-      failureRatio: 0.5,
-      minimumRequests: 5,
-    },
-    breakerFile(neuroclusterHome()),
-  );
+  const book = new BreakerBook(breakerSettings(), breakerFile(neuroclusterHome()));
   const deps = {
     registry: defaultRegistry,
     breakers: book,

@@ -59,7 +59,7 @@ import {
   operations,
 } from './observability/operations.js';
 import { estimateJobBytes, processProbes, ResourceMonitor } from './observability/resources.js';
-import { BreakerBook, breakerFile } from './resilience/breakers.js';
+import { BreakerBook, type BreakerSettings, breakerFile } from './resilience/breakers.js';
 import {
   DataError,
   isNeuroclusterError,
@@ -167,10 +167,10 @@ function devicePool(registry: BackendRegistry): { used: number; total: number } 
 /** One breaker book per state file and settings, shared by every clusterer of the process. */
 const breakerBooks = new Map<string, BreakerBook>();
 
-/** The breaker book of a configuration, over `$NEUROCLUSTER_HOME/state/breakers.json`. */
-export function breakerBook(config: Config, env: NodeJS.ProcessEnv = process.env): BreakerBook {
+/** The breaker settings of a configuration's `circuitBreaker` section, durations in ms. */
+export function breakerSettings(config: Config = resolveConfig()): BreakerSettings {
   const cb = config.circuitBreaker;
-  const settings = {
+  return {
     enabled: cb.enabled,
     failureThreshold: cb.failureThreshold,
     recoveryTimeoutMs: durationMs(cb.recoveryTimeout),
@@ -179,6 +179,11 @@ export function breakerBook(config: Config, env: NodeJS.ProcessEnv = process.env
     failureRatio: cb.failureRatio,
     minimumRequests: cb.minimumRequests,
   };
+}
+
+/** The breaker book of a configuration, over `$NEUROCLUSTER_HOME/state/breakers.json`. */
+export function breakerBook(config: Config, env: NodeJS.ProcessEnv = process.env): BreakerBook {
+  const settings = breakerSettings(config);
   const file = breakerFile(neuroclusterHome(env));
   const key = `${file}\n${JSON.stringify(settings)}`;
   let book = breakerBooks.get(key);

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BackendRegistry } from '../src/backends/backend.js';
 import { jsBackendFactory } from '../src/backends/js/js-backend.js';
+import { breakerSettings } from '../src/clusterer.js';
 import { healthz, liveness, readiness } from '../src/observability/health.js';
 import { ResourceMonitor } from '../src/observability/resources.js';
 import { BreakerBook } from '../src/resilience/breakers.js';
@@ -18,18 +19,7 @@ const thresholds = {
   diskCritical: 0.999,
   memoryBudgetBytes: 64 * 2 ** 30,
 };
-const breakers = new BreakerBook(
-  {
-    enabled: true,
-    failureThreshold: 5,
-    recoveryTimeoutMs: 60_000,
-    strategy: 'consecutive',
-    samplingWindowMs: 60_000,
-    failureRatio: 0.5,
-    minimumRequests: 5,
-  },
-  undefined,
-);
+const breakers = new BreakerBook(breakerSettings(), undefined);
 
 /** js, and a "gpu" that never starts (registered under the webgpu name). */
 function registry(): BackendRegistry {

@@ -12,7 +12,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { BackendRegistry } from '../src/backends/backend.js';
 import { defaultRegistry } from '../src/backends/index.js';
 import type { WebGpuBackend } from '../src/backends/webgpu/webgpu-backend.js';
-import { errorTrackerFor, NeuromorphicClusterer } from '../src/clusterer.js';
+import { breakerSettings, errorTrackerFor, NeuromorphicClusterer } from '../src/clusterer.js';
 import type { ConfigOverrides } from '../src/config/schema.js';
 import { createLogger } from '../src/observability/logger.js';
 import { BreakerBook, type BreakerSettings } from '../src/resilience/breakers.js';
@@ -191,16 +191,8 @@ describe('fault switch', () => {
 });
 
 /** Consecutive-strategy breaker settings, as the clusterer derives them from the configuration. */
-function breakerSettings(failureThreshold: number, recoveryTimeoutMs: number): BreakerSettings {
-  return {
-    enabled: true,
-    failureThreshold,
-    recoveryTimeoutMs,
-    strategy: 'consecutive',
-    samplingWindowMs: recoveryTimeoutMs,
-    failureRatio: 0.5,
-    minimumRequests: 5,
-  };
+function consecutive(failureThreshold: number, recoveryTimeoutMs: number): BreakerSettings {
+  return { ...breakerSettings(), failureThreshold, recoveryTimeoutMs, samplingWindowMs: recoveryTimeoutMs };
 }
 
 describe('circuit breaker', () => {
@@ -227,7 +219,7 @@ describe('circuit breaker', () => {
     });
     // Kept between processes: a new book over the same file sees it open.
     const file = join(process.env.NEUROCLUSTER_HOME!, 'state', 'breakers.json');
-    expect(new BreakerBook(breakerSettings(2, 60_000), file).list()).toEqual([
+    expect(new BreakerBook(consecutive(2, 60_000), file).list()).toEqual([
       expect.objectContaining({ key: expect.stringMatching(/^js\|/), state: 'open' }),
     ]);
     // After the recovery time, one probe goes through; it succeeds and closes the breaker.
@@ -257,7 +249,7 @@ describe('circuit breaker', () => {
   it('forgets a saved state after recoveryTimeout', () => {
     vi.useFakeTimers({ toFake: ['Date'] });
     const file = join(process.env.NEUROCLUSTER_HOME!, 'state', 'breakers.json');
-    const settings = breakerSettings(1, 1000);
+    const settings = consecutive(1, 1000);
     const book = new BreakerBook(settings, file);
     book.policy('gpu|A');
     book.save('gpu|A');
