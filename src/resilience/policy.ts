@@ -166,19 +166,24 @@ export class Resilience {
     return { fallback: false, value: outcome.ran.value, backend: outcome.ran.backend, tried };
   }
 
-  /** An error as the engine's: cockatiel's timeout and open circuit get their codes; recorded once. */
+  /** An error as the engine's, recorded by the tracker (once per error, however often it passes). */
   private classify(error: Error, signal: AbortSignal | undefined): NeuroclusterError {
-    let e: NeuroclusterError;
-    if (isNeuroclusterError(error)) e = error;
-    else if (signal?.aborted) e = new AbortedError('the operation was aborted', { cause: error });
-    // instanceof, not cockatiel's isTaskCancelledError: in 3.2.1 that tests the bulkhead's flag.
-    else if (error instanceof TaskCancelledError) {
-      e = new TimeoutError(`the neuromorphic path passed its deadline of ${this.settings.timeoutMs} ms`, {
-        cause: error,
-      });
-    } else e = toNeuroclusterError(error);
+    const e = this.engineError(error, signal);
     this.deps.tracker.record(e);
     return e;
+  }
+
+  /** An error as the engine's: cockatiel's timeout gets its code, a caller's abort its own. */
+  private engineError(error: unknown, signal: AbortSignal | undefined): NeuroclusterError {
+    if (isNeuroclusterError(error)) return error;
+    if (signal?.aborted) return new AbortedError('the operation was aborted', { cause: error });
+    // instanceof, not cockatiel's isTaskCancelledError: in 3.2.1 that tests the bulkhead's flag.
+    if (error instanceof TaskCancelledError) {
+      return new TimeoutError(`the neuromorphic path passed its deadline of ${this.settings.timeoutMs} ms`, {
+        cause: error,
+      });
+    }
+    return toNeuroclusterError(error);
   }
 
   /** The backends to try, in order: the named one, or the degradation order under `auto`. */
@@ -220,9 +225,9 @@ export class Resilience {
       } catch (error) {
         const e = isBrokenCircuitError(error)
           ? new CircuitOpenError(`the circuit breaker of ${key} is open`, { cause: error })
-          : this.classify(error as Error, callerSignal);
-        withContext(e, { backend: name });
-        this.deps.tracker.record(e);
+          : this.engineError(error, callerSignal);
+        // Recorded after the backend is known, so the tracker's record carries it.
+        this.deps.tracker.record(withContext(e, { backend: name }));
         tried.push({ name, ok: false, reason: e.message });
         last = e;
         if (e.category === 'timeout' || e.category === 'cancelled' || !auto) throw e;
