@@ -8,8 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BackendName, BackendRegistry, SelectionContext } from '../backends/backend.js';
-import type { BreakerBook } from '../resilience/breakers.js';
-import type { ResourceLevel, ResourceMonitor } from './resources.js';
+import type { BreakerBook, BreakerStatus } from '../resilience/breakers.js';
+import type { ResourceLevel, ResourceMonitor, ResourceStatus } from './resources.js';
 
 export type CheckStatus = 'pass' | 'warn' | 'fail';
 
@@ -24,13 +24,19 @@ export interface HealthReport {
   /** The worst status of the checks. */
   readonly status: CheckStatus;
   readonly checks: readonly HealthCheck[];
+  /** Readiness: what its checks read (one sample of the resources, the breakers as listed). */
+  readonly resources?: ResourceStatus;
+  readonly breakers?: readonly BreakerStatus[];
 }
 
 const RANK: Record<CheckStatus, number> = { pass: 0, warn: 1, fail: 2 };
 
-function report(checks: HealthCheck[]): HealthReport {
+function report(
+  checks: HealthCheck[],
+  details: Pick<HealthReport, 'resources' | 'breakers'> = {},
+): HealthReport {
   const status = checks.reduce<CheckStatus>((a, c) => (RANK[c.status] > RANK[a] ? c.status : a), 'pass');
-  return { status, checks };
+  return { status, checks, ...details };
 }
 
 /** Runs one check, timing it; a check that throws fails with its message. */
@@ -102,7 +108,8 @@ export async function readiness(deps: ReadinessDeps): Promise<HealthReport> {
       ),
     );
   }
-  for (const b of deps.breakers.list()) {
+  const breakers = deps.breakers.list();
+  for (const b of breakers) {
     checks.push(
       await check(`breaker:${b.key}`, () =>
         b.state === 'closed'
@@ -154,11 +161,11 @@ export async function readiness(deps: ReadinessDeps): Promise<HealthReport> {
       return { status: 'pass', message: `${dir} is writable` };
     }),
   );
-  return report(checks);
+  return report(checks, { resources: r, breakers });
 }
 
 /** Liveness and readiness together (`/healthz`). */
 export async function healthz(deps: ReadinessDeps): Promise<HealthReport> {
   const [live, ready] = [await liveness(), await readiness(deps)];
-  return report([...live.checks, ...ready.checks]);
+  return { ...ready, ...report([...live.checks, ...ready.checks]) };
 }
