@@ -52,6 +52,7 @@ import {
 } from './observability/baselines.js';
 import { currentCorrelationId, withCorrelationId } from './observability/context.js';
 import { createLogger, type Logger, operationLogger } from './observability/logger.js';
+import { metrics } from './observability/metrics.js';
 import {
   type OperationKind,
   type OperationRecord,
@@ -59,6 +60,7 @@ import {
   operations,
 } from './observability/operations.js';
 import { estimateJobBytes, processProbes, ResourceMonitor } from './observability/resources.js';
+import { inSpan } from './observability/tracing.js';
 import { BreakerBook, type BreakerSettings, breakerFile } from './resilience/breakers.js';
 import {
   DataError,
@@ -124,11 +126,13 @@ export function errorTrackerFor(config: Config = resolveConfig()): ErrorTracker 
   const key = `${windowMs}|${alertThreshold}`;
   let tracker = trackers.get(key);
   if (!tracker) {
-    tracker = new ErrorTracker({
+    const created = new ErrorTracker({
       windowMs,
       rules: [{ name: 'error-rate', threshold: alertThreshold, windowMs }],
     });
-    trackers.set(key, tracker);
+    trackers.set(key, created);
+    metrics.watch({ errors: { counts: () => created.counts(), alertThreshold } });
+    tracker = created;
   }
   return tracker;
 }
@@ -152,17 +156,40 @@ export function resourceMonitorFor(config: Config, env: NodeJS.ProcessEnv = proc
       processProbes(() => devicePool(defaultRegistry)),
     );
     monitors.set(key, monitor);
+    metrics.watch({ resources: monitor });
   }
   return monitor;
 }
 
+/** The device memory a GPU backend reports (see WebGpuBackend.memoryStats). */
+interface DeviceMemory {
+  readonly used: number;
+  readonly total: number;
+  readonly allocated: number;
+  readonly peak: number;
+}
+
 /** Device memory of the WebGPU backend, when it is live in this registry. */
-function devicePool(registry: BackendRegistry): { used: number; total: number } | undefined {
-  const gpu = registry.live('webgpu') as
-    | (Backend & { memoryStats?(): { used: number; total: number } })
-    | undefined;
+function devicePool(registry: BackendRegistry): DeviceMemory | undefined {
+  const gpu = registry.live('webgpu') as (Backend & { memoryStats?(): DeviceMemory }) | undefined;
   return gpu?.memoryStats?.();
 }
+
+/** The registries whose backends the metrics see (kernel calls, starts, device memory). */
+const observedRegistries = new WeakSet<BackendRegistry>();
+
+function observeRegistry(registry: BackendRegistry): void {
+  if (observedRegistries.has(registry)) return;
+  observedRegistries.add(registry);
+  registry.observe(metrics.backendObserver);
+  metrics.watch({
+    deviceMemory: () => {
+      const m = devicePool(registry);
+      return m && { inUse: m.used, allocated: m.allocated, peak: m.peak, budget: m.total };
+    },
+  });
+}
+metrics.watch({ operations });
 
 /** One breaker book per state file and settings, shared by every clusterer of the process. */
 const breakerBooks = new Map<string, BreakerBook>();
@@ -190,6 +217,7 @@ export function breakerBook(config: Config, env: NodeJS.ProcessEnv = process.env
   if (!book) {
     book = new BreakerBook(settings, file);
     breakerBooks.set(key, book);
+    metrics.watch({ breakers: book });
   }
   return book;
 }
@@ -206,8 +234,10 @@ export interface FitOptions {
 export interface Timings {
   load: number;
   validate: number;
-  /** Running the encoders and fitting their block scalers and PCA (0 for plain K-means). */
+  /** Running the encoders and fitting their block scalers (0 for plain K-means). */
   encode: number;
+  /** Fitting the hybrid method's PCA and projecting onto it (0 for the other methods). */
+  reduce: number;
   cluster: number;
   score: number;
   total: number;
@@ -321,30 +351,76 @@ function isDataset(x: unknown): x is Dataset {
   return typeof x === 'object' && x !== null && 'values' in x && 'width' in x && 'source' in x;
 }
 
-/** Times the phases of an operation, in seconds. */
+/** The phases of operations: those of a fit's {@link Timings}, and a save's `persist`. */
+export type Phase = Exclude<keyof Timings, 'total'> | 'persist';
+
+/**
+ * Times the phases of an operation, in seconds, each in its own trace span. A phase timed inside
+ * another (reduce inside encode) is counted as itself, not also as the outer one.
+ */
 class PhaseClock {
   private readonly start = performance.now();
-  private readonly spent: Timings = { load: 0, validate: 0, encode: 0, cluster: 0, score: 0, total: 0 };
+  private readonly spent: Record<Phase, number> = {
+    load: 0,
+    validate: 0,
+    encode: 0,
+    reduce: 0,
+    cluster: 0,
+    score: 0,
+    persist: 0,
+  };
+  private current: Phase | undefined;
 
   /** `live`: the operation's phase timings, kept up to date as each phase ends. */
   constructor(private readonly live?: Record<string, number>) {}
 
-  async time<T>(phase: Exclude<keyof Timings, 'total'>, work: () => Promise<T>): Promise<T> {
-    const t0 = performance.now();
-    try {
-      return await work();
-    } catch (error) {
-      if (isNeuroclusterError(error)) withContext(error, { phase });
-      throw error;
-    } finally {
-      this.spent[phase] += (performance.now() - t0) / 1000;
-      if (this.live) this.live[phase] = this.spent[phase];
-    }
+  time<T>(phase: Phase, work: () => Promise<T>): Promise<T> {
+    return inSpan(`neurocluster.phase.${phase}`, { 'neurocluster.phase': phase }, async () => {
+      const outer = this.current;
+      this.current = phase;
+      const t0 = performance.now();
+      try {
+        return await work();
+      } catch (error) {
+        if (isNeuroclusterError(error)) withContext(error, { phase });
+        throw error;
+      } finally {
+        const seconds = (performance.now() - t0) / 1000;
+        this.add(phase, seconds);
+        if (outer) this.add(outer, -seconds);
+        this.current = outer;
+      }
+    });
   }
 
-  timings(): Timings {
-    return { ...this.spent, total: (performance.now() - this.start) / 1000 };
+  private add(phase: Phase, seconds: number): void {
+    this.spent[phase] += seconds;
+    if (this.live) this.live[phase] = this.spent[phase];
   }
+
+  /** A fit's timings (a fit has no persist phase). */
+  timings(): Timings {
+    const { persist: _persist, ...fit } = this.spent;
+    return { ...fit, total: (performance.now() - this.start) / 1000 };
+  }
+}
+
+/** A fit's quality, k and smallest cluster in the metrics (a fit that failed its gates too), by the method that answered. */
+function observeFit(result: ClusteringResult): void {
+  const labels = { method: result.fallback ? 'kmeans' : result.method };
+  const set = (gauge: { set(l: typeof labels, v: number): void }, v: number | null | undefined) => {
+    if (v !== null && v !== undefined && Number.isFinite(v)) gauge.set(labels, v);
+  };
+  set(metrics.kmeansClusters, result.k);
+  set(metrics.silhouette, result.quality.silhouette);
+  set(metrics.calinskiHarabasz, result.quality.calinskiHarabasz);
+  set(metrics.daviesBouldin, result.quality.daviesBouldin);
+  set(metrics.inertia, result.quality.inertia);
+  set(metrics.adjustedRand, result.external?.ari);
+  set(metrics.mutualInfo, result.external?.nmi);
+  const sizes = new Int32Array(result.k);
+  for (const label of result.labels) sizes[label]!++;
+  set(metrics.smallestCluster, Math.min(...sizes));
 }
 
 /** A gate's value for a message: four significant digits. */
@@ -435,6 +511,7 @@ export class NeuromorphicClusterer {
       createLogger({ level: logging.level, pretty: logging.pretty, transport: logging.transport });
     for (const w of warnings) this.logger.warn({ path: w.path }, `configuration: ${w.path}: ${w.message}`);
     this.registry = options.registry ?? defaultRegistry;
+    observeRegistry(this.registry);
     this.tracker = options.tracker ?? errorTrackerFor(this.config);
     this.ops = options.operations ?? operations;
     this.resilient = options.resilience ?? true;
@@ -468,9 +545,15 @@ export class NeuromorphicClusterer {
   /** Reads or wraps the input as a Dataset, validated. */
   async loadData(data: DataInput): Promise<Dataset> {
     const opts = { ...this.dataOptions };
-    if (typeof data === 'string') return loadDataset(data, opts, this.logger);
     if (isDataset(data)) return data;
-    return datasetFromRows(data, opts, this.logger);
+    const dataset =
+      typeof data === 'string'
+        ? await loadDataset(data, opts, this.logger)
+        : datasetFromRows(data, opts, this.logger);
+    const dropped = dataset.droppedRows?.length ?? 0;
+    metrics.rowsRead.inc({ source: typeof data === 'string' ? 'file' : 'memory' }, dataset.n + dropped);
+    if (dropped > 0) metrics.rowsDropped.inc(dropped);
+    return dataset;
   }
 
   /**
@@ -481,6 +564,7 @@ export class NeuromorphicClusterer {
   fit(data: DataInput, options: FitOptions = {}): Promise<ClusteringResult> {
     return this.operation('fit', options.correlationId, async (op) => {
       const result = await this.fitHere(data, options, op);
+      observeFit(result);
       const degraded = result.fallback?.reason ?? (result.qualityGates ? 'quality-gate' : undefined);
       this.ops.end(op, degraded ? 'degraded' : 'succeeded', {
         phases: { ...result.timings },
@@ -506,18 +590,36 @@ export class NeuromorphicClusterer {
     correlationId: string | undefined,
     work: (op: OperationRecord) => Promise<T>,
   ): Promise<T> {
-    return withCorrelationId(correlationId, async () => {
-      const op = this.ops.begin(currentCorrelationId()!, kind);
-      op.method = this.engine.method;
-      this.ops.start(op);
-      try {
-        return await work(op);
-      } catch (error) {
-        const e = toNeuroclusterError(error);
-        this.tracker.record(e);
-        this.ops.end(op, 'failed', { outcome: e.code, error: { code: e.code, message: e.message } });
-        throw error;
-      }
+    return withCorrelationId(correlationId, () => {
+      const id = currentCorrelationId()!;
+      const attributes = { 'neurocluster.correlation_id': id, 'neurocluster.method': this.engine.method };
+      return inSpan(`neurocluster.${kind}`, attributes, async (span) => {
+        const op = this.ops.begin(id, kind);
+        op.method = this.engine.method;
+        this.ops.start(op);
+        try {
+          const out = await work(op);
+          span.setAttributes({
+            'neurocluster.outcome': op.outcome ?? op.state,
+            ...(op.backend ? { 'neurocluster.backend': op.backend } : {}),
+            ...(op.sizes
+              ? { 'neurocluster.rows': op.sizes.rows, 'neurocluster.columns': op.sizes.columns }
+              : {}),
+          });
+          return out;
+        } catch (error) {
+          const e = toNeuroclusterError(error);
+          this.tracker.record(e);
+          const backend = typeof e.context.backend === 'string' ? e.context.backend : undefined;
+          this.ops.end(op, 'failed', {
+            outcome: e.code,
+            error: { code: e.code, message: e.message },
+            ...(backend ? { backend } : {}),
+          });
+          span.setAttribute('neurocluster.outcome', e.code);
+          throw error;
+        }
+      });
     });
   }
 
@@ -539,7 +641,7 @@ export class NeuromorphicClusterer {
     const sizes = { rows: prepared.cleaned.rows, columns: prepared.cleaned.cols, k };
     const path = async (backend: Backend, pathSignal: AbortSignal | undefined) => {
       const { features, pipeline } = await clock
-        .time('encode', () => this.encode(backend, prepared, pathSignal, onProgress))
+        .time('encode', () => this.encode(backend, prepared, pathSignal, onProgress, clock))
         .catch((error: unknown) => {
           if (isNeuroclusterError(error)) withContext(error, { sizes });
           throw error;
@@ -641,11 +743,14 @@ export class NeuromorphicClusterer {
       performanceAnomalies: anomalies.length > 0 ? anomalies : undefined,
     });
     if (failedGates.length > 0) {
+      for (const g of failedGates) metrics.gateFailures.inc({ gate: g.gate });
       const what = failedGates
         .map((g) => `${g.gate} ${formatGateValue(g.value)} < ${g.threshold}`)
         .join('; ');
-      if (gates.mode === 'fail')
+      if (gates.mode === 'fail') {
+        observeFit(result);
         throw new QualityGateError(`quality gates failed: ${what}`, failedGates, result);
+      }
       this.logger.warn({ qualityGates: failedGates }, `quality gates failed: ${what}`);
     }
     // The model is kept only for a result that stands (not one that failed its gates).
@@ -670,6 +775,7 @@ export class NeuromorphicClusterer {
         minSeconds: p.minPhaseSeconds,
       });
       for (const a of anomalies) {
+        metrics.anomalies.inc({ phase: a.phase });
         this.logger.warn(
           { anomaly: a, shape: shapeKey(shape) },
           `performance anomaly: ${a.phase} took ${a.seconds.toFixed(3)} s, ${a.factor.toFixed(1)}x its baseline of ${a.baseline.toFixed(3)} s`,
@@ -695,6 +801,8 @@ export class NeuromorphicClusterer {
     const { cleaned } = prepared;
     const { bytes, features } = this.jobBytes(prepared, k);
     const { verdict, rss, budget } = this.resourceMonitor().admit(bytes);
+    metrics.jobMemoryEstimate.observe(bytes);
+    metrics.admissions.inc({ verdict });
     const mib = (b: number) => `${Math.ceil(b / 2 ** 20)} MiB`;
     const what = `the job needs about ${mib(bytes)}; the process holds ${mib(rss)} of a memory budget of ${mib(budget)}`;
     if (verdict === 'refused') {
@@ -791,6 +899,7 @@ export class NeuromorphicClusterer {
     const order = canonicalOrder(rawMatrix(dataset), keys);
     const scaler = fitScaler(dataset, this.dataOptions.standardize, this.logger, order);
     const cleaned: Matrix = { rows: dataset.n, cols: scaler.keep.length, data: applyScaler(dataset, scaler) };
+    if (scaler.keep.length < dataset.width) metrics.columnsDropped.inc(dataset.width - scaler.keep.length);
     return { keys, order, scaler, cleaned, keyedBy: dataset.ids ? ('id' as const) : ('content' as const) };
   }
 
@@ -800,6 +909,7 @@ export class NeuromorphicClusterer {
     prepared: ReturnType<NeuromorphicClusterer['prepare']>,
     signal: AbortSignal | undefined,
     onProgress: FitOptions['onProgress'],
+    clock: PhaseClock,
   ): Promise<{ features: Matrix; pipeline: PipelineState | undefined }> {
     const method = this.engine.method;
     const { cleaned, scaler, keys, order, keyedBy } = prepared;
@@ -813,11 +923,12 @@ export class NeuromorphicClusterer {
       input,
       this.config.encoders.hybrid.components,
       order,
+      (work) => clock.time('reduce', work),
     );
     return { features, pipeline: state };
   }
 
-  private runKMeans(
+  private async runKMeans(
     backend: Backend,
     points: Matrix,
     k: number,
@@ -825,7 +936,7 @@ export class NeuromorphicClusterer {
     onProgress: FitOptions['onProgress'],
   ): Promise<KMeansFit> {
     const o = this.kmeansOptions;
-    return kmeans(
+    const fit = await kmeans(
       backend,
       points,
       {
@@ -841,6 +952,8 @@ export class NeuromorphicClusterer {
       },
       { ...(signal ? { signal } : {}), ...(onProgress ? { onProgress } : {}) },
     );
+    metrics.kmeansIterations.observe({ algorithm: fit.algorithm }, fit.iterations);
+    return fit;
   }
 
   /**
@@ -903,9 +1016,28 @@ export class NeuromorphicClusterer {
   }
 
   /** Writes the fitted model as a versioned, checksummed file (atomically). */
-  async save(path: string): Promise<void> {
-    const model = this.fitted();
-    await writeModelFile(path, {
+  save(path: string, options: { correlationId?: string } = {}): Promise<void> {
+    return this.operation('save', options.correlationId, async (op) => {
+      const model = this.fitted();
+      op.method = model.method;
+      const clock = new PhaseClock(op.phases);
+      try {
+        const bytes = await clock.time('persist', () => this.write(path, model));
+        metrics.modelOperations.inc({ operation: 'save', outcome: 'ok' });
+        metrics.modelBytes.observe(bytes);
+      } catch (error) {
+        metrics.modelOperations.inc({ operation: 'save', outcome: 'error' });
+        throw error;
+      }
+      this.ops.end(op, 'succeeded', {
+        sizes: { rows: 0, columns: model.d, k: model.k },
+        outcome: 'succeeded',
+      });
+    });
+  }
+
+  private write(path: string, model: NonNullable<NeuromorphicClusterer['model']>): Promise<number> {
+    return writeModelFile(path, {
       method: model.method,
       createdWith: `neurocluster ${VERSION}`,
       parameters: this.config as unknown as Record<string, unknown>,
@@ -936,7 +1068,14 @@ export class NeuromorphicClusterer {
     path: string,
     options: Pick<ClustererOptions, 'logger' | 'registry' | 'backend'> & { data?: Partial<DataConfig> } = {},
   ): Promise<NeuromorphicClusterer> {
-    const body = await readModelFile(path);
+    let body: Awaited<ReturnType<typeof readModelFile>>;
+    try {
+      body = await readModelFile(path);
+      metrics.modelOperations.inc({ operation: 'load', outcome: 'ok' });
+    } catch (error) {
+      metrics.modelOperations.inc({ operation: 'load', outcome: 'error' });
+      throw error;
+    }
     const stored = body.parameters as ConfigOverrides;
     const { labelColumn: _label, idColumn: _id, ...trainingData } = stored.data ?? {};
     const clusterer = new NeuromorphicClusterer({

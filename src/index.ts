@@ -70,6 +70,13 @@ export {
 } from './observability/health.js';
 export { createLogger, type Logger } from './observability/logger.js';
 export {
+  EngineMetrics,
+  HEALTH_WEIGHTS,
+  type HealthParts,
+  healthScore,
+  metrics,
+} from './observability/metrics.js';
+export {
   type OperationRecord,
   type OperationState,
   OperationTracker,

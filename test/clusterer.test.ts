@@ -23,7 +23,15 @@ describe('NeuromorphicClusterer', () => {
     expect(result.fallbackUsed).toBe(false);
     expect(result.centroids).toHaveLength(3);
     expect(result.parameters.kmeans.nInit).toBe(10);
-    expect(Object.keys(result.timings)).toEqual(['load', 'validate', 'encode', 'cluster', 'score', 'total']);
+    expect(Object.keys(result.timings)).toEqual([
+      'load',
+      'validate',
+      'encode',
+      'reduce',
+      'cluster',
+      'score',
+      'total',
+    ]);
     const assignments = result.getClusterAssignments();
     expect(assignments.map((a) => a.size).reduce((s, v) => s + v, 0)).toBe(300);
     for (const a of assignments) for (const row of a.rows) expect(result.labels[row]).toBe(a.cluster);

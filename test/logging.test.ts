@@ -123,7 +123,15 @@ describe('operations', () => {
       outcome: 'succeeded',
       quality: { silhouette: result.quality.silhouette },
     });
-    expect(Object.keys(fit.phases)).toEqual(['load', 'validate', 'encode', 'cluster', 'score', 'total']);
+    expect(Object.keys(fit.phases)).toEqual([
+      'load',
+      'validate',
+      'encode',
+      'reduce',
+      'cluster',
+      'score',
+      'total',
+    ]);
     expect(Date.parse(fit.endedAt!)).toBeGreaterThanOrEqual(Date.parse(fit.startedAt!));
     await clusterer.predict(IRIS, { correlationId: 'predict-1' });
     expect(ops.get('predict-1')).toMatchObject({ kind: 'predict', state: 'succeeded', sizes: { rows: 150 } });

@@ -236,6 +236,60 @@ export interface Backend {
   dispose(): Promise<void>;
 }
 
+/** The kernels of the contract, by name: what fault injection and the kernel metrics wrap. */
+export const KERNEL_NAMES = [
+  'matmul',
+  'pairwiseDistances',
+  'kmeansAssign',
+  'kmeansReduce',
+  'kmeansStep',
+  'clusterDistanceSums',
+  'reservoirRun',
+  'spikingRun',
+] as const;
+export type KernelName = (typeof KERNEL_NAMES)[number];
+
+/** Rows (samples, points) a kernel call works on, from its arguments. */
+export function kernelRows(kernel: KernelName, args: readonly unknown[]): number {
+  if (kernel === 'clusterDistanceSums') return (args[4] as number) - (args[3] as number);
+  if (kernel === 'reservoirRun' || kernel === 'spikingRun') return (args[0] as Drive).inputs.rows;
+  return (args[0] as Matrix).rows;
+}
+
+/** What a registry tells about its backends: how their starts and kernel calls went. */
+export interface BackendObserver {
+  started(backend: BackendName, seconds: number, ok: boolean): void;
+  kernel(backend: BackendName, kernel: KernelName, seconds: number, rows: number, ok: boolean): void;
+}
+
+/** `backend` with every kernel call timed and reported to the observers (the rest is its own). */
+function observed(backend: Backend, observers: ReadonlySet<BackendObserver>): Backend {
+  const timed = new Map<string | symbol, unknown>();
+  for (const kernel of KERNEL_NAMES) {
+    const real = (backend[kernel] as (...args: unknown[]) => Promise<unknown>).bind(backend);
+    timed.set(kernel, async (...args: unknown[]) => {
+      const t0 = performance.now();
+      let ok = false;
+      try {
+        const out = await real(...args);
+        ok = true;
+        return out;
+      } finally {
+        const seconds = (performance.now() - t0) / 1000;
+        const rows = kernelRows(kernel, args);
+        for (const o of observers) o.kernel(backend.name, kernel, seconds, rows, ok);
+      }
+    });
+  }
+  return new Proxy(backend, {
+    get(target, key, receiver) {
+      if (timed.has(key)) return timed.get(key);
+      const value = Reflect.get(target, key, receiver);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
 /** How a backend is made: registered once, created lazily on first use. */
 export interface BackendFactory {
   readonly name: BackendName;
@@ -298,6 +352,15 @@ export class BackendRegistry {
   private readonly instances = new Map<BackendName, Promise<Backend>>();
   /** The instances that have started, for reading without waiting. */
   private readonly settled = new Map<BackendName, Backend>();
+  private readonly observers = new Set<BackendObserver>();
+
+  /**
+   * Reports starts and kernel calls of the backends this registry starts from now on to
+   * `observer` (the same observer once); kernel calls are timed only while one is registered.
+   */
+  observe(observer: BackendObserver): void {
+    this.observers.add(observer);
+  }
 
   /** Adds a backend; registering the same name twice is a programming error and throws. */
   register(factory: BackendFactory): void {
@@ -320,7 +383,7 @@ export class BackendRegistry {
     }
     let instance = this.instances.get(name);
     if (!instance) {
-      instance = factory.create({ auto, options });
+      instance = this.start(factory, auto, options);
       this.instances.set(name, instance);
       instance.then(
         (b) => this.settled.set(name, b),
@@ -341,6 +404,27 @@ export class BackendRegistry {
         },
       );
     }
+  }
+
+  /** Creates a backend, timing its start for the observers and wrapping its kernels for them. */
+  private async start(
+    factory: BackendFactory,
+    auto: boolean,
+    options: BackendOptions | undefined,
+  ): Promise<Backend> {
+    const t0 = performance.now();
+    const report = (ok: boolean) => {
+      for (const o of this.observers) o.started(factory.name, (performance.now() - t0) / 1000, ok);
+    };
+    let backend: Backend;
+    try {
+      backend = await factory.create({ auto, options });
+    } catch (error) {
+      report(false);
+      throw error;
+    }
+    report(true);
+    return this.observers.size > 0 ? observed(backend, this.observers) : backend;
   }
 
   /**

@@ -2,6 +2,7 @@
  * The backends built into this version, registered in one place (as tfjs lists each backend's
  * kernels in one file).
  */
+import { metrics } from '../observability/metrics.js';
 import { BackendRegistry } from './backend.js';
 import { jsBackendFactory } from './js/js-backend.js';
 import { wasmBackendFactory } from './wasm/wasm-backend.js';
@@ -12,5 +13,6 @@ export const defaultRegistry = new BackendRegistry();
 defaultRegistry.register(webGpuBackendFactory());
 defaultRegistry.register(wasmBackendFactory);
 defaultRegistry.register(jsBackendFactory);
+defaultRegistry.observe(metrics.backendObserver);
 
 export * from './backend.js';

@@ -9,12 +9,14 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { defaultRegistry } from '../backends/index.js';
 import { CONFIG_LEVELS } from '../config/levels.js';
+import { pushMetrics, writeMetricsFile } from '../observability/export.js';
 import { UsageError } from '../resilience/errors.js';
 import { VERSION } from '../version.js';
 import { benchCommand } from './commands/bench.js';
 import { clusterCommand } from './commands/cluster.js';
 import { configCommand } from './commands/config.js';
 import { breakersCommand, healthCommand } from './commands/health.js';
+import { metricsCommand } from './commands/metrics.js';
 import { predictCommand } from './commands/predict.js';
 import { scoreCommand } from './commands/score.js';
 import { reportError } from './output.js';
@@ -32,6 +34,14 @@ function program(): Command {
       ).choices(CONFIG_LEVELS),
     )
     .option('-v, --verbose', 'log at debug level and show stacks of errors')
+    .option(
+      '--metrics-out <file.prom>',
+      "after the run, succeeded or not, write its metrics there (node_exporter's textfile format)",
+    )
+    .option(
+      '--pushgateway <url>',
+      'after the run, succeeded or not, push its metrics to this Prometheus Pushgateway',
+    )
     .addOption(
       new Option('--log-level <level>', 'log level').choices([
         'fatal',
@@ -50,6 +60,7 @@ function program(): Command {
     scoreCommand(),
     benchCommand(),
     healthCommand(),
+    metricsCommand(),
     breakersCommand(),
     configCommand(),
   ])
@@ -69,8 +80,9 @@ function program(): Command {
 
 export async function main(argv: readonly string[]): Promise<number> {
   const verbose = argv.includes('--verbose') || argv.includes('-v');
+  const root = program();
   try {
-    await program().parseAsync(argv as string[]);
+    await root.parseAsync(argv as string[]);
     // A command that finished with a verdict (validate, health) set it here.
     return Number(process.exitCode ?? 0);
   } catch (error) {
@@ -83,6 +95,24 @@ export async function main(argv: readonly string[]): Promise<number> {
     return reportError(error, verbose);
   } finally {
     await defaultRegistry.disposeAll();
+    await exportMetrics(root.opts());
+  }
+}
+
+/**
+ * The run's metrics, where --metrics-out and --pushgateway say. A failed export is reported on
+ * stderr and leaves the exit status alone: the run's work is done and its status is its own.
+ */
+async function exportMetrics(opts: { metricsOut?: string; pushgateway?: string }): Promise<void> {
+  const exports: [string, () => Promise<void>][] = [];
+  if (opts.metricsOut) exports.push([`write ${opts.metricsOut}`, () => writeMetricsFile(opts.metricsOut!)]);
+  if (opts.pushgateway) exports.push([`push to ${opts.pushgateway}`, () => pushMetrics(opts.pushgateway!)]);
+  for (const [what, run] of exports) {
+    try {
+      await run();
+    } catch (error) {
+      process.stderr.write(`neurocluster: warning: could not ${what}: ${(error as Error).message}\n`);
+    }
   }
 }
 

@@ -130,7 +130,7 @@ function assemble(blocks: { features: Matrix }[], scalers: BlockScaler[]): Matri
 
 /**
  * Encodes the training data and fits the block scalers and the PCA over the rows in `order` (see
- * src/data/order.ts); returns the fitted state too.
+ * src/data/order.ts); returns the fitted state too. `reduce` times the PCA (fit and projection).
  */
 export async function fitPipeline(
   backend: Backend,
@@ -138,6 +138,7 @@ export async function fitPipeline(
   input: EncoderInput,
   components: number,
   order: Int32Array,
+  reduce: <T>(work: () => Promise<T>) => Promise<T> = (work) => work(),
 ): Promise<{ state: PipelineState; features: Matrix }> {
   const blocks = await rawBlocks(backend, state, input);
   const scalers = blocks.map((b) =>
@@ -152,8 +153,11 @@ export async function fitPipeline(
   let features = assemble(blocks, scalers);
   let pca: Pca | undefined;
   if (state.method === 'hybrid') {
-    pca = await fitPca(backend, permuteRows(features, order), components, input.signal);
-    features = await pcaTransform(backend, pca, features);
+    const assembled = features;
+    ({ pca, features } = await reduce(async () => {
+      const fitted = await fitPca(backend, permuteRows(assembled, order), components, input.signal);
+      return { pca: fitted, features: await pcaTransform(backend, fitted, assembled) };
+    }));
   }
   return { state: { ...state, blocks: scalers, pca }, features };
 }

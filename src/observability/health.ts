@@ -9,6 +9,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BackendName, BackendRegistry, SelectionContext } from '../backends/backend.js';
 import type { BreakerBook, BreakerStatus } from '../resilience/breakers.js';
+import { metrics } from './metrics.js';
 import type { ResourceLevel, ResourceMonitor, ResourceStatus } from './resources.js';
 
 export type CheckStatus = 'pass' | 'warn' | 'fail';
@@ -30,6 +31,19 @@ export interface HealthReport {
 }
 
 const RANK: Record<CheckStatus, number> = { pass: 0, warn: 1, fail: 2 };
+const SCORE: Record<CheckStatus, number> = { pass: 1, warn: 0.5, fail: 0 };
+
+/** Checks in the metrics, by kind (`breaker:webgpu|...` is of kind `breaker`): the worst of each kind. */
+function observeChecks(checks: readonly HealthCheck[]): void {
+  const worst = new Map<string, CheckStatus>();
+  for (const c of checks) {
+    const kind = c.name.split(':')[0]!;
+    metrics.healthCheckDuration.observe({ check: kind }, c.durationMs / 1000);
+    const seen = worst.get(kind);
+    if (!seen || RANK[c.status] > RANK[seen]) worst.set(kind, c.status);
+  }
+  for (const [check, status] of worst) metrics.healthChecks.set({ check }, SCORE[status]);
+}
 
 function report(
   checks: HealthCheck[],
@@ -161,6 +175,7 @@ export async function readiness(deps: ReadinessDeps): Promise<HealthReport> {
       return { status: 'pass', message: `${dir} is writable` };
     }),
   );
+  observeChecks(checks);
   return report(checks, { resources: r, breakers });
 }
 

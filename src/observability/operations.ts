@@ -2,10 +2,14 @@
  * Operation tracking: every fit and predict is an operation with a lifecycle (queued, running,
  * then succeeded, degraded or failed), its phase timings, backend, sizes, quality and outcome.
  * The last `capacity` operations are kept in memory, queryable by correlation ID or as a list.
+ *
+ * Every operation also feeds the metrics: operations in flight, then at its end its outcome,
+ * duration, phase timings and rows.
  */
+import { metrics } from './metrics.js';
 
 export type OperationState = 'queued' | 'running' | 'succeeded' | 'degraded' | 'failed';
-export type OperationKind = 'fit' | 'predict';
+export type OperationKind = 'fit' | 'predict' | 'save';
 
 export interface OperationRecord {
   /** The operation's correlation ID. */
@@ -48,6 +52,8 @@ export class OperationTracker {
   start(record: OperationRecord): void {
     record.state = 'running';
     record.startedAt = new Date().toISOString();
+    startedAt.set(record, performance.now());
+    metrics.operationsInFlight.inc({ kind: record.kind });
   }
 
   /** Ends an operation: `degraded` when it answered by a fallback or missed a gate. */
@@ -56,9 +62,11 @@ export class OperationTracker {
     state: 'succeeded' | 'degraded' | 'failed',
     fields: Partial<OperationRecord> = {},
   ): void {
+    const wasRunning = record.state === 'running';
     Object.assign(record, fields);
     record.state = state;
     record.endedAt = new Date().toISOString();
+    observe(record, wasRunning);
   }
 
   /** The operation of a correlation ID (the latest, if the ID was reused). */
@@ -76,6 +84,34 @@ export class OperationTracker {
     }
     return out;
   }
+}
+
+/** When each running operation started, on the monotonic clock. */
+const startedAt = new WeakMap<OperationRecord, number>();
+
+/** An ended operation in the metrics. */
+function observe(record: OperationRecord, wasRunning: boolean): void {
+  const { kind, state } = record;
+  if (wasRunning) metrics.operationsInFlight.dec({ kind });
+  metrics.operations.inc({
+    method: record.method ?? 'none',
+    backend: record.backend ?? 'none',
+    outcome: state,
+  });
+  const t0 = startedAt.get(record);
+  if (t0 !== undefined)
+    metrics.operationDuration.observe({ kind, outcome: state }, (performance.now() - t0) / 1000);
+  for (const [phase, s] of Object.entries(record.phases)) {
+    // A phase the operation did not go through (encode for plain K-means, say) reads 0.
+    if (phase !== 'total' && s > 0) metrics.phaseDuration.observe({ phase }, s);
+  }
+  if (state === 'failed') return;
+  const rows = record.sizes?.rows ?? 0;
+  if (kind !== 'save') {
+    metrics.samplesProcessed.inc(rows);
+    metrics.operationRows.observe({ kind }, rows);
+  }
+  metrics.lastSuccess.set({ kind }, Date.now() / 1000);
 }
 
 /** The process-wide tracker every clusterer records into unless given its own. */

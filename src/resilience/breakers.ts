@@ -15,6 +15,7 @@ import {
   type IBreaker,
   SamplingBreaker,
 } from 'cockatiel';
+import { metrics } from '../observability/metrics.js';
 import { isNeuroclusterError } from './errors.js';
 
 export interface BreakerSettings {
@@ -99,6 +100,10 @@ export class BreakerBook {
       breaker: makeBreaker(this.settings),
       ...(saved ? { initialState: saved.policy } : {}),
     });
+    const backend = key.split('|')[0]!;
+    policy.onBreak(() => metrics.breakerTransitions.inc({ backend, state: 'open' }));
+    policy.onHalfOpen(() => metrics.breakerTransitions.inc({ backend, state: 'half-open' }));
+    policy.onReset(() => metrics.breakerTransitions.inc({ backend, state: 'closed' }));
     this.policies.set(key, policy);
     return policy;
   }

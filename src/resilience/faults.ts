@@ -5,7 +5,8 @@
  * fallback do their work. Only the neuromorphic path (encoders and the K-means on their output)
  * runs through {@link withFaults}; the fallback's K-means never does. Off unless set.
  */
-import type { Backend, BackendName } from '../backends/backend.js';
+import { type Backend, type BackendName, KERNEL_NAMES, type KernelName } from '../backends/backend.js';
+import { metrics } from '../observability/metrics.js';
 import { BackendError, ConfigError } from './errors.js';
 
 export const FAULT_KINDS = [
@@ -48,18 +49,6 @@ export function parseFault(spec: string | undefined): FaultSpec | undefined {
   return { kind: kind as FaultKind, backend: backend as BackendName | undefined, probability };
 }
 
-/** The kernels of the contract: every one of them can be made to fail. */
-const KERNELS = [
-  'matmul',
-  'pairwiseDistances',
-  'kmeansAssign',
-  'kmeansReduce',
-  'kmeansStep',
-  'clusterDistanceSums',
-  'reservoirRun',
-  'spikingRun',
-] as const;
-
 /** Puts NaN into a kernel's output, as a kernel with a numerical bug would. */
 function poison(out: unknown): unknown {
   if (out instanceof Float32Array || out instanceof Float64Array) {
@@ -88,11 +77,12 @@ export function withFaults(
 ): Backend {
   if (!fault || (fault.backend !== undefined && fault.backend !== backend.name)) return backend;
   if (fault.kind === 'worker-crash' && !backend.injectWorkerCrash) return backend;
-  const overrides: Partial<Record<(typeof KERNELS)[number], unknown>> = {};
-  for (const kernel of KERNELS) {
+  const overrides: Partial<Record<KernelName, unknown>> = {};
+  for (const kernel of KERNEL_NAMES) {
     const real = (backend[kernel] as (...args: unknown[]) => Promise<unknown>).bind(backend);
     overrides[kernel] = async (...args: unknown[]) => {
       if (random() >= fault.probability) return real(...args);
+      metrics.faultsInjected.inc({ kind: fault.kind });
       const where = `injected fault ${fault.kind} in ${backend.name}.${kernel}`;
       switch (fault.kind) {
         case 'kernel-throw':

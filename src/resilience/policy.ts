@@ -36,6 +36,7 @@ import type {
   SelectionContext,
   SelectionLogger,
 } from '../backends/backend.js';
+import { metrics } from '../observability/metrics.js';
 import type { BreakerBook } from './breakers.js';
 import {
   AbortedError,
@@ -125,6 +126,7 @@ export class Resilience {
     const answer = fallback(
       handleWhen((e) => {
         failure = this.classify(e, signal);
+        if (failure.category === 'timeout') metrics.timeouts.inc();
         // A backend named by the caller that cannot start is an answer in itself (exit 1), never
         // silently replaced by the CPU.
         const named = request !== 'auto' && failure.code === 'NEUROCLUSTER_ERR_BACKEND_UNAVAILABLE';
@@ -151,6 +153,7 @@ export class Resilience {
       });
     if ('rescued' in outcome) {
       const error = failure!;
+      metrics.fallbacks.inc({ reason: error.category });
       this.deps.logger.warn(
         { code: error.code, reason: error.category, tried },
         `the neuromorphic path failed (${error.message}); answered by CPU K-means`,
@@ -210,6 +213,7 @@ export class Resilience {
       } catch (error) {
         const reason = error instanceof Error ? error.message : String(error);
         tried.push({ name, ok: false, reason });
+        metrics.backendSkips.inc({ backend: name });
         this.deps.logger.info({ backend: name, reason }, `backend ${name} skipped`);
         // A named backend that cannot start is the caller's answer, not a fallback.
         if (!auto) throw error;
@@ -223,7 +227,9 @@ export class Resilience {
         tried.push({ name, ok: true });
         return ran;
       } catch (error) {
-        const e = isBrokenCircuitError(error)
+        const open = isBrokenCircuitError(error);
+        if (open) metrics.breakerRejections.inc({ backend: name });
+        const e = open
           ? new CircuitOpenError(`the circuit breaker of ${key} is open`, { cause: error })
           : this.engineError(error, callerSignal);
         // Recorded after the backend is known, so the tracker's record carries it.
@@ -231,6 +237,7 @@ export class Resilience {
         tried.push({ name, ok: false, reason: e.message });
         last = e;
         if (e.category === 'timeout' || e.category === 'cancelled' || !auto) throw e;
+        metrics.degradations.inc({ backend: name });
         this.deps.logger.info({ backend: name, code: e.code }, `backend ${name} failed; trying the next`);
       } finally {
         if (breakers) this.deps.breakers.save(key);
@@ -262,11 +269,16 @@ export class Resilience {
       try {
         if (attempt > 0) {
           backoff = backoff ? backoff.next(undefined) : schedule.next();
+          metrics.retries.inc();
+          metrics.retryBackoff.observe(backoff.duration / 1000);
           await sleep(backoff.duration, undefined, { signal });
         }
         throwIfAborted(signal);
         // A lost device is re-created before the next try.
-        if (lost) await this.deps.registry.discard(name);
+        if (lost) {
+          metrics.deviceResets.inc({ backend: name });
+          await this.deps.registry.discard(name);
+        }
         lost = false;
         const backend = await this.deps.registry.acquire(name, auto, this.deps.selection);
         return { value: await this.attempt(backend, work, signal), backend };
@@ -301,6 +313,7 @@ export class Resilience {
       } catch (error) {
         const oom = isNeuroclusterError(error) && error.category === 'out-of-memory';
         if (!oom || signal.aborted || !backend.shrinkMemoryBudget?.()) throw error;
+        metrics.memoryReplans.inc({ backend: backend.name });
         this.deps.logger.info(
           { backend: backend.name },
           'out of device memory: running again in smaller chunks',

@@ -5,6 +5,7 @@
  * reaches the threshold and raised again only after the count has fallen below it.
  */
 import { EventEmitter } from 'node:events';
+import { metrics } from '../observability/metrics.js';
 import {
   ERROR_CODES,
   type ErrorCategory,
@@ -90,6 +91,8 @@ export class ErrorTracker extends EventEmitter<{ alert: [Alert] }> {
     };
     this.records.push(record);
     this.byId.set(record.errorId, record);
+    metrics.errors.inc({ category: record.category });
+    metrics.errorsByCode.inc({ code: record.code });
     if (this.records.length > this.maxRecords) {
       for (const old of this.records.splice(0, this.records.length - this.maxRecords))
         this.byId.delete(old.errorId);
@@ -150,6 +153,7 @@ export class ErrorTracker extends EventEmitter<{ alert: [Alert] }> {
       }
       if (this.firing.has(rule.name)) continue;
       this.firing.add(rule.name);
+      metrics.errorAlerts.inc({ rule: rule.name });
       // A listener that throws must not break the request that recorded the error.
       try {
         this.emit('alert', { rule, count, at: now });

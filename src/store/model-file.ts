@@ -86,9 +86,12 @@ function checksumOf(body: unknown): string {
 }
 
 /** Writes the model file atomically (a temporary file renamed into place). */
-export async function writeModelFile(path: string, body: ModelBody): Promise<void> {
+/** Writes a model file atomically; returns its size in bytes. */
+export async function writeModelFile(path: string, body: ModelBody): Promise<number> {
   const doc = { format: MODEL_FORMAT, version: MODEL_VERSION, checksum: checksumOf(body), body };
-  await writeFileAtomic(path, `${JSON.stringify(doc)}\n`);
+  const text = `${JSON.stringify(doc)}\n`;
+  await writeFileAtomic(path, text);
+  return Buffer.byteLength(text);
 }
 
 /** Reads and verifies a model file. */

@@ -1015,18 +1015,28 @@ export class WebGpuBackend implements Backend {
   }
 
   /**
-   * After an out-of-memory error: halves the device-memory budget, so every later call plans
-   * smaller chunks (the cached copies are dropped); false once it is at 16 MiB.
+   * Device bytes the buffer pool holds in use, its budget (for the resource monitor), and what it
+   * has allocated now and at its peak (for the metrics).
    */
-  /** Device bytes the buffer pool holds, and its budget (for the resource monitor). */
-  memoryStats(): { used: number; total: number } {
-    return { used: this.pool.stats().bytesInUse, total: this.pool.budgetBytes };
+  memoryStats(): { used: number; total: number; allocated: number; peak: number } {
+    const stats = this.pool.stats();
+    return {
+      used: stats.bytesInUse,
+      total: this.pool.budgetBytes,
+      allocated: stats.bytesAllocated,
+      peak: stats.peakBytesAllocated,
+    };
   }
 
   /** The device-memory budget work is planned against now. */
   get memoryBudgetBytes(): number {
     return this.pool.budgetBytes;
   }
+
+  /**
+   * After an out-of-memory error: halves the device-memory budget, so every later call plans
+   * smaller chunks (the cached copies are dropped); false once it is at 16 MiB.
+   */
 
   shrinkMemoryBudget(): boolean {
     const floor = 16 * 1024 * 1024;
