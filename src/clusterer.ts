@@ -181,6 +181,7 @@ const observedRegistries = new WeakSet<BackendRegistry>();
 function observeRegistry(registry: BackendRegistry): void {
   if (observedRegistries.has(registry)) return;
   observedRegistries.add(registry);
+  if (!metrics.enabled) return;
   registry.observe(metrics.backendObserver);
   metrics.watch({
     deviceMemory: () => {
@@ -355,8 +356,8 @@ function isDataset(x: unknown): x is Dataset {
 export type Phase = Exclude<keyof Timings, 'total'> | 'persist';
 
 /**
- * Times the phases of an operation, in seconds, each in its own trace span. A phase timed inside
- * another (reduce inside encode) is counted as itself, not also as the outer one.
+ * Times the phases of an operation, in seconds, each in its own trace span. A phase timed
+ * `within` another (reduce within encode) is counted as itself, not also as the outer one.
  */
 class PhaseClock {
   private readonly start = performance.now();
@@ -369,15 +370,12 @@ class PhaseClock {
     score: 0,
     persist: 0,
   };
-  private current: Phase | undefined;
 
   /** `live`: the operation's phase timings, kept up to date as each phase ends. */
   constructor(private readonly live?: Record<string, number>) {}
 
-  time<T>(phase: Phase, work: () => Promise<T>): Promise<T> {
+  time<T>(phase: Phase, work: () => Promise<T>, within?: Phase): Promise<T> {
     return inSpan(`neurocluster.phase.${phase}`, { 'neurocluster.phase': phase }, async () => {
-      const outer = this.current;
-      this.current = phase;
       const t0 = performance.now();
       try {
         return await work();
@@ -387,8 +385,7 @@ class PhaseClock {
       } finally {
         const seconds = (performance.now() - t0) / 1000;
         this.add(phase, seconds);
-        if (outer) this.add(outer, -seconds);
-        this.current = outer;
+        if (within) this.add(within, -seconds);
       }
     });
   }
@@ -405,7 +402,10 @@ class PhaseClock {
   }
 }
 
-/** A fit's quality, k and smallest cluster in the metrics (a fit that failed its gates too), by the method that answered. */
+/**
+ * A fit's quality, k and smallest cluster in the metrics, by the method that answered (kmeans
+ * after a fallback); also for a fit that failed its gates.
+ */
 function observeFit(result: ClusteringResult): void {
   const labels = { method: result.fallback ? 'kmeans' : result.method };
   const set = (gauge: { set(l: typeof labels, v: number): void }, v: number | null | undefined) => {
@@ -923,7 +923,7 @@ export class NeuromorphicClusterer {
       input,
       this.config.encoders.hybrid.components,
       order,
-      (work) => clock.time('reduce', work),
+      (work) => clock.time('reduce', work, 'encode'),
     );
     return { features, pipeline: state };
   }
@@ -972,12 +972,14 @@ export class NeuromorphicClusterer {
   /** Labels of new data under the fitted model (same columns, cleaned the same way). */
   predict(data: DataInput, options: { correlationId?: string } = {}): Promise<Int32Array> {
     return this.operation('predict', options.correlationId, async (op) => {
-      const t0 = performance.now();
       const model = this.fitted();
       op.method = model.method;
-      const labels = await this.predictHere(data, model);
+      const clock = new PhaseClock(op.phases);
+      const { labels, backend } = await this.predictHere(data, model, clock);
+      const { load, validate, encode, cluster, total } = clock.timings();
       this.ops.end(op, 'succeeded', {
-        phases: { total: (performance.now() - t0) / 1000 },
+        phases: { load, validate, encode, cluster, total },
+        backend: backend.name,
         sizes: { rows: labels.length, columns: model.d, k: model.k },
         outcome: 'succeeded',
       });
@@ -988,9 +990,10 @@ export class NeuromorphicClusterer {
   private async predictHere(
     data: DataInput,
     model: NonNullable<NeuromorphicClusterer['model']>,
-  ): Promise<Int32Array> {
-    const dataset = await this.loadData(data);
-    const cleaned = applyScaler(dataset, model.scaler);
+    clock: PhaseClock,
+  ): Promise<{ labels: Int32Array; backend: Backend }> {
+    const dataset = await clock.time('load', () => this.loadData(data));
+    const cleaned = await clock.time('validate', async () => applyScaler(dataset, model.scaler));
     const points: Matrix = { rows: dataset.n, cols: cleaned.length / dataset.n, data: cleaned };
     const { backend } = await this.selectBackend(cleaned.length);
     if (model.pipeline?.keyedBy === 'id' && !dataset.ids) {
@@ -1006,13 +1009,14 @@ export class NeuromorphicClusterer {
       series: model.scaler.series,
       sampleKeys: sampleKeys(rawMatrix(dataset), dataset.ids),
     };
-    const features = model.pipeline ? await transformPipeline(backend, model.pipeline, input) : points;
-    const { labels } = await backend.kmeansAssign(features, {
-      rows: model.k,
-      cols: model.d,
-      data: model.centroids,
-    });
-    return labels;
+    const { pipeline } = model;
+    const features = pipeline
+      ? await clock.time('encode', () => transformPipeline(backend, pipeline, input))
+      : points;
+    const { labels } = await clock.time('cluster', () =>
+      backend.kmeansAssign(features, { rows: model.k, cols: model.d, data: model.centroids }),
+    );
+    return { labels, backend };
   }
 
   /** Writes the fitted model as a versioned, checksummed file (atomically). */

@@ -134,7 +134,14 @@ describe('operations', () => {
     ]);
     expect(Date.parse(fit.endedAt!)).toBeGreaterThanOrEqual(Date.parse(fit.startedAt!));
     await clusterer.predict(IRIS, { correlationId: 'predict-1' });
-    expect(ops.get('predict-1')).toMatchObject({ kind: 'predict', state: 'succeeded', sizes: { rows: 150 } });
+    const predict = ops.get('predict-1')!;
+    expect(predict).toMatchObject({
+      kind: 'predict',
+      state: 'succeeded',
+      backend: 'js',
+      sizes: { rows: 150 },
+    });
+    expect(Object.keys(predict.phases)).toEqual(['load', 'validate', 'encode', 'cluster', 'total']);
   });
 
   it('mark a fallback or a missed gate degraded, an error failed, and keep the last N', async () => {

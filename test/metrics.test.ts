@@ -240,6 +240,12 @@ describe('metric families', () => {
     }
   });
 
+  it('are listed in the README exactly as the registry describes them', async () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const listed = /<!-- metrics:begin -->\n([\s\S]*?)<!-- metrics:end -->/.exec(readme)?.[1];
+    expect(listed).toBe(await metrics.markdown());
+  });
+
   it('export the health score in [0, 1], as the documented weighted mean', async () => {
     expect(Object.values(HEALTH_WEIGHTS).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 12);
     expect(healthScore({ operations: 1, breakers: 1, resources: 1, errors: 1 })).toBeCloseTo(1, 12);

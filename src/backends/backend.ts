@@ -259,6 +259,8 @@ export function kernelRows(kernel: KernelName, args: readonly unknown[]): number
 /** What a registry tells about its backends: how their starts and kernel calls went. */
 export interface BackendObserver {
   started(backend: BackendName, seconds: number, ok: boolean): void;
+  /** A backend `acquire` refused: it cannot start, or `auto` does not take it for this job. */
+  skipped(backend: BackendName): void;
   kernel(backend: BackendName, kernel: KernelName, seconds: number, rows: number, ok: boolean): void;
 }
 
@@ -465,6 +467,15 @@ export class BackendRegistry {
    * BACKEND_UNAVAILABLE saying why not.
    */
   async acquire(name: BackendName, auto: boolean, context: SelectionContext = {}): Promise<Backend> {
+    try {
+      return await this.acquireHere(name, auto, context);
+    } catch (error) {
+      for (const o of this.observers) o.skipped(name);
+      throw error;
+    }
+  }
+
+  private async acquireHere(name: BackendName, auto: boolean, context: SelectionContext): Promise<Backend> {
     const small = (context.problemSize ?? Number.POSITIVE_INFINITY) < (context.smallProblemSize ?? 0);
     if (auto && small && this.factories.get(name)?.smallProblems === false) {
       throw new BackendError(

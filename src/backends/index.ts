@@ -13,6 +13,6 @@ export const defaultRegistry = new BackendRegistry();
 defaultRegistry.register(webGpuBackendFactory());
 defaultRegistry.register(wasmBackendFactory);
 defaultRegistry.register(jsBackendFactory);
-defaultRegistry.observe(metrics.backendObserver);
+if (metrics.enabled) defaultRegistry.observe(metrics.backendObserver);
 
 export * from './backend.js';

@@ -88,7 +88,21 @@ const MISNAMED_DEFAULTS = [
 
 const LEVEL_SCORE: Record<string, number> = { ok: 1, warning: 0.5, critical: 0 };
 
+/**
+ * What a metric is when metrics are off (`NEUROCLUSTER_METRICS=off`): every update does nothing,
+ * so the engine pays nothing for them (the overhead benchmark compares against this).
+ */
+const NOOP_METRIC = {
+  inc() {},
+  dec() {},
+  set() {},
+  observe() {},
+  reset() {},
+};
+
 export class EngineMetrics {
+  /** False under `NEUROCLUSTER_METRICS=off` (read when the metrics are made): nothing is recorded. */
+  readonly enabled = process.env.NEUROCLUSTER_METRICS !== 'off';
   readonly registry = new Registry();
   private readonly sources = new Set<MetricSources>();
   private processMetrics = false;
@@ -99,6 +113,7 @@ export class EngineMetrics {
   private readonly parts = { breakers: 1, resources: 1 };
 
   private counter<L extends string>(name: string, help: string, labelNames: readonly L[] = []) {
+    if (!this.enabled) return NOOP_METRIC as unknown as Counter<L>;
     return new Counter<L>({ name, help, labelNames, registers: [this.registry] });
   }
 
@@ -108,6 +123,7 @@ export class EngineMetrics {
     labelNames: readonly L[] = [],
     collect?: (this: Gauge<L>) => void,
   ) {
+    if (!this.enabled) return NOOP_METRIC as unknown as Gauge<L>;
     return new Gauge<L>({
       name,
       help,
@@ -123,6 +139,7 @@ export class EngineMetrics {
     buckets: number[],
     labelNames: readonly L[] = [],
   ) {
+    if (!this.enabled) return NOOP_METRIC as unknown as Histogram<L>;
     return new Histogram<L>({ name, help, buckets, labelNames, registers: [this.registry] });
   }
 
@@ -266,7 +283,7 @@ export class EngineMetrics {
   );
   readonly backendSkips = this.counter(
     'neurocluster_backend_skips_total',
-    'Backends passed over by selection or degradation (cannot start, small problem, software GPU, failed), by backend.',
+    'Backends passed over when acquired for a job (cannot start; under auto also a small problem or a software GPU), by backend.',
     ['backend'],
   );
   readonly degradations = this.counter(
@@ -439,6 +456,7 @@ export class EngineMetrics {
       this.backendStarts.observe({ backend }, seconds);
       if (!ok) this.backendStartFailures.inc({ backend });
     },
+    skipped: (backend) => this.backendSkips.inc({ backend }),
     kernel: (backend, kernel, seconds, rows, ok) => {
       const labels = { backend, kernel };
       this.kernelDispatches.inc(labels);
@@ -461,7 +479,7 @@ export class EngineMetrics {
 
   /** Adds a clusterer's sources to what the scrape-time gauges read (the same object once). */
   watch(sources: MetricSources): void {
-    this.sources.add(sources);
+    if (this.enabled) this.sources.add(sources);
   }
 
   /** Also exports prom-client's default process metrics (`process_*`, `nodejs_*`) from this registry. */

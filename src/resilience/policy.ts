@@ -213,7 +213,6 @@ export class Resilience {
       } catch (error) {
         const reason = error instanceof Error ? error.message : String(error);
         tried.push({ name, ok: false, reason });
-        metrics.backendSkips.inc({ backend: name });
         this.deps.logger.info({ backend: name, reason }, `backend ${name} skipped`);
         // A named backend that cannot start is the caller's answer, not a fallback.
         if (!auto) throw error;
