@@ -76,6 +76,11 @@ import {
 import { parseFault } from './resilience/faults.js';
 import { type FallbackReason, Resilience, type ResilienceSettings } from './resilience/policy.js';
 import { ErrorTracker } from './resilience/tracker.js';
+import { type AnonymityReport, enforceMinClusterSize } from './security/kanonymity.js';
+import { datasetId } from './security/privacy/accountant.js';
+import { chargeRelease, type PrivacyResult, parseBounds, privacyAccountant } from './security/privacy/api.js';
+import { dpKMeans } from './security/privacy/dp-kmeans.js';
+import { fromPico } from './security/privacy/mechanisms.js';
 import { fromPortable, readModelFile, toPortable, writeModelFile } from './store/model-file.js';
 import { VERSION } from './version.js';
 
@@ -239,6 +244,8 @@ export interface Timings {
   encode: number;
   /** Fitting the hybrid method's PCA and projecting onto it (0 for the other methods). */
   reduce: number;
+  /** Charging the privacy budget and enforcing k-anonymity (0 when neither is on). */
+  privacy: number;
   cluster: number;
   score: number;
   total: number;
@@ -294,6 +301,10 @@ export class ClusteringResult {
   readonly fallback!: FallbackReason | undefined;
   /** The operation's correlation ID. */
   readonly correlationId!: string | undefined;
+  /** Under `privacy.epsilon`: what the DP release cost and left, and how it was made. */
+  readonly privacy!: PrivacyResult | undefined;
+  /** When k-anonymity ran: what it merged or suppressed (suppressed rows have label -1). */
+  readonly anonymity!: AnonymityReport | undefined;
 
   constructor(fields: ClusteringResultFields) {
     Object.assign(this, fields);
@@ -313,6 +324,7 @@ export class ClusteringResult {
       ...(this.ids ? { ids: [] as string[] } : {}),
     }));
     this.labels.forEach((label, row) => {
+      if (label < 0) return; // suppressed by k-anonymity
       const a = out[label]!;
       a.rows.push(row);
       a.ids?.push(this.ids![row]!);
@@ -339,6 +351,8 @@ export class ClusteringResult {
       timings: this.timings,
       seed: this.seed,
       ...(this.correlationId ? { correlationId: this.correlationId } : {}),
+      ...(this.privacy ? { privacy: this.privacy } : {}),
+      ...(this.anonymity ? { anonymity: this.anonymity } : {}),
     };
   }
 }
@@ -368,6 +382,7 @@ class PhaseClock {
     reduce: 0,
     cluster: 0,
     score: 0,
+    privacy: 0,
     persist: 0,
   };
 
@@ -419,13 +434,73 @@ function observeFit(result: ClusteringResult): void {
   set(metrics.adjustedRand, result.external?.ari);
   set(metrics.mutualInfo, result.external?.nmi);
   const sizes = new Int32Array(result.k);
-  for (const label of result.labels) sizes[label]!++;
-  set(metrics.smallestCluster, Math.min(...sizes));
+  for (const label of result.labels) if (label >= 0) sizes[label]!++;
+  if (result.k > 0) set(metrics.smallestCluster, Math.min(...sizes));
 }
 
 /** A gate's value for a message: four significant digits. */
 function formatGateValue(v: number): string {
   return Number.isInteger(v) ? String(v) : v.toPrecision(4);
+}
+
+/** What a fit's clustering hands to {@link NeuromorphicClusterer.finish}. */
+interface Clustered {
+  /** The backend that ran (it also scores). */
+  readonly backend: Backend;
+  /** The matrix K-means clustered, in file order, and in canonical order. */
+  readonly features: Matrix;
+  readonly ordered: Matrix;
+  /** The cleaned input in canonical order (inputQuality). */
+  readonly input: Matrix;
+  readonly order: Int32Array;
+  /** Labels in canonical order, k x d centroids, and the K-means objective. */
+  readonly labels: Int32Array;
+  readonly centroids: Float64Array;
+  readonly k: number;
+  readonly d: number;
+  readonly inertia: number;
+  readonly iterations: number;
+  readonly tried: readonly BackendAttempt[];
+  readonly fallback: FallbackReason | undefined;
+  readonly pipeline: PipelineState | undefined;
+  readonly scaler: Scaler;
+  /** The shape of the cleaned input (the performance baseline's key). */
+  readonly shape: { readonly rows: number; readonly cols: number };
+  /** Weights of the centroids when k-anonymity merges (DP: the noisy counts). */
+  readonly weights?: readonly number[];
+  readonly privacy?: PrivacyResult;
+}
+
+/** Sum of squared distances of the labelled rows to their centroids (suppressed rows left out). */
+function inertiaOf(points: Matrix, labels: Int32Array, centroids: Float64Array, d: number): number {
+  let total = 0;
+  labels.forEach((c, i) => {
+    if (c < 0) return;
+    for (let j = 0; j < d; j++) total += (points.data[i * d + j]! - centroids[c * d + j]!) ** 2;
+  });
+  return total;
+}
+
+/** The indices of rows with a label (not suppressed), or undefined when every row has one. */
+function keptRows(labels: Int32Array): Int32Array | undefined {
+  if (!labels.some((l) => l < 0)) return undefined;
+  const out: number[] = [];
+  labels.forEach((l, i) => {
+    if (l >= 0) out.push(i);
+  });
+  return Int32Array.from(out);
+}
+
+function takeRows(m: Matrix, rows: Int32Array): Matrix {
+  const data = new Float64Array(rows.length * m.cols);
+  rows.forEach((r, i) => {
+    for (let j = 0; j < m.cols; j++) data[i * m.cols + j] = m.data[r * m.cols + j]!;
+  });
+  return { rows: rows.length, cols: m.cols, data };
+}
+
+function takeLabels(labels: Int32Array, rows: Int32Array): Int32Array {
+  return Int32Array.from(rows, (r) => labels[r]!);
 }
 
 /** Labels in file order from labels in canonical order. */
@@ -563,7 +638,10 @@ export class NeuromorphicClusterer {
    */
   fit(data: DataInput, options: FitOptions = {}): Promise<ClusteringResult> {
     return this.operation('fit', options.correlationId, async (op) => {
-      const result = await this.fitHere(data, options, op);
+      const result =
+        this.config.privacy.epsilon === undefined
+          ? await this.fitHere(data, options, op)
+          : await this.fitPrivately(data, options, op);
       observeFit(result);
       const degraded = result.fallback?.reason ?? (result.qualityGates ? 'quality-gate' : undefined);
       this.ops.end(op, degraded ? 'degraded' : 'succeeded', {
@@ -679,34 +757,106 @@ export class NeuromorphicClusterer {
       if (outcome.fallback) fallback = outcome.reason;
     }
     const { backend, features, pipeline, ordered, fit } = ran;
-    const labels = unpermute(fit.labels, prepared.order);
+    return this.finish(
+      {
+        backend,
+        features,
+        ordered,
+        input: permuteRows(prepared.cleaned, prepared.order),
+        order: prepared.order,
+        labels: fit.labels,
+        centroids: fit.centroids,
+        k: fit.k,
+        d: fit.d,
+        inertia: fit.inertia,
+        iterations: fit.iterations,
+        tried,
+        fallback,
+        pipeline,
+        scaler: prepared.scaler,
+        shape: { rows: prepared.cleaned.rows, cols: prepared.cleaned.cols },
+      },
+      dataset,
+      clock,
+      signal,
+    );
+  }
+
+  /**
+   * The end of every fit: k-anonymity when it is on (small clusters merged or suppressed), the
+   * quality of what is released (suppressed rows left out), the gates, the result and the model.
+   */
+  private async finish(
+    run: Clustered,
+    dataset: Dataset,
+    clock: PhaseClock,
+    signal: AbortSignal | undefined,
+  ): Promise<ClusteringResult> {
+    const { backend, features, tried, fallback, pipeline } = run;
+    let { labels: canonical, centroids, k, inertia } = run;
+    const { d } = run;
+    let anonymity: AnonymityReport | undefined;
+    const minClusterSize = this.config.privacy.minClusterSize ?? (run.privacy ? 5 : undefined);
+    if (minClusterSize !== undefined) {
+      const out = await clock.time('privacy', async () =>
+        enforceMinClusterSize(
+          canonical,
+          centroids,
+          k,
+          d,
+          { minClusterSize, strategy: this.config.privacy.smallClusters },
+          run.weights,
+        ),
+      );
+      anonymity = out.report;
+      if (out.report.merged.length > 0 || out.report.suppressed.length > 0 || out.k !== k) {
+        canonical = out.labels;
+        centroids = out.centroids;
+        k = out.k;
+        inertia = inertiaOf(run.ordered, canonical, centroids, d);
+      }
+      if (out.report.merged.length + out.report.suppressed.length > 0) {
+        this.logger.info(
+          { anonymity },
+          `k-anonymity: ${out.report.clustersBefore} clusters released as ${k}`,
+        );
+      }
+    }
+    const labels = unpermute(canonical, run.order);
     const { quality, inputQuality, external } = await clock.time('score', async () => {
       const options = {
         silhouetteExactMaxSamples: this.engine.silhouetteExactMaxSamples,
         seed: this.engine.seed,
         signal,
       };
-      // Judged in the canonical order too, so a sampled silhouette ignores row order as well.
-      const inputQuality = await internalQuality(
-        backend,
-        permuteRows(prepared.cleaned, prepared.order),
-        fit.labels,
-        options,
-      );
+      // Judged in the canonical order too, so a sampled silhouette ignores row order as well;
+      // suppressed rows (label -1) are not part of what is judged.
+      const kept = keptRows(canonical);
+      const judge = (m: Matrix) =>
+        kept
+          ? internalQuality(backend, takeRows(m, kept), takeLabels(canonical, kept), options)
+          : internalQuality(backend, m, canonical, options);
+      const inputQuality = await judge(run.input);
       // For plain K-means the clustered matrix is the cleaned input: judge it once.
-      const judged =
-        features === prepared.cleaned
-          ? inputQuality
-          : await internalQuality(backend, ordered, fit.labels, options);
-      const external = dataset.truth ? externalQuality(dataset.truth, labels) : undefined;
-      return { quality: { ...judged, inertia: fit.inertia }, inputQuality, external };
+      const judged = run.ordered === run.input ? inputQuality : await judge(run.ordered);
+      const truth = dataset.truth;
+      const keptInFile = keptRows(labels);
+      const external = !truth
+        ? undefined
+        : keptInFile
+          ? externalQuality(
+              Array.from(keptInFile, (i) => truth[i]),
+              takeLabels(labels, keptInFile),
+            )
+          : externalQuality(truth, labels);
+      return { quality: { ...judged, inertia }, inputQuality, external };
     });
 
     const gates = this.config.qualityGates;
     const failedGates = gates.enabled
       ? evaluateGates([...builtinGates(gates), ...this.customGates], {
-          labels,
-          k: fit.k,
+          labels: labels.filter((l) => l >= 0),
+          k,
           quality,
           inputQuality,
         })
@@ -715,15 +865,13 @@ export class NeuromorphicClusterer {
     this.logger.debug({ backend: backend.name, k, n: dataset.n, d: features.cols, timings }, 'fit done');
     const method: Method = fallback ? 'kmeans' : this.engine.method;
     const anomalies = this.judgePerformance(
-      { method, backend: backend.name, n: prepared.cleaned.rows, d: prepared.cleaned.cols },
+      { method, backend: backend.name, n: run.shape.rows, d: run.shape.cols },
       timings,
     );
     const result = new ClusteringResult({
       labels,
-      k: fit.k,
-      centroids: Array.from({ length: fit.k }, (_, j) =>
-        Array.from(fit.centroids.subarray(j * fit.d, (j + 1) * fit.d)),
-      ),
+      k,
+      centroids: Array.from({ length: k }, (_, j) => Array.from(centroids.subarray(j * d, (j + 1) * d))),
       features,
       method: this.engine.method,
       backend: backend.name,
@@ -736,11 +884,13 @@ export class NeuromorphicClusterer {
       parameters: this.config,
       ids: dataset.ids,
       droppedRows: dataset.droppedRows,
-      iterations: fit.iterations,
+      iterations: run.iterations,
       fallback,
       correlationId: currentCorrelationId(),
       qualityGates: failedGates.length > 0 ? failedGates : undefined,
       performanceAnomalies: anomalies.length > 0 ? anomalies : undefined,
+      privacy: run.privacy,
+      anonymity,
     });
     if (failedGates.length > 0) {
       for (const g of failedGates) metrics.gateFailures.inc({ gate: g.gate });
@@ -754,8 +904,111 @@ export class NeuromorphicClusterer {
       this.logger.warn({ qualityGates: failedGates }, `quality gates failed: ${what}`);
     }
     // The model is kept only for a result that stands (not one that failed its gates).
-    this.model = { method, scaler: prepared.scaler, pipeline, centroids: fit.centroids, k: fit.k, d: fit.d };
+    this.model = { method, scaler: run.scaler, pipeline, centroids, k, d };
     return result;
+  }
+
+  /**
+   * DP K-means (src/security/privacy/dp-kmeans.ts) on the raw values: the budget is charged before
+   * any noise is drawn; bounds, standardization and centroids come from DP releases or public
+   * parameters only. Runs on the CPU, outside the resilience layer (it has no kernels to fail).
+   */
+  private async fitPrivately(
+    data: DataInput,
+    { signal }: FitOptions,
+    op: OperationRecord,
+  ): Promise<ClusteringResult> {
+    const p = this.config.privacy;
+    const k = this.kmeansOptions.nClusters;
+    if (k === undefined) throw new UsageError('the number of clusters is required (nClusters, --k)');
+    const method = this.engine.method;
+    if (method !== 'kmeans') {
+      throw new UsageError(
+        `differential privacy (--epsilon) runs the kmeans method only: the ${method} encoders fit block scalers${method === 'hybrid' ? ' and a PCA' : ''} on the data without noise (use --method kmeans)`,
+      );
+    }
+    if (this.dataOptions.nanPolicy === 'impute-mean') {
+      throw new UsageError(
+        '--nan-policy impute-mean is refused under --epsilon: the column means it imputes are not private (use drop-rows or error)',
+      );
+    }
+    const clock = new PhaseClock(op.phases);
+    const dataset = await clock.time('load', () => this.loadData(data));
+    const raw = rawMatrix(dataset);
+    await clock.time('validate', async () => {
+      if (dataset.n < 2) {
+        throw new DataError(
+          'NEUROCLUSTER_ERR_DATA_SHAPE',
+          `at least 2 rows are needed to cluster, got ${dataset.n}`,
+          {
+            location: { file: dataset.source },
+          },
+        );
+      }
+      validateK(k, dataset.n);
+    });
+    throwIfAborted(signal);
+    const d = raw.cols;
+    const bounds = p.bounds === undefined ? undefined : parseBounds(p.bounds, d);
+    const name = p.dataset ?? datasetId(raw);
+    const charged = await clock.time('privacy', async () =>
+      chargeRelease(privacyAccountant(this.config), name, p.epsilon!, p.delta, 'dp-kmeans'),
+    );
+    const dp = await clock.time('cluster', async () =>
+      dpKMeans(raw, {
+        k,
+        cost: charged.cost,
+        kind: charged.kind,
+        iterations: p.iterations,
+        bounds,
+        standardize: this.dataOptions.standardize,
+        rangeShare: p.rangeShare,
+        standardizeShare: p.standardizeShare,
+        seed: this.engine.seed,
+      }),
+    );
+    const identity = Int32Array.from({ length: dataset.n }, (_, i) => i);
+    const scaler: Scaler = {
+      kind: 'tabular',
+      inputColumns: [...dataset.columns],
+      keep: Array.from({ length: d }, (_, j) => j),
+      means: dp.standardization?.means ?? new Array<number>(d).fill(0),
+      scales: dp.standardization?.scales ?? new Array<number>(d).fill(1),
+      standardize: dp.standardization !== undefined,
+    };
+    return this.finish(
+      {
+        backend: await this.registry.get('js'),
+        features: dp.working,
+        ordered: dp.working,
+        input: dp.working,
+        order: identity,
+        labels: dp.labels,
+        centroids: dp.workingCentroids,
+        k,
+        d,
+        inertia: inertiaOf(dp.working, dp.labels, dp.workingCentroids, d),
+        iterations: p.iterations,
+        tried: [{ name: 'js', ok: true }],
+        fallback: undefined,
+        pipeline: undefined,
+        scaler,
+        shape: { rows: dataset.n, cols: d },
+        weights: dp.noisyCounts,
+        privacy: {
+          ...charged.report,
+          iterations: p.iterations,
+          boundsSource: dp.boundsSource,
+          bounds: dp.bounds,
+          standardized: dp.standardization !== undefined,
+          noisyCounts: dp.noisyCounts,
+          steps: dp.steps.map((s) => ({ step: s.step, mechanism: s.mechanism, cost: fromPico(s.cost) })),
+        },
+      },
+      dataset,
+      clock,
+      signal,
+    );
   }
 
   /**

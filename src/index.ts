@@ -98,6 +98,7 @@ export {
   ModelFileError,
   NeuroclusterError,
   OutputError,
+  PrivacyBudgetError,
   QualityGateError,
   type Severity,
   TimeoutError,
@@ -106,4 +107,38 @@ export {
 export { FAULT_KINDS, type FaultKind, type FaultSpec, parseFault } from './resilience/faults.js';
 export type { FallbackReason } from './resilience/policy.js';
 export { type Alert, type AlertRule, type ErrorRecord, ErrorTracker } from './resilience/tracker.js';
+export {
+  type AnonymityOptions,
+  type AnonymityReport,
+  enforceMinClusterSize,
+  type SmallClusterStrategy,
+} from './security/kanonymity.js';
+export {
+  type BudgetStatus,
+  DEFAULT_BUDGET,
+  datasetId,
+  epsilonOfRho,
+  PrivacyAccountant,
+  type PrivacyBudget,
+  rhoForEpsilon,
+} from './security/privacy/accountant.js';
+export {
+  type AnonymizedRelease,
+  type AnonymizeOptions,
+  anonymizeClusteringResults,
+  getPrivacyBudgetStatus,
+  type PrivacyReport,
+  type PrivacyResult,
+  privacyAccountant,
+} from './security/privacy/api.js';
+export { type DpKMeansOptions, type DpKMeansResult, dpKMeans } from './security/privacy/dp-kmeans.js';
+export {
+  gaussianMechanism,
+  laplaceMechanism,
+  type Mechanism,
+  mechanism,
+  registerMechanism,
+  type Sensitivity,
+} from './security/privacy/mechanisms.js';
+export { sampleDiscreteGaussian, sampleDiscreteLaplace } from './security/privacy/samplers.js';
 export { VERSION } from './version.js';

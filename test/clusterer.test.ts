@@ -30,6 +30,7 @@ describe('NeuromorphicClusterer', () => {
       'reduce',
       'cluster',
       'score',
+      'privacy',
       'total',
     ]);
     const assignments = result.getClusterAssignments();

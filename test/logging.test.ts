@@ -130,6 +130,7 @@ describe('operations', () => {
       'reduce',
       'cluster',
       'score',
+      'privacy',
       'total',
     ]);
     expect(Date.parse(fit.endedAt!)).toBeGreaterThanOrEqual(Date.parse(fit.startedAt!));

@@ -18,6 +18,7 @@ import { configCommand } from './commands/config.js';
 import { breakersCommand, healthCommand } from './commands/health.js';
 import { metricsCommand } from './commands/metrics.js';
 import { predictCommand } from './commands/predict.js';
+import { privacyCommand } from './commands/privacy.js';
 import { scoreCommand } from './commands/score.js';
 import { reportError } from './output.js';
 
@@ -61,6 +62,7 @@ function program(): Command {
     benchCommand(),
     healthCommand(),
     metricsCommand(),
+    privacyCommand(),
     breakersCommand(),
     configCommand(),
   ])

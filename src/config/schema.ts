@@ -364,6 +364,70 @@ export const monitoringSchema = z.strictObject({
   diskCritical: fraction().default(0.98).describe('disk in use that is critical'),
 });
 
+/** Differential privacy (DP K-means, per-dataset budgets) and k-anonymity of released results. */
+export const privacySchema = z.strictObject({
+  epsilon: z
+    .number()
+    .gt(0)
+    .max(1000)
+    .optional()
+    .describe('cluster with DP K-means at this epsilon, charged to the dataset budget (method kmeans)'),
+  delta: z
+    .number()
+    .gt(0)
+    .lt(1)
+    .optional()
+    .describe('with epsilon: Gaussian noise under zCDP, converted at this delta (Laplace when absent)'),
+  bounds: z
+    .string()
+    .regex(/^\s*-?[0-9.eE+-]+\s*:\s*-?[0-9.eE+-]+\s*$/, 'expected <min>:<max>, e.g. -10:10')
+    .optional()
+    .describe('public bounds of every column, <min>:<max>; estimated under DP when absent'),
+  dataset: z
+    .string()
+    .min(1)
+    .max(200)
+    .optional()
+    .describe('the dataset the budget belongs to; the content hash of the parsed matrix by default'),
+  iterations: z
+    .int()
+    .min(1)
+    .max(100)
+    .default(10)
+    .describe('Lloyd iterations of DP K-means, fixed in advance'),
+  rangeShare: z
+    .number()
+    .gt(0)
+    .lt(0.5)
+    .default(0.1)
+    .describe('share of epsilon for the DP range estimate, when no bounds are given'),
+  standardizeShare: z
+    .number()
+    .gt(0)
+    .lt(0.5)
+    .default(0.2)
+    .describe('share of epsilon for the DP mean and standard deviation, when data.standardize is on'),
+  budget: z
+    .strictObject({
+      epsilon: z.number().gt(0).default(10).describe('epsilon of a new dataset budget'),
+      delta: z.number().gt(0).lt(1).default(1e-5).describe('delta of a new dataset budget'),
+    })
+    .default({ epsilon: 10, delta: 1e-5 })
+    .describe('the budget a dataset gets when it is first charged (kept from then on)'),
+  minClusterSize: z
+    .int()
+    .min(1)
+    .optional()
+    .describe('k-anonymity: no released cluster smaller (5 under epsilon; off otherwise unless set)'),
+  smallClusters: z
+    .enum(['merge', 'suppress'])
+    .default('merge')
+    .describe(
+      'k-anonymity: merge a small cluster into its nearest neighbour, or suppress its rows (label -1)',
+    ),
+});
+export type PrivacyConfig = z.infer<typeof privacySchema>;
+
 /** The configuration document (`--config file.json|yaml`). */
 export const configSchema = z.strictObject({
   engine: engineSchema.default(engineSchema.parse({})),
@@ -394,10 +458,15 @@ export const configSchema = z.strictObject({
   monitoring: monitoringSchema.default(monitoringSchema.parse({})),
   qualityGates: qualityGatesSchema.default(qualityGatesSchema.parse({})),
   performance: performanceSchema.default(performanceSchema.parse({})),
-  privacy: later('differential privacy and k-anonymity'),
+  privacy: privacySchema.default(privacySchema.parse({})),
   security: later('secure loading, encryption, audit'),
   logging: loggingSchema.default(loggingSchema.parse({})),
-  metrics: later('Prometheus metrics'),
+  metrics: z
+    .strictObject({})
+    .default({})
+    .describe(
+      'Prometheus metrics: no keys (NEUROCLUSTER_METRICS=off turns them off at start-up; --metrics-out and --pushgateway export a CLI run)',
+    ),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -98,6 +98,7 @@ const NOOP_METRIC = {
   set() {},
   observe() {},
   reset() {},
+  remove() {},
 };
 
 export class EngineMetrics {
@@ -439,11 +440,36 @@ export class EngineMetrics {
     decades(2, 10),
   );
 
-  // Privacy and security (fed once those features land) -------------------------------------------
+  // Privacy -----------------------------------------------------------------------------------------
+  /** Remaining share of each dataset budget this process charged, for the gauge below. */
+  readonly privacyRatios = new Map<string, number>();
   readonly privacyBudgetRemaining = this.gauge(
     'neurocluster_privacy_budget_remaining_ratio',
     'Smallest remaining share of any dataset privacy budget this process has charged (1 when none).',
+    [],
+    () => this.collectPrivacy(),
   );
+  readonly privacySpent = this.gauge(
+    'neurocluster_privacy_budget_spent_epsilon',
+    'Epsilon spent of a dataset budget (pure plus zCDP converted at its delta), by dataset: the latest 50 this process charged.',
+    ['dataset'],
+  );
+  readonly privacyRemaining = this.gauge(
+    'neurocluster_privacy_budget_remaining_epsilon',
+    'Epsilon left of a dataset budget, by dataset: the latest 50 this process charged.',
+    ['dataset'],
+  );
+  readonly privacyCharges = this.counter(
+    'neurocluster_privacy_charges_total',
+    'Privacy budget charges made, by mechanism (laplace, gaussian).',
+    ['mechanism'],
+  );
+  readonly privacyRefusals = this.counter(
+    'neurocluster_privacy_refusals_total',
+    'Requests refused because they would pass a dataset privacy budget.',
+  );
+
+  // Security (fed once that feature lands) ------------------------------------------------------------
   readonly securityEvents = this.counter(
     'neurocluster_security_events_total',
     'Security anomalies detected, by rule.',
@@ -474,7 +500,6 @@ export class EngineMetrics {
 
   constructor() {
     this.buildInfo.set({ version: VERSION, node_version: process.versions.node }, 1);
-    this.privacyBudgetRemaining.set(1);
   }
 
   /** Adds a clusterer's sources to what the scrape-time gauges read (the same object once). */
@@ -539,6 +564,10 @@ export class EngineMetrics {
       LEVEL_SCORE[r.disk?.level ?? 'ok'] ?? 1,
       LEVEL_SCORE[r.device?.level ?? 'ok'] ?? 1,
     );
+  }
+
+  private collectPrivacy(): void {
+    this.privacyBudgetRemaining.set(Math.min(1, ...this.privacyRatios.values()));
   }
 
   private collectDeviceMemory(): void {

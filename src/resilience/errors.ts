@@ -176,6 +176,15 @@ export const ERROR_CODES = {
       'qualityGates.mode: warn reports failed gates in the result instead of failing.',
     ],
   },
+  NEUROCLUSTER_ERR_PRIVACY_BUDGET: {
+    category: 'privacy-budget',
+    severity: 'medium',
+    exitCode: 1,
+    recovery: [
+      'See what is left with `neurocluster privacy status --dataset <id>`; a spent budget does not come back.',
+      'Ask for a smaller epsilon, or release fewer statistics (fewer iterations, public --bounds, no standardization).',
+    ],
+  },
   NEUROCLUSTER_ERR_ABORTED: {
     category: 'cancelled',
     severity: 'low',
@@ -402,6 +411,13 @@ export function requireFinite(values: ArrayLike<number>, what: string): void {
 }
 
 /** The caller's AbortSignal fired. */
+/** A differential-privacy request the budget cannot pay for, refused before any noise is drawn. */
+export class PrivacyBudgetError extends NeuroclusterError {
+  constructor(message: string, options: ErrorOptions = {}) {
+    super('NEUROCLUSTER_ERR_PRIVACY_BUDGET', message, options);
+  }
+}
+
 export class AbortedError extends NeuroclusterError {
   constructor(message = 'the operation was aborted', options: ErrorOptions = {}) {
     super('NEUROCLUSTER_ERR_ABORTED', message, options);

@@ -661,7 +661,62 @@ describe('help and version', () => {
   it('cluster --help lists flags with descriptions and defaults from the schema', () => {
     const help = cli(['cluster', '--help']).stdout;
     expect(help).toMatch(/--n-init <n>\s+k-means\+\+ restarts; the lowest inertia is kept\s+\(default: 10\)/);
-    expect(help).toMatch(/--nan-policy <policy>.*\(choices: "error", "drop-rows",\s+"impute-mean"\)/s);
+    expect(help).toMatch(/--nan-policy <policy>.*\(choices: "error",\s+"drop-rows",\s+"impute-mean"\)/s);
     expect(help).toMatch(/--no-standardize\s+turn off: z-score tabular columns/);
+  });
+});
+
+describe('neurocluster cluster --epsilon and privacy status', () => {
+  const home = { NEUROCLUSTER_HOME: join(dir, 'privacy-home') };
+  const clusterDp = (epsilon: string) =>
+    cli(
+      [
+        'cluster',
+        IRIS,
+        '--k',
+        '3',
+        '--method',
+        'kmeans',
+        '--label-column',
+        'species',
+        '--epsilon',
+        epsilon,
+        '--bounds',
+        '0:10',
+        '--dataset',
+        'iris-cli',
+        '--json',
+      ],
+      { ...home, NEUROCLUSTER_PRIVACY__BUDGET__EPSILON: '3' },
+    );
+
+  it('charges the dataset, keeps the budget across processes, and refuses an overspend with exit 1', () => {
+    const first = clusterDp('2');
+    expect(first.code).toBe(0);
+    const out = JSON.parse(first.stdout);
+    expect(out.privacy).toMatchObject({
+      dataset: 'iris-cli',
+      epsilon: 2,
+      spent: 2,
+      remaining: 1,
+      mechanism: 'laplace',
+    });
+    expect(out.anonymity.minClusterSize).toBe(5);
+    const status = cli(['privacy', 'status', '--dataset', 'iris-cli', '--json'], home);
+    expect(status.code).toBe(0);
+    expect(JSON.parse(status.stdout)).toMatchObject({
+      dataset: 'iris-cli',
+      epsilon: 3,
+      spent: 2,
+      remaining: 1,
+    });
+    const over = clusterDp('1.5');
+    expect(over.code).toBe(1);
+    expect(over.stdout).toBe('');
+    expect(over.stderr).toMatch(
+      /^neurocluster: NEUROCLUSTER_ERR_PRIVACY_BUDGET: dataset iris-cli: epsilon 1\.5/m,
+    );
+    const all = JSON.parse(cli(['privacy', 'status', '--json'], home).stdout);
+    expect(all.datasets).toEqual([expect.objectContaining({ dataset: 'iris-cli', spent: 2, refusals: 1 })]);
   });
 });

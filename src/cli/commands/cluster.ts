@@ -25,6 +25,12 @@ const FLAGS = [
   schemaFlag('--algorithm <a>', 'kmeans.algorithm'),
   schemaFlag('--timeout <duration>', 'timeout'),
   schemaFlag('--no-fallback', 'fallback.enabled'),
+  schemaFlag('--epsilon <e>', 'privacy.epsilon'),
+  schemaFlag('--delta <d>', 'privacy.delta'),
+  schemaFlag('--bounds <min:max>', 'privacy.bounds'),
+  schemaFlag('--dataset <id>', 'privacy.dataset'),
+  schemaFlag('--min-cluster-size <n>', 'privacy.minClusterSize'),
+  schemaFlag('--small-clusters <strategy>', 'privacy.smallClusters'),
 ];
 
 interface ClusterFlags extends GlobalFlags {
@@ -116,6 +122,20 @@ export function clusterCommand(): Command {
         rows.push(['Rand index', formatNumber(result.external.randIndex)]);
       }
       if (result.droppedRows?.length) rows.push(['dropped rows', String(result.droppedRows.length)]);
+      if (result.privacy) {
+        const p = result.privacy;
+        rows.push([
+          'privacy',
+          `epsilon ${p.epsilon}${p.delta === undefined ? '' : `, delta ${p.delta}`} (${p.mechanism}); dataset budget ${p.budget}: spent ${p.spent}, remaining ${p.remaining}`,
+        ]);
+      }
+      if (result.anonymity && result.anonymity.clustersAfter !== result.anonymity.clustersBefore) {
+        const a = result.anonymity;
+        rows.push([
+          'k-anonymity',
+          `${a.clustersBefore} clusters released as ${a.clustersAfter} (min size ${a.minClusterSize}; ${a.merged.length} merged, ${a.suppressedRows} rows suppressed)`,
+        ]);
+      }
       for (const g of result.qualityGates ?? []) {
         rows.push([`gate ${g.gate}`, `failed: ${formatNumber(g.value)} < ${g.threshold}`]);
       }

@@ -1,0 +1,247 @@
+/**
+ * The privacy API of the library: budget status per dataset, the accountant of a configuration,
+ * and `anonymizeClusteringResults`, which releases per-cluster statistics of a clustering under
+ * differential privacy with k-anonymity.
+ */
+import type { Matrix } from '../../backends/backend.js';
+import { neuroclusterHome } from '../../config/home.js';
+import { resolveConfig } from '../../config/load.js';
+import type { Config, PrivacyConfig } from '../../config/schema.js';
+import { currentCorrelationId, withCorrelationId } from '../../observability/context.js';
+import { UsageError } from '../../resilience/errors.js';
+import { openStore, storeFile } from '../../store/db.js';
+import { type AnonymityReport, enforceMinClusterSize, type SmallClusterStrategy } from '../kanonymity.js';
+import { type BudgetStatus, datasetId, PrivacyAccountant, rhoForEpsilon } from './accountant.js';
+import { type Bounds, countShare, DpLedger, type DpStep, estimateBounds, splitCost } from './dp-kmeans.js';
+import { gaussianMechanism, grid, laplaceMechanism, type PrivacyKind, toGrid, toPico } from './mechanisms.js';
+import { cryptoRandom, type RandomSource } from './samplers.js';
+
+const accountants = new Map<string, PrivacyAccountant>();
+
+/** The accountant over `$NEUROCLUSTER_HOME/neurocluster.db` with the configuration's default budget. */
+export function privacyAccountant(
+  config: Config = resolveConfig(),
+  home: string = neuroclusterHome(),
+): PrivacyAccountant {
+  const { epsilon, delta } = config.privacy.budget;
+  const file = storeFile(home);
+  const key = `${file}\n${epsilon}\n${delta}`;
+  let accountant = accountants.get(key);
+  if (!accountant) {
+    accountant = new PrivacyAccountant(openStore(file), { epsilon, delta });
+    accountants.set(key, accountant);
+  }
+  return accountant;
+}
+
+/** What is spent and left of a dataset's budget; every charged dataset's when none is named. */
+export function getPrivacyBudgetStatus(dataset?: string, config?: Config): BudgetStatus | BudgetStatus[] {
+  const accountant = privacyAccountant(config);
+  return dataset === undefined ? accountant.list() : accountant.status(dataset);
+}
+
+/** The `privacy` block of a released result. */
+export interface PrivacyReport {
+  readonly dataset: string;
+  /** What this release was charged, in epsilon (and the delta its Gaussian noise was converted at). */
+  readonly epsilon: number;
+  readonly delta: number | undefined;
+  readonly mechanism: 'laplace' | 'gaussian';
+  /** The dataset's budget after the charge. */
+  readonly spent: number;
+  readonly remaining: number;
+  readonly budget: number;
+}
+
+/** The `privacy` block of a DP K-means result: the charge, and how the release was made. */
+export interface PrivacyResult extends PrivacyReport {
+  readonly iterations: number;
+  readonly boundsSource: 'public' | 'dp-estimate';
+  /** The bounds the values were clipped to (public, or themselves a DP release). */
+  readonly bounds: Bounds;
+  /** Whether the data were standardized with the DP mean and standard deviation. */
+  readonly standardized: boolean;
+  /** The clusters' noisy sizes from the last iteration (before k-anonymity). */
+  readonly noisyCounts: readonly number[];
+  /** Every DP release of the run and its cost (epsilon, or rho under zCDP); they add up to the charge. */
+  readonly steps: readonly { readonly step: string; readonly mechanism: string; readonly cost: number }[];
+}
+
+/** Charges a release of `epsilon` (pure) or of the rho that `epsilon` is at `delta` (zCDP). */
+export function chargeRelease(
+  accountant: PrivacyAccountant,
+  dataset: string,
+  epsilon: number,
+  delta: number | undefined,
+  purpose: string,
+): { kind: PrivacyKind; cost: bigint; report: PrivacyReport } {
+  const kind: PrivacyKind = delta === undefined ? 'pure' : 'zcdp';
+  const cost = kind === 'pure' ? toPico(epsilon) : rhoForEpsilon(epsilon, delta!);
+  if (cost <= 0n) throw new UsageError(`epsilon ${epsilon} is too small to charge`);
+  const mechanism = kind === 'pure' ? 'laplace' : 'gaussian';
+  const status = accountant.charge(dataset, {
+    kind,
+    pico: cost,
+    mechanism,
+    purpose,
+    correlationId: currentCorrelationId(),
+  });
+  return {
+    kind,
+    cost,
+    report: {
+      dataset,
+      epsilon,
+      delta,
+      mechanism,
+      spent: status.spent,
+      remaining: status.remaining,
+      budget: status.epsilon,
+    },
+  };
+}
+
+/** `<min>:<max>` as bounds for `d` columns. */
+export function parseBounds(text: string, d: number): Bounds {
+  const match = /^\s*(-?[0-9.eE+-]+)\s*:\s*(-?[0-9.eE+-]+)\s*$/.exec(text);
+  const lo = Number(match?.[1]);
+  const hi = Number(match?.[2]);
+  if (!match || !Number.isFinite(lo) || !Number.isFinite(hi) || !(hi > lo)) {
+    throw new UsageError(`bounds "${text}": expected <min>:<max> with min < max, e.g. -10:10`);
+  }
+  return { lo: new Array<number>(d).fill(lo), hi: new Array<number>(d).fill(hi) };
+}
+
+export interface AnonymizeOptions {
+  readonly correlationId?: string;
+  /** The release's epsilon; `privacy.epsilon` of the configuration when absent. */
+  readonly epsilon?: number;
+  /** Gaussian noise under zCDP, converted at this delta; Laplace when absent. */
+  readonly delta?: number;
+  /** Public bounds `<min>:<max>` of every column; estimated under DP when absent. */
+  readonly bounds?: string;
+  /** The dataset the budget belongs to; the content hash of `features` by default. */
+  readonly dataset?: string;
+  readonly minClusterSize?: number;
+  readonly smallClusters?: SmallClusterStrategy;
+  /** The configuration whose `privacy` section gives the rest (the resolved defaults otherwise). */
+  readonly config?: Config;
+  /** Noise source; the OS CSPRNG unless a test pins it. */
+  readonly noise?: RandomSource;
+}
+
+export interface AnonymizedRelease {
+  /** Per released cluster (numbered after k-anonymity): its noisy size and noisy mean. */
+  readonly clusters: readonly { readonly cluster: number; readonly count: number; readonly mean: number[] }[];
+  /** The labels after k-anonymity: -1 for suppressed rows, as many as given. */
+  readonly labels: Int32Array;
+  readonly anonymity: AnonymityReport;
+  readonly privacy: PrivacyReport;
+  /** Each DP release and its cost in pico-units (they add up to the charge). */
+  readonly steps: readonly DpStep[];
+}
+
+/**
+ * Releases per-cluster statistics of a clustering under differential privacy: the noisy size and
+ * the noisy mean of every cluster (Laplace, or Gaussian with `delta`), charged to the dataset's
+ * budget before any noise is drawn, after small clusters are merged or suppressed (k-anonymity;
+ * decided on the true sizes, so no released cluster is smaller than `minClusterSize`).
+ */
+export function anonymizeClusteringResults(
+  labels: ArrayLike<number>,
+  features: Matrix | readonly (readonly number[])[],
+  options: AnonymizeOptions = {},
+): Promise<AnonymizedRelease> {
+  return withCorrelationId(options.correlationId, async () => {
+    const config = options.config ?? resolveConfig();
+    const p: PrivacyConfig = config.privacy;
+    const matrix = toMatrix(features);
+    const { rows: n, cols: d } = matrix;
+    if (labels.length !== n) throw new UsageError(`${labels.length} labels for ${n} rows of features`);
+    const epsilon = options.epsilon ?? p.epsilon;
+    if (epsilon === undefined)
+      throw new UsageError(
+        'anonymizeClusteringResults needs an epsilon (options.epsilon or privacy.epsilon)',
+      );
+    const delta = options.delta ?? p.delta;
+    const bounds = options.bounds ?? p.bounds;
+    const k = Math.max(0, ...Array.from(labels)) + 1;
+    const labelled = Int32Array.from(labels);
+    if (labelled.some((l) => l < -1))
+      throw new UsageError('labels must be cluster numbers >= 0 (or -1 for suppressed rows)');
+
+    // k-anonymity first (true sizes): the released clusters are the large enough ones.
+    const means = clusterMeans(matrix, labelled, k);
+    const anonymous = enforceMinClusterSize(labelled, means, k, d, {
+      minClusterSize: options.minClusterSize ?? p.minClusterSize ?? 5,
+      strategy: options.smallClusters ?? p.smallClusters,
+    });
+
+    const dataset = options.dataset ?? p.dataset ?? datasetId(matrix);
+    const accountant = privacyAccountant(config);
+    const { kind, cost, report } = chargeRelease(accountant, dataset, epsilon, delta, 'anonymize');
+    const ledger = new DpLedger(
+      kind === 'pure' ? laplaceMechanism : gaussianMechanism,
+      options.noise ?? cryptoRandom,
+    );
+    const parts = bounds === undefined ? [p.rangeShare, 1 - p.rangeShare] : [1];
+    const costs = splitCost(cost, parts);
+    const b = bounds === undefined ? estimateBounds(matrix, ledger, costs[0]!) : parseBounds(bounds, d);
+    const releaseCost = costs.at(-1)!;
+    const [countCost, sumCost] = splitCost(releaseCost, [countShare(kind, d), 1 - countShare(kind, d)]);
+    const grids = b.lo.map((lo, j) => grid(lo, b.hi[j]!));
+    const counts = new Array<number>(anonymous.k).fill(0);
+    const sums = new Array<number>(anonymous.k * d).fill(0);
+    for (let i = 0; i < n; i++) {
+      const c = anonymous.labels[i]!;
+      if (c < 0) continue;
+      counts[c]!++;
+      for (let j = 0; j < d; j++) sums[c * d + j]! += toGrid(matrix.data[i * d + j]!, grids[j]!);
+    }
+    const noisyCounts = ledger.release('counts', counts, 1n, 1n, countCost!);
+    const l1 = grids.reduce((s, g) => s + g.maxAbs, 0n);
+    const l2 = grids.reduce((s, g) => s + g.maxAbs * g.maxAbs, 0n);
+    const noisySums = ledger.release('sums', sums, l1, l2, sumCost!);
+    const clusters = noisyCounts.map((count, c) => ({
+      cluster: c,
+      count,
+      mean: grids.map((g, j) => {
+        const v = (noisySums[c * d + j]! * g.step) / Math.max(count, 1);
+        return Math.min(g.hi, Math.max(g.lo, v));
+      }),
+    }));
+    return {
+      clusters,
+      labels: anonymous.labels,
+      anonymity: anonymous.report,
+      privacy: report,
+      steps: ledger.steps,
+    };
+  });
+}
+
+function toMatrix(features: Matrix | readonly (readonly number[])[]): Matrix {
+  if (!Array.isArray(features)) return features as Matrix;
+  const rows = features as readonly (readonly number[])[];
+  const cols = rows[0]?.length ?? 0;
+  const data = new Float64Array(rows.length * cols);
+  rows.forEach((r, i) => {
+    if (r.length !== cols) throw new UsageError(`row ${i} has ${r.length} values, row 0 has ${cols}`);
+    data.set(r, i * cols);
+  });
+  return { rows: rows.length, cols, data };
+}
+
+/** Plain per-cluster means (they only order the merges of k-anonymity; never released). */
+function clusterMeans(m: Matrix, labels: Int32Array, k: number): Float64Array {
+  const { cols: d } = m;
+  const sums = new Float64Array(k * d);
+  const counts = new Float64Array(k);
+  labels.forEach((c, i) => {
+    if (c < 0) return;
+    counts[c]!++;
+    for (let j = 0; j < d; j++) sums[c * d + j]! += m.data[i * d + j]!;
+  });
+  for (let c = 0; c < k; c++) for (let j = 0; j < d; j++) sums[c * d + j]! /= Math.max(1, counts[c]!);
+  return sums;
+}
