@@ -15,6 +15,8 @@
  *   everything off (`resilience: false`, logs silent, `NEUROCLUSTER_METRICS=off`), as interleaved
  *   pairs of child processes (metrics are switched per process); each child times the fastest of
  *   three fits after one that warms it up, and reports its peak RSS: medians of the per-pair ratios.
+ * - auditMsPerRecord: one audit record appended (HMAC, hash chain, the head's transaction in
+ *   SQLite, anomaly rules), the mean of 1,000 in a temporary home; a CLI run appends one to three.
  * - metricsShareOfFit: what the metrics cost one fit, measured directly: the extra time of a kernel
  *   call through the observed registry (1x1 matmuls, 20,000 each way, interleaved in blocks) times
  *   the kernel calls of one fit, plus the per-operation updates, over the fit's time.
@@ -117,6 +119,34 @@ async function kernelCallsPerFit(): Promise<number> {
   const before = await read();
   await fitSeconds(true);
   return (await read()) - before;
+}
+
+/** Milliseconds one audit record costs (its own temporary keyring, store and log). */
+async function auditMs(records = 1000): Promise<number> {
+  const { AuditLog } = await import('../src/security/audit.js');
+  const { AnomalyDetector } = await import('../src/security/anomaly.js');
+  const { Keyring } = await import('../src/security/keyring.js');
+  const { openStore } = await import('../src/store/db.js');
+  const dir = mkdtempSync(join(tmpdir(), 'neurocluster-audit-bench-'));
+  const keyring = Keyring.open({ env: { NEUROCLUSTER_KEYRING: join(dir, 'k.json') }, warn: () => {} });
+  const log = new AuditLog(
+    join(dir, 'audit'),
+    keyring,
+    openStore(join(dir, 's.db')),
+    { enabled: true, retentionDays: 365, maxBytes: 64 * 2 ** 20 },
+    undefined,
+    new AnomalyDetector(),
+  );
+  const event = {
+    action: 'data.read',
+    resource: 'bench.csv',
+    outcome: 'success' as const,
+    details: { rows: n },
+  };
+  for (let i = 0; i < 50; i++) log.append(event);
+  const t0 = performance.now();
+  for (let i = 0; i < records; i++) log.append(event);
+  return (performance.now() - t0) / records;
 }
 
 /** The metrics' direct cost per kernel call and, with the kernel calls of one fit, per fit. */
@@ -251,6 +281,7 @@ if (values.child === 'all-on' || values.child === 'all-off') {
         timeAllOnOverAllOff: summary(allTime),
         peakRssAllOnOverAllOff: summary(allMemory),
         ...(await metricsShare(median(happy))),
+        auditMsPerRecord: Math.round((await auditMs()) * 1000) / 1000,
       },
     })}\n`,
   );

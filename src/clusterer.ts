@@ -33,7 +33,7 @@ import {
 } from './config/schema.js';
 import { applyScaler, fitScaler, type Scaler } from './data/clean.js';
 import type { Dataset } from './data/dataset.js';
-import { datasetFromRows, loadDataset } from './data/load.js';
+import { datasetFromRows } from './data/load.js';
 import { canonicalOrder, permuteRows } from './data/order.js';
 import { type EncodeProgress, sampleKeys } from './encoders/drive.js';
 import {
@@ -77,10 +77,12 @@ import { parseFault } from './resilience/faults.js';
 import { type FallbackReason, Resilience, type ResilienceSettings } from './resilience/policy.js';
 import { ErrorTracker } from './resilience/tracker.js';
 import { type AnonymityReport, enforceMinClusterSize } from './security/kanonymity.js';
+import { Keyring } from './security/keyring.js';
 import { datasetId } from './security/privacy/accountant.js';
 import { chargeRelease, type PrivacyResult, parseBounds, privacyAccountant } from './security/privacy/api.js';
 import { dpKMeans } from './security/privacy/dp-kmeans.js';
 import { fromPico } from './security/privacy/mechanisms.js';
+import { loadWithinLimits } from './security/secure-load.js';
 import { fromPortable, readModelFile, toPortable, writeModelFile } from './store/model-file.js';
 import { VERSION } from './version.js';
 
@@ -623,7 +625,7 @@ export class NeuromorphicClusterer {
     if (isDataset(data)) return data;
     const dataset =
       typeof data === 'string'
-        ? await loadDataset(data, opts, this.logger)
+        ? await loadWithinLimits(data, opts, this.config.security, this.logger)
         : datasetFromRows(data, opts, this.logger);
     const dropped = dataset.droppedRows?.length ?? 0;
     metrics.rowsRead.inc({ source: typeof data === 'string' ? 'file' : 'memory' }, dataset.n + dropped);
@@ -1294,22 +1296,29 @@ export class NeuromorphicClusterer {
   }
 
   private write(path: string, model: NonNullable<NeuromorphicClusterer['model']>): Promise<number> {
-    return writeModelFile(path, {
-      method: model.method,
-      createdWith: `neurocluster ${VERSION}`,
-      parameters: this.config as unknown as Record<string, unknown>,
-      scaler: {
-        ...model.scaler,
-        keep: [...model.scaler.keep],
-        means: [...model.scaler.means],
-        scales: [...model.scaler.scales],
-        inputColumns: [...model.scaler.inputColumns],
+    const keyring = this.config.security.encryptModels
+      ? Keyring.open({ warn: (m) => this.logger.warn({}, m) })
+      : undefined;
+    return writeModelFile(
+      path,
+      {
+        method: model.method,
+        createdWith: `neurocluster ${VERSION}`,
+        parameters: this.config as unknown as Record<string, unknown>,
+        scaler: {
+          ...model.scaler,
+          keep: [...model.scaler.keep],
+          means: [...model.scaler.means],
+          scales: [...model.scaler.scales],
+          inputColumns: [...model.scaler.inputColumns],
+        },
+        k: model.k,
+        d: model.d,
+        centroids: Array.from(model.centroids),
+        ...(model.pipeline ? { encoder: toPortable(model.pipeline) } : {}),
       },
-      k: model.k,
-      d: model.d,
-      centroids: Array.from(model.centroids),
-      ...(model.pipeline ? { encoder: toPortable(model.pipeline) } : {}),
-    });
+      keyring,
+    );
   }
 
   /** Number of clusters of the fitted model. */

@@ -100,6 +100,7 @@ export {
   OutputError,
   PrivacyBudgetError,
   QualityGateError,
+  SecurityError,
   type Severity,
   TimeoutError,
   UsageError,
@@ -108,11 +109,30 @@ export { FAULT_KINDS, type FaultKind, type FaultSpec, parseFault } from './resil
 export type { FallbackReason } from './resilience/policy.js';
 export { type Alert, type AlertRule, type ErrorRecord, ErrorTracker } from './resilience/tracker.js';
 export {
+  AnomalyDetector,
+  type AnomalyRule,
+  type AnomalySettings,
+  builtinRules,
+  type SecurityEvent,
+} from './security/anomaly.js';
+export {
+  ACTION_RISK,
+  type AuditEvent,
+  AuditLog,
+  type AuditRecord,
+  type AuditVerdict,
+  riskOf,
+  verifyAuditLog,
+} from './security/audit.js';
+export { backupModel, exportModelForAge, restoreModel } from './security/backup.js';
+export { decryptBuffer, encryptBuffer, encryptFile, isEncrypted, rewrapFile } from './security/envelope.js';
+export {
   type AnonymityOptions,
   type AnonymityReport,
   enforceMinClusterSize,
   type SmallClusterStrategy,
 } from './security/kanonymity.js';
+export { Keyring } from './security/keyring.js';
 export {
   type BudgetStatus,
   DEFAULT_BUDGET,
@@ -141,4 +161,5 @@ export {
   type Sensitivity,
 } from './security/privacy/mechanisms.js';
 export { sampleDiscreteGaussian, sampleDiscreteLaplace } from './security/privacy/samplers.js';
+export { checkDataPath, SecureDataProcessor, type SecureLoadOptions } from './security/secure-load.js';
 export { VERSION } from './version.js';

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { makeBlobs } from '../bench/workloads.js';
 import { ClusteringResult, NeuromorphicClusterer, VERSION } from '../src/index.js';
 import { createLogger } from '../src/observability/logger.js';
+import { isEncrypted } from '../src/security/envelope.js';
 import { MODEL_VERSION } from '../src/store/model-file.js';
 import { failure, ROOT, tempDir } from './helpers.js';
 
@@ -112,12 +113,13 @@ describe('NeuromorphicClusterer', () => {
 });
 
 describe('model files', () => {
-  async function fitted() {
+  /** Plain model files unless `encrypted` (the default of security.encryptModels). */
+  async function fitted(encrypted = false) {
     const clusterer = new NeuromorphicClusterer({
       nClusters: 3,
       seed: 2,
       logger: quiet,
-      config: { data: { labelColumn: 'species' } },
+      config: { data: { labelColumn: 'species' }, security: { encryptModels: encrypted } },
     });
     const result = await clusterer.fit(IRIS);
     return { clusterer, result };
@@ -133,6 +135,20 @@ describe('model files', () => {
     const loaded = await NeuromorphicClusterer.load(path, { logger: quiet });
     expect(Array.from(await loaded.predict(IRIS))).toEqual(Array.from(result.labels));
     expect(loaded.config.engine.seed).toBe(2);
+  });
+
+  it('encrypts model files at rest by default; a changed byte is refused as tampering', async () => {
+    const { clusterer, result } = await fitted(true);
+    const path = join(dir, 'sealed.model.json');
+    await clusterer.save(path);
+    const bytes = readFileSync(path);
+    expect(isEncrypted(bytes)).toBe(true);
+    expect(bytes.includes(Buffer.from('neurocluster-model'))).toBe(false);
+    const loaded = await NeuromorphicClusterer.load(path, { logger: quiet });
+    expect(Array.from(await loaded.predict(IRIS))).toEqual(Array.from(result.labels));
+    bytes[bytes.length - 40]! ^= 1;
+    writeFileSync(path, bytes);
+    expect((await failure(NeuromorphicClusterer.load(path))).code).toBe('NEUROCLUSTER_ERR_INTEGRITY');
   });
 
   it.each([

@@ -38,9 +38,10 @@ describe('configuration schema', () => {
     expect(c.logging.level).toBe('warn');
   });
 
-  it('has every top-level section of the original system, in camelCase, and the resilience ones', () => {
+  it('has every top-level section of the original system, in camelCase, and the resilience and audit ones', () => {
     expect(Object.keys(configSchema.shape).sort()).toEqual(
       [
+        'audit',
         'circuitBreaker',
         'data',
         'encoders',

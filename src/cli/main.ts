@@ -20,6 +20,7 @@ import { metricsCommand } from './commands/metrics.js';
 import { predictCommand } from './commands/predict.js';
 import { privacyCommand } from './commands/privacy.js';
 import { scoreCommand } from './commands/score.js';
+import { auditCommand, keysCommand, modelCommand } from './commands/security.js';
 import { reportError } from './output.js';
 
 function program(): Command {
@@ -63,6 +64,9 @@ function program(): Command {
     healthCommand(),
     metricsCommand(),
     privacyCommand(),
+    keysCommand(),
+    modelCommand(),
+    auditCommand(),
     breakersCommand(),
     configCommand(),
   ])

@@ -31,13 +31,17 @@ export function reportError(error: unknown, verbose: boolean): number {
   return e.exitCode;
 }
 
+/** A cell that is entirely a finite decimal number (no spaces, tabs, hex or Infinity). */
+const PLAIN_NUMBER = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+
 /**
  * A CSV cell, safe for spreadsheets: quoted when needed, and a cell that starts with = + - @ tab
- * or CR and is not a plain number gets a leading ' so it is not run as a formula.
+ * or CR and does not parse entirely as a finite number gets a leading ' so it is not run as a
+ * formula (`-1.5e3` stays a number; `-1+2`, `=SUM(A1)`, `@cmd`, a tab before a number do not).
  */
 export function csvCell(value: string): string {
   let v = value;
-  if (/^[=+\-@\t\r]/.test(v) && !Number.isFinite(Number(v.trim()))) v = `'${v}`;
+  if (/^[=+\-@\t\r]/.test(v) && !PLAIN_NUMBER.test(v)) v = `'${v}`;
   return /[",\r\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v;
 }
 

@@ -54,7 +54,8 @@ function renameAliases(
   const out: Doc = {};
   for (const [key, value] of Object.entries(doc)) {
     const oldPath = [...oldPrefix, key].join('.');
-    const renamed = RENAMED[oldPath]?.split('.').at(-1) ?? (key.includes('_') ? camel(key) : key);
+    const alias = Object.hasOwn(RENAMED, oldPath) ? RENAMED[oldPath] : undefined;
+    const renamed = alias?.split('.').at(-1) ?? (key.includes('_') ? camel(key) : key);
     if (renamed !== key) {
       const path = [...prefix, renamed].join('.');
       problems.push({
@@ -63,9 +64,15 @@ function renameAliases(
         severity: 'warning',
       });
     }
-    out[renamed] = isObject(value)
-      ? renameAliases(value, problems, [...prefix, renamed], [...oldPrefix, key])
-      : value;
+    // An own property even for a key such as __proto__ (then reported as unknown, never a prototype).
+    Object.defineProperty(out, renamed, {
+      value: isObject(value)
+        ? renameAliases(value, problems, [...prefix, renamed], [...oldPrefix, key])
+        : value,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   }
   return out;
 }
@@ -156,8 +163,36 @@ const CROSS_FIELD_RULES: readonly ((c: Config) => [string, string] | undefined)[
 ];
 
 /** Checks a (layered) document at a level; the resolved configuration when nothing is an error. */
+/** Deepest nesting a configuration document may have (the schema needs 4). */
+const MAX_DEPTH = 32;
+
+/** How deep a value nests, counted without recursion (a hostile document may nest 100,000 deep). */
+function depthOf(value: unknown): number {
+  let deepest = 0;
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, d] = stack.pop()!;
+    deepest = Math.max(deepest, d);
+    if (d > MAX_DEPTH) return d;
+    if (typeof v === 'object' && v !== null) for (const child of Object.values(v)) stack.push([child, d + 1]);
+  }
+  return deepest;
+}
+
 export function checkConfig(document: Doc, level: ConfigLevel = 'strict'): CheckedConfig {
   const problems: ConfigProblem[] = [];
+  if (!isObject(document)) {
+    problems.push({ path: '(document)', message: 'must be an object of sections', severity: 'error' });
+    return { config: undefined, problems };
+  }
+  if (depthOf(document) > MAX_DEPTH) {
+    problems.push({
+      path: '(document)',
+      message: `nested deeper than ${MAX_DEPTH} levels`,
+      severity: 'error',
+    });
+    return { config: undefined, problems };
+  }
   const doc = renameAliases(structuredClone(document), problems);
   // Each round repairs what the level allows; a repair can uncover another issue beneath it.
   for (let round = 0; round < 8; round++) {

@@ -71,7 +71,7 @@ export async function readConfigFile(path: string): Promise<Record<string, unkno
   let doc: unknown;
   try {
     if (ext === '.json') doc = JSON.parse(text);
-    else if (ext === '.yaml' || ext === '.yml') doc = parseYaml(text);
+    else if (ext === '.yaml' || ext === '.yml') doc = parseYaml(text, { logLevel: 'error' });
     else throw new Error(`unknown extension "${ext}" (use .json, .yaml or .yml)`);
   } catch (cause) {
     throw new ConfigError(`cannot parse configuration file: ${(cause as Error).message}`, {

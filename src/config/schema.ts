@@ -1,9 +1,6 @@
 /**
  * The one source of truth for every option: defaults, CLI flags (src/cli/options.ts derives theirs
  * from the descriptions, choices and defaults here) and the configuration file all come from it.
- *
- * Sections whose features arrive in later issues (privacy, security, metrics) take no keys yet and
- * get their schema with those features.
  */
 import { z } from 'zod';
 import { BACKEND_NAMES } from '../backends/backend.js';
@@ -20,10 +17,6 @@ export type Method = (typeof METHODS)[number];
 
 export const NAN_POLICIES = ['error', 'drop-rows', 'impute-mean'] as const;
 export type NanPolicy = (typeof NAN_POLICIES)[number];
-
-/** A section whose feature is not built yet: it takes no keys (a key given is reported, per level). */
-const later = (what: string) =>
-  z.strictObject({}).default({}).describe(`${what}; no keys yet: they come with the feature`);
 
 /**
  * A duration (`500ms`, `3s`, `10m`, `1h`, or a number of seconds), kept as written (a document
@@ -428,6 +421,40 @@ export const privacySchema = z.strictObject({
 });
 export type PrivacyConfig = z.infer<typeof privacySchema>;
 
+/** Which files the engine may read, and how large they may be. */
+export const securitySchema = z.strictObject({
+  dataRoots: z
+    .array(z.string().min(1))
+    .default([])
+    .describe('directories data may be read from (symbolic links count where they point); none: any file'),
+  maxFileBytes: z
+    .int()
+    .min(1)
+    .default(64 * 2 ** 30)
+    .describe('largest data file read, in bytes'),
+  maxRows: z.int().min(10_000_000).default(100_000_000).describe('most rows a data file may have'),
+  maxColumns: z.int().min(1).default(1_000_000).describe('most columns a data file may have'),
+  encryptModels: z
+    .boolean()
+    .default(true)
+    .describe('encrypt model files at rest with the keyring (they are read either way)'),
+});
+
+/** The tamper-evident audit log of the CLI's data reads, model writes, budget spends and key changes. */
+export const auditSchema = z.strictObject({
+  enabled: z.boolean().default(true).describe('append a record of every security-relevant command'),
+  retentionDays: z
+    .number()
+    .gt(0)
+    .default(365)
+    .describe('rotated audit files older than this are deleted (a signed checkpoint keeps the chain)'),
+  maxBytes: z
+    .int()
+    .min(1024)
+    .default(64 * 1024 * 1024)
+    .describe('the audit file is rotated past this size'),
+});
+
 /** The configuration document (`--config file.json|yaml`). */
 export const configSchema = z.strictObject({
   engine: engineSchema.default(engineSchema.parse({})),
@@ -459,7 +486,8 @@ export const configSchema = z.strictObject({
   qualityGates: qualityGatesSchema.default(qualityGatesSchema.parse({})),
   performance: performanceSchema.default(performanceSchema.parse({})),
   privacy: privacySchema.default(privacySchema.parse({})),
-  security: later('secure loading, encryption, audit'),
+  security: securitySchema.default(securitySchema.parse({})),
+  audit: auditSchema.default(auditSchema.parse({})),
   logging: loggingSchema.default(loggingSchema.parse({})),
   metrics: z
     .strictObject({})

@@ -469,7 +469,7 @@ export class EngineMetrics {
     'Requests refused because they would pass a dataset privacy budget.',
   );
 
-  // Security (fed once that feature lands) ------------------------------------------------------------
+  // Security --------------------------------------------------------------------------------------------
   readonly securityEvents = this.counter(
     'neurocluster_security_events_total',
     'Security anomalies detected, by rule.',

@@ -185,6 +185,30 @@ export const ERROR_CODES = {
       'Ask for a smaller epsilon, or release fewer statistics (fewer iterations, public --bounds, no standardization).',
     ],
   },
+  NEUROCLUSTER_ERR_SECURITY: {
+    category: 'security',
+    severity: 'high',
+    exitCode: 1,
+    recovery: [
+      'Check the keyring (NEUROCLUSTER_KEYRING, or $NEUROCLUSTER_HOME/keys/keyring.json): the key the file names must be in it and not retired.',
+    ],
+  },
+  NEUROCLUSTER_ERR_SECURITY_PATH: {
+    category: 'security',
+    severity: 'medium',
+    exitCode: 2,
+    recovery: [
+      'Read data from inside security.dataRoots, or add the directory to them (symbolic links count where they point).',
+    ],
+  },
+  NEUROCLUSTER_ERR_INTEGRITY: {
+    category: 'security',
+    severity: 'critical',
+    exitCode: 1,
+    recovery: [
+      'The file or record was changed after it was written: restore it from a backup and find out who changed it (the audit log says who wrote it).',
+    ],
+  },
   NEUROCLUSTER_ERR_ABORTED: {
     category: 'cancelled',
     severity: 'low',
@@ -411,6 +435,18 @@ export function requireFinite(values: ArrayLike<number>, what: string): void {
 }
 
 /** The caller's AbortSignal fired. */
+/** A key, a keyring or an encrypted file that cannot be used; `integrity` when its bytes were changed. */
+export class SecurityError extends NeuroclusterError {
+  constructor(message: string, options: ErrorOptions & { integrity?: boolean; path?: boolean } = {}) {
+    const code = options.integrity
+      ? 'NEUROCLUSTER_ERR_INTEGRITY'
+      : options.path
+        ? 'NEUROCLUSTER_ERR_SECURITY_PATH'
+        : 'NEUROCLUSTER_ERR_SECURITY';
+    super(code, message, options);
+  }
+}
+
 /** A differential-privacy request the budget cannot pay for, refused before any noise is drawn. */
 export class PrivacyBudgetError extends NeuroclusterError {
   constructor(message: string, options: ErrorOptions = {}) {

@@ -1,5 +1,5 @@
 /**
- * The engine's embedded store: one SQLite database (better-sqlite3) at
+ * The engine's embedded store (the privacy ledger, the audit log's head): one SQLite database (better-sqlite3) at
  * `$NEUROCLUSTER_HOME/neurocluster.db`, in WAL mode so readers never block the writer, with a busy
  * timeout so that processes sharing it wait for each other's transactions instead of failing.
  * Schema changes are numbered migrations, applied in order and recorded in `user_version`.
@@ -31,6 +31,14 @@ const MIGRATIONS: readonly string[] = [
      at TEXT NOT NULL
    );
    CREATE INDEX privacy_charges_dataset ON privacy_charges(dataset);`,
+  `CREATE TABLE audit_head (
+     log TEXT PRIMARY KEY,
+     seq INTEGER NOT NULL,
+     hash TEXT NOT NULL,
+     key_id TEXT NOT NULL,
+     hmac TEXT NOT NULL,
+     at TEXT NOT NULL
+   );`,
 ];
 
 /** The store's file in a NEUROCLUSTER_HOME. */

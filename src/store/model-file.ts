@@ -1,12 +1,15 @@
 /**
  * The versioned model file: everything `predict` needs (parameters, the fitted cleaning, the
- * centroids; later the encoder weights), with a SHA-256 checksum over its body. A truncated,
- * edited or newer-version file is refused with a clear error, never half-read.
+ * centroids, the encoder weights), with a SHA-256 checksum over its body, encrypted at rest by
+ * default (`security.encryptModels`). A truncated, edited or newer-version file is refused with a
+ * clear error, never half-read.
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { ModelFileError } from '../resilience/errors.js';
+import { isNeuroclusterError, ModelFileError, withContext } from '../resilience/errors.js';
+import { decryptBuffer, encryptBuffer, isEncrypted } from '../security/envelope.js';
+import { Keyring } from '../security/keyring.js';
 import { writeFileAtomic } from './atomic.js';
 
 export const MODEL_FORMAT = 'neurocluster-model';
@@ -81,30 +84,47 @@ export function fromPortable(value: unknown): unknown {
   return value;
 }
 
-function checksumOf(body: unknown): string {
+/** The checksum a model file carries over its body. */
+export function checksumOf(body: unknown): string {
   return `sha256:${createHash('sha256').update(JSON.stringify(body)).digest('hex')}`;
 }
 
-/** Writes the model file atomically (a temporary file renamed into place). */
-/** Writes a model file atomically; returns its size in bytes. */
-export async function writeModelFile(path: string, body: ModelBody): Promise<number> {
+/**
+ * Writes a model file atomically (a temporary file renamed into place); with a keyring, encrypted
+ * at rest (src/security/envelope.ts) around the same JSON document. Returns its size in bytes.
+ */
+export async function writeModelFile(path: string, body: ModelBody, keyring?: Keyring): Promise<number> {
   const doc = { format: MODEL_FORMAT, version: MODEL_VERSION, checksum: checksumOf(body), body };
   const text = `${JSON.stringify(doc)}\n`;
-  await writeFileAtomic(path, text);
-  return Buffer.byteLength(text);
+  const bytes = keyring ? encryptBuffer(Buffer.from(text), keyring) : Buffer.from(text);
+  await writeFileAtomic(path, bytes);
+  return bytes.length;
 }
 
-/** Reads and verifies a model file. */
-export async function readModelFile(path: string): Promise<ModelBody> {
+/**
+ * Reads and verifies a model file, plain or encrypted (then decrypted with the keyring, opened
+ * when first needed): any changed byte of an encrypted one is NEUROCLUSTER_ERR_INTEGRITY.
+ */
+export async function readModelFile(
+  path: string,
+  keyring: () => Keyring = () => Keyring.open(),
+): Promise<ModelBody> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    const bytes = await readFile(path);
+    text = (isEncrypted(bytes) ? decryptBuffer(bytes, keyring()) : bytes).toString('utf8');
   } catch (cause) {
+    if (isNeuroclusterError(cause)) throw withContext(cause, { phase: 'load' });
     throw new ModelFileError(`cannot read model file: ${(cause as Error).message}`, {
       cause,
       location: { file: path },
     });
   }
+  return parseModelText(text, path);
+}
+
+/** Checks a model document (its text, plain): format, version, checksum, consistency. */
+export function parseModelText(text: string, path: string): ModelBody {
   let doc: unknown;
   try {
     doc = JSON.parse(text);

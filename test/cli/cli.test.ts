@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { isEncrypted } from '../../src/security/envelope.js';
 import { ROOT, relErr, skipUnlessRequired, sklearn, tempDir } from '../helpers.js';
 
 const dir = tempDir();
@@ -103,7 +104,8 @@ describe('neurocluster cluster', () => {
     expect(svg).toMatch(/^<svg [^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/);
     expect(svg.match(/<circle /g)!.length).toBe(400 + 4);
     expect(svg).toContain('PC1');
-    expect(JSON.parse(readFileSync(model, 'utf8')).format).toBe('neurocluster-model');
+    // Encrypted at rest (security.encryptModels, on by default).
+    expect(isEncrypted(readFileSync(model))).toBe(true);
     expect(JSON.parse(r.stdout).ids[0]).toBe('E0001');
   });
 
@@ -349,13 +351,28 @@ describe('neurocluster predict', () => {
       /NEUROCLUSTER_ERR_MODEL_VERSION: /,
     ],
   ])('refuses %s with exit 2', (_t, damage, expected) => {
-    cli(['cluster', IRIS, '--k', '3', '--label-column', 'species', '--save-model', model]);
+    // A plain model file, to damage its JSON (encrypted ones are checked below).
+    cli(['cluster', IRIS, '--k', '3', '--label-column', 'species', '--save-model', model], {
+      NEUROCLUSTER_SECURITY__ENCRYPT_MODELS: 'false',
+    });
     const damaged = file('damaged.model.json', damage(readFileSync(model, 'utf8')));
     const r = cli(['predict', IRIS, '--model', damaged, '--json']);
     expect(r.code).toBe(2);
     expect(r.stdout).toBe('');
     expect(r.stderr).toMatch(ERROR_LINE);
     expect(r.stderr).toMatch(expected);
+  });
+
+  it('refuses an encrypted model with one byte changed, as tampering (exit 1)', () => {
+    const sealed = join(dir, 'sealed.model.json');
+    cli(['cluster', IRIS, '--k', '3', '--label-column', 'species', '--save-model', sealed]);
+    const bytes = readFileSync(sealed);
+    bytes[bytes.length - 100]! ^= 0x40;
+    const r = cli(['predict', IRIS, '--model', file('tampered.model.json', bytes), '--json']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /^neurocluster: NEUROCLUSTER_ERR_INTEGRITY: encrypted file: chunk \d+ does not authenticate/m,
+    );
   });
 
   it('keys samples by the same id column as cluster did, and warns when it is missing', () => {
@@ -718,5 +735,121 @@ describe('neurocluster cluster --epsilon and privacy status', () => {
     );
     const all = JSON.parse(cli(['privacy', 'status', '--json'], home).stdout);
     expect(all.datasets).toEqual([expect.objectContaining({ dataset: 'iris-cli', spent: 2, refusals: 1 })]);
+  });
+});
+
+describe('the audit log and the keyring, from the command line', () => {
+  const home = join(dir, 'audit-home');
+  const env = { NEUROCLUSTER_HOME: home };
+
+  it('records data reads, model writes and key rotations; audit verify exits 0, then 1 naming the edited record', () => {
+    const model = join(dir, 'audited.model.json');
+    expect(
+      cli(
+        [
+          'cluster',
+          IRIS,
+          '--k',
+          '3',
+          '--method',
+          'kmeans',
+          '--label-column',
+          'species',
+          '--save-model',
+          model,
+          '--json',
+        ],
+        env,
+      ).code,
+    ).toBe(0);
+    expect(cli(['cluster', join(dir, 'missing.csv'), '--k', '3', '--json'], env).code).toBe(2);
+    const rotate = cli(['keys', 'rotate', '--dir', dir, '--json'], env);
+    expect(rotate.code).toBe(0);
+    const { from, to, rewrapped } = JSON.parse(rotate.stdout);
+    expect(from).not.toBe(to);
+    // The model saved above (encrypted by default) was re-wrapped, and still predicts.
+    expect(rewrapped).toContain(model);
+    expect(cli(['predict', IRIS, '--model', model, '--label-column', 'species', '--json'], env).code).toBe(0);
+    const file = join(home, 'audit', 'audit.jsonl');
+    const records = readFileSync(file, 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(records.map((r) => [r.action, r.outcome])).toEqual([
+      ['data.read', 'success'],
+      ['model.write', 'success'],
+      ['data.read', 'failure'],
+      ['keys.rotate', 'success'],
+      ['model.read', 'success'],
+      ['data.read', 'success'],
+    ]);
+    expect(records[2].details.code).toBe('NEUROCLUSTER_ERR_DATA_READ');
+    const ok = cli(['audit', 'verify', '--json'], env);
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout)).toMatchObject({ ok: true, records: 6 });
+    const text = readFileSync(file, 'utf8').replace(`"resource":"${model}"`, '"resource":"/elsewhere"');
+    writeFileSync(file, text);
+    const broken = cli(['audit', 'verify'], env);
+    expect(broken.code).toBe(1);
+    expect(broken.stdout).toMatch(
+      /audit log broken at .*audit\.jsonl:2 \(record 2\): its HMAC does not match/,
+    );
+  });
+});
+
+describe('data roots, from the command line', () => {
+  it('refuses a file outside security.dataRoots with exit 2, and audits the denial and the anomaly', () => {
+    const home = join(dir, 'roots-home');
+    const env = {
+      NEUROCLUSTER_HOME: home,
+      NEUROCLUSTER_SECURITY__DATA_ROOTS: JSON.stringify([join(dir, 'nowhere')]),
+    };
+    const r = cli(['cluster', IRIS, '--k', '3', '--json'], env);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/NEUROCLUSTER_ERR_SECURITY_PATH: .*iris\.csv is outside the data roots/);
+    const records = readFileSync(join(home, 'audit', 'audit.jsonl'), 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(records.at(-2)).toMatchObject({ action: 'data.read', outcome: 'denied', risk: 40 });
+    // The anomaly rule outside-roots saw it.
+    expect(records.at(-1)).toMatchObject({ action: 'security.anomaly', resource: 'outside-roots', risk: 70 });
+  });
+});
+
+describe('model backup, restore and export, from the command line', () => {
+  it('backs a model up, restores it checked, exports it for age, and audits each', () => {
+    const home = join(dir, 'backup-home');
+    const env = { NEUROCLUSTER_HOME: home };
+    const model = join(dir, 'to-back-up.model.json');
+    expect(
+      cli(['cluster', IRIS, '--k', '3', '--label-column', 'species', '--save-model', model], env).code,
+    ).toBe(0);
+    const backupDir = join(dir, 'backups');
+    mkdirSync(backupDir, { recursive: true });
+    const b = cli(['model', 'backup', backupDir, '--model', model, '--json'], env);
+    expect(b.code).toBe(0);
+    const { backup } = JSON.parse(b.stdout);
+    const restored = join(dir, 'restored-cli.model.json');
+    const r = cli(['model', 'restore', backup, '--to', restored, '--json'], env);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).manifest.source).toBe(model);
+    expect(cli(['predict', IRIS, '--model', restored, '--label-column', 'species', '--json'], env).code).toBe(
+      0,
+    );
+    const bad = cli(['model', 'export', model, '--recipient', 'nope', '--out', join(dir, 'x.age')], env);
+    expect(bad.code).toBe(2);
+    const actions = readFileSync(join(home, 'audit', 'audit.jsonl'), 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .map((x) => [x.action, x.outcome]);
+    expect(actions).toEqual(
+      expect.arrayContaining([
+        ['model.backup', 'success'],
+        ['model.restore', 'success'],
+        ['model.export', 'failure'],
+      ]),
+    );
   });
 });

@@ -3,7 +3,9 @@ import { Command, Option } from 'commander';
 import { defaultRegistry } from '../../backends/index.js';
 import { NeuromorphicClusterer } from '../../clusterer.js';
 import { renderClusterPlot } from '../../report/svg-plot.js';
+import type { AuditEvent } from '../../security/audit.js';
 import { writeFileAtomic } from '../../store/atomic.js';
+import { audit, errorDetails, outcomeOf } from '../audit.js';
 import { cliConfig, cliLogger, type GlobalFlags } from '../context.js';
 import { schemaFlag } from '../options.js';
 import { formatNumber, labelsCsv, ProgressBar, table } from '../output.js';
@@ -58,7 +60,7 @@ export function clusterCommand(): Command {
       const logger = cliLogger(flags, config);
       const clusterer = new NeuromorphicClusterer({ config, logger });
       const bar = new ProgressBar();
-      const result = await clusterer.fit(file, {
+      const fitting = clusterer.fit(file, {
         onProgress: (p) => {
           if (p.type === 'iteration')
             bar.update(
@@ -69,6 +71,22 @@ export function clusterCommand(): Command {
           else if (p.type === 'encode')
             bar.update(p.done / p.total, `encoding (${p.encoder}) ${p.done}/${p.total}`);
         },
+      });
+      const result = await fitting.catch((error: unknown) => {
+        // The failed read (or the refused spend) is audited before the error is reported.
+        const failed: AuditEvent[] = [
+          { action: 'data.read', resource: file, outcome: outcomeOf(error), details: errorDetails(error) },
+        ];
+        if (config.privacy.epsilon !== undefined && outcomeOf(error) === 'denied') {
+          failed.push({
+            action: 'privacy.spend',
+            resource: config.privacy.dataset ?? file,
+            outcome: 'denied',
+            details: { epsilon: config.privacy.epsilon, ...errorDetails(error) },
+          });
+        }
+        audit(config, failed);
+        throw error;
       });
       bar.done();
       const json = result.toJSON();
@@ -92,6 +110,26 @@ export function clusterCommand(): Command {
         await writeFileAtomic(flags.plot, svg);
       }
       if (flags.saveModel) await clusterer.save(flags.saveModel);
+      const events: AuditEvent[] = [
+        {
+          action: 'data.read',
+          resource: file,
+          outcome: 'success',
+          details: { rows: result.labels.length, method: result.method, backend: result.backend },
+        },
+      ];
+      if (result.privacy) {
+        const p = result.privacy;
+        events.push({
+          action: 'privacy.spend',
+          resource: p.dataset,
+          outcome: 'success',
+          details: { epsilon: p.epsilon, delta: p.delta ?? null, spent: p.spent, remaining: p.remaining },
+        });
+      }
+      if (flags.saveModel)
+        events.push({ action: 'model.write', resource: flags.saveModel, outcome: 'success' });
+      audit(config, events);
 
       if (flags.json) {
         process.stdout.write(`${JSON.stringify(json)}\n`);

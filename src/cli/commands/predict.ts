@@ -2,7 +2,8 @@
 import { Command, Option } from 'commander';
 import { NeuromorphicClusterer } from '../../clusterer.js';
 import { writeFileAtomic } from '../../store/atomic.js';
-import { cliLogger, type GlobalFlags } from '../context.js';
+import { audit, errorDetails, outcomeOf } from '../audit.js';
+import { cliConfig, cliLogger, type GlobalFlags } from '../context.js';
 import { schemaFlag } from '../options.js';
 import { labelsCsv, table } from '../output.js';
 
@@ -34,13 +35,38 @@ export function predictCommand(): Command {
     .action(async (file: string, _opts: unknown, command: Command) => {
       const flags = command.optsWithGlobals() as PredictFlags;
       const logger = cliLogger(flags);
-      const clusterer = await NeuromorphicClusterer.load(flags.model, {
-        logger,
-        ...(flags.backend ? { backend: flags.backend } : {}),
-        data: { idColumn: flags.idColumn, labelColumn: flags.labelColumn, nanPolicy: flags.nanPolicy },
-      });
-      const dataset = await clusterer.loadData(file);
-      const labels = await clusterer.predict(dataset);
+      const config = await cliConfig(command, []);
+      let clusterer: NeuromorphicClusterer;
+      let dataset: Awaited<ReturnType<NeuromorphicClusterer['loadData']>>;
+      let labels: Int32Array;
+      try {
+        clusterer = await NeuromorphicClusterer.load(flags.model, {
+          logger,
+          ...(flags.backend ? { backend: flags.backend } : {}),
+          data: { idColumn: flags.idColumn, labelColumn: flags.labelColumn, nanPolicy: flags.nanPolicy },
+        });
+        dataset = await clusterer.loadData(file);
+        labels = await clusterer.predict(dataset);
+      } catch (error) {
+        audit(config, [
+          {
+            action: 'data.read',
+            resource: file,
+            outcome: outcomeOf(error),
+            details: { model: flags.model, ...errorDetails(error) },
+          },
+        ]);
+        throw error;
+      }
+      audit(config, [
+        { action: 'model.read', resource: flags.model, outcome: 'success' },
+        {
+          action: 'data.read',
+          resource: file,
+          outcome: 'success',
+          details: { rows: labels.length, model: flags.model },
+        },
+      ]);
       if (flags.labelsOut) await writeFileAtomic(flags.labelsOut, labelsCsv(labels, dataset.ids));
       const out = {
         labels: Array.from(labels),

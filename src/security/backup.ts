@@ -1,0 +1,110 @@
+/**
+ * Model backups and exports.
+ *
+ * - A backup (`<name>.<time>.ncbackup`) holds a manifest (what was backed up, when, the SHA-256 of
+ *   the model document) and the model document, encrypted with the keyring (envelope.ts), so a
+ *   backup is as protected as the model and any change to it is detected.
+ * - Restoring decrypts, checks the manifest's hash and the model's own checksum, and only then
+ *   writes the model file (atomically, encrypted as `security.encryptModels` says).
+ * - An export is the model document encrypted to an `age` recipient (age-encryption, the reference
+ *   TypeScript implementation of age v1), readable with `age -d -i key.txt` by whoever holds the
+ *   matching identity, without neurocluster or its keyring.
+ */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { Encrypter } from 'age-encryption';
+import { SecurityError, UsageError } from '../resilience/errors.js';
+import { writeFileAtomic } from '../store/atomic.js';
+import {
+  checksumOf,
+  MODEL_FORMAT,
+  MODEL_VERSION,
+  parseModelText,
+  readModelFile,
+  writeModelFile,
+} from '../store/model-file.js';
+import { decryptBuffer, encryptBuffer } from './envelope.js';
+import type { Keyring } from './keyring.js';
+
+interface BackupDocument {
+  readonly format: 'neurocluster-backup';
+  readonly version: 1;
+  readonly manifest: { readonly source: string; readonly createdAt: string; readonly sha256: string };
+  readonly model: unknown;
+}
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+/** The model document of a model file (decrypted and verified). */
+async function modelDocument(path: string, keyring: Keyring): Promise<string> {
+  const body = await readModelFile(path, () => keyring);
+  // The document exactly as writeModelFile writes it, plain.
+  return JSON.stringify({ format: MODEL_FORMAT, version: MODEL_VERSION, checksum: checksumOf(body), body });
+}
+
+/** Backs the model file up into `dir`; returns the backup's path. */
+export async function backupModel(
+  model: string,
+  dir: string,
+  keyring: Keyring,
+  now = new Date(),
+): Promise<string> {
+  const doc = await modelDocument(model, keyring);
+  const backup: BackupDocument = {
+    format: 'neurocluster-backup',
+    version: 1,
+    manifest: { source: model, createdAt: now.toISOString(), sha256: sha256(doc) },
+    model: JSON.parse(doc),
+  };
+  const stamp = now.toISOString().replace(/[:.]/g, '-');
+  const path = join(dir, `${basename(model)}.${stamp}.ncbackup`);
+  await writeFileAtomic(path, encryptBuffer(Buffer.from(JSON.stringify(backup)), keyring));
+  return path;
+}
+
+/**
+ * Restores a backup to `to` after checking it whole: the encryption (any changed byte), the
+ * manifest's hash of the model document, and the model's own checksum. Returns the manifest.
+ */
+export async function restoreModel(
+  backupFile: string,
+  to: string,
+  keyring: Keyring,
+  encrypt: boolean,
+): Promise<BackupDocument['manifest']> {
+  const plain = decryptBuffer(await readFile(backupFile), keyring).toString('utf8');
+  let backup: BackupDocument;
+  try {
+    backup = JSON.parse(plain) as BackupDocument;
+  } catch (cause) {
+    throw new SecurityError(`${backupFile} is not a neurocluster backup`, { integrity: true, cause });
+  }
+  if (backup.format !== 'neurocluster-backup' || backup.version !== 1) {
+    throw new UsageError(`${backupFile} is not a neurocluster backup (version 1)`);
+  }
+  const doc = JSON.stringify(backup.model);
+  if (sha256(doc) !== backup.manifest.sha256) {
+    throw new SecurityError(`${backupFile}: the model does not match the manifest's hash`, {
+      integrity: true,
+    });
+  }
+  // The model's own checks (format, version, checksum, consistency), in memory.
+  const body = parseModelText(doc, backupFile);
+  await writeModelFile(to, body, encrypt ? keyring : undefined);
+  return backup.manifest;
+}
+
+/** The model document encrypted to an age recipient (`age1...`), in age's binary format. */
+export async function exportModelForAge(
+  model: string,
+  recipient: string,
+  keyring: Keyring,
+): Promise<Uint8Array> {
+  if (!/^age1[0-9a-z]+$/.test(recipient)) {
+    throw new UsageError(`"${recipient}" is not an age recipient (age1...; make one with age-keygen)`);
+  }
+  const e = new Encrypter();
+  e.addRecipient(recipient);
+  return e.encrypt(await modelDocument(model, keyring));
+}

@@ -1,0 +1,136 @@
+/**
+ * Secure loading: which files the engine may read, and how large they may be.
+ *
+ * Data roots are opt-in. With no `security.dataRoots` the CLI reads any file the invoking user can
+ * read (the operator named it). Once roots are configured, a path whose real location (every
+ * symbolic link resolved, the file's own included) is outside all of them is refused with
+ * NEUROCLUSTER_ERR_SECURITY_PATH. Size, row and column limits are generous by default (never fewer
+ * than 10 million rows) and checked before parsing (bytes) and after (rows, columns).
+ * `SecureDataProcessor.secureLoadData` also checks an expected schema and records who loaded what
+ * in the audit log.
+ */
+import { realpathSync, statSync } from 'node:fs';
+import { isAbsolute, relative, resolve } from 'node:path';
+import type { Config, DataConfig } from '../config/schema.js';
+import type { Dataset } from '../data/dataset.js';
+import { loadDataset } from '../data/load.js';
+import type { DataWarnings } from '../data/table.js';
+import { DataError, isNeuroclusterError, SecurityError } from '../resilience/errors.js';
+import { type AuditLog, auditUnavailable } from './audit.js';
+
+export interface LoadLimits {
+  /** Directories data may be read from; none: any readable file. */
+  readonly dataRoots: readonly string[];
+  readonly maxFileBytes: number;
+  readonly maxRows: number;
+  readonly maxColumns: number;
+}
+
+/** The real path of a file (symbolic links resolved); a missing file keeps its absolute path. */
+function realOf(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return resolve(path);
+  }
+}
+
+function inside(child: string, root: string): boolean {
+  const rel = relative(root, child);
+  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
+}
+
+/** Refuses a path outside the data roots (when any are configured); returns its real path. */
+export function checkDataPath(path: string, roots: readonly string[]): string {
+  const real = realOf(path);
+  if (roots.length === 0) return real;
+  const realRoots = roots.map(realOf);
+  if (realRoots.some((root) => inside(real, root))) return real;
+  const via = real === resolve(path) ? '' : ` (it resolves to ${real})`;
+  throw new SecurityError(`${path}${via} is outside the data roots (${roots.join(', ')})`, {
+    path: true,
+    location: { file: path },
+  });
+}
+
+/** Checks the path and the file size, loads, then checks rows and columns. */
+export async function loadWithinLimits(
+  path: string,
+  options: DataConfig,
+  limits: LoadLimits,
+  warnings?: DataWarnings,
+): Promise<Dataset> {
+  checkDataPath(path, limits.dataRoots);
+  let size: number | undefined;
+  try {
+    size = statSync(path).size;
+  } catch {
+    // loadDataset reports a missing or unreadable file
+  }
+  if (size !== undefined && size > limits.maxFileBytes) {
+    throw new DataError(
+      'NEUROCLUSTER_ERR_DATA_SHAPE',
+      `the file is ${size} bytes, over security.maxFileBytes (${limits.maxFileBytes})`,
+      { location: { file: path } },
+    );
+  }
+  const dataset = await loadDataset(path, options, warnings);
+  if (dataset.n > limits.maxRows || dataset.width > limits.maxColumns) {
+    throw new DataError(
+      'NEUROCLUSTER_ERR_DATA_SHAPE',
+      `${dataset.n} rows x ${dataset.width} columns is over the limits (security.maxRows ${limits.maxRows}, security.maxColumns ${limits.maxColumns})`,
+      { location: { file: path } },
+    );
+  }
+  return dataset;
+}
+
+/** The load limits of a configuration. */
+export function loadLimits(config: Config): LoadLimits {
+  return config.security;
+}
+
+export interface SecureLoadOptions {
+  /** Who loads: the audit record's actor. */
+  readonly userId: string;
+  /** Columns the file must have (after the label and id columns are set aside). */
+  readonly expectColumns?: readonly string[];
+}
+
+/** Loads data for a user: data roots, limits, an expected schema, and an audit record either way. */
+export class SecureDataProcessor {
+  constructor(
+    private readonly config: Config,
+    private readonly audit?: AuditLog,
+  ) {}
+
+  async secureLoadData(path: string, options: SecureLoadOptions): Promise<Dataset> {
+    const record = (outcome: 'success' | 'failure' | 'denied', details: Record<string, unknown>) => {
+      try {
+        this.audit?.append({ action: 'data.read', resource: path, outcome, actor: options.userId, details });
+      } catch (cause) {
+        throw auditUnavailable(cause);
+      }
+    };
+    let dataset: Dataset;
+    try {
+      dataset = await loadWithinLimits(path, this.config.data, loadLimits(this.config));
+      const missing = (options.expectColumns ?? []).filter((c) => !dataset.columns.includes(c));
+      if (missing.length > 0) {
+        throw new DataError(
+          'NEUROCLUSTER_ERR_DATA_FORMAT',
+          `missing expected column(s): ${missing.join(', ')}`,
+          {
+            location: { file: path },
+          },
+        );
+      }
+    } catch (error) {
+      const denied = isNeuroclusterError(error) && error.category === 'security';
+      record(denied ? 'denied' : 'failure', isNeuroclusterError(error) ? { code: error.code } : {});
+      throw error;
+    }
+    record('success', { rows: dataset.n, columns: dataset.width });
+    return dataset;
+  }
+}

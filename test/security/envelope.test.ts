@@ -1,0 +1,126 @@
+/**
+ * Encryption at rest: round trips (empty, one chunk, many chunks, streamed files), every kind of
+ * tampering detected (a byte of the body, of the header, of the key wrap; chunks dropped, moved,
+ * appended; truncation), rotation that re-wraps without touching bodies, and the keyring file.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { isNeuroclusterError } from '../../src/resilience/errors.js';
+import {
+  decryptBuffer,
+  encryptBuffer,
+  encryptFile,
+  isEncrypted,
+  rewrapFile,
+  wrappedWith,
+} from '../../src/security/envelope.js';
+import { Keyring } from '../../src/security/keyring.js';
+import { tempDir } from '../helpers.js';
+
+function ring(): Keyring {
+  return Keyring.open({ env: { NEUROCLUSTER_KEYRING: join(tempDir(), 'keyring.json') }, warn: () => {} });
+}
+
+function integrity(work: () => unknown): string {
+  try {
+    work();
+  } catch (e) {
+    if (isNeuroclusterError(e) && e.code === 'NEUROCLUSTER_ERR_INTEGRITY') return e.message;
+    throw e;
+  }
+  throw new Error('expected NEUROCLUSTER_ERR_INTEGRITY');
+}
+
+describe('envelope encryption', () => {
+  it('round-trips empty, small and many-chunk bodies', () => {
+    const keys = ring();
+    for (const size of [0, 1, 100, 4096, 4097, 50_000]) {
+      const plain = randomBytes(size);
+      const sealed = encryptBuffer(plain, keys, 4096);
+      expect(isEncrypted(sealed)).toBe(true);
+      expect(sealed.includes(plain.subarray(0, 64)) && size >= 64).toBe(false);
+      expect(decryptBuffer(sealed, keys).equals(plain)).toBe(true);
+    }
+  });
+
+  it('detects a flipped byte anywhere: body, header, key wrap, tags', () => {
+    const keys = ring();
+    const sealed = encryptBuffer(randomBytes(10_000), keys, 4096);
+    // Every 97th byte position, flipped in turn (the magic included: it is refused as not ours).
+    for (let at = 0; at < sealed.length; at += 97) {
+      const bad = Buffer.from(sealed);
+      bad[at]! ^= 0x01;
+      expect(() => decryptBuffer(bad, keys), `byte ${at}`).toThrow();
+    }
+    const headerByte = Buffer.from(sealed);
+    headerByte[14]! ^= 0x20; // inside the header JSON
+    integrity(() => decryptBuffer(headerByte, keys));
+  });
+
+  it('detects chunks dropped, moved, appended, and a truncated file', () => {
+    const keys = ring();
+    const sealed = encryptBuffer(randomBytes(3 * 4096), keys, 4096);
+    const chunkLen = 4 + 4096 + 16;
+    const body = sealed.length - 3 * chunkLen;
+    const pre = sealed.subarray(0, body);
+    const c = [0, 1, 2].map((i) => sealed.subarray(body + i * chunkLen, body + (i + 1) * chunkLen));
+    expect(integrity(() => decryptBuffer(Buffer.concat([pre, c[0]!, c[1]!]), keys))).toMatch(/chunk 1/);
+    expect(integrity(() => decryptBuffer(Buffer.concat([pre, c[1]!, c[0]!, c[2]!]), keys))).toMatch(
+      /chunk 0/,
+    );
+    integrity(() => decryptBuffer(Buffer.concat([sealed, c[2]!]), keys));
+    integrity(() => decryptBuffer(sealed.subarray(0, sealed.length - 5), keys));
+    integrity(() => decryptBuffer(sealed.subarray(0, 20), keys));
+  });
+
+  it('rotates: new files use the new key, old files re-wrap without re-encrypting their bodies, old keys still read', async () => {
+    const dir = tempDir();
+    const keys = Keyring.open({ env: { NEUROCLUSTER_KEYRING: join(dir, 'keyring.json') }, warn: () => {} });
+    const plain = randomBytes(200_000);
+    const src = join(dir, 'plain.bin');
+    const enc = join(dir, 'data.enc');
+    writeFileSync(src, plain);
+    await encryptFile(src, enc, keys, 65_536);
+    const before = readFileSync(enc);
+    const oldKey = wrappedWith(before);
+    const newKey = keys.rotate();
+    expect(newKey).not.toBe(oldKey);
+    // Old files still decrypt with the old key, until it is retired.
+    expect(decryptBuffer(before, keys).equals(plain)).toBe(true);
+    expect(await rewrapFile(enc, keys)).toEqual({ from: oldKey, to: newKey });
+    const after = readFileSync(enc);
+    expect(wrappedWith(after)).toBe(newKey);
+    // The body (the last 200 KB and tags) is byte for byte what it was.
+    expect(after.subarray(after.length - 150_000).equals(before.subarray(before.length - 150_000))).toBe(
+      true,
+    );
+    keys.retire(oldKey);
+    expect(decryptBuffer(after, keys).equals(plain)).toBe(true);
+    expect(() => decryptBuffer(before, keys)).toThrow(/retired/);
+    expect(() => keys.retire(newKey)).toThrow(/current/);
+  });
+
+  it('keeps the keyring at mode 0600, created once with a warning, and refuses a foreign one', () => {
+    const dir = tempDir();
+    const file = join(dir, 'keys', 'keyring.json');
+    const warnings: string[] = [];
+    const first = Keyring.open({ env: { NEUROCLUSTER_KEYRING: file }, warn: (m) => warnings.push(m) });
+    Keyring.open({ env: { NEUROCLUSTER_KEYRING: file }, warn: (m) => warnings.push(m) });
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/back it up/);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(first.list()).toEqual([expect.objectContaining({ current: true })]);
+    writeFileSync(file, '{"format":"something-else"}');
+    expect(() => Keyring.open({ env: { NEUROCLUSTER_KEYRING: file } })).toThrow(/not a neurocluster keyring/);
+  });
+
+  it('reads a keyring from the environment, read-only', () => {
+    const keys = ring();
+    const doc = readFileSync(keys.file!, 'utf8');
+    const fromEnv = Keyring.open({ env: { NEUROCLUSTER_KEYRING_JSON: doc } });
+    expect(decryptBuffer(encryptBuffer(Buffer.from('secret'), keys), fromEnv).toString()).toBe('secret');
+    expect(() => fromEnv.rotate()).toThrow(/NEUROCLUSTER_KEYRING_JSON/);
+  });
+});
