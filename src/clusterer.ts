@@ -505,6 +505,20 @@ function takeLabels(labels: Int32Array, rows: Int32Array): Int32Array {
   return Int32Array.from(rows, (r) => labels[r]!);
 }
 
+/** At least 2 rows, and k within [1, n]. */
+function checkShape(dataset: Dataset, k: number): void {
+  if (dataset.n < 2) {
+    throw new DataError(
+      'NEUROCLUSTER_ERR_DATA_SHAPE',
+      `at least 2 rows are needed to cluster, got ${dataset.n}`,
+      {
+        location: { file: dataset.source },
+      },
+    );
+  }
+  validateK(k, dataset.n);
+}
+
 /** Labels in file order from labels in canonical order. */
 function unpermute(labels: Int32Array, order: Int32Array): Int32Array {
   const out = new Int32Array(labels.length);
@@ -937,18 +951,7 @@ export class NeuromorphicClusterer {
     const clock = new PhaseClock(op.phases);
     const dataset = await clock.time('load', () => this.loadData(data));
     const raw = rawMatrix(dataset);
-    await clock.time('validate', async () => {
-      if (dataset.n < 2) {
-        throw new DataError(
-          'NEUROCLUSTER_ERR_DATA_SHAPE',
-          `at least 2 rows are needed to cluster, got ${dataset.n}`,
-          {
-            location: { file: dataset.source },
-          },
-        );
-      }
-      validateK(k, dataset.n);
-    });
+    await clock.time('validate', async () => checkShape(dataset, k));
     throwIfAborted(signal);
     const d = raw.cols;
     const bounds = p.bounds === undefined ? undefined : parseBounds(p.bounds, d);
@@ -1140,16 +1143,7 @@ export class NeuromorphicClusterer {
    * it, so labels ignore row order) and cleans the input.
    */
   private prepare(dataset: Dataset, k: number) {
-    if (dataset.n < 2) {
-      throw new DataError(
-        'NEUROCLUSTER_ERR_DATA_SHAPE',
-        `at least 2 rows are needed to cluster, got ${dataset.n}`,
-        {
-          location: { file: dataset.source },
-        },
-      );
-    }
-    validateK(k, dataset.n);
+    checkShape(dataset, k);
     const keys = sampleKeys(rawMatrix(dataset), dataset.ids);
     const order = canonicalOrder(rawMatrix(dataset), keys);
     const scaler = fitScaler(dataset, this.dataOptions.standardize, this.logger, order);

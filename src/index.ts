@@ -125,7 +125,14 @@ export {
   verifyAuditLog,
 } from './security/audit.js';
 export { backupModel, exportModelForAge, restoreModel } from './security/backup.js';
-export { decryptBuffer, encryptBuffer, encryptFile, isEncrypted, rewrapFile } from './security/envelope.js';
+export {
+  decryptBuffer,
+  decryptFile,
+  encryptBuffer,
+  encryptFile,
+  isEncrypted,
+  rewrapFile,
+} from './security/envelope.js';
 export {
   type AnonymityOptions,
   type AnonymityReport,

@@ -237,6 +237,50 @@ export async function encryptFile(
 }
 
 /**
+ * Decrypts the file `from` into `to`, streaming chunk by chunk (memory stays at one chunk); `to`
+ * appears only once every chunk has authenticated, the last one included.
+ */
+export async function decryptFile(from: string, to: string, keyring: Keyring): Promise<void> {
+  const src = await open(from, 'r');
+  const tmp = `${to}.${process.pid}.tmp`;
+  let dst: Awaited<ReturnType<typeof open>> | undefined;
+  try {
+    const size = (await src.stat()).size;
+    const head = Buffer.alloc(Math.min(size, 1 << 17));
+    await src.read(head, 0, head.length, 0);
+    const { header, headerBytes, wrap, bodyAt } = readPreamble(head);
+    const dataKey = unwrapKey(wrap, header.file, keyring);
+    dst = await open(tmp, 'w', 0o600);
+    const len = Buffer.alloc(4);
+    const buf = Buffer.alloc(header.chunk + TAG);
+    let at = bodyAt;
+    for (let index = 0; ; index++) {
+      if (at + 4 > size) throw broken(`truncated after chunk ${index}`);
+      await src.read(len, 0, 4, at);
+      const n = len.readUInt32BE(0);
+      if (n > header.chunk || at + 4 + n + TAG > size) throw broken(`chunk ${index} has a bad length`);
+      await src.read(buf, 0, n + TAG, at + 4);
+      at += 4 + n + TAG;
+      const last = at === size;
+      await dst.write(
+        openChunk(dataKey, headerBytes, index, last, buf.subarray(0, n), buf.subarray(n, n + TAG)),
+      );
+      if (last) break;
+    }
+    await dst.sync();
+  } catch (error) {
+    await dst?.close();
+    dst = undefined;
+    await rm(tmp, { force: true });
+    throw error;
+  } finally {
+    await src.close();
+  }
+  await dst!.close();
+  await rename(tmp, to);
+}
+
+/**
  * Re-wraps a file's data key under the keyring's current key, copying the body unchanged; the
  * file is replaced atomically. Returns the KEK ids before and after.
  */

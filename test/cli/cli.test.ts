@@ -797,6 +797,36 @@ describe('the audit log and the keyring, from the command line', () => {
   });
 });
 
+describe('keys retire and score, audited', () => {
+  it('retires a key that is not current, refuses the current one, and audits score reads', () => {
+    const env = { NEUROCLUSTER_HOME: join(dir, 'retire-home') };
+    expect(cli(['keys', 'rotate', '--json'], env).code).toBe(0);
+    const { keys } = JSON.parse(cli(['keys', 'list', '--json'], env).stdout);
+    const old = keys.find((k: { current: boolean }) => !k.current).id;
+    const current = keys.find((k: { current: boolean }) => k.current).id;
+    expect(cli(['keys', 'retire', old, '--json'], env).code).toBe(0);
+    const refused = cli(['keys', 'retire', current], env);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/NEUROCLUSTER_ERR_SECURITY: key .* is current: rotate first/);
+    const labels = file(
+      'score-labels.csv',
+      `label\n${'0\n'.repeat(50)}${'1\n'.repeat(50)}${'2\n'.repeat(50)}`,
+    );
+    expect(cli(['score', IRIS, '--labels', labels, '--label-column', 'species', '--json'], env).code).toBe(0);
+    const actions = readFileSync(join(dir, 'retire-home', 'audit', 'audit.jsonl'), 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .map((r) => [r.action, r.outcome]);
+    expect(actions).toEqual([
+      ['keys.rotate', 'success'],
+      ['keys.retire', 'success'],
+      ['keys.retire', 'denied'],
+      ['data.read', 'success'],
+    ]);
+  });
+});
+
 describe('data roots, from the command line', () => {
   it('refuses a file outside security.dataRoots with exit 2, and audits the denial and the anomaly', () => {
     const home = join(dir, 'roots-home');

@@ -4,12 +4,13 @@
  * appended; truncation), rotation that re-wraps without touching bodies, and the keyring file.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isNeuroclusterError } from '../../src/resilience/errors.js';
 import {
   decryptBuffer,
+  decryptFile,
   encryptBuffer,
   encryptFile,
   isEncrypted,
@@ -100,6 +101,22 @@ describe('envelope encryption', () => {
     expect(decryptBuffer(after, keys).equals(plain)).toBe(true);
     expect(() => decryptBuffer(before, keys)).toThrow(/retired/);
     expect(() => keys.retire(newKey)).toThrow(/current/);
+  });
+
+  it('streams large files both ways, and a damaged one leaves no output behind', async () => {
+    const dir = tempDir();
+    const keys = ring();
+    const plain = randomBytes(5 * 1024 * 1024 + 123);
+    writeFileSync(join(dir, 'big.bin'), plain);
+    await encryptFile(join(dir, 'big.bin'), join(dir, 'big.enc'), keys);
+    await decryptFile(join(dir, 'big.enc'), join(dir, 'big.out'), keys);
+    expect(readFileSync(join(dir, 'big.out')).equals(plain)).toBe(true);
+    const sealed = readFileSync(join(dir, 'big.enc'));
+    writeFileSync(join(dir, 'cut.enc'), sealed.subarray(0, sealed.length - 1000));
+    await expect(decryptFile(join(dir, 'cut.enc'), join(dir, 'cut.out'), keys)).rejects.toMatchObject({
+      code: 'NEUROCLUSTER_ERR_INTEGRITY',
+    });
+    expect(existsSync(join(dir, 'cut.out'))).toBe(false);
   });
 
   it('keeps the keyring at mode 0600, created once with a warning, and refuses a foreign one', () => {

@@ -5,9 +5,10 @@ import { parse } from 'csv-parse/sync';
 import { defaultRegistry } from '../../backends/index.js';
 import { encodeLabels, externalQuality, internalQuality } from '../../cluster/metrics.js';
 import { selectionContext } from '../../clusterer.js';
-import { loadDataset } from '../../data/load.js';
 import { decodeText } from '../../data/text.js';
 import { DataError } from '../../resilience/errors.js';
+import { loadWithinLimits } from '../../security/secure-load.js';
+import { audit, errorDetails, outcomeOf } from '../audit.js';
 import { cliConfig, cliLogger, type GlobalFlags } from '../context.js';
 import { parseInteger, schemaFlag } from '../options.js';
 import { formatNumber, table } from '../output.js';
@@ -98,7 +99,24 @@ export function scoreCommand(): Command {
       const flags = command.optsWithGlobals() as ScoreFlags;
       const config = await cliConfig(command, FLAGS);
       const logger = cliLogger(flags, config);
-      const dataset = await loadDataset(file, config.data, logger);
+      // The data roots and limits hold here as everywhere; the read is audited either way.
+      let dataset: Awaited<ReturnType<typeof loadWithinLimits>>;
+      try {
+        dataset = await loadWithinLimits(file, config.data, config.security, logger);
+      } catch (error) {
+        audit(config, [
+          { action: 'data.read', resource: file, outcome: outcomeOf(error), details: errorDetails(error) },
+        ]);
+        throw error;
+      }
+      audit(config, [
+        {
+          action: 'data.read',
+          resource: file,
+          outcome: 'success',
+          details: { rows: dataset.n, command: 'score' },
+        },
+      ]);
       const labels = await readLabels(flags.labels, dataset.n);
       const { codes, count } = encodeLabels(labels);
       if (flags.sampleSize !== undefined && (flags.sampleSize < 2 || flags.sampleSize > dataset.n)) {

@@ -96,6 +96,26 @@ export function keysCommand(): Command {
         );
     });
   cmd
+    .command('retire')
+    .description('retire a key that is not current: files still wrapped with it can no longer be read')
+    .argument('<id>', 'the key id (see keys list)')
+    .action(async (id: string, _opts: unknown, command: Command) => {
+      const flags = command.optsWithGlobals() as GlobalFlags;
+      const config = await cliConfig(command, []);
+      const keyring = Keyring.open();
+      try {
+        keyring.retire(id);
+      } catch (error) {
+        audit(config, [
+          { action: 'keys.retire', resource: id, outcome: outcomeOf(error), details: errorDetails(error) },
+        ]);
+        throw error;
+      }
+      audit(config, [{ action: 'keys.retire', resource: id, outcome: 'success' }]);
+      if (flags.json) process.stdout.write(`${JSON.stringify({ retired: id })}\n`);
+      else process.stdout.write(`retired ${id}\n`);
+    });
+  cmd
     .command('list')
     .description('the keys, without their material')
     .action((_opts: unknown, command: Command) => {
