@@ -10,7 +10,7 @@
  * in the audit log.
  */
 import { realpathSync, statSync } from 'node:fs';
-import { isAbsolute, relative, resolve } from 'node:path';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
 import type { Config, DataConfig } from '../config/schema.js';
 import type { Dataset } from '../data/dataset.js';
 import { loadDataset } from '../data/load.js';
@@ -37,7 +37,8 @@ function realOf(path: string): string {
 
 function inside(child: string, root: string): boolean {
   const rel = relative(root, child);
-  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
+  // Outside is `..` itself or a path through it (a file named `..data` inside is inside).
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
 }
 
 /** Refuses a path outside the data roots (when any are configured); returns its real path. */

@@ -51,6 +51,9 @@ describe('data roots', () => {
       );
     }
     expect(() => checkDataPath(join(root, 'link-out.csv'), [root])).toThrow(/resolves to/);
+    // A name that starts with two dots is still inside.
+    writeFileSync(join(root, '..inside.csv'), 'a\n1\n');
+    expect(checkDataPath(join(root, '..inside.csv'), [root])).toBe(join(root, '..inside.csv'));
   });
 });
 

@@ -1,8 +1,9 @@
 /**
- * `neurocluster keys rotate|list` and `neurocluster audit verify`: the keyring of encryption at
- * rest, and the audit log's integrity.
+ * `neurocluster keys rotate|retire|list`, `neurocluster model backup|restore|export` and
+ * `neurocluster audit verify`: the keyring of encryption at rest, model backups and the age
+ * export, and the audit log's integrity.
  */
-import { readdir, readFile } from 'node:fs/promises';
+import { open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { neuroclusterHome } from '../../config/home.js';
@@ -30,7 +31,14 @@ async function encryptedFiles(dir: string): Promise<string[]> {
     const path = join(dir, e.name);
     if (e.isDirectory()) out.push(...(await encryptedFiles(path)));
     else if (e.isFile() && !e.name.endsWith('.tmp')) {
-      const head = await readFile(path).then((b) => b.subarray(0, 8));
+      // Eight bytes tell: the file itself (a data file, the store) is never read whole.
+      const handle = await open(path, 'r');
+      const head = Buffer.alloc(8);
+      try {
+        await handle.read(head, 0, 8, 0);
+      } finally {
+        await handle.close();
+      }
       if (isEncrypted(head)) out.push(path);
     }
   }
