@@ -14,6 +14,7 @@ import { defaultRegistry } from './backends/index.js';
 import { builtinGates, evaluateGates, type GateFailure, type QualityGate } from './cluster/gates.js';
 import { type KMeansFit, type KMeansProgress, kmeans, validateK } from './cluster/kmeans.js';
 import {
+  clusterSizes,
   type ExternalQuality,
   externalQuality,
   type InternalQuality,
@@ -435,9 +436,7 @@ function observeFit(result: ClusteringResult): void {
   set(metrics.inertia, result.quality.inertia);
   set(metrics.adjustedRand, result.external?.ari);
   set(metrics.mutualInfo, result.external?.nmi);
-  const sizes = new Int32Array(result.k);
-  for (const label of result.labels) if (label >= 0) sizes[label]!++;
-  if (result.k > 0) set(metrics.smallestCluster, Math.min(...sizes));
+  if (result.k > 0) set(metrics.smallestCluster, Math.min(...clusterSizes(result.labels, result.k)));
 }
 
 /** A gate's value for a message: four significant digits. */

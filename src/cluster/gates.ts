@@ -3,7 +3,7 @@
  * the smallest cluster), plus any the library user adds. In `warn` mode a failed gate is reported
  * in the result and the log and changes nothing else; in `fail` mode the request fails.
  */
-import type { InternalQuality } from './metrics.js';
+import { clusterSizes, type InternalQuality } from './metrics.js';
 
 /** One failed gate: what was measured, and the threshold it missed. */
 export interface GateFailure {
@@ -44,11 +44,7 @@ export function builtinGates(s: GateSettings): QualityGate[] {
   return [
     minimum('silhouette', s.minSilhouette, (r) => r.quality.silhouette),
     minimum('calinskiHarabasz', s.minCalinskiHarabasz, (r) => r.quality.calinskiHarabasz),
-    minimum('clusterSize', s.minClusterSize, (r) => {
-      const sizes = new Array<number>(r.k).fill(0);
-      for (const label of r.labels) sizes[label]!++;
-      return Math.min(...sizes);
-    }),
+    minimum('clusterSize', s.minClusterSize, (r) => Math.min(...clusterSizes(r.labels, r.k))),
   ];
 }
 

@@ -39,13 +39,21 @@ export function encodeLabels(values: ArrayLike<unknown>): { codes: Int32Array; c
   return { codes, count: index.size };
 }
 
-/** Per-cluster means (k x d) and sizes. */
-function clusterMeans(points: Matrix, labels: Int32Array, k: number) {
+/** Rows per cluster 0..k-1; negative labels (rows suppressed by k-anonymity) are not counted. */
+export function clusterSizes(labels: ArrayLike<number>, k: number): number[] {
+  const sizes = new Array<number>(k).fill(0);
+  for (let i = 0; i < labels.length; i++) if (labels[i]! >= 0) sizes[labels[i]!]!++;
+  return sizes;
+}
+
+/** Per-cluster means (k x d) and sizes; negative labels are left out (an empty cluster's mean is NaN). */
+export function clusterMeans(points: Matrix, labels: Int32Array, k: number) {
   const d = points.cols;
   const means = new Float64Array(k * d);
   const counts = new Float64Array(k);
   for (let i = 0; i < points.rows; i++) {
     const j = labels[i]!;
+    if (j < 0) continue;
     counts[j]!++;
     for (let t = 0; t < d; t++) means[j * d + t]! += points.data[i * d + t]!;
   }

@@ -19,10 +19,13 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import {
   appendFileSync,
+  closeSync,
   existsSync,
   mkdirSync,
+  openSync,
   readdirSync,
   readFileSync,
+  readSync,
   renameSync,
   rmSync,
   statSync,
@@ -143,8 +146,22 @@ export class AuditLog {
   /** The last `n` records of the current file (fewer when it has fewer; unreadable lines skipped). */
   tail(n: number): AuditRecord[] {
     if (!existsSync(this.file)) return [];
+    // Every CLI command primes its anomaly rules from here: read the end of the file (records are
+    // well under 2 KiB each), not all of its up to maxBytes.
+    const size = statSync(this.file).size;
+    const want = Math.min(size, n * 2048);
+    const bytes = Buffer.alloc(want);
+    const fd = openSync(this.file, 'r');
+    try {
+      readSync(fd, bytes, 0, want, size - want);
+    } finally {
+      closeSync(fd);
+    }
+    const lines = bytes.toString('utf8').trimEnd().split('\n');
+    // The first line is cut unless the read began at the start of the file.
+    if (want < size) lines.shift();
     const out: AuditRecord[] = [];
-    for (const line of readFileSync(this.file, 'utf8').trimEnd().split('\n').slice(-n)) {
+    for (const line of lines.slice(-n)) {
       try {
         out.push(JSON.parse(line) as AuditRecord);
       } catch {

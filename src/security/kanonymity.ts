@@ -7,6 +7,8 @@
  * numbered 0..k'-1 in their original order.
  */
 
+import { clusterSizes } from '../cluster/metrics.js';
+
 export type SmallClusterStrategy = 'merge' | 'suppress';
 
 export interface AnonymityOptions {
@@ -51,8 +53,7 @@ export function enforceMinClusterSize(
 ): Anonymized {
   const { minClusterSize: m, strategy } = options;
   if (!Number.isInteger(m) || m < 1) throw new RangeError(`minClusterSize must be an integer >= 1, got ${m}`);
-  const sizes = new Array<number>(k).fill(0);
-  for (const label of labels) if (label >= 0) sizes[label]!++;
+  const sizes = clusterSizes(labels, k);
   const weight = sizes.map((s, c) => Math.max(weights?.[c] ?? s, 0));
   const where = Array.from({ length: k }, (_, c) => c); // each cluster's current owner
   const owner = (c: number): number => {

@@ -156,6 +156,13 @@ describe('the audit log', () => {
     expect(audit.verify()).toMatchObject({ ok: true, records: 50, lastSeq: 50 });
   });
 
+  it('reads back its last records from the end of the file (how a new process primes its anomaly rules)', () => {
+    const { audit } = log();
+    fill(audit, 30);
+    expect(audit.tail(3).map((r) => r.seq)).toEqual([28, 29, 30]);
+    expect(audit.tail(100).map((r) => r.seq)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+  });
+
   it('writes nothing when it is off', () => {
     const { audit } = log({ ...SETTINGS, enabled: false });
     expect(audit.append({ action: 'data.read', resource: 'x', outcome: 'success' })).toBeUndefined();

@@ -29,7 +29,7 @@ function checkSameWidth(a: Matrix, b: Matrix, what: string): void {
  * distances into `distances`. One loop shared by assign and step, written without allocation in
  * the inner loops (this is the hot path of K-means on the CPU reference).
  */
-function assignAll(
+export function assignAll(
   p: Floats,
   n: number,
   c: Floats,

@@ -1,5 +1,6 @@
 /** `neurocluster predict <file> --model <model.json>`: label new rows with a saved model. */
 import { Command, Option } from 'commander';
+import { clusterSizes } from '../../cluster/metrics.js';
 import { NeuromorphicClusterer } from '../../clusterer.js';
 import { writeFileAtomic } from '../../store/atomic.js';
 import { audit, errorDetails, outcomeOf } from '../audit.js';
@@ -78,8 +79,7 @@ export function predictCommand(): Command {
         process.stdout.write(`${JSON.stringify(out)}\n`);
         return;
       }
-      const sizes = new Array<number>(clusterer.k).fill(0);
-      for (const l of labels) sizes[l]!++;
+      const sizes = clusterSizes(labels, clusterer.k);
       const rows: [string, string][] = [
         ['rows', String(labels.length)],
         ['k', String(clusterer.k)],

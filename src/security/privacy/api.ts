@@ -4,6 +4,7 @@
  * differential privacy with k-anonymity.
  */
 import type { Matrix } from '../../backends/backend.js';
+import { clusterMeans } from '../../cluster/metrics.js';
 import { neuroclusterHome } from '../../config/home.js';
 import { resolveConfig } from '../../config/load.js';
 import type { Config, PrivacyConfig } from '../../config/schema.js';
@@ -170,8 +171,9 @@ export function anonymizeClusteringResults(
     if (labelled.some((l) => l < -1))
       throw new UsageError('labels must be cluster numbers >= 0 (or -1 for suppressed rows)');
 
-    // k-anonymity first (true sizes): the released clusters are the large enough ones.
-    const means = clusterMeans(matrix, labelled, k);
+    // k-anonymity first (true sizes): the released clusters are the large enough ones. The plain
+    // means only order its merges (empty clusters, NaN, are never merge targets); never released.
+    const { means } = clusterMeans(matrix, labelled, k);
     const anonymous = enforceMinClusterSize(labelled, means, k, d, {
       minClusterSize: options.minClusterSize ?? p.minClusterSize ?? 5,
       strategy: options.smallClusters ?? p.smallClusters,
@@ -230,18 +232,4 @@ function toMatrix(features: Matrix | readonly (readonly number[])[]): Matrix {
     data.set(r, i * cols);
   });
   return { rows: rows.length, cols, data };
-}
-
-/** Plain per-cluster means (they only order the merges of k-anonymity; never released). */
-function clusterMeans(m: Matrix, labels: Int32Array, k: number): Float64Array {
-  const { cols: d } = m;
-  const sums = new Float64Array(k * d);
-  const counts = new Float64Array(k);
-  labels.forEach((c, i) => {
-    if (c < 0) return;
-    counts[c]!++;
-    for (let j = 0; j < d; j++) sums[c * d + j]! += m.data[i * d + j]!;
-  });
-  for (let c = 0; c < k; c++) for (let j = 0; j < d; j++) sums[c * d + j]! /= Math.max(1, counts[c]!);
-  return sums;
 }

@@ -32,6 +32,7 @@
  * would let anyone who knows the seed subtract it.
  */
 import type { Matrix } from '../../backends/backend.js';
+import { assignAll } from '../../backends/js/js-backend.js';
 import { Random } from '../../random.js';
 import { PrivacyBudgetError } from '../../resilience/errors.js';
 import {
@@ -264,12 +265,13 @@ export function dpKMeans(data: Matrix, options: DpKMeansOptions): DpKMeansResult
   for (let c2 = 0; c2 < k; c2++) draw(c2);
 
   const labels = new Int32Array(n);
+  const distances = new Float64Array(n);
   const sumsL1 = grids.reduce((s, g) => s + g.maxAbs, 0n);
   const sumsL2Squared = grids.reduce((s, g) => s + g.maxAbs * g.maxAbs, 0n);
   const share = countShare(kind, d);
   let noisyCounts: number[] = [];
   for (let t = 0; t < iterations; t++) {
-    assign(work, n, d, centroids, k, labels);
+    assignAll(work, n, centroids, k, d, labels, distances);
     const counts = new Array<number>(k).fill(0);
     const sums = new Array<number>(k * d).fill(0);
     for (let i = 0; i < n; i++) {
@@ -297,7 +299,7 @@ export function dpKMeans(data: Matrix, options: DpKMeansOptions): DpKMeansResult
       }
     }
   }
-  assign(work, n, d, centroids, k, labels);
+  assignAll(work, n, centroids, k, d, labels, distances);
 
   const original = new Float64Array(k * d);
   for (let i = 0; i < k * d; i++) {
@@ -321,33 +323,6 @@ export function dpKMeans(data: Matrix, options: DpKMeansOptions): DpKMeansResult
     standardization,
     steps: ledger.steps,
   };
-}
-
-/** Nearest centroid of every point, ties to the lowest index. */
-function assign(
-  points: Float64Array,
-  n: number,
-  d: number,
-  centroids: Float64Array,
-  k: number,
-  labels: Int32Array,
-): void {
-  for (let i = 0; i < n; i++) {
-    let best = 0;
-    let bestDist = Number.POSITIVE_INFINITY;
-    for (let c = 0; c < k; c++) {
-      let dist = 0;
-      for (let j = 0; j < d; j++) {
-        const diff = points[i * d + j]! - centroids[c * d + j]!;
-        dist += diff * diff;
-      }
-      if (dist < bestDist) {
-        bestDist = dist;
-        best = c;
-      }
-    }
-    labels[i] = best;
-  }
 }
 
 /** DP mean and standard deviation per column of clipped values (step 2). */
