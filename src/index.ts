@@ -126,11 +126,22 @@ export {
 } from './security/audit.js';
 export { backupModel, exportModelForAge, restoreModel } from './security/backup.js';
 export {
+  assertKeyUnused,
+  EncryptedFileRegistry,
+  encryptFileTracked,
+  type RewrapReport,
+  rewrapAll,
+  type TrackedFile,
+  writeEncryptedFile,
+} from './security/encrypted-files.js';
+export {
   decryptBuffer,
   decryptFile,
   encryptBuffer,
   encryptFile,
+  fileWrappedWith,
   isEncrypted,
+  readFileDecrypted,
   rewrapFile,
 } from './security/envelope.js';
 export {

@@ -20,7 +20,13 @@ import { metricsCommand } from './commands/metrics.js';
 import { predictCommand } from './commands/predict.js';
 import { privacyCommand } from './commands/privacy.js';
 import { scoreCommand } from './commands/score.js';
-import { auditCommand, keysCommand, modelCommand } from './commands/security.js';
+import {
+  auditCommand,
+  decryptCommand,
+  encryptCommand,
+  keysCommand,
+  modelCommand,
+} from './commands/security.js';
 import { reportError } from './output.js';
 
 function program(): Command {
@@ -65,6 +71,8 @@ function program(): Command {
     metricsCommand(),
     privacyCommand(),
     keysCommand(),
+    encryptCommand(),
+    decryptCommand(),
     modelCommand(),
     auditCommand(),
     breakersCommand(),

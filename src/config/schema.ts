@@ -438,6 +438,12 @@ export const securitySchema = z.strictObject({
     .boolean()
     .default(true)
     .describe('encrypt model files at rest with the keyring (they are read either way)'),
+  encryptResults: z
+    .boolean()
+    .default(false)
+    .describe(
+      'encrypt the result, labels and plot files the CLI writes with the keyring (read them with neurocluster decrypt)',
+    ),
 });
 
 /** The tamper-evident audit log of the CLI's data reads, model writes, budget spends and key changes. */

@@ -1,7 +1,7 @@
 /** Reading a data file of any supported format into a validated Dataset. */
-import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
-import { DataError, UsageError } from '../resilience/errors.js';
+import { DataError, isNeuroclusterError, UsageError } from '../resilience/errors.js';
+import { readFileDecrypted } from '../security/envelope.js';
 import { readCsv } from './csv.js';
 import type { Dataset } from './dataset.js';
 import { readJson } from './json.js';
@@ -76,8 +76,10 @@ export async function loadDataset(
 ): Promise<Dataset> {
   let bytes: Uint8Array;
   try {
-    bytes = await readFile(path);
+    // An encrypted file (`neurocluster encrypt`, or results written encrypted) is read decrypted.
+    bytes = await readFileDecrypted(path);
   } catch (cause) {
+    if (isNeuroclusterError(cause)) throw cause;
     const code = (cause as NodeJS.ErrnoException).code;
     const why =
       code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (cause as Error).message;

@@ -15,7 +15,6 @@ import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { Encrypter } from 'age-encryption';
 import { SecurityError, UsageError } from '../resilience/errors.js';
-import { writeFileAtomic } from '../store/atomic.js';
 import {
   checksumOf,
   MODEL_FORMAT,
@@ -24,7 +23,8 @@ import {
   readModelFile,
   writeModelFile,
 } from '../store/model-file.js';
-import { decryptBuffer, encryptBuffer } from './envelope.js';
+import { writeEncryptedFile } from './encrypted-files.js';
+import { decryptBuffer } from './envelope.js';
 import type { Keyring } from './keyring.js';
 
 interface BackupDocument {
@@ -59,7 +59,7 @@ export async function backupModel(
   };
   const stamp = now.toISOString().replace(/[:.]/g, '-');
   const path = join(dir, `${basename(model)}.${stamp}.ncbackup`);
-  await writeFileAtomic(path, encryptBuffer(Buffer.from(JSON.stringify(backup)), keyring));
+  await writeEncryptedFile(path, JSON.stringify(backup), keyring);
   return path;
 }
 

@@ -17,9 +17,9 @@
  * KEK id as additional data. Every failure is NEUROCLUSTER_ERR_INTEGRITY, naming what failed.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { open, rename, rm } from 'node:fs/promises';
+import { open, readFile, rename, rm } from 'node:fs/promises';
 import { SecurityError } from '../resilience/errors.js';
-import type { Keyring } from './keyring.js';
+import { Keyring } from './keyring.js';
 
 const MAGIC = Buffer.from('NCENC\0\0\x01', 'latin1');
 const TAG = 16;
@@ -245,9 +245,7 @@ export async function decryptFile(from: string, to: string, keyring: Keyring): P
   const tmp = `${to}.${process.pid}.tmp`;
   let dst: Awaited<ReturnType<typeof open>> | undefined;
   try {
-    const size = (await src.stat()).size;
-    const head = Buffer.alloc(Math.min(size, 1 << 17));
-    await src.read(head, 0, head.length, 0);
+    const { head, size } = await headOf(src);
     const { header, headerBytes, wrap, bodyAt } = readPreamble(head);
     const dataKey = unwrapKey(wrap, header.file, keyring);
     dst = await open(tmp, 'w', 0o600);
@@ -285,16 +283,7 @@ export async function decryptFile(from: string, to: string, keyring: Keyring): P
  * file is replaced atomically. Returns the KEK ids before and after.
  */
 export async function rewrapFile(path: string, keyring: Keyring): Promise<{ from: string; to: string }> {
-  const handle = await open(path, 'r');
-  let head: Buffer;
-  let size: number;
-  try {
-    size = (await handle.stat()).size;
-    head = Buffer.alloc(Math.min(size, 1 << 17));
-    await handle.read(head, 0, head.length, 0);
-  } finally {
-    await handle.close();
-  }
+  const { head, size } = await headOfFile(path);
   const { header, headerBytes, wrap, bodyAt } = readPreamble(head);
   const current = keyring.current();
   if (wrap.kek === current.id) return { from: wrap.kek, to: wrap.kek };
@@ -326,4 +315,38 @@ export async function rewrapFile(path: string, keyring: Keyring): Promise<{ from
 /** The KEK id a file is wrapped with (for listings). */
 export function wrappedWith(bytes: Uint8Array): string {
   return readPreamble(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).wrap.kek;
+}
+
+/** The KEK id the file at `path` is wrapped with, from its preamble alone. */
+export async function fileWrappedWith(path: string): Promise<string> {
+  return readPreamble((await headOfFile(path)).head).wrap.kek;
+}
+
+/**
+ * A file's bytes, decrypted when it is an encrypted file (with the keyring, opened only then), as
+ * they are otherwise: the readers of data, labels and model files take either.
+ */
+export async function readFileDecrypted(
+  path: string,
+  keyring: () => Keyring = () => Keyring.open(),
+): Promise<Buffer> {
+  const bytes = await readFile(path);
+  return isEncrypted(bytes) ? decryptBuffer(bytes, keyring()) : bytes;
+}
+
+/** The first bytes of an open file, enough for the preamble (two frames of at most 64 KiB). */
+async function headOf(handle: Awaited<ReturnType<typeof open>>): Promise<{ head: Buffer; size: number }> {
+  const size = (await handle.stat()).size;
+  const head = Buffer.alloc(Math.min(size, 1 << 17));
+  await handle.read(head, 0, head.length, 0);
+  return { head, size };
+}
+
+async function headOfFile(path: string): Promise<{ head: Buffer; size: number }> {
+  const handle = await open(path, 'r');
+  try {
+    return await headOf(handle);
+  } finally {
+    await handle.close();
+  }
 }

@@ -4,11 +4,15 @@ import { rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { OutputError } from '../resilience/errors.js';
 
-/** Writes to a temporary sibling, then renames it over the target. */
-export async function writeFileAtomic(path: string, content: string | Uint8Array): Promise<void> {
+/** Writes to a temporary sibling (0644, or `mode`, less the umask), then renames it over the target. */
+export async function writeFileAtomic(
+  path: string,
+  content: string | Uint8Array,
+  options: { mode?: number } = {},
+): Promise<void> {
   const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
   try {
-    await writeFile(tmp, content, { mode: 0o644 });
+    await writeFile(tmp, content, { mode: options.mode ?? 0o644 });
     await rename(tmp, path);
   } catch (cause) {
     await rm(tmp, { force: true });

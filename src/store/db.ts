@@ -1,5 +1,5 @@
 /**
- * The engine's embedded store (the privacy ledger, the audit log's head): one SQLite database (better-sqlite3) at
+ * The engine's embedded store (the privacy ledger, the audit log's head, the encrypted files written): one SQLite database (better-sqlite3) at
  * `$NEUROCLUSTER_HOME/neurocluster.db`, in WAL mode so readers never block the writer, with a busy
  * timeout so that processes sharing it wait for each other's transactions instead of failing.
  * Schema changes are numbered migrations, applied in order and recorded in `user_version`.
@@ -38,6 +38,11 @@ const MIGRATIONS: readonly string[] = [
      key_id TEXT NOT NULL,
      hmac TEXT NOT NULL,
      at TEXT NOT NULL
+   );`,
+  `CREATE TABLE encrypted_files (
+     path TEXT PRIMARY KEY,
+     key_id TEXT NOT NULL,
+     written_at TEXT NOT NULL
    );`,
 ];
 

@@ -5,10 +5,10 @@
  * clear error, never half-read.
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { isNeuroclusterError, ModelFileError, withContext } from '../resilience/errors.js';
-import { decryptBuffer, encryptBuffer, isEncrypted } from '../security/envelope.js';
+import { writeEncryptedFile } from '../security/encrypted-files.js';
+import { readFileDecrypted } from '../security/envelope.js';
 import { Keyring } from '../security/keyring.js';
 import { writeFileAtomic } from './atomic.js';
 
@@ -91,14 +91,14 @@ export function checksumOf(body: unknown): string {
 
 /**
  * Writes a model file atomically (a temporary file renamed into place); with a keyring, encrypted
- * at rest (src/security/envelope.ts) around the same JSON document. Returns its size in bytes.
+ * at rest (src/security/envelope.ts) around the same JSON document, and recorded for `keys rotate`. Returns its size in bytes.
  */
 export async function writeModelFile(path: string, body: ModelBody, keyring?: Keyring): Promise<number> {
   const doc = { format: MODEL_FORMAT, version: MODEL_VERSION, checksum: checksumOf(body), body };
   const text = `${JSON.stringify(doc)}\n`;
-  const bytes = keyring ? encryptBuffer(Buffer.from(text), keyring) : Buffer.from(text);
-  await writeFileAtomic(path, bytes);
-  return bytes.length;
+  if (keyring) return writeEncryptedFile(path, text, keyring);
+  await writeFileAtomic(path, text);
+  return Buffer.byteLength(text);
 }
 
 /**
@@ -111,8 +111,7 @@ export async function readModelFile(
 ): Promise<ModelBody> {
   let text: string;
   try {
-    const bytes = await readFile(path);
-    text = (isEncrypted(bytes) ? decryptBuffer(bytes, keyring()) : bytes).toString('utf8');
+    text = (await readFileDecrypted(path, keyring)).toString('utf8');
   } catch (cause) {
     if (isNeuroclusterError(cause)) throw withContext(cause, { phase: 'load' });
     throw new ModelFileError(`cannot read model file: ${(cause as Error).message}`, {

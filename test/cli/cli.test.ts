@@ -4,10 +4,11 @@
  * exit status 0 / 2 / 1, and no partial output file is left behind.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isEncrypted } from '../../src/security/envelope.js';
+import { Keyring } from '../../src/security/keyring.js';
 import { ROOT, relErr, skipUnlessRequired, sklearn, tempDir } from '../helpers.js';
 
 const dir = tempDir();
@@ -824,6 +825,112 @@ describe('keys retire and score, audited', () => {
       ['keys.retire', 'denied'],
       ['data.read', 'success'],
     ]);
+  });
+});
+
+describe('encrypted results and files, from the command line', () => {
+  const home = join(dir, 'results-home');
+  const env = { NEUROCLUSTER_HOME: home };
+  const out = join(dir, 'encrypted-results');
+  mkdirSync(out, { recursive: true });
+  const at = (name: string) => join(realpathSync(out), name);
+
+  it('writes result, labels and plot encrypted and owner-only; decrypt, score and rotate read them', () => {
+    const args = ['cluster', IRIS, '--k', '3', '--method', 'kmeans', '--label-column', 'species'];
+    const plain = cli([...args, '--json'], env);
+    expect(plain.code).toBe(0);
+    const r = cli(
+      [
+        ...args,
+        '--encrypt-results',
+        '--out',
+        at('result.json'),
+        '--labels-out',
+        at('labels.csv'),
+        '--plot',
+        at('plot.svg'),
+        '--save-model',
+        at('model.json'),
+        '--json',
+      ],
+      env,
+    );
+    expect(r.code).toBe(0);
+    for (const name of ['result.json', 'labels.csv', 'plot.svg', 'model.json']) {
+      expect(isEncrypted(readFileSync(at(name)))).toBe(true);
+      expect(statSync(at(name)).mode & 0o077).toBe(0);
+    }
+    // decrypt gives back exactly what the run printed; score reads the encrypted labels.
+    const decrypted = cli(['decrypt', at('result.json')], env);
+    expect(decrypted.code).toBe(0);
+    expect(JSON.parse(decrypted.stdout).labels).toEqual(JSON.parse(plain.stdout).labels);
+    expect(cli(['decrypt', at('labels.csv'), '--out', at('labels.plain.csv')], env).code).toBe(0);
+    expect(readFileSync(at('labels.plain.csv'), 'utf8')).toMatch(/^label\n[012]\n/);
+    const score = cli(
+      ['score', IRIS, '--labels', at('labels.csv'), '--label-column', 'species', '--json'],
+      env,
+    );
+    expect(score.code).toBe(0);
+    // Every one of them is recorded: rotation re-wraps them without being told where they are.
+    const listed = JSON.parse(cli(['keys', 'list', '--json'], env).stdout).keys;
+    expect(listed).toEqual([expect.objectContaining({ current: true, files: 4 })]);
+    const rotate = JSON.parse(cli(['keys', 'rotate', '--json'], env).stdout);
+    expect(rotate.rewrapped.sort()).toEqual(
+      ['labels.csv', 'model.json', 'plot.svg', 'result.json'].map(at).sort(),
+    );
+    expect(cli(['keys', 'retire', rotate.from, '--json'], env).code).toBe(0);
+    expect(JSON.parse(cli(['decrypt', at('result.json')], env).stdout).k).toBe(3);
+    const records = readFileSync(join(home, 'audit', 'audit.jsonl'), 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    const writes = records.filter((x) => x.action === 'result.write');
+    expect(writes.map((x) => [x.resource, x.details.encrypted])).toEqual([
+      [at('result.json'), true],
+      [at('labels.csv'), true],
+      [at('plot.svg'), true],
+    ]);
+    expect(records.filter((x) => x.action === 'file.decrypt').map((x) => x.outcome)).toEqual([
+      'success',
+      'success',
+      'success',
+    ]);
+  });
+
+  it('clusters an encrypted data file as the plain one; refuses to retire a key a file needs unless forced', () => {
+    const enc = at('iris.csv.enc');
+    expect(cli(['encrypt', IRIS, '--out', enc], env).code).toBe(0);
+    expect(isEncrypted(readFileSync(enc))).toBe(true);
+    const args = ['--k', '3', '--method', 'kmeans', '--label-column', 'species', '--json'];
+    const fromPlain = JSON.parse(cli(['cluster', IRIS, ...args], env).stdout);
+    const fromEncrypted = JSON.parse(cli(['cluster', enc, ...args], env).stdout);
+    expect(fromEncrypted.labels).toEqual(fromPlain.labels);
+    // A new current key made behind the engine's back (no re-wrap): the file still needs the old one.
+    const keyring = Keyring.open({ env, warn: () => {} });
+    const old = keyring.current().id;
+    keyring.rotate();
+    const refused = cli(['keys', 'retire', old], env);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(`key ${old} still wraps`);
+    expect(refused.stderr).toContain(enc);
+    expect(cli(['keys', 'retire', old, '--force'], env).code).toBe(0);
+    const lost = cli(['decrypt', enc], env);
+    expect(lost.code).toBe(1);
+    expect(lost.stdout).toBe('');
+    expect(lost.stderr).toMatch(/NEUROCLUSTER_ERR_SECURITY: .*retired/);
+  });
+
+  it('decrypt refuses a plain file (exit 2) and a changed byte (exit 1), printing nothing', () => {
+    expect(cli(['decrypt', IRIS], env).code).toBe(2);
+    const enc = at('tampered.enc');
+    expect(cli(['encrypt', IRIS, '--out', enc], env).code).toBe(0);
+    const bytes = readFileSync(enc);
+    bytes.writeUInt8(bytes.readUInt8(bytes.length - 40) ^ 1, bytes.length - 40);
+    writeFileSync(enc, bytes);
+    const r = cli(['decrypt', enc], env);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/NEUROCLUSTER_ERR_INTEGRITY: encrypted file: chunk \d+ does not authenticate/);
   });
 });
 

@@ -4,11 +4,11 @@ import { defaultRegistry } from '../../backends/index.js';
 import { NeuromorphicClusterer } from '../../clusterer.js';
 import { renderClusterPlot } from '../../report/svg-plot.js';
 import type { AuditEvent } from '../../security/audit.js';
-import { writeFileAtomic } from '../../store/atomic.js';
 import { audit, errorDetails, outcomeOf } from '../audit.js';
 import { cliConfig, cliLogger, type GlobalFlags } from '../context.js';
 import { schemaFlag } from '../options.js';
 import { formatNumber, labelsCsv, ProgressBar, table } from '../output.js';
+import { writeResultFile } from '../results.js';
 
 const FLAGS = [
   schemaFlag('--k <n>', 'kmeans.nClusters'),
@@ -33,6 +33,7 @@ const FLAGS = [
   schemaFlag('--dataset <id>', 'privacy.dataset'),
   schemaFlag('--min-cluster-size <n>', 'privacy.minClusterSize'),
   schemaFlag('--small-clusters <strategy>', 'privacy.smallClusters'),
+  schemaFlag('--encrypt-results', 'security.encryptResults'),
 ];
 
 interface ClusterFlags extends GlobalFlags {
@@ -91,25 +92,7 @@ export function clusterCommand(): Command {
       bar.done();
       const json = result.toJSON();
 
-      // Every output is computed before any is written, and each is written atomically.
-      if (flags.out) await writeFileAtomic(flags.out, `${JSON.stringify(json)}\n`);
-      if (flags.labelsOut) await writeFileAtomic(flags.labelsOut, labelsCsv(result.labels, result.ids));
-      if (flags.plot) {
-        const svg = await renderClusterPlot({
-          backend: await defaultRegistry.get(result.backend),
-          points: result.features,
-          labels: result.labels,
-          centroids: {
-            rows: result.k,
-            cols: result.features.cols,
-            data: Float64Array.from(result.centroids.flat()),
-          },
-          title: `${file}: ${result.method}, k = ${result.k}`,
-          seed: result.seed,
-        });
-        await writeFileAtomic(flags.plot, svg);
-      }
-      if (flags.saveModel) await clusterer.save(flags.saveModel);
+      // The read (and the spend) happened: they are audited whether the outputs are written or not.
       const events: AuditEvent[] = [
         {
           action: 'data.read',
@@ -127,8 +110,42 @@ export function clusterCommand(): Command {
           details: { epsilon: p.epsilon, delta: p.delta ?? null, spent: p.spent, remaining: p.remaining },
         });
       }
-      if (flags.saveModel)
-        events.push({ action: 'model.write', resource: flags.saveModel, outcome: 'success' });
+      // Each output is written atomically, one after the other.
+      let writing = { action: 'result.write', resource: '' };
+      try {
+        if (flags.out) {
+          writing = { action: 'result.write', resource: flags.out };
+          events.push(await writeResultFile(flags.out, `${JSON.stringify(json)}\n`, config));
+        }
+        if (flags.labelsOut) {
+          writing = { action: 'result.write', resource: flags.labelsOut };
+          events.push(await writeResultFile(flags.labelsOut, labelsCsv(result.labels, result.ids), config));
+        }
+        if (flags.plot) {
+          writing = { action: 'result.write', resource: flags.plot };
+          const svg = await renderClusterPlot({
+            backend: await defaultRegistry.get(result.backend),
+            points: result.features,
+            labels: result.labels,
+            centroids: {
+              rows: result.k,
+              cols: result.features.cols,
+              data: Float64Array.from(result.centroids.flat()),
+            },
+            title: `${file}: ${result.method}, k = ${result.k}`,
+            seed: result.seed,
+          });
+          events.push(await writeResultFile(flags.plot, svg, config));
+        }
+        if (flags.saveModel) {
+          writing = { action: 'model.write', resource: flags.saveModel };
+          await clusterer.save(flags.saveModel);
+          events.push({ action: 'model.write', resource: flags.saveModel, outcome: 'success' });
+        }
+      } catch (error) {
+        audit(config, [...events, { ...writing, outcome: 'failure', details: errorDetails(error) }]);
+        throw error;
+      }
       audit(config, events);
 
       if (flags.json) {

@@ -2,11 +2,12 @@
 import { Command, Option } from 'commander';
 import { clusterSizes } from '../../cluster/metrics.js';
 import { NeuromorphicClusterer } from '../../clusterer.js';
-import { writeFileAtomic } from '../../store/atomic.js';
+import type { AuditEvent } from '../../security/audit.js';
 import { audit, errorDetails, outcomeOf } from '../audit.js';
 import { cliConfig, cliLogger, type GlobalFlags } from '../context.js';
 import { schemaFlag } from '../options.js';
 import { labelsCsv, table } from '../output.js';
+import { writeResultFile } from '../results.js';
 
 const FLAGS = [
   schemaFlag('--backend <b>', 'engine.backend'),
@@ -14,6 +15,7 @@ const FLAGS = [
   schemaFlag('--id-column <name>', 'data.idColumn'),
   schemaFlag('--label-column <name>', 'data.labelColumn'),
   schemaFlag('--nan-policy <policy>', 'data.nanPolicy'),
+  schemaFlag('--encrypt-results', 'security.encryptResults'),
 ];
 
 interface PredictFlags extends GlobalFlags {
@@ -36,7 +38,7 @@ export function predictCommand(): Command {
     .action(async (file: string, _opts: unknown, command: Command) => {
       const flags = command.optsWithGlobals() as PredictFlags;
       const logger = cliLogger(flags);
-      const config = await cliConfig(command, []);
+      const config = await cliConfig(command, FLAGS);
       let clusterer: NeuromorphicClusterer;
       let dataset: Awaited<ReturnType<NeuromorphicClusterer['loadData']>>;
       let labels: Int32Array;
@@ -59,7 +61,7 @@ export function predictCommand(): Command {
         ]);
         throw error;
       }
-      audit(config, [
+      const events: AuditEvent[] = [
         { action: 'model.read', resource: flags.model, outcome: 'success' },
         {
           action: 'data.read',
@@ -67,8 +69,22 @@ export function predictCommand(): Command {
           outcome: 'success',
           details: { rows: labels.length, model: flags.model },
         },
-      ]);
-      if (flags.labelsOut) await writeFileAtomic(flags.labelsOut, labelsCsv(labels, dataset.ids));
+      ];
+      if (flags.labelsOut) {
+        try {
+          events.push(await writeResultFile(flags.labelsOut, labelsCsv(labels, dataset.ids), config));
+        } catch (error) {
+          const failed: AuditEvent = {
+            action: 'result.write',
+            resource: flags.labelsOut,
+            outcome: 'failure',
+            details: errorDetails(error),
+          };
+          audit(config, [...events, failed]);
+          throw error;
+        }
+      }
+      audit(config, events);
       const out = {
         labels: Array.from(labels),
         ...(dataset.ids ? { ids: [...dataset.ids] } : {}),

@@ -1,12 +1,12 @@
 /** `neurocluster score <file> --labels <labels.csv>`: the internal metrics of a given labelling. */
-import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
 import { parse } from 'csv-parse/sync';
 import { defaultRegistry } from '../../backends/index.js';
 import { encodeLabels, externalQuality, internalQuality } from '../../cluster/metrics.js';
 import { selectionContext } from '../../clusterer.js';
 import { decodeText } from '../../data/text.js';
-import { DataError } from '../../resilience/errors.js';
+import { DataError, isNeuroclusterError } from '../../resilience/errors.js';
+import { readFileDecrypted } from '../../security/envelope.js';
 import { loadWithinLimits } from '../../security/secure-load.js';
 import { audit, errorDetails, outcomeOf } from '../audit.js';
 import { cliConfig, cliLogger, type GlobalFlags } from '../context.js';
@@ -35,8 +35,9 @@ interface ScoreFlags extends GlobalFlags {
 export async function readLabels(path: string, n: number): Promise<string[]> {
   let bytes: Uint8Array;
   try {
-    bytes = await readFile(path);
+    bytes = await readFileDecrypted(path);
   } catch (cause) {
+    if (isNeuroclusterError(cause)) throw cause;
     throw new DataError('NEUROCLUSTER_ERR_DATA_READ', `cannot read labels: ${(cause as Error).message}`, {
       cause,
       location: { file: path },

@@ -3,22 +3,29 @@
  * `neurocluster audit verify`: the keyring of encryption at rest, model backups and the age
  * export, and the audit log's integrity.
  */
-import { open, readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { neuroclusterHome } from '../../config/home.js';
 import type { Config } from '../../config/schema.js';
-import { isNeuroclusterError } from '../../resilience/errors.js';
+import { DataError, UsageError } from '../../resilience/errors.js';
 import { verifyAuditLog } from '../../security/audit.js';
 import { backupModel, exportModelForAge, restoreModel } from '../../security/backup.js';
-import { isEncrypted, rewrapFile } from '../../security/envelope.js';
+import {
+  assertKeyUnused,
+  EncryptedFileRegistry,
+  encryptFileTracked,
+  isEncryptedFile,
+  rewrapAll,
+} from '../../security/encrypted-files.js';
+import { decryptBuffer, decryptFile, isEncrypted } from '../../security/envelope.js';
 import { Keyring } from '../../security/keyring.js';
 import { writeFileAtomic } from '../../store/atomic.js';
 import { audit, auditLog, errorDetails, outcomeOf } from '../audit.js';
 import { cliConfig, type GlobalFlags } from '../context.js';
 import { table } from '../output.js';
 
-/** Encrypted files under a directory (recursively), by their magic bytes. */
+/** Encrypted files under a directory (recursively), by their magic bytes (eight read of each). */
 async function encryptedFiles(dir: string): Promise<string[]> {
   const out: string[] = [];
   let entries: import('node:fs').Dirent[];
@@ -30,17 +37,7 @@ async function encryptedFiles(dir: string): Promise<string[]> {
   for (const e of entries) {
     const path = join(dir, e.name);
     if (e.isDirectory()) out.push(...(await encryptedFiles(path)));
-    else if (e.isFile() && !e.name.endsWith('.tmp')) {
-      // Eight bytes tell: the file itself (a data file, the store) is never read whole.
-      const handle = await open(path, 'r');
-      const head = Buffer.alloc(8);
-      try {
-        await handle.read(head, 0, 8, 0);
-      } finally {
-        await handle.close();
-      }
-      if (isEncrypted(head)) out.push(path);
-    }
+    else if (e.isFile() && !e.name.endsWith('.tmp') && (await isEncryptedFile(path))) out.push(path);
   }
   return out;
 }
@@ -52,83 +49,72 @@ export function keysCommand(): Command {
   cmd
     .command('rotate')
     .description(
-      'make a new current key and re-wrap every encrypted file under $NEUROCLUSTER_HOME (and --dir) with it',
+      'make a new current key and re-wrap every encrypted file the engine wrote (and those under $NEUROCLUSTER_HOME and --dir) with it',
     )
-    .option('--dir <dirs...>', 'more directories whose encrypted files (model files, ...) are re-wrapped')
+    .option(
+      '--dir <dirs...>',
+      'more directories whose encrypted files (written elsewhere, copied in) are re-wrapped',
+    )
     .action(async (opts: { dir?: string[] }, command: Command) => {
       const flags = command.optsWithGlobals() as GlobalFlags;
       const config = await cliConfig(command, []);
       const keyring = Keyring.open();
       const from = keyring.current().id;
-      let to: string;
-      const rewrapped: string[] = [];
-      // Files this keyring cannot open (another keyring's, or damaged) are left as they are, and named.
-      const skipped: { file: string; reason: string }[] = [];
-      try {
-        to = keyring.rotate();
-        const dirs = [neuroclusterHome(), ...(opts.dir ?? [])];
-        const files = new Set((await Promise.all(dirs.map(encryptedFiles))).flat());
-        for (const file of files) {
-          try {
-            if ((await rewrapFile(file, keyring)).from !== to) rewrapped.push(file);
-          } catch (error) {
-            if (!isNeuroclusterError(error) || error.category !== 'security') throw error;
-            skipped.push({ file, reason: error.message });
-          }
-        }
-      } catch (error) {
-        audit(config, [
-          {
-            action: 'keys.rotate',
-            resource: keyring.file ?? 'env',
-            outcome: 'failure',
-            details: errorDetails(error),
-          },
-        ]);
-        throw error;
-      }
-      audit(config, [
-        {
-          action: 'keys.rotate',
-          resource: keyring.file ?? 'env',
-          outcome: 'success',
-          details: { from, to, rewrapped: rewrapped.length, skipped: skipped.length },
+      let to = from;
+      const report = await audited(
+        config,
+        'keys.rotate',
+        keyring.file ?? 'env',
+        async () => {
+          to = keyring.rotate();
+          const dirs = [neuroclusterHome(), ...(opts.dir ?? [])];
+          return rewrapAll(keyring, (await Promise.all(dirs.map(encryptedFiles))).flat());
         },
-      ]);
-      for (const s of skipped)
+        (r) => ({ from, to, rewrapped: r.rewrapped.length, skipped: r.skipped.length }),
+      );
+      // Files this keyring cannot open (another keyring's, or damaged) are left as they are, and named.
+      for (const s of report.skipped)
         process.stderr.write(`neurocluster: warning: not re-wrapped: ${s.file}: ${s.reason}\n`);
-      if (flags.json) process.stdout.write(`${JSON.stringify({ from, to, rewrapped, skipped })}\n`);
+      if (flags.json) process.stdout.write(`${JSON.stringify({ from, to, ...report })}\n`);
       else
         process.stdout.write(
-          `current key ${to} (was ${from}); ${rewrapped.length} file(s) re-wrapped, ${skipped.length} skipped\n`,
+          `current key ${to} (was ${from}); ${report.rewrapped.length} file(s) re-wrapped, ${report.skipped.length} skipped\n`,
         );
     });
   cmd
     .command('retire')
-    .description('retire a key that is not current: files still wrapped with it can no longer be read')
+    .description(
+      'retire a key that is not current; refused while a file the engine wrote is still wrapped with it',
+    )
     .argument('<id>', 'the key id (see keys list)')
-    .action(async (id: string, _opts: unknown, command: Command) => {
+    .option('--force', 'retire it even so: files still wrapped with it can no longer be read')
+    .action(async (id: string, opts: { force?: boolean }, command: Command) => {
       const flags = command.optsWithGlobals() as GlobalFlags;
       const config = await cliConfig(command, []);
       const keyring = Keyring.open();
-      try {
-        keyring.retire(id);
-      } catch (error) {
-        audit(config, [
-          { action: 'keys.retire', resource: id, outcome: outcomeOf(error), details: errorDetails(error) },
-        ]);
-        throw error;
-      }
-      audit(config, [{ action: 'keys.retire', resource: id, outcome: 'success' }]);
+      await audited(
+        config,
+        'keys.retire',
+        id,
+        async () => {
+          if (!opts.force) await assertKeyUnused(id);
+          keyring.retire(id);
+        },
+        () => ({ force: opts.force === true }),
+      );
       if (flags.json) process.stdout.write(`${JSON.stringify({ retired: id })}\n`);
       else process.stdout.write(`retired ${id}\n`);
     });
   cmd
     .command('list')
-    .description('the keys, without their material')
+    .description('the keys, without their material, and how many recorded files each one wraps')
     .action((_opts: unknown, command: Command) => {
       const flags = command.optsWithGlobals() as GlobalFlags;
-      const keys = Keyring.open().list();
+      const files = new Map<string, number>();
+      for (const f of new EncryptedFileRegistry().list()) files.set(f.keyId, (files.get(f.keyId) ?? 0) + 1);
+      const keys = Keyring.open()
+        .list()
+        .map((k) => ({ ...k, files: files.get(k.id) ?? 0 }));
       if (flags.json) process.stdout.write(`${JSON.stringify({ keys })}\n`);
       else
         process.stdout.write(
@@ -136,12 +122,76 @@ export function keysCommand(): Command {
             'keyring',
             keys.map((k) => [
               k.id,
-              `${k.current ? 'current, ' : ''}created ${k.createdAt}${k.retiredAt ? `, retired ${k.retiredAt}` : ''}`,
+              `${k.current ? 'current, ' : ''}created ${k.createdAt}${k.retiredAt ? `, retired ${k.retiredAt}` : ''}; ${k.files} file(s)`,
             ]),
           ),
         );
     });
   return cmd;
+}
+
+/** `neurocluster encrypt <file> --out <file>`: any file encrypted with the keyring, streaming. */
+export function encryptCommand(): Command {
+  return new Command('encrypt')
+    .description('encrypt a file with the keyring (a data file stays readable by cluster, predict and score)')
+    .argument('<file>', 'the file to encrypt')
+    .requiredOption('--out <file>', 'where the encrypted file is written (the same path replaces it)')
+    .action(async (file: string, opts: { out: string }, command: Command) => {
+      const flags = command.optsWithGlobals() as GlobalFlags;
+      const config = await cliConfig(command, []);
+      await audited(
+        config,
+        'file.encrypt',
+        file,
+        () => encryptFileTracked(file, opts.out, Keyring.open()),
+        () => ({
+          out: opts.out,
+        }),
+      );
+      if (flags.json) process.stdout.write(`${JSON.stringify({ encrypted: opts.out })}\n`);
+      else process.stdout.write(`${opts.out}\n`);
+    });
+}
+
+/**
+ * `neurocluster decrypt <file> [--out <file>]`: an encrypted file (a model, a result, a backup)
+ * in plain; on standard output only once the whole file has authenticated.
+ */
+export function decryptCommand(): Command {
+  return new Command('decrypt')
+    .description('write an encrypted file (result, labels, model, backup) in plain, after checking all of it')
+    .argument('<file>', 'the encrypted file')
+    .option('--out <file>', 'write it here (streaming) instead of standard output')
+    .action(async (file: string, opts: { out?: string }, command: Command) => {
+      const config = await cliConfig(command, []);
+      const keyring = Keyring.open();
+      const plain = await audited(
+        config,
+        'file.decrypt',
+        file,
+        async () => {
+          if (opts.out) return void (await decryptFile(file, opts.out, keyring));
+          return decryptBuffer(await readEncrypted(file), keyring);
+        },
+        () => ({ out: opts.out ?? '<stdout>' }),
+      );
+      if (plain) process.stdout.write(plain);
+    });
+}
+
+/** An encrypted file's bytes; a plain one is a usage error, a missing one a read error. */
+async function readEncrypted(file: string): Promise<Buffer> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(file);
+  } catch (cause) {
+    throw new DataError('NEUROCLUSTER_ERR_DATA_READ', `cannot read ${file}: ${(cause as Error).message}`, {
+      cause,
+      location: { file },
+    });
+  }
+  if (!isEncrypted(bytes)) throw new UsageError(`${file} is not a neurocluster encrypted file`);
+  return bytes;
 }
 
 export function auditCommand(): Command {
@@ -226,19 +276,21 @@ export function modelCommand(): Command {
   return cmd;
 }
 
-/** Runs `work` and audits it, successful or not. */
+/** Runs `work` and audits it, successful (with `details` of its result) or not. */
 async function audited<T>(
   config: Config,
   action: string,
   resource: string,
   work: () => Promise<T>,
+  details?: (result: T) => Record<string, unknown>,
 ): Promise<T> {
+  let out: T;
   try {
-    const out = await work();
-    audit(config, [{ action, resource, outcome: 'success' }]);
-    return out;
+    out = await work();
   } catch (error) {
     audit(config, [{ action, resource, outcome: outcomeOf(error), details: errorDetails(error) }]);
     throw error;
   }
+  audit(config, [{ action, resource, outcome: 'success', ...(details ? { details: details(out) } : {}) }]);
+  return out;
 }

@@ -1,0 +1,167 @@
+/**
+ * The encrypted files the engine wrote, wherever they live: each one's path is recorded in the
+ * store (`encrypted_files`) before its bytes are written, so `keys rotate` re-wraps all of them
+ * (not only those under the directories it is told to search), and `keys retire` refuses a key
+ * that a file still needs instead of making that file unreadable.
+ */
+import { open, realpath } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { isNeuroclusterError, UsageError } from '../resilience/errors.js';
+import { writeFileAtomic } from '../store/atomic.js';
+import { type Db, openStore } from '../store/db.js';
+import { encryptBuffer, encryptFile, fileWrappedWith, isEncrypted, rewrapFile } from './envelope.js';
+import type { Keyring } from './keyring.js';
+
+export interface TrackedFile {
+  readonly path: string;
+  /** The key it was wrapped with when last written or re-wrapped here. */
+  readonly keyId: string;
+  readonly writtenAt: string;
+}
+
+/** The store's list of encrypted files. */
+export class EncryptedFileRegistry {
+  constructor(private readonly db: Db = openStore()) {}
+
+  track(path: string, keyId: string, at: Date = new Date()): void {
+    this.db
+      .prepare(
+        `INSERT INTO encrypted_files (path, key_id, written_at) VALUES (?, ?, ?)
+         ON CONFLICT(path) DO UPDATE SET key_id = excluded.key_id, written_at = excluded.written_at`,
+      )
+      .run(path, keyId, at.toISOString());
+  }
+
+  forget(path: string): void {
+    this.db.prepare('DELETE FROM encrypted_files WHERE path = ?').run(path);
+  }
+
+  list(): TrackedFile[] {
+    return this.db
+      .prepare('SELECT path, key_id AS keyId, written_at AS writtenAt FROM encrypted_files ORDER BY path')
+      .all() as TrackedFile[];
+  }
+}
+
+/** An absolute path with its directory's symbolic links resolved (the file may not exist yet). */
+export async function canonicalPath(path: string): Promise<string> {
+  const full = resolve(path);
+  try {
+    return join(await realpath(dirname(full)), basename(full));
+  } catch {
+    return full;
+  }
+}
+
+/**
+ * Writes `plain` encrypted under the keyring's current key, atomically and readable by its owner
+ * only, and records it for rotation first (so no encrypted file goes unrecorded). Returns its size.
+ */
+export async function writeEncryptedFile(
+  path: string,
+  plain: string | Uint8Array,
+  keyring: Keyring,
+  registry: EncryptedFileRegistry = new EncryptedFileRegistry(),
+): Promise<number> {
+  const bytes = encryptBuffer(typeof plain === 'string' ? Buffer.from(plain) : plain, keyring);
+  registry.track(await canonicalPath(path), keyring.current().id);
+  await writeFileAtomic(path, bytes, { mode: 0o600 });
+  return bytes.length;
+}
+
+/** Encrypts the file `from` into `to` (streaming, owner-only), recorded for rotation first. */
+export async function encryptFileTracked(
+  from: string,
+  to: string,
+  keyring: Keyring,
+  registry: EncryptedFileRegistry = new EncryptedFileRegistry(),
+): Promise<void> {
+  registry.track(await canonicalPath(to), keyring.current().id);
+  await encryptFile(from, to, keyring);
+}
+
+/** Whether the file at `path` exists and starts like an encrypted file (eight bytes are read). */
+export async function isEncryptedFile(path: string): Promise<boolean> {
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    handle = await open(path, 'r');
+  } catch {
+    return false;
+  }
+  try {
+    if (!(await handle.stat()).isFile()) return false;
+    const head = Buffer.alloc(8);
+    await handle.read(head, 0, 8, 0);
+    return isEncrypted(head);
+  } finally {
+    await handle.close();
+  }
+}
+
+export interface RewrapReport {
+  /** Files now wrapped with the current key that were not before. */
+  readonly rewrapped: string[];
+  /** Files this keyring cannot open (another keyring's, or damaged): left as they are. */
+  readonly skipped: { file: string; reason: string }[];
+  /** Recorded files that are gone or no longer encrypted: dropped from the record. */
+  readonly forgotten: string[];
+}
+
+/**
+ * Re-wraps every recorded encrypted file and every `extra` one under the keyring's current key
+ * (the bodies are copied unchanged), and records the extra ones from then on.
+ */
+export async function rewrapAll(
+  keyring: Keyring,
+  extra: readonly string[] = [],
+  registry: EncryptedFileRegistry = new EncryptedFileRegistry(),
+): Promise<RewrapReport> {
+  const report: RewrapReport = { rewrapped: [], skipped: [], forgotten: [] };
+  const recorded = registry.list().map((f) => f.path);
+  const files = new Set(recorded);
+  for (const file of extra) files.add(await canonicalPath(file));
+  for (const file of files) {
+    if (!(await isEncryptedFile(file))) {
+      if (recorded.includes(file)) {
+        registry.forget(file);
+        report.forgotten.push(file);
+      }
+      continue;
+    }
+    try {
+      const { from, to } = await rewrapFile(file, keyring);
+      if (from !== to) report.rewrapped.push(file);
+      registry.track(file, to);
+    } catch (error) {
+      if (!isNeuroclusterError(error) || error.category !== 'security') throw error;
+      report.skipped.push({ file, reason: error.message });
+    }
+  }
+  return report;
+}
+
+/**
+ * Refuses to retire `keyId` while a recorded file is still wrapped with it (its preamble says so):
+ * retiring it would make that file unreadable. `keys rotate` first re-wraps them.
+ */
+export async function assertKeyUnused(
+  keyId: string,
+  registry: EncryptedFileRegistry = new EncryptedFileRegistry(),
+): Promise<void> {
+  const needing: string[] = [];
+  for (const { path } of registry.list()) {
+    if (!(await isEncryptedFile(path))) continue;
+    try {
+      if ((await fileWrappedWith(path)) === keyId) needing.push(path);
+    } catch {
+      // a damaged file needs no key
+    }
+  }
+  if (needing.length > 0) {
+    const shown = needing.slice(0, 3).join(', ');
+    throw new UsageError(
+      `key ${keyId} still wraps ${needing.length} file(s) (${shown}${needing.length > 3 ? ', ...' : ''}): ` +
+        'run `neurocluster keys rotate` first to re-wrap them, or pass --force to retire it and lose them',
+    );
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * The record of encrypted files: every file the engine encrypts is recorded (by its real path)
+ * before it is written, owner-only; rotation re-wraps recorded files wherever they are, forgets
+ * those gone or no longer encrypted, names those another keyring wrote; a key a recorded file
+ * still needs is not retired; readers take encrypted and plain files alike.
+ */
+import { mkdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import {
+  assertKeyUnused,
+  EncryptedFileRegistry,
+  encryptFileTracked,
+  rewrapAll,
+  writeEncryptedFile,
+} from '../../src/security/encrypted-files.js';
+import { decryptBuffer, fileWrappedWith, readFileDecrypted } from '../../src/security/envelope.js';
+import { Keyring } from '../../src/security/keyring.js';
+import { openStore } from '../../src/store/db.js';
+import { tempDir } from '../helpers.js';
+
+function setting() {
+  const dir = realpathSync(tempDir());
+  const keyring = Keyring.open({ env: { NEUROCLUSTER_KEYRING: join(dir, 'keyring.json') }, warn: () => {} });
+  const registry = new EncryptedFileRegistry(openStore(join(dir, 'store.db')));
+  return { dir, keyring, registry };
+}
+
+describe('the record of encrypted files', () => {
+  it('records a file by its real path before writing it, owner-only, readable again', async () => {
+    const { dir, keyring, registry } = setting();
+    mkdirSync(join(dir, 'real'));
+    symlinkSync(join(dir, 'real'), join(dir, 'link'));
+    const size = await writeEncryptedFile(join(dir, 'link', 'result.json'), '{"k":3}\n', keyring, registry);
+    const path = join(dir, 'real', 'result.json');
+    expect(statSync(path).size).toBe(size);
+    expect(statSync(path).mode & 0o077).toBe(0);
+    expect(registry.list()).toEqual([
+      { path, keyId: keyring.current().id, writtenAt: expect.stringMatching(/^\d{4}-/) },
+    ]);
+    expect(decryptBuffer(readFileSync(path), keyring).toString()).toBe('{"k":3}\n');
+    // Readers take either kind.
+    expect((await readFileDecrypted(path, () => keyring)).toString()).toBe('{"k":3}\n');
+    writeFileSync(join(dir, 'plain.txt'), 'plain');
+    expect((await readFileDecrypted(join(dir, 'plain.txt'), () => keyring)).toString()).toBe('plain');
+  });
+
+  it('rotation re-wraps recorded files wherever they are, forgets the gone and the plain, names the foreign', async () => {
+    const { dir, keyring, registry } = setting();
+    const kept = join(dir, 'a', 'model.json');
+    const gone = join(dir, 'b', 'gone.json');
+    const overwritten = join(dir, 'c', 'now-plain.csv');
+    for (const p of [kept, gone, overwritten]) {
+      mkdirSync(join(p, '..'), { recursive: true });
+      await writeEncryptedFile(p, `body of ${p}`, keyring, registry);
+    }
+    rmSync(gone);
+    writeFileSync(overwritten, 'label\n0\n');
+    // A file from another keyring, found by a directory search (not recorded).
+    const other = Keyring.open({ env: { NEUROCLUSTER_KEYRING: join(dir, 'other.json') }, warn: () => {} });
+    const foreign = join(dir, 'foreign.bin');
+    await writeEncryptedFile(
+      foreign,
+      'not ours',
+      other,
+      new EncryptedFileRegistry(openStore(join(dir, 'o.db'))),
+    );
+    // A file encrypted before the record existed, found by a directory search.
+    const older = join(dir, 'older.bin');
+    writeFileSync(older, readFileSync(kept));
+
+    const from = keyring.current().id;
+    const to = keyring.rotate();
+    const report = await rewrapAll(keyring, [foreign, older], registry);
+    expect(report.rewrapped.sort()).toEqual([kept, older].sort());
+    expect(report.forgotten.sort()).toEqual([gone, overwritten].sort());
+    expect(report.skipped).toEqual([{ file: foreign, reason: expect.stringMatching(/key/) }]);
+    expect(await fileWrappedWith(kept)).toBe(to);
+    expect(registry.list().map((f) => [f.path, f.keyId])).toEqual(
+      [
+        [kept, to],
+        [older, to],
+      ].sort(),
+    );
+    // The body is unchanged and still reads; the old key is no longer needed.
+    expect(decryptBuffer(readFileSync(kept), keyring).toString()).toBe(`body of ${kept}`);
+    await expect(assertKeyUnused(from, registry)).resolves.toBeUndefined();
+  });
+
+  it('refuses to retire a key a recorded file still needs, naming the file', async () => {
+    const { dir, keyring, registry } = setting();
+    const path = join(dir, 'labels.csv.enc');
+    writeFileSync(join(dir, 'labels.csv'), 'label\n1\n');
+    await encryptFileTracked(join(dir, 'labels.csv'), path, keyring, registry);
+    const old = keyring.current().id;
+    keyring.rotate();
+    await expect(assertKeyUnused(old, registry)).rejects.toMatchObject({
+      code: 'NEUROCLUSTER_ERR_INVALID_ARGUMENT',
+      message: expect.stringContaining(`key ${old} still wraps 1 file(s) (${path})`),
+    });
+    await rewrapAll(keyring, [], registry);
+    await expect(assertKeyUnused(old, registry)).resolves.toBeUndefined();
+  });
+});
