@@ -64,9 +64,28 @@ export async function writeEncryptedFile(
   registry: EncryptedFileRegistry = new EncryptedFileRegistry(),
 ): Promise<number> {
   const bytes = encryptBuffer(typeof plain === 'string' ? Buffer.from(plain) : plain, keyring);
-  registry.track(await canonicalPath(path), keyring.current().id);
-  await writeFileAtomic(path, bytes, { mode: 0o600 });
+  await tracked(path, keyring, registry, () => writeFileAtomic(path, bytes, { mode: 0o600 }));
   return bytes.length;
+}
+
+/**
+ * Records `path` before `write` makes it, so an encrypted file never goes unrecorded, even when the
+ * process dies mid-way; a write that fails and leaves no encrypted file there is forgotten again.
+ */
+async function tracked(
+  path: string,
+  keyring: Keyring,
+  registry: EncryptedFileRegistry,
+  write: () => Promise<void>,
+): Promise<void> {
+  const canonical = await canonicalPath(path);
+  registry.track(canonical, keyring.current().id);
+  try {
+    await write();
+  } catch (error) {
+    if (!(await isEncryptedFile(canonical))) registry.forget(canonical);
+    throw error;
+  }
 }
 
 /** Encrypts the file `from` into `to` (streaming, owner-only), recorded for rotation first. */
@@ -76,8 +95,7 @@ export async function encryptFileTracked(
   keyring: Keyring,
   registry: EncryptedFileRegistry = new EncryptedFileRegistry(),
 ): Promise<void> {
-  registry.track(await canonicalPath(to), keyring.current().id);
-  await encryptFile(from, to, keyring);
+  await tracked(to, keyring, registry, () => encryptFile(from, to, keyring));
 }
 
 /** Whether the file at `path` exists and starts like an encrypted file (eight bytes are read). */

@@ -18,7 +18,7 @@
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { open, readFile, rename, rm } from 'node:fs/promises';
-import { SecurityError } from '../resilience/errors.js';
+import { DataError, isNeuroclusterError, OutputError, SecurityError } from '../resilience/errors.js';
 import { Keyring } from './keyring.js';
 
 const MAGIC = Buffer.from('NCENC\0\0\x01', 'latin1');
@@ -211,29 +211,22 @@ export async function encryptFile(
   keyring: Keyring,
   chunk = DEFAULT_CHUNK,
 ): Promise<void> {
-  const src = await open(from, 'r');
-  const tmp = `${to}.${process.pid}.tmp`;
-  const dst = await open(tmp, 'w', 0o600);
+  const src = await openToRead(from);
   try {
-    const writer = encryptor(keyring, chunk);
-    await dst.write(writer.preamble);
-    const size = (await src.stat()).size;
-    const total = Math.max(1, Math.ceil(size / chunk));
-    const buf = Buffer.alloc(chunk);
-    for (let i = 0; i < total; i++) {
-      const { bytesRead } = await src.read(buf, 0, chunk, i * chunk);
-      await dst.write(writer.chunk(buf.subarray(0, bytesRead), i === total - 1));
-    }
-    await dst.sync();
-  } catch (error) {
-    await dst.close();
-    await rm(tmp, { force: true });
-    throw error;
+    await writeThrough(to, async (dst) => {
+      const writer = encryptor(keyring, chunk);
+      await dst.write(writer.preamble);
+      const size = (await src.stat()).size;
+      const total = Math.max(1, Math.ceil(size / chunk));
+      const buf = Buffer.alloc(chunk);
+      for (let i = 0; i < total; i++) {
+        const { bytesRead } = await src.read(buf, 0, chunk, i * chunk);
+        await dst.write(writer.chunk(buf.subarray(0, bytesRead), i === total - 1));
+      }
+    });
   } finally {
     await src.close();
   }
-  await dst.close();
-  await rename(tmp, to);
 }
 
 /**
@@ -241,41 +234,32 @@ export async function encryptFile(
  * appears only once every chunk has authenticated, the last one included.
  */
 export async function decryptFile(from: string, to: string, keyring: Keyring): Promise<void> {
-  const src = await open(from, 'r');
-  const tmp = `${to}.${process.pid}.tmp`;
-  let dst: Awaited<ReturnType<typeof open>> | undefined;
+  const src = await openToRead(from);
   try {
     const { head, size } = await headOf(src);
     const { header, headerBytes, wrap, bodyAt } = readPreamble(head);
     const dataKey = unwrapKey(wrap, header.file, keyring);
-    dst = await open(tmp, 'w', 0o600);
-    const len = Buffer.alloc(4);
-    const buf = Buffer.alloc(header.chunk + TAG);
-    let at = bodyAt;
-    for (let index = 0; ; index++) {
-      if (at + 4 > size) throw broken(`truncated after chunk ${index}`);
-      await src.read(len, 0, 4, at);
-      const n = len.readUInt32BE(0);
-      if (n > header.chunk || at + 4 + n + TAG > size) throw broken(`chunk ${index} has a bad length`);
-      await src.read(buf, 0, n + TAG, at + 4);
-      at += 4 + n + TAG;
-      const last = at === size;
-      await dst.write(
-        openChunk(dataKey, headerBytes, index, last, buf.subarray(0, n), buf.subarray(n, n + TAG)),
-      );
-      if (last) break;
-    }
-    await dst.sync();
-  } catch (error) {
-    await dst?.close();
-    dst = undefined;
-    await rm(tmp, { force: true });
-    throw error;
+    await writeThrough(to, async (dst) => {
+      const len = Buffer.alloc(4);
+      const buf = Buffer.alloc(header.chunk + TAG);
+      let at = bodyAt;
+      for (let index = 0; ; index++) {
+        if (at + 4 > size) throw broken(`truncated after chunk ${index}`);
+        await src.read(len, 0, 4, at);
+        const n = len.readUInt32BE(0);
+        if (n > header.chunk || at + 4 + n + TAG > size) throw broken(`chunk ${index} has a bad length`);
+        await src.read(buf, 0, n + TAG, at + 4);
+        at += 4 + n + TAG;
+        const last = at === size;
+        await dst.write(
+          openChunk(dataKey, headerBytes, index, last, buf.subarray(0, n), buf.subarray(n, n + TAG)),
+        );
+        if (last) break;
+      }
+    });
   } finally {
     await src.close();
   }
-  await dst!.close();
-  await rename(tmp, to);
 }
 
 /**
@@ -291,24 +275,21 @@ export async function rewrapFile(path: string, keyring: Keyring): Promise<{ from
   const len = Buffer.alloc(4);
   len.writeUInt32BE(headerBytes.length);
   const preamble = Buffer.concat([MAGIC, len, headerBytes, frame(wrapKey(dataKey, header.file, current))]);
-  const tmp = `${path}.${process.pid}.tmp`;
-  const src = await open(path, 'r');
-  const dst = await open(tmp, 'w', 0o600);
+  const src = await openToRead(path);
   try {
-    await dst.write(preamble);
-    const buf = Buffer.alloc(1 << 20);
-    for (let at = bodyAt; at < size; ) {
-      const { bytesRead } = await src.read(buf, 0, buf.length, at);
-      if (bytesRead === 0) break;
-      await dst.write(buf.subarray(0, bytesRead));
-      at += bytesRead;
-    }
-    await dst.sync();
+    await writeThrough(path, async (dst) => {
+      await dst.write(preamble);
+      const buf = Buffer.alloc(1 << 20);
+      for (let at = bodyAt; at < size; ) {
+        const { bytesRead } = await src.read(buf, 0, buf.length, at);
+        if (bytesRead === 0) break;
+        await dst.write(buf.subarray(0, bytesRead));
+        at += bytesRead;
+      }
+    });
   } finally {
     await src.close();
-    await dst.close();
   }
-  await rename(tmp, path);
   return { from: wrap.kek, to: current.id };
 }
 
@@ -334,8 +315,56 @@ export async function readFileDecrypted(
   return isEncrypted(bytes) ? decryptBuffer(bytes, keyring()) : bytes;
 }
 
+type Handle = Awaited<ReturnType<typeof open>>;
+
+/** Opens a regular file to read; anything else is a read error that names it. */
+async function openToRead(path: string): Promise<Handle> {
+  const readError = (cause: unknown) =>
+    new DataError('NEUROCLUSTER_ERR_DATA_READ', `cannot read ${path}: ${(cause as Error).message}`, {
+      cause,
+      location: { file: path },
+    });
+  let handle: Handle;
+  try {
+    handle = await open(path, 'r');
+  } catch (cause) {
+    throw readError(cause);
+  }
+  if (!(await handle.stat()).isFile()) {
+    await handle.close();
+    throw readError(new Error('not a regular file'));
+  }
+  return handle;
+}
+
+/**
+ * Writes `to` through a temporary sibling (owner-only) renamed into place once `write` is done and
+ * synced, so `to` appears whole or not at all; a failure to write is an output error naming `to`.
+ */
+async function writeThrough(to: string, write: (dst: Handle) => Promise<void>): Promise<void> {
+  const tmp = `${to}.${process.pid}.tmp`;
+  const writeError = (cause: unknown) =>
+    new OutputError(`cannot write ${to}: ${(cause as Error).message}`, { cause, location: { file: to } });
+  let dst: Handle;
+  try {
+    dst = await open(tmp, 'w', 0o600);
+  } catch (cause) {
+    throw writeError(cause);
+  }
+  try {
+    await write(dst);
+    await dst.sync();
+    await dst.close();
+    await rename(tmp, to);
+  } catch (error) {
+    await dst.close().catch(() => {});
+    await rm(tmp, { force: true });
+    throw isNeuroclusterError(error) ? error : writeError(error);
+  }
+}
+
 /** The first bytes of an open file, enough for the preamble (two frames of at most 64 KiB). */
-async function headOf(handle: Awaited<ReturnType<typeof open>>): Promise<{ head: Buffer; size: number }> {
+async function headOf(handle: Handle): Promise<{ head: Buffer; size: number }> {
   const size = (await handle.stat()).size;
   const head = Buffer.alloc(Math.min(size, 1 << 17));
   await handle.read(head, 0, head.length, 0);
@@ -343,7 +372,7 @@ async function headOf(handle: Awaited<ReturnType<typeof open>>): Promise<{ head:
 }
 
 async function headOfFile(path: string): Promise<{ head: Buffer; size: number }> {
-  const handle = await open(path, 'r');
+  const handle = await openToRead(path);
   try {
     return await headOf(handle);
   } finally {

@@ -91,7 +91,8 @@ export function checksumOf(body: unknown): string {
 
 /**
  * Writes a model file atomically (a temporary file renamed into place); with a keyring, encrypted
- * at rest (src/security/envelope.ts) around the same JSON document, and recorded for `keys rotate`. Returns its size in bytes.
+ * at rest (src/security/envelope.ts) around the same JSON document, owner-only and recorded for
+ * `keys rotate`. Returns its size in bytes.
  */
 export async function writeModelFile(path: string, body: ModelBody, keyring?: Keyring): Promise<number> {
   const doc = { format: MODEL_FORMAT, version: MODEL_VERSION, checksum: checksumOf(body), body };

@@ -87,6 +87,32 @@ describe('the record of encrypted files', () => {
     await expect(assertKeyUnused(from, registry)).resolves.toBeUndefined();
   });
 
+  it('a failed write is a read or output error naming the file, and leaves nothing recorded', async () => {
+    const { dir, keyring, registry } = setting();
+    await expect(
+      encryptFileTracked(join(dir, 'missing.csv'), join(dir, 'x.enc'), keyring, registry),
+    ).rejects.toMatchObject({
+      code: 'NEUROCLUSTER_ERR_DATA_READ',
+      location: { file: join(dir, 'missing.csv') },
+    });
+    await expect(encryptFileTracked(dir, join(dir, 'x.enc'), keyring, registry)).rejects.toMatchObject({
+      code: 'NEUROCLUSTER_ERR_DATA_READ',
+      message: expect.stringContaining('not a regular file'),
+    });
+    writeFileSync(join(dir, 'data.csv'), 'x\n1\n');
+    const nowhere = join(dir, 'no-such-dir', 'x.enc');
+    await expect(encryptFileTracked(join(dir, 'data.csv'), nowhere, keyring, registry)).rejects.toMatchObject(
+      {
+        code: 'NEUROCLUSTER_ERR_IO',
+        location: { file: nowhere },
+      },
+    );
+    await expect(writeEncryptedFile(nowhere, 'x', keyring, registry)).rejects.toMatchObject({
+      code: 'NEUROCLUSTER_ERR_IO',
+    });
+    expect(registry.list()).toEqual([]);
+  });
+
   it('refuses to retire a key a recorded file still needs, naming the file', async () => {
     const { dir, keyring, registry } = setting();
     const path = join(dir, 'labels.csv.enc');
