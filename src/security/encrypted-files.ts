@@ -4,7 +4,7 @@
  * (not only those under the directories it is told to search), and `keys retire` refuses a key
  * that a file still needs instead of making that file unreadable.
  */
-import { open, realpath } from 'node:fs/promises';
+import { open, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { isNeuroclusterError, UsageError } from '../resilience/errors.js';
 import { writeFileAtomic } from '../store/atomic.js';
@@ -100,6 +100,8 @@ export async function encryptFileTracked(
 
 /** Whether the file at `path` exists and starts like an encrypted file (eight bytes are read). */
 export async function isEncryptedFile(path: string): Promise<boolean> {
+  // Judged by stat before opening: opening a FIFO to read would wait for a writer.
+  if (!(await stat(path).catch(() => undefined))?.isFile()) return false;
   let handle: Awaited<ReturnType<typeof open>>;
   try {
     handle = await open(path, 'r');
@@ -107,7 +109,6 @@ export async function isEncryptedFile(path: string): Promise<boolean> {
     return false;
   }
   try {
-    if (!(await handle.stat()).isFile()) return false;
     const head = Buffer.alloc(8);
     await handle.read(head, 0, 8, 0);
     return isEncrypted(head);
