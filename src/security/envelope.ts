@@ -17,7 +17,7 @@
  * KEK id as additional data. Every failure is NEUROCLUSTER_ERR_INTEGRITY, naming what failed.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { open, readFile, rename, rm } from 'node:fs/promises';
+import { open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { DataError, isNeuroclusterError, OutputError, SecurityError } from '../resilience/errors.js';
 import { Keyring } from './keyring.js';
 
@@ -266,17 +266,23 @@ export async function decryptFile(from: string, to: string, keyring: Keyring): P
  * Re-wraps a file's data key under the keyring's current key, copying the body unchanged; the
  * file is replaced atomically. Returns the KEK ids before and after.
  */
-export async function rewrapFile(path: string, keyring: Keyring): Promise<{ from: string; to: string }> {
-  const { head, size } = await headOfFile(path);
-  const { header, headerBytes, wrap, bodyAt } = readPreamble(head);
-  const current = keyring.current();
-  if (wrap.kek === current.id) return { from: wrap.kek, to: wrap.kek };
-  const dataKey = unwrapKey(wrap, header.file, keyring);
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(headerBytes.length);
-  const preamble = Buffer.concat([MAGIC, len, headerBytes, frame(wrapKey(dataKey, header.file, current))]);
+export async function rewrapFile(
+  path: string,
+  keyring: Keyring,
+  /** Runs after the copy, before the check that the file is unchanged (tests make a writer race here). */
+  afterCopy?: () => Promise<void>,
+): Promise<{ from: string; to: string }> {
   const src = await openToRead(path);
   try {
+    const opened = await src.stat();
+    const { head, size } = await headOf(src);
+    const { header, headerBytes, wrap, bodyAt } = readPreamble(head);
+    const current = keyring.current();
+    if (wrap.kek === current.id) return { from: wrap.kek, to: wrap.kek };
+    const dataKey = unwrapKey(wrap, header.file, keyring);
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(headerBytes.length);
+    const preamble = Buffer.concat([MAGIC, len, headerBytes, frame(wrapKey(dataKey, header.file, current))]);
     await writeThrough(path, async (dst) => {
       await dst.write(preamble);
       const buf = Buffer.alloc(1 << 20);
@@ -286,11 +292,18 @@ export async function rewrapFile(path: string, keyring: Keyring): Promise<{ from
         await dst.write(buf.subarray(0, bytesRead));
         at += bytesRead;
       }
+      await afterCopy?.();
+      // A writer that replaced or changed the file meanwhile (a model saved again) wins: its bytes
+      // stay, rather than this copy of the old ones; the file keeps its key until the next rotation.
+      const now = await stat(path).catch(() => undefined);
+      if (!now || now.ino !== opened.ino || now.mtimeMs !== opened.mtimeMs || now.size !== opened.size) {
+        throw new SecurityError(`${path} changed while it was being re-wrapped: left as it is`);
+      }
     });
+    return { from: wrap.kek, to: current.id };
   } finally {
     await src.close();
   }
-  return { from: wrap.kek, to: current.id };
 }
 
 /** The KEK id a file is wrapped with (for listings). */

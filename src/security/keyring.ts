@@ -5,9 +5,25 @@
  * it cannot be rotated here); otherwise `$NEUROCLUSTER_HOME/keys/keyring.json`, created on first
  * use with mode 0600 (its directory 0700) and a warning, because losing it loses every file it
  * encrypted. Rotation adds a new current key; older keys still decrypt until they are retired.
+ *
+ * Several processes share the file: it is created once (the first creation wins, the others read
+ * it), changed only under a lock file and on what the file holds at that moment, and a key this
+ * process has not seen is looked for again in the file before it is called unknown.
  */
 import { hkdfSync, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { neuroclusterHome } from '../config/home.js';
 import { SecurityError } from '../resilience/errors.js';
@@ -57,23 +73,22 @@ export class Keyring {
     const file = env.NEUROCLUSTER_KEYRING ?? join(neuroclusterHome(env), 'keys', 'keyring.json');
     if (!existsSync(file)) {
       const first = newKey();
-      const ring = new Keyring(
-        { format: 'neurocluster-keyring', version: 1, current: first.id, keys: [first] },
-        file,
-      );
-      ring.save();
-      (source.warn ?? ((m: string) => process.stderr.write(`neurocluster: warning: ${m}\n`)))(
-        `created a new keyring at ${file} (mode 0600): back it up; every file it encrypts is lost without it`,
-      );
-      return ring;
+      const doc: KeyringDocument = {
+        format: 'neurocluster-keyring',
+        version: 1,
+        current: first.id,
+        keys: [first],
+      };
+      // Processes starting at once on a fresh home must agree on one keyring: only the first
+      // creation takes, and the others read what it wrote.
+      if (createOnce(file, doc)) {
+        (source.warn ?? ((m: string) => process.stderr.write(`neurocluster: warning: ${m}\n`)))(
+          `created a new keyring at ${file} (mode 0600): back it up; every file it encrypts is lost without it`,
+        );
+        return new Keyring(doc, file);
+      }
     }
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (cause) {
-      throw new SecurityError(`cannot read the keyring ${file}: ${(cause as Error).message}`, { cause });
-    }
-    return new Keyring(parse(text, file), file);
+    return new Keyring(readDocument(file), file);
   }
 
   /** The current key: what new files are wrapped with. */
@@ -86,7 +101,12 @@ export class Keyring {
    * (checking the signature of an old audit record is not reading data).
    */
   key(id: string, verifyOnly = false): Buffer {
-    const entry = this.doc.keys.find((k) => k.id === id);
+    let entry = this.doc.keys.find((k) => k.id === id);
+    // Another process may have added it (rotated) since this keyring was read.
+    if (!entry && this.file && existsSync(this.file)) {
+      this.doc = readDocument(this.file);
+      entry = this.doc.keys.find((k) => k.id === id);
+    }
     if (!entry) throw new SecurityError(`key ${id} is not in the keyring${this.file ? ` ${this.file}` : ''}`);
     if (entry.retiredAt && !verifyOnly)
       throw new SecurityError(`key ${id} was retired on ${entry.retiredAt}`);
@@ -108,30 +128,114 @@ export class Keyring {
   /** Adds a new current key (older ones still decrypt); returns its ID. */
   rotate(): string {
     const next = newKey();
-    this.doc = { ...this.doc, current: next.id, keys: [...this.doc.keys, next] };
-    this.save();
+    this.update((doc) => ({ ...doc, current: next.id, keys: [...doc.keys, next] }));
     return next.id;
   }
 
   /** Retires a key that is not current: files still wrapped with it can no longer be read. */
   retire(id: string): void {
-    if (id === this.doc.current) throw new SecurityError(`key ${id} is current: rotate first`);
-    this.key(id);
-    this.doc = {
-      ...this.doc,
-      keys: this.doc.keys.map((k) => (k.id === id ? { ...k, retiredAt: new Date().toISOString() } : k)),
-    };
-    this.save();
+    this.update((doc) => {
+      if (id === doc.current) throw new SecurityError(`key ${id} is current: rotate first`);
+      const entry = doc.keys.find((k) => k.id === id);
+      if (!entry) throw new SecurityError(`key ${id} is not in the keyring ${this.file}`);
+      if (entry.retiredAt) throw new SecurityError(`key ${id} was retired on ${entry.retiredAt}`);
+      return {
+        ...doc,
+        keys: doc.keys.map((k) => (k.id === id ? { ...k, retiredAt: new Date().toISOString() } : k)),
+      };
+    });
   }
 
-  private save(): void {
-    if (!this.file)
+  /**
+   * Changes the keyring file: under its lock, on the file as it is now (not as this process read
+   * it), so that two processes rotating at once both keep their keys and neither loses the other's.
+   */
+  private update(change: (doc: KeyringDocument) => KeyringDocument): void {
+    const file = this.file;
+    if (!file)
       throw new SecurityError('the keyring comes from NEUROCLUSTER_KEYRING_JSON: change it where it is kept');
-    mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
-    const tmp = `${this.file}.${process.pid}.tmp`;
-    writeFileSync(tmp, `${JSON.stringify(this.doc, null, 2)}\n`, { mode: 0o600 });
-    chmodSync(tmp, 0o600);
-    renameSync(tmp, this.file);
+    withLock(`${file}.lock`, () => {
+      const doc = change(existsSync(file) ? readDocument(file) : this.doc);
+      writeDocument(file, doc);
+      this.doc = doc;
+    });
+  }
+}
+
+function readDocument(file: string): KeyringDocument {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (cause) {
+    throw new SecurityError(`cannot read the keyring ${file}: ${(cause as Error).message}`, { cause });
+  }
+  return parse(text, file);
+}
+
+/** Writes the keyring through a temporary file, mode 0600, renamed into place. */
+function writeDocument(file: string, doc: KeyringDocument): void {
+  const tmp = temporary(file, doc);
+  try {
+    renameSync(tmp, file);
+  } catch (cause) {
+    rmSync(tmp, { force: true });
+    throw new SecurityError(`cannot write the keyring ${file}: ${(cause as Error).message}`, { cause });
+  }
+}
+
+/** Creates the keyring file unless one exists (a hard link fails on an existing name); true if this call made it. */
+function createOnce(file: string, doc: KeyringDocument): boolean {
+  const tmp = temporary(file, doc);
+  try {
+    linkSync(tmp, file);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw new SecurityError(`cannot create the keyring ${file}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+}
+
+function temporary(file: string, doc: KeyringDocument): string {
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(doc, null, 2)}\n`, { mode: 0o600 });
+  chmodSync(tmp, 0o600);
+  return tmp;
+}
+
+/** A lock held by another process for longer than this is taken as left by a process that died. */
+const STALE_LOCK_MS = 30_000;
+const LOCK_WAIT_MS = 10_000;
+
+/** Runs `work` holding an exclusive lock file (created with O_EXCL), waiting for it up to 10 s. */
+function withLock(lock: string, work: () => void): void {
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    try {
+      closeSync(openSync(lock, 'wx', 0o600));
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
+        throw new SecurityError(`cannot lock the keyring (${lock}): ${(error as Error).message}`, {
+          cause: error,
+        });
+      }
+      const age = Date.now() - (statSync(lock, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
+      if (age > STALE_LOCK_MS) rmSync(lock, { force: true });
+      else if (Date.now() > deadline)
+        throw new SecurityError(`the keyring is locked by another process (${lock}); try again`);
+      else Atomics.wait(pause, 0, 0, 10);
+    }
+  }
+  try {
+    work();
+  } finally {
+    rmSync(lock, { force: true });
   }
 }
 

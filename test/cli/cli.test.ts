@@ -3,7 +3,7 @@
  * holds exactly one JSON line with --json, errors are one line on stderr with a stable code,
  * exit status 0 / 2 / 1, and no partial output file is left behind.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -931,6 +931,40 @@ describe('encrypted results and files, from the command line', () => {
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
     expect(r.stderr).toMatch(/NEUROCLUSTER_ERR_INTEGRITY: encrypted file: chunk \d+ does not authenticate/);
+  });
+});
+
+describe('the keyring shared by processes running at once', () => {
+  /** The CLI as a child process that runs alongside others. */
+  function cliAsync(args: string[], env: Record<string, string>) {
+    return new Promise<{ code: number | null; stdout: string; stderr: string }>((done) => {
+      const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, ...env } });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d) => {
+        stdout += d;
+      });
+      child.stderr.on('data', (d) => {
+        stderr += d;
+      });
+      child.on('close', (code) => done({ code, stdout, stderr }));
+    });
+  }
+
+  it('four rotations at once on a fresh home: one keyring, every new key kept, the audit chain intact', async () => {
+    const env = { NEUROCLUSTER_HOME: join(dir, 'concurrent-home') };
+    const runs = await Promise.all([1, 2, 3, 4].map(() => cliAsync(['keys', 'rotate', '--json'], env)));
+    for (const r of runs) expect(r.code, r.stderr).toBe(0);
+    const rotations = runs.map((r) => JSON.parse(r.stdout) as { from: string; to: string });
+    // Only one process created the keyring (and warned); all of them started from its key or a later one.
+    expect(runs.filter((r) => r.stderr.includes('created a new keyring'))).toHaveLength(1);
+    const { keys } = JSON.parse(cli(['keys', 'list', '--json'], env).stdout) as { keys: { id: string }[] };
+    expect(keys).toHaveLength(5);
+    const ids = keys.map((k) => k.id);
+    for (const { from, to } of rotations) expect(ids).toEqual(expect.arrayContaining([from, to]));
+    const verify = cli(['audit', 'verify', '--json'], env);
+    expect(verify.code, verify.stdout).toBe(0);
+    expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true, records: 4 });
   });
 });
 

@@ -4,7 +4,7 @@
  * appended; truncation), rotation that re-wraps without touching bodies, and the keyring file.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isNeuroclusterError } from '../../src/resilience/errors.js';
@@ -119,6 +119,24 @@ describe('envelope encryption', () => {
     expect(existsSync(join(dir, 'cut.out'))).toBe(false);
   });
 
+  it('leaves a file that a writer replaced during its re-wrap as the writer left it', async () => {
+    const keys = ring();
+    const dir = tempDir();
+    const path = join(dir, 'model.bin');
+    writeFileSync(path, encryptBuffer(Buffer.from('the model as it was'), keys));
+    keys.rotate();
+    const saveAgain = async () => {
+      writeFileSync(`${path}.new`, encryptBuffer(Buffer.from('the model saved again'), keys));
+      renameSync(`${path}.new`, path);
+    };
+    await expect(rewrapFile(path, keys, saveAgain)).rejects.toMatchObject({
+      code: 'NEUROCLUSTER_ERR_SECURITY',
+      message: expect.stringContaining('changed while it was being re-wrapped'),
+    });
+    expect(decryptBuffer(readFileSync(path), keys).toString()).toBe('the model saved again');
+    expect(readdirSync(dir)).toEqual(['model.bin']);
+  });
+
   it('keeps the keyring at mode 0600, created once with a warning, and refuses a foreign one', () => {
     const dir = tempDir();
     const file = join(dir, 'keys', 'keyring.json');
@@ -131,6 +149,25 @@ describe('envelope encryption', () => {
     expect(first.list()).toEqual([expect.objectContaining({ current: true })]);
     writeFileSync(file, '{"format":"something-else"}');
     expect(() => Keyring.open({ env: { NEUROCLUSTER_KEYRING: file } })).toThrow(/not a neurocluster keyring/);
+  });
+
+  it('keeps the keys of two holders of one keyring file that both rotate, and reads keys the other added', () => {
+    const file = join(tempDir(), 'keyring.json');
+    const a = Keyring.open({ env: { NEUROCLUSTER_KEYRING: file }, warn: () => {} });
+    const b = Keyring.open({ env: { NEUROCLUSTER_KEYRING: file }, warn: () => {} });
+    const first = a.current().id;
+    const fromA = a.rotate();
+    const fromB = b.rotate();
+    const onDisk = Keyring.open({ env: { NEUROCLUSTER_KEYRING: file } });
+    expect(onDisk.list().map((k) => k.id)).toEqual([first, fromA, fromB]);
+    expect(onDisk.current().id).toBe(fromB);
+    // a read the file before b's key existed: a file wrapped with it still opens through a.
+    const sealed = encryptBuffer(Buffer.from('written after b rotated'), b);
+    expect(decryptBuffer(sealed, a).toString()).toBe('written after b rotated');
+    // Retiring works on the file as it is, and refuses a key twice.
+    a.retire(fromA);
+    expect(() => b.retire(fromA)).toThrow(/was retired on/);
+    expect(existsSync(`${file}.lock`)).toBe(false);
   });
 
   it('reads a keyring from the environment, read-only', () => {
