@@ -355,7 +355,7 @@ async function openToRead(path: string): Promise<Handle> {
  * synced, so `to` appears whole or not at all; a failure to write is an output error naming `to`.
  */
 async function writeThrough(to: string, write: (dst: Handle) => Promise<void>): Promise<void> {
-  const tmp = `${to}.${process.pid}.tmp`;
+  const tmp = `${to}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   const writeError = (cause: unknown) =>
     new OutputError(`cannot write ${to}: ${(cause as Error).message}`, { cause, location: { file: to } });
   let dst: Handle;
