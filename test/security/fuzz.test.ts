@@ -5,15 +5,15 @@
  * input ends in a result or in one of the engine's errors (a code, a message), never another
  * exception, a crash or a hang (each case runs under a time limit).
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkConfig } from '../../src/config/levels.js';
 import { readConfigFile } from '../../src/config/load.js';
-import { parseDataset } from '../../src/data/load.js';
+import { loadDataset, parseDataset } from '../../src/data/load.js';
 import { Random } from '../../src/random.js';
 import { isNeuroclusterError } from '../../src/resilience/errors.js';
-import { decryptBuffer, encryptBuffer } from '../../src/security/envelope.js';
+import { decryptBuffer, decryptFile, encryptBuffer } from '../../src/security/envelope.js';
 import { Keyring } from '../../src/security/keyring.js';
 import { readModelFile } from '../../src/store/model-file.js';
 import { tempDir } from '../helpers.js';
@@ -200,6 +200,26 @@ describe('the model and encrypted-file readers under fuzzing', () => {
       const outcome = await survives(`ciphertext #${i}`, () => decryptBuffer(bad, keyring));
       if (outcome === 'ok')
         expect(Buffer.from(bad).equals(sealed), `ciphertext #${i} decrypted though changed`).toBe(true);
+    }
+  });
+});
+
+describe('encrypted data files under fuzzing', () => {
+  it('load an encrypted CSV only when it is intact, and stream-decrypt nothing from a changed one', async () => {
+    const dir = tempDir();
+    const keyring = Keyring.open({ warn: () => {} });
+    const sealed = encryptBuffer(SEEDS[0]![1], keyring, 16);
+    for (let i = 0; i < 200; i++) {
+      const bad = i === 0 ? sealed : mutate(sealed);
+      const path = join(dir, `data${i}.csv.enc`);
+      writeFileSync(path, bad);
+      const intact = Buffer.from(bad).equals(sealed);
+      const loaded = await survives(`encrypted csv #${i}`, () => loadDataset(path, OPTIONS));
+      expect(loaded === 'ok', `encrypted csv #${i}`).toBe(intact);
+      const out = join(dir, `plain${i}.csv`);
+      const streamed = await survives(`streamed #${i}`, () => decryptFile(path, out, keyring));
+      expect(streamed === 'ok', `streamed #${i}`).toBe(intact);
+      expect(existsSync(out), `streamed #${i} left output`).toBe(intact);
     }
   });
 });
