@@ -199,11 +199,17 @@ function createOnce(file: string, doc: KeyringDocument): boolean {
   }
 }
 
+/** The document in a new temporary file (mode 0600) beside the keyring file. */
 function temporary(file: string, doc: KeyringDocument): string {
-  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(doc, null, 2)}\n`, { mode: 0o600 });
-  chmodSync(tmp, 0o600);
+  try {
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+    writeFileSync(tmp, `${JSON.stringify(doc, null, 2)}\n`, { mode: 0o600 });
+    chmodSync(tmp, 0o600);
+  } catch (cause) {
+    rmSync(tmp, { force: true });
+    throw new SecurityError(`cannot write the keyring ${file}: ${(cause as Error).message}`, { cause });
+  }
   return tmp;
 }
 

@@ -920,8 +920,16 @@ describe('encrypted results and files, from the command line', () => {
     expect(lost.stderr).toMatch(/NEUROCLUSTER_ERR_SECURITY: .*retired/);
   });
 
-  it('decrypt refuses a plain file (exit 2) and a changed byte (exit 1), printing nothing', () => {
+  it('decrypt refuses a plain file (exit 2) and a changed byte (exit 1), printing nothing; encrypt keeps to the data roots', () => {
     expect(cli(['decrypt', IRIS], env).code).toBe(2);
+    expect(cli(['decrypt', at('result.json'), '--json'], env).stderr).toMatch(/--json .*give --out/);
+    const outside = cli(['encrypt', IRIS, '--out', at('outside.enc')], {
+      ...env,
+      NEUROCLUSTER_SECURITY__DATA_ROOTS: JSON.stringify([out]),
+    });
+    expect(outside.code).toBe(2);
+    expect(outside.stderr).toMatch(/NEUROCLUSTER_ERR_SECURITY_PATH: .*iris\.csv is outside the data roots/);
+    expect(existsSync(at('outside.enc'))).toBe(false);
     const enc = at('tampered.enc');
     expect(cli(['encrypt', IRIS, '--out', enc], env).code).toBe(0);
     const bytes = readFileSync(enc);

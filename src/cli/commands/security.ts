@@ -20,6 +20,7 @@ import {
 } from '../../security/encrypted-files.js';
 import { decryptBuffer, decryptFile, isEncrypted } from '../../security/envelope.js';
 import { Keyring } from '../../security/keyring.js';
+import { checkDataPath } from '../../security/secure-load.js';
 import { writeFileAtomic } from '../../store/atomic.js';
 import { audit, auditLog, errorDetails, outcomeOf } from '../audit.js';
 import { cliConfig, type GlobalFlags } from '../context.js';
@@ -143,10 +144,12 @@ export function encryptCommand(): Command {
         config,
         'file.encrypt',
         file,
-        () => encryptFileTracked(file, opts.out, Keyring.open()),
-        () => ({
-          out: opts.out,
-        }),
+        async () => {
+          // The file read is data: held to the data roots like the input of cluster.
+          checkDataPath(file, config.security.dataRoots);
+          await encryptFileTracked(file, opts.out, Keyring.open());
+        },
+        () => ({ out: opts.out }),
       );
       if (flags.json) process.stdout.write(`${JSON.stringify({ encrypted: opts.out })}\n`);
       else process.stdout.write(`${opts.out}\n`);
@@ -163,6 +166,12 @@ export function decryptCommand(): Command {
     .argument('<file>', 'the encrypted file')
     .option('--out <file>', 'write it here (streaming) instead of standard output')
     .action(async (file: string, opts: { out?: string }, command: Command) => {
+      const flags = command.optsWithGlobals() as GlobalFlags;
+      if (flags.json && !opts.out) {
+        throw new UsageError(
+          'decrypt writes the plain bytes to standard output, which --json keeps for one JSON line: give --out',
+        );
+      }
       const config = await cliConfig(command, []);
       const keyring = Keyring.open();
       const plain = await audited(
@@ -176,6 +185,8 @@ export function decryptCommand(): Command {
         () => ({ out: opts.out ?? '<stdout>' }),
       );
       if (plain) process.stdout.write(plain);
+      else if (flags.json) process.stdout.write(`${JSON.stringify({ decrypted: opts.out })}\n`);
+      else process.stdout.write(`${opts.out}\n`);
     });
 }
 
