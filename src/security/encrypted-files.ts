@@ -122,8 +122,20 @@ export interface RewrapReport {
   readonly rewrapped: string[];
   /** Files this keyring cannot open (another keyring's, or damaged): left as they are. */
   readonly skipped: { file: string; reason: string }[];
-  /** Recorded files that are gone or no longer encrypted: dropped from the record. */
+  /** Recorded files that were deleted or overwritten in plain: dropped from the record. */
   readonly forgotten: string[];
+  /**
+   * Recorded files whose directory is not there now (an unmounted drive, a moved folder): kept in
+   * the record with their key, which `keys retire` then refuses, until they are back.
+   */
+  readonly unreachable: string[];
+}
+
+/** Where a recorded file stands: encrypted, plain, deleted (its directory is there) or out of reach. */
+async function presence(path: string): Promise<'encrypted' | 'plain' | 'deleted' | 'unreachable'> {
+  if (await isEncryptedFile(path)) return 'encrypted';
+  if (await stat(path).catch(() => undefined)) return 'plain';
+  return (await stat(dirname(path)).catch(() => undefined))?.isDirectory() ? 'deleted' : 'unreachable';
 }
 
 /**
@@ -135,13 +147,15 @@ export async function rewrapAll(
   extra: readonly string[] = [],
   registry: EncryptedFileRegistry = new EncryptedFileRegistry(),
 ): Promise<RewrapReport> {
-  const report: RewrapReport = { rewrapped: [], skipped: [], forgotten: [] };
-  const recorded = registry.list().map((f) => f.path);
+  const report: RewrapReport = { rewrapped: [], skipped: [], forgotten: [], unreachable: [] };
+  const recorded = new Set(registry.list().map((f) => f.path));
   const files = new Set(recorded);
   for (const file of extra) files.add(await canonicalPath(file));
   for (const file of files) {
-    if (!(await isEncryptedFile(file))) {
-      if (recorded.includes(file)) {
+    const state = await presence(file);
+    if (state === 'unreachable' && recorded.has(file)) report.unreachable.push(file);
+    if (state !== 'encrypted') {
+      if ((state === 'plain' || state === 'deleted') && recorded.has(file)) {
         registry.forget(file);
         report.forgotten.push(file);
       }
@@ -160,16 +174,19 @@ export async function rewrapAll(
 }
 
 /**
- * Refuses to retire `keyId` while a recorded file is still wrapped with it (its preamble says so):
- * retiring it would make that file unreadable. `keys rotate` first re-wraps them.
+ * Refuses to retire `keyId` while a recorded file is still wrapped with it (its preamble says so),
+ * or was recorded with it and is out of reach now: retiring it would make that file unreadable.
+ * `keys rotate` first re-wraps them.
  */
 export async function assertKeyUnused(
   keyId: string,
   registry: EncryptedFileRegistry = new EncryptedFileRegistry(),
 ): Promise<void> {
   const needing: string[] = [];
-  for (const { path } of registry.list()) {
-    if (!(await isEncryptedFile(path))) continue;
+  for (const { path, keyId: recordedWith } of registry.list()) {
+    const state = await presence(path);
+    if (state === 'unreachable' && recordedWith === keyId) needing.push(`${path} (out of reach now)`);
+    if (state !== 'encrypted') continue;
     try {
       if ((await fileWrappedWith(path)) === keyId) needing.push(path);
     } catch {

@@ -4,7 +4,16 @@
  * those gone or no longer encrypted, names those another keyring wrote; a key a recorded file
  * still needs is not retired; readers take encrypted and plain files alike.
  */
-import { mkdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
@@ -111,6 +120,24 @@ describe('the record of encrypted files', () => {
       code: 'NEUROCLUSTER_ERR_IO',
     });
     expect(registry.list()).toEqual([]);
+  });
+
+  it('keeps a file whose directory is out of reach (an unmounted drive) in the record, guarding its key', async () => {
+    const { dir, keyring, registry } = setting();
+    const drive = join(dir, 'drive');
+    const path = join(drive, 'results', 'result.json');
+    mkdirSync(join(drive, 'results'), { recursive: true });
+    await writeEncryptedFile(path, '{"k":3}', keyring, registry);
+    renameSync(drive, join(dir, 'drive-unmounted'));
+    const old = keyring.current().id;
+    keyring.rotate();
+    const away = await rewrapAll(keyring, [], registry);
+    expect(away).toMatchObject({ rewrapped: [], forgotten: [], unreachable: [path] });
+    await expect(assertKeyUnused(old, registry)).rejects.toThrow(`${path} (out of reach now)`);
+    // Back again: the next rotation reaches it.
+    renameSync(join(dir, 'drive-unmounted'), drive);
+    expect((await rewrapAll(keyring, [], registry)).rewrapped).toEqual([path]);
+    await expect(assertKeyUnused(old, registry)).resolves.toBeUndefined();
   });
 
   it('refuses to retire a key a recorded file still needs, naming the file', async () => {

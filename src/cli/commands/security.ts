@@ -71,15 +71,25 @@ export function keysCommand(): Command {
           const dirs = [neuroclusterHome(), ...(opts.dir ?? [])];
           return rewrapAll(keyring, (await Promise.all(dirs.map(encryptedFiles))).flat());
         },
-        (r) => ({ from, to, rewrapped: r.rewrapped.length, skipped: r.skipped.length }),
+        (r) => ({
+          from,
+          to,
+          rewrapped: r.rewrapped.length,
+          skipped: r.skipped.length,
+          unreachable: r.unreachable.length,
+        }),
       );
       // Files this keyring cannot open (another keyring's, or damaged) are left as they are, and named.
       for (const s of report.skipped)
         process.stderr.write(`neurocluster: warning: not re-wrapped: ${s.file}: ${s.reason}\n`);
+      for (const file of report.unreachable)
+        process.stderr.write(
+          `neurocluster: warning: not re-wrapped: ${file}: its directory is not there now (it keeps its key until a rotation reaches it)\n`,
+        );
       if (flags.json) process.stdout.write(`${JSON.stringify({ from, to, ...report })}\n`);
       else
         process.stdout.write(
-          `current key ${to} (was ${from}); ${report.rewrapped.length} file(s) re-wrapped, ${report.skipped.length} skipped\n`,
+          `current key ${to} (was ${from}); ${report.rewrapped.length} file(s) re-wrapped, ${report.skipped.length} skipped, ${report.unreachable.length} out of reach\n`,
         );
     });
   cmd
