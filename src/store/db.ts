@@ -1,6 +1,7 @@
 /**
- * The engine's embedded store (the privacy ledger, the audit log's head, the encrypted files written): one SQLite database (better-sqlite3) at
- * `$NEUROCLUSTER_HOME/neurocluster.db`, in WAL mode so readers never block the writer, with a busy
+ * The engine's embedded store (the privacy ledger, the audit log's head, the record of encrypted
+ * files): one SQLite database (better-sqlite3) at `$NEUROCLUSTER_HOME/neurocluster.db`, in WAL
+ * mode so readers never block the writer, with a busy
  * timeout so that processes sharing it wait for each other's transactions instead of failing.
  * Schema changes are numbered migrations, applied in order and recorded in `user_version`.
  */
