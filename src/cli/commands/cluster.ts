@@ -8,7 +8,7 @@ import { audit, errorDetails, outcomeOf } from '../audit.js';
 import { cliConfig, cliLogger, type GlobalFlags } from '../context.js';
 import { schemaFlag } from '../options.js';
 import { formatNumber, labelsCsv, ProgressBar, table } from '../output.js';
-import { writeResultFile } from '../results.js';
+import { type Output, resultFile, writeOutputs } from '../results.js';
 
 const FLAGS = [
   schemaFlag('--k <n>', 'kmeans.nClusters'),
@@ -110,20 +110,13 @@ export function clusterCommand(): Command {
           details: { epsilon: p.epsilon, delta: p.delta ?? null, spent: p.spent, remaining: p.remaining },
         });
       }
-      // Each output is written atomically, one after the other.
-      let writing = { action: 'result.write', resource: '' };
-      try {
-        if (flags.out) {
-          writing = { action: 'result.write', resource: flags.out };
-          events.push(await writeResultFile(flags.out, `${JSON.stringify(json)}\n`, config));
-        }
-        if (flags.labelsOut) {
-          writing = { action: 'result.write', resource: flags.labelsOut };
-          events.push(await writeResultFile(flags.labelsOut, labelsCsv(result.labels, result.ids), config));
-        }
-        if (flags.plot) {
-          writing = { action: 'result.write', resource: flags.plot };
-          const svg = await renderClusterPlot({
+      const outputs: Output[] = [];
+      if (flags.out) outputs.push(resultFile(flags.out, () => `${JSON.stringify(json)}\n`, config));
+      if (flags.labelsOut)
+        outputs.push(resultFile(flags.labelsOut, () => labelsCsv(result.labels, result.ids), config));
+      if (flags.plot) {
+        const plot = async () =>
+          renderClusterPlot({
             backend: await defaultRegistry.get(result.backend),
             points: result.features,
             labels: result.labels,
@@ -135,18 +128,20 @@ export function clusterCommand(): Command {
             title: `${file}: ${result.method}, k = ${result.k}`,
             seed: result.seed,
           });
-          events.push(await writeResultFile(flags.plot, svg, config));
-        }
-        if (flags.saveModel) {
-          writing = { action: 'model.write', resource: flags.saveModel };
-          await clusterer.save(flags.saveModel);
-          events.push({ action: 'model.write', resource: flags.saveModel, outcome: 'success' });
-        }
-      } catch (error) {
-        audit(config, [...events, { ...writing, outcome: 'failure', details: errorDetails(error) }]);
-        throw error;
+        outputs.push(resultFile(flags.plot, plot, config));
       }
-      audit(config, events);
+      const model = flags.saveModel;
+      if (model) {
+        outputs.push({
+          action: 'model.write',
+          resource: model,
+          write: async () => {
+            await clusterer.save(model);
+            return undefined;
+          },
+        });
+      }
+      await writeOutputs(config, events, outputs);
 
       if (flags.json) {
         process.stdout.write(`${JSON.stringify(json)}\n`);

@@ -7,7 +7,7 @@ import { audit, errorDetails, outcomeOf } from '../audit.js';
 import { cliConfig, cliLogger, type GlobalFlags } from '../context.js';
 import { schemaFlag } from '../options.js';
 import { labelsCsv, table } from '../output.js';
-import { writeResultFile } from '../results.js';
+import { resultFile, writeOutputs } from '../results.js';
 
 const FLAGS = [
   schemaFlag('--backend <b>', 'engine.backend'),
@@ -70,21 +70,12 @@ export function predictCommand(): Command {
           details: { rows: labels.length, model: flags.model },
         },
       ];
-      if (flags.labelsOut) {
-        try {
-          events.push(await writeResultFile(flags.labelsOut, labelsCsv(labels, dataset.ids), config));
-        } catch (error) {
-          const failed: AuditEvent = {
-            action: 'result.write',
-            resource: flags.labelsOut,
-            outcome: 'failure',
-            details: errorDetails(error),
-          };
-          audit(config, [...events, failed]);
-          throw error;
-        }
-      }
-      audit(config, events);
+      const { labelsOut } = flags;
+      await writeOutputs(
+        config,
+        events,
+        labelsOut ? [resultFile(labelsOut, () => labelsCsv(labels, dataset.ids), config)] : [],
+      );
       const out = {
         labels: Array.from(labels),
         ...(dataset.ids ? { ids: [...dataset.ids] } : {}),
