@@ -17,8 +17,9 @@
  * KEK id as additional data. Every failure is NEUROCLUSTER_ERR_INTEGRITY, naming what failed.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { open, readFile, rename, rm, stat } from 'node:fs/promises';
-import { DataError, isNeuroclusterError, OutputError, SecurityError } from '../resilience/errors.js';
+import { open, readFile, stat } from 'node:fs/promises';
+import { DataError, SecurityError } from '../resilience/errors.js';
+import { writeStreamAtomic } from '../store/atomic.js';
 import { Keyring } from './keyring.js';
 
 const MAGIC = Buffer.from('NCENC\0\0\x01', 'latin1');
@@ -213,7 +214,7 @@ export async function encryptFile(
 ): Promise<void> {
   const src = await openToRead(from);
   try {
-    await writeThrough(to, async (dst) => {
+    await writeStreamAtomic(to, async (dst) => {
       const writer = encryptor(keyring, chunk);
       await dst.write(writer.preamble);
       const size = (await src.stat()).size;
@@ -239,7 +240,7 @@ export async function decryptFile(from: string, to: string, keyring: Keyring): P
     const { head, size } = await headOf(src);
     const { header, headerBytes, wrap, bodyAt } = readPreamble(head);
     const dataKey = unwrapKey(wrap, header.file, keyring);
-    await writeThrough(to, async (dst) => {
+    await writeStreamAtomic(to, async (dst) => {
       const len = Buffer.alloc(4);
       const buf = Buffer.alloc(header.chunk + TAG);
       let at = bodyAt;
@@ -283,7 +284,7 @@ export async function rewrapFile(
     const len = Buffer.alloc(4);
     len.writeUInt32BE(headerBytes.length);
     const preamble = Buffer.concat([MAGIC, len, headerBytes, frame(wrapKey(dataKey, header.file, current))]);
-    await writeThrough(path, async (dst) => {
+    await writeStreamAtomic(path, async (dst) => {
       await dst.write(preamble);
       const buf = Buffer.alloc(1 << 20);
       for (let at = bodyAt; at < size; ) {
@@ -348,32 +349,6 @@ async function openToRead(path: string): Promise<Handle> {
     throw readError(new Error('not a regular file'));
   }
   return handle;
-}
-
-/**
- * Writes `to` through a temporary sibling (owner-only) renamed into place once `write` is done and
- * synced, so `to` appears whole or not at all; a failure to write is an output error naming `to`.
- */
-async function writeThrough(to: string, write: (dst: Handle) => Promise<void>): Promise<void> {
-  const tmp = `${to}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  const writeError = (cause: unknown) =>
-    new OutputError(`cannot write ${to}: ${(cause as Error).message}`, { cause, location: { file: to } });
-  let dst: Handle;
-  try {
-    dst = await open(tmp, 'w', 0o600);
-  } catch (cause) {
-    throw writeError(cause);
-  }
-  try {
-    await write(dst);
-    await dst.sync();
-    await dst.close();
-    await rename(tmp, to);
-  } catch (error) {
-    await dst.close().catch(() => {});
-    await rm(tmp, { force: true });
-    throw isNeuroclusterError(error) ? error : writeError(error);
-  }
 }
 
 /** The first bytes of an open file, enough for the preamble (two frames of at most 64 KiB). */
