@@ -34,6 +34,14 @@ function file(name: string, content: string | Uint8Array): string {
   return path;
 }
 
+/** The records of the audit log of a NEUROCLUSTER_HOME, parsed. */
+function auditRecords(home: string) {
+  return readFileSync(join(home, 'audit', 'audit.jsonl'), 'utf8')
+    .trimEnd()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+}
+
 const ERROR_LINE = /^neurocluster: NEUROCLUSTER_ERR_[A-Z_]+: [^\n]+\n$/;
 
 describe('neurocluster cluster', () => {
@@ -772,10 +780,7 @@ describe('the audit log and the keyring, from the command line', () => {
     expect(rewrapped).toContain(model);
     expect(cli(['predict', IRIS, '--model', model, '--label-column', 'species', '--json'], env).code).toBe(0);
     const file = join(home, 'audit', 'audit.jsonl');
-    const records = readFileSync(file, 'utf8')
-      .trimEnd()
-      .split('\n')
-      .map((l) => JSON.parse(l));
+    const records = auditRecords(home);
     expect(records.map((r) => [r.action, r.outcome])).toEqual([
       ['data.read', 'success'],
       ['model.write', 'success'],
@@ -814,11 +819,7 @@ describe('keys retire and score, audited', () => {
       `label\n${'0\n'.repeat(50)}${'1\n'.repeat(50)}${'2\n'.repeat(50)}`,
     );
     expect(cli(['score', IRIS, '--labels', labels, '--label-column', 'species', '--json'], env).code).toBe(0);
-    const actions = readFileSync(join(dir, 'retire-home', 'audit', 'audit.jsonl'), 'utf8')
-      .trimEnd()
-      .split('\n')
-      .map((l) => JSON.parse(l))
-      .map((r) => [r.action, r.outcome]);
+    const actions = auditRecords(join(dir, 'retire-home')).map((r) => [r.action, r.outcome]);
     expect(actions).toEqual([
       ['keys.rotate', 'success'],
       ['keys.retire', 'success'],
@@ -880,10 +881,7 @@ describe('encrypted results and files, from the command line', () => {
     );
     expect(cli(['keys', 'retire', rotate.from, '--json'], env).code).toBe(0);
     expect(JSON.parse(cli(['decrypt', at('result.json')], env).stdout).k).toBe(3);
-    const records = readFileSync(join(home, 'audit', 'audit.jsonl'), 'utf8')
-      .trimEnd()
-      .split('\n')
-      .map((l) => JSON.parse(l));
+    const records = auditRecords(home);
     const writes = records.filter((x) => x.action === 'result.write');
     expect(writes.map((x) => [x.resource, x.details.encrypted])).toEqual([
       [at('result.json'), true],
@@ -986,10 +984,7 @@ describe('data roots, from the command line', () => {
     const r = cli(['cluster', IRIS, '--k', '3', '--json'], env);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/NEUROCLUSTER_ERR_SECURITY_PATH: .*iris\.csv is outside the data roots/);
-    const records = readFileSync(join(home, 'audit', 'audit.jsonl'), 'utf8')
-      .trimEnd()
-      .split('\n')
-      .map((l) => JSON.parse(l));
+    const records = auditRecords(home);
     expect(records.at(-2)).toMatchObject({ action: 'data.read', outcome: 'denied', risk: 40 });
     // The anomaly rule outside-roots saw it.
     expect(records.at(-1)).toMatchObject({ action: 'security.anomaly', resource: 'outside-roots', risk: 70 });
@@ -1018,11 +1013,7 @@ describe('model backup, restore and export, from the command line', () => {
     );
     const bad = cli(['model', 'export', model, '--recipient', 'nope', '--out', join(dir, 'x.age')], env);
     expect(bad.code).toBe(2);
-    const actions = readFileSync(join(home, 'audit', 'audit.jsonl'), 'utf8')
-      .trimEnd()
-      .split('\n')
-      .map((l) => JSON.parse(l))
-      .map((x) => [x.action, x.outcome]);
+    const actions = auditRecords(home).map((x) => [x.action, x.outcome]);
     expect(actions).toEqual(
       expect.arrayContaining([
         ['model.backup', 'success'],
