@@ -107,13 +107,12 @@ export async function kmeansPlusPlus(
   const trials = 2 + Math.floor(Math.log(k));
   const first = rng.int(n);
   centers.set(gatherRows(points, [first]).data);
+  // The points go second, as in every call below: a device backend keeps its copy of them.
   let closest = Float64Array.from(
     (
-      await backend.pairwiseDistances(
-        points,
-        { rows: 1, cols: d, data: centers.subarray(0, d) },
-        { squared: true },
-      )
+      await backend.pairwiseDistances({ rows: 1, cols: d, data: centers.subarray(0, d) }, points, {
+        squared: true,
+      })
     ).data,
   );
   let potential = closest.reduce((a, b) => a + b, 0);
