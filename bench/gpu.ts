@@ -3,24 +3,28 @@
  * backend (and the JS reference for the label check; never the WASM backend), every GPU workload of the bench at the issue's sizes,
  * PyTorch (reference_torch.py) in the same run when a path is given, the buffer pool's bytes beside
  * the rise in `nvidia-smi` used memory, and with --agreement, whether WebGPU and the JS reference
- * give the same labels for every method on iris and the development series sets. One JSON line
- * per result.
+ * give the same labels for every method on iris and the development series sets, and with
+ * --fit-n, a whole `esn` fit (encoder, moments, assembly, K-means, scores) timed twice in the same
+ * run: the encoder's output kept on the device into K-means, and brought back to the host and sent
+ * up again (the backend told not to keep it). One JSON line per result.
  *
  *   ../shared/gpu/pack.sh bench/gpu.ts && cp ../shared/reference/reference_torch.py .gpu-pack/
  *   cp -r ../shared/data/ts .gpu-pack/ts
  *   bash .gpu-pack/run.sh --torch .gpu-pack/reference_torch.py --agreement .gpu-pack/ts   # GPU machine
- *   bash .gpu-pack/run.sh --n 2000 --workloads esn,lif --reps 1           # a check on SwiftShader
+ *   bash .gpu-pack/run.sh --n 2000 --workloads esn,lif --reps 1 --fit-n 2000   # a check on SwiftShader
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { BackendRegistry } from '../src/backends/backend.js';
+import { type Backend, BackendRegistry } from '../src/backends/backend.js';
 import { JsBackend } from '../src/backends/js/js-backend.js';
 import { type WebGpuBackend, webGpuBackendFactory } from '../src/backends/webgpu/webgpu-backend.js';
+import { NeuromorphicClusterer } from '../src/clusterer.js';
 import { METHODS } from '../src/config/schema.js';
+import { createLogger } from '../src/observability/logger.js';
 import { runBench } from './harness.js';
 import { labelsOn, qualityCases } from './quality.js';
-import { WORKLOAD_NAMES, type WorkloadName, type WorkloadShape } from './workloads.js';
+import { makeBlobs, WORKLOAD_NAMES, type WorkloadName, type WorkloadShape } from './workloads.js';
 
 const { values } = parseArgs({
   options: {
@@ -32,6 +36,7 @@ const { values } = parseArgs({
     torch: { type: 'string' },
     python: { type: 'string', default: 'python3' },
     agreement: { type: 'string' },
+    'fit-n': { type: 'string' },
   },
 });
 
@@ -80,6 +85,58 @@ async function agreement(seriesDir: string, gpu: WebGpuBackend): Promise<void> {
   }
 }
 
+/**
+ * A whole `esn` fit of n blobs (d 4, k 16, R 256, T 50) on `gpu`, the best of `reps` wall times,
+ * with the encoder's output kept on the device and with the backend told not to keep it (so it
+ * comes back to the host after the encoder and goes up again for the assembly and K-means).
+ */
+async function fitBoth(gpu: WebGpuBackend, n: number, reps: number): Promise<void> {
+  const { points } = makeBlobs(n, 4, 16, 0);
+  const roundTrip = new Proxy(gpu, {
+    get(target, key) {
+      if (key === 'keepsOutputs') return false;
+      const value = Reflect.get(target, key, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  const seconds: Record<string, number> = {};
+  const labels: Record<string, Int32Array> = {};
+  for (const [path, backend] of [
+    ['kept', gpu],
+    ['roundTrip', roundTrip],
+  ] as [string, Backend][]) {
+    const registry = new BackendRegistry();
+    registry.register({ name: 'webgpu', priority: 0, smallProblems: true, create: async () => backend });
+    const clusterer = new NeuromorphicClusterer({
+      method: 'esn',
+      nClusters: 16,
+      seed: 0,
+      logger: createLogger({ level: 'silent' }),
+      registry,
+      backend: 'webgpu',
+      config: { encoders: { esn: { units: 256, steps: 50, includeInput: false } } },
+    });
+    // A small fit first, so that pipeline compilation is not timed on either path.
+    await clusterer.fit(makeBlobs(2000, 4, 16, 1).points);
+    let best = Number.POSITIVE_INFINITY;
+    for (let rep = 0; rep < reps; rep++) {
+      const t0 = performance.now();
+      const result = await clusterer.fit(points);
+      best = Math.min(best, (performance.now() - t0) / 1000);
+      labels[path] = result.labels;
+    }
+    seconds[path] = Number(best.toFixed(3));
+  }
+  const differ = labels.kept!.filter((l, i) => l !== labels.roundTrip![i]).length;
+  print({
+    fit: 'esn',
+    n,
+    seconds,
+    roundTripOverKept: Number((seconds.roundTrip! / seconds.kept!).toFixed(3)),
+    labelsDiffer: differ,
+  });
+}
+
 async function main(): Promise<void> {
   const registry = new BackendRegistry();
   registry.register(
@@ -114,6 +171,7 @@ async function main(): Promise<void> {
         : {}),
     });
   }
+  if (values['fit-n']) await fitBoth(gpu, Number(values['fit-n']), reps);
   if (values.agreement) {
     if (!existsSync(values.agreement)) throw new Error(`no data folder ${values.agreement}`);
     await agreement(values.agreement, gpu);

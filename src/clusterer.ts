@@ -35,7 +35,7 @@ import {
 import { applyScaler, fitScaler, type Scaler } from './data/clean.js';
 import type { Dataset } from './data/dataset.js';
 import { datasetFromRows } from './data/load.js';
-import { canonicalOrder, permuteRows } from './data/order.js';
+import { canonicalOrder, permuteRows, unpermuteRows } from './data/order.js';
 import { type EncodeProgress, sampleKeys } from './encoders/drive.js';
 import {
   createPipeline,
@@ -733,19 +733,18 @@ export class NeuromorphicClusterer {
     const problemSize = prepared.cleaned.data.length;
     const sizes = { rows: prepared.cleaned.rows, columns: prepared.cleaned.cols, k };
     const path = async (backend: Backend, pathSignal: AbortSignal | undefined) => {
-      const { features, pipeline } = await clock
+      const { ordered, pipeline } = await clock
         .time('encode', () => this.encode(backend, prepared, pathSignal, onProgress, clock))
         .catch((error: unknown) => {
           if (isNeuroclusterError(error)) withContext(error, { sizes });
           throw error;
         });
-      requireFinite(features.data, 'the encoders');
+      requireFinite(ordered.data, 'the encoders');
       return clock.time('cluster', async () => {
-        const ordered = permuteRows(features, prepared.order);
         const fit = await this.runKMeans(backend, ordered, k, pathSignal, onProgress);
         requireFinite(fit.centroids, 'K-means');
         requireFinite([fit.inertia], 'K-means');
-        return { backend, features, pipeline, ordered, fit };
+        return { backend, pipeline, ordered, fit };
       });
     };
     let ran: Awaited<ReturnType<typeof path>>;
@@ -762,7 +761,7 @@ export class NeuromorphicClusterer {
           const backend = await this.registry.get('js');
           const ordered = permuteRows(prepared.cleaned, prepared.order);
           const fit = await this.runKMeans(backend, ordered, k, signal, onProgress);
-          return { backend, features: prepared.cleaned, pipeline: undefined, ordered, fit };
+          return { backend, pipeline: undefined, ordered, fit };
         });
       const outcome = await this.resilience(problemSize).run(this.engine.backend, path, rescue, signal);
       ran = outcome.value;
@@ -771,13 +770,14 @@ export class NeuromorphicClusterer {
         : outcome.tried;
       if (outcome.fallback) fallback = outcome.reason;
     }
-    const { backend, features, pipeline, ordered, fit } = ran;
+    const { backend, pipeline, ordered, fit } = ran;
+    // Without encoders the clustered matrix is the cleaned input: one matrix, judged once.
     return this.finish(
       {
         backend,
-        features,
+        features: pipeline ? unpermuteRows(ordered, prepared.order) : prepared.cleaned,
         ordered,
-        input: permuteRows(prepared.cleaned, prepared.order),
+        input: pipeline ? permuteRows(prepared.cleaned, prepared.order) : ordered,
         order: prepared.order,
         labels: fit.labels,
         centroids: fit.centroids,
@@ -1151,21 +1151,24 @@ export class NeuromorphicClusterer {
     return { keys, order, scaler, cleaned, keyedBy: dataset.ids ? ('id' as const) : ('content' as const) };
   }
 
-  /** The features K-means clusters: the cleaned input for `kmeans`, else the fitted encoders' output. */
+  /**
+   * The features K-means clusters, rows in the canonical order: the cleaned input for `kmeans`,
+   * else the fitted encoders' output.
+   */
   private async encode(
     backend: Backend,
     prepared: ReturnType<NeuromorphicClusterer['prepare']>,
     signal: AbortSignal | undefined,
     onProgress: FitOptions['onProgress'],
     clock: PhaseClock,
-  ): Promise<{ features: Matrix; pipeline: PipelineState | undefined }> {
+  ): Promise<{ ordered: Matrix; pipeline: PipelineState | undefined }> {
     const method = this.engine.method;
     const { cleaned, scaler, keys, order, keyedBy } = prepared;
-    if (method === 'kmeans') return { features: cleaned, pipeline: undefined };
+    if (method === 'kmeans') return { ordered: permuteRows(cleaned, order), pipeline: undefined };
     const input = { points: cleaned, series: scaler.series, sampleKeys: keys, signal, onProgress };
     const inputDim = input.series?.dims ?? cleaned.cols;
     const created = { ...createPipeline(method, this.config.encoders, inputDim, this.engine.seed), keyedBy };
-    const { state, features } = await fitPipeline(
+    const { state, ordered } = await fitPipeline(
       backend,
       created,
       input,
@@ -1173,7 +1176,7 @@ export class NeuromorphicClusterer {
       order,
       (work) => clock.time('reduce', work, 'encode'),
     );
-    return { features, pipeline: state };
+    return { ordered, pipeline: state };
   }
 
   private async runKMeans(

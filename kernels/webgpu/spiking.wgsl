@@ -29,6 +29,7 @@ struct Params {
   w_in_at: u32,
   bias_at: u32,
   w_at: u32,
+  scale: f32,           // multiplies every readout value (rates to Hz, latencies to ms)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -165,7 +166,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
         var result = value[q];
         if (p.readout == 1u) { result = result / f32(end - start); }
         if (p.readout == 3u) { result = trace[q]; }
-        out[s * width + window * p.r + j] = result;
+        out[s * width + window * p.r + j] = result * p.scale;
       }
     }
     last = now;

@@ -19,6 +19,54 @@ export interface Matrix {
   readonly data: Floats;
 }
 
+/**
+ * A matrix an encoder kernel left on its device (asked to `keep` it), for the next kernel to take
+ * from there: it has no host copy until {@link read}. Only the backend that made it takes it as
+ * input, and it holds device memory until {@link release}.
+ */
+export interface DeviceMatrix {
+  readonly rows: number;
+  readonly cols: number;
+  /** The backend that holds it. */
+  readonly backend: BackendName;
+  /** Copies it to the host (one readback); a non-finite value is a numerical error. */
+  read(): Promise<Matrix>;
+  /** Frees its device memory; idempotent. It cannot be used afterwards. */
+  release(): void;
+}
+
+/** Features on the host, or kept on the device by the backend that computed them. */
+export type Features = Matrix | DeviceMatrix;
+
+/** Whether features are kept on a device (no host values to read). */
+export function isDeviceMatrix(m: Features): m is DeviceMatrix {
+  return !('data' in m);
+}
+
+/** Features on the host: read back from the device when kept there. */
+export async function readFeatures(m: Features): Promise<Matrix> {
+  return isDeviceMatrix(m) ? m.read() : m;
+}
+
+/** Per column, the mean and the population variance. */
+export interface Moments {
+  readonly means: Float64Array;
+  readonly variances: Float64Array;
+}
+
+/**
+ * One block of the feature matrix K-means clusters: the kept columns of an encoder's output (or
+ * the input), centred by their means and multiplied by the block's scale.
+ */
+export interface FeatureBlock {
+  readonly features: Features;
+  /** Column indices into `features`, ascending. */
+  readonly keep: readonly number[];
+  /** One per kept column. */
+  readonly means: readonly number[];
+  readonly scale: number;
+}
+
 /** Labels of the nearest centroid and the squared distance to it, per point. */
 export interface Assignment {
   readonly labels: Int32Array;
@@ -124,6 +172,15 @@ export function checkReadout(
   return { blocksAt, washout };
 }
 
+/**
+ * Asks an encoder kernel to keep its output: a backend that keeps outputs (see
+ * {@link Backend.keepsOutputs}) may leave it on its device and return a {@link DeviceMatrix}, when
+ * it fits the device's memory; every other backend returns it on the host as always.
+ */
+export interface KeepOption {
+  readonly keep?: boolean;
+}
+
 /** Leaky tanh reservoir: x <- (1 - leak) x + leak tanh(u W_in + x W + bias). */
 export interface ReservoirRun extends Drive {
   /** inputDim x R. */
@@ -164,6 +221,8 @@ export interface SpikingRun extends Drive {
    */
   readonly readout: 'counts' | 'rates' | 'first-spike' | 'trace';
   readonly windows: number;
+  /** Multiplies every readout value (rates from spikes per step to Hz, latencies to ms); 1 if absent. */
+  readonly scale?: number;
 }
 
 /** Names of the backends this engine knows; not all are built into every version. */
@@ -213,12 +272,35 @@ export interface Backend {
 
   /**
    * Runs a leaky tanh reservoir over every sample; returns N x (R x blocks) features, blocks in
-   * the order of {@link StateReadout}. The state stays with the kernel for all steps.
+   * the order of {@link StateReadout}. The state stays with the kernel for all steps. Asked to
+   * `keep` it, a backend that {@link keepsOutputs} may leave the output on its device.
    */
+  reservoirRun(run: ReservoirRun & { readonly keep: true }): Promise<Features>;
   reservoirRun(run: ReservoirRun): Promise<Matrix>;
 
   /** Runs a LIF layer (or recurrent liquid) over every sample; N x (R x windows) features. */
+  spikingRun(run: SpikingRun & { readonly keep: true }): Promise<Features>;
   spikingRun(run: SpikingRun): Promise<Matrix>;
+
+  /**
+   * Column means and population variances of `m`, summed over the rows in `order` (all rows in
+   * their order when absent), so that a backend summing in a fixed order gives the same moments
+   * whatever order the file listed the rows in.
+   */
+  columnMoments(m: Features, order?: Int32Array): Promise<Moments>;
+
+  /**
+   * The matrix K-means clusters, from its blocks side by side: row i, block b, column c is
+   * `(features_b[order[i], keep_b[c]] - means_b[c]) * scale_b` (row i itself when `order` is
+   * absent). A device backend keeps its copy of the result for the K-means kernels that follow.
+   */
+  assembleBlocks(blocks: readonly FeatureBlock[], order?: Int32Array): Promise<Matrix>;
+
+  /**
+   * True for a backend whose encoder kernels, asked to `keep` their output, may leave it on the
+   * device: such a backend takes every sample in one call and splits the work by its own memory.
+   */
+  readonly keepsOutputs?: boolean;
 
   /**
    * Backends with worker threads only: the workers of the next kernel call exit with the task in
@@ -246,6 +328,8 @@ export const KERNEL_NAMES = [
   'clusterDistanceSums',
   'reservoirRun',
   'spikingRun',
+  'columnMoments',
+  'assembleBlocks',
 ] as const;
 export type KernelName = (typeof KERNEL_NAMES)[number];
 
@@ -253,7 +337,8 @@ export type KernelName = (typeof KERNEL_NAMES)[number];
 export function kernelRows(kernel: KernelName, args: readonly unknown[]): number {
   if (kernel === 'clusterDistanceSums') return (args[4] as number) - (args[3] as number);
   if (kernel === 'reservoirRun' || kernel === 'spikingRun') return (args[0] as Drive).inputs.rows;
-  return (args[0] as Matrix).rows;
+  if (kernel === 'assembleBlocks') return (args[0] as readonly FeatureBlock[])[0]?.features.rows ?? 0;
+  return (args[0] as Features).rows;
 }
 
 /** What a registry tells about its backends: how their starts and kernel calls went. */

@@ -30,3 +30,12 @@ export function permuteRows(m: Matrix, order: Int32Array): Matrix {
   });
   return { rows: m.rows, cols: m.cols, data };
 }
+
+/** Undoes {@link permuteRows}: row order[i] of the result is row i of `m`. */
+export function unpermuteRows(m: Matrix, order: Int32Array): Matrix {
+  const data = new Float64Array(m.rows * m.cols);
+  order.forEach((r, i) => {
+    data.set(m.data.subarray(i * m.cols, (i + 1) * m.cols), r * m.cols);
+  });
+  return { rows: m.rows, cols: m.cols, data };
+}

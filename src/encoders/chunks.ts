@@ -3,7 +3,7 @@
  * (the model space needs every state of every step: N x T x R doubles add up fast), and a
  * cancelled operation stops between chunks rather than after the whole data set.
  */
-import type { Matrix } from '../backends/backend.js';
+import type { Backend, Features, Matrix } from '../backends/backend.js';
 import { throwIfAborted } from '../resilience/errors.js';
 
 /** What one chunk's kernel output may take. */
@@ -49,4 +49,24 @@ export async function inSampleChunks(
     offset += part.data.length;
   }
   return { rows: n, cols, data };
+}
+
+/**
+ * Runs an encoder kernel over all `n` samples. A backend that keeps outputs (a GPU) gets them in
+ * one call, `kept()`, and may leave the output on its device for the feature pipeline and K-means
+ * to take from there; it splits the work by its own memory. Every other backend runs `chunk`
+ * over chunks of samples on the host, as {@link inSampleChunks}.
+ */
+export async function encodeSamples(
+  backend: Backend,
+  n: number,
+  options: ChunkOptions,
+  kept: (() => Promise<Features>) | undefined,
+  chunk: (start: number, end: number) => Promise<Matrix>,
+): Promise<Features> {
+  if (!kept || !backend.keepsOutputs) return inSampleChunks(n, options, chunk);
+  throwIfAborted(options.signal);
+  const out = await kept();
+  options.onChunk?.(n, n);
+  return out;
 }

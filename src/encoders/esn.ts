@@ -5,15 +5,17 @@
 import {
   type Backend,
   type Drive,
+  type Features,
   type Matrix,
   type RecurrentWeights,
+  type ReservoirRun,
   readoutBlocks,
   type StateReadout,
 } from '../backends/backend.js';
 import type { EsnConfig } from '../config/schema.js';
 import { Random } from '../random.js';
 import { UsageError } from '../resilience/errors.js';
-import { inSampleChunks, sliceRows } from './chunks.js';
+import { encodeSamples, sliceRows } from './chunks.js';
 import { driveOf, type EncoderInput, evenSteps } from './drive.js';
 import { modelSpace } from './model-space.js';
 import { recurrentWeights, reservoirMatrix, uniformMatrix } from './weights.js';
@@ -48,8 +50,11 @@ export function esnReadout(params: EsnConfig, sequence: boolean): Exclude<EsnCon
   return sequence ? 'model-space' : 'last+mean';
 }
 
-/** Runs the reservoir over every sample; returns its readout features (the input not included). */
-export async function runEsn(backend: Backend, esn: EsnState, input: EncoderInput): Promise<Matrix> {
+/**
+ * Runs the reservoir over every sample; returns its readout features (the input not included),
+ * left on the device by a backend that keeps outputs.
+ */
+export async function runEsn(backend: Backend, esn: EsnState, input: EncoderInput): Promise<Features> {
   const { params } = esn;
   const drive = driveOf(input, params.steps);
   const mode = esnReadout(params, drive.sequence);
@@ -64,26 +69,30 @@ export async function runEsn(backend: Backend, esn: EsnState, input: EncoderInpu
           : mode === 'times'
             ? { times: evenSteps(drive.steps, params.timePoints) }
             : { times: Array.from({ length: drive.steps }, (_, t) => t) };
-  const run = (d: Drive) =>
-    backend.reservoirRun({
-      ...d,
-      inputWeights: esn.inputWeights,
-      bias: esn.bias,
-      recurrent: esn.recurrent,
-      leak: params.leak,
-      readout,
-      signal: input.signal,
-    });
+  const kernelRun = (d: Drive): ReservoirRun => ({
+    ...d,
+    inputWeights: esn.inputWeights,
+    bias: esn.bias,
+    recurrent: esn.recurrent,
+    leak: params.leak,
+    readout,
+    signal: input.signal,
+  });
   // The model space needs every state of every step, hence its bigger footprint per sample.
   const bytesPerSample = readoutBlocks(readout) * params.units * 8;
   const onChunk = (done: number, total: number) =>
     input.onProgress?.({ type: 'encode', encoder: 'esn', done, total });
-  return inSampleChunks(
+  // The model space is fitted on the host from every state, so its states always come back.
+  const kept =
+    mode === 'model-space' ? undefined : () => backend.reservoirRun({ ...kernelRun(drive), keep: true });
+  return encodeSamples(
+    backend,
     drive.inputs.rows,
     { bytesPerSample, signal: input.signal, onChunk },
+    kept,
     async (start, end) => {
       const part = { ...drive, inputs: sliceRows(drive.inputs, start, end) };
-      const states = await run(part);
+      const states = await backend.reservoirRun(kernelRun(part));
       return mode === 'model-space'
         ? modelSpace(states, params.units, part, washout, params.ridge, input.signal)
         : states;

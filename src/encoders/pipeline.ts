@@ -7,10 +7,8 @@
  * of the informative units (measured: per-column scaling cost snn and lsm their Coffee ARI, 0.6 to 0). Everything fitted here is kept in
  * the model file, so `predict` encodes new data exactly as `fit` did.
  */
-import type { Backend, Matrix } from '../backends/backend.js';
+import { type Backend, type Features, isDeviceMatrix, type Matrix } from '../backends/backend.js';
 import type { EncoderMethod, EncodersConfig } from '../config/schema.js';
-import { permuteRows } from '../data/order.js';
-import { columnMoments } from '../linalg/moments.js';
 import { fitPca, type Pca, pcaTransform } from '../linalg/pca.js';
 import { Random } from '../random.js';
 import { DataError, requireFinite, throwIfAborted } from '../resilience/errors.js';
@@ -80,8 +78,17 @@ export function createPipeline(
   };
 }
 
-async function rawBlocks(backend: Backend, state: PipelineState, input: EncoderInput) {
-  const out: { name: BlockName; features: Matrix }[] = [];
+/** One block of features as an encoder left it: on the host, or kept on the device. */
+interface RawBlock {
+  readonly name: BlockName;
+  readonly features: Features;
+}
+
+/**
+ * Runs the method's encoders; the caller releases what they kept on the device ({@link release}),
+ * whatever happens after.
+ */
+async function rawBlocks(backend: Backend, state: PipelineState, input: EncoderInput, out: RawBlock[]) {
   if (state.includeInput) out.push({ name: 'input', features: input.points });
   for (const name of blocksOf(state.method)) {
     throwIfAborted(input.signal);
@@ -89,18 +96,29 @@ async function rawBlocks(backend: Backend, state: PipelineState, input: EncoderI
       name === 'esn'
         ? await runEsn(backend, state.esn!, input)
         : await runSpiking(backend, (name === 'snn' ? state.snn : state.lsm)!, input);
-    requireFinite(features.data, `the ${name} encoder`);
     out.push({ name, features });
+    // Kept features are checked by the moments and the assembly that read them on the device.
+    if (!isDeviceMatrix(features)) requireFinite(features.data, `the ${name} encoder`);
   }
-  return out;
 }
 
-function fitBlock(name: BlockName, m: Matrix, order: Int32Array, share: number): BlockScaler {
-  const { means: colMeans, variances } = columnMoments(m, order);
+function release(blocks: readonly RawBlock[]): void {
+  for (const { features } of blocks) if (isDeviceMatrix(features)) features.release();
+}
+
+async function fitBlock(
+  backend: Backend,
+  { name, features }: RawBlock,
+  order: Int32Array,
+  share: number,
+): Promise<BlockScaler> {
+  const { means: colMeans, variances } = await backend.columnMoments(features, order);
+  requireFinite(colMeans, `the ${name} encoder`);
+  requireFinite(variances, `the ${name} encoder`);
   const keep: number[] = [];
   const means: number[] = [];
   let total = 0;
-  for (let j = 0; j < m.cols; j++) {
+  for (let j = 0; j < features.cols; j++) {
     if (Math.sqrt(variances[j]!) > 1e-9 * Math.max(1, Math.abs(colMeans[j]!))) {
       keep.push(j);
       means.push(colMeans[j]!);
@@ -110,27 +128,25 @@ function fitBlock(name: BlockName, m: Matrix, order: Int32Array, share: number):
   return { name, keep, means, scale: total > 0 ? share / Math.sqrt(total) : 0 };
 }
 
-/** Centred, scaled blocks side by side. */
-function assemble(blocks: { features: Matrix }[], scalers: BlockScaler[]): Matrix {
-  const n = blocks[0]!.features.rows;
-  const width = scalers.reduce((s, b) => s + b.keep.length, 0);
-  const data = new Float64Array(n * width);
-  let offset = 0;
-  blocks.forEach(({ features: m }, b) => {
-    const sc = scalers[b]!;
-    for (let i = 0; i < n; i++) {
-      for (let c = 0; c < sc.keep.length; c++) {
-        data[i * width + offset + c] = (m.data[i * m.cols + sc.keep[c]!]! - sc.means[c]!) * sc.scale;
-      }
-    }
-    offset += sc.keep.length;
-  });
-  return { rows: n, cols: width, data };
+/** Centred, scaled blocks side by side, rows in `order` if given; by the backend, on its device if it has one. */
+function assemble(
+  backend: Backend,
+  blocks: readonly RawBlock[],
+  scalers: readonly BlockScaler[],
+  order?: Int32Array,
+): Promise<Matrix> {
+  return backend.assembleBlocks(
+    blocks.map(({ features }, b) => ({ features, ...scalers[b]! })),
+    order,
+  );
 }
 
 /**
  * Encodes the training data and fits the block scalers and the PCA over the rows in `order` (see
- * src/data/order.ts); returns the fitted state too. `reduce` times the PCA (fit and projection).
+ * src/data/order.ts); returns the fitted state and the features in that order (row i is sample
+ * order[i]), which is the order K-means takes them in. `reduce` times the PCA (fit and
+ * projection). On a device backend the encoders' output stays on the device through the moments
+ * and the assembly, and the assembled features stay there for K-means.
  */
 export async function fitPipeline(
   backend: Backend,
@@ -139,38 +155,48 @@ export async function fitPipeline(
   components: number,
   order: Int32Array,
   reduce: <T>(work: () => Promise<T>) => Promise<T> = (work) => work(),
-): Promise<{ state: PipelineState; features: Matrix }> {
-  const blocks = await rawBlocks(backend, state, input);
-  const scalers = blocks.map((b) =>
-    fitBlock(b.name, b.features, order, b.name === 'input' ? state.inputWeight : 1),
-  );
-  if (scalers.every((b) => b.keep.length === 0)) {
-    throw new DataError(
-      'NEUROCLUSTER_ERR_DATA_SHAPE',
-      `the ${state.method} encoder produced no feature that varies over the samples (too few steps or samples?)`,
-    );
+): Promise<{ state: PipelineState; ordered: Matrix }> {
+  const blocks: RawBlock[] = [];
+  let assembled: Matrix;
+  const scalers: BlockScaler[] = [];
+  try {
+    await rawBlocks(backend, state, input, blocks);
+    for (const b of blocks) {
+      scalers.push(await fitBlock(backend, b, order, b.name === 'input' ? state.inputWeight : 1));
+    }
+    if (scalers.every((b) => b.keep.length === 0)) {
+      throw new DataError(
+        'NEUROCLUSTER_ERR_DATA_SHAPE',
+        `the ${state.method} encoder produced no feature that varies over the samples (too few steps or samples?)`,
+      );
+    }
+    assembled = await assemble(backend, blocks, scalers, order);
+  } finally {
+    release(blocks);
   }
-  let features = assemble(blocks, scalers);
-  let pca: Pca | undefined;
-  if (state.method === 'hybrid') {
-    const assembled = features;
-    ({ pca, features } = await reduce(async () => {
-      const fitted = await fitPca(backend, permuteRows(assembled, order), components, input.signal);
-      return { pca: fitted, features: await pcaTransform(backend, fitted, assembled) };
-    }));
-  }
-  return { state: { ...state, blocks: scalers, pca }, features };
+  if (state.method !== 'hybrid') return { state: { ...state, blocks: scalers }, ordered: assembled };
+  const { pca, ordered } = await reduce(async () => {
+    const fitted = await fitPca(backend, assembled, components, input.signal);
+    return { pca: fitted, ordered: await pcaTransform(backend, fitted, assembled) };
+  });
+  return { state: { ...state, blocks: scalers, pca }, ordered };
 }
 
-/** Encodes new data with a fitted pipeline. */
+/** Encodes new data with a fitted pipeline; rows in the input's order. */
 export async function transformPipeline(
   backend: Backend,
   state: PipelineState,
   input: EncoderInput,
 ): Promise<Matrix> {
   if (!state.blocks) throw new Error('pipeline is not fitted');
-  const blocks = await rawBlocks(backend, state, input);
-  const features = assemble(blocks, state.blocks);
+  const blocks: RawBlock[] = [];
+  let features: Matrix;
+  try {
+    await rawBlocks(backend, state, input, blocks);
+    features = await assemble(backend, blocks, state.blocks);
+  } finally {
+    release(blocks);
+  }
   return state.pca ? pcaTransform(backend, state.pca, features) : features;
 }
 

@@ -3,11 +3,11 @@
  * integrate-and-fire neurons, and `lsm`, a recurrent liquid of excitatory and inhibitory LIF
  * neurons wired by distance on a 3-D grid (Maass et al. 2002).
  */
-import type { Backend, Drive, Matrix, RecurrentWeights } from '../backends/backend.js';
+import type { Backend, Drive, Features, Matrix, RecurrentWeights, SpikingRun } from '../backends/backend.js';
 import type { LsmConfig, SnnConfig } from '../config/schema.js';
 import { Random } from '../random.js';
 import { UsageError } from '../resilience/errors.js';
-import { inSampleChunks, sliceRows } from './chunks.js';
+import { encodeSamples, sliceRows } from './chunks.js';
 import { driveOf, type EncoderInput } from './drive.js';
 import { modelSpace } from './model-space.js';
 import { liquidWiring, normalMatrix, recurrentWeights } from './weights.js';
@@ -70,12 +70,15 @@ export function spikingReadout(state: SpikingState, sequence: boolean): SpikingR
   return state.kind === 'snn' ? 'rates' : 'counts';
 }
 
-/** Runs the layer; features are per-window rates (Hz), counts, first-spike latencies (ms) or traces. */
+/**
+ * Runs the layer; features are per-window rates (Hz), counts, first-spike latencies (ms) or
+ * traces, left on the device by a backend that keeps outputs.
+ */
 export async function runSpiking(
   backend: Backend,
   state: SpikingState,
   input: EncoderInput,
-): Promise<Matrix> {
+): Promise<Features> {
   const p = state.params;
   const staticSteps = Math.max(1, Math.round(p.duration / p.dt));
   let values = input.points;
@@ -94,42 +97,49 @@ export async function runSpiking(
   const windows =
     mode === 'model-space' ? drive.steps : drive.sequence ? Math.min(p.timePoints, drive.steps) : 1;
   const readout = mode === 'model-space' ? 'trace' : mode;
-  const run = (d: Drive, keys: Uint32Array) =>
-    backend.spikingRun({
-      ...d,
-      encoding,
-      seed: state.spikeSeed,
-      sampleKeys: keys,
-      inputWeights: state.inputWeights,
-      ...(state.recurrent ? { recurrent: state.recurrent } : {}),
-      decay: p.dt / p.tauMembrane,
-      threshold: p.threshold,
-      reset: p.reset,
-      refractorySteps: Math.round(p.refractory / p.dt),
-      traceDecay: Math.exp(-p.dt / p.tauSynaptic),
-      readout,
-      windows,
-      signal: input.signal,
-    });
+  // Rates from spikes per step to Hz; latencies from steps to ms.
+  const scale = mode === 'rates' ? 1000 / p.dt : mode === 'first-spike' ? p.dt : 1;
+  const kernelRun = (d: Drive, keys: Uint32Array): SpikingRun => ({
+    ...d,
+    encoding,
+    seed: state.spikeSeed,
+    sampleKeys: keys,
+    inputWeights: state.inputWeights,
+    ...(state.recurrent ? { recurrent: state.recurrent } : {}),
+    decay: p.dt / p.tauMembrane,
+    threshold: p.threshold,
+    reset: p.reset,
+    refractorySteps: Math.round(p.refractory / p.dt),
+    traceDecay: Math.exp(-p.dt / p.tauSynaptic),
+    readout,
+    windows,
+    scale,
+    signal: input.signal,
+  });
   // The model space predicts the next input value itself, not its firing probability.
   const targets = driveOf(input, staticSteps);
   const units = state.inputWeights.cols;
-  // Rates from spikes per step to Hz; latencies from steps to ms.
-  const factor = mode === 'rates' ? 1000 / p.dt : mode === 'first-spike' ? p.dt : 1;
   const bytesPerSample = units * windows * 8;
   const onChunk = (done: number, total: number) =>
     input.onProgress?.({ type: 'encode', encoder: state.kind, done, total });
-  return inSampleChunks(
+  // The model space is fitted on the host from every trace, so its traces always come back.
+  const kept =
+    mode === 'model-space'
+      ? undefined
+      : () => backend.spikingRun({ ...kernelRun(drive, input.sampleKeys), keep: true });
+  return encodeSamples(
+    backend,
     drive.inputs.rows,
     { bytesPerSample, signal: input.signal, onChunk },
+    kept,
     async (start, end) => {
       const part = { ...drive, inputs: sliceRows(drive.inputs, start, end) };
-      const out = await run(part, input.sampleKeys.subarray(start, end));
+      const out = await backend.spikingRun(kernelRun(part, input.sampleKeys.subarray(start, end)));
       if (mode === 'model-space') {
         const next = { ...targets, inputs: sliceRows(targets.inputs, start, end) };
         return modelSpace(out, units, next, p.washout, p.ridge, input.signal);
       }
-      return factor === 1 ? out : { ...out, data: Float64Array.from(out.data, (v) => v * factor) };
+      return out;
     },
   );
 }

@@ -8,7 +8,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labelsOn, qualityCases } from '../../bench/quality.js';
 import {
+  type Backend,
   BackendRegistry,
+  isDeviceMatrix,
   type Matrix,
   type ReservoirRun,
   type SpikingRun,
@@ -18,6 +20,7 @@ import { openDevice } from '../../src/backends/webgpu/device.js';
 import { KERNELS, KernelCache, type KernelName } from '../../src/backends/webgpu/kernels.js';
 import { WebGpuBackend, webGpuBackendFactory } from '../../src/backends/webgpu/webgpu-backend.js';
 import { kmeans } from '../../src/cluster/kmeans.js';
+import { NeuromorphicClusterer } from '../../src/clusterer.js';
 import { METHODS } from '../../src/config/schema.js';
 import {
   normalMatrix,
@@ -26,6 +29,7 @@ import {
   toCsr,
   uniformMatrix,
 } from '../../src/encoders/weights.js';
+import { createLogger } from '../../src/observability/logger.js';
 import { Random } from '../../src/random.js';
 import { failure, ROOT, skipUnlessRequired } from '../helpers.js';
 
@@ -129,32 +133,45 @@ describe('WGSL sources', () => {
  * A backend on its own device whose real `queue.submit` and `GPUBuffer.mapAsync` calls are
  * counted (Dawn's own methods wrapped), so the counts do not rest on the backend's bookkeeping.
  */
-async function countedBackend(
-  onFinished: (fn: () => Promise<void>) => void,
-): Promise<{ backend: WebGpuBackend; calls: () => [number, number] }> {
+async function countedBackend(onFinished: (fn: () => Promise<void>) => void): Promise<{
+  backend: WebGpuBackend;
+  calls: () => [number, number];
+  bytes: () => { uploaded: number; readBacks: number[] };
+}> {
   const opened = await openDevice({}, false);
   let submits = 0;
   let maps = 0;
+  let uploaded = 0;
+  const readBacks: number[] = [];
   const queue = opened.device.queue;
   const submit = queue.submit.bind(queue);
   queue.submit = (buffers) => {
     submits++;
     submit(buffers);
   };
+  const writeBuffer = queue.writeBuffer.bind(queue) as (...args: unknown[]) => void;
+  queue.writeBuffer = ((...args: unknown[]) => {
+    // (buffer, offset, data, dataOffset, size): the backend always passes the size in bytes.
+    uploaded += args[4] as number;
+    writeBuffer(...args);
+  }) as GPUQueue['writeBuffer'];
   const backend = new WebGpuBackend(opened, { budgetBytes: 64 << 20 });
   const probe = opened.device.createBuffer({ size: 4, usage: 1 | 8 });
   const proto = Object.getPrototypeOf(probe) as GPUBuffer;
   probe.destroy();
   const mapAsync = proto.mapAsync;
   proto.mapAsync = function (this: GPUBuffer, ...args: Parameters<GPUBuffer['mapAsync']>) {
-    if (this.label.endsWith('readback')) maps++;
+    if (this.label.endsWith('readback')) {
+      maps++;
+      readBacks.push(args[2] ?? this.size);
+    }
     return mapAsync.apply(this, args);
   };
   onFinished(() => {
     proto.mapAsync = mapAsync;
     return backend.dispose();
   });
-  return { backend, calls: () => [submits, maps] };
+  return { backend, calls: () => [submits, maps], bytes: () => ({ uploaded, readBacks: [...readBacks] }) };
 }
 
 describe('WebGPU backend', () => {
@@ -199,6 +216,98 @@ describe('WebGPU backend', () => {
     expect(onGpu.inertia).toBeCloseTo(onJs.inertia, 3);
   });
 
+  it("keeps an encoder's output on the device for the moments and the assembly, and frees it", async (ctx) => {
+    const b = gpu(ctx);
+    for (const [name, onGpu, onJs] of [
+      [
+        'reservoir',
+        () => b.reservoirRun({ ...esnRun(300, 6), keep: true }),
+        () => js.reservoirRun(esnRun(300, 6)),
+      ],
+      ['spiking', () => b.spikingRun({ ...lifRun(300, 8), keep: true }), () => js.spikingRun(lifRun(300, 8))],
+    ] as const) {
+      const inUse = b.memory().bytesInUse;
+      const kept = await onGpu();
+      if (!isDeviceMatrix(kept)) throw new Error(`${name}: the output came back to the host`);
+      expect(b.memory().bytesInUse - inUse).toBeGreaterThanOrEqual(4 * kept.rows * kept.cols);
+      const host = await onJs();
+      expect(maxRelErr((await kept.read()).data, host.data), name).toBeLessThan(1e-4);
+      const order = Int32Array.from(new Random(15).sample(300, 300));
+      const [mg, mj] = [await b.columnMoments(kept, order), await js.columnMoments(host, order)];
+      expect(maxRelErr(mg.means, mj.means), name).toBeLessThan(1e-4);
+      expect(maxRelErr(mg.variances, mj.variances), name).toBeLessThan(1e-4);
+      const blocks = [
+        { features: points, keep: [1, 4], means: [0.5, -0.25], scale: 2 },
+        { features: kept, keep: [0, 3, 7], means: [0.1, 0.2, 0.3], scale: 0.5 },
+      ];
+      const [ag, aj] = [
+        await b.assembleBlocks(blocks, order),
+        await js.assembleBlocks([blocks[0]!, { ...blocks[1]!, features: host }], order),
+      ];
+      expect([ag.rows, ag.cols]).toEqual([300, 5]);
+      expect(maxRelErr(ag.data, aj.data), name).toBeLessThan(1e-4);
+      const before = b.memory().bytesInUse;
+      kept.release();
+      kept.release();
+      expect(before - b.memory().bytesInUse).toBeGreaterThanOrEqual(4 * kept.rows * kept.cols);
+      await expect(kept.read()).rejects.toThrow(/released/);
+    }
+  });
+
+  it('sums moments in a fixed order: rows stored in another order give the same bits', async (ctx) => {
+    const b = gpu(ctx);
+    const n = 2000;
+    const m = normalMatrix(new Random(16), n, 9, 3);
+    const shuffle = Int32Array.from(new Random(17).sample(n, n));
+    const shuffled: Matrix = { rows: n, cols: 9, data: new Float64Array(n * 9) };
+    // Row i of the shuffled matrix is row shuffle[i] of m; so m's row q sits at where[q].
+    const where = new Int32Array(n);
+    shuffle.forEach((row, i) => {
+      shuffled.data.set(m.data.subarray(row * 9, (row + 1) * 9), i * 9);
+      where[row] = i;
+    });
+    const canonical = Int32Array.from({ length: n }, (_, q) => q);
+    const [a, c] = [await b.columnMoments(m, canonical), await b.columnMoments(shuffled, where)];
+    expect(Array.from(c.means)).toEqual(Array.from(a.means));
+    expect(Array.from(c.variances)).toEqual(Array.from(a.variances));
+  });
+
+  it('a fit keeps the features on the device from the encoders to K-means: the input goes up, they come back once', async (ctx) => {
+    gpu(ctx);
+    const counted = await countedBackend(ctx.onTestFinished);
+    const rows: number[][] = [];
+    const blobs = normalMatrix(new Random(18), 1500, 4, 0.4);
+    for (let i = 0; i < 1500; i++)
+      rows.push(Array.from(blobs.data.subarray(i * 4, i * 4 + 4), (v) => v + (i % 3) * 2));
+    const fit = async (on: Backend) => {
+      const registry = new BackendRegistry();
+      registry.register({ name: on.name, priority: 0, smallProblems: true, create: async () => on });
+      const clusterer = new NeuromorphicClusterer({
+        method: 'esn',
+        nClusters: 3,
+        seed: 0,
+        logger: createLogger({ level: 'silent' }),
+        registry,
+        backend: on.name,
+      });
+      return clusterer.fit(rows);
+    };
+    const before = counted.bytes();
+    const onGpu = await fit(counted.backend);
+    const after = counted.bytes();
+    const featureBytes = 4 * onGpu.features.rows * onGpu.features.cols;
+    expect(onGpu.features.cols).toBeGreaterThan(100);
+    // Input, weights, K-means++ candidates and centroids go up (a third of the features' bytes
+    // here); the 1500 x ~200 features themselves never do.
+    expect(after.uploaded - before.uploaded).toBeLessThan(featureBytes / 2);
+    // Only the assembled features come back whole, once (the raw encoder output never does).
+    const large = after.readBacks.slice(before.readBacks.length).filter((b) => b >= featureBytes / 2);
+    expect(large).toEqual([featureBytes]);
+    const onJs = await fit(js);
+    expect(Array.from(onGpu.labels)).toEqual(Array.from(onJs.labels));
+    expect(maxRelErr(onGpu.features.data, onJs.features.data)).toBeLessThan(1e-3);
+  });
+
   it('splits work into chunks under a tiny device-memory budget and gives the same answer', async (ctx) => {
     const b = gpu(ctx);
     const tiny = await tinyBudget(16 * 1024);
@@ -215,6 +324,15 @@ describe('WebGPU backend', () => {
       expect(Array.from((await tiny.spikingRun(lif)).data)).toEqual(
         Array.from((await js.spikingRun(lif)).data),
       );
+      // An output that would not fit a quarter of the budget is not kept: it comes back.
+      const notKept = await tiny.spikingRun({ ...lif, keep: true });
+      expect(isDeviceMatrix(notKept)).toBe(false);
+      expect(Array.from((notKept as Matrix).data)).toEqual(Array.from((await js.spikingRun(lif)).data));
+      // Blocks too big to bind are assembled on the host, as the reference does.
+      const block = { features: points, keep: [0, 2, 7], means: [0.5, 0.5, 0], scale: 3 };
+      expect(
+        maxRelErr((await tiny.assembleBlocks([block])).data, (await js.assembleBlocks([block])).data),
+      ).toBe(0);
       const big = normalMatrix(new Random(12), 700, 8, 1);
       const centroids: Matrix = { rows: 4, cols: 8, data: big.data.slice(0, 32) };
       const [a, c] = [new Int32Array(700).fill(-1), new Int32Array(700).fill(-1)];

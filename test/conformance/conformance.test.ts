@@ -5,12 +5,14 @@
  */
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type {
-  Backend,
-  Matrix,
-  RecurrentWeights,
-  ReservoirRun,
-  SpikingRun,
+import {
+  type Backend,
+  KERNEL_NAMES,
+  type Matrix,
+  type RecurrentWeights,
+  type ReservoirRun,
+  readFeatures,
+  type SpikingRun,
 } from '../../src/backends/backend.js';
 import { defaultRegistry } from '../../src/backends/index.js';
 import { skipUnlessRequired } from '../helpers.js';
@@ -30,7 +32,9 @@ interface Case {
     | 'kmeansStep'
     | 'clusterDistanceSums'
     | 'reservoirRun'
-    | 'spikingRun';
+    | 'spikingRun'
+    | 'columnMoments'
+    | 'assembleBlocks';
   name: string;
   params: Record<string, unknown>;
   inputs: Record<string, JsonMatrix | number[] | JsonRecurrent>;
@@ -116,27 +120,43 @@ async function run(backend: Backend, c: Case): Promise<Record<string, unknown>> 
         ),
       };
     }
-    case 'reservoirRun':
-      return {
-        out: await backend.reservoirRun({
-          ...(c.params as Omit<ReservoirRun, 'inputs' | 'inputWeights' | 'bias' | 'recurrent'>),
-          inputs: toMatrix(i.inputs as JsonMatrix),
-          inputWeights: toMatrix(i.inputWeights as JsonMatrix),
-          bias: Float64Array.from(i.bias as number[]),
-          recurrent: toRecurrent(i.recurrent as JsonRecurrent),
-        }),
+    case 'reservoirRun': {
+      const run: ReservoirRun = {
+        ...(c.params as Omit<ReservoirRun, 'inputs' | 'inputWeights' | 'bias' | 'recurrent'>),
+        inputs: toMatrix(i.inputs as JsonMatrix),
+        inputWeights: toMatrix(i.inputWeights as JsonMatrix),
+        bias: Float64Array.from(i.bias as number[]),
+        recurrent: toRecurrent(i.recurrent as JsonRecurrent),
       };
-    case 'spikingRun':
-      return {
-        out: await backend.spikingRun({
-          ...(c.params as Omit<SpikingRun, 'inputs' | 'inputWeights' | 'bias' | 'recurrent' | 'sampleKeys'>),
-          inputs: toMatrix(i.inputs as JsonMatrix),
-          inputWeights: toMatrix(i.inputWeights as JsonMatrix),
-          bias: Float64Array.from(i.bias as number[]),
-          sampleKeys: Uint32Array.from(i.sampleKeys as number[]),
-          ...(i.recurrent ? { recurrent: toRecurrent(i.recurrent as JsonRecurrent) } : {}),
-        }),
+      // A kept output comes back through the device matrix's own read.
+      const out = c.params.keep
+        ? await readFeatures(await backend.reservoirRun({ ...run, keep: true }))
+        : await backend.reservoirRun(run);
+      return { out };
+    }
+    case 'spikingRun': {
+      const run: SpikingRun = {
+        ...(c.params as Omit<SpikingRun, 'inputs' | 'inputWeights' | 'bias' | 'recurrent' | 'sampleKeys'>),
+        inputs: toMatrix(i.inputs as JsonMatrix),
+        inputWeights: toMatrix(i.inputWeights as JsonMatrix),
+        bias: Float64Array.from(i.bias as number[]),
+        sampleKeys: Uint32Array.from(i.sampleKeys as number[]),
+        ...(i.recurrent ? { recurrent: toRecurrent(i.recurrent as JsonRecurrent) } : {}),
       };
+      const out = c.params.keep
+        ? await readFeatures(await backend.spikingRun({ ...run, keep: true }))
+        : await backend.spikingRun(run);
+      return { out };
+    }
+    case 'columnMoments':
+      return {
+        ...(await backend.columnMoments(toMatrix(i.m as JsonMatrix), i.order ? ints(i.order) : undefined)),
+      };
+    case 'assembleBlocks': {
+      const specs = c.params.blocks as { keep: number[]; means: number[]; scale: number }[];
+      const blocks = specs.map((spec, b) => ({ ...spec, features: toMatrix(i[`block${b}`] as JsonMatrix) }));
+      return { out: await backend.assembleBlocks(blocks, i.order ? ints(i.order) : undefined) };
+    }
   }
 }
 
@@ -201,16 +221,7 @@ describe.each(defaultRegistry.registered())('kernel conformance on the %s backen
 
   it('has cases for every kernel of the contract', () => {
     const kernels = new Set(suite.cases.map((c) => c.kernel));
-    expect([...kernels].sort()).toEqual([
-      'clusterDistanceSums',
-      'kmeansAssign',
-      'kmeansReduce',
-      'kmeansStep',
-      'matmul',
-      'pairwiseDistances',
-      'reservoirRun',
-      'spikingRun',
-    ]);
+    expect([...kernels].sort()).toEqual([...KERNEL_NAMES].sort());
   });
 
   it.for(suite.cases.map((c) => [`${c.kernel} ${c.name}`, c] as const))('%s', async ([, c], ctx) => {

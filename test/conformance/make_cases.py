@@ -268,6 +268,51 @@ cases.append({"kernel": "spikingRun", "name": "input spikes, exact",
               "inputs": {"inputs": mat(u), "inputWeights": mat(np.eye(dim)), "bias": [0.0] * dim, "sampleKeys": keys},
               "expected": {"out": mat(out)}, "tolerance": 0, "tolerance32": 0, "minEqual": 1})
 
+# The encoder kernels asked to keep their output on the device (a device backend then hands it
+# over as a DeviceMatrix, read back here): the same runs, the same answers.
+for c in [c for c in cases if c["kernel"] == "reservoirRun"][2:4] + [c for c in cases if c["kernel"] == "spikingRun"][:3]:
+    cases.append({**c, "name": c["name"] + " kept", "params": {**c["params"], "keep": True}})
+
+# A spiking readout multiplied by its unit (rates in Hz): the same run, every value times 1000.
+rates = next(c for c in cases if c["kernel"] == "spikingRun" and c["params"]["readout"] == "rates")
+scaled = np.asarray(rates["expected"]["out"]["data"]) * 1000.0
+cases.append({**rates, "name": rates["name"] + " in Hz", "params": {**rates["params"], "scale": 1000.0},
+              "expected": {"out": {**rates["expected"]["out"], "data": scaled.tolist()}}})
+
+# Column moments (population variance), over all rows or the rows in a given order; a constant
+# column has variance 0, and a column far from 0 checks the centred second pass.
+for (n, d, ordered) in [(1, 1, False), (7, 3, True), (300, 5, False), (1500, 70, True)]:
+    x = rng.standard_normal((n, d)) * rng.uniform(0.5, 3, d) + rng.uniform(-5, 5, d)
+    x[:, 0] = 2.5
+    if d > 1:
+        x[:, 1] += 40
+    inputs = {"m": mat(x)}
+    if ordered:
+        inputs["order"] = rng.permutation(n).tolist()
+    cases.append({"kernel": "columnMoments", "name": f"n{n} d{d}{' ordered' if ordered else ''}", "params": {},
+                  "inputs": inputs, "expected": {"means": x.mean(0).tolist(), "variances": x.var(0).tolist()},
+                  "tolerance": TOL, "tolerance32": TOL32})
+
+# The assembled feature matrix: each block's kept columns, centred and scaled, side by side, rows
+# in the given order.
+for (n, widths, ordered) in [(1, [1], False), (9, [4, 3], True), (260, [6, 1, 5], True), (70, [5, 8], False)]:
+    blocks, params, out = [], [], []
+    order = rng.permutation(n) if ordered else np.arange(n)
+    for w in widths:
+        x = rng.standard_normal((n, w)) * 2 + 1
+        keep = sorted(rng.choice(w, size=max(1, w - 1), replace=False).tolist())
+        means = rng.standard_normal(len(keep)).tolist()
+        scale = float(rng.uniform(0.1, 3))
+        blocks.append(x)
+        params.append({"keep": keep, "means": means, "scale": scale})
+        out.append((x[order][:, keep] - np.asarray(means)) * scale)
+    inputs = {f"block{b}": mat(x) for b, x in enumerate(blocks)}
+    if ordered:
+        inputs["order"] = order.tolist()
+    cases.append({"kernel": "assembleBlocks", "name": f"n{n} blocks {'+'.join(map(str, widths))}{' ordered' if ordered else ''}",
+                  "params": {"blocks": params}, "inputs": inputs, "expected": {"out": mat(np.hstack(out))},
+                  "tolerance": TOL, "tolerance32": TOL32})
+
 with open(os.path.join(HERE, "cases.json"), "w") as f:
     json.dump({"generator": "test/conformance/make_cases.py", "numpy": np.__version__, "cases": cases}, f)
     f.write("\n")

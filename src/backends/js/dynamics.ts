@@ -215,6 +215,8 @@ export function* spikingRun(run: SpikingRun, slice: Slice): Generator<void, Matr
       }
     }
   }
+  const scale = run.scale ?? 1;
+  if (scale !== 1) for (let i = 0; i < out.length; i++) out[i]! *= scale;
   return { rows: inputs.rows, cols: width, data: out };
 }
 

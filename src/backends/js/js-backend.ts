@@ -5,6 +5,8 @@
  * suite come from NumPy, never from itself.
  */
 
+import { assembleOnHost, onHost } from '../../linalg/blocks.js';
+import { columnMoments } from '../../linalg/moments.js';
 import { throwIfAborted } from '../../resilience/errors.js';
 import {
   type Assignment,
@@ -12,9 +14,12 @@ import {
   type BackendFactory,
   type ClusterSums,
   checkLabels,
+  type FeatureBlock,
+  type Features,
   type Floats,
   type LloydStep,
   type Matrix,
+  type Moments,
   type ReservoirRun,
   type SpikingRun,
 } from '../backend.js';
@@ -178,6 +183,14 @@ export class JsBackend implements Backend {
 
   spikingRun(run: SpikingRun): Promise<Matrix> {
     return cooperative(run.signal, (slice) => spikingRun(run, slice));
+  }
+
+  async columnMoments(m: Features, order?: Int32Array): Promise<Moments> {
+    return columnMoments(onHost(m, 'columnMoments'), order);
+  }
+
+  async assembleBlocks(blocks: readonly FeatureBlock[], order?: Int32Array): Promise<Matrix> {
+    return assembleOnHost(blocks, order);
   }
 
   async dispose(): Promise<void> {}

@@ -7,6 +7,8 @@
  * memory's working area. Accumulations that K-means and silhouette need exact are float64.
  */
 import { availableParallelism } from 'node:os';
+import { assembleOnHost, onHost } from '../../linalg/blocks.js';
+import { columnMoments } from '../../linalg/moments.js';
 import { philoxKey } from '../../philox.js';
 import { BackendError } from '../../resilience/errors.js';
 import {
@@ -17,9 +19,12 @@ import {
   checkDrive,
   checkLabels,
   checkReadout,
+  type FeatureBlock,
+  type Features,
   type Floats,
   type LloydStep,
   type Matrix,
+  type Moments,
   type RecurrentWeights,
   type ReservoirRun,
   readoutBlocks,
@@ -447,8 +452,24 @@ export class WasmBackend implements Backend {
         run.decay, run.threshold, run.reset, run.refractorySteps, run.traceDecay, readout, windows,
         out, scratch[k]!, r0, r1,
       ]);
-      return { rows: inputs.rows, cols: width, data: arena.f32(out, inputs.rows * width) };
+      const data = arena.f32(out, inputs.rows * width);
+      const scale = run.scale ?? 1;
+      return {
+        rows: inputs.rows,
+        cols: width,
+        data: scale === 1 ? data : Float64Array.from(data, (v) => v * scale),
+      };
     });
+  }
+
+  /** Memory-bound host work that SIMD would not speed up: the reference's own code. */
+  async columnMoments(m: Features, order?: Int32Array): Promise<Moments> {
+    return columnMoments(onHost(m, 'columnMoments'), order);
+  }
+
+  /** A gather and a multiply-add per value: the reference's own code, as for the moments. */
+  async assembleBlocks(blocks: readonly FeatureBlock[], order?: Int32Array): Promise<Matrix> {
+    return assembleOnHost(blocks, order);
   }
 
   /**

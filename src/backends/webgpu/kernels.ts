@@ -41,6 +41,9 @@ export const KERNELS = {
     groups: [[u(0), r(1), r(2), r(3), r(4), w(5), w(6), w(7)], [[0, 'dynamic']]],
   },
   spiking: { module: 'spiking', entry: 'main', groups: [[u(0), r(1), r(2), r(3), r(4), w(5)]] },
+  momentSums: { module: 'moments', entry: 'sums', groups: [[u(0), r(1), r(2), w(3), w(4)]] },
+  momentFinish: { module: 'moments', entry: 'finish', groups: [[u(0), w(3), w(4)]] },
+  assemble: { module: 'assemble', entry: 'main', groups: [[u(0), r(1), r(2), r(3), r(4), w(5)]] },
 } as const satisfies Record<string, KernelSpec>;
 
 export type KernelName = keyof typeof KERNELS;

@@ -7,8 +7,10 @@
  * k x d + k + 2 numbers. Work that would pass the device-memory budget or a binding limit is split
  * into chunks of samples; weights, K-means points and label state stay resident between calls.
  */
+import { assembleOnHost, checkBlocks } from '../../linalg/blocks.js';
+import { columnMoments } from '../../linalg/moments.js';
 import { philoxKey } from '../../philox.js';
-import { BackendError } from '../../resilience/errors.js';
+import { BackendError, throwIfAborted } from '../../resilience/errors.js';
 import {
   type Assignment,
   type Backend,
@@ -17,9 +19,15 @@ import {
   checkDrive,
   checkLabels,
   checkReadout,
+  type DeviceMatrix,
+  type FeatureBlock,
+  type Features,
   type Floats,
+  isDeviceMatrix,
+  type KeepOption,
   type LloydStep,
   type Matrix,
+  type Moments,
   type RecurrentWeights,
   type ReservoirRun,
   readoutBlocks,
@@ -174,9 +182,45 @@ class Residency {
   }
 }
 
+/** An encoder's output kept in one device buffer (float32, row-major) until read or released. */
+class KeptFeatures implements DeviceMatrix {
+  readonly backend = 'webgpu' as const;
+  private freed = false;
+
+  constructor(
+    readonly owner: WebGpuBackend,
+    readonly rows: number,
+    readonly cols: number,
+    private readonly held: GPUBuffer,
+    private readonly reader: (kept: KeptFeatures) => Promise<Matrix>,
+    private readonly free: (buffer: GPUBuffer) => void,
+  ) {}
+
+  /** The device buffer; a released one is a programming error. */
+  get buffer(): GPUBuffer {
+    if (this.freed) throw new Error('the kept features were released');
+    return this.held;
+  }
+
+  read(): Promise<Matrix> {
+    return this.reader(this);
+  }
+
+  release(): void {
+    if (this.freed) return;
+    this.freed = true;
+    this.free(this.held);
+  }
+}
+
+/** Largest share of the budget kept features may take, so the kernels after them still have room. */
+const KEEP_SHARE = 4;
+
 export class WebGpuBackend implements Backend {
   readonly name = 'webgpu' as const;
   readonly precision = 'float32' as const;
+  /** Encoder outputs asked to be kept stay on the device when they fit (see {@link keepable}). */
+  readonly keepsOutputs = true;
   readonly device: string;
   /** True on a software adapter (SwiftShader, llvmpipe). */
   readonly software: boolean;
@@ -765,7 +809,9 @@ export class WebGpuBackend implements Backend {
     }
   }
 
-  async reservoirRun(run: ReservoirRun): Promise<Matrix> {
+  reservoirRun(run: ReservoirRun & { readonly keep: true }): Promise<Features>;
+  reservoirRun(run: ReservoirRun): Promise<Matrix>;
+  async reservoirRun(run: ReservoirRun & KeepOption): Promise<Features> {
     checkDrive(run, run.inputWeights);
     const { blocksAt, washout } = checkReadout(run.readout, run.steps);
     const { inputs, steps, readout } = run;
@@ -798,7 +844,8 @@ export class WebGpuBackend implements Backend {
     const weights = this.upload(packed, STORAGE_IN, 'reservoir weights');
     const cscBuf = this.upload(csc?.offsets ?? new Uint32Array(1), STORAGE_IN, 'reservoir csc');
     const stepBuf = this.upload(stepWords, UNIFORM, 'reservoir steps');
-    const out = new Float32Array(inputs.rows * width);
+    const kept = this.keepable(run, inputs.rows, width);
+    const out = kept ? undefined : new Float32Array(inputs.rows * width);
     try {
       // Inputs, two states, the running mean, the features and their readback, per sample; the
       // weights are already counted in the pool.
@@ -814,6 +861,7 @@ export class WebGpuBackend implements Backend {
         },
       );
       for (let start = 0; start < inputs.rows; start += rows) {
+        throwIfAborted(run.signal);
         const count = Math.min(rows, inputs.rows - start);
         const part = await this.reservoirChunk(kernel, sparse, {
           inputs: f32(inputs.data.subarray(start * inputs.cols, (start + count) * inputs.cols)),
@@ -843,16 +891,23 @@ export class WebGpuBackend implements Backend {
           r,
           width,
           steps,
+          target: kept && { buffer: kept.buffer, offset: 4 * start * width },
         });
-        out.set(part, start * width);
+        if (part) out!.set(part, start * width);
       }
+    } catch (error) {
+      kept?.release();
+      throw error;
     } finally {
       this.pool.release(weights, cscBuf, stepBuf);
     }
-    return { rows: inputs.rows, cols: width, data: out };
+    return kept ?? { rows: inputs.rows, cols: width, data: out! };
   }
 
-  /** One chunk of a reservoir run: all steps in one submission, the features read back once. */
+  /**
+   * One chunk of a reservoir run: all steps in one submission, the features read back once, or
+   * copied into the rows of the `target` buffer that keeps them on the device.
+   */
   private async reservoirChunk(
     kernel: Kernel,
     sparse: boolean,
@@ -866,8 +921,9 @@ export class WebGpuBackend implements Backend {
       r: number;
       width: number;
       steps: number;
+      target: { buffer: GPUBuffer; offset: number } | undefined;
     },
-  ): Promise<Float32Array> {
+  ): Promise<Float32Array | undefined> {
     const state = 4 * c.rows * c.r;
     const inBuf = this.upload(c.inputs, STORAGE_IN, 'reservoir inputs');
     const params = this.uniform(c.params, 'reservoir params');
@@ -885,29 +941,34 @@ export class WebGpuBackend implements Backend {
         return bind(this.gpu, kernel, 0, resources);
       });
       const stepGroup = bind(this.gpu, kernel, 1, [{ buffer: c.stepBuf, size: 48 }]);
-      const [bytes] = await this.run(
-        'reservoirRun',
-        (pass) => {
-          pass.setPipeline(kernel.pipeline);
-          for (let t = 0; t < c.steps; t++) {
-            pass.setBindGroup(0, groups[t % 2]!);
-            pass.setBindGroup(1, stepGroup, [256 * t]);
-            if (sparse) {
-              const y = Math.min(c.rows, MAX_GROUPS);
-              pass.dispatchWorkgroups(Math.ceil(c.r / 64), y, Math.ceil(c.rows / MAX_GROUPS));
-            } else {
-              pass.dispatchWorkgroups(Math.ceil(c.r / 64), Math.ceil(c.rows / 64));
-            }
-            this.counters.dispatches++;
+      const record = (pass: GPUComputePassEncoder) => {
+        pass.setPipeline(kernel.pipeline);
+        for (let t = 0; t < c.steps; t++) {
+          pass.setBindGroup(0, groups[t % 2]!);
+          pass.setBindGroup(1, stepGroup, [256 * t]);
+          if (sparse) {
+            const y = Math.min(c.rows, MAX_GROUPS);
+            pass.dispatchWorkgroups(Math.ceil(c.r / 64), y, Math.ceil(c.rows / MAX_GROUPS));
+          } else {
+            pass.dispatchWorkgroups(Math.ceil(c.r / 64), Math.ceil(c.rows / 64));
           }
-        },
-        [{ buffer: outBuf, bytes: 4 * c.rows * c.width }],
-        (encoder) => {
-          encoder.clearBuffer(x[0]!, 0, state);
-          encoder.clearBuffer(acc, 0, state);
-        },
-      );
-      const part = new Float32Array(bytes!);
+          this.counters.dispatches++;
+        }
+      };
+      const clear = (encoder: GPUCommandEncoder) => {
+        encoder.clearBuffer(x[0]!, 0, state);
+        encoder.clearBuffer(acc, 0, state);
+      };
+      const bytes = 4 * c.rows * c.width;
+      if (c.target) {
+        const { buffer, offset } = c.target;
+        await this.submit('reservoirRun', record, clear, (encoder) =>
+          encoder.copyBufferToBuffer(outBuf, 0, buffer, offset, bytes),
+        );
+        return undefined;
+      }
+      const [read] = await this.run('reservoirRun', record, [{ buffer: outBuf, bytes }], clear);
+      const part = new Float32Array(read!);
       checkFinite(part, 'reservoirRun');
       return part;
     } finally {
@@ -915,7 +976,9 @@ export class WebGpuBackend implements Backend {
     }
   }
 
-  async spikingRun(run: SpikingRun): Promise<Matrix> {
+  spikingRun(run: SpikingRun & { readonly keep: true }): Promise<Features>;
+  spikingRun(run: SpikingRun): Promise<Matrix>;
+  async spikingRun(run: SpikingRun & KeepOption): Promise<Features> {
     checkDrive(run, run.inputWeights);
     const { inputs, steps, windows } = run;
     const r = run.inputWeights.cols;
@@ -940,7 +1003,8 @@ export class WebGpuBackend implements Backend {
     const readoutCode = { counts: 0, rates: 1, 'first-spike': 2, trace: 3 }[run.readout];
     const weights = this.upload(packed, STORAGE_IN, 'spiking weights');
     const cscBuf = this.upload(csc?.offsets ?? new Uint32Array(1), STORAGE_IN, 'spiking csc');
-    const out = new Float32Array(inputs.rows * width);
+    const kept = this.keepable(run, inputs.rows, width);
+    const out = kept ? undefined : new Float32Array(inputs.rows * width);
     try {
       // Inputs, the sample key, the features and their readback, per sample (weights counted).
       const rows = this.chunkRows(
@@ -951,6 +1015,7 @@ export class WebGpuBackend implements Backend {
         'spikingRun',
       );
       for (let start = 0; start < inputs.rows; start += rows) {
+        throwIfAborted(run.signal);
         const count = Math.min(rows, inputs.rows - start);
         const inBuf = this.upload(
           f32(inputs.data.subarray(start * inputs.cols, (start + count) * inputs.cols)),
@@ -982,36 +1047,204 @@ export class WebGpuBackend implements Backend {
               wInAt,
               biasAt,
               wAt,
+              run.scale ?? 1,
             ],
-            new Set([13, 14, 15, 16]),
+            new Set([13, 14, 15, 16, 20]),
           ),
           'spiking params',
         );
         try {
           const group = bind(this.gpu, kernel, 0, [params, inBuf, weights, cscBuf, keyBuf, outBuf]);
-          const [bytes] = await this.run(
-            'spikingRun',
-            (pass) =>
-              this.dispatch(
-                pass,
-                kernel,
-                [group],
-                Math.min(count, MAX_GROUPS),
-                Math.ceil(count / MAX_GROUPS),
-              ),
-            [{ buffer: outBuf, bytes: 4 * count * width }],
-          );
-          const part = new Float32Array(bytes!);
+          const record = (pass: GPUComputePassEncoder) =>
+            this.dispatch(pass, kernel, [group], Math.min(count, MAX_GROUPS), Math.ceil(count / MAX_GROUPS));
+          const bytes = 4 * count * width;
+          if (kept) {
+            const target = kept.buffer;
+            await this.submit('spikingRun', record, undefined, (encoder) =>
+              encoder.copyBufferToBuffer(outBuf, 0, target, 4 * start * width, bytes),
+            );
+            continue;
+          }
+          const [read] = await this.run('spikingRun', record, [{ buffer: outBuf, bytes }]);
+          const part = new Float32Array(read!);
           checkFinite(part, 'spikingRun');
-          out.set(part, start * width);
+          out!.set(part, start * width);
         } finally {
           this.pool.release(inBuf, keyBuf, outBuf, params);
         }
       }
+    } catch (error) {
+      kept?.release();
+      throw error;
     } finally {
       this.pool.release(weights, cscBuf);
     }
-    return { rows: inputs.rows, cols: width, data: out };
+    return kept ?? { rows: inputs.rows, cols: width, data: out! };
+  }
+
+  /**
+   * The buffer that keeps an encoder's n x width output on the device, when the run asks to keep
+   * it and it fits one binding and a quarter of the budget; otherwise undefined (read back).
+   */
+  private keepable(run: KeepOption, n: number, width: number): KeptFeatures | undefined {
+    const bytes = 4 * n * width;
+    if (run.keep !== true || bytes > this.bindingLimit || bytes > this.pool.budgetBytes / KEEP_SHARE) {
+      return undefined;
+    }
+    const buffer = this.pool.acquire(Math.max(4, bytes), STORAGE_OUT, 'kept features');
+    return new KeptFeatures(
+      this,
+      n,
+      width,
+      buffer,
+      (kept) => this.readKept(kept),
+      (b) => this.pool.release(b),
+    );
+  }
+
+  /** The host copy of kept features: one readback. */
+  private async readKept(kept: KeptFeatures): Promise<Matrix> {
+    this.check();
+    const bytes = 4 * kept.rows * kept.cols;
+    const [read] = await this.run('read kept features', () => undefined, [{ buffer: kept.buffer, bytes }]);
+    const data = new Float32Array(read!);
+    checkFinite(data, 'the kept features');
+    return { rows: kept.rows, cols: kept.cols, data };
+  }
+
+  /** Kept features of this backend, or undefined for host values; another device's are refused. */
+  private keptOf(m: Features, what: string): KeptFeatures | undefined {
+    if (!isDeviceMatrix(m)) return undefined;
+    if (m instanceof KeptFeatures && m.owner === this) return m;
+    throw new TypeError(`${what}: features kept by another ${m.backend} device`);
+  }
+
+  /** Whether a host matrix of `bytes` may go up whole (one binding, a quarter of the budget). */
+  private bindable(bytes: number): boolean {
+    return bytes <= this.bindingLimit && bytes <= this.pool.budgetBytes / KEEP_SHARE;
+  }
+
+  /**
+   * Two passes (sums, then squared deviations), each summing 64 columns a workgroup over one
+   * segment of rows and finishing the segments in order: one submission, one readback of 2d
+   * numbers. A host matrix too big to bind whole is summed on the host, as the reference does.
+   */
+  async columnMoments(m: Features, order?: Int32Array): Promise<Moments> {
+    const kept = this.keptOf(m, 'columnMoments');
+    const { rows: n, cols: d } = m;
+    if (order && order.length !== n) {
+      throw new RangeError(`columnMoments: an order of ${order.length} rows for ${n} rows`);
+    }
+    if (n === 0 || d === 0) throw new RangeError(`columnMoments: a ${n} x ${d} matrix`);
+    if (!kept && !this.bindable(4 * n * d)) return columnMoments(m as Matrix, order);
+    const sums = await this.begin('momentSums');
+    const finish = await this.kernels.get('momentFinish');
+    const source = kept?.buffer ?? this.residentCopy((m as Matrix).data, 'moments input');
+    // Segments of at least 256 rows, at most 1024 of them: the shape depends on n alone.
+    const segment = Math.max(256, Math.ceil(n / 1024));
+    const segments = Math.ceil(n / segment);
+    const orderBuf = this.upload(
+      order ? new Uint32Array(order.buffer, order.byteOffset, n) : new Uint32Array(1),
+      STORAGE_IN,
+      'row order',
+    );
+    const partial = this.pool.acquire(4 * segments * d, STORAGE_OUT, 'moment partial sums');
+    const moments = this.pool.acquire(8 * d, STORAGE_OUT, 'moments');
+    const params = [0, 1].map((pass) =>
+      this.uniform(uniformWords([n, d, segment, segments, order ? 1 : 0, pass]), 'moments params'),
+    );
+    try {
+      const record = (pass: GPUComputePassEncoder) => {
+        for (const p of params) {
+          this.dispatch(
+            pass,
+            sums,
+            [bind(this.gpu, sums, 0, [p, source, orderBuf, partial, moments])],
+            Math.ceil(d / 64),
+            segments,
+          );
+          this.dispatch(pass, finish, [bind(this.gpu, finish, 0, [p, partial, moments])], Math.ceil(d / 64));
+        }
+      };
+      const [read] = await this.run('columnMoments', record, [{ buffer: moments, bytes: 8 * d }]);
+      const both = new Float32Array(read!);
+      checkFinite(both, 'columnMoments');
+      return {
+        means: Float64Array.from(both.subarray(0, d)),
+        variances: Float64Array.from(both.subarray(d)),
+      };
+    } finally {
+      this.pool.release(orderBuf, partial, moments, ...params);
+    }
+  }
+
+  /**
+   * Each block's kept columns gathered (rows in `order`), centred and scaled into one n x width
+   * buffer: one dispatch a block, one submission, one readback. The buffer stays on the device as
+   * the copy of the returned matrix, so the K-means kernels that take it next upload nothing.
+   * Blocks too big to bind whole are put together on the host, as the reference does.
+   */
+  async assembleBlocks(blocks: readonly FeatureBlock[], order?: Int32Array): Promise<Matrix> {
+    const { rows: n, width } = checkBlocks(blocks, order);
+    const kept = blocks.map((b, i) => this.keptOf(b.features, `assembleBlocks block ${i}`));
+    const hostBytes = blocks.reduce(
+      (s, b, i) => s + (kept[i] ? 0 : 4 * b.features.rows * b.features.cols),
+      0,
+    );
+    if (!this.bindable(4 * n * width) || !this.bindable(hostBytes)) {
+      const onHost = await Promise.all(
+        blocks.map(async (b, i) => ({ ...b, features: kept[i] ? await kept[i].read() : b.features })),
+      );
+      return assembleOnHost(onHost, order);
+    }
+    const kernel = await this.begin('assemble');
+    const out = this.pool.acquire(Math.max(4, 4 * n * width), STORAGE_OUT, 'features');
+    const orderBuf = this.upload(
+      order ? new Uint32Array(order.buffer, order.byteOffset, n) : new Uint32Array(1),
+      STORAGE_IN,
+      'row order',
+    );
+    const small: GPUBuffer[] = [orderBuf];
+    try {
+      const groups: { group: GPUBindGroup; count: number }[] = [];
+      let offset = 0;
+      blocks.forEach((b, i) => {
+        const count = b.keep.length;
+        if (count === 0) return;
+        const source = kept[i]?.buffer ?? this.residentCopy((b.features as Matrix).data, 'block');
+        const columns = this.upload(Uint32Array.from(b.keep), STORAGE_IN, 'kept columns');
+        const means = this.upload(Float32Array.from(b.means), STORAGE_IN, 'block means');
+        const params = this.uniform(
+          uniformWords([n, b.features.cols, width, offset, count, order ? 1 : 0, b.scale], new Set([6])),
+          'assemble params',
+        );
+        small.push(columns, means, params);
+        groups.push({
+          group: bind(this.gpu, kernel, 0, [params, source, orderBuf, columns, means, out]),
+          count,
+        });
+        offset += count;
+      });
+      const [read] = await this.run(
+        'assembleBlocks',
+        (pass) => {
+          for (const { group, count } of groups) {
+            const wgs = Math.ceil((n * count) / 256);
+            this.dispatch(pass, kernel, [group], Math.min(wgs, MAX_GROUPS), Math.ceil(wgs / MAX_GROUPS));
+          }
+        },
+        [{ buffer: out, bytes: 4 * n * width }],
+      );
+      const data = new Float32Array(read!);
+      checkFinite(data, 'assembleBlocks');
+      this.copies.put(data, out);
+      return { rows: n, cols: width, data };
+    } catch (error) {
+      this.pool.release(out);
+      throw error;
+    } finally {
+      this.pool.release(...small);
+    }
   }
 
   /**
