@@ -279,7 +279,7 @@ describe('WebGPU backend', () => {
     const blobs = normalMatrix(new Random(18), 1500, 4, 0.4);
     for (let i = 0; i < 1500; i++)
       rows.push(Array.from(blobs.data.subarray(i * 4, i * 4 + 4), (v) => v + (i % 3) * 2));
-    const fit = async (on: Backend) => {
+    const fitOn = async (on: Backend) => {
       const registry = new BackendRegistry();
       registry.register({ name: on.name, priority: 0, smallProblems: true, create: async () => on });
       const clusterer = new NeuromorphicClusterer({
@@ -293,7 +293,7 @@ describe('WebGPU backend', () => {
       return clusterer.fit(rows);
     };
     const before = counted.bytes();
-    const onGpu = await fit(counted.backend);
+    const onGpu = await fitOn(counted.backend);
     const after = counted.bytes();
     const featureBytes = 4 * onGpu.features.rows * onGpu.features.cols;
     expect(onGpu.features.cols).toBeGreaterThan(100);
@@ -303,7 +303,7 @@ describe('WebGPU backend', () => {
     // Only the assembled features come back whole, once (the raw encoder output never does).
     const large = after.readBacks.slice(before.readBacks.length).filter((b) => b >= featureBytes / 2);
     expect(large).toEqual([featureBytes]);
-    const onJs = await fit(js);
+    const onJs = await fitOn(js);
     expect(Array.from(onGpu.labels)).toEqual(Array.from(onJs.labels));
     expect(maxRelErr(onGpu.features.data, onJs.features.data)).toBeLessThan(1e-3);
   });
