@@ -10,10 +10,16 @@ export {
   type BackendName,
   BackendRegistry,
   type ClusterSums,
+  type DeviceMatrix,
   defaultRegistry,
+  type FeatureBlock,
+  type Features,
   type Floats,
+  isDeviceMatrix,
   type LloydStep,
   type Matrix,
+  type Moments,
+  readFeatures,
 } from './backends/index.js';
 export { JsBackend } from './backends/js/js-backend.js';
 export { builtinGates, type GateFailure, type GateInput, type QualityGate } from './cluster/gates.js';
