@@ -11,13 +11,14 @@ import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { BackendRegistry } from '../src/backends/backend.js';
 import { defaultRegistry } from '../src/backends/index.js';
+import { JsBackend } from '../src/backends/js/js-backend.js';
 import type { WebGpuBackend } from '../src/backends/webgpu/webgpu-backend.js';
 import { breakerSettings, errorTrackerFor, NeuromorphicClusterer } from '../src/clusterer.js';
 import type { ConfigOverrides } from '../src/config/schema.js';
 import { createLogger } from '../src/observability/logger.js';
 import { BreakerBook, type BreakerSettings } from '../src/resilience/breakers.js';
 import { BackendError, TimeoutError } from '../src/resilience/errors.js';
-import { FAULT_KINDS, parseFault } from '../src/resilience/faults.js';
+import { FAULT_KINDS, parseFault, withFaults } from '../src/resilience/faults.js';
 import { ErrorTracker } from '../src/resilience/tracker.js';
 import { countingJsRegistry, failure, ROOT, skipUnlessRequired } from './helpers.js';
 
@@ -88,6 +89,16 @@ describe('fault switch', () => {
     expect(Array.from(result.labels)).toEqual(Array.from(expected));
     expect(result.backendsTried.at(-1)).toEqual({ name: 'js', ok: true, reason: 'fallback: CPU K-means' });
     expect(result.toJSON()).toMatchObject({ fallbackUsed: true, fallback: { reason, code } });
+  });
+
+  it('nan poisons the output of every kernel that returns numbers, the moments too', async () => {
+    const js = new JsBackend();
+    const faulty = withFaults(js, parseFault('nan'), new AbortController().signal);
+    const m = { rows: 3, cols: 2, data: Float64Array.from([1, 2, 3, 4, 5, 6]) };
+    expect((await faulty.columnMoments(m)).means[0]).toBeNaN();
+    const block = { features: m, keep: [0, 1], means: [0, 0], scale: 1 };
+    expect((await faulty.assembleBlocks([block])).data[0]).toBeNaN();
+    expect((await faulty.matmul(m, { rows: 2, cols: 1, data: Float64Array.from([1, 1]) })).data[0]).toBeNaN();
   });
 
   it('covers every kind the README lists', () => {

@@ -60,6 +60,7 @@ function poison(out: unknown): unknown {
     if ('data' in o) poison(o.data);
     else if ('sums' in o) poison(o.sums);
     else if ('distances' in o) poison(o.distances);
+    else if ('means' in o) poison(o.means);
   }
   return out;
 }
