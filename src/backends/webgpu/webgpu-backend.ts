@@ -475,23 +475,29 @@ export class WebGpuBackend implements Backend {
     const n = b.cols;
     const kernel = await this.begin('matmul');
     const out = new Float32Array(m * n);
+    // A left operand already on the device (the assembled features PCA projects) is bound there,
+    // in chunks on 64-row boundaries; a projection of it made in one chunk stays on the device as
+    // the copy of the returned matrix, for the K-means kernels that take it next.
+    const residentA = this.copies.get(a.data);
+    let kept: GPUBuffer | undefined;
     const bBuf = this.upload(f32(b.data), STORAGE_IN, 'matmul b');
     const biasBuf = this.upload(bias ? f32(bias) : new Float32Array(1), STORAGE_IN, 'matmul bias');
     try {
-      const rows = this.chunkRows(m, 4 * (k + 2 * n), 4 * Math.max(k, n), 0, 'matmul', {
+      const rows = this.chunkRows(m, 4 * ((residentA ? 0 : k) + 2 * n), 4 * Math.max(k, n), 0, 'matmul', {
         maxRows: MAX_GROUPS * 64,
+        align: residentA ? 64 : 1,
       });
       for (let start = 0; start < m; start += rows) {
         const count = Math.min(rows, m - start);
-        const aBuf = this.upload(
-          f32(a.data.subarray(start * k, (start + count) * k)),
-          STORAGE_IN,
-          'matmul a',
-        );
+        const aBuf = residentA
+          ? undefined
+          : this.upload(f32(a.data.subarray(start * k, (start + count) * k)), STORAGE_IN, 'matmul a');
+        const aSlice = aBuf ?? { buffer: residentA!, offset: 4 * start * k, size: 4 * count * k };
         const cBuf = this.pool.acquire(4 * count * n, STORAGE_OUT, 'matmul c');
+        if (residentA && count === m) kept = cBuf;
         const params = this.uniform(uniformWords([count, n, k, bias ? 1 : 0]), 'matmul params');
         try {
-          const group = bind(this.gpu, kernel, 0, [params, aBuf, bBuf, biasBuf, cBuf]);
+          const group = bind(this.gpu, kernel, 0, [params, aSlice, bBuf, biasBuf, cBuf]);
           const [bytes] = await this.run(
             'matmul',
             (pass) => this.dispatch(pass, kernel, [group], Math.ceil(n / 64), Math.ceil(count / 64)),
@@ -499,13 +505,19 @@ export class WebGpuBackend implements Backend {
           );
           out.set(new Float32Array(bytes!), start * n);
         } finally {
-          this.pool.release(aBuf, cBuf, params);
+          this.pool.release(params);
+          if (aBuf) this.pool.release(aBuf);
+          if (cBuf !== kept) this.pool.release(cBuf);
         }
       }
+      checkFinite(out, 'matmul');
+    } catch (error) {
+      if (kept) this.pool.release(kept);
+      throw error;
     } finally {
       this.pool.release(bBuf, biasBuf);
     }
-    checkFinite(out, 'matmul');
+    if (kept) this.copies.put(out, kept);
     return { rows: m, cols: n, data: out };
   }
 
