@@ -3,7 +3,13 @@
  * the `assembleBlocks` kernel, run by the CPU backends and by a device backend for blocks too big
  * to bind.
  */
-import { type FeatureBlock, type Features, isDeviceMatrix, type Matrix } from '../backends/backend.js';
+import {
+  checkOrder,
+  type FeatureBlock,
+  type Features,
+  isDeviceMatrix,
+  type Matrix,
+} from '../backends/backend.js';
 
 /** The host values of a block; a block kept on a device is a programming error here. */
 export function onHost(m: Features, what: string): Matrix {
@@ -37,9 +43,7 @@ export function checkBlocks(
     }
     width += keep.length;
   });
-  if (order && order.length !== rows) {
-    throw new RangeError(`assembleBlocks: an order of ${order.length} rows for ${rows} rows`);
-  }
+  checkOrder(order, rows, 'assembleBlocks');
   return { rows, width };
 }
 

@@ -224,6 +224,18 @@ describe.each(defaultRegistry.registered())('kernel conformance on the %s backen
     expect([...kernels].sort()).toEqual([...KERNEL_NAMES].sort());
   });
 
+  it('refuses a row order that lists a row outside the matrix, before reading through it', async (ctx) => {
+    if (!backend) return skipUnlessRequired(ctx.skip, unavailable);
+    const m: Matrix = { rows: 3, cols: 2, data: Float64Array.from([1, 2, 3, 4, 5, 6]) };
+    const bad = Int32Array.from([0, 3, 1]);
+    await expect(backend.columnMoments(m, bad)).rejects.toThrow(/order\[1\] = 3 outside \[0, 3\)/);
+    const block = { features: m, keep: [0], means: [0], scale: 1 };
+    await expect(backend.assembleBlocks([block], bad)).rejects.toThrow(/order\[1\] = 3/);
+    await expect(backend.assembleBlocks([block], Int32Array.from([0, 1]))).rejects.toThrow(
+      /an order of 2 rows/,
+    );
+  });
+
   it.for(suite.cases.map((c) => [`${c.kernel} ${c.name}`, c] as const))('%s', async ([, c], ctx) => {
     if (!backend) return skipUnlessRequired(ctx.skip, unavailable);
     const actual = await run(backend, c);

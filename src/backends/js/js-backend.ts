@@ -14,6 +14,7 @@ import {
   type BackendFactory,
   type ClusterSums,
   checkLabels,
+  checkOrder,
   type FeatureBlock,
   type Features,
   type Floats,
@@ -186,6 +187,7 @@ export class JsBackend implements Backend {
   }
 
   async columnMoments(m: Features, order?: Int32Array): Promise<Moments> {
+    checkOrder(order, m.rows, 'columnMoments');
     return columnMoments(onHost(m, 'columnMoments'), order);
   }
 

@@ -18,6 +18,7 @@ import {
   type ClusterSums,
   checkDrive,
   checkLabels,
+  checkOrder,
   checkReadout,
   type FeatureBlock,
   type Features,
@@ -464,6 +465,7 @@ export class WasmBackend implements Backend {
 
   /** Memory-bound host work that SIMD would not speed up: the reference's own code. */
   async columnMoments(m: Features, order?: Int32Array): Promise<Moments> {
+    checkOrder(order, m.rows, 'columnMoments');
     return columnMoments(onHost(m, 'columnMoments'), order);
   }
 

@@ -18,6 +18,7 @@ import {
   type ClusterSums,
   checkDrive,
   checkLabels,
+  checkOrder,
   checkReadout,
   type DeviceMatrix,
   type FeatureBlock,
@@ -1144,9 +1145,7 @@ export class WebGpuBackend implements Backend {
   async columnMoments(m: Features, order?: Int32Array): Promise<Moments> {
     const kept = this.keptOf(m, 'columnMoments');
     const { rows: n, cols: d } = m;
-    if (order && order.length !== n) {
-      throw new RangeError(`columnMoments: an order of ${order.length} rows for ${n} rows`);
-    }
+    checkOrder(order, n, 'columnMoments');
     if (n === 0 || d === 0) throw new RangeError(`columnMoments: a ${n} x ${d} matrix`);
     if (!kept && !this.bindable(4 * n * d)) return columnMoments(m as Matrix, order);
     const sums = await this.begin('momentSums');
