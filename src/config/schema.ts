@@ -157,7 +157,7 @@ export const webgpuSchema = z.strictObject({
     .positive()
     .optional()
     .describe(
-      'device memory the backend may hold; larger jobs run in chunks (NEUROCLUSTER_WEBGPU_MEMORY_BUDGET_MB, default 1024)',
+      'device memory the backend may hold; larger jobs run in chunks, and an encoder output stays on the device into K-means when it fits a quarter of it (NEUROCLUSTER_WEBGPU_MEMORY_BUDGET_MB, default 1024)',
     ),
 });
 
