@@ -298,10 +298,10 @@ describe('WebGPU backend', () => {
           registry,
           backend: on.name,
         });
-        return clusterer.fit(rows);
+        return { clusterer, result: await clusterer.fit(rows) };
       };
       const before = counted.bytes();
-      const onGpu = await fitOn(counted.backend);
+      const { clusterer, result: onGpu } = await fitOn(counted.backend);
       const after = counted.bytes();
       const uploads = after.uploads.slice(before.uploads.length);
       const readBacks = after.readBacks.slice(before.readBacks.length);
@@ -319,9 +319,11 @@ describe('WebGPU backend', () => {
         expect(uploads.reduce((a, b) => a + b, 0)).toBeLessThan(featureBytes / 2);
         expect(readBacks.filter((b) => b >= featureBytes / 2)).toEqual([featureBytes]);
       }
-      const onJs = await fitOn(js);
+      const { result: onJs } = await fitOn(js);
       expect(Array.from(onGpu.labels)).toEqual(Array.from(onJs.labels));
       expect(maxRelErr(onGpu.features.data, onJs.features.data)).toBeLessThan(1e-3);
+      // predict encodes through the same device path (no row order) and gives the fit's labels.
+      expect(Array.from(await clusterer.predict(rows))).toEqual(Array.from(onGpu.labels));
     },
   );
 
