@@ -1,7 +1,8 @@
 /**
  * The WebGPU backend beyond the shared conformance suite: its WGSL compiles, it submits and reads
  * back O(1) times per chunk, its chunked path (a budget of a few kilobytes) gives the unchunked
- * answer, it refuses what it cannot run before dispatch, and its failures are typed.
+ * answer, a fit's features go from the encoders to K-means without leaving the device (counted in
+ * bytes through Dawn), it refuses what it cannot run before dispatch, and its failures are typed.
  * Runs on SwiftShader where Debian's chromium is installed; skipped without an adapter unless
  * REQUIRE_WEBGPU=1.
  */

@@ -6,6 +6,9 @@
  * submission per chunk of samples whatever the number of steps, a Lloyd pass one readback of
  * k x d + k + 2 numbers. Work that would pass the device-memory budget or a binding limit is split
  * into chunks of samples; weights, K-means points and label state stay resident between calls.
+ * An encoder run asked to keep its output leaves it on the device (KeptFeatures), the moments and
+ * the assembly read it there, and the assembled matrix stays as the device copy of the host
+ * matrix returned, so the features go from the encoders to K-means without leaving the device.
  */
 import { assembleOnHost, checkBlocks } from '../../linalg/blocks.js';
 import { columnMoments } from '../../linalg/moments.js';
