@@ -1,7 +1,7 @@
 /**
- * The feature matrix K-means clusters, put together from its blocks on the host: the reference of
- * the `assembleBlocks` kernel, run by the CPU backends and by a device backend for blocks too big
- * to bind.
+ * The host side of the feature pipeline's kernels: column moments and the feature matrix K-means
+ * clusters put together from its blocks, the references of `columnMoments` and `assembleBlocks`,
+ * run by the CPU backends and by a device backend for matrices too big to bind.
  */
 import {
   checkOrder,
@@ -9,7 +9,9 @@ import {
   type Features,
   isDeviceMatrix,
   type Matrix,
+  type Moments,
 } from '../backends/backend.js';
+import { columnMoments } from './moments.js';
 
 /** The host values of a block; a block kept on a device is a programming error here. */
 export function onHost(m: Features, what: string): Matrix {
@@ -17,6 +19,16 @@ export function onHost(m: Features, what: string): Matrix {
     throw new TypeError(`${what}: the features are kept on the ${m.backend} device; read them first`);
   }
   return m;
+}
+
+/**
+ * Column moments on the host (src/linalg/moments.ts), the order checked first: the reference of
+ * the `columnMoments` kernel, run by the CPU backends and by a device backend for a host matrix
+ * too big to bind.
+ */
+export function momentsOnHost(m: Features, order?: Int32Array): Moments {
+  checkOrder(order, m.rows, 'columnMoments');
+  return columnMoments(onHost(m, 'columnMoments'), order);
 }
 
 /** Checks the blocks' shapes: the same rows, one mean per kept column, columns in range. */

@@ -5,8 +5,7 @@
  * suite come from NumPy, never from itself.
  */
 
-import { assembleOnHost, onHost } from '../../linalg/blocks.js';
-import { columnMoments } from '../../linalg/moments.js';
+import { assembleOnHost, momentsOnHost } from '../../linalg/blocks.js';
 import { throwIfAborted } from '../../resilience/errors.js';
 import {
   type Assignment,
@@ -14,7 +13,6 @@ import {
   type BackendFactory,
   type ClusterSums,
   checkLabels,
-  checkOrder,
   type FeatureBlock,
   type Features,
   type Floats,
@@ -187,8 +185,7 @@ export class JsBackend implements Backend {
   }
 
   async columnMoments(m: Features, order?: Int32Array): Promise<Moments> {
-    checkOrder(order, m.rows, 'columnMoments');
-    return columnMoments(onHost(m, 'columnMoments'), order);
+    return momentsOnHost(m, order);
   }
 
   async assembleBlocks(blocks: readonly FeatureBlock[], order?: Int32Array): Promise<Matrix> {

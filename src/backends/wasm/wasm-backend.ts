@@ -7,8 +7,7 @@
  * memory's working area. Accumulations that K-means and silhouette need exact are float64.
  */
 import { availableParallelism } from 'node:os';
-import { assembleOnHost, onHost } from '../../linalg/blocks.js';
-import { columnMoments } from '../../linalg/moments.js';
+import { assembleOnHost, momentsOnHost } from '../../linalg/blocks.js';
 import { philoxKey } from '../../philox.js';
 import { BackendError } from '../../resilience/errors.js';
 import {
@@ -18,7 +17,6 @@ import {
   type ClusterSums,
   checkDrive,
   checkLabels,
-  checkOrder,
   checkReadout,
   type FeatureBlock,
   type Features,
@@ -465,8 +463,7 @@ export class WasmBackend implements Backend {
 
   /** Memory-bound host work that SIMD would not speed up: the reference's own code. */
   async columnMoments(m: Features, order?: Int32Array): Promise<Moments> {
-    checkOrder(order, m.rows, 'columnMoments');
-    return columnMoments(onHost(m, 'columnMoments'), order);
+    return momentsOnHost(m, order);
   }
 
   /** A gather and a multiply-add per value: the reference's own code, as for the moments. */

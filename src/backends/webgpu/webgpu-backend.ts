@@ -10,8 +10,7 @@
  * the assembly read it there, and the assembled matrix stays as the device copy of the host
  * matrix returned, so the features go from the encoders to K-means without leaving the device.
  */
-import { assembleOnHost, checkBlocks } from '../../linalg/blocks.js';
-import { columnMoments } from '../../linalg/moments.js';
+import { assembleOnHost, checkBlocks, momentsOnHost } from '../../linalg/blocks.js';
 import { philoxKey } from '../../philox.js';
 import { BackendError, throwIfAborted } from '../../resilience/errors.js';
 import {
@@ -217,8 +216,8 @@ class KeptFeatures implements DeviceMatrix {
   }
 }
 
-/** Largest share of the budget kept features may take, so the kernels after them still have room. */
-const KEEP_SHARE = 4;
+/** A matrix kept whole on the device takes at most 1 / RESIDENT_SHARE of the budget. */
+const RESIDENT_SHARE = 4;
 
 export class WebGpuBackend implements Backend {
   readonly name = 'webgpu' as const;
@@ -535,10 +534,7 @@ export class WebGpuBackend implements Backend {
     // else it goes up block by block. Blocks stay within one dispatch dimension (16 rows a
     // workgroup) and start on 64-row boundaries, so a block of the resident b binds aligned.
     const bBytes = 4 * b.data.length;
-    const resident =
-      bBytes <= this.bindingLimit && 4 * bBytes <= this.pool.budgetBytes
-        ? this.residentCopy(b.data, 'pairwise b')
-        : undefined;
+    const resident = this.bindable(bBytes) ? this.residentCopy(b.data, 'pairwise b') : undefined;
     let bBlock = Math.min(n, 64 * Math.floor((MAX_GROUPS * 16) / 64));
     if (!resident) bBlock = Math.max(1, Math.min(bBlock, Math.floor(this.pool.budgetBytes / 8 / (4 * d))));
     for (let bStart = 0; bStart < n; bStart += bBlock) {
@@ -603,9 +599,7 @@ export class WebGpuBackend implements Backend {
 
   /** The points on the device whole when they fit, else undefined (they go up chunk by chunk). */
   private pointsOnDevice(points: Matrix): GPUBuffer | undefined {
-    const bytes = 4 * points.data.length;
-    if (bytes > this.bindingLimit || 4 * bytes > this.pool.budgetBytes) return undefined;
-    return this.residentCopy(points.data, 'points');
+    return this.bindable(4 * points.data.length) ? this.residentCopy(points.data, 'points') : undefined;
   }
 
   async kmeansAssign(points: Matrix, centroids: Matrix): Promise<Assignment> {
@@ -1104,9 +1098,7 @@ export class WebGpuBackend implements Backend {
    */
   private keepable(run: KeepOption, n: number, width: number): KeptFeatures | undefined {
     const bytes = 4 * n * width;
-    if (run.keep !== true || bytes > this.bindingLimit || bytes > this.pool.budgetBytes / KEEP_SHARE) {
-      return undefined;
-    }
+    if (run.keep !== true || !this.bindable(bytes)) return undefined;
     const buffer = this.pool.acquire(Math.max(4, bytes), STORAGE_OUT, 'kept features');
     return new KeptFeatures(
       this,
@@ -1135,9 +1127,19 @@ export class WebGpuBackend implements Backend {
     throw new TypeError(`${what}: features kept by another ${m.backend} device`);
   }
 
-  /** Whether a host matrix of `bytes` may go up whole (one binding, a quarter of the budget). */
+  /**
+   * Whether a matrix of `bytes` may live on the device whole: within one binding and a quarter of
+   * the budget, so the kernels working beside it still have room. Points K-means keeps, the
+   * pairwise operand K-means++ passes again and again, kept encoder output and host blocks.
+   */
   private bindable(bytes: number): boolean {
-    return bytes <= this.bindingLimit && bytes <= this.pool.budgetBytes / KEEP_SHARE;
+    return bytes <= this.bindingLimit && bytes <= this.pool.budgetBytes / RESIDENT_SHARE;
+  }
+
+  /** The row order on the device (one unused word when there is none). */
+  private uploadOrder(order: Int32Array | undefined, n: number): GPUBuffer {
+    const words = order ? new Uint32Array(order.buffer, order.byteOffset, n) : new Uint32Array(1);
+    return this.upload(words, STORAGE_IN, 'row order');
   }
 
   /**
@@ -1150,18 +1152,14 @@ export class WebGpuBackend implements Backend {
     const { rows: n, cols: d } = m;
     checkOrder(order, n, 'columnMoments');
     if (n === 0 || d === 0) throw new RangeError(`columnMoments: a ${n} x ${d} matrix`);
-    if (!kept && !this.bindable(4 * n * d)) return columnMoments(m as Matrix, order);
+    if (!kept && !this.bindable(4 * n * d)) return momentsOnHost(m, order);
     const sums = await this.begin('momentSums');
     const finish = await this.kernels.get('momentFinish');
     const source = kept?.buffer ?? this.residentCopy((m as Matrix).data, 'moments input');
     // Segments of at least 256 rows, at most 1024 of them: the shape depends on n alone.
     const segment = Math.max(256, Math.ceil(n / 1024));
     const segments = Math.ceil(n / segment);
-    const orderBuf = this.upload(
-      order ? new Uint32Array(order.buffer, order.byteOffset, n) : new Uint32Array(1),
-      STORAGE_IN,
-      'row order',
-    );
+    const orderBuf = this.uploadOrder(order, n);
     const partial = this.pool.acquire(4 * segments * d, STORAGE_OUT, 'moment partial sums');
     const moments = this.pool.acquire(8 * d, STORAGE_OUT, 'moments');
     const params = [0, 1].map((pass) =>
@@ -1213,11 +1211,7 @@ export class WebGpuBackend implements Backend {
     }
     const kernel = await this.begin('assemble');
     const out = this.pool.acquire(Math.max(4, 4 * n * width), STORAGE_OUT, 'features');
-    const orderBuf = this.upload(
-      order ? new Uint32Array(order.buffer, order.byteOffset, n) : new Uint32Array(1),
-      STORAGE_IN,
-      'row order',
-    );
+    const orderBuf = this.uploadOrder(order, n);
     const small: GPUBuffer[] = [orderBuf];
     try {
       const groups: { group: GPUBindGroup; count: number }[] = [];
