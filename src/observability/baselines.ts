@@ -5,8 +5,9 @@
  * runs, once `minSamples` of them exist) is flagged as an anomaly. Every run then joins the
  * baseline, the oldest leaving once `window` are kept.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { writeStateFileSync } from '../store/atomic.js';
 
 export interface BaselineSettings {
   readonly enabled: boolean;
@@ -89,8 +90,6 @@ export function recordRun(
     if (runs.length > s.window) runs.splice(0, runs.length - s.window);
   }
   mkdirSync(dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(store)}\n`);
-  renameSync(tmp, file);
+  writeStateFileSync(file, `${JSON.stringify(store)}\n`);
   return anomalies;
 }

@@ -2,9 +2,10 @@
  * Circuit breakers, one per backend and adapter, built with cockatiel and kept between processes
  * in `$NEUROCLUSTER_HOME/state/breakers.json`: a CLI run that finds a breaker opened by the run
  * before it within `recoveryTimeout` does not send work to that backend either. A saved state
- * expires `recoveryTimeout` after it was written.
+ * expires `recoveryTimeout` after it was written. A state that cannot be written (a full disk) is a
+ * warning of the caller, never a failure of the backend.
  */
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import {
   type CircuitBreakerPolicy,
@@ -16,6 +17,7 @@ import {
   SamplingBreaker,
 } from 'cockatiel';
 import { metrics } from '../observability/metrics.js';
+import { writeStateFileSync } from '../store/atomic.js';
 import { isNeuroclusterError } from './errors.js';
 
 export interface BreakerSettings {
@@ -108,16 +110,18 @@ export class BreakerBook {
     return policy;
   }
 
-  /** Writes `key`'s state to the file (other keys as they are there). */
+  /**
+   * Writes `key`'s state to the file (other keys as they are there), whole or not at all. It throws
+   * what the file system says (ENOSPC, ...): the caller logs it; a state that cannot be kept never
+   * decides a request's answer.
+   */
   save(key: string): void {
     const policy = this.policies.get(key);
     if (!this.file || !policy) return;
     const all = this.read();
     all[key] = { savedAt: this.now(), policy: policy.toJSON() };
     mkdirSync(dirname(this.file), { recursive: true });
-    const tmp = `${this.file}.${process.pid}.tmp`;
-    writeFileSync(tmp, `${JSON.stringify(all, null, 2)}\n`, { mode: 0o600 });
-    renameSync(tmp, this.file);
+    writeStateFileSync(this.file, `${JSON.stringify(all, null, 2)}\n`, { mode: 0o600 });
   }
 
   /** Every breaker known here or saved in the file and not expired. */

@@ -185,6 +185,14 @@ export const ERROR_CODES = {
       'Ask for a smaller epsilon, or release fewer statistics (fewer iterations, public --bounds, no standardization).',
     ],
   },
+  NEUROCLUSTER_ERR_PRIVACY_DATA: {
+    category: 'data',
+    severity: 'low',
+    exitCode: 2,
+    recovery: [
+      'The data are too few for a DP range estimate at this epsilon: give public bounds (--bounds, privacy.bounds), or a larger epsilon, or more rows.',
+    ],
+  },
   NEUROCLUSTER_ERR_SECURITY: {
     category: 'security',
     severity: 'high',
@@ -199,6 +207,7 @@ export const ERROR_CODES = {
     exitCode: 2,
     recovery: [
       'Read data from inside security.dataRoots, or add the directory to them (symbolic links count where they point).',
+      "Write outputs outside the engine's own files: $NEUROCLUSTER_HOME/keys, $NEUROCLUSTER_HOME/audit, the store (neurocluster.db) and the keyring.",
     ],
   },
   NEUROCLUSTER_ERR_INTEGRITY: {
@@ -479,9 +488,37 @@ export function throwIfAborted(signal: AbortSignal | undefined): void {
   }
 }
 
-/** Wraps anything thrown into a NeuroclusterError, keeping it as the `cause`. */
+/**
+ * A full, over-quota or read-only disk (ENOSPC, EDQUOT, EROFS; SQLite's SQLITE_FULL, SQLITE_IOERR*,
+ * "database or disk is full", "disk I/O error") as NEUROCLUSTER_ERR_IO with a message that says
+ * so, prefixed with `what` (what could not be written); undefined for any other error.
+ */
+export function storageError(
+  error: unknown,
+  what = 'a write failed',
+  location?: ErrorLocation,
+): OutputError | undefined {
+  const code = String((error as { code?: unknown } | null)?.code ?? '');
+  const message = error instanceof Error ? error.message : String(error);
+  let reason: string;
+  if (code === 'ENOSPC' || code === 'SQLITE_FULL' || /database or disk is full/i.test(message))
+    reason = 'the disk is full';
+  else if (code === 'EDQUOT') reason = 'the disk quota is exceeded';
+  else if (code === 'EROFS') reason = 'the file system is read-only';
+  else if (code.startsWith('SQLITE_IOERR') || /^disk I\/O error/i.test(message))
+    reason = 'the store could not be written (a full disk, most often)';
+  else return undefined;
+  return new OutputError(`${what}: ${reason} (${message})`, {
+    cause: error,
+    ...(location ? { location } : {}),
+  });
+}
+
+/** Wraps anything thrown into a NeuroclusterError, keeping it as the `cause`; a full disk is NEUROCLUSTER_ERR_IO. */
 export function toNeuroclusterError(error: unknown): NeuroclusterError {
   if (isNeuroclusterError(error)) return error;
+  const storage = storageError(error);
+  if (storage) return storage;
   const message = error instanceof Error ? error.message : String(error);
   return new NeuroclusterError('NEUROCLUSTER_ERR_INTERNAL', message, { cause: error });
 }
@@ -491,7 +528,30 @@ export function toNeuroclusterError(error: unknown): NeuroclusterError {
  * so that a hostile or binary input cannot garble the terminal or flood the log.
  */
 export function quoteValue(value: string, max = 40): string {
-  const escaped = JSON.stringify(value).slice(1, -1);
+  const escaped = printable(JSON.stringify(value).slice(1, -1));
   const cut = escaped.length > max ? `${escaped.slice(0, max - 1)}…` : escaped;
   return `"${cut}"`;
+}
+
+/**
+ * What a terminal would act on instead of printing: C0 and C1 controls and DEL, the bidirectional
+ * controls (U+061C, U+200E/F, U+202A-U+202E, U+2066-U+2069), the line and paragraph separators,
+ * and lone surrogates.
+ */
+const UNPRINTABLE = /[\p{Cc}\p{Bidi_Control}\p{Zl}\p{Zp}\p{Cs}]/gu;
+const SHORT_ESCAPES: Readonly<Record<string, string>> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/**
+ * Text safe to echo on a terminal: each {@link UNPRINTABLE} character becomes a visible escape
+ * (`\n`, `\x1b`, `\u202e`), so a file name or a cell cannot clear the screen, forge a second line
+ * or reorder the text around it. Everything else (any script, emoji) is left as it is.
+ */
+export function printable(text: string): string {
+  return text.replace(UNPRINTABLE, (c) => {
+    const code = c.charCodeAt(0);
+    return (
+      SHORT_ESCAPES[c] ??
+      (code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`)
+    );
+  });
 }

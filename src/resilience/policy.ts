@@ -239,13 +239,28 @@ export class Resilience {
         metrics.degradations.inc({ backend: name });
         this.deps.logger.info({ backend: name, code: e.code }, `backend ${name} failed; trying the next`);
       } finally {
-        if (breakers) this.deps.breakers.save(key);
+        if (breakers) this.saveBreaker(key);
       }
     }
     throw (
       last ??
       new BackendError(`no backend could start (${tried.map((t) => `${t.name}: ${t.reason}`).join('; ')})`)
     );
+  }
+
+  /**
+   * Keeps a breaker's state for the next process. A state that cannot be written (a full disk)
+   * is a warning: it never counts against the backend nor fails the request.
+   */
+  private saveBreaker(key: string): void {
+    try {
+      this.deps.breakers.save(key);
+    } catch (error) {
+      this.deps.logger.warn(
+        { err: error, breaker: key },
+        `the circuit breaker state could not be saved: ${(error as Error).message}`,
+      );
+    }
   }
 
   /** The retry policy around one backend's attempts. */

@@ -24,9 +24,10 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { neuroclusterHome } from '../config/home.js';
-import { SecurityError } from '../resilience/errors.js';
+import { dirname } from 'node:path';
+import { inlineKeyring, keyringFile } from '../config/home.js';
+import { printable, SecurityError, storageError } from '../resilience/errors.js';
+import { temporaryOf } from '../store/atomic.js';
 
 export interface KeyEntry {
   readonly id: string;
@@ -67,10 +68,9 @@ export class Keyring {
 
   /** The keyring of this environment (see the module comment), created on first use. */
   static open(source: KeyringSource = {}): Keyring {
-    const env = source.env ?? process.env;
-    const inline = env.NEUROCLUSTER_KEYRING_JSON;
+    const inline = inlineKeyring(source.env);
     if (inline) return new Keyring(parse(inline, 'NEUROCLUSTER_KEYRING_JSON'), undefined);
-    const file = env.NEUROCLUSTER_KEYRING ?? join(neuroclusterHome(env), 'keys', 'keyring.json');
+    const file = keyringFile(source.env);
     if (!existsSync(file)) {
       const first = newKey();
       const doc: KeyringDocument = {
@@ -82,7 +82,7 @@ export class Keyring {
       // Processes starting at once on a fresh home must agree on one keyring: only the first
       // creation takes, and the others read what it wrote.
       if (createOnce(file, doc)) {
-        (source.warn ?? ((m: string) => process.stderr.write(`neurocluster: warning: ${m}\n`)))(
+        (source.warn ?? ((m: string) => process.stderr.write(`neurocluster: warning: ${printable(m)}\n`)))(
           `created a new keyring at ${file} (mode 0600): back it up; every file it encrypts is lost without it`,
         );
         return new Keyring(doc, file);
@@ -201,14 +201,19 @@ function createOnce(file: string, doc: KeyringDocument): boolean {
 
 /** The document in a new temporary file (mode 0600) beside the keyring file. */
 function temporary(file: string, doc: KeyringDocument): string {
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  // Named like every temporary of the engine: a process killed here leaves one that the next
+  // process removes (src/store/atomic.ts).
+  const tmp = temporaryOf(file);
   try {
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
     writeFileSync(tmp, `${JSON.stringify(doc, null, 2)}\n`, { mode: 0o600 });
     chmodSync(tmp, 0o600);
   } catch (cause) {
     rmSync(tmp, { force: true });
-    throw new SecurityError(`cannot write the keyring ${file}: ${(cause as Error).message}`, { cause });
+    throw (
+      storageError(cause, `cannot write the keyring ${file}`) ??
+      new SecurityError(`cannot write the keyring ${file}: ${(cause as Error).message}`, { cause })
+    );
   }
   return tmp;
 }

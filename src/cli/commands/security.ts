@@ -21,10 +21,10 @@ import {
 import { decryptBuffer, decryptFile, isEncrypted } from '../../security/envelope.js';
 import { Keyring } from '../../security/keyring.js';
 import { checkDataPath } from '../../security/secure-load.js';
-import { writeFileAtomic } from '../../store/atomic.js';
+import { StagedWrites, writeFileAtomic } from '../../store/atomic.js';
 import { audit, auditLog, errorDetails, outcomeOf } from '../audit.js';
 import { cliConfig, type GlobalFlags } from '../context.js';
-import { table } from '../output.js';
+import { table, warn } from '../output.js';
 
 /** Encrypted files under a directory (recursively), by their magic bytes (eight read of each). */
 async function encryptedFiles(dir: string): Promise<string[]> {
@@ -78,13 +78,13 @@ export function keysCommand(): Command {
           skipped: r.skipped.length,
           unreachable: r.unreachable.length,
         }),
+        { staged: false },
       );
       // Files this keyring cannot open (another keyring's, or damaged) are left as they are, and named.
-      for (const s of report.skipped)
-        process.stderr.write(`neurocluster: warning: not re-wrapped: ${s.file}: ${s.reason}\n`);
+      for (const s of report.skipped) warn(`not re-wrapped: ${s.file}: ${s.reason}`);
       for (const file of report.unreachable)
-        process.stderr.write(
-          `neurocluster: warning: not re-wrapped: ${file}: its directory is not there now (it keeps its key until a rotation reaches it)\n`,
+        warn(
+          `not re-wrapped: ${file}: its directory is not there now (it keeps its key until a rotation reaches it)`,
         );
       if (flags.json) process.stdout.write(`${JSON.stringify({ from, to, ...report })}\n`);
       else
@@ -224,15 +224,22 @@ export function auditCommand(): Command {
     .description(
       'check every record: HMAC, sequence, hash chain, and the head kept in the store; exit 1 at the first bad one',
     )
-    .option('--log <file>', 'an audit file to check (the head in the store is checked only for the home log)')
+    .option(
+      '--log <file>',
+      "an audit file to check; the home's own log (by real path, however it is named) is checked against the head in the store",
+    )
     .action(async (opts: { log?: string }, command: Command) => {
       const flags = command.optsWithGlobals() as GlobalFlags;
       const config = await cliConfig(command, []);
       const home = auditLog({ ...config, audit: { ...config.audit, enabled: true } })!;
-      const verdict = opts.log ? verifyAuditLog(opts.log, Keyring.open()) : home.verify();
+      // Another file (a copy, an archive) has no head of its own: its chain alone is checked.
+      const alone = opts.log !== undefined && !home.isThisLog(opts.log);
+      const verdict = alone ? verifyAuditLog(opts.log!, Keyring.open()) : home.verify();
       if (flags.json) process.stdout.write(`${JSON.stringify(verdict)}\n`);
       else if (verdict.ok)
-        process.stdout.write(`audit log intact: ${verdict.records} records, up to ${verdict.lastSeq}\n`);
+        process.stdout.write(
+          `audit log intact: ${verdict.records} records, up to ${verdict.lastSeq}${alone ? " (not this home's log: no head to check it against)" : ''}\n`,
+        );
       else
         process.stdout.write(
           `audit log broken at ${verdict.file}${verdict.line ? `:${verdict.line}` : ''} (record ${verdict.seq ?? '?'}): ${verdict.reason}\n`,
@@ -283,7 +290,8 @@ export function modelCommand(): Command {
     .command('export')
     .description('the model document encrypted to an age recipient, for `age -d -i <identity>`')
     .argument('<model>', 'the model file')
-    .requiredOption('--recipient <age1...>', 'the age recipient (age-keygen makes one)')
+    // Not `<age1...>`: commander reads a trailing `...` as a list of values.
+    .requiredOption('--recipient <age1xxx>', 'the age recipient, age1... (age-keygen makes one)')
     .requiredOption('--out <file.age>', 'where the age file is written')
     .action(async (model: string, opts: { recipient: string; out: string }, command: Command) => {
       const flags = command.optsWithGlobals() as GlobalFlags;
@@ -297,21 +305,41 @@ export function modelCommand(): Command {
   return cmd;
 }
 
-/** Runs `work` and audits it, successful (with `details` of its result) or not. */
+/**
+ * Runs `work` and audits it, successful (with `details` of its result) or not. The files `work`
+ * writes stop at their complete temporaries until the record is appended (src/store/atomic.ts,
+ * StagedWrites): a record that cannot be written removes them, so no output appears unaudited.
+ * `keys rotate` is not staged: its re-wraps check, just before each rename, that nobody replaced
+ * the file meanwhile, and a rename held back would undo that check.
+ */
 async function audited<T>(
   config: Config,
   action: string,
   resource: string,
   work: () => Promise<T>,
   details?: (result: T) => Record<string, unknown>,
+  { staged = true }: { staged?: boolean } = {},
 ): Promise<T> {
+  const stage = new StagedWrites();
   let out: T;
   try {
-    out = await work();
+    out = await (staged ? stage.run(work) : work());
   } catch (error) {
+    await stage.discard();
     audit(config, [{ action, resource, outcome: outcomeOf(error), details: errorDetails(error) }]);
     throw error;
   }
-  audit(config, [{ action, resource, outcome: 'success', ...(details ? { details: details(out) } : {}) }]);
+  try {
+    audit(config, [{ action, resource, outcome: 'success', ...(details ? { details: details(out) } : {}) }]);
+  } catch (error) {
+    await stage.discard();
+    throw error;
+  }
+  try {
+    await stage.commit();
+  } catch (error) {
+    audit(config, [{ action, resource, outcome: 'failure', details: errorDetails(error) }]);
+    throw error;
+  }
   return out;
 }
