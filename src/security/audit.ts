@@ -4,9 +4,21 @@
  *
  * Each record carries its sequence number, the SHA-256 hash of the record before it (`prev`) and an
  * HMAC-SHA256 of itself under a key derived from the keyring's current key (`keyId` names it).
- * The head (last sequence number and hash, with its own HMAC) is also kept in the SQLite store, so
- * cutting the newest records off the file is detected too. Appends from several processes are
- * serialised by the store's write lock: read the head, append the line, move the head, commit.
+ * The head (last sequence number and hash, with its own HMAC) is also kept in the SQLite store, keyed
+ * by the real path of the log's file, so cutting the newest records off the file (or replacing it
+ * with an older copy, emptying or removing it) is detected too.
+ *
+ * An append is one recoverable step, under the store's write lock (an IMMEDIATE transaction, which
+ * the operating system releases when a process dies): repair, read the head, append the line and
+ * fsync it, move the head, commit. A kill or a full disk can stop it at any point; what that leaves
+ * is repaired, under the same lock, before the next append or verification: a torn last line (the
+ * write cut short) is cut off, and complete lines past the head that chain from it (signed by the
+ * keyring, next sequence number, `prev` the head's hash: the line is its own write-ahead intent)
+ * are adopted, the head moved over them. Either is recorded by an `audit.repair` record. A store
+ * with no head while the log has records (the store was deleted or replaced) is not repaired but
+ * recorded (`audit.head-lost`), and such a log never verifies again. A new log's head (sequence 0,
+ * the genesis hash) is committed before its first line, so a kill during the first append is
+ * repaired like any other.
  *
  * Retention: when the file passes `maxBytes` it is renamed `audit-<last seq>.jsonl` and a new one
  * continues the chain; rotated files older than `retentionDays` are deleted, each deletion
@@ -18,9 +30,11 @@
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import {
-  appendFileSync,
   closeSync,
   existsSync,
+  fstatSync,
+  fsyncSync,
+  ftruncateSync,
   mkdirSync,
   openSync,
   readdirSync,
@@ -29,12 +43,20 @@ import {
   renameSync,
   rmSync,
   statSync,
+  writeSync,
 } from 'node:fs';
 import { userInfo } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { neuroclusterHome } from '../config/home.js';
 import { currentCorrelationId } from '../observability/context.js';
-import { SecurityError } from '../resilience/errors.js';
+import {
+  isNeuroclusterError,
+  type NeuroclusterError,
+  OutputError,
+  SecurityError,
+  storageError,
+} from '../resilience/errors.js';
+import { realPathOf } from '../store/atomic.js';
 import { type Db, openStore, storeFile } from '../store/db.js';
 import { AnomalyDetector } from './anomaly.js';
 import { Keyring } from './keyring.js';
@@ -79,6 +101,8 @@ export const ACTION_RISK: Readonly<Record<string, number>> = {
   'keys.rotate': 50,
   'keys.retire': 60,
   'audit.checkpoint': 20,
+  'audit.repair': 30,
+  'audit.head-lost': 70,
   'security.anomaly': 70,
 };
 
@@ -114,8 +138,17 @@ function signedPart(r: Omit<AuditRecord, 'hmac'>): string {
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
+/** The head of a log kept in the store: its last record's sequence number and hash, signed. */
+export interface AuditHead {
+  readonly seq: number;
+  readonly hash: string;
+  readonly keyId: string;
+  readonly hmac: string;
+}
+
 export class AuditLog {
   readonly file: string;
+  private headKey: string | undefined;
 
   constructor(
     private readonly dir: string,
@@ -146,30 +179,23 @@ export class AuditLog {
     );
   }
 
+  /** Whether `path` names this log (its file or a rotated one) by whatever path: judged by real path. */
+  isThisLog(path: string): boolean {
+    const real = realPathOf(path);
+    return (
+      dirname(real) === dirname(this.key()) &&
+      (basename(real) === basename(this.file) || /^audit-.*\.jsonl$/.test(basename(real)))
+    );
+  }
+
   /** The last `n` records of the current file (fewer when it has fewer; unreadable lines skipped). */
   tail(n: number): AuditRecord[] {
-    if (!existsSync(this.file)) return [];
     // Every CLI command primes its anomaly rules from here: read the end of the file (records are
     // well under 2 KiB each), not all of its up to maxBytes.
-    const size = statSync(this.file).size;
-    const want = Math.min(size, n * 2048);
-    const bytes = Buffer.alloc(want);
-    const fd = openSync(this.file, 'r');
-    try {
-      readSync(fd, bytes, 0, want, size - want);
-    } finally {
-      closeSync(fd);
-    }
-    const lines = bytes.toString('utf8').trimEnd().split('\n');
-    // The first line is cut unless the read began at the start of the file.
-    if (want < size) lines.shift();
     const out: AuditRecord[] = [];
-    for (const line of lines.slice(-n)) {
-      try {
-        out.push(JSON.parse(line) as AuditRecord);
-      } catch {
-        // verify() reports it
-      }
+    for (const line of readEnd(this.file, n * 2048).lines.slice(-n)) {
+      const r = parseRecord(line);
+      if (r) out.push(r); // verify() reports the others
     }
     return out;
   }
@@ -197,84 +223,289 @@ export class AuditLog {
     return record;
   }
 
-  /** One record, under the store's write lock. */
+  /** One record, under the store's write lock, after repairing what a kill or a full disk left. */
   private write(event: AuditEvent): AuditRecord {
-    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    return this.db
-      .transaction(() => {
-        const head = this.head();
-        const keyId = this.keyring.current().id;
-        const body: Omit<AuditRecord, 'hmac'> = {
-          seq: (head?.seq ?? 0) + 1,
-          at: this.now().toISOString(),
-          actor: event.actor ?? defaultActor(),
-          action: event.action,
-          resource: event.resource,
-          outcome: event.outcome,
-          correlationId: currentCorrelationId() ?? null,
-          risk: riskOf(event.action, event.outcome),
-          details: event.details ?? {},
-          prev: head?.hash ?? GENESIS,
-          keyId,
-        };
-        const signed = signedPart(body);
-        const r: AuditRecord = { ...body, hmac: this.hmac(keyId, signed) };
-        const line = JSON.stringify(r);
-        appendFileSync(this.file, `${line}\n`, { mode: 0o600 });
-        const hash = sha256(line);
-        const headSig = this.hmac(keyId, `head\0${r.seq}\0${hash}`);
-        this.db
-          .prepare(
-            `INSERT INTO audit_head (log, seq, hash, key_id, hmac, at) VALUES (?, ?, ?, ?, ?, ?)
-             ON CONFLICT(log) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, key_id = excluded.key_id, hmac = excluded.hmac, at = excluded.at`,
-          )
-          .run(this.file, r.seq, hash, keyId, headSig, r.at);
-        return r;
-      })
-      .immediate();
+    return this.locked(() => {
+      // A new log's head is committed before its first line (see recover).
+      if (!this.head()) this.db.transaction(() => this.recover()).immediate();
+      return this.db
+        .transaction(() => {
+          this.recover();
+          return this.appendLine(event);
+        })
+        .immediate();
+    });
+  }
+
+  /**
+   * `work` with the log's directory made; a full disk (the file's or the store's) is
+   * NEUROCLUSTER_ERR_IO, not a bug of the engine.
+   */
+  private locked<T>(work: () => T): T {
+    try {
+      mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+      return work();
+    } catch (cause) {
+      throw storageError(cause, `cannot write the audit log ${this.file}`, { file: this.file }) ?? cause;
+    }
+  }
+
+  /** Appends one record's line (fsynced) and moves the head over it; within a write transaction. */
+  private appendLine(event: AuditEvent): AuditRecord {
+    const head = this.head();
+    const keyId = this.keyring.current().id;
+    const body: Omit<AuditRecord, 'hmac'> = {
+      seq: (head?.seq ?? 0) + 1,
+      at: this.now().toISOString(),
+      actor: event.actor ?? defaultActor(),
+      action: event.action,
+      resource: event.resource,
+      outcome: event.outcome,
+      correlationId: currentCorrelationId() ?? null,
+      risk: riskOf(event.action, event.outcome),
+      details: event.details ?? {},
+      prev: head?.hash ?? GENESIS,
+      keyId,
+    };
+    const r: AuditRecord = { ...body, hmac: this.hmac(keyId, signedPart(body)) };
+    const line = JSON.stringify(r);
+    const bytes = Buffer.from(`${line}\n`);
+    const fd = openSync(this.file, 'a', 0o600);
+    try {
+      const size = fstatSync(fd).size;
+      try {
+        for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at, bytes.length - at);
+        fsyncSync(fd);
+      } catch (error) {
+        // Nothing of a record that failed stays; if even this fails, the next append cuts it off.
+        try {
+          ftruncateSync(fd, size);
+        } catch {}
+        throw error;
+      }
+    } finally {
+      closeSync(fd);
+    }
+    // A kill from here to the commit leaves the line past the head: recover() adopts it.
+    this.setHead(r.seq, sha256(line), r.at);
+    return r;
+  }
+
+  private setHead(seq: number, hash: string, at: string): void {
+    const keyId = this.keyring.current().id;
+    this.db
+      .prepare(
+        `INSERT INTO audit_head (log, seq, hash, key_id, hmac, at) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT(log) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, key_id = excluded.key_id, hmac = excluded.hmac, at = excluded.at`,
+      )
+      .run(this.key(), seq, hash, keyId, this.hmac(keyId, `head\0${seq}\0${hash}`), at);
+  }
+
+  /**
+   * The head's key in the store: the real path of the log's file, so that every path to one home
+   * (through a symbolic link, relative) finds the same head. Final once the directory exists.
+   */
+  private key(): string {
+    if (this.headKey) return this.headKey;
+    const key = realPathOf(this.file);
+    if (existsSync(this.dir)) this.headKey = key;
+    return key;
   }
 
   /** The head kept in the store: the last record's sequence number and hash. */
-  head(): { seq: number; hash: string; keyId: string; hmac: string } | undefined {
-    const row = this.db
-      .prepare('SELECT seq, hash, key_id, hmac FROM audit_head WHERE log = ?')
-      .get(this.file) as { seq: number; hash: string; key_id: string; hmac: string } | undefined;
+  head(): AuditHead | undefined {
+    const select = this.db.prepare('SELECT seq, hash, key_id, hmac FROM audit_head WHERE log = ?');
+    // Before heads were keyed by real path, they were keyed by the path the log was opened by.
+    const row = (select.get(this.key()) ?? select.get(this.file)) as
+      | { seq: number; hash: string; key_id: string; hmac: string }
+      | undefined;
     return row && { seq: row.seq, hash: row.hash, keyId: row.key_id, hmac: row.hmac };
   }
 
-  /** Rotates the file past maxBytes, and prunes rotated files past retentionDays (with checkpoints). */
-  private maintain(): void {
-    if (existsSync(this.file) && statSync(this.file).size > this.settings.maxBytes) {
-      // Named by the last sequence number in it: unique, and sorted by name in chain order.
-      const last = String(this.head()?.seq ?? 0).padStart(12, '0');
-      renameSync(this.file, join(this.dir, `audit-${last}.jsonl`));
+  /**
+   * Brings the file and the head back into step, within a write transaction (see the module's
+   * comment): cuts a torn last line off, adopts complete lines past the head that chain from it,
+   * and records either; a store with no head is given the genesis head (a new log) or, when the
+   * log has records, a head at its last record and an `audit.head-lost` record.
+   */
+  private recover(): void {
+    const head = this.head();
+    const headAt = (lines: readonly string[]) =>
+      head ? lines.findLastIndex((l) => sha256(l) === head.hash) : -1;
+    let end = readEnd(this.file, 16 * 1024);
+    // What a kill leaves is a line or two past the head; a head further back is not a kill's doing.
+    if (!end.whole && headAt(end.lines) < 0) end = readEnd(this.file, 1024 * 1024);
+    const details: Record<string, unknown> = {};
+    if (end.torn > 0) {
+      truncateTo(this.file, end.size - end.torn);
+      details.truncatedBytes = end.torn;
     }
-    const cutoff = this.now().getTime() - this.settings.retentionDays * 86_400_000;
-    for (const old of rotatedFiles(this.dir)) {
-      // Oldest first, and only a prefix of the chain: a gap in the middle would not verify.
-      if (statSync(old).mtimeMs >= cutoff) break;
-      const lines = readFileSync(old, 'utf8').trimEnd().split('\n');
-      const last = lines.at(-1)!;
-      const lastRecord = JSON.parse(last) as AuditRecord;
-      rmSync(old);
-      this.write({
-        action: 'audit.checkpoint',
-        resource: basename(old),
+    if (!head) {
+      const rotated = rotatedFiles(this.dir);
+      const last =
+        end.lines.at(-1) ??
+        (rotated.length > 0 ? readEnd(rotated.at(-1)!, 1024 * 1024).lines.at(-1) : undefined);
+      if (last === undefined) {
+        this.setHead(0, GENESIS, this.now().toISOString());
+      } else {
+        const r = parseRecord(last);
+        if (r) this.setHead(r.seq, sha256(last), this.now().toISOString());
+        else this.setHead(0, GENESIS, this.now().toISOString());
+        this.appendLine({
+          action: 'audit.head-lost',
+          resource: basename(this.file),
+          outcome: 'failure',
+          actor: 'neurocluster',
+          details: { ...details, lastSeq: r?.seq ?? null },
+        });
+        return;
+      }
+    } else {
+      const at = headAt(end.lines);
+      const past = at >= 0 ? end.lines.slice(at + 1) : end.whole ? end.lines : [];
+      let seq = head.seq;
+      let hash = head.hash;
+      const completed: number[] = [];
+      for (const line of past) {
+        const r = parseRecord(line);
+        if (!r || r.seq !== seq + 1 || r.prev !== hash || !this.signed(r)) break;
+        seq = r.seq;
+        hash = sha256(line);
+        completed.push(seq);
+      }
+      if (completed.length > 0) {
+        this.setHead(seq, hash, this.now().toISOString());
+        details.completed = completed;
+      }
+    }
+    if (Object.keys(details).length > 0) {
+      this.appendLine({
+        action: 'audit.repair',
+        resource: basename(this.file),
         outcome: 'success',
         actor: 'neurocluster',
-        details: {
-          prunedFile: basename(old),
-          lastSeq: lastRecord.seq,
-          lastHash: sha256(last),
-          records: lines.length,
-        },
+        details,
       });
     }
   }
 
-  /** Verifies the files of this log (see {@link verifyAuditLog}). */
+  /** Whether a record's HMAC is right under the keyring. */
+  private signed(r: AuditRecord): boolean {
+    try {
+      return typeof r.hmac === 'string' && equalHex(r.hmac, this.hmac(String(r.keyId), signedPart(r), true));
+    } catch {
+      return false;
+    }
+  }
+
+  /** Rotates the file past maxBytes, and prunes rotated files past retentionDays (with checkpoints). */
+  private maintain(): void {
+    this.locked(() =>
+      // Under the write lock: two processes never rotate the same file.
+      this.db
+        .transaction(() => {
+          if (existsSync(this.file) && statSync(this.file).size > this.settings.maxBytes) {
+            // Named by the last sequence number in it: unique, and sorted by name in chain order.
+            const last = String(this.head()?.seq ?? 0).padStart(12, '0');
+            renameSync(this.file, join(this.dir, `audit-${last}.jsonl`));
+          }
+          const cutoff = this.now().getTime() - this.settings.retentionDays * 86_400_000;
+          for (const old of rotatedFiles(this.dir)) {
+            // Oldest first, and only a prefix of the chain: a gap in the middle would not verify.
+            if (statSync(old).mtimeMs >= cutoff) break;
+            const lines = readFileSync(old, 'utf8').trimEnd().split('\n');
+            const last = lines.at(-1)!;
+            const lastRecord = JSON.parse(last) as AuditRecord;
+            // The checkpoint first: a kill before the deletion leaves a file that is pruned again.
+            this.write({
+              action: 'audit.checkpoint',
+              resource: basename(old),
+              outcome: 'success',
+              actor: 'neurocluster',
+              details: {
+                prunedFile: basename(old),
+                lastSeq: lastRecord.seq,
+                lastHash: sha256(last),
+                records: lines.length,
+              },
+            });
+            rmSync(old);
+          }
+        })
+        .immediate(),
+    );
+  }
+
+  /**
+   * Verifies the files of this log against the head in the store (see {@link verifyAuditLog}),
+   * after repairing what a kill or a full disk left (when the log is on): a store without a head
+   * while the log has records fails.
+   */
   verify(): AuditVerdict {
-    return verifyAuditLog(this.file, this.keyring, this.head());
+    if (this.settings.enabled) this.locked(() => this.db.transaction(() => this.recover()).immediate());
+    return verifyAuditLog(this.file, this.keyring, this.head(), { requireHead: true });
+  }
+}
+
+/** A line of the log as a record; undefined when it is not one (torn, edited). */
+function parseRecord(line: string): AuditRecord | undefined {
+  try {
+    const r = JSON.parse(line) as AuditRecord;
+    return typeof r === 'object' && r !== null && Number.isSafeInteger(r.seq) ? r : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The end of a file (none when it is missing): the complete lines in its last `want` bytes (all of
+ * them when that is the whole file), and the length of a torn last line (bytes after the last
+ * newline; 0 when the window holds no newline and is not the whole file: nothing can be said).
+ */
+function readEnd(
+  file: string,
+  want: number,
+): { lines: string[]; torn: number; whole: boolean; size: number } {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { lines: [], torn: 0, whole: true, size: 0 };
+    throw e;
+  }
+  try {
+    const size = fstatSync(fd).size;
+    const length = Math.min(size, want);
+    const bytes = Buffer.alloc(length);
+    let got = 0;
+    while (got < length) {
+      const n = readSync(fd, bytes, got, length - got, size - length + got);
+      if (n === 0) break;
+      got += n;
+    }
+    const whole = got === size;
+    const newline = got > 0 ? bytes.lastIndexOf(0x0a, got - 1) : -1;
+    if (newline < 0 && !whole) return { lines: [], torn: 0, whole, size };
+    const lines = bytes
+      .subarray(0, newline + 1)
+      .toString('utf8')
+      .split('\n');
+    lines.pop(); // after the last newline
+    if (!whole) lines.shift(); // cut at the start of the window
+    return { lines, torn: got - (newline + 1), whole, size };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Cuts a file back to `size` bytes, durably. */
+function truncateTo(file: string, size: number): void {
+  const fd = openSync(file, 'r+');
+  try {
+    ftruncateSync(fd, size);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -317,12 +548,15 @@ export type AuditVerdict =
  * Verifies a log: the rotated files next to `file`, then `file` itself; each record's HMAC, its
  * sequence number (one more than the last), and its `prev` (the hash of the last). The first
  * record may follow a pruned file when a valid checkpoint says so. The last record must match the
- * head from the store, when one is given.
+ * head from the store, when one is given; with `requireHead` (the log of a home, whose store keeps
+ * its head), a log with records and no head fails. A record saying the store had lost the head
+ * (`audit.head-lost`) fails it too, once the rest of the chain is found intact.
  */
 export function verifyAuditLog(
   file: string,
   keyring: Keyring,
-  head?: { seq: number; hash: string; keyId: string; hmac: string },
+  head?: AuditHead,
+  options: { readonly requireHead?: boolean } = {},
 ): AuditVerdict {
   const files = [...rotatedFiles(dirname(file)), ...(existsSync(file) ? [file] : [])];
   let prevHash: string | undefined;
@@ -330,6 +564,7 @@ export function verifyAuditLog(
   let records = 0;
   const checkpoints = new Set<string>();
   const pending: { file: string; line: number; seq: number; prev: string }[] = [];
+  let headLost: { file: string; line: number; seq: number } | undefined;
   const hmacOf = (keyId: string, text: string) =>
     createHmac('sha256', keyring.derived(keyId, 'audit', true))
       .update(text)
@@ -379,6 +614,7 @@ export function verifyAuditLog(
         if (r.prev !== prevHash)
           return bad(f, i + 1, r.seq, 'its prev hash is not the hash of the record before it');
       }
+      if (r.action === 'audit.head-lost') headLost ??= { file: f, line: i + 1, seq: r.seq };
       if (r.action === 'audit.checkpoint' && typeof r.details.lastHash === 'string') {
         checkpoints.add(`${r.details.lastSeq}\0${r.details.lastHash}`);
       }
@@ -397,6 +633,15 @@ export function verifyAuditLog(
       );
     }
   }
+  const where = files.at(-1) ?? file;
+  if (!head && options.requireHead && records > 0) {
+    return bad(
+      where,
+      0,
+      undefined,
+      `the store has no head for this log, which has ${records} records (the store was deleted or replaced)`,
+    );
+  }
   if (head) {
     let headOk: boolean;
     try {
@@ -404,9 +649,9 @@ export function verifyAuditLog(
     } catch {
       headOk = false;
     }
-    const where = files.at(-1) ?? file;
     if (!headOk) return bad(where, 0, head.seq, 'the head kept in the store is not signed by the keyring');
-    if (prevSeq !== head.seq || prevHash !== head.hash) {
+    // A new log's head is the genesis: sequence 0, before any record.
+    if ((prevSeq ?? 0) !== head.seq || (prevHash ?? GENESIS) !== head.hash) {
       return bad(
         where,
         0,
@@ -414,6 +659,14 @@ export function verifyAuditLog(
         `the store's head is record ${head.seq}, the file ends at ${prevSeq ?? 'nothing'} (the newest records were removed or replaced)`,
       );
     }
+  }
+  if (headLost) {
+    return bad(
+      headLost.file,
+      headLost.line,
+      headLost.seq,
+      "the store's head for this log was missing when this record was written (the store was deleted or replaced): the records before it are not vouched for by a head",
+    );
   }
   return { ok: true, records, files, lastSeq: prevSeq ?? 0 };
 }
@@ -424,7 +677,13 @@ function equalHex(a: string, b: string): boolean {
   return x.length === y.length && x.length > 0 && timingSafeEqual(x, y);
 }
 
-/** Thrown by callers that must not go on when the log cannot be written. */
-export function auditUnavailable(cause: unknown): SecurityError {
-  return new SecurityError(`the audit log cannot be written: ${(cause as Error).message}`, { cause });
+/**
+ * Thrown by callers that must not go on when the log cannot be written: NEUROCLUSTER_ERR_IO when
+ * the file system or the store failed (a full disk), else NEUROCLUSTER_ERR_SECURITY.
+ */
+export function auditUnavailable(cause: unknown): NeuroclusterError {
+  const message = `the audit log cannot be written: ${(cause as Error).message}`;
+  return isNeuroclusterError(cause) && cause.code === 'NEUROCLUSTER_ERR_IO'
+    ? new OutputError(message, { cause, ...(cause.location ? { location: cause.location } : {}) })
+    : new SecurityError(message, { cause });
 }
