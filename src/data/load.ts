@@ -1,7 +1,7 @@
 /** Reading a data file of any supported format into a validated Dataset. */
 import { extname } from 'node:path';
 import { DataError, isNeuroclusterError, UsageError } from '../resilience/errors.js';
-import { readFileDecrypted } from '../security/envelope.js';
+import { type Handle, readFileDecrypted } from '../security/envelope.js';
 import { readCsv } from './csv.js';
 import type { Dataset } from './dataset.js';
 import { readJson } from './json.js';
@@ -68,22 +68,24 @@ export function parseDataset(
   );
 }
 
-/** Reads and validates a data file (CSV, JSON or NPY). */
+/**
+ * Reads and validates a data file (CSV, JSON or NPY): opened once (a regular file only, never a
+ * FIFO waited on), or read from `opened`, a descriptor of `path` already opened and checked
+ * (src/security/secure-load.ts).
+ */
 export async function loadDataset(
   path: string,
   options: TableOptions,
   warnings?: DataWarnings,
+  opened?: Handle,
 ): Promise<Dataset> {
   let bytes: Uint8Array;
   try {
     // An encrypted file (`neurocluster encrypt`, or results written encrypted) is read decrypted.
-    bytes = await readFileDecrypted(path);
+    bytes = await readFileDecrypted(opened ?? path);
   } catch (cause) {
     if (isNeuroclusterError(cause)) throw cause;
-    const code = (cause as NodeJS.ErrnoException).code;
-    const why =
-      code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (cause as Error).message;
-    throw new DataError('NEUROCLUSTER_ERR_DATA_READ', `cannot read input: ${why}`, {
+    throw new DataError('NEUROCLUSTER_ERR_DATA_READ', `cannot read input: ${(cause as Error).message}`, {
       cause,
       location: { file: path },
     });

@@ -91,7 +91,8 @@ export async function restoreModel(
   }
   // The model's own checks (format, version, checksum, consistency), in memory.
   const body = parseModelText(doc, backupFile);
-  await writeModelFile(to, body, encrypt ? keyring : undefined);
+  // Encrypted or not, the restored file is authenticated by the keyring, as a fitted model's is.
+  await writeModelFile(to, body, keyring, { encrypt });
   return backup.manifest;
 }
 

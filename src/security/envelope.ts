@@ -17,7 +17,8 @@
  * KEK id as additional data. Every failure is NEUROCLUSTER_ERR_INTEGRITY, naming what failed.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { open, readFile, stat } from 'node:fs/promises';
+import { constants, type Stats } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
 import { DataError, SecurityError } from '../resilience/errors.js';
 import { writeStreamAtomic } from '../store/atomic.js';
 import { Keyring } from './keyring.js';
@@ -322,31 +323,68 @@ export async function fileWrappedWith(path: string): Promise<string> {
  * they are otherwise: the readers of data, labels and model files take either.
  */
 export async function readFileDecrypted(
-  path: string,
+  file: string | Handle,
   keyring: () => Keyring = () => Keyring.open(),
 ): Promise<Buffer> {
-  const bytes = await readFile(path);
+  let bytes: Buffer;
+  if (typeof file === 'string') {
+    const handle = await openToRead(file);
+    try {
+      bytes = await handle.readFile();
+    } finally {
+      await handle.close();
+    }
+  } else {
+    // A descriptor already opened and checked (src/security/secure-load.ts): read that one.
+    bytes = await file.readFile();
+  }
   return isEncrypted(bytes) ? decryptBuffer(bytes, keyring()) : bytes;
 }
 
-type Handle = Awaited<ReturnType<typeof open>>;
+export type Handle = Awaited<ReturnType<typeof open>>;
 
-/** Opens a regular file to read; anything else is a read error that names it. */
-async function openToRead(path: string): Promise<Handle> {
-  const readError = (cause: unknown) =>
-    new DataError('NEUROCLUSTER_ERR_DATA_READ', `cannot read ${path}: ${(cause as Error).message}`, {
-      cause,
+/** What a file that is not a regular one is, for the error that refuses it. */
+function kindOf(stat: Stats): string {
+  if (stat.isDirectory()) return 'a directory';
+  if (stat.isFIFO()) return 'a FIFO';
+  if (stat.isCharacterDevice() || stat.isBlockDevice()) return 'a device';
+  if (stat.isSocket()) return 'a socket';
+  return 'not a plain file';
+}
+
+/**
+ * Opens a file to read, once: the caller checks and reads this descriptor, never the name again.
+ * Non-blocking, so a FIFO with no writer (or a device) is refused rather than waited on; with
+ * `noFollow`, a final symbolic link is refused (ELOOP) instead of followed. Anything but a regular
+ * file is NEUROCLUSTER_ERR_DATA_READ, naming what it is.
+ */
+export async function openToRead(path: string, options: { noFollow?: boolean } = {}): Promise<Handle> {
+  const readError = (why: string, cause?: unknown) =>
+    new DataError('NEUROCLUSTER_ERR_DATA_READ', `cannot read ${path}: ${why}`, {
+      ...(cause ? { cause } : {}),
       location: { file: path },
     });
+  // O_NOFOLLOW does not exist on Windows (there: 0, and links are followed).
+  const flags =
+    constants.O_RDONLY | (constants.O_NONBLOCK ?? 0) | (options.noFollow ? (constants.O_NOFOLLOW ?? 0) : 0);
   let handle: Handle;
   try {
-    handle = await open(path, 'r');
+    handle = await open(path, flags);
   } catch (cause) {
-    throw readError(cause);
+    const code = (cause as NodeJS.ErrnoException).code;
+    throw readError(
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'ELOOP' && options.noFollow
+          ? 'it is a symbolic link (it was replaced by one after its path was checked?)'
+          : (cause as Error).message,
+      cause,
+    );
   }
-  if (!(await handle.stat()).isFile()) {
+  const stat = await handle.stat();
+  if (!stat.isFile()) {
     await handle.close();
-    throw readError(new Error('not a regular file'));
+    throw readError(`not a regular file (${kindOf(stat)})`);
   }
   return handle;
 }

@@ -8,8 +8,13 @@
  * than 10 million rows) and checked before parsing (bytes) and after (rows, columns).
  * `SecureDataProcessor.secureLoadData` also checks an expected schema and records who loaded what
  * in the audit log.
+ *
+ * A file is opened once ({@link openWithinLimits}) and what was opened is checked and read: a
+ * link or a directory swapped between the check of the name and the read cannot substitute a file
+ * from outside the roots, and a FIFO or a device is refused rather than waited on.
  */
-import { realpathSync, statSync } from 'node:fs';
+import { realpathSync } from 'node:fs';
+import { readlink, stat } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import type { Config, DataConfig } from '../config/schema.js';
 import type { Dataset } from '../data/dataset.js';
@@ -17,6 +22,8 @@ import { loadDataset } from '../data/load.js';
 import type { DataWarnings } from '../data/table.js';
 import { DataError, isNeuroclusterError, SecurityError } from '../resilience/errors.js';
 import { type AuditLog, auditUnavailable } from './audit.js';
+import { type Handle, openToRead, readFileDecrypted } from './envelope.js';
+import { Keyring } from './keyring.js';
 
 export interface LoadLimits {
   /** Directories data may be read from; none: any readable file. */
@@ -54,28 +61,89 @@ export function checkDataPath(path: string, roots: readonly string[]): string {
   });
 }
 
-/** Checks the path and the file size, loads, then checks rows and columns. */
+/** Where a file may be read from, and how large it may be. */
+export type ReadLimits = Pick<LoadLimits, 'dataRoots' | 'maxFileBytes'>;
+
+/**
+ * Where the open descriptor's file is: the kernel's name for it (/proc/self/fd on Linux), or,
+ * without /proc, `real` when the file now there is the one opened (same device and inode).
+ */
+async function openedPath(handle: Handle, real: string): Promise<string | undefined> {
+  try {
+    return await readlink(`/proc/self/fd/${handle.fd}`);
+  } catch {
+    const [now, opened] = await Promise.all([stat(real).catch(() => undefined), handle.stat()]);
+    return now && now.dev === opened.dev && now.ino === opened.ino ? real : undefined;
+  }
+}
+
+/**
+ * Opens a file once for reading, within the limits: its name is checked against the data roots,
+ * its real path opened without following a final link, the descriptor's own location checked
+ * against the roots again, and its size (from that descriptor) against `maxFileBytes`. Only a
+ * regular file opens. The caller reads this descriptor (never the name again) and closes it.
+ */
+export async function openWithinLimits(path: string, limits: ReadLimits): Promise<Handle> {
+  const roots = limits.dataRoots;
+  const real = checkDataPath(path, roots);
+  const handle = roots.length > 0 ? await openToRead(real, { noFollow: true }) : await openToRead(path);
+  try {
+    if (roots.length > 0) {
+      const opened = await openedPath(handle, real);
+      const realRoots = roots.map(realOf);
+      if (opened === undefined || !realRoots.some((root) => inside(opened, root))) {
+        throw new SecurityError(
+          `${path} changed while it was opened${opened ? ` (it now resolves to ${opened})` : ''}: it is outside the data roots (${roots.join(', ')})`,
+          { path: true, location: { file: path } },
+        );
+      }
+    }
+    const { size } = await handle.stat();
+    if (size > limits.maxFileBytes) {
+      throw new DataError(
+        'NEUROCLUSTER_ERR_DATA_SHAPE',
+        `the file is ${size} bytes, over security.maxFileBytes (${limits.maxFileBytes})`,
+        { location: { file: path } },
+      );
+    }
+    return handle;
+  } catch (error) {
+    await handle.close();
+    throw error;
+  }
+}
+
+/**
+ * The bytes of a file read within the limits ({@link openWithinLimits}), decrypted when it is an
+ * encrypted file.
+ */
+export async function readWithinLimits(
+  path: string,
+  limits: ReadLimits,
+  keyring: () => Keyring = () => Keyring.open(),
+): Promise<Buffer> {
+  const handle = await openWithinLimits(path, limits);
+  try {
+    return await readFileDecrypted(handle, keyring);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Checks the path and the file size, loads (from the one descriptor checked), then checks rows and columns. */
 export async function loadWithinLimits(
   path: string,
   options: DataConfig,
   limits: LoadLimits,
   warnings?: DataWarnings,
 ): Promise<Dataset> {
-  checkDataPath(path, limits.dataRoots);
-  let size: number | undefined;
+  const handle = await openWithinLimits(path, limits);
+  let dataset: Dataset;
   try {
-    size = statSync(path).size;
-  } catch {
-    // loadDataset reports a missing or unreadable file
+    dataset = await loadDataset(path, options, warnings, handle);
+  } finally {
+    await handle.close();
   }
-  if (size !== undefined && size > limits.maxFileBytes) {
-    throw new DataError(
-      'NEUROCLUSTER_ERR_DATA_SHAPE',
-      `the file is ${size} bytes, over security.maxFileBytes (${limits.maxFileBytes})`,
-      { location: { file: path } },
-    );
-  }
-  const dataset = await loadDataset(path, options, warnings);
   if (dataset.n > limits.maxRows || dataset.width > limits.maxColumns) {
     throw new DataError(
       'NEUROCLUSTER_ERR_DATA_SHAPE',

@@ -49,6 +49,19 @@ describe('model backups', () => {
     expect(Array.from(await restored.predict(IRIS))).toEqual(labels);
   });
 
+  it('restore to a plain model, keyed by the keyring, that predicts as the original', async () => {
+    const dir = tempDir();
+    const keyring = Keyring.open();
+    const { model, labels } = await saved(dir);
+    const backup = await backupModel(model, dir, keyring);
+    const to = join(dir, 'restored-plain.model.json');
+    await restoreModel(backup, to, keyring, false);
+    expect(isEncrypted(readFileSync(to))).toBe(false);
+    expect(JSON.parse(readFileSync(to, 'utf8')).mac).toMatch(/\S/);
+    const restored = await NeuromorphicClusterer.load(to, { logger: quiet });
+    expect(Array.from(await restored.predict(IRIS))).toEqual(labels);
+  });
+
   it('refuse a backup with one byte changed, writing nothing', async () => {
     const dir = tempDir();
     const keyring = Keyring.open();

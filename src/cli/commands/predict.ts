@@ -7,7 +7,7 @@ import { audit, errorDetails, outcomeOf } from '../audit.js';
 import { cliConfig, cliLogger, type GlobalFlags } from '../context.js';
 import { schemaFlag } from '../options.js';
 import { labelsCsv, table } from '../output.js';
-import { resultFile, writeOutputs } from '../results.js';
+import { checkOutputPaths, resultFile, writeOutputs } from '../results.js';
 
 const FLAGS = [
   schemaFlag('--backend <b>', 'engine.backend'),
@@ -16,6 +16,7 @@ const FLAGS = [
   schemaFlag('--label-column <name>', 'data.labelColumn'),
   schemaFlag('--nan-policy <policy>', 'data.nanPolicy'),
   schemaFlag('--encrypt-results', 'security.encryptResults'),
+  schemaFlag('--allow-unauthenticated-model', 'security.allowUnauthenticatedModels'),
 ];
 
 interface PredictFlags extends GlobalFlags {
@@ -39,12 +40,16 @@ export function predictCommand(): Command {
       const flags = command.optsWithGlobals() as PredictFlags;
       const logger = cliLogger(flags);
       const config = await cliConfig(command, FLAGS);
+      checkOutputPaths(config, { results: [flags.labelsOut] });
       let clusterer: NeuromorphicClusterer;
       let dataset: Awaited<ReturnType<NeuromorphicClusterer['loadData']>>;
       let labels: Int32Array;
       try {
+        // The running configuration's security section (data roots, limits, trusted models)
+        // applies, never the one stored in the model file.
         clusterer = await NeuromorphicClusterer.load(flags.model, {
           logger,
+          security: config.security,
           ...(flags.backend ? { backend: flags.backend } : {}),
           data: { idColumn: flags.idColumn, labelColumn: flags.labelColumn, nanPolicy: flags.nanPolicy },
         });

@@ -6,8 +6,7 @@ import { encodeLabels, externalQuality, internalQuality } from '../../cluster/me
 import { selectionContext } from '../../clusterer.js';
 import { decodeText } from '../../data/text.js';
 import { DataError, isNeuroclusterError } from '../../resilience/errors.js';
-import { readFileDecrypted } from '../../security/envelope.js';
-import { loadWithinLimits } from '../../security/secure-load.js';
+import { loadWithinLimits, type ReadLimits, readWithinLimits } from '../../security/secure-load.js';
 import { audit, errorDetails, outcomeOf } from '../audit.js';
 import { cliConfig, cliLogger, type GlobalFlags } from '../context.js';
 import { parseInteger, schemaFlag } from '../options.js';
@@ -30,12 +29,13 @@ interface ScoreFlags extends GlobalFlags {
 
 /**
  * Reads a labels file for n rows: one label per line, with or without a header line (told apart by
- * the count), or a CSV with a header whose `label` column holds them.
+ * the count), or a CSV with a header whose `label` column holds them. It is held to the data roots
+ * and the size limit like the data file, and read from the one descriptor checked.
  */
-export async function readLabels(path: string, n: number): Promise<string[]> {
+export async function readLabels(path: string, n: number, limits: ReadLimits): Promise<string[]> {
   let bytes: Uint8Array;
   try {
-    bytes = await readFileDecrypted(path);
+    bytes = await readWithinLimits(path, limits);
   } catch (cause) {
     if (isNeuroclusterError(cause)) throw cause;
     throw new DataError('NEUROCLUSTER_ERR_DATA_READ', `cannot read labels: ${(cause as Error).message}`, {
@@ -118,7 +118,20 @@ export function scoreCommand(): Command {
           details: { rows: dataset.n, command: 'score' },
         },
       ]);
-      const labels = await readLabels(flags.labels, dataset.n);
+      let labels: string[];
+      try {
+        labels = await readLabels(flags.labels, dataset.n, config.security);
+      } catch (error) {
+        audit(config, [
+          {
+            action: 'data.read',
+            resource: flags.labels,
+            outcome: outcomeOf(error),
+            details: { ...errorDetails(error), role: 'labels' },
+          },
+        ]);
+        throw error;
+      }
       const { codes, count } = encodeLabels(labels);
       if (flags.sampleSize !== undefined && (flags.sampleSize < 2 || flags.sampleSize > dataset.n)) {
         throw new DataError('NEUROCLUSTER_ERR_DATA_SHAPE', `--sample-size must be in [2, ${dataset.n}]`);
