@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
-import type { BackendName, BackendRegistry } from '../src/backends/backend.js';
+import type { BackendName, BackendRegistry, SelectionContext } from '../src/backends/backend.js';
 import type { WasmBackend } from '../src/backends/wasm/wasm-backend.js';
 import { WebGpuBackend } from '../src/backends/webgpu/webgpu-backend.js';
 import { BackendError, UsageError } from '../src/resilience/errors.js';
@@ -129,8 +129,12 @@ async function threadTimes(
 }
 
 /** Prepares the workload, warms the backend, times it, and compares when asked. */
-export async function runBench(o: BenchOptions, registry: BackendRegistry): Promise<BenchResult> {
-  const { backend } = await registry.select(o.backend);
+export async function runBench(
+  o: BenchOptions,
+  registry: BackendRegistry,
+  selection: SelectionContext = {},
+): Promise<BenchResult> {
+  const { backend } = await registry.select(o.backend, undefined, selection);
   const prepared = WORKLOADS[o.workload](backend, o);
   // One warm-up (pipelines compiled, buffers pooled), then the best of reps.
   await prepared.run();

@@ -210,7 +210,7 @@ describe('configuration levels', () => {
       NEUROCLUSTER_KMEANS__N_INIT: '4',
       NEUROCLUSTER_HOME: '/not/a/key',
     };
-    expect(environmentOverrides(env)).toEqual({
+    expect(environmentOverrides(env).document).toEqual({
       circuitBreaker: { failureThreshold: 3 },
       engine: { webgpu: { adapter: 'nvidia' } },
       fallback: { degradeOrder: ['wasm', 'js'] },

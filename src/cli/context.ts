@@ -2,10 +2,10 @@
 import type { Command } from 'commander';
 import type { LevelWithSilent } from 'pino';
 import { homeConfigFile } from '../config/home.js';
-import { type ConfigLevel, environmentOverrides } from '../config/levels.js';
+import { type ConfigLevel, environmentDefaults, environmentOverrides } from '../config/levels.js';
 import { readConfigFile, resolveConfigChecked } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import { createLogger, type Logger } from '../observability/logger.js';
+import { createLogger, type Logger, loggerReady } from '../observability/logger.js';
 import { overridesFrom, type SchemaFlag } from './options.js';
 
 export interface GlobalFlags {
@@ -16,30 +16,42 @@ export interface GlobalFlags {
   json?: boolean;
 }
 
+/** The logger of each configuration and level: one transport (one worker thread) per command. */
+const loggers = new WeakMap<Config, { level: LevelWithSilent; logger: Logger }>();
+
 /** Logs go to stderr at `warn` unless --verbose (debug) or --log-level says otherwise. */
 export function cliLogger(flags: GlobalFlags, config?: Config): Logger {
   const level = flags.logLevel ?? (flags.verbose ? 'debug' : (config?.logging.level ?? 'warn'));
-  return createLogger({
+  const made = config && loggers.get(config);
+  if (made?.level === level) return made.logger;
+  const logger = createLogger({
     level,
     pretty: config?.logging.pretty ?? 'auto',
     transport: config?.logging.transport,
   });
+  if (config) loggers.set(config, { level, logger });
+  return logger;
 }
 
 /**
- * defaults < config file (--config, else the home's) < environment (`NEUROCLUSTER_<SECTION>__<KEY>`)
- * < flags, checked at `--config-level` (strict by default); its warnings go to the log.
+ * defaults < short environment aliases (`NEUROCLUSTER_WASM_THREADS`) < config file (--config, else
+ * the home's) < environment (`NEUROCLUSTER_<SECTION>__<KEY>`) < flags, checked at `--config-level`
+ * (strict by default); its warnings go to the log, once its transport (if any) has started: one
+ * that cannot start is a configuration error.
  */
 export async function cliConfig(command: Command, flags: readonly SchemaFlag[]): Promise<Config> {
   const opts = command.optsWithGlobals() as GlobalFlags;
   const file = opts.config ?? homeConfigFile();
   const fromFile = file ? await readConfigFile(file) : undefined;
   const { config, warnings } = resolveConfigChecked(
-    [fromFile, environmentOverrides(), overridesFrom(flags, command)],
+    [environmentDefaults(), fromFile, environmentOverrides(), overridesFrom(flags, command)],
     opts.configLevel ?? 'strict',
   );
   const logger = cliLogger(opts, config);
-  for (const w of warnings)
-    logger.warn({ path: w.path, ...(file ? { file } : {}) }, `configuration: ${w.path}: ${w.message}`);
+  await loggerReady(logger);
+  for (const w of warnings) {
+    const inFile = file && !w.path.startsWith('NEUROCLUSTER_');
+    logger.warn({ path: w.path, ...(inFile ? { file } : {}) }, `configuration: ${w.path}: ${w.message}`);
+  }
   return config;
 }

@@ -5,33 +5,20 @@
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { z } from 'zod';
-import { configSchema } from '../config/schema.js';
+import { configSchema, unwrapField } from '../config/schema.js';
 
 /** The zod node at a dotted path of the config schema, unwrapped of default/optional. */
 function fieldAt(path: string): { node: z.ZodType; defaultValue: unknown; description: string | undefined } {
   let node: z.ZodType = configSchema;
   for (const key of path.split('.')) {
-    node = unwrap(node).node;
+    node = unwrapField(node).node;
     const shape = (node as unknown as { shape?: Record<string, z.ZodType> }).shape;
     if (!shape?.[key]) throw new Error(`no schema field at ${path}`);
     node = shape[key];
   }
   const description = node.description;
-  const { node: inner, defaultValue } = unwrap(node);
+  const { node: inner, defaultValue } = unwrapField(node);
   return { node: inner, defaultValue, description: description ?? inner.description };
-}
-
-function unwrap(node: z.ZodType): { node: z.ZodType; defaultValue: unknown } {
-  let current = node;
-  let defaultValue: unknown;
-  for (;;) {
-    const def = (
-      current as unknown as { def: { type: string; innerType?: z.ZodType; defaultValue?: unknown } }
-    ).def;
-    if (def.type === 'default') defaultValue = def.defaultValue;
-    if ((def.type === 'default' || def.type === 'optional') && def.innerType) current = def.innerType;
-    else return { node: current, defaultValue };
-  }
 }
 
 export function parseInteger(value: string): number {

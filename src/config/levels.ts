@@ -9,9 +9,12 @@
  * At every level the original system's snake_case keys (`circuit_breaker.failure_threshold`) are
  * read as their camelCase keys with a deprecation warning, and the cross-field rules are checked
  * (errors, except under `permissive`, where they warn). Every problem is `<path>: <message>`.
+ *
+ * The environment is read here too (see below): its variables become layers checked the same way.
  */
-import type { z } from 'zod';
-import { type Config, configSchema, durationMs } from './schema.js';
+import { ZodBoolean, ZodEnum, ZodNumber, ZodObject, ZodRecord, ZodString, type z } from 'zod';
+import { PROCESS_VARIABLES, parseSwitch } from './home.js';
+import { type Config, configSchema, durationMs, unwrapField } from './schema.js';
 
 export const CONFIG_LEVELS = ['strict', 'moderate', 'permissive'] as const;
 export type ConfigLevel = (typeof CONFIG_LEVELS)[number];
@@ -222,33 +225,212 @@ export function checkConfig(document: Doc, level: ConfigLevel = 'strict'): Check
   return { config: undefined, problems };
 }
 
-/**
- * Overrides from the environment: `NEUROCLUSTER_<SECTION>__<KEY>[__<KEY>...]`, each part in
- * SCREAMING_SNAKE_CASE (`NEUROCLUSTER_CIRCUIT_BREAKER__FAILURE_THRESHOLD=3` sets
- * `circuitBreaker.failureThreshold`); values are read as JSON when they parse (numbers, booleans,
- * arrays), else as strings. Variables without `__` (NEUROCLUSTER_HOME, ...) are not config keys.
+/*
+ * The environment. Every NEUROCLUSTER_* variable is one of three kinds, and each goes through the
+ * schema like a key of a file (same checks, same caps, same levels), named as the variable:
+ *
+ * - a key: NEUROCLUSTER_<KEY>[__<KEY>...], one part per level of the document, each part matched
+ *   against the schema's own keys in any case with underscores ignored (MEMORY_BUDGET_MB is
+ *   memoryBudgetMB, TIMEOUT the top-level timeout); an override, over the configuration file;
+ * - a short alias of a key (ENVIRONMENT_ALIASES): a default, under the configuration file;
+ * - a setting of the process that is not a key (PROCESS_VARIABLES: the home, the keyring...).
+ *
+ * Anything else is reported as an unknown key is: an error under strict, else a warning.
  */
-export function environmentOverrides(env: NodeJS.ProcessEnv = process.env): Doc {
-  const doc: Doc = {};
-  for (const [name, raw] of Object.entries(env)) {
-    if (!name.startsWith('NEUROCLUSTER_') || !name.includes('__') || raw === undefined) continue;
-    const keys = name
-      .slice('NEUROCLUSTER_'.length)
-      .split('__')
-      .map((part) => camel(part.toLowerCase()));
-    if (keys.some((k) => k === '')) continue;
-    let value: unknown = raw;
-    try {
-      value = JSON.parse(raw);
-    } catch {
-      // a plain string
-    }
-    let node = doc;
-    for (const key of keys.slice(0, -1)) {
-      if (!isObject(node[key])) node[key] = {};
-      node = node[key] as Doc;
-    }
-    node[keys.at(-1)!] = value;
+
+/** Short names of keys, kept from the first versions; they are defaults, under any file. */
+export const ENVIRONMENT_ALIASES: Readonly<Record<string, string>> = {
+  NEUROCLUSTER_WASM_THREADS: 'engine.wasm.threads',
+  NEUROCLUSTER_WEBGPU_ADAPTER: 'engine.webgpu.adapter',
+  NEUROCLUSTER_WEBGPU_ALLOW_SOFTWARE: 'engine.webgpu.allowSoftware',
+  NEUROCLUSTER_WEBGPU_MEMORY_BUDGET_MB: 'engine.webgpu.memoryBudgetMB',
+  NEUROCLUSTER_FAULT: 'faults.inject',
+};
+
+const PREFIX = 'NEUROCLUSTER_';
+
+/** What is wrong with one variable, before the level decides how much it matters. */
+interface Finding {
+  readonly variable: string;
+  readonly message: string;
+  /** `unknown`: treated as an unknown key; `value`: as a bad value. */
+  readonly kind: 'unknown' | 'value';
+}
+
+/**
+ * A layer of configuration read from the environment. resolveConfigChecked (load.ts) names the
+ * variable in every problem at a path the layer set, and adds the problems of the variables.
+ */
+export class EnvironmentLayer {
+  constructor(
+    readonly document: Doc,
+    /** Each dotted path the layer sets, and the variable that set it. */
+    readonly sources: ReadonlyMap<string, string>,
+    private readonly findings: readonly Finding[] = [],
+  ) {}
+
+  /** The problems of the variables themselves at a level, as those of unknown keys and bad values. */
+  problems(level: ConfigLevel): ConfigProblem[] {
+    return this.findings.map(({ variable, message, kind }): ConfigProblem => {
+      const error = level === 'strict' || (kind === 'value' && level === 'moderate');
+      if (error) return { path: variable, message, severity: 'error' };
+      const outcome = kind === 'unknown' ? 'ignored' : 'the default is used instead';
+      return { path: variable, message: `${message}: ${outcome}`, severity: 'warning' };
+    });
   }
-  return doc;
+}
+
+/** A key as an environment name part: memoryBudgetMB is MEMORY_BUDGET_MB. */
+const screaming = (key: string) =>
+  key
+    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+    .replace(/([A-Z])([A-Z][a-z])/g, '$1_$2')
+    .toUpperCase();
+
+/** The variable of a dotted path: `monitoring.memoryBudgetMB` is NEUROCLUSTER_MONITORING__MEMORY_BUDGET_MB. */
+export function environmentName(path: string): string {
+  return PREFIX + path.split('.').map(screaming).join('__');
+}
+
+/** Letters and digits only, in lower case: how a name part and a key are compared. */
+const bare = (name: string) => name.replace(/_/g, '').toLowerCase();
+
+/** Every dotted path of the schema: sections, subsections and keys (the free keys of records aside). */
+export function schemaPaths(node: z.ZodType = configSchema, prefix = ''): string[] {
+  const inner = unwrapField(node).node;
+  if (!(inner instanceof ZodObject)) return [];
+  return Object.entries(inner.shape as Record<string, z.ZodType>).flatMap(([key, child]) => {
+    const path = prefix ? `${prefix}.${key}` : key;
+    return [path, ...schemaPaths(child, path)];
+  });
+}
+
+/** The schema node at a dotted path of the schema. */
+function nodeAt(path: string): z.ZodType {
+  let node: z.ZodType = configSchema;
+  for (const key of path.split('.')) node = (unwrapField(node).node as ZodObject).shape[key] as z.ZodType;
+  return node;
+}
+
+/** The path and schema node a NEUROCLUSTER_<KEY>[__<KEY>...] name stands for; undefined for none. */
+function keyOfName(name: string): { path: string[]; node: z.ZodType } | undefined {
+  const path: string[] = [];
+  let node: z.ZodType = configSchema;
+  for (const part of name.slice(PREFIX.length).split('__')) {
+    if (!/^[A-Za-z0-9][A-Za-z0-9_]*$/.test(part)) return undefined;
+    const inner = unwrapField(node).node;
+    if (inner instanceof ZodObject) {
+      const shape = inner.shape as Record<string, z.ZodType>;
+      const key = Object.keys(shape).find((k) => bare(k) === bare(part));
+      if (key === undefined) return undefined;
+      path.push(key);
+      node = shape[key]!;
+    } else if (inner instanceof ZodRecord) {
+      // The free keys of a record (a transport's options) in camelCase.
+      path.push(camel(part.toLowerCase()));
+      node = inner.valueType as z.ZodType;
+    } else {
+      return undefined;
+    }
+  }
+  return { path, node };
+}
+
+/** A variable's text as the value its key expects: strings stay strings, switches, numbers, JSON. */
+function valueFor(node: z.ZodType, raw: string): unknown {
+  const inner = unwrapField(node).node;
+  if (inner instanceof ZodString || inner instanceof ZodEnum) return raw;
+  if (inner instanceof ZodBoolean) return parseSwitch(raw) ?? raw;
+  if (inner instanceof ZodNumber) {
+    const n = Number(raw);
+    return Number.isFinite(n) ? n : raw;
+  }
+  try {
+    return JSON.parse(raw);
+  } catch {
+    return raw;
+  }
+}
+
+/** Sets a value at a path, every level an own property (a free key such as `constructor` included). */
+function setAt(doc: Doc, path: readonly string[], value: unknown): void {
+  let node = doc;
+  for (const [i, key] of path.entries()) {
+    const next =
+      i === path.length - 1 ? value : Object.hasOwn(node, key) && isObject(node[key]) ? node[key] : {};
+    Object.defineProperty(node, key, { value: next, enumerable: true, writable: true, configurable: true });
+    node = next as Doc;
+  }
+}
+
+/** Why a name matches nothing, with the name meant when the same letters spell one. */
+function unknownName(name: string): string {
+  const letters = bare(name.slice(PREFIX.length));
+  const meant = schemaPaths().find((path) => bare(path.replace(/\./g, '')) === letters);
+  return `matches no configuration key${meant ? ` (did you mean ${environmentName(meant)}?)` : ''}`;
+}
+
+/** The set (non-blank) NEUROCLUSTER_* variables, in name order. */
+function variables(env: NodeJS.ProcessEnv): [string, string][] {
+  return Object.entries(env)
+    .filter((e): e is [string, string] => e[0].startsWith(PREFIX) && e[1] !== undefined && e[1].trim() !== '')
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/** The short aliases set in the environment: defaults, layered under the configuration file. */
+export function environmentDefaults(env: NodeJS.ProcessEnv = process.env): EnvironmentLayer {
+  const doc: Doc = {};
+  const sources = new Map<string, string>();
+  for (const [name, raw] of variables(env)) {
+    const path = Object.hasOwn(ENVIRONMENT_ALIASES, name) ? ENVIRONMENT_ALIASES[name] : undefined;
+    if (path === undefined) continue;
+    setAt(doc, path.split('.'), valueFor(nodeAt(path), raw));
+    sources.set(path, name);
+  }
+  return new EnvironmentLayer(doc, sources);
+}
+
+/**
+ * The keys set in the environment (`NEUROCLUSTER_CIRCUIT_BREAKER__FAILURE_THRESHOLD=3`): overrides,
+ * layered over the configuration file; with the problems of every other NEUROCLUSTER_* variable
+ * (a name that matches nothing, a key set twice, a bad NEUROCLUSTER_METRICS). The short aliases
+ * are {@link environmentDefaults}'. A blank variable counts as unset.
+ */
+export function environmentOverrides(env: NodeJS.ProcessEnv = process.env): EnvironmentLayer {
+  const doc: Doc = {};
+  const sources = new Map<string, string>();
+  const findings: Finding[] = [];
+  for (const [name, raw] of variables(env)) {
+    if (Object.hasOwn(ENVIRONMENT_ALIASES, name)) continue;
+    if (Object.hasOwn(PROCESS_VARIABLES, name)) {
+      const message = PROCESS_VARIABLES[name]!(raw);
+      if (message) findings.push({ variable: name, message, kind: 'value' });
+      continue;
+    }
+    const key = keyOfName(name);
+    if (!key) {
+      findings.push({ variable: name, message: unknownName(name), kind: 'unknown' });
+      continue;
+    }
+    const path = key.path.join('.');
+    const first = sources.get(path);
+    if (first !== undefined) {
+      findings.push({ variable: name, message: `sets ${path}, as ${first} does`, kind: 'unknown' });
+      continue;
+    }
+    const value = valueFor(key.node, raw);
+    // A section (NEUROCLUSTER_ENGINE=x) takes a JSON object; anything else would be lost under
+    // the keys a later layer (a flag) sets in it, so it is refused here.
+    if (unwrapField(key.node).node instanceof ZodObject && !isObject(value)) {
+      findings.push({
+        variable: `${name} (${path})`,
+        message: `expected a JSON object of its keys (or one key: ${environmentName(`${path}.<key>`)})`,
+        kind: 'value',
+      });
+      continue;
+    }
+    setAt(doc, key.path, value);
+    sources.set(path, name);
+  }
+  return new EnvironmentLayer(doc, sources, findings);
 }

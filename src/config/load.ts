@@ -1,9 +1,12 @@
-/** Reading configuration documents and layering them: defaults < file < explicit options. */
+/**
+ * Reading configuration documents and layering them: defaults < short environment aliases < file <
+ * environment < explicit options (the environment layers come from levels.ts).
+ */
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../resilience/errors.js';
-import { type ConfigLevel, type ConfigProblem, checkConfig } from './levels.js';
+import { type ConfigLevel, type ConfigProblem, checkConfig, EnvironmentLayer } from './levels.js';
 import type { Config, ConfigOverrides } from './schema.js';
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -24,24 +27,70 @@ export function deepMerge(
   return out;
 }
 
-type Layer = ConfigOverrides | Record<string, unknown> | undefined;
+type Layer = ConfigOverrides | Record<string, unknown> | EnvironmentLayer | undefined;
+
+const documentOf = (layer: Layer) =>
+  (layer instanceof EnvironmentLayer ? layer.document : layer) as Record<string, unknown> | undefined;
 
 /** The layers merged in order, later ones winning key by key. */
 export function mergeLayers(layers: readonly Layer[]): Record<string, unknown> {
   let merged: Record<string, unknown> = {};
-  for (const layer of layers) if (layer) merged = deepMerge(merged, layer as Record<string, unknown>);
+  for (const layer of layers) {
+    const doc = documentOf(layer);
+    if (doc) merged = deepMerge(merged, doc);
+  }
   return merged;
+}
+
+/** Whether a document sets a value at a path. */
+function setsPath(doc: Record<string, unknown> | undefined, path: readonly string[]): boolean {
+  let node: unknown = doc;
+  for (const key of path) {
+    if (!isPlainObject(node) || !Object.hasOwn(node, key)) return false;
+    node = node[key];
+  }
+  return node !== undefined;
+}
+
+/**
+ * The problems with the variable named where an environment layer set the value at (or above)
+ * their path and no later layer replaced it: `NEUROCLUSTER_WASM_THREADS (engine.wasm.threads)`.
+ */
+function nameVariables(layers: readonly Layer[], problems: readonly ConfigProblem[]): ConfigProblem[] {
+  const owners = new Map<string, string>();
+  layers.forEach((layer, i) => {
+    if (!(layer instanceof EnvironmentLayer)) return;
+    for (const [path, variable] of layer.sources) {
+      const keys = path.split('.');
+      if (!layers.slice(i + 1).some((later) => setsPath(documentOf(later), keys))) owners.set(path, variable);
+    }
+  });
+  return problems.map((problem) => {
+    let owner: [string, string] | undefined;
+    for (const [path, variable] of owners) {
+      const covers = problem.path === path || problem.path.startsWith(`${path}.`);
+      if (covers && (!owner || path.length > owner[0].length)) owner = [path, variable];
+    }
+    return owner ? { ...problem, path: `${owner[1]} (${problem.path})` } : problem;
+  });
 }
 
 /**
  * Validates layered documents at a level (see levels.ts), filling in defaults; throws one
- * ConfigError naming every error, and returns the warnings (deprecated aliases, repairs).
+ * ConfigError naming every error, and returns the warnings (deprecated aliases, repairs). A
+ * problem with a value from the environment names its variable; the environment's own problems
+ * (a name that matches nothing) count at the level as an unknown key does.
  */
 export function resolveConfigChecked(
   layers: readonly Layer[],
   level: ConfigLevel = 'strict',
 ): { config: Config; warnings: readonly ConfigProblem[] } {
-  const { config, problems } = checkConfig(mergeLayers(layers), level);
+  const checked = checkConfig(mergeLayers(layers), level);
+  const problems = [
+    ...layers.flatMap((layer) => (layer instanceof EnvironmentLayer ? layer.problems(level) : [])),
+    ...nameVariables(layers, checked.problems),
+  ];
+  const config = problems.some((p) => p.severity === 'error') ? undefined : checked.config;
   if (!config) {
     const errors = problems.filter((p) => p.severity === 'error');
     throw new ConfigError(

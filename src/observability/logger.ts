@@ -7,8 +7,10 @@
  * the top level and one level down, whoever wrote the line. Inside an operation every line carries
  * its correlation ID (see {@link operationLogger}).
  */
+import type { EventEmitter } from 'node:events';
 import { type DestinationStream, type LevelWithSilent, type Logger, pino } from 'pino';
 import pretty from 'pino-pretty';
+import { ConfigError, printable } from '../resilience/errors.js';
 
 export type { Logger };
 
@@ -52,13 +54,91 @@ export function createLogger({
     redact: { paths: REDACT_PATHS, censor: CENSOR },
   };
   if (transport) {
-    return pino(options, pino.transport({ target: transport.target, options: transport.options ?? {} }));
+    const { stream, ready } = startTransport(transport);
+    const logger = pino(options, stream);
+    transports.set(logger, ready);
+    return logger;
   }
   const terminal = !destination && process.stderr.isTTY === true;
   if (mode === 'on' || (mode === 'auto' && terminal)) {
     return pino(options, pretty({ destination: destination ?? 2, sync: true, colorize: terminal }));
   }
   return pino(options, destination ?? pino.destination({ fd: 2, sync: true }));
+}
+
+/** How a logger's transport started: settled when its worker is ready or has failed. */
+interface TransportStart {
+  readonly started: Promise<void>;
+  /** Set by {@link loggerReady}: its caller reports a failed start, the logger does not. */
+  watched: boolean;
+}
+
+const transports = new WeakMap<Logger, TransportStart>();
+
+/** The first line of an error's message (a worker's "Cannot find module" adds its require stack). */
+const firstLine = (error: unknown) =>
+  (error instanceof Error ? error.message : String(error)).split('\n')[0]!.trim();
+
+/**
+ * A pino transport's stream, in a worker thread. A target that cannot be resolved is a ConfigError
+ * here; one that fails in the worker (a missing file, a destination that cannot be opened, a
+ * crash later) emits 'error' asynchronously: that rejects `started` and, when nobody watches the
+ * start (or it already happened), is reported on stderr as one line. Never an unhandled event.
+ */
+function startTransport(transport: NonNullable<LoggerOptions['transport']>): {
+  stream: DestinationStream;
+  ready: TransportStart;
+} {
+  let stream: DestinationStream & EventEmitter;
+  try {
+    stream = pino.transport({ target: transport.target, options: transport.options ?? {} });
+  } catch (cause) {
+    throw new ConfigError(
+      `logging.transport.target: cannot load "${transport.target}": ${firstLine(cause)}`,
+      {
+        cause,
+      },
+    );
+  }
+  let ready = false;
+  let failed = false;
+  const start: TransportStart = {
+    watched: false,
+    started: new Promise<void>((resolve, reject) => {
+      stream.once('ready', () => {
+        ready = true;
+        resolve();
+      });
+      // A failed stream answers every later write with another 'error': the first one tells.
+      stream.on('error', (cause: unknown) => {
+        if (failed) return;
+        failed = true;
+        const error = new ConfigError(
+          `logging.transport: the transport "${transport.target}" failed: ${firstLine(cause)}`,
+          { cause },
+        );
+        reject(error);
+        if (ready || !start.watched) {
+          process.stderr.write(
+            `neurocluster: warning: ${printable(`${error.code}: ${error.message}`)}; its log lines are lost\n`,
+          );
+        }
+      });
+    }),
+  };
+  start.started.catch(() => {});
+  return { stream, ready: start };
+}
+
+/**
+ * Resolves when the logger's transport has started (at once for a logger without one); rejects
+ * with a ConfigError when it cannot start. The CLI awaits it before a command does any work.
+ */
+export function loggerReady(logger: Logger): Promise<void> {
+  const start = transports.get(logger);
+  if (!start) return Promise.resolve();
+  start.watched = true;
+  return start.started;
 }
 
 /**

@@ -11,6 +11,7 @@
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { BackendObserver } from '../backends/backend.js';
+import { metricsEnabled } from '../config/home.js';
 import { VERSION } from '../version.js';
 
 /** Kernel calls: 100 µs to a minute. */
@@ -103,7 +104,7 @@ const NOOP_METRIC = {
 
 export class EngineMetrics {
   /** False under `NEUROCLUSTER_METRICS=off` (read when the metrics are made): nothing is recorded. */
-  readonly enabled = process.env.NEUROCLUSTER_METRICS !== 'off';
+  readonly enabled = metricsEnabled();
   readonly registry = new Registry();
   private readonly sources = new Set<MetricSources>();
   private processMetrics = false;

@@ -500,16 +500,17 @@ export class WasmBackend implements Backend {
   }
 }
 
-/** Worker threads: as configured, else NEUROCLUSTER_WASM_THREADS, else one per core. */
-export function wasmThreads(env = process.env, configured?: number): number {
-  if (configured !== undefined) return configured;
-  const given = Number(env.NEUROCLUSTER_WASM_THREADS);
-  return Number.isInteger(given) && given >= 1 ? given : availableParallelism();
+/**
+ * Worker threads: as configured (`engine.wasm.threads`, which NEUROCLUSTER_WASM_THREADS sets
+ * through the checked configuration), else one per core.
+ */
+export function wasmThreads(configured?: number): number {
+  return configured ?? availableParallelism();
 }
 
 export const wasmBackendFactory: BackendFactory = {
   name: 'wasm',
   priority: 10,
   smallProblems: false,
-  create: async ({ options }) => new WasmBackend(wasmThreads(process.env, options?.wasm?.threads)),
+  create: async ({ options }) => new WasmBackend(wasmThreads(options?.wasm?.threads)),
 };

@@ -36,15 +36,7 @@ import {
   readoutBlocks,
   type SpikingRun,
 } from '../backend.js';
-import {
-  guarded,
-  MAP_READ,
-  type OpenedDevice,
-  openDevice,
-  settingsFromEnv,
-  Usage,
-  type WebGpuSettings,
-} from './device.js';
+import { guarded, MAP_READ, type OpenedDevice, openDevice, Usage, type WebGpuSettings } from './device.js';
 import { bind, type Kernel, KernelCache, type KernelName } from './kernels.js';
 import { BufferPool, type PoolStats } from './pool.js';
 
@@ -1304,7 +1296,7 @@ export function webGpuBackendFactory(settings: WebGpuSettings = {}): BackendFact
     priority: 20,
     smallProblems: false,
     async create({ auto, options }) {
-      const resolved = settingsFromEnv({ ...settings, ...definedOnly(options?.webgpu ?? {}) });
+      const resolved: WebGpuSettings = { ...settings, ...definedOnly(options?.webgpu ?? {}) };
       const opened = await openDevice(resolved, auto);
       return new WebGpuBackend(opened, {
         budgetBytes: resolved.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES,

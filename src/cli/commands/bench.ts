@@ -4,6 +4,8 @@ import { runBench } from '../../../bench/harness.js';
 import { WORKLOAD_NAMES, type WorkloadName } from '../../../bench/workloads.js';
 import { BACKEND_NAMES, type BackendName } from '../../backends/backend.js';
 import { defaultRegistry } from '../../backends/index.js';
+import { selectionContext } from '../../clusterer.js';
+import { cliConfig } from '../context.js';
 import { parseInteger, parseNumber } from '../options.js';
 
 interface BenchFlags {
@@ -47,8 +49,14 @@ export function benchCommand(): Command {
     .option('--compare', 'also run the NumPy/scikit-learn reference and report the ratio')
     .option('--reference <path>', 'reference.py (default ../shared/reference/reference.py)')
     .option('--python <path>', 'Python for the reference (default /usr/bin/python3)')
-    .action(async (workload: WorkloadName, flags: BenchFlags) => {
-      const result = await runBench({ workload, ...flags, compare: flags.compare === true }, defaultRegistry);
+    .action(async (workload: WorkloadName, flags: BenchFlags, command: Command) => {
+      // The backends' settings (engine.wasm, engine.webgpu, and their NEUROCLUSTER_* variables).
+      const { engine } = await cliConfig(command, []);
+      const result = await runBench(
+        { workload, ...flags, compare: flags.compare === true },
+        defaultRegistry,
+        selectionContext(engine, Number.POSITIVE_INFINITY),
+      );
       process.stdout.write(`${JSON.stringify(result)}\n`);
     });
 }
