@@ -27,7 +27,7 @@ import {
   keysCommand,
   modelCommand,
 } from './commands/security.js';
-import { reportError } from './output.js';
+import { reportError, warn } from './output.js';
 
 function program(): Command {
   const root = new Command('neurocluster')
@@ -125,7 +125,7 @@ async function exportMetrics(opts: { metricsOut?: string; pushgateway?: string }
     try {
       await run();
     } catch (error) {
-      process.stderr.write(`neurocluster: warning: could not ${what}: ${(error as Error).message}\n`);
+      warn(`could not ${what}: ${(error as Error).message}`);
     }
   }
 }

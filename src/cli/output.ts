@@ -1,8 +1,17 @@
 /** What the CLI prints: the one-line error, the summary table, CSV cells, the progress bar. */
 import { styleText } from 'node:util';
-import { isNeuroclusterError, type NeuroclusterError, toNeuroclusterError } from '../resilience/errors.js';
+import {
+  isNeuroclusterError,
+  type NeuroclusterError,
+  printable,
+  toNeuroclusterError,
+} from '../resilience/errors.js';
 
-/** `neurocluster: NEUROCLUSTER_ERR_<CODE>: <what was wrong> (<file>:<row>:<column>)`. */
+/**
+ * `neurocluster: NEUROCLUSTER_ERR_<CODE>: <what was wrong> (<file>:<row>:<column>)`, on one line:
+ * controls, bidirectional controls and separators in the message or the location (a file name,
+ * a cell) are shown as escapes ({@link printable}).
+ */
 export function formatError(error: NeuroclusterError): string {
   const loc = error.location;
   let where = '';
@@ -12,9 +21,12 @@ export function formatError(error: NeuroclusterError): string {
     if (loc.column !== undefined) parts.push(String(loc.column));
     where = ` (${parts.join(':')})`;
   }
-  // One line, whatever the message holds.
-  const message = error.message.replace(/[\r\n]+/g, ' ');
-  return `neurocluster: ${error.code}: ${message}${where}`;
+  return `neurocluster: ${error.code}: ${printable(`${error.message}${where}`)}`;
+}
+
+/** Prints `neurocluster: warning: <message>` on stderr, escaped as the error line is. */
+export function warn(message: string): void {
+  process.stderr.write(`neurocluster: warning: ${printable(message)}\n`);
 }
 
 /** Prints the error line (and the stack under --verbose); returns the exit status. */
@@ -26,7 +38,7 @@ export function reportError(error: unknown, verbose: boolean): number {
       isNeuroclusterError(error) && error.cause instanceof Error
         ? error.cause.stack
         : (error as Error)?.stack;
-    if (stack) process.stderr.write(`${stack}\n`);
+    if (stack) process.stderr.write(`${stack.split('\n').map(printable).join('\n')}\n`);
   }
   return e.exitCode;
 }
