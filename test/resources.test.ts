@@ -3,7 +3,13 @@ import { describe, expect, it } from 'vitest';
 import { NeuromorphicClusterer } from '../src/clusterer.js';
 import { checkConfig } from '../src/config/levels.js';
 import { createLogger } from '../src/observability/logger.js';
-import { estimateJobBytes, ResourceMonitor, type ResourceProbes } from '../src/observability/resources.js';
+import {
+  estimateJob,
+  estimateJobBytes,
+  MAX_TYPED_ARRAY_LENGTH,
+  ResourceMonitor,
+  type ResourceProbes,
+} from '../src/observability/resources.js';
 import { countingJsRegistry, failure, ROOT } from './helpers.js';
 
 const IRIS = join(ROOT, 'examples/iris.csv');
@@ -73,7 +79,11 @@ describe('resource monitor', () => {
   it('estimates a job from its shape: input, weights, chunk, features, K-means', () => {
     const base = { rows: 20_000, cols: 8, k: 5, weights: 0, deviceBytesPerValue: 4 };
     const kmeans = estimateJobBytes({ ...base, rawFeatures: 0, features: 8, chunkBytesPerSample: 0 });
-    expect(kmeans).toBe(Math.ceil(1.25 * (5 * 20_000 * 8 * 8 + 20_000 * 16 + 20_000 * 8 * 4 + 5 * 8 * 32)));
+    // Input (as read, cleaned, 3 canonical copies), labels and distances, centroids, the backend's
+    // float32 copy, the scoring copies.
+    expect(kmeans).toBe(
+      Math.ceil(1.25 * (5 * 20_000 * 8 * 8 + 20_000 * 16 + 5 * 8 * 32 + 20_000 * 8 * 4 + 20_000 * 8 * 8)),
+    );
     const esn = estimateJobBytes({
       ...base,
       rawFeatures: 208,
@@ -83,7 +93,36 @@ describe('resource monitor', () => {
     });
     // The features dominate: three n x 208 float64 arrays.
     expect(esn).toBeGreaterThan(3 * 20_000 * 208 * 8);
-    expect(esn).toBeLessThan(200 * MiB);
+    // At most eight of them (outputs, chunks, assembled, result, K-means' and scoring copies) and
+    // the encoder's chunk twice, with the headroom.
+    expect(esn).toBeLessThan(1.25 * (8 * 20_000 * 208 * 8 + 2 * 20_000 * 1600));
+  });
+
+  it('counts the PCA: the d x d covariance of tall features, the Gram matrix of wide ones', () => {
+    const hybrid = { k: 2, weights: 0, deviceBytesPerValue: 4, chunkBytesPerSample: 0, pca: true };
+    // The reported case: 20 rows of 20,000 columns (plus 214 encoder features) took 6.5 GB with a
+    // d x d covariance; the Gram path needs a few MB.
+    const wide = estimateJob({ ...hybrid, rows: 20, cols: 20_000, rawFeatures: 20_214, features: 10 });
+    expect(wide.oversized).toBeUndefined();
+    expect(wide.bytes).toBeLessThan(64 * MiB);
+    // Tall, the covariance is there: twice 2,000^2 doubles at least.
+    const tall = estimateJob({ ...hybrid, rows: 10_000, cols: 1786, rawFeatures: 2000, features: 10 });
+    expect(tall.bytes).toBeGreaterThan(2 * 2000 * 2000 * 8 + 3 * 10_000 * 2000 * 8);
+  });
+
+  it('names the first array past the engine’s typed-array limit', () => {
+    const { oversized } = estimateJob({
+      rows: 100_000,
+      cols: 4,
+      k: 3,
+      rawFeatures: 50_000,
+      features: 50_000,
+      chunkBytesPerSample: 8,
+      weights: 0,
+      deviceBytesPerValue: 4,
+    });
+    expect(oversized).toMatchObject({ what: 'the encoder outputs', elements: 5e9 });
+    expect(oversized!.elements).toBeGreaterThan(MAX_TYPED_ARRAY_LENGTH);
   });
 
   it('checks that each warning threshold is below its critical one', () => {
@@ -115,6 +154,29 @@ describe('a job past the memory budget', () => {
     // The same estimate the library offers before a fit.
     const bytes = await clusterer.estimateMemory(IRIS);
     expect(e.message).toContain(`needs about ${Math.ceil(bytes / MiB)} MiB`);
+  });
+
+  it('is refused with RESOURCE_EXHAUSTED naming an array past the typed-array limit, whatever the budget', async () => {
+    const { registry, started } = countingJsRegistry();
+    // 10,000 rows of 4,096 units at 120 time points and the 2 inputs: 4.9e9 values in one array.
+    const rows = Array.from({ length: 10_000 }, (_, i) => [i % 7, (i * 3) % 11]);
+    const clusterer = new NeuromorphicClusterer({
+      method: 'esn',
+      nClusters: 3,
+      backend: 'js',
+      registry,
+      logger: createLogger({ level: 'silent' }),
+      config: {
+        monitoring: { memoryBudgetMB: 64 * 1024 * 1024 },
+        encoders: { esn: { units: 4096, readout: 'times', steps: 120, timePoints: 120 } },
+      },
+    });
+    const e = await failure(clusterer.fit(rows));
+    expect(e.code).toBe('NEUROCLUSTER_ERR_RESOURCE_EXHAUSTED');
+    expect(e.message).toMatch(
+      /^the encoder outputs would be one array of 4915220000 values, past this engine's limit of \d+ per typed array/,
+    );
+    expect(started()).toBe(0);
   });
 
   it('runs when the budget has room', async () => {

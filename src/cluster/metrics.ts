@@ -6,8 +6,9 @@
  * truth): adjusted Rand index, normalized mutual information (arithmetic mean), Rand index.
  */
 import type { Backend, Matrix } from '../backends/backend.js';
+import { maxAbsOf, SAFE_MAGNITUDE, scaleExponent } from '../linalg/moments.js';
 import { Random } from '../random.js';
-import { throwIfAborted } from '../resilience/errors.js';
+import { BackendError, throwIfAborted } from '../resilience/errors.js';
 
 /** Internal quality of a labelling; a metric is null where it is undefined (one cluster, or n). */
 export interface InternalQuality {
@@ -73,8 +74,22 @@ export function withinClusterSS(points: Matrix, labels: Int32Array, k: number): 
   return ss;
 }
 
-/** Calinski-Harabasz index (variance ratio criterion). */
-export function calinskiHarabasz(points: Matrix, labels: Int32Array, k: number): number {
+/**
+ * The points, or (when their magnitude is past SAFE_MAGNITUDE either way, where squared distances
+ * overflow or underflow float64) a copy scaled by the power of two near it: exact, and every ratio
+ * the scale-free metrics are made of stays the same. `exponent`: the copy is the points times 2^-e.
+ */
+export function inSafeRange(points: Matrix): { points: Matrix; exponent: number } {
+  const max = maxAbsOf(points.data);
+  if (max === 0 || (max <= SAFE_MAGNITUDE && max >= 1 / SAFE_MAGNITUDE)) return { points, exponent: 0 };
+  const e = scaleExponent(max);
+  const down = 2 ** -e;
+  return { points: { ...points, data: Float64Array.from(points.data, (v) => v * down) }, exponent: e };
+}
+
+/** Calinski-Harabasz index (variance ratio criterion); scale-free, for any finite magnitude. */
+export function calinskiHarabasz(input: Matrix, labels: Int32Array, k: number): number {
+  const points = inSafeRange(input).points;
   const { rows: n, cols: d, data } = points;
   const { means, counts } = clusterMeans(points, labels, k);
   const mean = new Float64Array(d);
@@ -90,8 +105,12 @@ export function calinskiHarabasz(points: Matrix, labels: Int32Array, k: number):
   return intra === 0 ? 1 : (extra * (n - k)) / (intra * (k - 1));
 }
 
-/** Davies-Bouldin index: mean over clusters of the worst (s_i + s_j) / d(c_i, c_j). */
-export function daviesBouldin(points: Matrix, labels: Int32Array, k: number): number {
+/**
+ * Davies-Bouldin index: mean over clusters of the worst (s_i + s_j) / d(c_i, c_j); scale-free, for
+ * any finite magnitude.
+ */
+export function daviesBouldin(input: Matrix, labels: Int32Array, k: number): number {
+  const points = inSafeRange(input).points;
   const { rows: n, cols: d, data } = points;
   const { means, counts } = clusterMeans(points, labels, k);
   const intra = new Float64Array(k);
@@ -174,13 +193,17 @@ export interface QualityOptions {
   readonly signal?: AbortSignal | undefined;
 }
 
-/** Silhouette on a seeded sample of rows when asked for or when n is large, otherwise exact. */
+/**
+ * Silhouette on a seeded sample of rows when asked for or when n is large, otherwise exact;
+ * scale-free, for any finite magnitude.
+ */
 export async function silhouetteScore(
   backend: Backend,
-  points: Matrix,
+  input: Matrix,
   labels: Int32Array,
   options: QualityOptions,
 ): Promise<number | null> {
+  const points = inSafeRange(input).points;
   const n = points.rows;
   const size = options.sampleSize ?? Math.min(n, options.silhouetteExactMaxSamples);
   let sample = points;
@@ -204,12 +227,23 @@ export async function silhouetteScore(
 /** Every internal metric of a labelling; metrics that need 2 <= clusters <= n - 1 are null otherwise. */
 export async function internalQuality(
   backend: Backend,
-  points: Matrix,
+  input: Matrix,
   labels: Int32Array,
   options: QualityOptions,
 ): Promise<InternalQuality> {
   const { codes, count } = encodeLabels(labels);
-  const inertia = withinClusterSS(points, codes, count);
+  const safe = inSafeRange(input);
+  const points = safe.points;
+  const scaled = withinClusterSS(points, codes, count);
+  const up = 2 ** safe.exponent;
+  const inertia = scaled * up * up;
+  if (!Number.isFinite(inertia) || (inertia === 0 && scaled > 0)) {
+    // The other metrics are ratios; the inertia is a sum of squares, and this one is past float64.
+    throw new BackendError(
+      `the inertia of points of magnitude 2^${safe.exponent} is ${scaled} x 2^${2 * safe.exponent}, past float64: rescale the points`,
+      'NEUROCLUSTER_ERR_NUMERICAL',
+    );
+  }
   if (count < 2 || count > points.rows - 1) {
     return { silhouette: null, calinskiHarabasz: null, daviesBouldin: null, inertia };
   }

@@ -3,8 +3,15 @@
  * standardization (population standard deviation, as scikit-learn's StandardScaler) for tabular
  * data, per-series z-normalization for time series.
  */
-import { columnMoments } from '../linalg/moments.js';
-import { DataError } from '../resilience/errors.js';
+import {
+  columnMoments,
+  maxAbsOf,
+  requireSafeMagnitude,
+  SAFE_MAGNITUDE,
+  standardized,
+  stridedMoments,
+} from '../linalg/moments.js';
+import { BackendError, DataError } from '../resilience/errors.js';
 import type { Dataset } from './dataset.js';
 import type { DataWarnings } from './table.js';
 
@@ -23,6 +30,18 @@ export interface Scaler {
 }
 
 /**
+ * Unstandardized data whose spread is below 1 / SAFE_MAGNITUDE would have every squared distance
+ * underflow to 0 (all points alike, inertia 0): refused with NUMERICAL.
+ */
+function requireSpread(spread: number, what: string): void {
+  if (spread >= 1 / SAFE_MAGNITUDE) return;
+  throw new BackendError(
+    `the data's spread (${what} ${spread}) is below ${1 / SAFE_MAGNITUDE}, where squared distances underflow float64: standardize it (drop --no-standardize) or rescale it`,
+    'NEUROCLUSTER_ERR_NUMERICAL',
+  );
+}
+
+/**
  * Learns the cleaning of a dataset. Sums run over the rows in `order` (by default file order); the
  * clusterer passes its canonical order so the scaler does not depend on the order of the rows.
  */
@@ -34,6 +53,7 @@ export function fitScaler(
 ): Scaler {
   const { n, width, values } = ds;
   if (ds.series) {
+    if (!standardize) requireSpread(maxAbsOf(values), 'largest magnitude');
     const keep = Array.from({ length: width }, (_, j) => j);
     return {
       kind: 'series',
@@ -49,16 +69,21 @@ export function fitScaler(
   const means: number[] = [];
   const scales: number[] = [];
   const constant: string[] = [];
+  // Overflow-free moments (src/linalg/moments.ts): values near 1e300 or subnormal ones are
+  // standardized like any other, scale-free.
   const moments = columnMoments({ rows: n, cols: width, data: values }, order);
+  let widest = 0;
   for (let j = 0; j < width; j++) {
     const mean = moments.means[j]!;
-    const std = Math.sqrt(moments.variances[j]!);
-    // A column whose spread is lost in rounding is constant for every purpose here.
-    if (std <= 1e-12 * Math.max(1, Math.abs(mean))) {
+    const std = moments.stds[j]!;
+    // A column whose spread is lost in rounding (relative to its values) is constant for every
+    // purpose here.
+    if (std === 0 || std <= 1e-12 * Math.abs(mean)) {
       constant.push(ds.columns[j]!);
       continue;
     }
     keep.push(j);
+    widest = Math.max(widest, std);
     means.push(standardize ? mean : 0);
     scales.push(standardize ? std : 1);
   }
@@ -77,6 +102,7 @@ export function fitScaler(
       },
     );
   }
+  if (!standardize) requireSpread(widest, 'standard deviation');
   return { kind: 'tabular', inputColumns: ds.columns, keep, means, scales, standardize };
 }
 
@@ -90,18 +116,29 @@ export function applyScaler(ds: Dataset, scaler: Scaler): Float64Array {
     );
   }
   const { n, width, values } = ds;
+  let out: Float64Array;
   if (scaler.kind === 'series') {
-    const out = values.slice();
+    out = values.slice();
     if (scaler.standardize) zNormalizeSeries(out, n, scaler.series!.length, scaler.series!.dims);
-    return out;
-  }
-  const m = scaler.keep.length;
-  const out = new Float64Array(n * m);
-  for (let i = 0; i < n; i++) {
-    for (let c = 0; c < m; c++) {
-      out[i * m + c] = (values[i * width + scaler.keep[c]!]! - scaler.means[c]!) / scaler.scales[c]!;
+  } else {
+    const m = scaler.keep.length;
+    out = new Float64Array(n * m);
+    for (let i = 0; i < n; i++) {
+      for (let c = 0; c < m; c++) {
+        out[i * m + c] = standardized(
+          values[i * width + scaler.keep[c]!]!,
+          scaler.means[c]!,
+          scaler.scales[c]!,
+        );
+      }
     }
   }
+  // What K-means and the metrics square must stay finite: unstandardized values near 1e300, or
+  // new data far outside the training scale, are refused rather than clustered as infinities.
+  requireSafeMagnitude(
+    out,
+    `the cleaned data of ${ds.source}${scaler.standardize ? '' : ' (not standardized: drop --no-standardize or rescale it)'}`,
+  );
   return out;
 }
 
@@ -111,19 +148,14 @@ export function zNormalizeSeries(values: Float64Array, n: number, length: number
   for (let i = 0; i < n; i++) {
     const base = i * width;
     for (let j = 0; j < dims; j++) {
-      let mean = 0;
-      for (let t = 0; t < length; t++) mean += values[base + t * dims + j]!;
-      mean /= length;
-      let ss = 0;
-      for (let t = 0; t < length; t++) {
-        const dv = values[base + t * dims + j]! - mean;
-        ss += dv * dv;
-      }
-      const std = Math.sqrt(ss / length);
-      const inv = std > 1e-12 * Math.max(1, Math.abs(mean)) ? 1 / std : 0;
+      const { mean, std } = stridedMoments(values, base + j, length, dims);
+      const flat = std === 0 || std <= 1e-12 * Math.abs(mean);
+      // The reciprocal of a subnormal std overflows: then divide.
+      const inv = flat ? 0 : 1 / std;
       for (let t = 0; t < length; t++) {
         const at = base + t * dims + j;
-        values[at] = (values[at]! - mean) * inv;
+        const z = (values[at]! - mean) * inv;
+        values[at] = Number.isFinite(z) ? z : standardized(values[at]!, mean, std);
       }
     }
   }

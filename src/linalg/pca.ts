@@ -1,7 +1,11 @@
 /**
  * Principal components from the d x d covariance, accumulated over row chunks by the backend's
  * matmul kernel (X_c^T X_c per chunk), eigendecomposed on the host with ml-matrix. Never an
- * N x d SVD: memory stays at one chunk plus d x d whatever N is.
+ * N x d SVD: memory stays at one chunk plus d x d whatever N is. Wide data (fewer rows than
+ * columns) takes the n x n Gram matrix X_c X_c^T instead: it has the covariance's nonzero
+ * eigenvalues (times n - 1), its eigenvectors u give the components X_c^T u / |X_c^T u|, and it
+ * needs n x d plus n x n where the covariance needs d x d (20 rows of 20,000 features: 3 MB and
+ * 3 KB instead of 3.2 GB). The memory estimate of each path is {@link pcaAllocations}.
  */
 import { EigenvalueDecomposition, Matrix as MlMatrix } from 'ml-matrix';
 import type { Backend, Matrix } from '../backends/backend.js';
@@ -128,20 +132,109 @@ async function topEigen(backend: Backend, cov: Float64Array, d: number, m: numbe
   };
 }
 
-/** Fits PCA with `nComponents` (at most d) components. */
+/** Which matrix the components come from: `auto` takes the Gram matrix when n < d. */
+export type PcaPath = 'auto' | 'covariance' | 'gram';
+
+/** The path `auto` takes for an n x d matrix. */
+export function pcaPath(n: number, d: number): 'covariance' | 'gram' {
+  return n < d ? 'gram' : 'covariance';
+}
+
+/** Top eigenpairs of the d x d covariance, and its trace (the total variance). */
+async function covarianceEigen(
+  backend: Backend,
+  points: Matrix,
+  m: number,
+  signal?: AbortSignal,
+): Promise<{ mean: Float64Array; eigen: Eigen; total: number }> {
+  const d = points.cols;
+  const { mean, cov } = await covariance(backend, points, signal);
+  const eigen = d <= FULL_EVD_MAX ? symmetricEvd(cov, d) : await topEigen(backend, cov, d, m);
+  let total = 0;
+  for (let t = 0; t < d; t++) total += cov[t * d + t]!;
+  return { mean, eigen, total };
+}
+
+/**
+ * The same from the n x n Gram matrix G = X_c X_c^T / (n - 1) of a wide matrix: G u = l u gives the
+ * covariance's eigenpair (l, X_c^T u / sqrt((n - 1) l)). The centred data has rank n - 1 at most;
+ * components past its rank (eigenvalue 0, any direction orthogonal to the data serves, as in the
+ * covariance path) are completed by seeded vectors made orthonormal to the others.
+ */
+async function gramEigen(
+  backend: Backend,
+  points: Matrix,
+  m: number,
+  signal?: AbortSignal,
+): Promise<{ mean: Float64Array; eigen: Eigen; total: number }> {
+  const { rows: n, cols: d, data } = points;
+  const mean = new Float64Array(d);
+  for (let i = 0; i < n; i++) for (let t = 0; t < d; t++) mean[t]! += data[i * d + t]!;
+  for (let t = 0; t < d; t++) mean[t]! /= n;
+  throwIfAborted(signal);
+  const centred = new Float64Array(n * d);
+  const transposed = new Float64Array(d * n);
+  for (let i = 0; i < n; i++) {
+    for (let t = 0; t < d; t++) {
+      const v = data[i * d + t]! - mean[t]!;
+      centred[i * d + t] = v;
+      transposed[t * n + i] = v;
+    }
+  }
+  const denom = Math.max(1, n - 1);
+  const gram = (
+    await backend.matmul({ rows: n, cols: d, data: centred }, { rows: d, cols: n, data: transposed })
+  ).data;
+  const g = Float64Array.from(gram, (v) => v / denom);
+  for (let a = 0; a < n; a++)
+    for (let b = 0; b < a; b++) g[a * n + b] = g[b * n + a] = (g[a * n + b]! + g[b * n + a]!) / 2;
+  throwIfAborted(signal);
+  const inner = n <= FULL_EVD_MAX ? symmetricEvd(g, n) : await topEigen(backend, g, n, Math.min(m, n));
+  let total = 0;
+  for (let i = 0; i < n; i++) total += g[i * n + i]!;
+  // Eigenvalues below rounding of the largest are the centring's null space, not directions.
+  const floor = Math.max(0, inner.values[0] ?? 0) * n * 1e-12;
+  const r = inner.values.slice(0, m).filter((l) => l > floor).length;
+  const u = new Float64Array(n * Math.max(1, r));
+  for (let i = 0; i < n; i++) for (let c = 0; c < r; c++) u[i * r + c] = inner.vector(i, c);
+  const vectors = new Float64Array(d * m);
+  if (r > 0) {
+    const xu = (await backend.matmul({ rows: d, cols: n, data: transposed }, { rows: n, cols: r, data: u }))
+      .data;
+    for (let c = 0; c < r; c++) {
+      let norm = 0;
+      for (let t = 0; t < d; t++) norm += xu[t * r + c]! ** 2;
+      norm = Math.sqrt(norm);
+      for (let t = 0; t < d; t++) vectors[t * m + c] = xu[t * r + c]! / norm;
+    }
+  }
+  if (r < m) {
+    const rng = new Random(0x5eed);
+    for (let t = 0; t < d; t++) for (let c = r; c < m; c++) vectors[t * m + c] = rng.normal();
+    orthonormalize(vectors, d, m);
+  }
+  const values = Array.from({ length: m }, (_, c) => (c < r ? inner.values[c]! : 0));
+  return { mean, eigen: { values, vector: (t, c) => vectors[t * m + c]! }, total };
+}
+
+/**
+ * Fits PCA with `nComponents` (at most d) components, from the covariance or, for wide data, the
+ * Gram matrix (`path`, `auto` by default: the same components, up to rounding).
+ */
 export async function fitPca(
   backend: Backend,
   points: Matrix,
   nComponents: number,
   signal?: AbortSignal,
+  path: PcaPath = 'auto',
 ): Promise<Pca> {
-  const d = points.cols;
+  const { rows: n, cols: d } = points;
   const m = Math.min(nComponents, d);
-  const { mean, cov } = await covariance(backend, points, signal);
-  const eigen = d <= FULL_EVD_MAX ? symmetricEvd(cov, d) : await topEigen(backend, cov, d, m);
+  const gram = (path === 'auto' ? pcaPath(n, d) : path) === 'gram';
   // The total variance is the trace, whichever way the components were found.
-  let total = 0;
-  for (let t = 0; t < d; t++) total += cov[t * d + t]!;
+  const { mean, eigen, total } = gram
+    ? await gramEigen(backend, points, m, signal)
+    : await covarianceEigen(backend, points, m, signal);
   const components = new Float64Array(m * d);
   const explainedVariance: number[] = [];
   for (let c = 0; c < m; c++) {
@@ -182,4 +275,61 @@ export async function pcaTransform(backend: Backend, pca: Pca, points: Matrix): 
   }
   const out = await backend.matmul(points, { rows: d, cols: m, data: ct }, bias);
   return { rows: n, cols: m, data: out.data };
+}
+
+/**
+ * The arrays {@link fitPca} and {@link pcaTransform} allocate for n x d features and m components,
+ * float64 unless `deviceBytes` (a backend's copies of the matmul operands and products; 0 for
+ * none): the covariance path's d x d sum and chunk product, or the Gram path's n x d centred copy
+ * and its transpose and n x n matrix; the eigendecomposition; the components; the projection's
+ * operands. For src/observability/resources.ts, which admits a job by their sum.
+ */
+export function pcaAllocations(
+  n: number,
+  d: number,
+  m: number,
+  deviceBytes: number,
+): { what: string; elements: number; bytesPerElement: number; count?: number }[] {
+  const f64 = 8;
+  const k = m + 10;
+  const common = [
+    { what: 'the PCA components', elements: d * m, bytesPerElement: f64, count: 3 },
+    { what: "the backend's copy of the PCA input", elements: n * d, bytesPerElement: deviceBytes },
+  ];
+  if (pcaPath(n, d) === 'gram') {
+    return [
+      ...common,
+      { what: 'the centred features and their transpose', elements: n * d, bytesPerElement: f64, count: 2 },
+      { what: 'the PCA Gram matrix', elements: n * n, bytesPerElement: f64, count: 2 },
+      n <= FULL_EVD_MAX
+        ? { what: 'the PCA eigendecomposition', elements: n * n, bytesPerElement: f64, count: 4 }
+        : { what: 'the PCA subspace iteration', elements: n * k, bytesPerElement: f64, count: 4 },
+      {
+        what: "the backend's copy of the PCA Gram operands",
+        elements: n * d,
+        bytesPerElement: deviceBytes,
+        count: 2,
+      },
+    ];
+  }
+  const c = Math.min(CHUNK, n);
+  return [
+    ...common,
+    { what: 'the PCA covariance (d x d)', elements: d * d, bytesPerElement: f64, count: 2 },
+    {
+      what: 'a chunk of centred features and its transpose',
+      elements: c * d,
+      bytesPerElement: f64,
+      count: 2,
+    },
+    d <= FULL_EVD_MAX
+      ? { what: 'the PCA eigendecomposition', elements: d * d, bytesPerElement: f64, count: 4 }
+      : { what: 'the PCA subspace iteration', elements: d * k, bytesPerElement: f64, count: 4 },
+    {
+      what: "the backend's copy of the PCA covariance",
+      elements: d * d,
+      bytesPerElement: deviceBytes,
+      count: 2,
+    },
+  ];
 }

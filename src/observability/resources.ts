@@ -5,9 +5,11 @@
  * it starts, so that a job that cannot fit is refused with NEUROCLUSTER_ERR_RESOURCE_EXHAUSTED
  * instead of crashing the process half-way.
  */
+import { constants as bufferConstants } from 'node:buffer';
 import { statfsSync } from 'node:fs';
 import { availableParallelism, totalmem } from 'node:os';
 import { dirname } from 'node:path';
+import { pcaAllocations } from '../linalg/pca.js';
 
 export type ResourceLevel = 'ok' | 'warning' | 'critical';
 
@@ -160,7 +162,23 @@ export interface JobShape {
   readonly weights: number;
   /** Bytes a device copy of each value takes on the backend (4 for float32 backends, 0 for js). */
   readonly deviceBytesPerValue: number;
+  /** Whether a PCA reduces the raw features to `features` (the hybrid method). */
+  readonly pca?: boolean | undefined;
 }
+
+/** One of a job's large arrays (or `count` alike), for the estimate and the engine's limits. */
+export interface Allocation {
+  /** What it holds, named in a refusal. */
+  readonly what: string;
+  /** Values in one array: the engine's typed-array limit applies to this. */
+  readonly elements: number;
+  readonly bytesPerElement: number;
+  /** Arrays of this size alive at once (default 1). */
+  readonly count?: number;
+}
+
+/** The most values one typed array may hold in this engine (2^32 on Node 20). */
+export const MAX_TYPED_ARRAY_LENGTH = Math.min(bufferConstants.MAX_LENGTH, Number.MAX_SAFE_INTEGER);
 
 /** The encoders' chunks never hold more than this (src/encoders/chunks.ts). */
 const CHUNK_BYTES = 64 * 1024 * 1024;
@@ -169,21 +187,71 @@ const CHUNK_BYTES = 64 * 1024 * 1024;
 const GC_HEADROOM = 1.25;
 
 /**
- * Bytes a job needs at its peak, by its main arrays (float64 unless said): the input as read,
- * cleaned, and three copies in canonical order (scaling, K-means, scoring); the weights; one
- * chunk of encoder states; the encoders' blocks, the assembled features and their canonical-order
- * copy (with PCA: the projection and its copy too); K-means' labels, distances and the backend's
- * float32 copy of the points; then {@link GC_HEADROOM}. Checked against measured peaks in the
- * README (Configuration, Resources).
+ * Every large array a job allocates, float64 unless said: the input as read, cleaned, and three
+ * copies in canonical order (scaling, K-means, scoring); the weights and the kernels' copies; a chunk of encoder states and
+ * the readout's transients over it; the encoders' outputs (chunks and stacked), the assembled
+ * features and the result's copy; with PCA, what its path allocates ({@link pcaAllocations}: the
+ * d x d covariance, or the n x n Gram matrix for wide data) and the projection twice; K-means'
+ * labels, distances, centroids and the backend's float32 copy of the points; the scoring copies.
  */
+export function jobAllocations(s: JobShape): Allocation[] {
+  const f64 = 8;
+  const { rows: n } = s;
+  const encoded = s.rawFeatures > 0;
+  const clustered = encoded ? s.features : s.cols;
+  const chunk = Math.ceil(Math.min(CHUNK_BYTES, n * s.chunkBytesPerSample) / f64);
+  const list: Allocation[] = [
+    { what: 'the input as read', elements: n * s.cols, bytesPerElement: f64 },
+    { what: 'the cleaned input', elements: n * s.cols, bytesPerElement: f64 },
+    { what: 'the input in canonical order', elements: n * s.cols, bytesPerElement: f64, count: 3 },
+    // The weights, and the kernels' working copies of them (float32 input weights of the spiking layers).
+    { what: 'the encoder weights', elements: s.weights, bytesPerElement: f64, count: 2 },
+  ];
+  if (encoded) {
+    list.push(
+      { what: 'a chunk of encoder states', elements: chunk, bytesPerElement: f64, count: 2 },
+      { what: 'the encoder outputs', elements: n * s.rawFeatures, bytesPerElement: f64, count: 2 },
+      { what: 'the assembled features', elements: n * s.rawFeatures, bytesPerElement: f64 },
+    );
+    if (s.pca) {
+      list.push(...pcaAllocations(n, s.rawFeatures, s.features, s.deviceBytesPerValue));
+      list.push({ what: 'the projected features', elements: n * s.features, bytesPerElement: f64, count: 2 });
+    } else {
+      list.push({ what: 'the features of the result', elements: n * s.rawFeatures, bytesPerElement: f64 });
+    }
+  }
+  list.push(
+    { what: 'the K-means labels', elements: n, bytesPerElement: 4, count: 2 },
+    { what: 'the K-means distances', elements: n, bytesPerElement: f64 },
+    { what: 'the K-means centroids', elements: s.k * clustered, bytesPerElement: f64, count: 4 },
+    {
+      what: "the backend's copy of the points",
+      elements: n * clustered,
+      bytesPerElement: s.deviceBytesPerValue,
+    },
+    { what: 'the scoring copies', elements: n * clustered, bytesPerElement: f64 },
+  );
+  return list.filter((a) => a.elements > 0 && a.bytesPerElement > 0);
+}
+
+/** Bytes of the allocations, with {@link GC_HEADROOM}. */
+function bytesOf(list: readonly Allocation[]): number {
+  const sum = list.reduce((total, a) => total + a.elements * a.bytesPerElement * (a.count ?? 1), 0);
+  return Math.ceil(GC_HEADROOM * sum);
+}
+
+/**
+ * A job's memory at its peak: the sum of {@link jobAllocations} (every array, as if all were alive
+ * at once, which the garbage collector's lag makes close to true) plus {@link GC_HEADROOM}; and the
+ * first array past the engine's typed-array limit, which no budget can admit. Checked against
+ * measured peaks by test/memory/peak.test.ts.
+ */
+export function estimateJob(s: JobShape): { bytes: number; oversized: Allocation | undefined } {
+  const list = jobAllocations(s);
+  return { bytes: bytesOf(list), oversized: list.find((a) => a.elements > MAX_TYPED_ARRAY_LENGTH) };
+}
+
+/** Bytes a job needs at its peak ({@link estimateJob}). */
 export function estimateJobBytes(s: JobShape): number {
-  const input = 5 * s.rows * s.cols * 8;
-  const weights = s.weights * 8;
-  const chunk = Math.min(CHUNK_BYTES, s.rows * s.chunkBytesPerSample);
-  const projected = s.features < s.rawFeatures;
-  const features =
-    s.rawFeatures > 0 ? s.rows * (3 * s.rawFeatures + (projected ? 2 * s.features : 0)) * 8 : 0;
-  const clustered = s.rawFeatures > 0 ? s.features : s.cols;
-  const kmeans = s.rows * (4 + 4 + 8) + s.rows * clustered * s.deviceBytesPerValue + s.k * clustered * 8 * 4;
-  return Math.ceil(GC_HEADROOM * (input + weights + chunk + features + kmeans));
+  return estimateJob(s).bytes;
 }
