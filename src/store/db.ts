@@ -5,10 +5,11 @@
  * timeout so that processes sharing it wait for each other's transactions instead of failing.
  * Schema changes are numbered migrations, applied in order and recorded in `user_version`.
  */
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { neuroclusterHome } from '../config/home.js';
+import { sweepHome } from './atomic.js';
 
 export type Db = Database.Database;
 
@@ -45,6 +46,21 @@ const MIGRATIONS: readonly string[] = [
      key_id TEXT NOT NULL,
      written_at TEXT NOT NULL
    );`,
+  // The privacy ledger signed (src/security/privacy/accountant.ts): each row's HMAC and the key
+  // that made it; each dataset's charges chained, their count and last HMAC in its budget row; the
+  // head signs the budgets. Rows written before this migration carry no signature and are refused.
+  `ALTER TABLE privacy_budgets ADD COLUMN charge_count INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE privacy_budgets ADD COLUMN last_mac TEXT;
+   ALTER TABLE privacy_budgets ADD COLUMN key_id TEXT;
+   ALTER TABLE privacy_budgets ADD COLUMN mac TEXT;
+   ALTER TABLE privacy_charges ADD COLUMN key_id TEXT;
+   ALTER TABLE privacy_charges ADD COLUMN mac TEXT;
+   CREATE TABLE privacy_head (
+     id INTEGER PRIMARY KEY CHECK (id = 1),
+     budgets INTEGER NOT NULL,
+     key_id TEXT NOT NULL,
+     mac TEXT NOT NULL
+   );`,
 ];
 
 /** The store's file in a NEUROCLUSTER_HOME. */
@@ -58,7 +74,9 @@ const open = new Map<string, Db>();
 export function openStore(file: string = storeFile()): Db {
   let db = open.get(file);
   if (db) return db;
-  mkdirSync(dirname(file), { recursive: true });
+  // The engine opens its home: temporaries of processes killed mid-write are removed (once).
+  if (file === storeFile()) sweepHome();
+  ownerOnly(file);
   db = new Database(file);
   db.pragma('journal_mode = WAL');
   db.pragma('busy_timeout = 10000');
@@ -66,6 +84,19 @@ export function openStore(file: string = storeFile()): Db {
   migrate(db);
   open.set(file, db);
   return db;
+}
+
+/**
+ * Makes the store's directory 0700 (when it is this user's) and the store, with its -wal and -shm
+ * files, 0600 before SQLite opens it (SQLite gives the files it creates the database's mode): the
+ * privacy ledger and the audit head are no other user's to read or change.
+ */
+function ownerOnly(file: string): void {
+  const dir = dirname(file);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if (statSync(dir).uid === process.getuid?.()) chmodSync(dir, 0o700);
+  closeSync(openSync(file, 'a', 0o600));
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
 }
 
 /** Closes every store this process opened (tests; a process exits fine without it). */

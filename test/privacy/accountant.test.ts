@@ -18,6 +18,9 @@ import { ROOT, tempDir } from '../helpers.js';
 
 afterEach(() => closeStores());
 
+/** The tests' stores, in one directory removed when the file's tests are done. */
+const dir = tempDir();
+
 const pure = (epsilon: number) => ({
   kind: 'pure' as const,
   pico: toPico(epsilon),
@@ -27,7 +30,7 @@ const pure = (epsilon: number) => ({
 
 describe('the privacy accountant', () => {
   it('adds epsilons exactly and refuses the charge that would cross the budget, counting the refusal', () => {
-    const accountant = new PrivacyAccountant(openStore(join(tempDir(), 'a.db')), {
+    const accountant = new PrivacyAccountant(openStore(join(dir, 'a.db')), {
       epsilon: 0.3,
       delta: 1e-5,
     });
@@ -43,7 +46,7 @@ describe('the privacy accountant', () => {
   });
 
   it('keeps what was spent across a restart', () => {
-    const file = join(tempDir(), 'b.db');
+    const file = join(dir, 'b.db');
     new PrivacyAccountant(openStore(file), { epsilon: 1, delta: 1e-5 }).charge('d', pure(0.75));
     closeStores();
     const again = new PrivacyAccountant(openStore(file), { epsilon: 1, delta: 1e-5 });
@@ -52,7 +55,7 @@ describe('the privacy accountant', () => {
   });
 
   it('keeps the budget a dataset was created with when the defaults change later', () => {
-    const file = join(tempDir(), 'c.db');
+    const file = join(dir, 'c.db');
     new PrivacyAccountant(openStore(file), { epsilon: 1, delta: 1e-5 }).charge('d', pure(0.5));
     const generous = new PrivacyAccountant(openStore(file), { epsilon: 100, delta: 1e-5 });
     expect(generous.status('d').epsilon).toBe(1);
@@ -60,7 +63,7 @@ describe('the privacy accountant', () => {
   });
 
   it('lets only one of two processes spend a budget that fits one of them', async () => {
-    const file = join(tempDir(), 'race.db');
+    const file = join(dir, 'race.db');
     const script = `
       import { openStore } from '${ROOT}dist/src/store/db.js';
       import { PrivacyAccountant } from '${ROOT}dist/src/security/privacy/accountant.js';
@@ -94,7 +97,7 @@ describe('the privacy accountant', () => {
       expect(epsilonOfRho(rho, delta)).toBeLessThanOrEqual(epsilon);
       expect(epsilonOfRho(rho, delta)).toBeGreaterThan(epsilon - 1e-9);
     }
-    const accountant = new PrivacyAccountant(openStore(join(tempDir(), 'z.db')), { epsilon: 1, delta: 1e-5 });
+    const accountant = new PrivacyAccountant(openStore(join(dir, 'z.db')), { epsilon: 1, delta: 1e-5 });
     const rho = rhoForEpsilon(0.5, 1e-5);
     const s = accountant.charge('d', { kind: 'zcdp', pico: rho, mechanism: 'gaussian', purpose: 'test' });
     expect(s.spent).toBeLessThanOrEqual(0.5);

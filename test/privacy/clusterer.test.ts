@@ -4,7 +4,6 @@
  * make private; k-anonymity merges or suppresses; anonymizeClusteringResults releases DP statistics.
  */
 import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { NeuromorphicClusterer } from '../../src/clusterer.js';
@@ -13,14 +12,15 @@ import { createLogger } from '../../src/observability/logger.js';
 import { metrics } from '../../src/observability/metrics.js';
 import { OperationTracker } from '../../src/observability/operations.js';
 import { anonymizeClusteringResults, getPrivacyBudgetStatus } from '../../src/security/privacy/api.js';
-import { failure, ROOT } from '../helpers.js';
+import { failure, ROOT, tempDir } from '../helpers.js';
 
 const IRIS = join(ROOT, 'examples/iris.csv');
 const quiet = createLogger({ level: 'silent' });
 
-/** Every test spends budgets in a home of its own. */
+/** Every test spends budgets in a home of its own, under one directory removed at the end. */
+const root = tempDir();
 beforeEach(() => {
-  process.env.NEUROCLUSTER_HOME = mkdtempSync(join(tmpdir(), 'neurocluster-privacy-'));
+  process.env.NEUROCLUSTER_HOME = mkdtempSync(join(root, 'home-'));
 });
 
 function dp(privacy: ConfigOverrides['privacy'], extra: ConfigOverrides = {}, operations?: OperationTracker) {

@@ -121,8 +121,16 @@ describe('DP K-means', () => {
     expect([...a.centroids]).not.toEqual([...b.centroids]);
   });
 
-  it('refuses a DP range estimate that finds nothing above its noise, naming --bounds', () => {
+  it('refuses a DP range estimate that finds nothing above its noise with a code of its own (exit 2), naming --bounds', () => {
     const { matrix } = blobs(3);
-    expect(() => dpKMeans(matrix, { ...base, cost: toPico(0.1) })).toThrow(/--bounds/);
+    let error: unknown;
+    try {
+      dpKMeans(matrix, { ...base, cost: toPico(0.1) });
+    } catch (e) {
+      error = e;
+    }
+    // Not a budget refusal: nothing was overspent, the data are too few for the range estimate.
+    expect(error).toMatchObject({ code: 'NEUROCLUSTER_ERR_PRIVACY_DATA', exitCode: 2 });
+    expect((error as Error).message).toMatch(/too few rows.*--bounds/);
   });
 });

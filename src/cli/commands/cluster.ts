@@ -8,7 +8,7 @@ import { audit, errorDetails, outcomeOf } from '../audit.js';
 import { cliConfig, cliLogger, type GlobalFlags } from '../context.js';
 import { schemaFlag } from '../options.js';
 import { formatNumber, labelsCsv, ProgressBar, table } from '../output.js';
-import { type Output, resultFile, writeOutputs } from '../results.js';
+import { checkOutputPaths, type Output, resultFile, writeOutputs } from '../results.js';
 
 const FLAGS = [
   schemaFlag('--k <n>', 'kmeans.nClusters'),
@@ -29,7 +29,7 @@ const FLAGS = [
   schemaFlag('--no-fallback', 'fallback.enabled'),
   schemaFlag('--epsilon <e>', 'privacy.epsilon'),
   schemaFlag('--delta <d>', 'privacy.delta'),
-  schemaFlag('--bounds <min:max>', 'privacy.bounds'),
+  schemaFlag('--bounds <ranges>', 'privacy.bounds'),
   schemaFlag('--dataset <id>', 'privacy.dataset'),
   schemaFlag('--min-cluster-size <n>', 'privacy.minClusterSize'),
   schemaFlag('--small-clusters <strategy>', 'privacy.smallClusters'),
@@ -58,6 +58,8 @@ export function clusterCommand(): Command {
     .action(async (file: string, _opts: unknown, command: Command) => {
       const flags = command.optsWithGlobals() as ClusterFlags;
       const config = await cliConfig(command, FLAGS);
+      // Before the fit (and its privacy charge): an output the run could not write.
+      checkOutputPaths(config, { results: [flags.out, flags.labelsOut, flags.plot], model: flags.saveModel });
       const logger = cliLogger(flags, config);
       const clusterer = new NeuromorphicClusterer({ config, logger });
       const bar = new ProgressBar();

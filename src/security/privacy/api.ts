@@ -3,15 +3,18 @@
  * and `anonymizeClusteringResults`, which releases per-cluster statistics of a clustering under
  * differential privacy with k-anonymity.
  */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Matrix } from '../../backends/backend.js';
 import { clusterMeans } from '../../cluster/metrics.js';
 import { neuroclusterHome } from '../../config/home.js';
 import { resolveConfig } from '../../config/load.js';
 import type { Config, PrivacyConfig } from '../../config/schema.js';
 import { currentCorrelationId, withCorrelationId } from '../../observability/context.js';
-import { UsageError } from '../../resilience/errors.js';
+import { quoteValue, UsageError } from '../../resilience/errors.js';
 import { openStore, storeFile } from '../../store/db.js';
 import { type AnonymityReport, enforceMinClusterSize, type SmallClusterStrategy } from '../kanonymity.js';
+import { Keyring } from '../keyring.js';
 import { type BudgetStatus, datasetId, PrivacyAccountant, rhoForEpsilon } from './accountant.js';
 import { type Bounds, countShare, DpLedger, type DpStep, estimateBounds, splitCost } from './dp-kmeans.js';
 import { gaussianMechanism, grid, laplaceMechanism, type PrivacyKind, toGrid, toPico } from './mechanisms.js';
@@ -19,7 +22,11 @@ import { cryptoRandom, type RandomSource } from './samplers.js';
 
 const accountants = new Map<string, PrivacyAccountant>();
 
-/** The accountant over `$NEUROCLUSTER_HOME/neurocluster.db` with the configuration's default budget. */
+/**
+ * The accountant over `$NEUROCLUSTER_HOME/neurocluster.db` with the configuration's default budget,
+ * signing with the home's keyring, and refusing a dataset new to the ledger that the home's audit
+ * log records charges of (a deleted or replaced store must not start its budgets afresh).
+ */
 export function privacyAccountant(
   config: Config = resolveConfig(),
   home: string = neuroclusterHome(),
@@ -29,10 +36,39 @@ export function privacyAccountant(
   const key = `${file}\n${epsilon}\n${delta}`;
   let accountant = accountants.get(key);
   if (!accountant) {
-    accountant = new PrivacyAccountant(openStore(file), { epsilon, delta });
+    accountant = new PrivacyAccountant(
+      openStore(file),
+      { epsilon, delta },
+      {
+        keyring: Keyring.open({ env: { ...process.env, NEUROCLUSTER_HOME: home } }),
+        recordedCharges: (dataset) => auditedCharges(join(home, 'audit'), dataset),
+      },
+    );
     accountants.set(key, accountant);
   }
   return accountant;
+}
+
+/**
+ * How many successful `privacy.spend` records of `dataset` the audit log in `dir` holds (its
+ * rotated files too). Read only when a dataset is new to the ledger; the records' signatures are
+ * not checked here (`neurocluster audit verify` does): a forged record can only refuse a charge.
+ */
+function auditedCharges(dir: string, dataset: string): number {
+  if (!existsSync(dir)) return 0;
+  let count = 0;
+  for (const name of readdirSync(dir).filter((f) => /^audit(-.*)?\.jsonl$/.test(f))) {
+    for (const line of readFileSync(join(dir, name), 'utf8').split('\n')) {
+      if (!line.includes('"privacy.spend"')) continue;
+      try {
+        const r = JSON.parse(line) as { action?: unknown; outcome?: unknown; resource?: unknown };
+        if (r.action === 'privacy.spend' && r.outcome === 'success' && r.resource === dataset) count++;
+      } catch {
+        // a damaged line: audit verify reports it
+      }
+    }
+  }
+  return count;
 }
 
 /** What is spent and left of a dataset's budget; every charged dataset's when none is named. */
@@ -102,15 +138,92 @@ export function chargeRelease(
   };
 }
 
-/** `<min>:<max>` as bounds for `d` columns. */
-export function parseBounds(text: string, d: number): Bounds {
-  const match = /^\s*(-?[0-9.eE+-]+)\s*:\s*(-?[0-9.eE+-]+)\s*$/.exec(text);
-  const lo = Number(match?.[1]);
-  const hi = Number(match?.[2]);
-  if (!match || !Number.isFinite(lo) || !Number.isFinite(hi) || !(hi > lo)) {
-    throw new UsageError(`bounds "${text}": expected <min>:<max> with min < max, e.g. -10:10`);
+/** Public bounds as the configuration gives them (`privacy.bounds`, `--bounds`). */
+export type BoundsSpec = NonNullable<PrivacyConfig['bounds']>;
+
+/**
+ * Public bounds for the columns `columns` (their names; or how many there are, when they have
+ * none): one range for every column (`0:10`), one range per column by position (`0:10,300:1700`,
+ * or an array of `<min>:<max>` or [min, max]), or by name (`alcohol=11:15,malic=0.7:5.8`, or a map),
+ * every column named once. Refuses (UsageError, exit 2) an unknown column, a column without a
+ * range, a column named twice, the wrong number of ranges, and min >= max, naming where.
+ */
+export function resolveBounds(spec: BoundsSpec, columns: readonly string[] | number): Bounds {
+  const names = typeof columns === 'number' ? undefined : columns;
+  const d = typeof columns === 'number' ? columns : columns.length;
+  const label = (j: number) => (names ? `column ${quoteValue(names[j]!)}` : `column ${j}`);
+  const range = (r: string | readonly [number, number], where: string): [number, number] => {
+    const [lo, hi] = typeof r === 'string' ? r.split(':').map((x) => Number(x.trim())) : r;
+    if (!Number.isFinite(lo) || !Number.isFinite(hi) || (typeof r === 'string' && r.split(':').length !== 2))
+      throw new UsageError(
+        `bounds of ${where}: ${quoteValue(String(r))} is not <min>:<max> with two numbers`,
+      );
+    if (!(hi! > lo!)) throw new UsageError(`bounds of ${where}: min ${lo} is not below max ${hi}`);
+    return [lo!, hi!];
+  };
+  let ranges: (string | readonly [number, number])[];
+  let named: [string, string | readonly [number, number]][] | undefined;
+  if (typeof spec === 'string') {
+    const parts = spec.split(',');
+    if (spec.includes('=')) {
+      named = parts.map((part) => {
+        const at = part.indexOf('=');
+        if (at < 0)
+          throw new UsageError(
+            `bounds ${quoteValue(spec)}: ${quoteValue(part)} has no column name; name every column (<column>=<min>:<max>) or none`,
+          );
+        return [part.slice(0, at).trim(), part.slice(at + 1)];
+      });
+    }
+    ranges = parts;
+  } else if (Array.isArray(spec)) {
+    ranges = spec as (string | readonly [number, number])[];
+  } else {
+    named = Object.entries(spec as Record<string, string | readonly [number, number]>);
+    ranges = [];
   }
-  return { lo: new Array<number>(d).fill(lo), hi: new Array<number>(d).fill(hi) };
+  const lo: number[] = [];
+  const hi: number[] = [];
+  if (named) {
+    if (!names)
+      throw new UsageError(
+        'bounds by column name need the column names: give one range per column by position',
+      );
+    const byName = new Map<string, [number, number]>();
+    for (const [name, r] of named) {
+      if (!names.includes(name))
+        throw new UsageError(
+          `bounds: there is no column ${quoteValue(name)} (the columns: ${names.map((n) => quoteValue(n)).join(', ')})`,
+        );
+      if (byName.has(name)) throw new UsageError(`bounds: column ${quoteValue(name)} is named twice`);
+      byName.set(name, range(r, `column ${quoteValue(name)}`));
+    }
+    const missing = names.filter((n) => !byName.has(n));
+    if (missing.length > 0)
+      throw new UsageError(
+        `bounds: no range for ${missing.map((n) => quoteValue(n)).join(', ')}; name every column, or give one range for all`,
+      );
+    for (const name of names) {
+      const [l, h] = byName.get(name)!;
+      lo.push(l);
+      hi.push(h);
+    }
+    return { lo, hi };
+  }
+  if (ranges.length === 1 && typeof spec === 'string') {
+    const [l, h] = range(ranges[0]!, 'every column');
+    return { lo: new Array<number>(d).fill(l), hi: new Array<number>(d).fill(h) };
+  }
+  if (ranges.length !== d)
+    throw new UsageError(
+      `bounds: ${ranges.length} range${ranges.length === 1 ? '' : 's'} for ${d} column${d === 1 ? '' : 's'}; give one per column in order, or one range for all`,
+    );
+  ranges.forEach((r, j) => {
+    const [l, h] = range(r, label(j));
+    lo.push(l);
+    hi.push(h);
+  });
+  return { lo, hi };
 }
 
 export interface AnonymizeOptions {
@@ -119,8 +232,10 @@ export interface AnonymizeOptions {
   readonly epsilon?: number;
   /** Gaussian noise under zCDP, converted at this delta; Laplace when absent. */
   readonly delta?: number;
-  /** Public bounds `<min>:<max>` of every column; estimated under DP when absent. */
-  readonly bounds?: string;
+  /** Public bounds (see {@link resolveBounds}); estimated under DP when absent. */
+  readonly bounds?: BoundsSpec;
+  /** The names of the feature columns, for bounds given by name. */
+  readonly columns?: readonly string[];
   /** The dataset the budget belongs to; the content hash of `features` by default. */
   readonly dataset?: string;
   readonly minClusterSize?: number;
@@ -179,6 +294,10 @@ export function anonymizeClusteringResults(
       strategy: options.smallClusters ?? p.smallClusters,
     });
 
+    if (options.columns && options.columns.length !== d)
+      throw new UsageError(`${options.columns.length} column names for ${d} columns of features`);
+    // Public bounds are checked before the charge: a mistake in them costs no budget.
+    const publicBounds = bounds === undefined ? undefined : resolveBounds(bounds, options.columns ?? d);
     const dataset = options.dataset ?? p.dataset ?? datasetId(matrix);
     const accountant = privacyAccountant(config);
     const { kind, cost, report } = chargeRelease(accountant, dataset, epsilon, delta, 'anonymize');
@@ -186,9 +305,9 @@ export function anonymizeClusteringResults(
       kind === 'pure' ? laplaceMechanism : gaussianMechanism,
       options.noise ?? cryptoRandom,
     );
-    const parts = bounds === undefined ? [p.rangeShare, 1 - p.rangeShare] : [1];
+    const parts = publicBounds === undefined ? [p.rangeShare, 1 - p.rangeShare] : [1];
     const costs = splitCost(cost, parts);
-    const b = bounds === undefined ? estimateBounds(matrix, ledger, costs[0]!) : parseBounds(bounds, d);
+    const b = publicBounds ?? estimateBounds(matrix, ledger, costs[0]!);
     const releaseCost = costs.at(-1)!;
     const [countCost, sumCost] = splitCost(releaseCost, [countShare(kind, d), 1 - countShare(kind, d)]);
     const grids = b.lo.map((lo, j) => grid(lo, b.hi[j]!));

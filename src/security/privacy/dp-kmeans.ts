@@ -34,7 +34,7 @@
 import type { Matrix } from '../../backends/backend.js';
 import { assignAll } from '../../backends/js/js-backend.js';
 import { Random } from '../../random.js';
-import { PrivacyBudgetError } from '../../resilience/errors.js';
+import { NeuroclusterError, PrivacyBudgetError } from '../../resilience/errors.js';
 import {
   type Grid,
   gaussianMechanism,
@@ -184,8 +184,11 @@ export function estimateBounds(data: Matrix, ledger: DpLedger, cost: bigint): Bo
     for (let b = BUCKETS - 1; b >= 1 && bottom < 0; b--)
       if (noisy[base + BUCKETS + b]! >= threshold) bottom = b;
     if (top < 0 && bottom < 0) {
-      throw new PrivacyBudgetError(
-        `column ${j}: the DP range estimate found no values above its noise (too few rows for this epsilon); give the bounds (--bounds <min>:<max>)`,
+      // Nothing was overspent (the charge stands): the data are too few for this estimate.
+      throw new NeuroclusterError(
+        'NEUROCLUSTER_ERR_PRIVACY_DATA',
+        `column ${j}: the DP range estimate found no values above its noise (too few rows for this epsilon); give the bounds (--bounds <min>:<max>, or one range per column)`,
+        { context: { column: j, rows: n } },
       );
     }
     const edge = (b: number) => 2 ** (b + MIN_EXP);
@@ -196,8 +199,8 @@ export function estimateBounds(data: Matrix, ledger: DpLedger, cost: bigint): Bo
 }
 
 /**
- * Runs DP K-means over `data` (n x d, raw values). Refuses (PrivacyBudgetError) a budget too small
- * to split, and a range estimate that finds nothing.
+ * Runs DP K-means over `data` (n x d, raw values). Refuses a budget too small to split
+ * (PrivacyBudgetError), and a range estimate that finds nothing (NEUROCLUSTER_ERR_PRIVACY_DATA).
  */
 export function dpKMeans(data: Matrix, options: DpKMeansOptions): DpKMeansResult {
   const { rows: n, cols: d } = data;
