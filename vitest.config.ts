@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defineConfig } from 'vitest/config';
@@ -8,7 +8,10 @@ const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
 const env: Record<string, string> = {};
 if (!process.env.VK_ICD_FILENAMES && existsSync(SWIFTSHADER)) env.VK_ICD_FILENAMES = SWIFTSHADER;
 // What the engine keeps between runs (breaker states, ...) goes to a fresh home, not the user's.
-env.NEUROCLUSTER_HOME = mkdtempSync(join(tmpdir(), 'neurocluster-test-home-'));
+const home = mkdtempSync(join(tmpdir(), 'neurocluster-test-home-'));
+env.NEUROCLUSTER_HOME = home;
+// ...and leaves nothing behind once the run is over.
+process.on('exit', () => rmSync(home, { recursive: true, force: true }));
 
 export default defineConfig({
   test: {

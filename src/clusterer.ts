@@ -21,7 +21,7 @@ import {
   internalQuality,
 } from './cluster/metrics.js';
 import { neuroclusterHome } from './config/home.js';
-import type { ConfigLevel } from './config/levels.js';
+import { type ConfigLevel, environmentDefaults } from './config/levels.js';
 import { resolveConfig, resolveConfigChecked } from './config/load.js';
 import {
   type Config,
@@ -60,7 +60,12 @@ import {
   type OperationTracker,
   operations,
 } from './observability/operations.js';
-import { estimateJobBytes, processProbes, ResourceMonitor } from './observability/resources.js';
+import {
+  estimateJob,
+  MAX_TYPED_ARRAY_LENGTH,
+  processProbes,
+  ResourceMonitor,
+} from './observability/resources.js';
 import { inSpan } from './observability/tracing.js';
 import { BreakerBook, type BreakerSettings, breakerFile } from './resilience/breakers.js';
 import {
@@ -80,10 +85,16 @@ import { ErrorTracker } from './resilience/tracker.js';
 import { type AnonymityReport, enforceMinClusterSize } from './security/kanonymity.js';
 import { Keyring } from './security/keyring.js';
 import { datasetId } from './security/privacy/accountant.js';
-import { chargeRelease, type PrivacyResult, parseBounds, privacyAccountant } from './security/privacy/api.js';
+import {
+  chargeRelease,
+  type PrivacyResult,
+  privacyAccountant,
+  resolveBounds,
+} from './security/privacy/api.js';
 import { dpKMeans } from './security/privacy/dp-kmeans.js';
 import { fromPico } from './security/privacy/mechanisms.js';
 import { loadWithinLimits } from './security/secure-load.js';
+import { sweepHome } from './store/atomic.js';
 import { fromPortable, readModelFile, toPortable, writeModelFile } from './store/model-file.js';
 import { VERSION } from './version.js';
 
@@ -220,6 +231,8 @@ export function breakerSettings(config: Config = resolveConfig()): BreakerSettin
 /** The breaker book of a configuration, over `$NEUROCLUSTER_HOME/state/breakers.json`. */
 export function breakerBook(config: Config, env: NodeJS.ProcessEnv = process.env): BreakerBook {
   const settings = breakerSettings(config);
+  // The engine starts on its home: temporaries of processes killed mid-write go (once).
+  sweepHome(neuroclusterHome(env));
   const file = breakerFile(neuroclusterHome(env));
   const key = `${file}\n${JSON.stringify(settings)}`;
   let book = breakerBooks.get(key);
@@ -561,7 +574,7 @@ export function selectionContext(engine: EngineConfig, problemSize: number): Sel
  * ```
  */
 export class NeuromorphicClusterer {
-  /** The resolved configuration: defaults < `config` < the named options. */
+  /** The resolved configuration: defaults < short environment aliases < `config` < the named options. */
   readonly config: Config;
   private readonly baseLogger: Logger;
   /** The last operation's logger (see {@link logger}). */
@@ -586,6 +599,8 @@ export class NeuromorphicClusterer {
   constructor(options: ClustererOptions = {}) {
     const { config, warnings } = resolveConfigChecked(
       [
+        // NEUROCLUSTER_WASM_THREADS, NEUROCLUSTER_FAULT...: defaults under `config`, checked with it.
+        environmentDefaults(),
         options.config,
         {
           engine: { method: options.method, backend: options.backend, seed: options.seed },
@@ -953,7 +968,7 @@ export class NeuromorphicClusterer {
     await clock.time('validate', async () => checkShape(dataset, k));
     throwIfAborted(signal);
     const d = raw.cols;
-    const bounds = p.bounds === undefined ? undefined : parseBounds(p.bounds, d);
+    const bounds = p.bounds === undefined ? undefined : resolveBounds(p.bounds, dataset.columns);
     const name = p.dataset ?? datasetId(raw);
     const charged = await clock.time('privacy', async () =>
       chargeRelease(privacyAccountant(this.config), name, p.epsilon!, p.delta, 'dp-kmeans'),
@@ -1056,7 +1071,14 @@ export class NeuromorphicClusterer {
    */
   private admit(prepared: ReturnType<NeuromorphicClusterer['prepare']>, k: number): void {
     const { cleaned } = prepared;
-    const { bytes, features } = this.jobBytes(prepared, k);
+    const { bytes, features, oversized } = this.jobBytes(prepared, k);
+    if (oversized) {
+      // No budget admits it: the engine cannot make the array (`Invalid typed array length`).
+      throw new ResourceExhaustedError(
+        `${oversized.what} would be one array of ${oversized.elements} values, past this engine's limit of ${MAX_TYPED_ARRAY_LENGTH} per typed array: refused before it starts`,
+        { context: { sizes: { rows: cleaned.rows, columns: cleaned.cols, features, bytes } } },
+      );
+    }
     const { verdict, rss, budget } = this.resourceMonitor().admit(bytes);
     metrics.jobMemoryEstimate.observe(bytes);
     metrics.admissions.inc({ verdict });
@@ -1074,7 +1096,7 @@ export class NeuromorphicClusterer {
 
   /**
    * The memory a fit of `data` would need at its peak, estimated from its shape (see
-   * `estimateJobBytes`): what the job is admitted by. Reads and cleans the data, runs nothing.
+   * `estimateJob`): what the job is admitted by. Reads and cleans the data, runs nothing.
    */
   async estimateMemory(data: DataInput): Promise<number> {
     const k = this.kmeansOptions.nClusters;
@@ -1102,7 +1124,7 @@ export class NeuromorphicClusterer {
       (uses('esn') ? enc.esn.units * (enc.esn.units + inputDim) : 0) +
       (uses('snn') ? enc.snn.neurons * inputDim : 0) +
       (uses('lsm') ? enc.lsm.neurons * (enc.lsm.neurons + inputDim) : 0);
-    const bytes = estimateJobBytes({
+    const { bytes, oversized } = estimateJob({
       rows: cleaned.rows,
       cols: cleaned.cols,
       k,
@@ -1111,8 +1133,9 @@ export class NeuromorphicClusterer {
       chunkBytesPerSample: widths.perSampleChunk,
       weights,
       deviceBytesPerValue: 4,
+      pca: method === 'hybrid',
     });
-    return { bytes, features: widths.final };
+    return { bytes, features: widths.final, oversized };
   }
 
   /** The resilience layer for a job of `problemSize` input values, from the configuration. */
@@ -1126,7 +1149,7 @@ export class NeuromorphicClusterer {
         maxDelayMs: durationMs(c.retry.maxDelay),
       },
       fallback: { enabled: c.fallback.enabled, degradeOrder: c.fallback.degradeOrder },
-      fault: parseFault(c.faults.inject ?? process.env.NEUROCLUSTER_FAULT),
+      fault: parseFault(c.faults.inject),
     };
     return new Resilience(settings, {
       registry: this.registry,
@@ -1292,9 +1315,9 @@ export class NeuromorphicClusterer {
   }
 
   private write(path: string, model: NonNullable<NeuromorphicClusterer['model']>): Promise<number> {
-    const keyring = this.config.security.encryptModels
-      ? Keyring.open({ warn: (m) => this.logger.warn({}, m) })
-      : undefined;
+    // Encrypted, or (encryptModels off) plain with a checksum keyed from the keyring: either way
+    // authenticated, so a file put in its place by someone without the keyring is refused.
+    const keyring = Keyring.open({ warn: (m) => this.logger.warn({}, m) });
     return writeModelFile(
       path,
       {
@@ -1314,6 +1337,7 @@ export class NeuromorphicClusterer {
         ...(model.pipeline ? { encoder: toPortable(model.pipeline) } : {}),
       },
       keyring,
+      { encrypt: this.config.security.encryptModels },
     );
   }
 
@@ -1323,27 +1347,39 @@ export class NeuromorphicClusterer {
   }
 
   /**
-   * Reads a model file written by `save`; refuses corrupt or newer-version files. The roles of
-   * columns in new data (label, id) and its NaN policy are the caller's, not the training file's.
+   * Reads a model file written by `save`; refuses corrupt, unauthenticated or newer-version files.
+   * The roles of columns in new data (label, id) and its NaN policy are the caller's, not the
+   * training file's; so is the security section (data roots, limits, which models are trusted):
+   * `options.security`, or the defaults, never what the file stored.
    */
   static async load(
     path: string,
-    options: Pick<ClustererOptions, 'logger' | 'registry' | 'backend'> & { data?: Partial<DataConfig> } = {},
+    options: Pick<ClustererOptions, 'logger' | 'registry' | 'backend'> & {
+      data?: Partial<DataConfig>;
+      security?: ConfigOverrides['security'];
+    } = {},
   ): Promise<NeuromorphicClusterer> {
+    const security = options.security ?? {};
+    const trust = resolveConfig({ security }).security;
     let body: Awaited<ReturnType<typeof readModelFile>>;
     try {
-      body = await readModelFile(path);
+      body = await readModelFile(path, undefined, {
+        allowUnauthenticated: trust.allowUnauthenticatedModels,
+        maxFileBytes: trust.maxFileBytes,
+      });
       metrics.modelOperations.inc({ operation: 'load', outcome: 'ok' });
     } catch (error) {
       metrics.modelOperations.inc({ operation: 'load', outcome: 'error' });
       throw error;
     }
-    const stored = body.parameters as ConfigOverrides;
+    // What the running configuration governs is never taken from the file: the security section,
+    // and the logging one (a stored transport would be a module loaded on the file's say-so).
+    const { security: _stored, logging: _logging, ...stored } = body.parameters as ConfigOverrides;
     const { labelColumn: _label, idColumn: _id, ...trainingData } = stored.data ?? {};
     const clusterer = new NeuromorphicClusterer({
       ...(options.logger ? { logger: options.logger } : {}),
       ...(options.registry ? { registry: options.registry } : {}),
-      config: { ...stored, data: { ...trainingData, ...options.data } },
+      config: { ...stored, security, data: { ...trainingData, ...options.data } },
       ...(options.backend ? { backend: options.backend } : {}),
     });
     clusterer.model = {

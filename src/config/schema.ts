@@ -357,6 +357,14 @@ export const monitoringSchema = z.strictObject({
   diskCritical: fraction().default(0.98).describe('disk in use that is critical'),
 });
 
+/** One public range of a column: `<min>:<max>`, or [min, max] (min < max is checked where used). */
+const RANGE_TEXT = String.raw`\s*[-+]?[0-9.eE+-]+\s*:\s*[-+]?[0-9.eE+-]+\s*`;
+const BOUNDS_TEXT = new RegExp(`^(?:[^=,]+=)?${RANGE_TEXT}(?:,(?:[^=,]+=)?${RANGE_TEXT})*$`);
+const boundsRange = z.union([
+  z.string().regex(new RegExp(`^${RANGE_TEXT}$`), 'expected <min>:<max>, e.g. -10:10'),
+  z.tuple([z.number(), z.number()]),
+]);
+
 /** Differential privacy (DP K-means, per-dataset budgets) and k-anonymity of released results. */
 export const privacySchema = z.strictObject({
   epsilon: z
@@ -372,10 +380,20 @@ export const privacySchema = z.strictObject({
     .optional()
     .describe('with epsilon: Gaussian noise under zCDP, converted at this delta (Laplace when absent)'),
   bounds: z
-    .string()
-    .regex(/^\s*-?[0-9.eE+-]+\s*:\s*-?[0-9.eE+-]+\s*$/, 'expected <min>:<max>, e.g. -10:10')
+    .union([
+      z
+        .string()
+        .regex(
+          BOUNDS_TEXT,
+          'expected <min>:<max> for every column, or one range per column: <min>:<max>,<min>:<max>,... by position, <column>=<min>:<max>,... by name',
+        ),
+      z.array(boundsRange).min(1),
+      z.record(z.string().min(1), boundsRange),
+    ])
     .optional()
-    .describe('public bounds of every column, <min>:<max>; estimated under DP when absent'),
+    .describe(
+      'public bounds: <min>:<max> for every column, or one range per column by position (<min>:<max>,<min>:<max>,...; an array) or by name (<column>=<min>:<max>,...; a map); estimated under DP when absent',
+    ),
   dataset: z
     .string()
     .min(1)
@@ -438,6 +456,12 @@ export const securitySchema = z.strictObject({
     .boolean()
     .default(true)
     .describe('encrypt model files at rest with the keyring (they are read either way)'),
+  allowUnauthenticatedModels: z
+    .boolean()
+    .default(false)
+    .describe(
+      'read plain model files that carry no keyed checksum (written before keyed checksums, or by anyone): off, they are refused as NEUROCLUSTER_ERR_INTEGRITY',
+    ),
   encryptResults: z
     .boolean()
     .default(false)
@@ -512,6 +536,20 @@ export type EncodersConfig = Config['encoders'];
 export type EsnConfig = EncodersConfig['esn'];
 export type SnnConfig = EncodersConfig['snn'];
 export type LsmConfig = EncodersConfig['lsm'];
+
+/** A schema node without its default and optional wrappers, and the default it had. */
+export function unwrapField(node: z.ZodType): { node: z.ZodType; defaultValue: unknown } {
+  let current = node;
+  let defaultValue: unknown;
+  for (;;) {
+    const def = (
+      current as unknown as { def: { type: string; innerType?: z.ZodType; defaultValue?: unknown } }
+    ).def;
+    if (def.type === 'default') defaultValue = def.defaultValue;
+    if ((def.type === 'default' || def.type === 'optional') && def.innerType) current = def.innerType;
+    else return { node: current, defaultValue };
+  }
+}
 
 /** A deep-partial document, as a file or a caller supplies it. */
 export type ConfigOverrides = { [S in keyof ConfigInput]?: Partial<NonNullable<ConfigInput[S]>> };

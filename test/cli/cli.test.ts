@@ -635,7 +635,9 @@ describe('neurocluster config', () => {
     expect(run(['--k', '3'], { NEUROCLUSTER_KMEANS__N_CLUSTERS: '4' })).toBe(3);
     const bad = cli(['cluster', IRIS, '--k', '3', '--json'], { NEUROCLUSTER_RETRY__MAX_RETRIES: '99' });
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toMatch(/NEUROCLUSTER_ERR_CONFIG: invalid configuration: retry\.maxRetries: Too big/);
+    expect(bad.stderr).toMatch(
+      /NEUROCLUSTER_ERR_CONFIG: invalid configuration: NEUROCLUSTER_RETRY__MAX_RETRIES \(retry\.maxRetries\): Too big/,
+    );
     // --config-level moderate clamps it instead, with a warning in the log.
     const clamped = cli(
       ['cluster', IRIS, '--k', '3', '--method', 'kmeans', '--json', '--config-level', 'moderate'],
@@ -644,7 +646,9 @@ describe('neurocluster config', () => {
       },
     );
     expect(clamped.code).toBe(0);
-    expect(clamped.stderr).toMatch(/configuration: retry\.maxRetries: .*99 clamped to 10/);
+    expect(clamped.stderr).toMatch(
+      /configuration: NEUROCLUSTER_RETRY__MAX_RETRIES \(retry\.maxRetries\): .*99 clamped to 10/,
+    );
   });
 });
 
