@@ -2,7 +2,7 @@
  * Reading configuration documents and layering them: defaults < short environment aliases < file <
  * environment < explicit options (the environment layers come from levels.ts).
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../resilience/errors.js';
@@ -109,6 +109,9 @@ export function resolveConfig(...layers: Layer[]): Config {
 export async function readConfigFile(path: string): Promise<Record<string, unknown>> {
   let text: string;
   try {
+    // A FIFO or a device would block the read (or never end): only a regular file is read.
+    const kind = await stat(path);
+    if (!kind.isFile()) throw new Error(`${path} is not a regular file`);
     text = await readFile(path, 'utf8');
   } catch (cause) {
     throw new ConfigError(`cannot read configuration file: ${(cause as Error).message}`, {

@@ -11,7 +11,6 @@
  *   matching identity, without neurocluster or its keyring.
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { Encrypter } from 'age-encryption';
 import { SecurityError, UsageError } from '../resilience/errors.js';
@@ -24,7 +23,7 @@ import {
   writeModelFile,
 } from '../store/model-file.js';
 import { writeEncryptedFile } from './encrypted-files.js';
-import { decryptBuffer } from './envelope.js';
+import { decryptBuffer, openToRead } from './envelope.js';
 import type { Keyring } from './keyring.js';
 
 interface BackupDocument {
@@ -73,7 +72,15 @@ export async function restoreModel(
   keyring: Keyring,
   encrypt: boolean,
 ): Promise<BackupDocument['manifest']> {
-  const plain = decryptBuffer(await readFile(backupFile), keyring).toString('utf8');
+  // Opened once, non-blocking: a FIFO or a device is refused, never waited on.
+  const handle = await openToRead(backupFile);
+  let bytes: Buffer;
+  try {
+    bytes = await handle.readFile();
+  } finally {
+    await handle.close();
+  }
+  const plain = decryptBuffer(bytes, keyring).toString('utf8');
   let backup: BackupDocument;
   try {
     backup = JSON.parse(plain) as BackupDocument;

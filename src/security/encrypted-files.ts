@@ -9,7 +9,14 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { isNeuroclusterError, UsageError } from '../resilience/errors.js';
 import { writeFileAtomic } from '../store/atomic.js';
 import { type Db, openStore } from '../store/db.js';
-import { encryptBuffer, encryptFile, fileWrappedWith, isEncrypted, rewrapFile } from './envelope.js';
+import {
+  encryptBuffer,
+  encryptFile,
+  fileWrappedWith,
+  type Handle,
+  isEncrypted,
+  rewrapFile,
+} from './envelope.js';
 import type { Keyring } from './keyring.js';
 
 export interface TrackedFile {
@@ -90,7 +97,7 @@ async function tracked(
 
 /** Encrypts the file `from` into `to` (streaming, owner-only), recorded for rotation first. */
 export async function encryptFileTracked(
-  from: string,
+  from: string | Handle,
   to: string,
   keyring: Keyring,
   registry: EncryptedFileRegistry = new EncryptedFileRegistry(),

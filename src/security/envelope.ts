@@ -206,14 +206,17 @@ function encryptor(keyring: Keyring, chunk: number) {
   };
 }
 
-/** Encrypts the file `from` into `to`, streaming chunk by chunk; `to` appears whole or not at all. */
+/**
+ * Encrypts the file `from` into `to`, streaming chunk by chunk; `to` appears whole or not at all.
+ * `from` is a path, or a descriptor the caller opened and checked (and closes itself).
+ */
 export async function encryptFile(
-  from: string,
+  from: string | Handle,
   to: string,
   keyring: Keyring,
   chunk = DEFAULT_CHUNK,
 ): Promise<void> {
-  const src = await openToRead(from);
+  const src = typeof from === 'string' ? await openToRead(from) : from;
   try {
     await writeStreamAtomic(to, async (dst) => {
       const writer = encryptor(keyring, chunk);
@@ -227,7 +230,7 @@ export async function encryptFile(
       }
     });
   } finally {
-    await src.close();
+    if (typeof from === 'string') await src.close();
   }
 }
 

@@ -143,6 +143,44 @@ describe('inputs that are not regular files', () => {
       );
     }
   }, 120_000);
+
+  it('never block encrypt, decrypt, model restore or --config either', () => {
+    const fifo = join(dir, 'pipe2.json');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    for (const [args, code] of [
+      [['encrypt', fifo, '--out', join(dir, 'never.enc')], /DATA_READ: .*not a regular file/],
+      [['decrypt', fifo], /DATA_READ: .*not a regular file/],
+      [['decrypt', fifo, '--out', join(dir, 'never.csv')], /DATA_READ: .*not a regular file/],
+      [['model', 'restore', fifo, '--to', join(dir, 'never.model.json')], /DATA_READ: .*not a regular file/],
+      [['cluster', IRIS, '--k', '3', '--config', fifo], /CONFIG: .*not a regular file/],
+    ] as const) {
+      const r = cli([...args]);
+      expect(r.signal, `${args.join(' ')} blocked`).toBeNull();
+      expect(r.stderr, args.join(' ')).toMatch(ERROR_LINE);
+      expect(r.stderr, args.join(' ')).toMatch(code);
+      expect(r.code, args.join(' ')).toBe(2);
+    }
+  }, 120_000);
+});
+
+describe('encrypt and the data roots', () => {
+  it('refuses a source outside the roots and encrypts one inside', () => {
+    const { root, outside, config } = layout();
+    const refused = cli([
+      'encrypt',
+      join(outside, 'iris.csv'),
+      '--out',
+      join(dir, 'out.enc'),
+      '--config',
+      config,
+    ]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/NEUROCLUSTER_ERR_SECURITY_PATH: .* is outside the data roots/);
+    const done = cli(['encrypt', join(root, 'iris.csv'), '--out', join(dir, 'in.enc'), '--config', config]);
+    expect(done.code).toBe(0);
+    const plain = cli(['decrypt', join(dir, 'in.enc')]);
+    expect(plain.stdout).toBe(readFileSync(IRIS, 'utf8'));
+  });
 });
 
 describe('a plain model where an encrypted one stood', () => {

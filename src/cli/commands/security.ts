@@ -3,7 +3,7 @@
  * `neurocluster audit verify`: the keyring of encryption at rest, model backups and the age
  * export, and the audit log's integrity.
  */
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { neuroclusterHome } from '../../config/home.js';
@@ -18,9 +18,9 @@ import {
   isEncryptedFile,
   rewrapAll,
 } from '../../security/encrypted-files.js';
-import { decryptBuffer, decryptFile, isEncrypted } from '../../security/envelope.js';
+import { decryptBuffer, decryptFile, isEncrypted, openToRead } from '../../security/envelope.js';
 import { Keyring } from '../../security/keyring.js';
-import { checkDataPath } from '../../security/secure-load.js';
+import { openWithinLimits } from '../../security/secure-load.js';
 import { StagedWrites, writeFileAtomic } from '../../store/atomic.js';
 import { audit, auditLog, errorDetails, outcomeOf } from '../audit.js';
 import { cliConfig, type GlobalFlags } from '../context.js';
@@ -155,9 +155,17 @@ export function encryptCommand(): Command {
         'file.encrypt',
         file,
         async () => {
-          // The file read is data: held to the data roots like the input of cluster.
-          checkDataPath(file, config.security.dataRoots);
-          await encryptFileTracked(file, opts.out, Keyring.open());
+          // The file read is data: held to the data roots like the input of cluster, opened once
+          // and checked by its descriptor. Encryption streams, so no size limit applies.
+          const source = await openWithinLimits(file, {
+            dataRoots: config.security.dataRoots,
+            maxFileBytes: Number.POSITIVE_INFINITY,
+          });
+          try {
+            await encryptFileTracked(source, opts.out, Keyring.open());
+          } finally {
+            await source.close();
+          }
         },
         () => ({ out: opts.out }),
       );
@@ -202,14 +210,18 @@ export function decryptCommand(): Command {
 
 /** An encrypted file's bytes; a plain one is a usage error, a missing one a read error. */
 async function readEncrypted(file: string): Promise<Buffer> {
+  // Opened once, non-blocking: a FIFO or a device is refused, never waited on.
+  const handle = await openToRead(file);
   let bytes: Buffer;
   try {
-    bytes = await readFile(file);
+    bytes = await handle.readFile();
   } catch (cause) {
     throw new DataError('NEUROCLUSTER_ERR_DATA_READ', `cannot read ${file}: ${(cause as Error).message}`, {
       cause,
       location: { file },
     });
+  } finally {
+    await handle.close();
   }
   if (!isEncrypted(bytes)) throw new UsageError(`${file} is not a neurocluster encrypted file`);
   return bytes;
