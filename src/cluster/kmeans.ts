@@ -6,9 +6,9 @@
  * with strict-convergence and shift-tolerance stops, empty clusters moved to the farthest points.
  */
 import type { Backend, Matrix } from '../backends/backend.js';
-import { columnMoments } from '../linalg/moments.js';
+import { columnMoments, requireSafeMagnitude, SAFE_MAGNITUDE } from '../linalg/moments.js';
 import { Random } from '../random.js';
-import { requireFinite, throwIfAborted, UsageError } from '../resilience/errors.js';
+import { BackendError, requireFinite, throwIfAborted, UsageError } from '../resilience/errors.js';
 
 export interface KMeansOptions {
   readonly k: number;
@@ -71,6 +71,23 @@ export function validateK(k: number, n: number): void {
 function meanVariance(points: Matrix): number {
   const { variances } = columnMoments(points);
   return variances.reduce((a, b) => a + b, 0) / points.cols;
+}
+
+/**
+ * Points whose squared distances stay inside float64: none past SAFE_MAGNITUDE (they overflow) and
+ * not all below its reciprocal (every distance underflows to 0, and any labels would do).
+ */
+function requireSquarable(values: ArrayLike<number>): void {
+  let largest = 0;
+  for (let i = 0; i < values.length; i++) largest = Math.max(largest, Math.abs(values[i]!));
+  // Past the limit (or NaN): the check that names the value and where it is.
+  if (!(largest <= SAFE_MAGNITUDE)) requireSafeMagnitude(values, 'the points of K-means');
+  if (largest > 0 && largest < 1 / SAFE_MAGNITUDE) {
+    throw new BackendError(
+      `the points of K-means are all below ${1 / SAFE_MAGNITUDE} in magnitude (largest ${largest}), where squared distances underflow float64: rescale them`,
+      'NEUROCLUSTER_ERR_NUMERICAL',
+    );
+  }
 }
 
 function gatherRows(points: Matrix, indices: ArrayLike<number>): Matrix {
@@ -372,6 +389,7 @@ export async function* kmeansSteps(
   signal?: AbortSignal,
 ): AsyncGenerator<KMeansProgress, KMeansFit> {
   validateK(options.k, points.rows);
+  requireSquarable(points.data);
   const rng = new Random(options.seed);
   // tol 0 (run every iteration) needs no variance: skip a pass over the data.
   const tolAbs = options.tol === 0 ? 0 : options.tol * meanVariance(points);

@@ -170,3 +170,23 @@ describe('K-means behaviour', () => {
     expect(externalQuality(truth, fit.labels).ari).toBeGreaterThan(0.95);
   });
 });
+
+describe('points whose squared distances leave float64', () => {
+  const blobs = (scale: number) => {
+    const data = Float64Array.from([0, 0, 0.1, 0.2, 5, 5, 5.1, 4.9, 10, 0, 9.8, 0.3], (v) => v * scale);
+    return { rows: 6, cols: 2, data };
+  };
+
+  it('cluster the same at ordinary scales', async () => {
+    const fit = await kmeans(backend, blobs(1), defaults);
+    expect(new Set(fit.labels).size).toBe(3);
+  });
+
+  it.each([
+    ['tiny (every distance underflows to 0)', 1e-300],
+    ['huge (every distance overflows)', 1e300],
+  ])('are refused with NEUROCLUSTER_ERR_NUMERICAL when %s', async (_t, scale) => {
+    const error = await kmeans(backend, blobs(scale), defaults).catch((e: unknown) => e);
+    expect(isNeuroclusterError(error) && error.code).toBe('NEUROCLUSTER_ERR_NUMERICAL');
+  });
+});
