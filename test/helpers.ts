@@ -1,4 +1,5 @@
-/** Shared test helpers: fixtures, temporary directories. */
+/** Shared test helpers: fixtures, temporary directories, the compiled command. */
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +11,50 @@ import { isNeuroclusterError, type NeuroclusterError } from '../src/resilience/e
 export const ROOT = new URL('..', import.meta.url).pathname;
 export const SHARED_TS = join(ROOT, '..', 'shared', 'data', 'ts');
 export const hasSharedTs = existsSync(join(SHARED_TS, 'index.json'));
+
+/** The compiled command, as `npm run build` leaves it. */
+export const CLI = join(ROOT, 'dist/src/cli/main.js');
+
+/** An error as the CLI prints it: exactly one line on stderr with a stable code. */
+export const ERROR_LINE = /^neurocluster: NEUROCLUSTER_ERR_[A-Z_]+: [^\n]+\n$/;
+
+export interface CliOptions {
+  /** NEUROCLUSTER_HOME; by default this process's. */
+  home?: string;
+  /** Set over this process's environment (after `home`); an undefined value removes the variable. */
+  env?: Record<string, string | undefined>;
+  /** Milliseconds before the command is killed; by default none. */
+  timeout?: number;
+  /** Written to the command's stdin. */
+  input?: string;
+  /** The working directory; by default the repository root. */
+  cwd?: string;
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  signal: NodeJS.Signals | null;
+}
+
+/** Runs `node dist/src/cli/main.js ...args` to its end. */
+export function runCli(args: readonly string[], options: CliOptions = {}): CliResult {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  if (options.home !== undefined) env.NEUROCLUSTER_HOME = options.home;
+  for (const [key, value] of Object.entries(options.env ?? {})) {
+    if (value === undefined) delete env[key];
+    else env[key] = value;
+  }
+  const r = spawnSync(process.execPath, [CLI, ...args], {
+    cwd: options.cwd ?? ROOT,
+    encoding: 'utf8',
+    env,
+    ...(options.timeout !== undefined && { timeout: options.timeout }),
+    ...(options.input !== undefined && { input: options.input }),
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr, signal: r.signal };
+}
 
 export interface SklearnFixture {
   irisStandardized: { first: number[][]; mean: number[]; scale: number[] };

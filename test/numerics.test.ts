@@ -5,7 +5,6 @@
  * squared distances overflow or underflow, an inertia past float64) the answer is NUMERICAL, never
  * labels all 0 with inertia 0.
  */
-import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -21,11 +20,10 @@ import { NeuromorphicClusterer } from '../src/clusterer.js';
 import { zNormalizeSeries } from '../src/data/clean.js';
 import { columnMoments, stridedMoments } from '../src/linalg/moments.js';
 import { createLogger } from '../src/observability/logger.js';
-import { failure, ROOT, relErr, tempDir } from './helpers.js';
+import { failure, ROOT, relErr, runCli, tempDir } from './helpers.js';
 
 const dir = tempDir();
 const quiet = createLogger({ level: 'silent' });
-const CLI = join(ROOT, 'dist/src/cli/main.js');
 
 /** Iris with an id column (so the canonical row order is the same at every scale), values times `scale`. */
 const irisLines = readFileSync(join(ROOT, 'examples/iris.csv'), 'utf8').trim().split('\n');
@@ -167,12 +165,7 @@ describe('scale-free metrics at any finite scale', () => {
 
 describe('the command line on data near 1e300', () => {
   function cli(args: string[]) {
-    const r = spawnSync(process.execPath, [CLI, ...args], {
-      cwd: ROOT,
-      encoding: 'utf8',
-      env: { ...process.env, NEUROCLUSTER_HOME: join(dir, 'home') },
-    });
-    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+    return runCli(args, { home: join(dir, 'home') });
   }
   const args = [
     '--k',

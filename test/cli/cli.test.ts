@@ -9,10 +9,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isEncrypted } from '../../src/security/envelope.js';
 import { Keyring } from '../../src/security/keyring.js';
-import { ROOT, relErr, skipUnlessRequired, sklearn, tempDir } from '../helpers.js';
+import { CLI, ERROR_LINE, ROOT, relErr, runCli, skipUnlessRequired, sklearn, tempDir } from '../helpers.js';
 
 const dir = tempDir();
-const CLI = join(ROOT, 'dist/src/cli/main.js');
 const IRIS = join(ROOT, 'examples/iris.csv');
 const EMPLOYEES = join(ROOT, 'examples/employees-synthetic.csv');
 const hasReference =
@@ -20,12 +19,7 @@ const hasReference =
   spawnSync('/usr/bin/python3', ['-c', 'import sklearn'], { stdio: 'ignore' }).status === 0;
 
 function cli(args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, [CLI, ...args], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    env: { ...process.env, NEUROCLUSTER_HOME: join(dir, 'home'), ...env },
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  return runCli(args, { home: join(dir, 'home'), env });
 }
 
 function file(name: string, content: string | Uint8Array): string {
@@ -41,8 +35,6 @@ function auditRecords(home: string) {
     .split('\n')
     .map((l) => JSON.parse(l));
 }
-
-const ERROR_LINE = /^neurocluster: NEUROCLUSTER_ERR_[A-Z_]+: [^\n]+\n$/;
 
 describe('neurocluster cluster', () => {
   it('prints exactly one JSON line on stdout with --json, with the contract fields', () => {

@@ -4,14 +4,12 @@
  * stderr when `auto` tries WebGPU and passes it over, nor break the one-line error of a command
  * that names `--backend webgpu` and fails. Run on the real compiled command.
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ROOT, tempDir } from '../helpers.js';
+import { runCli, tempDir } from '../helpers.js';
 
 const dir = tempDir();
-const CLI = join(ROOT, 'dist/src/cli/main.js');
 const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
 const MISSING_DRIVER = join(dir, 'no-such-driver.json');
 
@@ -30,12 +28,10 @@ writeFileSync(
 
 /** The CLI with `vk` as VK_ICD_FILENAMES (undefined: none set, the system's drivers). */
 function cli(args: string[], vk: string | undefined) {
-  const env: NodeJS.ProcessEnv = { ...process.env, NEUROCLUSTER_HOME: join(dir, 'home') };
-  delete env.VK_ICD_FILENAMES;
-  delete env.NEUROCLUSTER_WEBGPU_ALLOW_SOFTWARE;
-  if (vk !== undefined) env.VK_ICD_FILENAMES = vk;
-  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, encoding: 'utf8', env });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  return runCli(args, {
+    home: join(dir, 'home'),
+    env: { VK_ICD_FILENAMES: vk, NEUROCLUSTER_WEBGPU_ALLOW_SOFTWARE: undefined },
+  });
 }
 
 const drivers: [string, string | undefined][] = [

@@ -2,29 +2,23 @@
  * The environment on the real command (issue 18, items 11, 12 and 14): each case spawns
  * `node dist/src/cli/main.js` with the variables set and a fresh NEUROCLUSTER_HOME.
  */
-import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ROOT, tempDir } from '../helpers.js';
+import { ROOT, runCli, tempDir } from '../helpers.js';
 
 const dir = tempDir();
-const CLI = join(ROOT, 'dist/src/cli/main.js');
 const IRIS = join(ROOT, 'examples/iris.csv');
 const ERROR_LINE = /^neurocluster: NEUROCLUSTER_ERR_CONFIG: [^\n]+\n$/;
 
 /** Every NEUROCLUSTER_* variable of this process is left out, so only the test's own count. */
 function cli(args: string[], env: Record<string, string> = {}, timeout = 60_000) {
-  const base = Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => !k.startsWith('NEUROCLUSTER_')),
+  const unset = Object.fromEntries(
+    Object.keys(process.env)
+      .filter((k) => k.startsWith('NEUROCLUSTER_'))
+      .map((k) => [k, undefined]),
   );
-  const r = spawnSync(process.execPath, [CLI, ...args], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    timeout,
-    env: { ...base, NEUROCLUSTER_HOME: join(dir, 'home'), ...env },
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  return runCli(args, { env: { ...unset, NEUROCLUSTER_HOME: join(dir, 'home'), ...env }, timeout });
 }
 
 const cluster = (...extra: string[]) => [

@@ -3,25 +3,18 @@
  * and cells with ESC, newlines, C1 controls, bidirectional controls or line separators come out
  * as visible escapes, on the one line they belong to. Run on the real compiled command.
  */
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { formatError } from '../../src/cli/output.js';
 import { DataError, printable } from '../../src/resilience/errors.js';
-import { ROOT, tempDir } from '../helpers.js';
+import { runCli, tempDir } from '../helpers.js';
 
 const dir = tempDir();
-const CLI = join(ROOT, 'dist/src/cli/main.js');
 const HOME = join(dir, 'home');
 
 function cli(args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, [CLI, ...args], {
-    cwd: dir,
-    encoding: 'utf8',
-    env: { ...process.env, NEUROCLUSTER_HOME: HOME, ...env },
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  return runCli(args, { home: HOME, env, cwd: dir });
 }
 
 /** Anything a terminal would act on or reorder, as opposed to print. */

@@ -10,7 +10,7 @@
  * - temporaries of processes killed mid-write are removed by the next command, a live process's
  *   are kept.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
@@ -23,13 +23,11 @@ import {
 import { join } from 'node:path';
 import { generateIdentity, identityToRecipient } from 'age-encryption';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, tempDir } from '../helpers.js';
+import { ERROR_LINE, ROOT, runCli, tempDir } from '../helpers.js';
 import { fillDisk, mountTmpfs } from '../store/tmpfs.js';
 
 const dir = tempDir();
-const CLI = join(ROOT, 'dist/src/cli/main.js');
 const IRIS = join(ROOT, 'examples/iris.csv');
-const ERROR_LINE = /^neurocluster: NEUROCLUSTER_ERR_[A-Z_]+: [^\n]+\n$/;
 
 /** The environment of a command on `home`: its keyring is the home's. */
 function envOf(home: string): NodeJS.ProcessEnv {
@@ -40,8 +38,10 @@ function envOf(home: string): NodeJS.ProcessEnv {
 }
 
 function cli(home: string, args: string[]) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, encoding: 'utf8', env: envOf(home) });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  return runCli(args, {
+    home,
+    env: { NEUROCLUSTER_KEYRING: undefined, NEUROCLUSTER_KEYRING_JSON: undefined },
+  });
 }
 
 /** Every file under `root` (recursively) with its bytes, to compare before and after. */

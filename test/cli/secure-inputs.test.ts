@@ -11,22 +11,14 @@ import { describe, expect, it } from 'vitest';
 import { decryptBuffer } from '../../src/security/envelope.js';
 import { Keyring } from '../../src/security/keyring.js';
 import { checksumOf, MODEL_FORMAT, MODEL_VERSION } from '../../src/store/model-file.js';
-import { ROOT, tempDir } from '../helpers.js';
+import { ERROR_LINE, ROOT, runCli, tempDir } from '../helpers.js';
 
 const dir = tempDir();
 const HOME = join(dir, 'home');
-const CLI = join(ROOT, 'dist/src/cli/main.js');
 const IRIS = join(ROOT, 'examples/iris.csv');
-const ERROR_LINE = /^neurocluster: NEUROCLUSTER_ERR_[A-Z_]+: [^\n]+\n$/;
 
 function cli(args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, [CLI, ...args], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    timeout: 20_000,
-    env: { ...process.env, NEUROCLUSTER_HOME: HOME, ...env },
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr, signal: r.signal };
+  return runCli(args, { home: HOME, env, timeout: 20_000 });
 }
 
 /** A data root holding a copy of iris, a directory outside it holding another, and a config file. */

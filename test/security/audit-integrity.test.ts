@@ -34,12 +34,11 @@ import { isNeuroclusterError } from '../../src/resilience/errors.js';
 import { AuditLog, type AuditRecord } from '../../src/security/audit.js';
 import { Keyring } from '../../src/security/keyring.js';
 import { closeStores, openStore, storeFile } from '../../src/store/db.js';
-import { ROOT, tempDir } from '../helpers.js';
+import { ROOT, runCli, tempDir } from '../helpers.js';
 
 afterEach(() => closeStores());
 
 const dir = tempDir();
-const CLI = join(ROOT, 'dist/src/cli/main.js');
 const SETTINGS = { enabled: true, retentionDays: 365, maxBytes: 64 * 1024 * 1024 };
 let homes = 0;
 
@@ -73,14 +72,10 @@ function removeStore(h: string): void {
 
 /** `neurocluster audit verify --json [args]` with NEUROCLUSTER_HOME=`homeEnv`. */
 function verify(homeEnv: string, args: string[] = [], cwd = ROOT) {
-  const r = spawnSync(process.execPath, [CLI, 'audit', 'verify', '--json', ...args], {
-    cwd,
-    encoding: 'utf8',
-    env: { ...process.env, NEUROCLUSTER_HOME: homeEnv },
-  });
-  if (!r.stdout) throw new Error(`audit verify wrote nothing (exit ${r.status}): ${r.stderr}`);
+  const r = runCli(['audit', 'verify', '--json', ...args], { home: homeEnv, cwd });
+  if (!r.stdout) throw new Error(`audit verify wrote nothing (exit ${r.code}): ${r.stderr}`);
   return {
-    code: r.status,
+    code: r.code,
     verdict: JSON.parse(r.stdout) as { ok: boolean; reason?: string; records: number },
   };
 }
