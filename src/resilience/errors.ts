@@ -443,7 +443,6 @@ export function requireFinite(values: ArrayLike<number>, what: string): void {
   }
 }
 
-/** The caller's AbortSignal fired. */
 /** A key, a keyring or an encrypted file that cannot be used; `integrity` when its bytes were changed. */
 export class SecurityError extends NeuroclusterError {
   constructor(message: string, options: ErrorOptions & { integrity?: boolean; path?: boolean } = {}) {
@@ -463,6 +462,7 @@ export class PrivacyBudgetError extends NeuroclusterError {
   }
 }
 
+/** The caller's AbortSignal fired. */
 export class AbortedError extends NeuroclusterError {
   constructor(message = 'the operation was aborted', options: ErrorOptions = {}) {
     super('NEUROCLUSTER_ERR_ABORTED', message, options);

@@ -373,6 +373,14 @@ export class AuditLog {
         hash = sha256(line);
         completed.push(seq);
       }
+      // Each append writes one line, then moves the head: a kill leaves one line past it at most.
+      // More is a store rolled back (an older copy put back, its head with it), not a kill's doing.
+      if (completed.length > 1) {
+        throw new SecurityError(
+          `the audit log ${this.file} has ${completed.length} records past the head kept in the store (seq ${head.seq}); a crash leaves one at most: the store was rolled back or its head changed`,
+          { integrity: true },
+        );
+      }
       if (completed.length > 0) {
         this.setHead(seq, hash, this.now().toISOString());
         details.completed = completed;
@@ -442,7 +450,14 @@ export class AuditLog {
    * while the log has records fails.
    */
   verify(): AuditVerdict {
-    if (this.settings.enabled) this.locked(() => this.db.transaction(() => this.recover()).immediate());
+    if (this.settings.enabled) {
+      try {
+        this.locked(() => this.db.transaction(() => this.recover()).immediate());
+      } catch (error) {
+        // A rolled-back store: nothing is repaired, and the verdict below reports the mismatch.
+        if (!(isNeuroclusterError(error) && error.code === 'NEUROCLUSTER_ERR_INTEGRITY')) throw error;
+      }
+    }
     return verifyAuditLog(this.file, this.keyring, this.head(), { requireHead: true });
   }
 }
@@ -683,7 +698,9 @@ function equalHex(a: string, b: string): boolean {
  */
 export function auditUnavailable(cause: unknown): NeuroclusterError {
   const message = `the audit log cannot be written: ${(cause as Error).message}`;
-  return isNeuroclusterError(cause) && cause.code === 'NEUROCLUSTER_ERR_IO'
-    ? new OutputError(message, { cause, ...(cause.location ? { location: cause.location } : {}) })
-    : new SecurityError(message, { cause });
+  if (isNeuroclusterError(cause) && cause.code === 'NEUROCLUSTER_ERR_IO')
+    return new OutputError(message, { cause, ...(cause.location ? { location: cause.location } : {}) });
+  // A log or store changed behind the engine's back stays an integrity failure.
+  const integrity = isNeuroclusterError(cause) && cause.code === 'NEUROCLUSTER_ERR_INTEGRITY';
+  return new SecurityError(message, { cause, integrity });
 }

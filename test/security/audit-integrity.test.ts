@@ -217,6 +217,31 @@ describe('the append and the head are one recoverable step', () => {
     expect(verdict.ok).toBe(false);
   });
 
+  it('refuses a store rolled back to an older copy: more than one record past its head is not a kill', () => {
+    const h = home(5);
+    closeStores();
+    const backup = join(dir, `rolled-back-${homes}.db`);
+    copyFileSync(storeFile(h), backup);
+    fill(open(h), 3);
+    closeStores();
+    copyFileSync(backup, storeFile(h));
+    for (const suffix of ['-wal', '-shm']) rmSync(`${storeFile(h)}${suffix}`, { force: true });
+    const error = (() => {
+      try {
+        open(h).append({ action: 'data.read', resource: 'next.csv', outcome: 'success' });
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(isNeuroclusterError(error) && error.code).toBe('NEUROCLUSTER_ERR_INTEGRITY');
+    closeStores();
+    // Nothing was adopted or appended, and verify says so.
+    expect(lines(logFile(h))).toHaveLength(8);
+    const r = verify(h);
+    expect(r.code).toBe(1);
+    expect(r.verdict.ok).toBe(false);
+  });
+
   it('stays one intact chain through 60 SIGKILLs at random points of an append, with another process appending meanwhile', async () => {
     const h = join(dir, `killed-${++homes}`);
     Keyring.open({ env: { NEUROCLUSTER_HOME: h }, warn: () => {} }); // the keyring exists before
