@@ -113,5 +113,8 @@ describe('the privacy accountant', () => {
     expect(datasetId(a)).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(datasetId(a)).toBe(datasetId({ rows: 2, cols: 2, data: Float32Array.from([1, 2, 3, 4]) }));
     expect(datasetId(a)).not.toBe(datasetId({ rows: 4, cols: 1, data: Float64Array.from([1, 2, 3, 4]) }));
+    // -0 and 0 are one value: a file converted from one format to another keeps its budget.
+    const zeros = (z: number) => datasetId({ rows: 2, cols: 2, data: Float64Array.from([z, 2, 3, z]) });
+    expect(zeros(-0)).toBe(zeros(0));
   });
 });

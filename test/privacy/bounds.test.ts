@@ -70,6 +70,10 @@ describe('resolveBounds', () => {
       /bounds of column "petal_length": min 7 is not below max 1/,
     );
     expect(refused('5:5')).toMatch(/every column: min 5 is not below max 5/);
+    // Ranges whose noise or clipping would leave float64 (they crashed after the charge).
+    expect(refused('-1e308:1e308')).toMatch(/every column: -1e\+308:1e\+308 is out of range/);
+    expect(refused([[-1e308, 1e308], '0:1'], 2)).toMatch(/column 0: .* is out of range/);
+    expect(refused('5e-324:1e-323')).toMatch(/max - min at least 1e-120/);
     expect(
       refused({ sepal_length: [8, 4], sepal_width: '2:4', petal_length: '1:7', petal_width: '0:2' }),
     ).toMatch(/column "sepal_length": min 8/);

@@ -96,7 +96,11 @@ export function rhoForEpsilon(epsilon: number, delta: number): bigint {
  */
 export function datasetId(m: Matrix): string {
   const { rows: n, cols: d } = m;
-  const values = m.data instanceof Float64Array ? m.data : Float64Array.from(m.data);
+  // -0 and 0 are one value (a format conversion may write either): hashed as 0.
+  let hasNegativeZero = false;
+  for (let i = 0; i < m.data.length && !hasNegativeZero; i++) hasNegativeZero = Object.is(m.data[i], -0);
+  const values =
+    m.data instanceof Float64Array && !hasNegativeZero ? m.data : Float64Array.from(m.data, (v) => v + 0);
   const words = new Uint32Array(values.buffer, values.byteOffset, n * d * 2);
   const w = 2 * d;
   // Sort keys fingerprint * 2^indexBits + row, exact in a float64 (53 bits), sorted natively.

@@ -10,6 +10,7 @@ import { clusterMeans } from '../../cluster/metrics.js';
 import { neuroclusterHome } from '../../config/home.js';
 import { resolveConfig } from '../../config/load.js';
 import type { Config, PrivacyConfig } from '../../config/schema.js';
+import { SAFE_MAGNITUDE } from '../../linalg/moments.js';
 import { currentCorrelationId, withCorrelationId } from '../../observability/context.js';
 import { quoteValue, UsageError } from '../../resilience/errors.js';
 import { openStore, storeFile } from '../../store/db.js';
@@ -159,6 +160,12 @@ export function resolveBounds(spec: BoundsSpec, columns: readonly string[] | num
         `bounds of ${where}: ${quoteValue(String(r))} is not <min>:<max> with two numbers`,
       );
     if (!(hi! > lo!)) throw new UsageError(`bounds of ${where}: min ${lo} is not below max ${hi}`);
+    // The noise scales with the width and the data are clipped to it: both must stay in float64.
+    const width = hi! - lo!;
+    if (Math.max(Math.abs(lo!), Math.abs(hi!)) > SAFE_MAGNITUDE || !(width >= 1 / SAFE_MAGNITUDE))
+      throw new UsageError(
+        `bounds of ${where}: ${lo}:${hi} is out of range (min and max at most ${SAFE_MAGNITUDE} in magnitude, max - min at least ${1 / SAFE_MAGNITUDE}); rescale the data`,
+      );
     return [lo!, hi!];
   };
   let ranges: (string | readonly [number, number])[];
