@@ -83,6 +83,10 @@ describe('configuration schema', () => {
       durationMs(2),
     ]).toEqual([500, 3000, 600_000, 3_600_000, 2000]);
     expect(() => resolveConfig({ timeout: '3 parsecs' })).toThrow(/timeout: .*not a positive duration/);
+    // Past what a timer can wait, Node fires it at once: refused, not a spurious timeout.
+    for (const timeout of [1e308, '2147484s', '600h'])
+      expect(() => resolveConfig({ timeout }), String(timeout)).toThrow(/timeout: .*at most 24 days/);
+    expect(resolveConfig({ timeout: '2147483s' }).timeout).toBe('2147483s');
     expect(() => resolveConfig({ retry: { baseDelay: -1 } })).toThrow(/retry\.baseDelay/);
     expect(() => resolveConfig({ faults: { inject: 'melt:gpu' } })).toThrow(
       /faults\.inject: fault "melt:gpu": unknown kind/,

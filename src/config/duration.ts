@@ -2,11 +2,18 @@
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
-/** Milliseconds of a duration; undefined when it is not one (or not positive). */
+/** The longest duration: what a Node.js timer can wait (2^31 - 1 ms, about 24.8 days). */
+export const MAX_DURATION_MS = 2 ** 31 - 1;
+
+/** Milliseconds of a duration; undefined when it is not one (not positive, or past MAX_DURATION_MS). */
 export function parseDuration(value: string | number): number | undefined {
-  if (typeof value === 'number') return Number.isFinite(value) && value > 0 ? value * 1000 : undefined;
-  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(value);
-  if (!match) return undefined;
-  const ms = Number(match[1]) * UNITS[match[2] ?? 's']!;
-  return ms > 0 ? ms : undefined;
+  let ms: number;
+  if (typeof value === 'number') ms = value * 1000;
+  else {
+    const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(value);
+    if (!match) return undefined;
+    ms = Number(match[1]) * UNITS[match[2] ?? 's']!;
+  }
+  // Past the limit a timer fires at once (Node warns on stderr and waits 1 ms).
+  return ms > 0 && ms <= MAX_DURATION_MS ? ms : undefined;
 }

@@ -27,7 +27,7 @@ const duration = (fallback: string) =>
     .union([z.string(), z.number()])
     .default(fallback)
     .refine((value) => parseDuration(value) !== undefined, {
-      message: 'not a positive duration (use 500ms, 3s, 10m, 1h, or a number of seconds)',
+      message: 'not a positive duration of at most 24 days (use 500ms, 3s, 10m, 1h, or a number of seconds)',
     });
 
 /** Milliseconds of a duration that passed the schema. */
