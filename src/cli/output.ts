@@ -70,11 +70,15 @@ function fmt(v: number | null | undefined, digits = 4): string {
   return Math.abs(v) >= 1e5 ? v.toExponential(digits - 1) : v.toFixed(digits);
 }
 
-/** A two-column table for a terminal. */
+/**
+ * A two-column table for a terminal. What it shows may come from input (a file or dataset name, a
+ * column): every part is escaped like the error line, so none of it can drive the terminal.
+ */
 export function table(title: string, rows: readonly [string, string][]): string {
-  const w = Math.max(...rows.map(([k]) => k.length));
-  const head = styleText('bold', title, { stream: process.stdout });
-  return `${head}\n${rows.map(([k, v]) => `  ${k.padEnd(w)}  ${v}`).join('\n')}\n`;
+  const cells = rows.map(([k, v]) => [printable(k), printable(v)] as const);
+  const w = Math.max(...cells.map(([k]) => k.length));
+  const head = styleText('bold', printable(title), { stream: process.stdout });
+  return `${head}\n${cells.map(([k, v]) => `  ${k.padEnd(w)}  ${v}`).join('\n')}\n`;
 }
 
 export { fmt as formatNumber };

@@ -110,4 +110,27 @@ describe('echoed text is escaped', () => {
     ).toBe(true);
     expect(all.filter((l) => l.startsWith('neurocluster: NEUROCLUSTER_ERR_'))).toHaveLength(1);
   });
+
+  it('summary tables on stdout are escaped too (a dataset name, a file name)', () => {
+    const data = join(dir, 'table.csv');
+    writeFileSync(data, 'a,b\n1,2\n2,1\n8,9\n9,8\n');
+    const fit = cli([
+      'cluster',
+      data,
+      '--k',
+      '2',
+      '--method',
+      'kmeans',
+      '--epsilon',
+      '1',
+      '--bounds',
+      '0:10',
+      '--dataset',
+      HOSTILE,
+    ]);
+    expect(fit.code).toBe(0);
+    const status = cli(['privacy', 'status', '--dataset', HOSTILE]);
+    expect(status.code).toBe(0);
+    expect(lines(status.stdout)[0]).toBe(`dataset ${HOSTILE_SHOWN}`);
+  });
 });
