@@ -6,10 +6,11 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
-import type { BackendName, BackendRegistry, SelectionContext } from '../src/backends/backend.js';
+import type { BackendRegistry, SelectionContext } from '../src/backends/backend.js';
 import type { WasmBackend } from '../src/backends/wasm/wasm-backend.js';
 import { WebGpuBackend } from '../src/backends/webgpu/webgpu-backend.js';
-import { BackendError, UsageError } from '../src/resilience/errors.js';
+import { BackendError, UsageError } from '../src/core/errors.js';
+import type { BackendName } from '../src/core/matrix.js';
 import { WORKLOADS, type WorkloadName, type WorkloadShape } from './workloads.js';
 
 export interface BenchOptions extends WorkloadShape {

@@ -15,9 +15,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { externalQuality } from '../src/cluster/metrics.js';
 import { NeuromorphicClusterer } from '../src/clusterer.js';
+import { Random } from '../src/core/random.js';
 import type { Dataset } from '../src/data/dataset.js';
 import { createLogger } from '../src/observability/logger.js';
-import { Random } from '../src/random.js';
 
 /** The columns of the table: name, public range, and the three classes' means and spread. */
 export const MIXED_COLUMNS = [

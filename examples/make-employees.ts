@@ -7,7 +7,7 @@
  * the same on every run: `npm run build && npm run examples:employees`.
  */
 import { writeFileSync } from 'node:fs';
-import { Random } from '../src/random.js';
+import { Random } from '../src/core/random.js';
 
 const COLOURS = ['red', 'blue', 'green', 'yellow'] as const;
 const OPPOSITE = { red: 'green', green: 'red', blue: 'yellow', yellow: 'blue' } as const;

@@ -2,14 +2,7 @@
  * NeuromorphicClusterer: the one class most users touch. It loads and cleans the data, picks a
  * backend, clusters, judges the result, and saves or reloads the fitted model.
  */
-import type {
-  Backend,
-  BackendAttempt,
-  BackendName,
-  BackendRegistry,
-  Matrix,
-  SelectionContext,
-} from './backends/backend.js';
+import type { Backend, BackendAttempt, BackendRegistry, SelectionContext } from './backends/backend.js';
 import { defaultRegistry } from './backends/index.js';
 import { builtinGates, evaluateGates, type GateFailure, type QualityGate } from './cluster/gates.js';
 import { type KMeansFit, type KMeansProgress, kmeans, validateK } from './cluster/kmeans.js';
@@ -32,6 +25,21 @@ import {
   type KMeansConfig,
   type Method,
 } from './config/schema.js';
+import { sweepHome } from './core/atomic.js';
+import { throwIfAborted } from './core/cancel.js';
+import { currentCorrelationId, withCorrelationId } from './core/context.js';
+import {
+  DataError,
+  isNeuroclusterError,
+  QualityGateError,
+  ResourceExhaustedError,
+  requireFinite,
+  toNeuroclusterError,
+  UsageError,
+  withContext,
+} from './core/errors.js';
+import type { BackendName, Matrix } from './core/matrix.js';
+import { VERSION } from './core/version.js';
 import { applyScaler, fitScaler, type Scaler } from './data/clean.js';
 import type { Dataset } from './data/dataset.js';
 import { datasetFromRows } from './data/load.js';
@@ -51,7 +59,6 @@ import {
   shapeKey,
   type WorkloadShape,
 } from './observability/baselines.js';
-import { currentCorrelationId, withCorrelationId } from './observability/context.js';
 import { createLogger, type Logger, operationLogger } from './observability/logger.js';
 import { metrics } from './observability/metrics.js';
 import {
@@ -68,17 +75,6 @@ import {
 } from './observability/resources.js';
 import { inSpan } from './observability/tracing.js';
 import { BreakerBook, type BreakerSettings, breakerFile } from './resilience/breakers.js';
-import {
-  DataError,
-  isNeuroclusterError,
-  QualityGateError,
-  ResourceExhaustedError,
-  requireFinite,
-  throwIfAborted,
-  toNeuroclusterError,
-  UsageError,
-  withContext,
-} from './resilience/errors.js';
 import { parseFault } from './resilience/faults.js';
 import { type FallbackReason, Resilience, type ResilienceSettings } from './resilience/policy.js';
 import { ErrorTracker } from './resilience/tracker.js';
@@ -94,9 +90,7 @@ import {
 import { dpKMeans } from './security/privacy/dp-kmeans.js';
 import { fromPico } from './security/privacy/mechanisms.js';
 import { loadWithinLimits } from './security/secure-load.js';
-import { sweepHome } from './store/atomic.js';
 import { fromPortable, readModelFile, toPortable, writeModelFile } from './store/model-file.js';
-import { VERSION } from './version.js';
 
 /** What `fit` and `predict` accept: a file path, rows, a dense matrix, or a loaded Dataset. */
 export type DataInput =

@@ -2,25 +2,7 @@
  * neurocluster: the public API. Everything a library user needs is exported here, nothing else.
  */
 
-export {
-  type Assignment,
-  BACKEND_NAMES,
-  type Backend,
-  type BackendFactory,
-  type BackendName,
-  BackendRegistry,
-  type ClusterSums,
-  type DeviceMatrix,
-  defaultRegistry,
-  type FeatureBlock,
-  type Features,
-  type Floats,
-  isDeviceMatrix,
-  type LloydStep,
-  type Matrix,
-  type Moments,
-  readFeatures,
-} from './backends/index.js';
+export { type Backend, type BackendFactory, BackendRegistry, defaultRegistry } from './backends/index.js';
 export { JsBackend } from './backends/js/js-backend.js';
 export { builtinGates, type GateFailure, type GateInput, type QualityGate } from './cluster/gates.js';
 export {
@@ -62,6 +44,40 @@ export {
   type Method,
   NAN_POLICIES,
 } from './config/schema.js';
+export { AbortedError } from './core/cancel.js';
+export { ERROR_CODES, type ErrorCategory, type ErrorCode, type Severity } from './core/error-codes.js';
+export {
+  BackendError,
+  CircuitOpenError,
+  ConfigError,
+  DataError,
+  type ErrorContext,
+  isNeuroclusterError,
+  ModelFileError,
+  NeuroclusterError,
+  OutputError,
+  PrivacyBudgetError,
+  QualityGateError,
+  SecurityError,
+  TimeoutError,
+  UsageError,
+} from './core/errors.js';
+export {
+  type Assignment,
+  BACKEND_NAMES,
+  type BackendName,
+  type ClusterSums,
+  type DeviceMatrix,
+  type FeatureBlock,
+  type Features,
+  type Floats,
+  isDeviceMatrix,
+  type LloydStep,
+  type Matrix,
+  type Moments,
+  readFeatures,
+} from './core/matrix.js';
+export { VERSION } from './core/version.js';
 export type { Dataset, SeriesLayout } from './data/dataset.js';
 export { datasetFromRows, loadDataset } from './data/load.js';
 export type { EncodeProgress } from './encoders/drive.js';
@@ -90,27 +106,6 @@ export {
 } from './observability/operations.js';
 export { renderClusterPlot } from './report/svg-plot.js';
 export { BreakerBook, type BreakerStatus } from './resilience/breakers.js';
-export {
-  AbortedError,
-  BackendError,
-  CircuitOpenError,
-  ConfigError,
-  DataError,
-  ERROR_CODES,
-  type ErrorCategory,
-  type ErrorCode,
-  type ErrorContext,
-  isNeuroclusterError,
-  ModelFileError,
-  NeuroclusterError,
-  OutputError,
-  PrivacyBudgetError,
-  QualityGateError,
-  SecurityError,
-  type Severity,
-  TimeoutError,
-  UsageError,
-} from './resilience/errors.js';
 export { FAULT_KINDS, type FaultKind, type FaultSpec, parseFault } from './resilience/faults.js';
 export type { FallbackReason } from './resilience/policy.js';
 export { type Alert, type AlertRule, type ErrorRecord, ErrorTracker } from './resilience/tracker.js';
@@ -186,4 +181,3 @@ export {
 } from './security/privacy/mechanisms.js';
 export { sampleDiscreteGaussian, sampleDiscreteLaplace } from './security/privacy/samplers.js';
 export { checkDataPath, SecureDataProcessor, type SecureLoadOptions } from './security/secure-load.js';
-export { VERSION } from './version.js';

@@ -16,8 +16,8 @@ import {
   schemaPaths,
 } from '../src/config/levels.js';
 import { resolveConfigChecked } from '../src/config/load.js';
+import { ConfigError } from '../src/core/errors.js';
 import { createLogger, loggerReady } from '../src/observability/logger.js';
-import { ConfigError } from '../src/resilience/errors.js';
 import { tempDir } from './helpers.js';
 
 const dir = tempDir();

@@ -1,15 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { formatError } from '../src/cli/output.js';
+import { ERROR_CODES } from '../src/core/error-codes.js';
 import {
   DataError,
-  ERROR_CODES,
   isNeuroclusterError,
   NeuroclusterError,
-  quoteValue,
   toNeuroclusterError,
-} from '../src/resilience/errors.js';
-import { VERSION } from '../src/version.js';
+} from '../src/core/errors.js';
+import { quoteValue } from '../src/core/printable.js';
+import { VERSION } from '../src/core/version.js';
 import { ROOT } from './helpers.js';
 
 describe('errors', () => {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll } from 'vitest';
 import { BackendRegistry } from '../src/backends/backend.js';
 import { jsBackendFactory } from '../src/backends/js/js-backend.js';
-import { isNeuroclusterError, type NeuroclusterError } from '../src/resilience/errors.js';
+import { isNeuroclusterError, type NeuroclusterError } from '../src/core/errors.js';
 
 export const ROOT = new URL('..', import.meta.url).pathname;
 export const SHARED_TS = join(ROOT, '..', 'shared', 'data', 'ts');

@@ -4,8 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { JsBackend } from '../src/backends/js/js-backend.js';
+import { Random } from '../src/core/random.js';
 import { fitPca, pcaAllocations, pcaPath, pcaTransform } from '../src/linalg/pca.js';
-import { Random } from '../src/random.js';
 
 const backend = new JsBackend();
 

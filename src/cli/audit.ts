@@ -4,7 +4,7 @@
  * A record that cannot be written fails the command: work that is not audited is not done quietly.
  */
 import type { Config } from '../config/schema.js';
-import { isNeuroclusterError } from '../resilience/errors.js';
+import { isNeuroclusterError } from '../core/errors.js';
 import { type AuditEvent, AuditLog, auditUnavailable } from '../security/audit.js';
 
 export function auditLog(config: Config): AuditLog | undefined {

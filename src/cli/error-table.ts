@@ -4,7 +4,7 @@
  * the README's table is not what this module writes.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { ERROR_CODES } from '../resilience/errors.js';
+import { ERROR_CODES } from '../core/error-codes.js';
 
 export const ERROR_TABLE_BEGIN =
   '<!-- error-codes:begin (npm run docs:errors writes this table from ERROR_CODES) -->';

@@ -1,11 +1,7 @@
 /** What the CLI prints: the one-line error, the summary table, CSV cells, the progress bar. */
 import { styleText } from 'node:util';
-import {
-  isNeuroclusterError,
-  type NeuroclusterError,
-  printable,
-  toNeuroclusterError,
-} from '../resilience/errors.js';
+import { isNeuroclusterError, type NeuroclusterError, toNeuroclusterError } from '../core/errors.js';
+import { printable } from '../core/printable.js';
 
 /**
  * `neurocluster: NEUROCLUSTER_ERR_<CODE>: <what was wrong> (<file>:<row>:<column>)`, on one line:

@@ -6,14 +6,14 @@
  */
 import { accessSync, constants, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { neuroclusterHome } from '../config/home.js';
+import { engineFilesOf, neuroclusterHome } from '../config/home.js';
 import type { Config } from '../config/schema.js';
+import { assertNotEngineFile, StagedWrites, writeFileAtomic } from '../core/atomic.js';
+import { OutputError } from '../core/errors.js';
 import { processProbes } from '../observability/resources.js';
-import { OutputError } from '../resilience/errors.js';
 import type { AuditEvent } from '../security/audit.js';
 import { writeEncryptedFile } from '../security/encrypted-files.js';
 import { Keyring } from '../security/keyring.js';
-import { assertNotEngineFile, StagedWrites, writeFileAtomic } from '../store/atomic.js';
 import { audit, errorDetails, outcomeOf } from './audit.js';
 
 /** One output of a command: the file, what writing it is (for the audit), and the write itself. */
@@ -33,7 +33,7 @@ export function resultFile(path: string, content: () => Promise<string> | string
       const encrypted = config.security.encryptResults;
       const text = await content();
       if (encrypted) await writeEncryptedFile(path, text, Keyring.open());
-      else await writeFileAtomic(path, text);
+      else await writeFileAtomic(path, text, { engine: engineFilesOf() });
       return { encrypted };
     },
   };
@@ -61,7 +61,7 @@ export function checkOutputPaths(
   for (const [action, path] of all) {
     if (!path) continue;
     try {
-      assertNotEngineFile(path);
+      assertNotEngineFile(path, engineFilesOf());
     } catch (error) {
       audit(config, [{ action, resource: path, outcome: outcomeOf(error), details: errorDetails(error) }]);
       throw error;

@@ -5,10 +5,12 @@
  * MiniBatchKMeans: greedy k-means++, `nInit` restarts keeping the lowest inertia, Lloyd iterations
  * with strict-convergence and shift-tolerance stops, empty clusters moved to the farthest points.
  */
-import type { Backend, Matrix } from '../backends/backend.js';
+import type { Backend } from '../backends/backend.js';
+import { throwIfAborted } from '../core/cancel.js';
+import { BackendError, requireFinite, UsageError } from '../core/errors.js';
+import type { Matrix } from '../core/matrix.js';
+import { Random } from '../core/random.js';
 import { columnMoments, requireSafeMagnitude, SAFE_MAGNITUDE } from '../linalg/moments.js';
-import { Random } from '../random.js';
-import { BackendError, requireFinite, throwIfAborted, UsageError } from '../resilience/errors.js';
 
 export interface KMeansOptions {
   readonly k: number;

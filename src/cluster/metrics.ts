@@ -5,10 +5,12 @@
  * Internal: silhouette, Calinski-Harabasz, Davies-Bouldin, inertia. External (against ground
  * truth): adjusted Rand index, normalized mutual information (arithmetic mean), Rand index.
  */
-import type { Backend, Matrix } from '../backends/backend.js';
+import type { Backend } from '../backends/backend.js';
+import { throwIfAborted } from '../core/cancel.js';
+import { BackendError } from '../core/errors.js';
+import type { Matrix } from '../core/matrix.js';
+import { Random } from '../core/random.js';
 import { maxAbsOf, SAFE_MAGNITUDE, scaleExponent } from '../linalg/moments.js';
-import { Random } from '../random.js';
-import { BackendError, throwIfAborted } from '../resilience/errors.js';
 
 /** Internal quality of a labelling; a metric is null where it is undefined (one cluster, or n). */
 export interface InternalQuality {

@@ -72,3 +72,8 @@ export function inlineKeyring(env: NodeJS.ProcessEnv = process.env): string | un
 export function metricsEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
   return parseSwitch(env.NEUROCLUSTER_METRICS ?? '') !== false;
 }
+
+/** The engine's own files of this environment (home and keyring), which no output may replace. */
+export function engineFilesOf(env: NodeJS.ProcessEnv = process.env): { home: string; keyring: string } {
+  return { home: neuroclusterHome(env), keyring: keyringFile(env) };
+}

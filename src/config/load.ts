@@ -5,7 +5,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { ConfigError } from '../resilience/errors.js';
+import { ConfigError } from '../core/errors.js';
 import { type ConfigLevel, type ConfigProblem, checkConfig, EnvironmentLayer } from './levels.js';
 import type { Config, ConfigOverrides } from './schema.js';
 

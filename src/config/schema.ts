@@ -3,7 +3,7 @@
  * from the descriptions, choices and defaults here) and the configuration file all come from it.
  */
 import { z } from 'zod';
-import { BACKEND_NAMES } from '../backends/backend.js';
+import { BACKEND_NAMES } from '../core/matrix.js';
 import { parseFault } from '../resilience/faults.js';
 import { parseDuration } from './duration.js';
 

@@ -3,6 +3,8 @@
  * standardization (population standard deviation, as scikit-learn's StandardScaler) for tabular
  * data, per-series z-normalization for time series.
  */
+
+import { BackendError, DataError } from '../core/errors.js';
 import {
   columnMoments,
   maxAbsOf,
@@ -11,7 +13,6 @@ import {
   standardized,
   stridedMoments,
 } from '../linalg/moments.js';
-import { BackendError, DataError } from '../resilience/errors.js';
 import type { Dataset } from './dataset.js';
 import type { DataWarnings } from './table.js';
 

@@ -1,6 +1,6 @@
 /** CSV input (csv-parse): a header row, then one record per row. */
 import { CsvError, parse } from 'csv-parse/sync';
-import { DataError } from '../resilience/errors.js';
+import { DataError } from '../core/errors.js';
 import type { RawTable } from './table.js';
 import { decodeText } from './text.js';
 

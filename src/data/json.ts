@@ -1,5 +1,5 @@
 /** JSON input: an array of rows, each an array of numbers or an object of named cells. */
-import { DataError } from '../resilience/errors.js';
+import { DataError } from '../core/errors.js';
 import type { Cell, RawTable } from './table.js';
 import { decodeText } from './text.js';
 

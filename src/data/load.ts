@@ -1,6 +1,6 @@
 /** Reading a data file of any supported format into a validated Dataset. */
 import { extname } from 'node:path';
-import { DataError, isNeuroclusterError, UsageError } from '../resilience/errors.js';
+import { DataError, isNeuroclusterError, UsageError } from '../core/errors.js';
 import { type Handle, readFileDecrypted } from '../security/envelope.js';
 import { readCsv } from './csv.js';
 import type { Dataset } from './dataset.js';

@@ -2,7 +2,7 @@
  * NPY input (NumPy's `.npy`, format versions 1 to 3): float32 or float64, C order, 2-D (tabular,
  * n x d) or 3-D (time series, n x T x d).
  */
-import { DataError } from '../resilience/errors.js';
+import { DataError } from '../core/errors.js';
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 

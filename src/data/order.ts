@@ -3,7 +3,7 @@
  * rows in a canonical order, so the same seed gives the same labels whatever order the file lists
  * its samples in.
  */
-import type { Matrix } from '../backends/backend.js';
+import type { Matrix } from '../core/matrix.js';
 
 /**
  * Rows in an order that does not depend on the file: by sample key, ties by content. Statistics are

@@ -3,7 +3,8 @@
  * layout and the NaN/Inf policy. Every rejected cell is reported with its file, row and column.
  */
 import type { NanPolicy } from '../config/schema.js';
-import { DataError, quoteValue, UsageError } from '../resilience/errors.js';
+import { DataError, UsageError } from '../core/errors.js';
+import { quoteValue } from '../core/printable.js';
 import type { Dataset, SeriesLayout } from './dataset.js';
 
 export type Cell = string | number | boolean | null | undefined;

@@ -1,5 +1,5 @@
 /** Decoding input bytes as text, refusing binary data and invalid UTF-8 with the line they are on. */
-import { DataError } from '../resilience/errors.js';
+import { DataError } from '../core/errors.js';
 
 function lineAt(bytes: Uint8Array, offset: number): number {
   let line = 1;

@@ -3,8 +3,9 @@
  * (the model space needs every state of every step: N x T x R doubles add up fast), and a
  * cancelled operation stops between chunks rather than after the whole data set.
  */
-import type { Backend, Features, Matrix } from '../backends/backend.js';
-import { throwIfAborted } from '../resilience/errors.js';
+import type { Backend } from '../backends/backend.js';
+import { throwIfAborted } from '../core/cancel.js';
+import type { Features, Matrix } from '../core/matrix.js';
 
 /** What one chunk's kernel output may take. */
 export const CHUNK_BUDGET_BYTES = 64 * 1024 * 1024;

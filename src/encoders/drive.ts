@@ -1,7 +1,8 @@
 /** What every encoder is given: the cleaned input, its layout, and each sample's identity. */
-import type { Drive, Matrix } from '../backends/backend.js';
+import type { Drive } from '../backends/backend.js';
+import type { Matrix } from '../core/matrix.js';
+import { fnv1a } from '../core/philox.js';
 import type { SeriesLayout } from '../data/dataset.js';
-import { fnv1a } from '../philox.js';
 
 /** Progress of an encoder over the samples, reported after each chunk. */
 export interface EncodeProgress {

@@ -5,16 +5,15 @@
 import {
   type Backend,
   type Drive,
-  type Features,
-  type Matrix,
   type RecurrentWeights,
   type ReservoirRun,
   readoutBlocks,
   type StateReadout,
 } from '../backends/backend.js';
 import type { EsnConfig } from '../config/schema.js';
-import { Random } from '../random.js';
-import { UsageError } from '../resilience/errors.js';
+import { UsageError } from '../core/errors.js';
+import type { Features, Matrix } from '../core/matrix.js';
+import { Random } from '../core/random.js';
 import { encodeSamples, sliceRows } from './chunks.js';
 import { driveOf, type EncoderInput, evenSteps } from './drive.js';
 import { modelSpace } from './model-space.js';

@@ -6,8 +6,9 @@
  * or the spiking layers' filtered traces.
  */
 import { CholeskyDecomposition, Matrix as MlMatrix } from 'ml-matrix';
-import type { Drive, Matrix } from '../backends/backend.js';
-import { throwIfAborted } from '../resilience/errors.js';
+import type { Drive } from '../backends/backend.js';
+import { throwIfAborted } from '../core/cancel.js';
+import type { Matrix } from '../core/matrix.js';
 
 /**
  * `states` is N x (steps x units), the state after every step; `drive.inputs` the series the

@@ -7,11 +7,13 @@
  * of the informative units (measured: per-column scaling cost snn and lsm their Coffee ARI, 0.6 to 0). Everything fitted here is kept in
  * the model file, so `predict` encodes new data exactly as `fit` did.
  */
-import { type Backend, type Features, isDeviceMatrix, type Matrix } from '../backends/backend.js';
+import type { Backend } from '../backends/backend.js';
 import type { EncoderMethod, EncodersConfig } from '../config/schema.js';
+import { throwIfAborted } from '../core/cancel.js';
+import { DataError, requireFinite } from '../core/errors.js';
+import { type Features, isDeviceMatrix, type Matrix } from '../core/matrix.js';
+import { Random } from '../core/random.js';
 import { fitPca, type Pca, pcaTransform } from '../linalg/pca.js';
-import { Random } from '../random.js';
-import { DataError, requireFinite, throwIfAborted } from '../resilience/errors.js';
 import type { EncoderInput } from './drive.js';
 import { createEsn, type EsnState, esnReadout, runEsn } from './esn.js';
 import { createLsm, createSnn, runSpiking, type SpikingState, spikingReadout } from './spiking.js';

@@ -3,10 +3,11 @@
  * integrate-and-fire neurons, and `lsm`, a recurrent liquid of excitatory and inhibitory LIF
  * neurons wired by distance on a 3-D grid (Maass et al. 2002).
  */
-import type { Backend, Drive, Features, Matrix, RecurrentWeights, SpikingRun } from '../backends/backend.js';
+import type { Backend, Drive, RecurrentWeights, SpikingRun } from '../backends/backend.js';
 import type { LsmConfig, SnnConfig } from '../config/schema.js';
-import { Random } from '../random.js';
-import { UsageError } from '../resilience/errors.js';
+import { UsageError } from '../core/errors.js';
+import type { Features, Matrix } from '../core/matrix.js';
+import { Random } from '../core/random.js';
 import { encodeSamples, sliceRows } from './chunks.js';
 import { driveOf, type EncoderInput } from './drive.js';
 import { modelSpace } from './model-space.js';

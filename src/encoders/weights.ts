@@ -4,8 +4,9 @@
  * distance-dependent excitatory/inhibitory wiring on a 3-D grid.
  */
 import { EigenvalueDecomposition, Matrix as MlMatrix } from 'ml-matrix';
-import type { Matrix, RecurrentWeights } from '../backends/backend.js';
-import type { Random } from '../random.js';
+import type { RecurrentWeights } from '../backends/backend.js';
+import type { Matrix } from '../core/matrix.js';
+import type { Random } from '../core/random.js';
 
 /** rows x cols, uniform in [-scale, scale]. */
 export function uniformMatrix(rng: Random, rows: number, cols: number, scale: number): Matrix {

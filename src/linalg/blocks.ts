@@ -3,14 +3,14 @@
  * clusters put together from its blocks, the references of `columnMoments` and `assembleBlocks`,
  * run by the CPU backends and by a device backend for matrices too big to bind.
  */
+import { checkOrder } from '../backends/backend.js';
 import {
-  checkOrder,
   type FeatureBlock,
   type Features,
   isDeviceMatrix,
   type Matrix,
   type Moments,
-} from '../backends/backend.js';
+} from '../core/matrix.js';
 import { columnMoments } from './moments.js';
 
 /** The host values of a block; a block kept on a device is a programming error here. */

@@ -4,8 +4,9 @@
  * power of two nearest its largest magnitude (exact in binary floating point, so for ordinary data
  * the results are bit for bit those of the plain sums), and the results scaled back.
  */
-import type { Matrix } from '../backends/backend.js';
-import { BackendError } from '../resilience/errors.js';
+
+import { BackendError } from '../core/errors.js';
+import type { Matrix } from '../core/matrix.js';
 
 /**
  * The largest magnitude whose squared distances, summed over any realistic matrix (2^40 values),

@@ -8,9 +8,10 @@
  * 3 KB instead of 3.2 GB). The memory estimate of each path is {@link pcaAllocations}.
  */
 import { EigenvalueDecomposition, Matrix as MlMatrix } from 'ml-matrix';
-import type { Backend, Matrix } from '../backends/backend.js';
-import { Random } from '../random.js';
-import { throwIfAborted } from '../resilience/errors.js';
+import type { Backend } from '../backends/backend.js';
+import { throwIfAborted } from '../core/cancel.js';
+import type { Matrix } from '../core/matrix.js';
+import { Random } from '../core/random.js';
 
 export interface Pca {
   readonly mean: Float64Array;

@@ -7,7 +7,7 @@
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { writeStateFileSync } from '../store/atomic.js';
+import { writeStateFileSync } from '../core/atomic.js';
 
 export interface BaselineSettings {
   readonly enabled: boolean;

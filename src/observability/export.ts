@@ -5,12 +5,13 @@
  */
 import { hostname } from 'node:os';
 import { Pushgateway } from 'prom-client';
-import { writeFileAtomic } from '../store/atomic.js';
+import { engineFilesOf } from '../config/home.js';
+import { writeFileAtomic } from '../core/atomic.js';
 import { type EngineMetrics, metrics } from './metrics.js';
 
 /** Writes the registry to `path` (`*.prom` for the textfile collector). */
 export async function writeMetricsFile(path: string, from: EngineMetrics = metrics): Promise<void> {
-  await writeFileAtomic(path, await from.text());
+  await writeFileAtomic(path, await from.text(), { engine: engineFilesOf() });
 }
 
 export interface PushOptions {

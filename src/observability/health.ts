@@ -7,7 +7,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { BackendName, BackendRegistry, SelectionContext } from '../backends/backend.js';
+import type { BackendRegistry, SelectionContext } from '../backends/backend.js';
+import type { BackendName } from '../core/matrix.js';
 import type { BreakerBook, BreakerStatus } from '../resilience/breakers.js';
 import { metrics } from './metrics.js';
 import type { ResourceLevel, ResourceMonitor, ResourceStatus } from './resources.js';

@@ -10,7 +10,8 @@
 import type { EventEmitter } from 'node:events';
 import { type DestinationStream, type LevelWithSilent, type Logger, pino } from 'pino';
 import pretty from 'pino-pretty';
-import { ConfigError, printable } from '../resilience/errors.js';
+import { ConfigError } from '../core/errors.js';
+import { printable } from '../core/printable.js';
 
 export type { Logger };
 

@@ -12,7 +12,7 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { BackendObserver } from '../backends/backend.js';
 import { metricsEnabled } from '../config/home.js';
-import { VERSION } from '../version.js';
+import { VERSION } from '../core/version.js';
 
 /** Kernel calls: 100 µs to a minute. */
 const KERNEL_BUCKETS = [

@@ -5,7 +5,7 @@
  * no-op; with one, the spans join the caller's trace (the active context is the parent).
  */
 import { type Attributes, type Span, SpanStatusCode, trace } from '@opentelemetry/api';
-import { VERSION } from '../version.js';
+import { VERSION } from '../core/version.js';
 
 export type { Span };
 

@@ -1,7 +1,8 @@
 /** An SVG scatter plot of a clustering in its first two principal components. */
-import type { Backend, Matrix } from '../backends/backend.js';
+import type { Backend } from '../backends/backend.js';
+import type { Matrix } from '../core/matrix.js';
+import { Random } from '../core/random.js';
 import { fitPca, pcaTransform } from '../linalg/pca.js';
-import { Random } from '../random.js';
 
 /** Colour-blind-safe palette (Okabe-Ito, then Tol's muted), repeated past its length. */
 const PALETTE = [

@@ -16,9 +16,9 @@ import {
   type IBreaker,
   SamplingBreaker,
 } from 'cockatiel';
+import { writeStateFileSync } from '../core/atomic.js';
+import { isNeuroclusterError } from '../core/errors.js';
 import { metrics } from '../observability/metrics.js';
-import { writeStateFileSync } from '../store/atomic.js';
-import { isNeuroclusterError } from './errors.js';
 
 export interface BreakerSettings {
   readonly enabled: boolean;

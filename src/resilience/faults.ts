@@ -5,9 +5,10 @@
  * fallback do their work. Only the neuromorphic path (encoders and the K-means on their output)
  * runs through {@link withFaults}; the fallback's K-means never does. Off unless set.
  */
-import { type Backend, type BackendName, KERNEL_NAMES, type KernelName } from '../backends/backend.js';
+import { type Backend, KERNEL_NAMES, type KernelName } from '../backends/backend.js';
+import { BackendError, ConfigError } from '../core/errors.js';
+import type { BackendName } from '../core/matrix.js';
 import { metrics } from '../observability/metrics.js';
-import { BackendError, ConfigError } from './errors.js';
 
 export const FAULT_KINDS = [
   'kernel-throw',

@@ -31,24 +31,23 @@ import {
 import type {
   Backend,
   BackendAttempt,
-  BackendName,
   BackendRegistry,
   SelectionContext,
   SelectionLogger,
 } from '../backends/backend.js';
-import { metrics } from '../observability/metrics.js';
-import type { BreakerBook } from './breakers.js';
+import { AbortedError, throwIfAborted } from '../core/cancel.js';
 import {
-  AbortedError,
   BackendError,
   CircuitOpenError,
   isNeuroclusterError,
   type NeuroclusterError,
   TimeoutError,
-  throwIfAborted,
   toNeuroclusterError,
   withContext,
-} from './errors.js';
+} from '../core/errors.js';
+import type { BackendName } from '../core/matrix.js';
+import { metrics } from '../observability/metrics.js';
+import type { BreakerBook } from './breakers.js';
 import { type FaultSpec, withFaults } from './faults.js';
 import type { ErrorTracker } from './tracker.js';
 

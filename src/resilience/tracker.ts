@@ -5,14 +5,9 @@
  * reaches the threshold and raised again only after the count has fallen below it.
  */
 import { EventEmitter } from 'node:events';
+import { ERROR_CODES, type ErrorCategory, type ErrorCode, type Severity } from '../core/error-codes.js';
+import type { NeuroclusterError } from '../core/errors.js';
 import { metrics } from '../observability/metrics.js';
-import {
-  ERROR_CODES,
-  type ErrorCategory,
-  type ErrorCode,
-  type NeuroclusterError,
-  type Severity,
-} from './errors.js';
 
 /** One recorded error. */
 export interface ErrorRecord {

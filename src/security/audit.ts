@@ -48,15 +48,15 @@ import {
 import { userInfo } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { neuroclusterHome } from '../config/home.js';
-import { currentCorrelationId } from '../observability/context.js';
+import { realPathOf } from '../core/atomic.js';
+import { currentCorrelationId } from '../core/context.js';
 import {
   isNeuroclusterError,
   type NeuroclusterError,
   OutputError,
   SecurityError,
   storageError,
-} from '../resilience/errors.js';
-import { realPathOf } from '../store/atomic.js';
+} from '../core/errors.js';
 import { type Db, openStore, storeFile } from '../store/db.js';
 import { AnomalyDetector } from './anomaly.js';
 import { Keyring } from './keyring.js';

@@ -13,7 +13,7 @@
 import { createHash } from 'node:crypto';
 import { basename, join } from 'node:path';
 import { Encrypter } from 'age-encryption';
-import { SecurityError, UsageError } from '../resilience/errors.js';
+import { SecurityError, UsageError } from '../core/errors.js';
 import {
   checksumOf,
   MODEL_FORMAT,

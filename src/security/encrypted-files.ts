@@ -6,8 +6,9 @@
  */
 import { open, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { isNeuroclusterError, UsageError } from '../resilience/errors.js';
-import { writeFileAtomic } from '../store/atomic.js';
+import { engineFilesOf } from '../config/home.js';
+import { writeFileAtomic } from '../core/atomic.js';
+import { isNeuroclusterError, UsageError } from '../core/errors.js';
 import { type Db, openStore } from '../store/db.js';
 import {
   encryptBuffer,
@@ -71,7 +72,9 @@ export async function writeEncryptedFile(
   registry: EncryptedFileRegistry = new EncryptedFileRegistry(),
 ): Promise<number> {
   const bytes = encryptBuffer(typeof plain === 'string' ? Buffer.from(plain) : plain, keyring);
-  await tracked(path, keyring, registry, () => writeFileAtomic(path, bytes, { mode: 0o600 }));
+  await tracked(path, keyring, registry, () =>
+    writeFileAtomic(path, bytes, { engine: engineFilesOf(), mode: 0o600 }),
+  );
   return bytes.length;
 }
 

@@ -19,8 +19,9 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { constants, type Stats } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
-import { DataError, SecurityError } from '../resilience/errors.js';
-import { writeStreamAtomic } from '../store/atomic.js';
+import { engineFilesOf } from '../config/home.js';
+import { writeStreamAtomic } from '../core/atomic.js';
+import { DataError, SecurityError } from '../core/errors.js';
 import { Keyring } from './keyring.js';
 
 const MAGIC = Buffer.from('NCENC\0\0\x01', 'latin1');
@@ -218,7 +219,7 @@ export async function encryptFile(
 ): Promise<void> {
   const src = typeof from === 'string' ? await openToRead(from) : from;
   try {
-    await writeStreamAtomic(to, async (dst) => {
+    await writeStreamAtomic(to, engineFilesOf(), async (dst) => {
       const writer = encryptor(keyring, chunk);
       await dst.write(writer.preamble);
       const size = (await src.stat()).size;
@@ -244,7 +245,7 @@ export async function decryptFile(from: string, to: string, keyring: Keyring): P
     const { head, size } = await headOf(src);
     const { header, headerBytes, wrap, bodyAt } = readPreamble(head);
     const dataKey = unwrapKey(wrap, header.file, keyring);
-    await writeStreamAtomic(to, async (dst) => {
+    await writeStreamAtomic(to, engineFilesOf(), async (dst) => {
       const len = Buffer.alloc(4);
       const buf = Buffer.alloc(header.chunk + TAG);
       let at = bodyAt;
@@ -288,7 +289,7 @@ export async function rewrapFile(
     const len = Buffer.alloc(4);
     len.writeUInt32BE(headerBytes.length);
     const preamble = Buffer.concat([MAGIC, len, headerBytes, frame(wrapKey(dataKey, header.file, current))]);
-    await writeStreamAtomic(path, async (dst) => {
+    await writeStreamAtomic(path, engineFilesOf(), async (dst) => {
       await dst.write(preamble);
       const buf = Buffer.alloc(1 << 20);
       for (let at = bodyAt; at < size; ) {

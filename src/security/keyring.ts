@@ -26,8 +26,9 @@ import {
 } from 'node:fs';
 import { dirname } from 'node:path';
 import { inlineKeyring, keyringFile } from '../config/home.js';
-import { printable, SecurityError, storageError } from '../resilience/errors.js';
-import { temporaryOf } from '../store/atomic.js';
+import { temporaryOf } from '../core/atomic.js';
+import { SecurityError, storageError } from '../core/errors.js';
+import { printable } from '../core/printable.js';
 
 export interface KeyEntry {
   readonly id: string;
@@ -202,7 +203,7 @@ function createOnce(file: string, doc: KeyringDocument): boolean {
 /** The document in a new temporary file (mode 0600) beside the keyring file. */
 function temporary(file: string, doc: KeyringDocument): string {
   // Named like every temporary of the engine: a process killed here leaves one that the next
-  // process removes (src/store/atomic.ts).
+  // process removes (src/core/atomic.ts).
   const tmp = temporaryOf(file);
   try {
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });

@@ -9,7 +9,7 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { neuroclusterHome } from '../config/home.js';
-import { sweepHome } from './atomic.js';
+import { sweepHome } from '../core/atomic.js';
 
 export type Db = Database.Database;
 
@@ -75,7 +75,7 @@ export function openStore(file: string = storeFile()): Db {
   let db = open.get(file);
   if (db) return db;
   // The engine opens its home: temporaries of processes killed mid-write are removed (once).
-  if (file === storeFile()) sweepHome();
+  if (file === storeFile()) sweepHome(neuroclusterHome());
   ownerOnly(file);
   db = new Database(file);
   db.pragma('journal_mode = WAL');

@@ -13,12 +13,13 @@
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
-import { isNeuroclusterError, ModelFileError, SecurityError, withContext } from '../resilience/errors.js';
+import { engineFilesOf } from '../config/home.js';
+import { writeFileAtomic } from '../core/atomic.js';
+import { isNeuroclusterError, ModelFileError, SecurityError, withContext } from '../core/errors.js';
 import { writeEncryptedFile } from '../security/encrypted-files.js';
 import { decryptBuffer, isEncrypted } from '../security/envelope.js';
 import { Keyring } from '../security/keyring.js';
 import { openWithinLimits } from '../security/secure-load.js';
-import { writeFileAtomic } from './atomic.js';
 
 export const MODEL_FORMAT = 'neurocluster-model';
 /** Bumped when the body changes incompatibly; files of a higher version are refused. */
@@ -134,7 +135,7 @@ export async function writeModelFile(
   };
   const text = `${JSON.stringify(doc)}\n`;
   if (keyring && options.encrypt !== false) return writeEncryptedFile(path, text, keyring);
-  await writeFileAtomic(path, text);
+  await writeFileAtomic(path, text, { engine: engineFilesOf() });
   return Buffer.byteLength(text);
 }
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { type BackendFactory, BackendRegistry } from '../../src/backends/backend.js';
 import { JsBackend, jsBackendFactory } from '../../src/backends/js/js-backend.js';
-import { isNeuroclusterError } from '../../src/resilience/errors.js';
+import { isNeuroclusterError } from '../../src/core/errors.js';
 
 const failing: BackendFactory = {
   name: 'webgpu',

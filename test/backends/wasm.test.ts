@@ -9,8 +9,8 @@ import { splitRows, WorkerPool } from '../../src/backends/wasm/pool.js';
 import { WASM_KERNELS } from '../../src/backends/wasm/wasm.generated.js';
 import { WasmBackend, wasmThreads } from '../../src/backends/wasm/wasm-backend.js';
 import { METHODS } from '../../src/config/schema.js';
+import { Random } from '../../src/core/random.js';
 import { normalMatrix } from '../../src/encoders/weights.js';
-import { Random } from '../../src/random.js';
 import { ROOT } from '../helpers.js';
 
 const js = new JsBackend();

@@ -11,8 +11,6 @@ import { labelsOn, qualityCases } from '../../bench/quality.js';
 import {
   type Backend,
   BackendRegistry,
-  isDeviceMatrix,
-  type Matrix,
   type ReservoirRun,
   type SpikingRun,
 } from '../../src/backends/backend.js';
@@ -23,6 +21,8 @@ import { WebGpuBackend, webGpuBackendFactory } from '../../src/backends/webgpu/w
 import { kmeans } from '../../src/cluster/kmeans.js';
 import { NeuromorphicClusterer } from '../../src/clusterer.js';
 import { METHODS } from '../../src/config/schema.js';
+import { isDeviceMatrix, type Matrix } from '../../src/core/matrix.js';
+import { Random } from '../../src/core/random.js';
 import {
   normalMatrix,
   recurrentWeights,
@@ -31,7 +31,6 @@ import {
   uniformMatrix,
 } from '../../src/encoders/weights.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { Random } from '../../src/random.js';
 import { failure, ROOT, skipUnlessRequired } from '../helpers.js';
 
 let backend: WebGpuBackend | undefined;

@@ -12,7 +12,7 @@ import {
   errorCodeTable,
   withErrorCodeTable,
 } from '../../src/cli/error-table.js';
-import { ERROR_CODES, type ErrorCode } from '../../src/resilience/errors.js';
+import { ERROR_CODES, type ErrorCode } from '../../src/core/error-codes.js';
 import { ROOT } from '../helpers.js';
 
 const README = readFileSync(join(ROOT, 'README.md'), 'utf8');

@@ -7,7 +7,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { formatError } from '../../src/cli/output.js';
-import { DataError, printable } from '../../src/resilience/errors.js';
+import { DataError } from '../../src/core/errors.js';
+import { printable } from '../../src/core/printable.js';
 import { runCli, tempDir } from '../helpers.js';
 
 const dir = tempDir();

@@ -180,8 +180,9 @@ describe('temporaries of killed processes', () => {
   /** A child that writes `target` through the engine's streaming writer, and is killed mid-write. */
   async function killedMidWrite(target: string): Promise<{ pid: number; temporary: string }> {
     const script = `
-      import { writeStreamAtomic } from ${JSON.stringify(join(ROOT, 'dist/src/store/atomic.js'))};
-      await writeStreamAtomic(${JSON.stringify(target)}, async (file) => {
+      import { writeStreamAtomic } from ${JSON.stringify(join(ROOT, 'dist/src/core/atomic.js'))};
+      import { engineFilesOf } from ${JSON.stringify(join(ROOT, 'dist/src/config/home.js'))};
+      await writeStreamAtomic(${JSON.stringify(target)}, engineFilesOf(), async (file) => {
         await file.write(Buffer.alloc(1 << 20, 7));
         process.stdout.write('writing\\n');
         await new Promise(() => setInterval(() => {}, 1000));

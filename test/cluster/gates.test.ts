@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { NeuromorphicClusterer } from '../../src/clusterer.js';
+import { QualityGateError } from '../../src/core/errors.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { QualityGateError } from '../../src/resilience/errors.js';
 import { failure, ROOT } from '../helpers.js';
 
 const IRIS = join(ROOT, 'examples/iris.csv');

@@ -4,8 +4,8 @@ import { JsBackend } from '../../src/backends/js/js-backend.js';
 import { type KMeansOptions, kmeans, kmeansSteps } from '../../src/cluster/kmeans.js';
 import { externalQuality } from '../../src/cluster/metrics.js';
 import { NeuromorphicClusterer } from '../../src/clusterer.js';
+import { isNeuroclusterError } from '../../src/core/errors.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { isNeuroclusterError } from '../../src/resilience/errors.js';
 import { hasSharedTs, ROOT, SHARED_TS, sklearn } from '../helpers.js';
 
 const backend = new JsBackend();

@@ -8,13 +8,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type Backend,
   KERNEL_NAMES,
-  type Matrix,
   type RecurrentWeights,
   type ReservoirRun,
-  readFeatures,
   type SpikingRun,
 } from '../../src/backends/backend.js';
 import { defaultRegistry } from '../../src/backends/index.js';
+import { type Matrix, readFeatures } from '../../src/core/matrix.js';
 import { skipUnlessRequired } from '../helpers.js';
 
 interface JsonMatrix {

@@ -5,11 +5,12 @@
  */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type Matrix, readFeatures } from '../../src/backends/backend.js';
 import { JsBackend } from '../../src/backends/js/js-backend.js';
 import { NeuromorphicClusterer } from '../../src/clusterer.js';
 import { resolveConfig } from '../../src/config/load.js';
 import type { ConfigOverrides, EncoderMethod } from '../../src/config/schema.js';
+import { type Matrix, readFeatures } from '../../src/core/matrix.js';
+import { Random } from '../../src/core/random.js';
 import { datasetFromRows, loadDataset } from '../../src/data/load.js';
 import { inSampleChunks, sliceRows } from '../../src/encoders/chunks.js';
 import { sampleKeys } from '../../src/encoders/drive.js';
@@ -17,7 +18,6 @@ import { createEsn, runEsn as runEsnKept } from '../../src/encoders/esn.js';
 import { modelSpace } from '../../src/encoders/model-space.js';
 import { createLsm, createSnn, runSpiking as runSpikingKept } from '../../src/encoders/spiking.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { Random } from '../../src/random.js';
 import { failure, ROOT, tempDir } from '../helpers.js';
 
 const dir = tempDir();

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { Random } from '../../src/core/random.js';
 import {
   gridShape,
   liquidWiring,
@@ -6,7 +7,6 @@ import {
   spectralRadius,
   toCsr,
 } from '../../src/encoders/weights.js';
-import { Random } from '../../src/random.js';
 import { relErr, sklearn } from '../helpers.js';
 
 describe('reservoir weights', () => {

@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { PrivacyBudgetError } from '../../src/resilience/errors.js';
+import { PrivacyBudgetError } from '../../src/core/errors.js';
 import {
   datasetId,
   epsilonOfRho,

@@ -12,8 +12,8 @@ import { MIXED_COLUMNS, mixedScaleTable, ONE_RANGE, PER_COLUMN } from '../../ben
 import { externalQuality } from '../../src/cluster/metrics.js';
 import { NeuromorphicClusterer } from '../../src/clusterer.js';
 import { configSchema } from '../../src/config/schema.js';
+import { Random } from '../../src/core/random.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { Random } from '../../src/random.js';
 import { getPrivacyBudgetStatus, resolveBounds } from '../../src/security/privacy/api.js';
 import { dpKMeans } from '../../src/security/privacy/dp-kmeans.js';
 import { toPico } from '../../src/security/privacy/mechanisms.js';

@@ -5,8 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { externalQuality } from '../../src/cluster/metrics.js';
-import { Random } from '../../src/random.js';
-import { PrivacyBudgetError } from '../../src/resilience/errors.js';
+import { PrivacyBudgetError } from '../../src/core/errors.js';
+import { Random } from '../../src/core/random.js';
 import { countShare, dpKMeans, splitCost } from '../../src/security/privacy/dp-kmeans.js';
 import { PICO, toPico } from '../../src/security/privacy/mechanisms.js';
 

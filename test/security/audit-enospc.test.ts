@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { isNeuroclusterError } from '../../src/resilience/errors.js';
+import { isNeuroclusterError } from '../../src/core/errors.js';
 import { AuditLog, auditUnavailable } from '../../src/security/audit.js';
 import { Keyring } from '../../src/security/keyring.js';
 import { closeStores, openStore } from '../../src/store/db.js';

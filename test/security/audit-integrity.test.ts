@@ -30,7 +30,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { isNeuroclusterError } from '../../src/resilience/errors.js';
+import { isNeuroclusterError } from '../../src/core/errors.js';
 import { AuditLog, type AuditRecord } from '../../src/security/audit.js';
 import { Keyring } from '../../src/security/keyring.js';
 import { closeStores, openStore, storeFile } from '../../src/store/db.js';

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { isNeuroclusterError } from '../../src/resilience/errors.js';
+import { isNeuroclusterError } from '../../src/core/errors.js';
 import {
   decryptBuffer,
   decryptFile,

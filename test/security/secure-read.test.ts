@@ -10,7 +10,7 @@ import { linkSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../src/config/load.js';
-import { isNeuroclusterError } from '../../src/resilience/errors.js';
+import { isNeuroclusterError } from '../../src/core/errors.js';
 import { loadWithinLimits } from '../../src/security/secure-load.js';
 import { failure, tempDir } from '../helpers.js';
 

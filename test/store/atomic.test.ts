@@ -23,9 +23,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { NeuromorphicClusterer } from '../../src/clusterer.js';
-import { createLogger } from '../../src/observability/logger.js';
-import { BreakerBook } from '../../src/resilience/breakers.js';
-import { toNeuroclusterError } from '../../src/resilience/errors.js';
+import { engineFilesOf } from '../../src/config/home.js';
 import {
   assertNotEngineFile,
   removeStaleTemporaries,
@@ -34,7 +32,10 @@ import {
   writeFileAtomic,
   writeStateFileSync,
   writeStreamAtomic,
-} from '../../src/store/atomic.js';
+} from '../../src/core/atomic.js';
+import { toNeuroclusterError } from '../../src/core/errors.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { BreakerBook } from '../../src/resilience/breakers.js';
 import { failure, ROOT, tempDir } from '../helpers.js';
 import { fillDisk, mountTmpfs } from './tmpfs.js';
 
@@ -74,7 +75,7 @@ describe('temporaries', () => {
     const out = join(dir, 'named');
     mkdirSync(out);
     let seen: string[] = [];
-    await writeStreamAtomic(join(out, 'r.json'), async (file) => {
+    await writeStreamAtomic(join(out, 'r.json'), engineFilesOf(), async (file) => {
       await file.write('{}');
       seen = temporaries(out);
     });
@@ -88,7 +89,7 @@ describe('temporaries', () => {
     mkdirSync(out);
     const enospc = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
     const e = await failure(
-      writeStreamAtomic(join(out, 'r.json'), async (file) => {
+      writeStreamAtomic(join(out, 'r.json'), engineFilesOf(), async (file) => {
         await file.write('partial');
         throw enospc;
       }),
@@ -117,7 +118,7 @@ describe('temporaries', () => {
     const where = join(dir, 'again');
     mkdirSync(where);
     const dead = leaveTemporary(where, 'labels.csv', deadPid(), STALE_TEMPORARY_MS + 1000);
-    await writeFileAtomic(join(where, 'labels.csv'), 'label\n0\n');
+    await writeFileAtomic(join(where, 'labels.csv'), 'label\n0\n', { engine: engineFilesOf() });
     expect(existsSync(dead)).toBe(false);
     expect(readdirSync(where)).toEqual(['labels.csv']);
   });
@@ -160,15 +161,19 @@ describe('staged writes', () => {
     const target = join(where, 'r.json');
     writeFileSync(target, 'before');
     const kept = new StagedWrites();
-    await kept.run(() => writeFileAtomic(target, 'after'));
+    await kept.run(() => writeFileAtomic(target, 'after', { engine: engineFilesOf() }));
     expect(readFileSync(target, 'utf8')).toBe('before');
     await kept.commit();
     expect(readFileSync(target, 'utf8')).toBe('after');
 
     const dropped = new StagedWrites();
     await dropped.run(async () => {
-      await writeFileAtomic(target, 'never');
-      await writeStreamAtomic(join(where, 'm.bin'), async (f) => void (await f.write('never')));
+      await writeFileAtomic(target, 'never', { engine: engineFilesOf() });
+      await writeStreamAtomic(
+        join(where, 'm.bin'),
+        engineFilesOf(),
+        async (f) => void (await f.write('never')),
+      );
     });
     expect(temporaries(where)).toHaveLength(2);
     await dropped.discard();
@@ -192,7 +197,7 @@ describe("outputs never land on the engine's own files", () => {
   });
   const refused = (path: string, e: NodeJS.ProcessEnv = env) => {
     try {
-      assertNotEngineFile(path, e);
+      assertNotEngineFile(path, engineFilesOf(e));
       return undefined;
     } catch (error) {
       return (error as { code: string }).code;
@@ -235,27 +240,16 @@ describe("outputs never land on the engine's own files", () => {
     // A hard link to the keyring cannot be told by path; the rename replaces the link, and the
     // keyring keeps its bytes.
     linkSync(join(home, 'keys', 'keyring.json'), join(dir, 'hard'));
-    const saved = process.env.NEUROCLUSTER_HOME;
-    process.env.NEUROCLUSTER_HOME = home;
-    try {
-      await writeFileAtomic(join(dir, 'hard'), 'output');
-    } finally {
-      process.env.NEUROCLUSTER_HOME = saved;
-    }
+    await writeFileAtomic(join(dir, 'hard'), 'output', { engine: engineFilesOf(env) });
     expect(readFileSync(join(home, 'keys', 'keyring.json'), 'utf8')).toBe('{}');
   });
 
   it('the writers check it themselves', async () => {
-    const saved = process.env.NEUROCLUSTER_HOME;
-    process.env.NEUROCLUSTER_HOME = home;
-    try {
-      const e = await failure(writeFileAtomic(join(dir, 'to-keys', 'keyring.json'), 'x'));
-      expect(e.code).toBe('NEUROCLUSTER_ERR_SECURITY_PATH');
-      const s = await failure(writeStreamAtomic(join(home, 'audit', 'audit.jsonl'), async () => {}));
-      expect(s.code).toBe('NEUROCLUSTER_ERR_SECURITY_PATH');
-    } finally {
-      process.env.NEUROCLUSTER_HOME = saved;
-    }
+    const engine = engineFilesOf(env);
+    const e = await failure(writeFileAtomic(join(dir, 'to-keys', 'keyring.json'), 'x', { engine }));
+    expect(e.code).toBe('NEUROCLUSTER_ERR_SECURITY_PATH');
+    const s = await failure(writeStreamAtomic(join(home, 'audit', 'audit.jsonl'), engine, async () => {}));
+    expect(s.code).toBe('NEUROCLUSTER_ERR_SECURITY_PATH');
     expect(readFileSync(join(home, 'keys', 'keyring.json'), 'utf8')).toBe('{}');
     expect(temporaries(join(home, 'keys'))).toEqual([]);
   });
@@ -299,7 +293,9 @@ describe.skipIf(!mountTmpfs.available)('on a full tmpfs', () => {
     mkdirSync(out);
     const fill = fillDisk(mount);
     try {
-      const e = await failure(writeFileAtomic(join(out, 'r.json'), 'x'.repeat(64 * 1024)));
+      const e = await failure(
+        writeFileAtomic(join(out, 'r.json'), 'x'.repeat(64 * 1024), { engine: engineFilesOf() }),
+      );
       expect(e.code).toBe('NEUROCLUSTER_ERR_IO');
       expect(e.message).toMatch(/the disk is full/);
       expect(readdirSync(out)).toEqual([]);

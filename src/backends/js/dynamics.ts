@@ -8,12 +8,12 @@
  * that its driver (the JS backend) can give the event loop a turn and stop at a deadline even in
  * the middle of one long sample.
  */
-import { philox4x32, philoxKey, spikeThreshold } from '../../philox.js';
+
+import type { Floats, Matrix } from '../../core/matrix.js';
+import { philox4x32, philoxKey, spikeThreshold } from '../../core/philox.js';
 import {
   checkDrive,
   checkReadout,
-  type Floats,
-  type Matrix,
   type RecurrentWeights,
   type ReservoirRun,
   readoutBlocks,

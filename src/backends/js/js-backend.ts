@@ -5,20 +5,22 @@
  * suite come from NumPy, never from itself.
  */
 
+import { throwIfAborted } from '../../core/cancel.js';
+import type {
+  Assignment,
+  ClusterSums,
+  FeatureBlock,
+  Features,
+  Floats,
+  LloydStep,
+  Matrix,
+  Moments,
+} from '../../core/matrix.js';
 import { assembleOnHost, momentsOnHost } from '../../linalg/blocks.js';
-import { throwIfAborted } from '../../resilience/errors.js';
 import {
-  type Assignment,
   type Backend,
   type BackendFactory,
-  type ClusterSums,
   checkLabels,
-  type FeatureBlock,
-  type Features,
-  type Floats,
-  type LloydStep,
-  type Matrix,
-  type Moments,
   type ReservoirRun,
   type SpikingRun,
 } from '../backend.js';

@@ -5,7 +5,7 @@
  * retried once; a second failure is a typed kernel error.
  */
 import { Worker } from 'node:worker_threads';
-import { BackendError } from '../../resilience/errors.js';
+import { BackendError } from '../../core/errors.js';
 
 /** The worker's whole program: instantiate over the shared memory, then run what it is sent. */
 const WORKER_SOURCE = `

@@ -7,23 +7,25 @@
  * memory's working area. Accumulations that K-means and silhouette need exact are float64.
  */
 import { availableParallelism } from 'node:os';
+import { BackendError } from '../../core/errors.js';
+import type {
+  Assignment,
+  ClusterSums,
+  FeatureBlock,
+  Features,
+  Floats,
+  LloydStep,
+  Matrix,
+  Moments,
+} from '../../core/matrix.js';
+import { philoxKey } from '../../core/philox.js';
 import { assembleOnHost, momentsOnHost } from '../../linalg/blocks.js';
-import { philoxKey } from '../../philox.js';
-import { BackendError } from '../../resilience/errors.js';
 import {
-  type Assignment,
   type Backend,
   type BackendFactory,
-  type ClusterSums,
   checkDrive,
   checkLabels,
   checkReadout,
-  type FeatureBlock,
-  type Features,
-  type Floats,
-  type LloydStep,
-  type Matrix,
-  type Moments,
   type RecurrentWeights,
   type ReservoirRun,
   readoutBlocks,

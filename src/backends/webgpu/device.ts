@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { BackendError } from '../../resilience/errors.js';
+import { BackendError } from '../../core/errors.js';
 
 import type { BackendOptions } from '../backend.js';
 

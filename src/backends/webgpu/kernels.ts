@@ -3,7 +3,7 @@
  * explicit bind-group layout (so a layout can be checked against its module, and one module can
  * serve entry points that use different bindings), compiled once per device inside error scopes.
  */
-import { BackendError } from '../../resilience/errors.js';
+import { BackendError } from '../../core/errors.js';
 import { COMPUTE_STAGE, guarded } from './device.js';
 import { WGSL, type WgslModule } from './wgsl.generated.js';
 

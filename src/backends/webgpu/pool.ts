@@ -5,7 +5,7 @@
  * round up to a power of two (at least 256 bytes) so that a chunked run reuses its buffers from
  * chunk to chunk and step to step.
  */
-import { BackendError } from '../../resilience/errors.js';
+import { BackendError } from '../../core/errors.js';
 
 export interface PoolStats {
   readonly bytesInUse: number;

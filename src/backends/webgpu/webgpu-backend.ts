@@ -10,27 +10,31 @@
  * the assembly read it there, and the assembled matrix stays as the device copy of the host
  * matrix returned, so the features go from the encoders to K-means without leaving the device.
  */
-import { assembleOnHost, checkBlocks, momentsOnHost } from '../../linalg/blocks.js';
-import { philoxKey } from '../../philox.js';
-import { BackendError, throwIfAborted } from '../../resilience/errors.js';
+
+import { throwIfAborted } from '../../core/cancel.js';
+import { BackendError } from '../../core/errors.js';
 import {
   type Assignment,
-  type Backend,
-  type BackendFactory,
   type ClusterSums,
-  checkDrive,
-  checkLabels,
-  checkOrder,
-  checkReadout,
   type DeviceMatrix,
   type FeatureBlock,
   type Features,
   type Floats,
   isDeviceMatrix,
-  type KeepOption,
   type LloydStep,
   type Matrix,
   type Moments,
+} from '../../core/matrix.js';
+import { philoxKey } from '../../core/philox.js';
+import { assembleOnHost, checkBlocks, momentsOnHost } from '../../linalg/blocks.js';
+import {
+  type Backend,
+  type BackendFactory,
+  checkDrive,
+  checkLabels,
+  checkOrder,
+  checkReadout,
+  type KeepOption,
   type RecurrentWeights,
   type ReservoirRun,
   readoutBlocks,

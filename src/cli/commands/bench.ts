@@ -2,9 +2,9 @@
 import { Argument, Command, Option } from 'commander';
 import { runBench } from '../../../bench/harness.js';
 import { WORKLOAD_NAMES, type WorkloadName } from '../../../bench/workloads.js';
-import { BACKEND_NAMES, type BackendName } from '../../backends/backend.js';
 import { defaultRegistry } from '../../backends/index.js';
 import { selectionContext } from '../../clusterer.js';
+import { BACKEND_NAMES, type BackendName } from '../../core/matrix.js';
 import { cliConfig } from '../context.js';
 import { parseInteger, parseNumber } from '../options.js';
 

@@ -6,9 +6,10 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { neuroclusterHome } from '../../config/home.js';
+import { engineFilesOf, neuroclusterHome } from '../../config/home.js';
 import type { Config } from '../../config/schema.js';
-import { DataError, UsageError } from '../../resilience/errors.js';
+import { StagedWrites, writeFileAtomic } from '../../core/atomic.js';
+import { DataError, UsageError } from '../../core/errors.js';
 import { verifyAuditLog } from '../../security/audit.js';
 import { backupModel, exportModelForAge, restoreModel } from '../../security/backup.js';
 import {
@@ -21,7 +22,6 @@ import {
 import { decryptBuffer, decryptFile, isEncrypted, openToRead } from '../../security/envelope.js';
 import { Keyring } from '../../security/keyring.js';
 import { openWithinLimits } from '../../security/secure-load.js';
-import { StagedWrites, writeFileAtomic } from '../../store/atomic.js';
 import { audit, auditLog, errorDetails, outcomeOf } from '../audit.js';
 import { cliConfig, type GlobalFlags } from '../context.js';
 import { table, warn } from '../output.js';
@@ -309,7 +309,9 @@ export function modelCommand(): Command {
       const flags = command.optsWithGlobals() as GlobalFlags;
       const config = await cliConfig(command, []);
       await audited(config, 'model.export', model, async () => {
-        await writeFileAtomic(opts.out, await exportModelForAge(model, opts.recipient, Keyring.open()));
+        await writeFileAtomic(opts.out, await exportModelForAge(model, opts.recipient, Keyring.open()), {
+          engine: engineFilesOf(),
+        });
       });
       if (flags.json) process.stdout.write(`${JSON.stringify({ exported: opts.out })}\n`);
       else process.stdout.write(`${opts.out}\n`);
@@ -319,7 +321,7 @@ export function modelCommand(): Command {
 
 /**
  * Runs `work` and audits it, successful (with `details` of its result) or not. The files `work`
- * writes stop at their complete temporaries until the record is appended (src/store/atomic.ts,
+ * writes stop at their complete temporaries until the record is appended (src/core/atomic.ts,
  * StagedWrites): a record that cannot be written removes them, so no output appears unaudited.
  * `keys rotate` is not staged: its re-wraps check, just before each rename, that nobody replaced
  * the file meanwhile, and a rename held back would undo that check.

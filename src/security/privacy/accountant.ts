@@ -24,9 +24,9 @@
  * in the README's trust model.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import type { Matrix } from '../../backends/backend.js';
+import { PrivacyBudgetError, SecurityError } from '../../core/errors.js';
+import type { Matrix } from '../../core/matrix.js';
 import { metrics } from '../../observability/metrics.js';
-import { PrivacyBudgetError, SecurityError } from '../../resilience/errors.js';
 import type { Db } from '../../store/db.js';
 import { Keyring } from '../keyring.js';
 import { fromPico, PICO, type PrivacyKind, toPico } from './mechanisms.js';

@@ -5,14 +5,15 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Matrix } from '../../backends/backend.js';
 import { clusterMeans } from '../../cluster/metrics.js';
 import { neuroclusterHome } from '../../config/home.js';
 import { resolveConfig } from '../../config/load.js';
 import type { Config, PrivacyConfig } from '../../config/schema.js';
+import { currentCorrelationId, withCorrelationId } from '../../core/context.js';
+import { UsageError } from '../../core/errors.js';
+import type { Matrix } from '../../core/matrix.js';
+import { quoteValue } from '../../core/printable.js';
 import { SAFE_MAGNITUDE } from '../../linalg/moments.js';
-import { currentCorrelationId, withCorrelationId } from '../../observability/context.js';
-import { quoteValue, UsageError } from '../../resilience/errors.js';
 import { openStore, storeFile } from '../../store/db.js';
 import { type AnonymityReport, enforceMinClusterSize, type SmallClusterStrategy } from '../kanonymity.js';
 import { Keyring } from '../keyring.js';

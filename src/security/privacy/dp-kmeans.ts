@@ -31,10 +31,11 @@
  * The noise is drawn from the operating system's CSPRNG, never from the seed: a seeded noise stream
  * would let anyone who knows the seed subtract it.
  */
-import type { Matrix } from '../../backends/backend.js';
+
 import { assignAll } from '../../backends/js/js-backend.js';
-import { Random } from '../../random.js';
-import { NeuroclusterError, PrivacyBudgetError } from '../../resilience/errors.js';
+import { NeuroclusterError, PrivacyBudgetError } from '../../core/errors.js';
+import type { Matrix } from '../../core/matrix.js';
+import { Random } from '../../core/random.js';
 import {
   type Grid,
   gaussianMechanism,

@@ -19,8 +19,7 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { type FileHandle, open, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
-import { neuroclusterHome } from '../config/home.js';
-import { isNeuroclusterError, OutputError, SecurityError, storageError } from '../resilience/errors.js';
+import { isNeuroclusterError, OutputError, SecurityError, storageError } from './errors.js';
 
 /** Temporaries this process is writing now: its own pid in a name does not make them stale. */
 const inFlight = new Set<string>();
@@ -93,7 +92,7 @@ const sweptHomes = new Set<string>();
  * Once per process and home: the stale temporaries of the home and of each directory in it
  * (`state/`, `keys/`, `audit/`, `models/`, ...). Cheap: one directory listing each.
  */
-export function sweepHome(home: string = neuroclusterHome()): void {
+export function sweepHome(home: string): void {
   if (sweptHomes.has(home)) return;
   sweptHomes.add(home);
   removeStaleTemporaries(home, undefined, { legacy: true });
@@ -121,12 +120,16 @@ export function realPathOf(path: string): string {
 const within = (path: string, dir: string) =>
   path === dir || path.startsWith(dir.endsWith(sep) ? dir : dir + sep);
 
-/** What an output must not be: the engine's own files of this environment, by real path. */
-function engineFiles(env: NodeJS.ProcessEnv): { dirs: string[]; files: string[] } {
-  const home = neuroclusterHome(env);
+/** Where the engine keeps its own files: the home (store, keys/, audit/) and the keyring file. */
+export interface EngineFiles {
+  readonly home: string;
+  readonly keyring?: string | undefined;
+}
+
+/** What an output must not be: the engine's own files, by real path. */
+function engineFiles({ home, keyring }: EngineFiles): { dirs: string[]; files: string[] } {
   const store = join(home, 'neurocluster.db');
   const files = ['', '-wal', '-shm', '-journal'].map((s) => realPathOf(store + s));
-  const keyring = env.NEUROCLUSTER_KEYRING;
   if (keyring) files.push(realPathOf(keyring), realPathOf(`${keyring}.lock`));
   return { dirs: [realPathOf(join(home, 'keys')), realPathOf(join(home, 'audit'))], files };
 }
@@ -136,10 +139,10 @@ function engineFiles(env: NodeJS.ProcessEnv): { dirs: string[]; files: string[] 
  * own files: judged both by the real path of its directory (what a rename replaces) and by the
  * real path of the target itself (a symbolic link to the keyring is refused too).
  */
-export function assertNotEngineFile(path: string, env: NodeJS.ProcessEnv = process.env): void {
+export function assertNotEngineFile(path: string, engine: EngineFiles): void {
   const full = resolve(path);
   const candidates = new Set([join(realPathOf(dirname(full)), basename(full)), realPathOf(full)]);
-  const { dirs, files } = engineFiles(env);
+  const { dirs, files } = engineFiles(engine);
   for (const real of candidates) {
     const dir = dirs.find((d) => within(real, d));
     if (dir || files.includes(real)) {
@@ -200,8 +203,8 @@ export class StagedWrites {
  * The target resolved once: the real directory it is renamed into, checked against the engine's
  * files, with the stale temporaries of earlier writes of it removed.
  */
-function prepareOutput(path: string): { target: string; tmp: string } {
-  assertNotEngineFile(path);
+function prepareOutput(path: string, engine: EngineFiles): { target: string; tmp: string } {
+  assertNotEngineFile(path, engine);
   const full = resolve(path);
   const dir = realPathOf(dirname(full));
   removeStaleTemporaries(dir, basename(full));
@@ -227,13 +230,16 @@ async function abandon(tmp: string): Promise<void> {
   inFlight.delete(tmp);
 }
 
-/** Writes to a temporary sibling (0644, or `mode`, less the umask), then renames it over the target. */
+/**
+ * Writes to a temporary sibling (0644, or `mode`, less the umask), then renames it over the target.
+ * `engine` names the engine's own files, which no output may replace.
+ */
 export async function writeFileAtomic(
   path: string,
   content: string | Uint8Array,
-  options: { mode?: number } = {},
+  options: { engine: EngineFiles; mode?: number },
 ): Promise<void> {
-  const { target, tmp } = prepareOutput(path);
+  const { target, tmp } = prepareOutput(path, options.engine);
   try {
     await writeFile(tmp, content, { mode: options.mode ?? 0o644 });
     await finish(tmp, target);
@@ -251,9 +257,10 @@ export async function writeFileAtomic(
  */
 export async function writeStreamAtomic(
   path: string,
+  engine: EngineFiles,
   write: (file: FileHandle) => Promise<void>,
 ): Promise<void> {
-  const { target, tmp } = prepareOutput(path);
+  const { target, tmp } = prepareOutput(path, engine);
   let file: FileHandle;
   try {
     file = await open(tmp, 'w', 0o600);
