@@ -6,46 +6,112 @@
  * give the same labels for every method on iris and the development series sets, and with
  * --fit-n, a whole `esn` fit (encoder, moments, assembly, K-means, scores) timed twice in the same
  * run: the encoder's output kept on the device into K-means, and brought back to the host and sent
- * up again (the backend told not to keep it). One JSON line per result.
+ * up again (the backend told not to keep it), and with --hybrid-n, the whole default fit
+ * (bench/hybrid-fit.ts) in a process of its own: wall time, phases, peak host RSS, the pool's and
+ * nvidia-smi's device memory high-water mark, and the ARI against a CPU backend's labels of the same
+ * fit (--hybrid-reference, written beforehand by `node dist/bench/hybrid-fit.js`). One JSON line per result.
  *
  *   ../shared/gpu/pack.sh bench/gpu.ts && cp ../shared/reference/reference_torch.py .gpu-pack/
  *   cp -r ../shared/data/ts .gpu-pack/ts
- *   bash .gpu-pack/run.sh --torch .gpu-pack/reference_torch.py --agreement .gpu-pack/ts   # GPU machine
+ *   bash .gpu-pack/run.sh --torch .gpu-pack/reference_torch.py --torch-silhouette bench/silhouette_torch.py \
+ *     --agreement .gpu-pack/ts --hybrid-n 1000000 --hybrid-reference .gpu-data/hybrid-1000000.i32   # GPU machine
  *   bash .gpu-pack/run.sh --n 2000 --workloads esn,lif --reps 1 --fit-n 2000   # a check on SwiftShader
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { type Backend, BackendRegistry } from '../src/backends/backend.js';
 import { JsBackend } from '../src/backends/js/js-backend.js';
 import { type WebGpuBackend, webGpuBackendFactory } from '../src/backends/webgpu/webgpu-backend.js';
+import { externalQuality } from '../src/cluster/metrics.js';
 import { NeuromorphicClusterer } from '../src/clusterer.js';
 import { METHODS } from '../src/config/schema.js';
 import { createLogger } from '../src/observability/logger.js';
 import { runBench } from './harness.js';
+import { hybridFit } from './hybrid-fit.js';
 import { labelsOn, qualityCases } from './quality.js';
 import { makeBlobs, WORKLOAD_NAMES, type WorkloadName, type WorkloadShape } from './workloads.js';
 
 const { values } = parseArgs({
   options: {
-    workloads: { type: 'string', default: 'esn,esn-seq,lif,kmeans,silhouette' },
+    workloads: { type: 'string', default: 'esn,esn-sparse,lif,kmeans,silhouette' },
     n: { type: 'string', default: '1000000' },
-    'silhouette-n': { type: 'string', default: '50000' },
+    'silhouette-n': { type: 'string', default: '1000000' },
     reps: { type: 'string', default: '3' },
     'memory-budget-mb': { type: 'string', default: '24576' },
     torch: { type: 'string' },
+    'torch-silhouette': { type: 'string' },
+    // The device's fp32 (non-tensor) rate and memory bandwidth: an H200 SXM's, by its datasheet.
+    'peak-gflops': { type: 'string', default: '67000' },
+    'peak-gbps': { type: 'string', default: '4800' },
+    'hybrid-n': { type: 'string' },
+    'hybrid-reference': { type: 'string' },
+    'hybrid-child': { type: 'string' },
     python: { type: 'string', default: 'python3' },
     agreement: { type: 'string' },
     'fit-n': { type: 'string' },
   },
 });
 
-/** The issue's shapes: R 256, T 50; d 32 and k 64 for K-means. */
-function shapeOf(workload: WorkloadName, n: number): WorkloadShape {
+/** The runs: each workload of the bench, and `esn-sparse`, the `esn` reservoir at connectivity 0.1. */
+const RUNS = [...WORKLOAD_NAMES, 'esn-sparse'] as const;
+type RunName = (typeof RUNS)[number];
+
+/** The issue's shapes: R 256, T 50; d 32 and k 64 for K-means; d 16, k 16 for the silhouette. */
+function shapeOf(run: RunName, n: number): { workload: WorkloadName } & WorkloadShape {
   const base = { n, d: 4, k: 16, iters: 20, seed: 0, r: 256, t: 50, leak: 0.3, connectivity: 1 };
-  if (workload === 'kmeans') return { ...base, d: 32, k: 64 };
-  if (workload === 'silhouette') return { ...base, n: Number(values['silhouette-n']), d: 16 };
-  return base;
+  if (run === 'esn-sparse') return { workload: 'esn', ...base, connectivity: 0.1 };
+  if (run === 'kmeans') return { workload: run, ...base, d: 32, k: 64 };
+  if (run === 'silhouette') return { workload: run, ...base, n: Number(values['silhouette-n']), d: 16 };
+  return { workload: run, ...base };
+}
+
+/**
+ * The fewest bytes each run must move through device memory, for its bandwidth beside the peak: a
+ * reservoir reads and writes its state every step (R x 4 bytes a sample does not fit on chip), a
+ * fused LIF run reads its inputs and writes its counts once, K-means reads the points each iteration.
+ */
+function minimumBytes(workload: WorkloadName, s: WorkloadShape): number {
+  const f = 4;
+  switch (workload) {
+    case 'esn':
+    case 'esn-seq':
+      return s.n * (s.d * (workload === 'esn' ? 1 : s.t) + 2 * s.r * s.t + s.r) * f;
+    case 'lif':
+      return s.n * (s.d + s.r) * f;
+    case 'kmeans':
+      return s.iters * s.n * (s.d + 1) * f;
+    case 'silhouette':
+      return s.n * (s.d + 1) * f;
+  }
+}
+
+/** nvidia-smi's used-memory readings every 100 ms while it runs: stop() gives the highest. */
+function watchGpuMemory(): { stop: () => Promise<number | undefined> } {
+  let high: number | undefined;
+  const child = spawn(
+    'nvidia-smi',
+    ['--query-gpu=memory.used', '--format=csv,noheader,nounits', '-lms', '100'],
+    {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    },
+  );
+  child.on('error', () => {});
+  child.stdout.on('data', (chunk: Buffer) => {
+    for (const line of chunk.toString().split('\n')) {
+      const mib = Number(line.trim());
+      if (line.trim() !== '' && Number.isFinite(mib)) high = Math.max(high ?? 0, mib * 1024 * 1024);
+    }
+  });
+  return {
+    stop: async () => {
+      child.kill();
+      await new Promise((resolve) =>
+        child.exitCode !== null ? resolve(undefined) : child.once('close', resolve),
+      );
+      return high;
+    },
+  };
 }
 
 /** GPU memory in use, in bytes, per nvidia-smi; undefined where there is none. */
@@ -61,9 +127,26 @@ function gpuMemoryUsed(): number | undefined {
 }
 
 function torchRun(workload: WorkloadName, s: WorkloadShape, reps: number): unknown {
-  if (!values.torch || workload === 'silhouette') return undefined;
-  const args = [values.torch, workload, '--n', `${s.n}`, '--d', `${s.d}`, '--r', `${s.r}`, '--t', `${s.t}`];
-  args.push('--k', `${s.k}`, '--iters', `${s.iters}`, '--leak', `${s.leak}`, '--reps', `${reps}`);
+  let args: string[];
+  if (workload === 'silhouette') {
+    if (!values['torch-silhouette']) return undefined;
+    args = [
+      values['torch-silhouette'],
+      '--n',
+      `${s.n}`,
+      '--d',
+      `${s.d}`,
+      '--k',
+      `${s.k}`,
+      '--reps',
+      `${reps}`,
+    ];
+  } else {
+    if (!values.torch) return undefined;
+    // reference_torch.py's reservoir is dense: the sparse run is compared with it as it is.
+    args = [values.torch, workload, '--n', `${s.n}`, '--d', `${s.d}`, '--r', `${s.r}`, '--t', `${s.t}`];
+    args.push('--k', `${s.k}`, '--iters', `${s.iters}`, '--leak', `${s.leak}`, '--reps', `${reps}`);
+  }
   try {
     const out = execFileSync(values.python!, args, { encoding: 'utf8', maxBuffer: 1 << 20 });
     return JSON.parse(out.trim().split('\n').at(-1)!);
@@ -80,7 +163,8 @@ async function agreement(seriesDir: string, gpu: WebGpuBackend): Promise<void> {
     for (const method of METHODS) {
       const [reference, ours] = [await labelsOn(js, c, method), await labelsOn(gpu, c, method)];
       const differ = reference.filter((l, i) => l !== ours[i]).length;
-      print({ agreement: c.name, method, rows: reference.length, differ });
+      const ari = differ === 0 ? 1 : Number(externalQuality(reference, ours).ari.toFixed(4));
+      print({ agreement: c.name, method, rows: reference.length, differ, ari });
     }
   }
 }
@@ -140,7 +224,66 @@ async function fitBoth(gpu: WebGpuBackend, n: number, reps: number): Promise<voi
   });
 }
 
+/**
+ * The whole `hybrid` fit of n rows in a process of its own (so that its peak RSS is the fit's), with
+ * nvidia-smi watched meanwhile: the rise over `baseline` includes the child's own device context.
+ */
+async function hybridInChild(n: number, baseline: number | undefined): Promise<void> {
+  const watch = watchGpuMemory();
+  const args = [process.argv[1]!, '--hybrid-child', `${n}`];
+  if (values['hybrid-reference']) args.push('--hybrid-reference', values['hybrid-reference']);
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    out += chunk.toString();
+  });
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  const high = await watch.stop();
+  const line = out.trim().split('\n').at(-1);
+  if (code !== 0 || !line) {
+    print({ fit: 'hybrid', n, error: `the child exited with ${code}` });
+    return;
+  }
+  print({
+    ...JSON.parse(line),
+    ...(high !== undefined && baseline !== undefined ? { gpuMemoryHighWaterRise: high - baseline } : {}),
+  });
+}
+
+/** The child's side: one hybrid fit on WebGPU, compared with the reference labels when given. */
+async function hybridChild(n: number): Promise<void> {
+  const registry = new BackendRegistry();
+  registry.register(
+    webGpuBackendFactory({ memoryBudgetBytes: Number(values['memory-budget-mb']) * 1024 * 1024 }),
+  );
+  const gpu = (await registry.get('webgpu')) as WebGpuBackend;
+  const fit = await hybridFit(gpu, n);
+  let agreement: object | undefined;
+  if (values['hybrid-reference']) {
+    const bytes = readFileSync(values['hybrid-reference']);
+    const reference = new Int32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+    if (reference.length !== n) throw new Error(`the reference holds ${reference.length} labels, not ${n}`);
+    agreement = {
+      ari: externalQuality(reference, fit.labels).ari,
+      differ: reference.filter((l, i) => l !== fit.labels[i]).length,
+    };
+  }
+  print({
+    fit: 'hybrid',
+    n,
+    seconds: Number(fit.seconds.toFixed(3)),
+    timings: fit.timings,
+    truthAri: fit.truthAri,
+    ...(agreement ? { againstCpu: agreement } : {}),
+    ...(fit.fallback ? { fallback: fit.fallback } : {}),
+    maxRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
+    pool: gpu.memory(),
+  });
+  await registry.disposeAll();
+}
+
 async function main(): Promise<void> {
+  if (values['hybrid-child']) return hybridChild(Number(values['hybrid-child']));
   const registry = new BackendRegistry();
   registry.register(
     webGpuBackendFactory({ memoryBudgetBytes: Number(values['memory-budget-mb']) * 1024 * 1024 }),
@@ -150,10 +293,11 @@ async function main(): Promise<void> {
   const baseline = gpuMemoryUsed();
   print({ device: gpu.device, gpuMemoryUsedWithDevice: baseline });
   const reps = Number(values.reps);
-  for (const workload of values.workloads!.split(',') as WorkloadName[]) {
-    if (!WORKLOAD_NAMES.includes(workload)) throw new Error(`unknown workload ${workload}`);
-    const shape = shapeOf(workload, Number(values.n));
+  for (const run of values.workloads!.split(',').filter(Boolean) as RunName[]) {
+    if (!RUNS.includes(run)) throw new Error(`unknown workload ${run}`);
+    const { workload, ...shape } = shapeOf(run, Number(values.n));
     const ours = await runBench({ workload, ...shape, reps, backend: 'webgpu', compare: false }, registry);
+    const bytes = minimumBytes(workload, shape);
     // The pool keeps its buffers (no budget pressure at these sizes), so what it holds now is its
     // peak; readback buffers live in host memory and are left out of the comparison.
     const used = gpuMemoryUsed();
@@ -161,7 +305,13 @@ async function main(): Promise<void> {
     const deviceBytes = pool.bytesAllocated - pool.readbackBytesAllocated;
     const torch = torchRun(workload, shape, reps) as { seconds?: number } | undefined;
     print({
+      run,
       ...ours,
+      peakShare: {
+        gflops: Number((ours.gflops / Number(values['peak-gflops'])).toFixed(4)),
+        gbps: Number((bytes / ours.seconds / 1e9).toFixed(1)),
+        bandwidth: Number((bytes / ours.seconds / 1e9 / Number(values['peak-gbps'])).toFixed(4)),
+      },
       ...(torch
         ? { torch, ratio: torch.seconds ? Number((ours.seconds / torch.seconds).toFixed(3)) : null }
         : {}),
@@ -175,6 +325,9 @@ async function main(): Promise<void> {
     });
   }
   if (values['fit-n']) await fitBoth(gpu, Number(values['fit-n']), reps);
+  if (values['hybrid-n']) {
+    for (const n of values['hybrid-n'].split(',')) await hybridInChild(Number(n), gpuMemoryUsed());
+  }
   if (values.agreement) {
     if (!existsSync(values.agreement)) throw new Error(`no data folder ${values.agreement}`);
     await agreement(values.agreement, gpu);

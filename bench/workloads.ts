@@ -30,14 +30,15 @@ export interface PreparedWorkload {
 }
 
 /**
- * Isotropic Gaussian blobs like scikit-learn's make_blobs: centres uniform in [-10, 10]^d, unit
- * standard deviation, samples split evenly over the centres.
+ * Isotropic Gaussian blobs like scikit-learn's make_blobs: centres uniform in [-10, 10]^d, standard
+ * deviation `std` (1 by default), samples split evenly over the centres.
  */
 export function makeBlobs(
   n: number,
   d: number,
   centers: number,
   seed: number,
+  std = 1,
 ): { points: Matrix; truth: Int32Array } {
   const rng = new Random(seed);
   const c = Float64Array.from({ length: centers * d }, () => rng.float() * 20 - 10);
@@ -46,7 +47,7 @@ export function makeBlobs(
   for (let i = 0; i < n; i++) {
     const j = Math.floor((i * centers) / n);
     truth[i] = j;
-    for (let t = 0; t < d; t++) data[i * d + t] = c[j * d + t]! + rng.normal();
+    for (let t = 0; t < d; t++) data[i * d + t] = c[j * d + t]! + std * rng.normal();
   }
   return { points: { rows: n, cols: d, data }, truth };
 }

@@ -396,7 +396,7 @@ export async function* kmeansSteps(
   // tol 0 (run every iteration) needs no variance: skip a pass over the data.
   const tolAbs = options.tol === 0 ? 0 : options.tol * meanVariance(points);
   if (resolveAlgorithm(options, points.rows) === 'minibatch') {
-    return yield* miniBatch(backend, points, options, tolAbs, rng, signal);
+    return numberedByFirstRow(yield* miniBatch(backend, points, options, tolAbs, rng, signal));
   }
   let best: KMeansFit | undefined;
   for (let run = 0; run < options.nInit; run++) {
@@ -407,7 +407,28 @@ export async function* kmeansSteps(
     // Strictly lower only, so ties keep the earliest run (scikit-learn does the same).
     if (!best || fit.inertia < best.inertia) best = fit;
   }
-  return best!;
+  return numberedByFirstRow(best!);
+}
+
+/**
+ * The fit with its clusters numbered in the order their first rows come (clusters left empty after
+ * them, in their own order), centroids permuted alike. A partition has one numbering this way:
+ * two runs that end in the same clusters (one chosen over the other by an inertia that differs in
+ * the last bits, as a GPU's sums in another order give) report the same labels.
+ */
+export function numberedByFirstRow(fit: KMeansFit): KMeansFit {
+  const { k, d, labels, centroids } = fit;
+  const newOf = new Int32Array(k).fill(-1);
+  let next = 0;
+  for (let i = 0; i < labels.length && next < k; i++) {
+    const l = labels[i]!;
+    if (l >= 0 && newOf[l] === -1) newOf[l] = next++;
+  }
+  for (let j = 0; j < k; j++) if (newOf[j] === -1) newOf[j] = next++;
+  if (newOf.every((to, from) => to === from)) return fit;
+  const renumbered = new Float64Array(centroids.length);
+  for (let j = 0; j < k; j++) renumbered.set(centroids.subarray(j * d, (j + 1) * d), newOf[j]! * d);
+  return { ...fit, centroids: renumbered, labels: labels.map((l) => (l >= 0 ? newOf[l]! : l)) };
 }
 
 /** Runs {@link kmeansSteps} to the end, reporting progress to an optional callback. */

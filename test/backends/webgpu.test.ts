@@ -16,7 +16,7 @@ import {
 } from '../../src/backends/backend.js';
 import { JsBackend, jsBackendFactory } from '../../src/backends/js/js-backend.js';
 import { openDevice } from '../../src/backends/webgpu/device.js';
-import { KERNELS, KernelCache, type KernelName } from '../../src/backends/webgpu/kernels.js';
+import { bind, KERNELS, KernelCache, type KernelName } from '../../src/backends/webgpu/kernels.js';
 import { WebGpuBackend, webGpuBackendFactory } from '../../src/backends/webgpu/webgpu-backend.js';
 import { kmeans } from '../../src/cluster/kmeans.js';
 import { NeuromorphicClusterer } from '../../src/clusterer.js';
@@ -126,6 +126,24 @@ describe('WGSL sources', () => {
     }
     device.destroy();
     expect(instance).toBeDefined();
+  });
+
+  it('binds a pooled buffer larger than one binding may be by the range the kernel can use (Dawn null backend)', async () => {
+    const { create } = (await import('webgpu')) as { create(flags: string[]): GPU };
+    const adapter = await create(['backend=null']).requestAdapter();
+    // WebGPU's default limits: bindings of 128 MiB, buffers of 256 MiB. The pool's size classes
+    // are powers of two, so 129 MiB of features live in a 256 MiB buffer.
+    const device = await adapter!.requestDevice();
+    const kernel = await new KernelCache(device).get('assemble');
+    const storage = 0x80 | 0x8; // STORAGE | COPY_DST
+    const buffer = (size: number) => device.createBuffer({ size, usage: storage });
+    const params = device.createBuffer({ size: 256, usage: 0x40 | 0x8 }); // UNIFORM | COPY_DST
+    const features = buffer(256 << 20);
+    expect(features.size).toBeGreaterThan(device.limits.maxStorageBufferBindingSize);
+    device.pushErrorScope('validation');
+    bind(device, kernel, 0, [params, buffer(256), buffer(256), buffer(256), buffer(256), features]);
+    expect(await device.popErrorScope()).toBeNull();
+    device.destroy();
   });
 });
 

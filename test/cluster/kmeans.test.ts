@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { makeBlobs } from '../../bench/workloads.js';
 import { JsBackend } from '../../src/backends/js/js-backend.js';
-import { type KMeansOptions, kmeans, kmeansSteps } from '../../src/cluster/kmeans.js';
+import { type KMeansOptions, kmeans, kmeansSteps, numberedByFirstRow } from '../../src/cluster/kmeans.js';
 import { externalQuality } from '../../src/cluster/metrics.js';
 import { NeuromorphicClusterer } from '../../src/clusterer.js';
 import { isNeuroclusterError } from '../../src/core/errors.js';
@@ -163,6 +163,37 @@ describe('K-means behaviour', () => {
     await expect(kmeans(backend, points, { ...defaults, k: 2001 })).rejects.toThrow(
       /larger than the number of rows/,
     );
+  });
+
+  it('numbers a partition one way: clusters in the order of their first rows, centroids alike', () => {
+    const fitOf = (labels: number[], centroids: number[]) => ({
+      k: 3,
+      d: 1,
+      labels: Int32Array.from(labels),
+      centroids: Float64Array.from(centroids),
+      inertia: 1,
+      iterations: 1,
+      algorithm: 'lloyd' as const,
+    });
+    // The same clusters under two numberings (and a suppressed row, -1) give one answer.
+    const a = numberedByFirstRow(fitOf([2, 2, -1, 0, 1, 0], [10, 20, 30]));
+    const b = numberedByFirstRow(fitOf([1, 1, -1, 2, 0, 2], [20, 30, 10]));
+    expect([...a.labels]).toEqual([0, 0, -1, 1, 2, 1]);
+    expect([...b.labels]).toEqual([...a.labels]);
+    expect([...a.centroids]).toEqual([30, 10, 20]);
+    expect([...b.centroids]).toEqual([...a.centroids]);
+    // A cluster left empty goes last.
+    expect([...numberedByFirstRow(fitOf([1, 1, 2], [10, 20, 30])).centroids]).toEqual([20, 30, 10]);
+  });
+
+  it('returns its labels numbered by first rows, whichever restart won', async () => {
+    const { points } = makeBlobs(600, 2, 4, 3);
+    for (const seed of [0, 1, 2]) {
+      const { labels } = await kmeans(backend, points, { ...defaults, k: 4, nInit: 5, seed });
+      const firsts = [0, 1, 2, 3].map((j) => labels.indexOf(j));
+      expect(firsts).toEqual([...firsts].sort((x, y) => x - y));
+      expect(labels[0]).toBe(0);
+    }
   });
 
   it('recovers the blobs it was given', async () => {

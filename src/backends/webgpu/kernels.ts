@@ -127,7 +127,13 @@ export class KernelCache {
   }
 }
 
-/** A bind group of `kernel`'s group `group`, resources in the order its bindings are listed. */
+/**
+ * A bind group of `kernel`'s group `group`, resources in the order its bindings are listed. A
+ * buffer given whole is bound up to the device's binding limit: the pool rounds sizes up to a power
+ * of two, so a buffer may be larger than the one binding that a kernel's data (checked against the
+ * limit) needs. A 1.3 GB feature matrix in a 2 GiB buffer is such a case on NVIDIA, whose bindings
+ * stop at 2 GiB - 1.
+ */
 export function bind(
   device: GPUDevice,
   kernel: Kernel,
@@ -140,11 +146,16 @@ export function bind(
       `${kernel.name}: group ${group} takes ${numbers.length} buffers, got ${resources.length}`,
     );
   }
+  const limit = Math.floor(device.limits.maxStorageBufferBindingSize / 4) * 4;
   return device.createBindGroup({
     layout: kernel.layouts[group]!,
     entries: numbers.map((binding, i) => {
       const resource = resources[i]!;
-      return { binding, resource: 'buffer' in resource ? resource : { buffer: resource } };
+      if ('buffer' in resource) return { binding, resource };
+      return {
+        binding,
+        resource: resource.size > limit ? { buffer: resource, size: limit } : { buffer: resource },
+      };
     }),
   });
 }
