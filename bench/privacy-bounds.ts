@@ -6,7 +6,7 @@
  * off) with one public range for every column (`0:1700`, the smallest that holds them all) and
  * with each column's own range, with Laplace noise and with Gaussian noise at `--delta`, seeds
  * 0..runs-1, and reports the ARI against the classes: median (min-max), and the non-private
- * K-means' for scale. One JSON line; `--markdown` prints the README table.
+ * K-means' for scale. One JSON line; `--markdown` prints the table of docs/privacy.md.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -6,7 +6,7 @@
  * labellings, its range, and the median ARI against the true classes. Bounds are public, chosen
  * from what is known of each data set without looking at it (see BOUNDS); DP standardization on.
  * Each fit charges a budget of its own (a fresh dataset name), in a temporary NEUROCLUSTER_HOME.
- * One JSON line; `--markdown` prints the README table.
+ * One JSON line; `--markdown` prints the table of docs/privacy.md.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -4,7 +4,7 @@
  * on iris and on every development series set (../shared/data/ts), ARI and NMI against the truth,
  * averaged over seeds, next to scikit-learn's KMeans (test/fixtures/sklearn.json, made by
  * make_fixtures.py) and the published scores in ../shared/data/ts/published.csv.
- * One JSON line per data set and method; `--markdown` prints the README's table instead.
+ * One JSON line per data set and method; `--markdown` prints the table of docs/encoders.md instead.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';

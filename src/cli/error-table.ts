@@ -1,7 +1,7 @@
 /**
- * The README's table of error codes, written from {@link ERROR_CODES} so the two cannot disagree:
- * `npm run docs:errors` rewrites the part of README.md between the markers, and a test fails when
- * the README's table is not what this module writes.
+ * The table of error codes in docs/cli.md, written from {@link ERROR_CODES} so the two cannot
+ * disagree: `npm run docs:errors` rewrites the part of docs/cli.md between the markers, and a test
+ * fails when the document's table is not what this module writes.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { ERROR_CODES } from '../core/error-codes.js';
@@ -29,13 +29,13 @@ export function withErrorCodeTable(readme: string): string {
   const begin = readme.indexOf(ERROR_TABLE_BEGIN);
   const end = readme.indexOf(ERROR_TABLE_END, begin);
   if (begin < 0 || end < 0) {
-    throw new Error(`the README has no ${ERROR_TABLE_BEGIN} ... ${ERROR_TABLE_END} markers`);
+    throw new Error(`the document has no ${ERROR_TABLE_BEGIN} ... ${ERROR_TABLE_END} markers`);
   }
   const head = readme.slice(0, begin + ERROR_TABLE_BEGIN.length);
   return `${head}\n${errorCodeTable()}\n${readme.slice(end)}`;
 }
 
-/** Rewrites the table in the README at `path`; true when it changed. */
+/** Rewrites the table in the document at `path` (docs/cli.md); true when it changed. */
 export function updateErrorCodeTable(path: string): boolean {
   const before = readFileSync(path, 'utf8');
   const after = withErrorCodeTable(before);

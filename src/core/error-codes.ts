@@ -1,7 +1,7 @@
 /**
  * The table of error codes: every `NEUROCLUSTER_ERR_*` code with its category, severity, process
- * exit code and recovery actions. The CLI, the library, the error tracker and the README's error
- * table (`npm run docs:errors`) all read it, so they agree on what an error means.
+ * exit code and recovery actions. The CLI, the library, the error tracker and the error table of
+ * docs/cli.md (`npm run docs:errors`) all read it, so they agree on what an error means.
  */
 
 /** What kind of failure an error is. */
@@ -48,7 +48,7 @@ export const ERROR_CODES = {
     category: 'validation',
     severity: 'low',
     exitCode: 2,
-    recovery: ['Fix the named option; the README lists every option and its range.'],
+    recovery: ['Fix the named option; docs/configuration.md lists every option and its range.'],
   },
   NEUROCLUSTER_ERR_CONFIG: {
     category: 'configuration',

@@ -413,7 +413,7 @@ export class EngineMetrics {
   // Health ----------------------------------------------------------------------------------------
   readonly healthScoreGauge = this.gauge(
     'neurocluster_system_health_score',
-    'Health in [0, 1]: 0.4 operations + 0.2 breakers + 0.2 resources + 0.2 errors (see the README).',
+    'Health in [0, 1]: 0.4 operations + 0.2 breakers + 0.2 resources + 0.2 errors (see docs/observability.md).',
     [],
     () => this.collectHealth(),
   );
@@ -526,8 +526,8 @@ export class EngineMetrics {
   }
 
   /**
-   * Every `neurocluster_*` family as a Markdown table (name, type, labels, meaning): the README's
-   * list of metrics is this output, and a test keeps the two equal.
+   * Every `neurocluster_*` family as a Markdown table (name, type, labels, meaning): the list of
+   * metrics in docs/observability.md is this output, and a test keeps the two equal.
    */
   async markdown(): Promise<string> {
     const rows = ['| metric | type | labels | meaning |', '|---|---|---|---|'];

@@ -1,7 +1,7 @@
 /**
  * `neurocluster metrics`: the registry now, in the text exposition format (the breakers of
  * $NEUROCLUSTER_HOME, this process's resources and health score); `--markdown` lists every
- * family with its type, labels and meaning (the README's table is this output).
+ * family with its type, labels and meaning (the table in docs/observability.md is this output).
  */
 import { Command } from 'commander';
 import { breakerBook, errorTrackerFor, resourceMonitorFor } from '../../clusterer.js';

@@ -21,7 +21,7 @@
  * instead of looking like a smaller spend. A dataset the ledger has never seen but whose charges
  * other records show (`recordedCharges`: the audit log, see api.ts) is refused the same way: the
  * store was deleted or replaced. What this cannot stop (the owner of the keyring and the data) is
- * in the README's trust model.
+ * in the trust model of docs/privacy.md.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { PrivacyBudgetError, SecurityError } from '../../core/errors.js';
