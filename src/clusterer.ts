@@ -13,6 +13,7 @@ import {
   type InternalQuality,
   internalQuality,
 } from './cluster/metrics.js';
+import { parseFault } from './config/faults.js';
 import { neuroclusterHome } from './config/home.js';
 import { type ConfigLevel, environmentDefaults } from './config/levels.js';
 import { resolveConfig, resolveConfigChecked } from './config/load.js';
@@ -75,11 +76,11 @@ import {
 } from './observability/resources.js';
 import { inSpan } from './observability/tracing.js';
 import { BreakerBook, type BreakerSettings, breakerFile } from './resilience/breakers.js';
-import { parseFault } from './resilience/faults.js';
 import { type FallbackReason, Resilience, type ResilienceSettings } from './resilience/policy.js';
 import { ErrorTracker } from './resilience/tracker.js';
 import { type AnonymityReport, enforceMinClusterSize } from './security/kanonymity.js';
 import { Keyring } from './security/keyring.js';
+import { fromPortable, readModelFile, toPortable, writeModelFile } from './security/model-file.js';
 import { datasetId } from './security/privacy/accountant.js';
 import {
   chargeRelease,
@@ -90,7 +91,6 @@ import {
 import { dpKMeans } from './security/privacy/dp-kmeans.js';
 import { fromPico } from './security/privacy/mechanisms.js';
 import { loadWithinLimits } from './security/secure-load.js';
-import { fromPortable, readModelFile, toPortable, writeModelFile } from './store/model-file.js';
 
 /** What `fit` and `predict` accept: a file path, rows, a dense matrix, or a loaded Dataset. */
 export type DataInput =
@@ -115,7 +115,7 @@ export interface ClustererOptions {
   readonly operations?: OperationTracker;
   /** Gates of your own, checked after the built-in ones (see `qualityGates` in the configuration). */
   readonly qualityGates?: readonly QualityGate[];
-  /** How strictly `config` is checked (see the README's Configuration); strict by default. */
+  /** How strictly `config` is checked (see docs/configuration.md); strict by default. */
   readonly configLevel?: ConfigLevel;
   /** Where errors are counted and alerts raised; the process-wide {@link errorTrackerFor} one by default. */
   readonly tracker?: ErrorTracker;
@@ -153,9 +153,8 @@ export function errorTrackerFor(config: Config = resolveConfig()): ErrorTracker 
 /** The resource monitor of a configuration's `monitoring` section (one per settings and home). */
 const monitors = new Map<string, ResourceMonitor>();
 
-export function resourceMonitorFor(config: Config, env: NodeJS.ProcessEnv = process.env): ResourceMonitor {
+export function resourceMonitorFor(config: Config, home: string = neuroclusterHome()): ResourceMonitor {
   const m = config.monitoring;
-  const home = neuroclusterHome(env);
   const key = `${home}\n${JSON.stringify(m)}`;
   let monitor = monitors.get(key);
   if (!monitor) {
@@ -191,7 +190,11 @@ function devicePool(registry: BackendRegistry): DeviceMemory | undefined {
 /** The registries whose backends the metrics see (kernel calls, starts, device memory). */
 const observedRegistries = new WeakSet<BackendRegistry>();
 
-function observeRegistry(registry: BackendRegistry): void {
+/**
+ * Lets the metrics see `registry`'s backends, once: every clusterer's registry, and the default
+ * one from the CLI's start, which also runs backends without a clusterer (bench, health, score).
+ */
+export function observeRegistry(registry: BackendRegistry): void {
   if (observedRegistries.has(registry)) return;
   observedRegistries.add(registry);
   if (!metrics.enabled) return;
@@ -223,11 +226,11 @@ export function breakerSettings(config: Config = resolveConfig()): BreakerSettin
 }
 
 /** The breaker book of a configuration, over `$NEUROCLUSTER_HOME/state/breakers.json`. */
-export function breakerBook(config: Config, env: NodeJS.ProcessEnv = process.env): BreakerBook {
+export function breakerBook(config: Config, home: string = neuroclusterHome()): BreakerBook {
   const settings = breakerSettings(config);
   // The engine starts on its home: temporaries of processes killed mid-write go (once).
-  sweepHome(neuroclusterHome(env));
-  const file = breakerFile(neuroclusterHome(env));
+  sweepHome(home);
+  const file = breakerFile(home);
   const key = `${file}\n${JSON.stringify(settings)}`;
   let book = breakerBooks.get(key);
   if (!book) {

@@ -31,6 +31,7 @@ export {
   NeuromorphicClusterer,
   type Timings,
 } from './clusterer.js';
+export { FAULT_KINDS, type FaultKind, type FaultSpec, parseFault } from './config/faults.js';
 export { neuroclusterHome } from './config/home.js';
 export { readConfigFile, resolveConfig } from './config/load.js';
 export {
@@ -79,10 +80,11 @@ export {
 } from './core/matrix.js';
 export { VERSION } from './core/version.js';
 export type { Dataset, SeriesLayout } from './data/dataset.js';
-export { datasetFromRows, loadDataset } from './data/load.js';
+export { datasetFromRows } from './data/load.js';
 export type { EncodeProgress } from './encoders/drive.js';
 export type { PipelineState } from './encoders/pipeline.js';
 export {
+  type BreakerStatus,
   type CheckStatus,
   type HealthCheck,
   type HealthReport,
@@ -105,8 +107,7 @@ export {
   operations,
 } from './observability/operations.js';
 export { renderClusterPlot } from './report/svg-plot.js';
-export { BreakerBook, type BreakerStatus } from './resilience/breakers.js';
-export { FAULT_KINDS, type FaultKind, type FaultSpec, parseFault } from './resilience/faults.js';
+export { BreakerBook } from './resilience/breakers.js';
 export type { FallbackReason } from './resilience/policy.js';
 export { type Alert, type AlertRule, type ErrorRecord, ErrorTracker } from './resilience/tracker.js';
 export {
@@ -116,15 +117,8 @@ export {
   builtinRules,
   type SecurityEvent,
 } from './security/anomaly.js';
-export {
-  ACTION_RISK,
-  type AuditEvent,
-  AuditLog,
-  type AuditRecord,
-  type AuditVerdict,
-  riskOf,
-  verifyAuditLog,
-} from './security/audit.js';
+export { ACTION_RISK, AuditLog, type AuditVerdict, riskOf, verifyAuditLog } from './security/audit.js';
+export type { AuditEvent, AuditOutcome, AuditRecord } from './security/audit-record.js';
 export { backupModel, exportModelForAge, restoreModel } from './security/backup.js';
 export {
   assertKeyUnused,
@@ -180,4 +174,9 @@ export {
   type Sensitivity,
 } from './security/privacy/mechanisms.js';
 export { sampleDiscreteGaussian, sampleDiscreteLaplace } from './security/privacy/samplers.js';
-export { checkDataPath, SecureDataProcessor, type SecureLoadOptions } from './security/secure-load.js';
+export {
+  checkDataPath,
+  loadDatasetFile as loadDataset,
+  SecureDataProcessor,
+  type SecureLoadOptions,
+} from './security/secure-load.js';

@@ -5,7 +5,7 @@ import { makeBlobs } from '../bench/workloads.js';
 import { ClusteringResult, NeuromorphicClusterer, VERSION } from '../src/index.js';
 import { createLogger } from '../src/observability/logger.js';
 import { isEncrypted } from '../src/security/envelope.js';
-import { MODEL_VERSION } from '../src/store/model-file.js';
+import { MODEL_VERSION } from '../src/security/model-file.js';
 import { failure, ROOT, tempDir } from './helpers.js';
 
 const dir = tempDir();

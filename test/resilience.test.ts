@@ -14,11 +14,12 @@ import { defaultRegistry } from '../src/backends/index.js';
 import { JsBackend } from '../src/backends/js/js-backend.js';
 import type { WebGpuBackend } from '../src/backends/webgpu/webgpu-backend.js';
 import { breakerSettings, errorTrackerFor, NeuromorphicClusterer } from '../src/clusterer.js';
+import { FAULT_KINDS, parseFault } from '../src/config/faults.js';
 import type { ConfigOverrides } from '../src/config/schema.js';
 import { BackendError, TimeoutError } from '../src/core/errors.js';
 import { createLogger } from '../src/observability/logger.js';
 import { BreakerBook, type BreakerSettings } from '../src/resilience/breakers.js';
-import { FAULT_KINDS, parseFault, withFaults } from '../src/resilience/faults.js';
+import { withFaults } from '../src/resilience/faults.js';
 import { ErrorTracker } from '../src/resilience/tracker.js';
 import { countingJsRegistry, failure, ROOT, skipUnlessRequired } from './helpers.js';
 
@@ -101,7 +102,7 @@ describe('fault switch', () => {
     expect((await faulty.matmul(m, { rows: 2, cols: 1, data: Float64Array.from([1, 1]) })).data[0]).toBeNaN();
   });
 
-  it('covers every kind the README lists', () => {
+  it('covers every kind docs/resilience.md lists', () => {
     expect(cases.map(([f]) => f.split(':')[0]).sort()).toEqual([...FAULT_KINDS].sort());
   });
 

@@ -75,16 +75,6 @@ export function checkLabels(labels: Int32Array, n: number, k: number, what: stri
   }
 }
 
-/** Checks that a row order lists n rows, each in [0, n), before a kernel reads rows through it. */
-export function checkOrder(order: Int32Array | undefined, n: number, what: string): void {
-  if (!order) return;
-  if (order.length !== n) throw new RangeError(`${what}: an order of ${order.length} rows for ${n} rows`);
-  for (let i = 0; i < n; i++) {
-    const r = order[i]!;
-    if (!(r >= 0 && r < n)) throw new RangeError(`${what}: order[${i}] = ${r} outside [0, ${n})`);
-  }
-}
-
 /** Checks a drive's shape against its input weights; every backend runs it before dispatch. */
 export function checkDrive(run: Drive, inputWeights: Matrix): void {
   const width = run.sequence ? run.steps * run.inputDim : run.inputDim;

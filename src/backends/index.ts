@@ -2,7 +2,6 @@
  * The backends built into this version, registered in one place (as tfjs lists each backend's
  * kernels in one file).
  */
-import { metrics } from '../observability/metrics.js';
 import { BackendRegistry } from './backend.js';
 import { jsBackendFactory } from './js/js-backend.js';
 import { wasmBackendFactory } from './wasm/wasm-backend.js';
@@ -13,6 +12,5 @@ export const defaultRegistry = new BackendRegistry();
 defaultRegistry.register(webGpuBackendFactory());
 defaultRegistry.register(wasmBackendFactory);
 defaultRegistry.register(jsBackendFactory);
-if (metrics.enabled) defaultRegistry.observe(metrics.backendObserver);
 
 export * from './backend.js';

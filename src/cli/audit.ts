@@ -5,7 +5,8 @@
  */
 import type { Config } from '../config/schema.js';
 import { isNeuroclusterError } from '../core/errors.js';
-import { type AuditEvent, AuditLog, auditUnavailable } from '../security/audit.js';
+import { AuditLog, auditUnavailable } from '../security/audit.js';
+import type { AuditEvent } from '../security/audit-record.js';
 
 export function auditLog(config: Config): AuditLog | undefined {
   return config.audit.enabled ? AuditLog.open(config.audit) : undefined;

@@ -8,6 +8,7 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { defaultRegistry } from '../backends/index.js';
+import { observeRegistry } from '../clusterer.js';
 import { CONFIG_LEVELS } from '../config/levels.js';
 import { UsageError } from '../core/errors.js';
 import { VERSION } from '../core/version.js';
@@ -95,6 +96,7 @@ function program(): Command {
 export async function main(argv: readonly string[]): Promise<number> {
   const verbose = argv.includes('--verbose') || argv.includes('-v');
   const root = program();
+  observeRegistry(defaultRegistry);
   try {
     await root.parseAsync(argv as string[]);
     // A command that finished with a verdict (validate, health) set it here.

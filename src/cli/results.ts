@@ -11,7 +11,7 @@ import type { Config } from '../config/schema.js';
 import { assertNotEngineFile, StagedWrites, writeFileAtomic } from '../core/atomic.js';
 import { OutputError } from '../core/errors.js';
 import { processProbes } from '../observability/resources.js';
-import type { AuditEvent } from '../security/audit.js';
+import type { AuditEvent } from '../security/audit-record.js';
 import { writeEncryptedFile } from '../security/encrypted-files.js';
 import { Keyring } from '../security/keyring.js';
 import { audit, errorDetails, outcomeOf } from './audit.js';

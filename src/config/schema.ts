@@ -4,8 +4,8 @@
  */
 import { z } from 'zod';
 import { BACKEND_NAMES } from '../core/matrix.js';
-import { parseFault } from '../resilience/faults.js';
 import { parseDuration } from './duration.js';
+import { parseFault } from './faults.js';
 
 /** The neuromorphic encoders; `hybrid` runs the three side by side. */
 export const ENCODER_METHODS = ['esn', 'snn', 'lsm', 'hybrid'] as const;

@@ -82,3 +82,13 @@ export interface LloydStep extends ClusterSums {
   readonly inertia: number;
   readonly changed: number;
 }
+
+/** Checks that a row order lists n rows, each in [0, n), before a kernel reads rows through it. */
+export function checkOrder(order: Int32Array | undefined, n: number, what: string): void {
+  if (!order) return;
+  if (order.length !== n) throw new RangeError(`${what}: an order of ${order.length} rows for ${n} rows`);
+  for (let i = 0; i < n; i++) {
+    const r = order[i]!;
+    if (!(r >= 0 && r < n)) throw new RangeError(`${what}: order[${i}] = ${r} outside [0, ${n})`);
+  }
+}

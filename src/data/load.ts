@@ -1,7 +1,7 @@
 /** Reading a data file of any supported format into a validated Dataset. */
 import { extname } from 'node:path';
 import { DataError, isNeuroclusterError, UsageError } from '../core/errors.js';
-import { type Handle, readFileDecrypted } from '../security/envelope.js';
+import { openToRead } from '../core/open.js';
 import { readCsv } from './csv.js';
 import type { Dataset } from './dataset.js';
 import { readJson } from './json.js';
@@ -68,21 +68,30 @@ export function parseDataset(
   );
 }
 
+/** A file's bytes, as they are (a regular file only, opened once, never a FIFO waited on). */
+async function readPlain(path: string): Promise<Uint8Array> {
+  const handle = await openToRead(path);
+  try {
+    return await handle.readFile();
+  } finally {
+    await handle.close();
+  }
+}
+
 /**
- * Reads and validates a data file (CSV, JSON or NPY): opened once (a regular file only, never a
- * FIFO waited on), or read from `opened`, a descriptor of `path` already opened and checked
- * (src/security/secure-load.ts).
+ * Reads and validates a data file (CSV, JSON or NPY), its bytes given by `read`: by default the
+ * file as it is. The security layer passes its own (src/security/secure-load.ts): the descriptor
+ * it opened and checked, decrypted when the file is encrypted.
  */
 export async function loadDataset(
   path: string,
   options: TableOptions,
   warnings?: DataWarnings,
-  opened?: Handle,
+  read: () => Promise<Uint8Array> = () => readPlain(path),
 ): Promise<Dataset> {
   let bytes: Uint8Array;
   try {
-    // An encrypted file (`neurocluster encrypt`, or results written encrypted) is read decrypted.
-    bytes = await readFileDecrypted(opened ?? path);
+    bytes = await read();
   } catch (cause) {
     if (isNeuroclusterError(cause)) throw cause;
     throw new DataError('NEUROCLUSTER_ERR_DATA_READ', `cannot read input: ${(cause as Error).message}`, {

@@ -3,8 +3,8 @@
  * clusters put together from its blocks, the references of `columnMoments` and `assembleBlocks`,
  * run by the CPU backends and by a device backend for matrices too big to bind.
  */
-import { checkOrder } from '../backends/backend.js';
 import {
+  checkOrder,
   type FeatureBlock,
   type Features,
   isDeviceMatrix,

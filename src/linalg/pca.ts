@@ -8,10 +8,14 @@
  * 3 KB instead of 3.2 GB). The memory estimate of each path is {@link pcaAllocations}.
  */
 import { EigenvalueDecomposition, Matrix as MlMatrix } from 'ml-matrix';
-import type { Backend } from '../backends/backend.js';
 import { throwIfAborted } from '../core/cancel.js';
-import type { Matrix } from '../core/matrix.js';
+import type { Floats, Matrix } from '../core/matrix.js';
 import { Random } from '../core/random.js';
+
+/** What PCA asks of a backend: its matrix product (a Backend is one). */
+export interface MatrixProduct {
+  matmul(a: Matrix, b: Matrix, bias?: Floats): Promise<Matrix>;
+}
 
 export interface Pca {
   readonly mean: Float64Array;
@@ -28,7 +32,7 @@ const CHUNK = 4096;
 
 /** Column means and the covariance (d x d, unbiased), the products done by the matmul kernel. */
 export async function covariance(
-  backend: Backend,
+  backend: MatrixProduct,
   points: Matrix,
   signal?: AbortSignal,
 ): Promise<{ mean: Float64Array; cov: Float64Array }> {
@@ -100,7 +104,7 @@ function orthonormalize(q: Float64Array, d: number, k: number): void {
  * and Tropp 2011): a seeded start, power iterations C Q through the matmul kernel, then the small
  * projected problem Q^T C Q solved exactly. Exact up to rounding for the components that matter.
  */
-async function topEigen(backend: Backend, cov: Float64Array, d: number, m: number): Promise<Eigen> {
+async function topEigen(backend: MatrixProduct, cov: Float64Array, d: number, m: number): Promise<Eigen> {
   const k = Math.min(d, m + 10);
   const rng = new Random(0x5eed);
   let q = Float64Array.from({ length: d * k }, () => rng.normal());
@@ -143,7 +147,7 @@ export function pcaPath(n: number, d: number): 'covariance' | 'gram' {
 
 /** Top eigenpairs of the d x d covariance, and its trace (the total variance). */
 async function covarianceEigen(
-  backend: Backend,
+  backend: MatrixProduct,
   points: Matrix,
   m: number,
   signal?: AbortSignal,
@@ -163,7 +167,7 @@ async function covarianceEigen(
  * covariance path) are completed by seeded vectors made orthonormal to the others.
  */
 async function gramEigen(
-  backend: Backend,
+  backend: MatrixProduct,
   points: Matrix,
   m: number,
   signal?: AbortSignal,
@@ -223,7 +227,7 @@ async function gramEigen(
  * Gram matrix (`path`, `auto` by default: the same components, up to rounding).
  */
 export async function fitPca(
-  backend: Backend,
+  backend: MatrixProduct,
   points: Matrix,
   nComponents: number,
   signal?: AbortSignal,
@@ -262,7 +266,7 @@ export async function fitPca(
 }
 
 /** Projects rows onto the fitted components with the matmul kernel: n x nComponents. */
-export async function pcaTransform(backend: Backend, pca: Pca, points: Matrix): Promise<Matrix> {
+export async function pcaTransform(backend: MatrixProduct, pca: Pca, points: Matrix): Promise<Matrix> {
   const { rows: n, cols: d } = points;
   const m = pca.nComponents;
   // (x - mean) C^T = x C^T - mean C^T: one matmul with the bias -mean C^T.

@@ -9,7 +9,6 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BackendRegistry, SelectionContext } from '../backends/backend.js';
 import type { BackendName } from '../core/matrix.js';
-import type { BreakerBook, BreakerStatus } from '../resilience/breakers.js';
 import { metrics } from './metrics.js';
 import type { ResourceLevel, ResourceMonitor, ResourceStatus } from './resources.js';
 
@@ -78,12 +77,25 @@ export async function liveness(): Promise<HealthReport> {
   ]);
 }
 
+/** A circuit breaker as readiness reads it (src/resilience/breakers.ts keeps them). */
+export type BreakerStateName = 'closed' | 'open' | 'half-open' | 'isolated';
+
+export interface BreakerStatus {
+  readonly key: string;
+  readonly state: BreakerStateName;
+  /** When it opened (ISO), for an open breaker. */
+  readonly openedAt?: string;
+  /** When the saved state is forgotten (ISO). */
+  readonly expiresAt: string;
+}
+
 export interface ReadinessDeps {
   readonly registry: BackendRegistry;
   /** The backend the engine is configured to use (`auto` or a name). */
   readonly backend: BackendName | 'auto';
   readonly selection: SelectionContext;
-  readonly breakers: BreakerBook;
+  /** The breakers to report (a BreakerBook). */
+  readonly breakers: { list(): readonly BreakerStatus[] };
   readonly monitor: ResourceMonitor;
   /** NEUROCLUSTER_HOME: state, models and logs are written under it. */
   readonly home: string;

@@ -18,6 +18,7 @@ import {
 } from 'cockatiel';
 import { writeStateFileSync } from '../core/atomic.js';
 import { isNeuroclusterError } from '../core/errors.js';
+import type { BreakerStateName, BreakerStatus } from '../observability/health.js';
 import { metrics } from '../observability/metrics.js';
 
 export interface BreakerSettings {
@@ -31,17 +32,6 @@ export interface BreakerSettings {
   readonly samplingWindowMs: number;
   readonly failureRatio: number;
   readonly minimumRequests: number;
-}
-
-export type BreakerStateName = 'closed' | 'open' | 'half-open' | 'isolated';
-
-export interface BreakerStatus {
-  readonly key: string;
-  readonly state: BreakerStateName;
-  /** When it opened (ISO), for an open breaker. */
-  readonly openedAt?: string;
-  /** When the saved state is forgotten (ISO). */
-  readonly expiresAt: string;
 }
 
 interface SavedBreaker {

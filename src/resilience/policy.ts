@@ -35,6 +35,7 @@ import type {
   SelectionContext,
   SelectionLogger,
 } from '../backends/backend.js';
+import type { FaultSpec } from '../config/faults.js';
 import { AbortedError, throwIfAborted } from '../core/cancel.js';
 import {
   BackendError,
@@ -48,7 +49,7 @@ import {
 import type { BackendName } from '../core/matrix.js';
 import { metrics } from '../observability/metrics.js';
 import type { BreakerBook } from './breakers.js';
-import { type FaultSpec, withFaults } from './faults.js';
+import { withFaults } from './faults.js';
 import type { ErrorTracker } from './tracker.js';
 
 export interface ResilienceSettings {

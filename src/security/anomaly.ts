@@ -15,7 +15,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { metrics } from '../observability/metrics.js';
-import type { AuditRecord } from './audit.js';
+import type { AuditRecord } from './audit-record.js';
 
 export interface SecurityEvent {
   readonly rule: string;

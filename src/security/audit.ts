@@ -12,20 +12,28 @@
  * the operating system releases when a process dies): repair, read the head, append the line and
  * fsync it, move the head, commit. A kill or a full disk can stop it at any point; what that leaves
  * is repaired, under the same lock, before the next append or verification: a torn last line (the
- * write cut short) is cut off, and complete lines past the head that chain from it (signed by the
- * keyring, next sequence number, `prev` the head's hash: the line is its own write-ahead intent)
- * are adopted, the head moved over them. Either is recorded by an `audit.repair` record. A store
- * with no head while the log has records (the store was deleted or replaced) is not repaired but
- * recorded (`audit.head-lost`), and such a log never verifies again. A new log's head (sequence 0,
- * the genesis hash) is committed before its first line, so a kill during the first append is
- * repaired like any other.
+ * write cut short) is cut off, and a complete line past the head that chains from it (signed by
+ * the keyring, next sequence number, `prev` the head's hash: the line is its own write-ahead
+ * intent) is adopted, the head moved over it. Either is recorded by an `audit.repair` record. A
+ * store with no head while the log has records (the store was deleted or replaced) is not repaired
+ * but recorded (`audit.head-lost`), and such a log never verifies again. A new log's head
+ * (sequence 0, the genesis hash) is committed before its first line, so a kill during the first
+ * append is repaired like any other.
+ *
+ * No transaction writes more than one line, so a kill leaves one line past the committed head at
+ * most, and more is a store rolled back, refused. Repairs are therefore steps of their own, each
+ * committed before the next: the adoption (or the cut) is committed with the repair it owes kept
+ * next to the head (signed like it), then the `audit.repair` record is written and the debt
+ * cleared in one transaction, and only then the record asked for in another. A kill while the
+ * repair record is being written leaves that record past the head, adopted (and the debt settled)
+ * by the next repair.
  *
  * Retention: when the file passes `maxBytes` it is renamed `audit-<last seq>.jsonl` and a new one
  * continues the chain; rotated files older than `retentionDays` are deleted, each deletion
  * recorded by a signed checkpoint record carrying the deleted file's last sequence number and
  * hash, so that what remains still verifies from there.
  *
- * Risk scores (0-100, documented in the README): a base per action, plus 30 when the outcome is a
+ * Risk scores (0-100, documented in docs/security.md): a base per action, plus 30 when the outcome is a
  * failure or a denial, capped at 100.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
@@ -59,30 +67,8 @@ import {
 } from '../core/errors.js';
 import { type Db, openStore, storeFile } from '../store/db.js';
 import { AnomalyDetector } from './anomaly.js';
+import type { AuditEvent, AuditOutcome, AuditRecord } from './audit-record.js';
 import { Keyring } from './keyring.js';
-
-export type AuditOutcome = 'success' | 'failure' | 'denied';
-
-/** What a caller records. */
-export interface AuditEvent {
-  readonly action: string;
-  readonly resource: string;
-  readonly outcome: AuditOutcome;
-  /** Who: the caller's user ID, else the operating-system user. */
-  readonly actor?: string;
-  readonly details?: Readonly<Record<string, unknown>>;
-}
-
-export interface AuditRecord extends Required<Omit<AuditEvent, 'details'>> {
-  readonly seq: number;
-  readonly at: string;
-  readonly correlationId: string | null;
-  readonly risk: number;
-  readonly details: Readonly<Record<string, unknown>>;
-  readonly prev: string;
-  readonly keyId: string;
-  readonly hmac: string;
-}
 
 /** Base risk of each action; anything else is 10. */
 export const ACTION_RISK: Readonly<Record<string, number>> = {
@@ -225,16 +211,21 @@ export class AuditLog {
 
   /** One record, under the store's write lock, after repairing what a kill or a full disk left. */
   private write(event: AuditEvent): AuditRecord {
-    return this.locked(() => {
-      // A new log's head is committed before its first line (see recover).
-      if (!this.head()) this.db.transaction(() => this.recover()).immediate();
-      return this.db
-        .transaction(() => {
-          this.recover();
-          return this.appendLine(event);
-        })
-        .immediate();
-    });
+    return this.locked(() => this.settled(() => this.appendLine(event)));
+  }
+
+  /**
+   * `work`, which writes one line at most, in a write transaction once the file and the head are in
+   * step: each repair step before it is a transaction of its own, committed (see recover), so that
+   * no transaction writes more than one line and a kill anywhere leaves one past the head at most.
+   */
+  private settled<T>(work: () => T): T {
+    // Each step cuts a torn line, adopts a line, writes a repair record or sets a head: a few at most.
+    for (let step = 0; step < 64; step++) {
+      const done = this.db.transaction(() => (this.recover() ? undefined : { value: work() })).immediate();
+      if (done) return done.value;
+    }
+    throw new Error(`the audit log ${this.file} and its head do not come into step`);
   }
 
   /**
@@ -291,14 +282,25 @@ export class AuditLog {
     return r;
   }
 
-  private setHead(seq: number, hash: string, at: string): void {
+  /** Moves the head, with the repair it owes (the details of the `audit.repair` record to write), if any. */
+  private setHead(seq: number, hash: string, at: string, owed?: Record<string, unknown>): void {
     const keyId = this.keyring.current().id;
+    const repair = owed ? JSON.stringify(owed) : null;
     this.db
       .prepare(
-        `INSERT INTO audit_head (log, seq, hash, key_id, hmac, at) VALUES (?, ?, ?, ?, ?, ?)
-         ON CONFLICT(log) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, key_id = excluded.key_id, hmac = excluded.hmac, at = excluded.at`,
+        `INSERT INTO audit_head (log, seq, hash, key_id, hmac, at, repair, repair_hmac) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT(log) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, key_id = excluded.key_id, hmac = excluded.hmac, at = excluded.at, repair = excluded.repair, repair_hmac = excluded.repair_hmac`,
       )
-      .run(this.key(), seq, hash, keyId, this.hmac(keyId, `head\0${seq}\0${hash}`), at);
+      .run(
+        this.key(),
+        seq,
+        hash,
+        keyId,
+        this.hmac(keyId, `head\0${seq}\0${hash}`),
+        at,
+        repair,
+        repair === null ? null : this.hmac(keyId, owedSigned(seq, hash, repair)),
+      );
   }
 
   /**
@@ -314,22 +316,55 @@ export class AuditLog {
 
   /** The head kept in the store: the last record's sequence number and hash. */
   head(): AuditHead | undefined {
-    const select = this.db.prepare('SELECT seq, hash, key_id, hmac FROM audit_head WHERE log = ?');
-    // Before heads were keyed by real path, they were keyed by the path the log was opened by.
-    const row = (select.get(this.key()) ?? select.get(this.file)) as
-      | { seq: number; hash: string; key_id: string; hmac: string }
-      | undefined;
-    return row && { seq: row.seq, hash: row.hash, keyId: row.key_id, hmac: row.hmac };
+    return this.headRow()?.head;
   }
 
   /**
-   * Brings the file and the head back into step, within a write transaction (see the module's
-   * comment): cuts a torn last line off, adopts complete lines past the head that chain from it,
-   * and records either; a store with no head is given the genesis head (a new log) or, when the
-   * log has records, a head at its last record and an `audit.head-lost` record.
+   * The head, and the repair it owes: the details of the `audit.repair` record still to write for a
+   * line adopted or cut (see recover); one not signed by the keyring for this head is not the
+   * engine's, and is ignored.
    */
-  private recover(): void {
-    const head = this.head();
+  private headRow(): { head: AuditHead; owed: Record<string, unknown> | undefined } | undefined {
+    const select = this.db.prepare(
+      'SELECT seq, hash, key_id, hmac, repair, repair_hmac FROM audit_head WHERE log = ?',
+    );
+    // Before heads were keyed by real path, they were keyed by the path the log was opened by.
+    const row = (select.get(this.key()) ?? select.get(this.file)) as
+      | {
+          seq: number;
+          hash: string;
+          key_id: string;
+          hmac: string;
+          repair: string | null;
+          repair_hmac: string | null;
+        }
+      | undefined;
+    if (!row) return undefined;
+    const head = { seq: row.seq, hash: row.hash, keyId: row.key_id, hmac: row.hmac };
+    let owed: Record<string, unknown> | undefined;
+    if (row.repair !== null && row.repair_hmac !== null) {
+      try {
+        const expected = this.hmac(row.key_id, owedSigned(row.seq, row.hash, row.repair), true);
+        if (equalHex(row.repair_hmac, expected)) owed = JSON.parse(row.repair) as Record<string, unknown>;
+      } catch {}
+    }
+    return { head, owed };
+  }
+
+  /**
+   * One step of bringing the file and the head back into step, within a write transaction (see the
+   * module's comment); true when it took one, which the caller commits before it looks again:
+   * - a store with no head is given the genesis head (a new log) or, when the log has records, a
+   *   head at its last record and an `audit.head-lost` record;
+   * - a torn last line is cut off, and a complete line past the head that chains from it is adopted,
+   *   the head moved over it: no line is written, the repair owed is kept with the head;
+   * - else the repair owed, if any, is recorded by an `audit.repair` record, which settles it.
+   * Each step writes one line at most, like an append: a kill during a repair leaves what a kill
+   * during an append leaves, one line past the head at most.
+   */
+  private recover(): boolean {
+    const row = this.headRow();
+    const head = row?.head;
     const headAt = (lines: readonly string[]) =>
       head ? lines.findLastIndex((l) => sha256(l) === head.hash) : -1;
     let end = readEnd(this.file, 16 * 1024);
@@ -346,55 +381,65 @@ export class AuditLog {
         end.lines.at(-1) ??
         (rotated.length > 0 ? readEnd(rotated.at(-1)!, 1024 * 1024).lines.at(-1) : undefined);
       if (last === undefined) {
-        this.setHead(0, GENESIS, this.now().toISOString());
-      } else {
-        const r = parseRecord(last);
-        if (r) this.setHead(r.seq, sha256(last), this.now().toISOString());
-        else this.setHead(0, GENESIS, this.now().toISOString());
-        this.appendLine({
-          action: 'audit.head-lost',
-          resource: basename(this.file),
-          outcome: 'failure',
-          actor: 'neurocluster',
-          details: { ...details, lastSeq: r?.seq ?? null },
-        });
-        return;
+        // A new log (its torn first line, if any, to be recorded next).
+        const owed = Object.keys(details).length > 0 ? details : undefined;
+        this.setHead(0, GENESIS, this.now().toISOString(), owed);
+        return true;
       }
-    } else {
-      const at = headAt(end.lines);
-      const past = at >= 0 ? end.lines.slice(at + 1) : end.whole ? end.lines : [];
-      let seq = head.seq;
-      let hash = head.hash;
-      const completed: number[] = [];
-      for (const line of past) {
-        const r = parseRecord(line);
-        if (!r || r.seq !== seq + 1 || r.prev !== hash || !this.signed(r)) break;
-        seq = r.seq;
-        hash = sha256(line);
-        completed.push(seq);
-      }
-      // Each append writes one line, then moves the head: a kill leaves one line past it at most.
-      // More is a store rolled back (an older copy put back, its head with it), not a kill's doing.
-      if (completed.length > 1) {
-        throw new SecurityError(
-          `the audit log ${this.file} has ${completed.length} records past the head kept in the store (seq ${head.seq}); a crash leaves one at most: the store was rolled back or its head changed`,
-          { integrity: true },
-        );
-      }
-      if (completed.length > 0) {
-        this.setHead(seq, hash, this.now().toISOString());
-        details.completed = completed;
-      }
+      const r = parseRecord(last);
+      if (r) this.setHead(r.seq, sha256(last), this.now().toISOString());
+      else this.setHead(0, GENESIS, this.now().toISOString());
+      this.appendLine({
+        action: 'audit.head-lost',
+        resource: basename(this.file),
+        outcome: 'failure',
+        actor: 'neurocluster',
+        details: { ...details, lastSeq: r?.seq ?? null },
+      });
+      return true;
     }
+    let owed = row.owed;
+    const at = headAt(end.lines);
+    const past = at >= 0 ? end.lines.slice(at + 1) : end.whole ? end.lines : [];
+    let seq = head.seq;
+    let hash = head.hash;
+    const completed: number[] = [];
+    for (const line of past) {
+      const r = parseRecord(line);
+      if (!r || r.seq !== seq + 1 || r.prev !== hash || !this.signed(r)) break;
+      // The record of the repair owed, written but cut off before its commit: it settles the debt.
+      if (owed && r.action === 'audit.repair' && JSON.stringify(r.details) === JSON.stringify(owed))
+        owed = undefined;
+      seq = r.seq;
+      hash = sha256(line);
+      completed.push(seq);
+    }
+    // No transaction writes more than one line (see settled): a kill leaves one past the head at
+    // most. More is a store rolled back (an older copy put back, its head with it), not a kill's doing.
+    if (completed.length > 1) {
+      throw new SecurityError(
+        `the audit log ${this.file} has ${completed.length} records past the head kept in the store (seq ${head.seq}); a crash leaves one at most: the store was rolled back or its head changed`,
+        { integrity: true },
+      );
+    }
+    if (completed.length > 0) details.completed = completed;
     if (Object.keys(details).length > 0) {
+      // Committed before the repair record is written: that record is one line, like an append's.
+      this.setHead(seq, hash, this.now().toISOString(), owedWith(owed, details));
+      return true;
+    }
+    if (owed) {
+      // Its head write clears the debt, in the same transaction.
       this.appendLine({
         action: 'audit.repair',
         resource: basename(this.file),
         outcome: 'success',
         actor: 'neurocluster',
-        details,
+        details: owed,
       });
+      return true;
     }
+    return false;
   }
 
   /** Whether a record's HMAC is right under the keyring. */
@@ -408,40 +453,57 @@ export class AuditLog {
 
   /** Rotates the file past maxBytes, and prunes rotated files past retentionDays (with checkpoints). */
   private maintain(): void {
-    this.locked(() =>
-      // Under the write lock: two processes never rotate the same file.
-      this.db
-        .transaction(() => {
-          if (existsSync(this.file) && statSync(this.file).size > this.settings.maxBytes) {
+    const cutoff = this.now().getTime() - this.settings.retentionDays * 86_400_000;
+    const rotate = () => existsSync(this.file) && statSync(this.file).size > this.settings.maxBytes;
+    // Most appends have nothing to do here: no lock, no transaction for them.
+    if (!rotate() && this.oldest(cutoff) === undefined) return;
+    // Under the write lock (each step is checked again there): two processes never rotate or prune
+    // the same file.
+    this.locked(() => {
+      // One pruned file a transaction: its checkpoint is one line, like an append's.
+      while (
+        this.settled(() => {
+          if (rotate()) {
             // Named by the last sequence number in it: unique, and sorted by name in chain order.
             const last = String(this.head()?.seq ?? 0).padStart(12, '0');
             renameSync(this.file, join(this.dir, `audit-${last}.jsonl`));
           }
-          const cutoff = this.now().getTime() - this.settings.retentionDays * 86_400_000;
-          for (const old of rotatedFiles(this.dir)) {
-            // Oldest first, and only a prefix of the chain: a gap in the middle would not verify.
-            if (statSync(old).mtimeMs >= cutoff) break;
-            const lines = readFileSync(old, 'utf8').trimEnd().split('\n');
-            const last = lines.at(-1)!;
-            const lastRecord = JSON.parse(last) as AuditRecord;
-            // The checkpoint first: a kill before the deletion leaves a file that is pruned again.
-            this.write({
-              action: 'audit.checkpoint',
-              resource: basename(old),
-              outcome: 'success',
-              actor: 'neurocluster',
-              details: {
-                prunedFile: basename(old),
-                lastSeq: lastRecord.seq,
-                lastHash: sha256(last),
-                records: lines.length,
-              },
-            });
-            rmSync(old);
-          }
+          return this.pruneOldest(cutoff);
         })
-        .immediate(),
-    );
+      ) {}
+    });
+  }
+
+  /** The oldest rotated file when it is older than `cutoff`: the next to prune. */
+  private oldest(cutoff: number): string | undefined {
+    // Oldest first, and only a prefix of the chain: a gap in the middle would not verify.
+    const old = rotatedFiles(this.dir)[0];
+    return old !== undefined && statSync(old).mtimeMs < cutoff ? old : undefined;
+  }
+
+  /** Prunes the next file to prune, if any, with its checkpoint; whether it did. */
+  private pruneOldest(cutoff: number): boolean {
+    const old = this.oldest(cutoff);
+    if (old === undefined) return false;
+    const lines = readFileSync(old, 'utf8').trimEnd().split('\n');
+    const last = lines.at(-1)!;
+    const lastRecord = JSON.parse(last) as AuditRecord;
+    // The checkpoint first: a kill before the commit leaves it past the head (adopted), and a
+    // kill before the deletion a file that is pruned again.
+    this.appendLine({
+      action: 'audit.checkpoint',
+      resource: basename(old),
+      outcome: 'success',
+      actor: 'neurocluster',
+      details: {
+        prunedFile: basename(old),
+        lastSeq: lastRecord.seq,
+        lastHash: sha256(last),
+        records: lines.length,
+      },
+    });
+    rmSync(old);
+    return true;
   }
 
   /**
@@ -452,7 +514,7 @@ export class AuditLog {
   verify(): AuditVerdict {
     if (this.settings.enabled) {
       try {
-        this.locked(() => this.db.transaction(() => this.recover()).immediate());
+        this.locked(() => this.settled(() => undefined));
       } catch (error) {
         // A rolled-back store: nothing is repaired, and the verdict below reports the mismatch.
         if (!(isNeuroclusterError(error) && error.code === 'NEUROCLUSTER_ERR_INTEGRITY')) throw error;
@@ -460,6 +522,26 @@ export class AuditLog {
     }
     return verifyAuditLog(this.file, this.keyring, this.head(), { requireHead: true });
   }
+}
+
+/** What the HMAC of a repair owed signs: its details, bound to the head it is kept with. */
+function owedSigned(seq: number, hash: string, repair: string): string {
+  return `repair\0${seq}\0${hash}\0${repair}`;
+}
+
+/** A repair owed with another step's added: the bytes cut summed, the lines adopted listed in order. */
+function owedWith(
+  owed: Readonly<Record<string, unknown>> | undefined,
+  step: Readonly<Record<string, unknown>>,
+): Record<string, unknown> {
+  if (!owed) return { ...step };
+  const out: Record<string, unknown> = { ...owed };
+  if (typeof step.truncatedBytes === 'number')
+    out.truncatedBytes =
+      (typeof owed.truncatedBytes === 'number' ? owed.truncatedBytes : 0) + step.truncatedBytes;
+  if (Array.isArray(step.completed))
+    out.completed = [...(Array.isArray(owed.completed) ? owed.completed : []), ...step.completed];
+  return out;
 }
 
 /** A line of the log as a record; undefined when it is not one (torn, edited). */

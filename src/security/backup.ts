@@ -14,6 +14,10 @@ import { createHash } from 'node:crypto';
 import { basename, join } from 'node:path';
 import { Encrypter } from 'age-encryption';
 import { SecurityError, UsageError } from '../core/errors.js';
+import { openToRead } from '../core/open.js';
+import { writeEncryptedFile } from './encrypted-files.js';
+import { decryptBuffer } from './envelope.js';
+import type { Keyring } from './keyring.js';
 import {
   checksumOf,
   MODEL_FORMAT,
@@ -21,10 +25,7 @@ import {
   parseModelText,
   readModelFile,
   writeModelFile,
-} from '../store/model-file.js';
-import { writeEncryptedFile } from './encrypted-files.js';
-import { decryptBuffer, openToRead } from './envelope.js';
-import type { Keyring } from './keyring.js';
+} from './model-file.js';
 
 interface BackupDocument {
   readonly format: 'neurocluster-backup';

@@ -9,15 +9,9 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { engineFilesOf } from '../config/home.js';
 import { writeFileAtomic } from '../core/atomic.js';
 import { isNeuroclusterError, UsageError } from '../core/errors.js';
+import type { Handle } from '../core/open.js';
 import { type Db, openStore } from '../store/db.js';
-import {
-  encryptBuffer,
-  encryptFile,
-  fileWrappedWith,
-  type Handle,
-  isEncrypted,
-  rewrapFile,
-} from './envelope.js';
+import { encryptBuffer, encryptFile, fileWrappedWith, isEncrypted, rewrapFile } from './envelope.js';
 import type { Keyring } from './keyring.js';
 
 export interface TrackedFile {

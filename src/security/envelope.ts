@@ -17,11 +17,11 @@
  * KEK id as additional data. Every failure is NEUROCLUSTER_ERR_INTEGRITY, naming what failed.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { constants, type Stats } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { engineFilesOf } from '../config/home.js';
 import { writeStreamAtomic } from '../core/atomic.js';
-import { DataError, SecurityError } from '../core/errors.js';
+import { SecurityError } from '../core/errors.js';
+import { type Handle, openToRead } from '../core/open.js';
 import { Keyring } from './keyring.js';
 
 const MAGIC = Buffer.from('NCENC\0\0\x01', 'latin1');
@@ -343,54 +343,6 @@ export async function readFileDecrypted(
     bytes = await file.readFile();
   }
   return isEncrypted(bytes) ? decryptBuffer(bytes, keyring()) : bytes;
-}
-
-export type Handle = Awaited<ReturnType<typeof open>>;
-
-/** What a file that is not a regular one is, for the error that refuses it. */
-function kindOf(stat: Stats): string {
-  if (stat.isDirectory()) return 'a directory';
-  if (stat.isFIFO()) return 'a FIFO';
-  if (stat.isCharacterDevice() || stat.isBlockDevice()) return 'a device';
-  if (stat.isSocket()) return 'a socket';
-  return 'not a plain file';
-}
-
-/**
- * Opens a file to read, once: the caller checks and reads this descriptor, never the name again.
- * Non-blocking, so a FIFO with no writer (or a device) is refused rather than waited on; with
- * `noFollow`, a final symbolic link is refused (ELOOP) instead of followed. Anything but a regular
- * file is NEUROCLUSTER_ERR_DATA_READ, naming what it is.
- */
-export async function openToRead(path: string, options: { noFollow?: boolean } = {}): Promise<Handle> {
-  const readError = (why: string, cause?: unknown) =>
-    new DataError('NEUROCLUSTER_ERR_DATA_READ', `cannot read ${path}: ${why}`, {
-      ...(cause ? { cause } : {}),
-      location: { file: path },
-    });
-  // O_NOFOLLOW does not exist on Windows (there: 0, and links are followed).
-  const flags =
-    constants.O_RDONLY | (constants.O_NONBLOCK ?? 0) | (options.noFollow ? (constants.O_NOFOLLOW ?? 0) : 0);
-  let handle: Handle;
-  try {
-    handle = await open(path, flags);
-  } catch (cause) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    throw readError(
-      code === 'ENOENT'
-        ? 'no such file'
-        : code === 'ELOOP' && options.noFollow
-          ? 'it is a symbolic link (it was replaced by one after its path was checked?)'
-          : (cause as Error).message,
-      cause,
-    );
-  }
-  const stat = await handle.stat();
-  if (!stat.isFile()) {
-    await handle.close();
-    throw readError(`not a regular file (${kindOf(stat)})`);
-  }
-  return handle;
 }
 
 /** The first bytes of an open file, enough for the preamble (two frames of at most 64 KiB). */

@@ -16,10 +16,10 @@ import { z } from 'zod';
 import { engineFilesOf } from '../config/home.js';
 import { writeFileAtomic } from '../core/atomic.js';
 import { isNeuroclusterError, ModelFileError, SecurityError, withContext } from '../core/errors.js';
-import { writeEncryptedFile } from '../security/encrypted-files.js';
-import { decryptBuffer, isEncrypted } from '../security/envelope.js';
-import { Keyring } from '../security/keyring.js';
-import { openWithinLimits } from '../security/secure-load.js';
+import { writeEncryptedFile } from './encrypted-files.js';
+import { decryptBuffer, isEncrypted } from './envelope.js';
+import { Keyring } from './keyring.js';
+import { openWithinLimits } from './secure-load.js';
 
 export const MODEL_FORMAT = 'neurocluster-model';
 /** Bumped when the body changes incompatibly; files of a higher version are refused. */

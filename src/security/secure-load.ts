@@ -18,11 +18,12 @@ import { readlink, stat } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import type { Config, DataConfig } from '../config/schema.js';
 import { DataError, isNeuroclusterError, SecurityError } from '../core/errors.js';
+import { type Handle, openToRead } from '../core/open.js';
 import type { Dataset } from '../data/dataset.js';
 import { loadDataset } from '../data/load.js';
-import type { DataWarnings } from '../data/table.js';
+import type { DataWarnings, TableOptions } from '../data/table.js';
 import { type AuditLog, auditUnavailable } from './audit.js';
-import { type Handle, openToRead, readFileDecrypted } from './envelope.js';
+import { readFileDecrypted } from './envelope.js';
 import { Keyring } from './keyring.js';
 
 export interface LoadLimits {
@@ -140,7 +141,8 @@ export async function loadWithinLimits(
   const handle = await openWithinLimits(path, limits);
   let dataset: Dataset;
   try {
-    dataset = await loadDataset(path, options, warnings, handle);
+    // An encrypted file (`neurocluster encrypt`, or results written encrypted) is read decrypted.
+    dataset = await loadDataset(path, options, warnings, () => readFileDecrypted(handle));
   } finally {
     await handle.close();
   }
@@ -202,4 +204,16 @@ export class SecureDataProcessor {
     record('success', { rows: dataset.n, columns: dataset.width });
     return dataset;
   }
+}
+
+/**
+ * The library's `loadDataset`: a data file read and validated as the CLI reads it (opened once, a
+ * regular file only), decrypted when it is an encrypted file.
+ */
+export function loadDatasetFile(
+  path: string,
+  options: TableOptions,
+  warnings?: DataWarnings,
+): Promise<Dataset> {
+  return loadDataset(path, options, warnings, () => readFileDecrypted(path));
 }

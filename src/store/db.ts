@@ -61,6 +61,10 @@ const MIGRATIONS: readonly string[] = [
      key_id TEXT NOT NULL,
      mac TEXT NOT NULL
    );`,
+  // The repair an audit log's head owes (src/security/audit.ts): the details of the `audit.repair`
+  // record still to write for a line adopted or cut, signed with the head; none when settled.
+  `ALTER TABLE audit_head ADD COLUMN repair TEXT;
+   ALTER TABLE audit_head ADD COLUMN repair_hmac TEXT;`,
 ];
 
 /** The store's file in a NEUROCLUSTER_HOME. */

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { decryptBuffer } from '../../src/security/envelope.js';
 import { Keyring } from '../../src/security/keyring.js';
-import { checksumOf, MODEL_FORMAT, MODEL_VERSION } from '../../src/store/model-file.js';
+import { checksumOf, MODEL_FORMAT, MODEL_VERSION } from '../../src/security/model-file.js';
 import { ERROR_LINE, ROOT, runCli, tempDir } from '../helpers.js';
 
 const dir = tempDir();

@@ -12,7 +12,8 @@ import {
   builtinRules,
   type SecurityEvent,
 } from '../../src/security/anomaly.js';
-import { type AuditEvent, AuditLog } from '../../src/security/audit.js';
+import { AuditLog } from '../../src/security/audit.js';
+import type { AuditEvent } from '../../src/security/audit-record.js';
 import { Keyring } from '../../src/security/keyring.js';
 import { closeStores, openStore } from '../../src/store/db.js';
 import { tempDir } from '../helpers.js';

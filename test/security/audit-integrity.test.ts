@@ -8,9 +8,10 @@
  *
  * The append is one recoverable step: the state a kill between the line and the head's commit
  * leaves ("head 25, file ends at 26") is completed, a torn last line is cut off, each repair with
- * its own record; SIGKILLs at random points of concurrent appends leave a chain that verifies and
- * continues; a full disk (a small tmpfs, where this process may mount one) is
- * NEUROCLUSTER_ERR_IO, and once space is back the chain verifies and continues.
+ * its own record; a kill at each point of the append that repairs (simulated in this process) and
+ * SIGKILLs at random points of concurrent appends leave a chain that verifies and continues; a
+ * full disk (a small tmpfs, where this process may mount one) is NEUROCLUSTER_ERR_IO, and once
+ * space is back the chain verifies and continues.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import {
@@ -19,19 +20,22 @@ import {
   copyFileSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readFileSync,
   rmdirSync,
   rmSync,
   statSync,
   symlinkSync,
   truncateSync,
+  utimesSync,
   writeFileSync,
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isNeuroclusterError } from '../../src/core/errors.js';
-import { AuditLog, type AuditRecord } from '../../src/security/audit.js';
+import { AuditLog } from '../../src/security/audit.js';
+import type { AuditRecord } from '../../src/security/audit-record.js';
 import { Keyring } from '../../src/security/keyring.js';
 import { closeStores, openStore, storeFile } from '../../src/store/db.js';
 import { ROOT, runCli, tempDir } from '../helpers.js';
@@ -240,6 +244,130 @@ describe('the append and the head are one recoverable step', () => {
     const r = verify(h);
     expect(r.code).toBe(1);
     expect(r.verdict.ok).toBe(false);
+  });
+
+  /**
+   * A kill simulated in this process: the `n`-th point of interest of an append throws, each clock
+   * reading (taken before a line is made) and each write of the head (made after its line is written
+   * and fsynced) being one. The throw rolls the store's transaction back and leaves the file as it
+   * is: what a SIGKILL at that point leaves.
+   */
+  class Killed extends Error {}
+  function appendKilledAt(h: string, n: number, settings = SETTINGS): void {
+    let points = 0;
+    const point = () => {
+      if (++points === n) throw new Killed(`killed at point ${n}`);
+    };
+    const db = openStore(storeFile(h));
+    const killing = new Proxy(db, {
+      get(target, name) {
+        if (name === 'prepare') {
+          return (sql: string) => {
+            const statement = target.prepare(sql);
+            if (!sql.includes('INSERT INTO audit_head')) return statement;
+            return new Proxy(statement, {
+              get(s, key) {
+                if (key === 'run')
+                  return (...args: unknown[]) => {
+                    point();
+                    return s.run(...args);
+                  };
+                const value = Reflect.get(s, key);
+                return typeof value === 'function' ? value.bind(s) : value;
+              },
+            });
+          };
+        }
+        const value = Reflect.get(target, name);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const keyring = Keyring.open({ env: { NEUROCLUSTER_HOME: h }, warn: () => {} });
+    const clock = () => {
+      point();
+      return new Date();
+    };
+    const log = new AuditLog(join(h, 'audit'), keyring, killing, settings, clock);
+    try {
+      log.append({ action: 'data.read', resource: `killed-at-${n}.csv`, outcome: 'success' });
+    } catch (error) {
+      if (!(error instanceof Killed)) throw error;
+    }
+  }
+
+  it('survives a kill at every point of the append that repairs a kill, and of the one after it', () => {
+    // A repairing append has 7 points (adopt: clock, head; repair record: clock, head; the record
+    // asked for: clock, head; retention's clock). Before each repair step was a transaction of its
+    // own, a kill after the repair record left two lines past the head, refused as a rollback.
+    let states = 0;
+    for (let first = 1; first <= 7; first++) {
+      for (let second = 0; second <= 6; second++) {
+        const h = home(5);
+        // A kill between the line and the head's commit: head 5, the file ends at 6.
+        appendKilledAt(h, 2);
+        expect(lines(logFile(h))).toHaveLength(6);
+        // The append that repairs it is killed at one of its points, then maybe the next one too.
+        appendKilledAt(h, first);
+        if (second > 0) appendKilledAt(h, second);
+        closeStores();
+        const log = open(h);
+        const verdict = log.verify();
+        expect(verdict, `killed at ${first}, then at ${second}`).toMatchObject({ ok: true });
+        if (!verdict.ok) return;
+        expect(verdict.records).toBe(verdict.lastSeq);
+        // The line the first kill left was adopted, and a repair record says so.
+        const all = records(logFile(h));
+        const completed = all.flatMap((r) =>
+          r.action === 'audit.repair' ? ((r.details.completed as number[] | undefined) ?? []) : [],
+        );
+        expect(completed, `killed at ${first}, then at ${second}`).toContain(6);
+        expect(log.append({ action: 'data.read', resource: 'after', outcome: 'success' })?.seq).toBe(
+          verdict.lastSeq + 1,
+        );
+        expect(log.verify()).toMatchObject({ ok: true, lastSeq: verdict.lastSeq + 1 });
+        closeStores();
+        states++;
+      }
+    }
+    expect(states).toBe(49);
+  });
+
+  it('survives a kill at every point of an append that prunes two rotated files (a checkpoint a transaction)', () => {
+    const settings = { enabled: true, retentionDays: 30, maxBytes: 2000 };
+    const withSettings = (h: string) =>
+      new AuditLog(
+        join(h, 'audit'),
+        Keyring.open({ env: { NEUROCLUSTER_HOME: h }, warn: () => {} }),
+        openStore(storeFile(h)),
+        settings,
+      );
+    const rotatedIn = (h: string) =>
+      readdirSync(join(h, 'audit'))
+        .filter((f) => f.startsWith('audit-'))
+        .sort();
+    // The append's points: its clock and head, retention's clock, then each checkpoint's.
+    for (let point = 1; point <= 8; point++) {
+      const h = join(dir, `home-${++homes}`);
+      fill(withSettings(h), 20); // several rotations at ~400 bytes a record
+      const rotated = rotatedIn(h);
+      expect(rotated.length).toBeGreaterThan(2);
+      const aged = new Date(Date.now() - 40 * 86_400_000);
+      for (const f of rotated.slice(0, 2)) utimesSync(join(h, 'audit', f), aged, aged);
+      appendKilledAt(h, point, settings);
+      closeStores();
+      const log = withSettings(h);
+      const verdict = log.verify();
+      expect(verdict, `killed at ${point}`).toMatchObject({ ok: true });
+      if (!verdict.ok) return;
+      // The next append prunes what the kill left unpruned; the chain goes on from the checkpoints.
+      expect(log.append({ action: 'data.read', resource: 'after', outcome: 'success' })?.seq).toBe(
+        verdict.lastSeq + 1,
+      );
+      expect(rotatedIn(h)).not.toContain(rotated[0]);
+      expect(rotatedIn(h)).not.toContain(rotated[1]);
+      expect(log.verify(), `killed at ${point}`).toMatchObject({ ok: true });
+      closeStores();
+    }
   });
 
   it('stays one intact chain through 60 SIGKILLs at random points of an append, with another process appending meanwhile', async () => {

@@ -12,10 +12,11 @@ import { checkConfig } from '../../src/config/levels.js';
 import { readConfigFile } from '../../src/config/load.js';
 import { isNeuroclusterError } from '../../src/core/errors.js';
 import { Random } from '../../src/core/random.js';
-import { loadDataset, parseDataset } from '../../src/data/load.js';
+import { parseDataset } from '../../src/data/load.js';
 import { decryptBuffer, decryptFile, encryptBuffer } from '../../src/security/envelope.js';
 import { Keyring } from '../../src/security/keyring.js';
-import { readModelFile } from '../../src/store/model-file.js';
+import { readModelFile } from '../../src/security/model-file.js';
+import { loadDatasetFile } from '../../src/security/secure-load.js';
 import { tempDir } from '../helpers.js';
 
 const rng = new Random(20261127);
@@ -214,7 +215,7 @@ describe('encrypted data files under fuzzing', () => {
       const path = join(dir, `data${i}.csv.enc`);
       writeFileSync(path, bad);
       const intact = Buffer.from(bad).equals(sealed);
-      const loaded = await survives(`encrypted csv #${i}`, () => loadDataset(path, OPTIONS));
+      const loaded = await survives(`encrypted csv #${i}`, () => loadDatasetFile(path, OPTIONS));
       expect(loaded === 'ok', `encrypted csv #${i}`).toBe(intact);
       const out = join(dir, `plain${i}.csv`);
       const streamed = await survives(`streamed #${i}`, () => decryptFile(path, out, keyring));

@@ -14,7 +14,7 @@ import { NeuromorphicClusterer } from '../../src/index.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { decryptBuffer, isEncrypted } from '../../src/security/envelope.js';
 import { Keyring } from '../../src/security/keyring.js';
-import { checksumOf, MODEL_FORMAT, MODEL_VERSION } from '../../src/store/model-file.js';
+import { checksumOf, MODEL_FORMAT, MODEL_VERSION } from '../../src/security/model-file.js';
 import { failure, ROOT, tempDir } from '../helpers.js';
 
 const quiet = createLogger({ level: 'silent' });

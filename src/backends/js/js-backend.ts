@@ -17,6 +17,7 @@ import type {
   Moments,
 } from '../../core/matrix.js';
 import { assembleOnHost, momentsOnHost } from '../../linalg/blocks.js';
+import { assignAll } from '../../linalg/nearest.js';
 import {
   type Backend,
   type BackendFactory,
@@ -28,41 +29,6 @@ import { reservoirRun, type Slice, spikingRun } from './dynamics.js';
 
 function checkSameWidth(a: Matrix, b: Matrix, what: string): void {
   if (a.cols !== b.cols) throw new RangeError(`${what}: widths differ (${a.cols} vs ${b.cols})`);
-}
-
-/**
- * Nearest centroid of every point, ties to the lowest index: labels into `labels`, squared
- * distances into `distances`. One loop shared by assign and step, written without allocation in
- * the inner loops (this is the hot path of K-means on the CPU reference).
- */
-export function assignAll(
-  p: Floats,
-  n: number,
-  c: Floats,
-  k: number,
-  d: number,
-  labels: Int32Array,
-  distances: Float64Array,
-) {
-  for (let i = 0; i < n; i++) {
-    const off = i * d;
-    let best = 0;
-    let bestDist = Number.POSITIVE_INFINITY;
-    for (let j = 0; j < k; j++) {
-      const coff = j * d;
-      let s = 0;
-      for (let t = 0; t < d; t++) {
-        const diff = p[off + t]! - c[coff + t]!;
-        s += diff * diff;
-      }
-      if (s < bestDist) {
-        bestDist = s;
-        best = j;
-      }
-    }
-    labels[i] = best;
-    distances[i] = bestDist;
-  }
 }
 
 export class JsBackend implements Backend {

@@ -16,6 +16,7 @@ import { BackendError } from '../../core/errors.js';
 import {
   type Assignment,
   type ClusterSums,
+  checkOrder,
   type DeviceMatrix,
   type FeatureBlock,
   type Features,
@@ -32,7 +33,6 @@ import {
   type BackendFactory,
   checkDrive,
   checkLabels,
-  checkOrder,
   checkReadout,
   type KeepOption,
   type RecurrentWeights,

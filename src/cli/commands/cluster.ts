@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import { defaultRegistry } from '../../backends/index.js';
 import { NeuromorphicClusterer } from '../../clusterer.js';
 import { renderClusterPlot } from '../../report/svg-plot.js';
-import type { AuditEvent } from '../../security/audit.js';
+import type { AuditEvent } from '../../security/audit-record.js';
 import { audit, errorDetails, outcomeOf } from '../audit.js';
 import { cliConfig, cliLogger, type GlobalFlags } from '../context.js';
 import { schemaFlag } from '../options.js';

@@ -2,7 +2,7 @@
 import { Command, Option } from 'commander';
 import { clusterSizes } from '../../cluster/metrics.js';
 import { NeuromorphicClusterer } from '../../clusterer.js';
-import type { AuditEvent } from '../../security/audit.js';
+import type { AuditEvent } from '../../security/audit-record.js';
 import { audit, errorDetails, outcomeOf } from '../audit.js';
 import { cliConfig, cliLogger, type GlobalFlags } from '../context.js';
 import { schemaFlag } from '../options.js';

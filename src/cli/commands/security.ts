@@ -10,6 +10,7 @@ import { engineFilesOf, neuroclusterHome } from '../../config/home.js';
 import type { Config } from '../../config/schema.js';
 import { StagedWrites, writeFileAtomic } from '../../core/atomic.js';
 import { DataError, UsageError } from '../../core/errors.js';
+import { openToRead } from '../../core/open.js';
 import { verifyAuditLog } from '../../security/audit.js';
 import { backupModel, exportModelForAge, restoreModel } from '../../security/backup.js';
 import {
@@ -19,7 +20,7 @@ import {
   isEncryptedFile,
   rewrapAll,
 } from '../../security/encrypted-files.js';
-import { decryptBuffer, decryptFile, isEncrypted, openToRead } from '../../security/envelope.js';
+import { decryptBuffer, decryptFile, isEncrypted } from '../../security/envelope.js';
 import { Keyring } from '../../security/keyring.js';
 import { openWithinLimits } from '../../security/secure-load.js';
 import { audit, auditLog, errorDetails, outcomeOf } from '../audit.js';

@@ -32,10 +32,10 @@
  * would let anyone who knows the seed subtract it.
  */
 
-import { assignAll } from '../../backends/js/js-backend.js';
 import { NeuroclusterError, PrivacyBudgetError } from '../../core/errors.js';
 import type { Matrix } from '../../core/matrix.js';
 import { Random } from '../../core/random.js';
+import { assignAll } from '../../linalg/nearest.js';
 import {
   type Grid,
   gaussianMechanism,
