@@ -6,7 +6,8 @@
 import { type Backend, BackendRegistry } from '../src/backends/backend.js';
 import { jsBackendFactory } from '../src/backends/js/js-backend.js';
 import { externalQuality } from '../src/cluster/metrics.js';
-import { NeuromorphicClusterer, type Timings } from '../src/clusterer.js';
+import { NeuromorphicClusterer } from '../src/clusterer.js';
+import type { Timings } from '../src/fit/result.js';
 import { createLogger } from '../src/observability/logger.js';
 import { makeBlobs } from './workloads.js';
 

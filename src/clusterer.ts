@@ -2,17 +2,11 @@
  * NeuromorphicClusterer: the one class most users touch. It loads and cleans the data, picks a
  * backend, clusters, judges the result, and saves or reloads the fitted model.
  */
-import type { Backend, BackendAttempt, BackendRegistry, SelectionContext } from './backends/backend.js';
+import type { Backend, BackendAttempt, BackendRegistry } from './backends/backend.js';
 import { defaultRegistry } from './backends/index.js';
-import { builtinGates, evaluateGates, type GateFailure, type QualityGate } from './cluster/gates.js';
-import { type KMeansFit, type KMeansProgress, kmeans, validateK } from './cluster/kmeans.js';
-import {
-  clusterSizes,
-  type ExternalQuality,
-  externalQuality,
-  type InternalQuality,
-  internalQuality,
-} from './cluster/metrics.js';
+import { builtinGates, evaluateGates, type QualityGate } from './cluster/gates.js';
+import { type KMeansFit, kmeans } from './cluster/kmeans.js';
+import { externalQuality, internalQuality } from './cluster/metrics.js';
 import { parseFault } from './config/faults.js';
 import { neuroclusterHome } from './config/home.js';
 import { type ConfigLevel, environmentDefaults } from './config/levels.js';
@@ -26,33 +20,50 @@ import {
   type KMeansConfig,
   type Method,
 } from './config/schema.js';
-import { sweepHome } from './core/atomic.js';
 import { throwIfAborted } from './core/cancel.js';
 import { currentCorrelationId, withCorrelationId } from './core/context.js';
 import {
-  DataError,
   isNeuroclusterError,
   QualityGateError,
-  ResourceExhaustedError,
   requireFinite,
   toNeuroclusterError,
   UsageError,
   withContext,
 } from './core/errors.js';
 import type { BackendName, Matrix } from './core/matrix.js';
-import { VERSION } from './core/version.js';
 import { applyScaler, fitScaler, type Scaler } from './data/clean.js';
 import type { Dataset } from './data/dataset.js';
 import { datasetFromRows } from './data/load.js';
 import { canonicalOrder, permuteRows, unpermuteRows } from './data/order.js';
-import { type EncodeProgress, sampleKeys } from './encoders/drive.js';
+import { sampleKeys } from './encoders/drive.js';
+import { createPipeline, fitPipeline, type PipelineState, transformPipeline } from './encoders/pipeline.js';
+import { admitJob, jobMemory } from './fit/admission.js';
 import {
-  createPipeline,
-  featureWidths,
-  fitPipeline,
-  type PipelineState,
-  transformPipeline,
-} from './encoders/pipeline.js';
+  breakerBook,
+  errorTrackerFor,
+  observeRegistry,
+  resourceMonitorFor,
+  selectionContext,
+} from './fit/engine.js';
+import { type FittedModel, fittedFrom, writeFitted } from './fit/persistence.js';
+import {
+  ClusteringResult,
+  type FitOptions,
+  formatGateValue,
+  observeFit,
+  PhaseClock,
+  type Timings,
+} from './fit/result.js';
+import {
+  checkShape,
+  inertiaOf,
+  isDataset,
+  keptRows,
+  rawMatrix,
+  takeLabels,
+  takeRows,
+  unpermute,
+} from './fit/rows.js';
 import {
   baselineFile,
   type PerformanceAnomaly,
@@ -68,19 +79,12 @@ import {
   type OperationTracker,
   operations,
 } from './observability/operations.js';
-import {
-  estimateJob,
-  MAX_TYPED_ARRAY_LENGTH,
-  processProbes,
-  ResourceMonitor,
-} from './observability/resources.js';
+import type { ResourceMonitor } from './observability/resources.js';
 import { inSpan } from './observability/tracing.js';
-import { BreakerBook, type BreakerSettings, breakerFile } from './resilience/breakers.js';
 import { type FallbackReason, Resilience, type ResilienceSettings } from './resilience/policy.js';
-import { ErrorTracker } from './resilience/tracker.js';
+import type { ErrorTracker } from './resilience/tracker.js';
 import { type AnonymityReport, enforceMinClusterSize } from './security/kanonymity.js';
-import { Keyring } from './security/keyring.js';
-import { fromPortable, readModelFile, toPortable, writeModelFile } from './security/model-file.js';
+import { readModelFile } from './security/model-file.js';
 import { datasetId } from './security/privacy/accountant.js';
 import {
   chargeRelease,
@@ -126,334 +130,6 @@ export interface ClustererOptions {
   readonly resilience?: boolean;
 }
 
-/** One error tracker per `errorTracking` setting, shared by every clusterer of the process. */
-const trackers = new Map<string, ErrorTracker>();
-
-/**
- * The process-wide error tracker of a configuration: counts over `errorTracking.window`, and an
- * `'alert'` event (rule `error-rate`) when `errorTracking.alertThreshold` errors fall within it.
- */
-export function errorTrackerFor(config: Config = resolveConfig()): ErrorTracker {
-  const { window, alertThreshold } = config.errorTracking;
-  const windowMs = durationMs(window);
-  const key = `${windowMs}|${alertThreshold}`;
-  let tracker = trackers.get(key);
-  if (!tracker) {
-    const created = new ErrorTracker({
-      windowMs,
-      rules: [{ name: 'error-rate', threshold: alertThreshold, windowMs }],
-    });
-    trackers.set(key, created);
-    metrics.watch({ errors: { counts: () => created.counts(), alertThreshold } });
-    tracker = created;
-  }
-  return tracker;
-}
-
-/** The resource monitor of a configuration's `monitoring` section (one per settings and home). */
-const monitors = new Map<string, ResourceMonitor>();
-
-export function resourceMonitorFor(config: Config, home: string = neuroclusterHome()): ResourceMonitor {
-  const m = config.monitoring;
-  const key = `${home}\n${JSON.stringify(m)}`;
-  let monitor = monitors.get(key);
-  if (!monitor) {
-    const thresholds = {
-      ...m,
-      memoryBudgetBytes: m.memoryBudgetMB === undefined ? undefined : m.memoryBudgetMB * 2 ** 20,
-    };
-    monitor = new ResourceMonitor(
-      thresholds,
-      home,
-      processProbes(() => devicePool(defaultRegistry)),
-    );
-    monitors.set(key, monitor);
-    metrics.watch({ resources: monitor });
-  }
-  return monitor;
-}
-
-/** The device memory a GPU backend reports (see WebGpuBackend.memoryStats). */
-interface DeviceMemory {
-  readonly used: number;
-  readonly total: number;
-  readonly allocated: number;
-  readonly peak: number;
-}
-
-/** Device memory of the WebGPU backend, when it is live in this registry. */
-function devicePool(registry: BackendRegistry): DeviceMemory | undefined {
-  const gpu = registry.live('webgpu') as (Backend & { memoryStats?(): DeviceMemory }) | undefined;
-  return gpu?.memoryStats?.();
-}
-
-/** The registries whose backends the metrics see (kernel calls, starts, device memory). */
-const observedRegistries = new WeakSet<BackendRegistry>();
-
-/**
- * Lets the metrics see `registry`'s backends, once: every clusterer's registry, and the default
- * one from the CLI's start, which also runs backends without a clusterer (bench, health, score).
- */
-export function observeRegistry(registry: BackendRegistry): void {
-  if (observedRegistries.has(registry)) return;
-  observedRegistries.add(registry);
-  if (!metrics.enabled) return;
-  registry.observe(metrics.backendObserver);
-  metrics.watch({
-    deviceMemory: () => {
-      const m = devicePool(registry);
-      return m && { inUse: m.used, allocated: m.allocated, peak: m.peak, budget: m.total };
-    },
-  });
-}
-metrics.watch({ operations });
-
-/** One breaker book per state file and settings, shared by every clusterer of the process. */
-const breakerBooks = new Map<string, BreakerBook>();
-
-/** The breaker settings of a configuration's `circuitBreaker` section, durations in ms. */
-export function breakerSettings(config: Config = resolveConfig()): BreakerSettings {
-  const cb = config.circuitBreaker;
-  return {
-    enabled: cb.enabled,
-    failureThreshold: cb.failureThreshold,
-    recoveryTimeoutMs: durationMs(cb.recoveryTimeout),
-    strategy: cb.strategy,
-    samplingWindowMs: durationMs(cb.samplingWindow),
-    failureRatio: cb.failureRatio,
-    minimumRequests: cb.minimumRequests,
-  };
-}
-
-/** The breaker book of a configuration, over `$NEUROCLUSTER_HOME/state/breakers.json`. */
-export function breakerBook(config: Config, home: string = neuroclusterHome()): BreakerBook {
-  const settings = breakerSettings(config);
-  // The engine starts on its home: temporaries of processes killed mid-write go (once).
-  sweepHome(home);
-  const file = breakerFile(home);
-  const key = `${file}\n${JSON.stringify(settings)}`;
-  let book = breakerBooks.get(key);
-  if (!book) {
-    book = new BreakerBook(settings, file);
-    breakerBooks.set(key, book);
-    metrics.watch({ breakers: book });
-  }
-  return book;
-}
-
-export interface FitOptions {
-  readonly signal?: AbortSignal;
-  /** The operation's correlation ID (logs, errors); a new one when absent. */
-  readonly correlationId?: string;
-  /** Encoder chunks done, then K-means iterations, restarts or mini-batch steps. */
-  readonly onProgress?: (event: EncodeProgress | KMeansProgress) => void;
-}
-
-/** Seconds spent in each phase of an operation. */
-export interface Timings {
-  load: number;
-  validate: number;
-  /** Running the encoders and fitting their block scalers (0 for plain K-means). */
-  encode: number;
-  /** Fitting the hybrid method's PCA and projecting onto it (0 for the other methods). */
-  reduce: number;
-  /** Charging the privacy budget and enforcing k-anonymity (0 when neither is on). */
-  privacy: number;
-  cluster: number;
-  score: number;
-  total: number;
-}
-
-/** One cluster's members: row indices into the (cleaned) data, and their ids when known. */
-export interface ClusterAssignment {
-  readonly cluster: number;
-  readonly size: number;
-  readonly rows: number[];
-  readonly ids?: string[];
-}
-
-/** The fields `fit` fills in (everything of a result but its methods). */
-export type ClusteringResultFields = Omit<
-  ClusteringResult,
-  'fallbackUsed' | 'getClusterAssignments' | 'toJSON'
->;
-
-/** The outcome of `fit`. `toJSON()` gives the CLI's `cluster` object. */
-export class ClusteringResult {
-  readonly labels!: Int32Array;
-  readonly k!: number;
-  /** k x d centroids in the space K-means clustered. */
-  readonly centroids!: number[][];
-  /** The matrix K-means clustered (for plain K-means, the cleaned input). */
-  readonly features!: Matrix;
-  readonly method!: Method;
-  /** The backend that really ran. */
-  readonly backend!: BackendName;
-  readonly backendsTried!: readonly BackendAttempt[];
-  /** Internal metrics of the matrix K-means clustered. */
-  readonly quality!: InternalQuality;
-  /** Internal metrics of the cleaned input under the same labels, to compare methods. */
-  readonly inputQuality!: InternalQuality;
-  /** Agreement with the ground truth, when a label column gave one. */
-  readonly external!: ExternalQuality | undefined;
-  /** Seconds per phase. */
-  readonly timings!: Timings;
-  readonly seed!: number;
-  /** The resolved parameters the result was made with. */
-  readonly parameters!: Config;
-  readonly ids!: readonly string[] | undefined;
-  /** 0-based indices of input records dropped by the NaN policy. */
-  readonly droppedRows!: readonly number[] | undefined;
-  /** Iterations of the kept K-means run (mini-batch: steps). */
-  readonly iterations!: number;
-  /** Phases that ran slower than the baseline of this workload shape allows (absent when none). */
-  readonly performanceAnomalies!: readonly PerformanceAnomaly[] | undefined;
-  /** The quality gates the result failed (absent when all passed or gates are off). */
-  readonly qualityGates!: readonly GateFailure[] | undefined;
-  /** Why CPU K-means answered instead of the neuromorphic path, when it did. */
-  readonly fallback!: FallbackReason | undefined;
-  /** The operation's correlation ID. */
-  readonly correlationId!: string | undefined;
-  /** Under `privacy.epsilon`: what the DP release cost and left, and how it was made. */
-  readonly privacy!: PrivacyResult | undefined;
-  /** When k-anonymity ran: what it merged or suppressed (suppressed rows have label -1). */
-  readonly anonymity!: AnonymityReport | undefined;
-
-  constructor(fields: ClusteringResultFields) {
-    Object.assign(this, fields);
-  }
-
-  /** True when the neuromorphic path failed and CPU K-means on the cleaned input answered. */
-  get fallbackUsed(): boolean {
-    return this.fallback !== undefined;
-  }
-
-  /** Members of every cluster. */
-  getClusterAssignments(): ClusterAssignment[] {
-    const out: ClusterAssignment[] = Array.from({ length: this.k }, (_, cluster) => ({
-      cluster,
-      size: 0,
-      rows: [],
-      ...(this.ids ? { ids: [] as string[] } : {}),
-    }));
-    this.labels.forEach((label, row) => {
-      if (label < 0) return; // suppressed by k-anonymity
-      const a = out[label]!;
-      a.rows.push(row);
-      a.ids?.push(this.ids![row]!);
-    });
-    return out.map((a) => ({ ...a, size: a.rows.length }));
-  }
-
-  toJSON() {
-    return {
-      labels: Array.from(this.labels),
-      ...(this.ids ? { ids: [...this.ids] } : {}),
-      k: this.k,
-      method: this.method,
-      backend: this.backend,
-      ...(this.backendsTried.length > 1 || this.fallback ? { backendsTried: this.backendsTried } : {}),
-      fallbackUsed: this.fallbackUsed,
-      ...(this.fallback ? { fallback: this.fallback } : {}),
-      ...(this.qualityGates ? { qualityGates: this.qualityGates } : {}),
-      ...(this.performanceAnomalies ? { performanceAnomalies: this.performanceAnomalies } : {}),
-      quality: this.quality,
-      inputQuality: this.inputQuality,
-      ...(this.external ? { external: this.external } : {}),
-      ...(this.droppedRows && this.droppedRows.length > 0 ? { droppedRows: [...this.droppedRows] } : {}),
-      timings: this.timings,
-      seed: this.seed,
-      ...(this.correlationId ? { correlationId: this.correlationId } : {}),
-      ...(this.privacy ? { privacy: this.privacy } : {}),
-      ...(this.anonymity ? { anonymity: this.anonymity } : {}),
-    };
-  }
-}
-
-/** The values of a dataset as read (before cleaning), as a matrix. */
-function rawMatrix(ds: Dataset): Matrix {
-  return { rows: ds.n, cols: ds.width, data: ds.values };
-}
-
-function isDataset(x: unknown): x is Dataset {
-  return typeof x === 'object' && x !== null && 'values' in x && 'width' in x && 'source' in x;
-}
-
-/** The phases of operations: those of a fit's {@link Timings}, and a save's `persist`. */
-export type Phase = Exclude<keyof Timings, 'total'> | 'persist';
-
-/**
- * Times the phases of an operation, in seconds, each in its own trace span. A phase timed
- * `within` another (reduce within encode) is counted as itself, not also as the outer one.
- */
-class PhaseClock {
-  private readonly start = performance.now();
-  private readonly spent: Record<Phase, number> = {
-    load: 0,
-    validate: 0,
-    encode: 0,
-    reduce: 0,
-    cluster: 0,
-    score: 0,
-    privacy: 0,
-    persist: 0,
-  };
-
-  /** `live`: the operation's phase timings, kept up to date as each phase ends. */
-  constructor(private readonly live?: Record<string, number>) {}
-
-  time<T>(phase: Phase, work: () => Promise<T>, within?: Phase): Promise<T> {
-    return inSpan(`neurocluster.phase.${phase}`, { 'neurocluster.phase': phase }, async () => {
-      const t0 = performance.now();
-      try {
-        return await work();
-      } catch (error) {
-        if (isNeuroclusterError(error)) withContext(error, { phase });
-        throw error;
-      } finally {
-        const seconds = (performance.now() - t0) / 1000;
-        this.add(phase, seconds);
-        if (within) this.add(within, -seconds);
-      }
-    });
-  }
-
-  private add(phase: Phase, seconds: number): void {
-    this.spent[phase] += seconds;
-    if (this.live) this.live[phase] = this.spent[phase];
-  }
-
-  /** A fit's timings (a fit has no persist phase). */
-  timings(): Timings {
-    const { persist: _persist, ...fit } = this.spent;
-    return { ...fit, total: (performance.now() - this.start) / 1000 };
-  }
-}
-
-/**
- * A fit's quality, k and smallest cluster in the metrics, by the method that answered (kmeans
- * after a fallback); also for a fit that failed its gates.
- */
-function observeFit(result: ClusteringResult): void {
-  const labels = { method: result.fallback ? 'kmeans' : result.method };
-  const set = (gauge: { set(l: typeof labels, v: number): void }, v: number | null | undefined) => {
-    if (v !== null && v !== undefined && Number.isFinite(v)) gauge.set(labels, v);
-  };
-  set(metrics.kmeansClusters, result.k);
-  set(metrics.silhouette, result.quality.silhouette);
-  set(metrics.calinskiHarabasz, result.quality.calinskiHarabasz);
-  set(metrics.daviesBouldin, result.quality.daviesBouldin);
-  set(metrics.inertia, result.quality.inertia);
-  set(metrics.adjustedRand, result.external?.ari);
-  set(metrics.mutualInfo, result.external?.nmi);
-  if (result.k > 0) set(metrics.smallestCluster, Math.min(...clusterSizes(result.labels, result.k)));
-}
-
-/** A gate's value for a message: four significant digits. */
-function formatGateValue(v: number): string {
-  return Number.isInteger(v) ? String(v) : v.toPrecision(4);
-}
-
 /** What a fit's clustering hands to {@link NeuromorphicClusterer.finish}. */
 interface Clustered {
   /** The backend that ran (it also scores). */
@@ -482,79 +158,6 @@ interface Clustered {
   readonly privacy?: PrivacyResult;
 }
 
-/** Sum of squared distances of the labelled rows to their centroids (suppressed rows left out). */
-function inertiaOf(points: Matrix, labels: Int32Array, centroids: Float64Array, d: number): number {
-  let total = 0;
-  labels.forEach((c, i) => {
-    if (c < 0) return;
-    for (let j = 0; j < d; j++) total += (points.data[i * d + j]! - centroids[c * d + j]!) ** 2;
-  });
-  return total;
-}
-
-/** The indices of rows with a label (not suppressed), or undefined when every row has one. */
-function keptRows(labels: Int32Array): Int32Array | undefined {
-  if (!labels.some((l) => l < 0)) return undefined;
-  const out: number[] = [];
-  labels.forEach((l, i) => {
-    if (l >= 0) out.push(i);
-  });
-  return Int32Array.from(out);
-}
-
-function takeRows(m: Matrix, rows: Int32Array): Matrix {
-  const data = new Float64Array(rows.length * m.cols);
-  rows.forEach((r, i) => {
-    for (let j = 0; j < m.cols; j++) data[i * m.cols + j] = m.data[r * m.cols + j]!;
-  });
-  return { rows: rows.length, cols: m.cols, data };
-}
-
-function takeLabels(labels: Int32Array, rows: Int32Array): Int32Array {
-  return Int32Array.from(rows, (r) => labels[r]!);
-}
-
-/** At least 2 rows, and k within [1, n]. */
-function checkShape(dataset: Dataset, k: number): void {
-  if (dataset.n < 2) {
-    throw new DataError(
-      'NEUROCLUSTER_ERR_DATA_SHAPE',
-      `at least 2 rows are needed to cluster, got ${dataset.n}`,
-      {
-        location: { file: dataset.source },
-      },
-    );
-  }
-  validateK(k, dataset.n);
-}
-
-/** Labels in file order from labels in canonical order. */
-function unpermute(labels: Int32Array, order: Int32Array): Int32Array {
-  const out = new Int32Array(labels.length);
-  order.forEach((row, i) => {
-    out[row] = labels[i]!;
-  });
-  return out;
-}
-
-/** What backend selection needs from the engine settings, for a job of `problemSize` input values. */
-export function selectionContext(engine: EngineConfig, problemSize: number): SelectionContext {
-  const { webgpu } = engine;
-  return {
-    problemSize,
-    smallProblemSize: engine.smallProblemSize,
-    options: {
-      wasm: { threads: engine.wasm.threads },
-      webgpu: {
-        adapter: webgpu.adapter,
-        allowSoftware: webgpu.allowSoftware,
-        memoryBudgetBytes:
-          webgpu.memoryBudgetMB === undefined ? undefined : webgpu.memoryBudgetMB * 1024 * 1024,
-      },
-    },
-  };
-}
-
 /**
  * Clusters data with the configured method and backend.
  *
@@ -581,17 +184,7 @@ export class NeuromorphicClusterer {
   private readonly ops: OperationTracker;
   private readonly resilient: boolean;
   private readonly customGates: readonly QualityGate[];
-  private model:
-    | {
-        /** The method the model's features come from (kmeans after a fallback). */
-        method: Method;
-        scaler: Scaler;
-        pipeline: PipelineState | undefined;
-        centroids: Float64Array;
-        k: number;
-        d: number;
-      }
-    | undefined;
+  private model: FittedModel | undefined;
 
   constructor(options: ClustererOptions = {}) {
     const { config, warnings } = resolveConfigChecked(
@@ -741,7 +334,7 @@ export class NeuromorphicClusterer {
     throwIfAborted(signal);
 
     // Input is read and validated before any backend starts, and the job admitted by its memory.
-    this.admit(prepared, k);
+    admitJob(this.config, this.resourceMonitor(), this.logger, prepared, k);
     const problemSize = prepared.cleaned.data.length;
     const sizes = { rows: prepared.cleaned.rows, columns: prepared.cleaned.cols, k };
     const path = async (backend: Backend, pathSignal: AbortSignal | undefined) => {
@@ -1063,76 +656,13 @@ export class NeuromorphicClusterer {
   }
 
   /**
-   * Estimates the job's memory from its shape and refuses it (RESOURCE_EXHAUSTED) when the
-   * process would pass the critical share of its budget; warns past the warning share.
-   */
-  private admit(prepared: ReturnType<NeuromorphicClusterer['prepare']>, k: number): void {
-    const { cleaned } = prepared;
-    const { bytes, features, oversized } = this.jobBytes(prepared, k);
-    if (oversized) {
-      // No budget admits it: the engine cannot make the array (`Invalid typed array length`).
-      throw new ResourceExhaustedError(
-        `${oversized.what} would be one array of ${oversized.elements} values, past this engine's limit of ${MAX_TYPED_ARRAY_LENGTH} per typed array: refused before it starts`,
-        { context: { sizes: { rows: cleaned.rows, columns: cleaned.cols, features, bytes } } },
-      );
-    }
-    const { verdict, rss, budget } = this.resourceMonitor().admit(bytes);
-    metrics.jobMemoryEstimate.observe(bytes);
-    metrics.admissions.inc({ verdict });
-    const mib = (b: number) => `${Math.ceil(b / 2 ** 20)} MiB`;
-    const what = `the job needs about ${mib(bytes)}; the process holds ${mib(rss)} of a memory budget of ${mib(budget)}`;
-    if (verdict === 'refused') {
-      throw new ResourceExhaustedError(
-        `${what}, past its critical share (${this.config.monitoring.memoryCritical}): refused before it starts`,
-        { context: { sizes: { rows: cleaned.rows, columns: cleaned.cols, features, bytes } } },
-      );
-    }
-    if (verdict === 'warning')
-      this.logger.warn({ bytes, rss, budget }, `memory: ${what}, past its warning share`);
-  }
-
-  /**
    * The memory a fit of `data` would need at its peak, estimated from its shape (see
    * `estimateJob`): what the job is admitted by. Reads and cleans the data, runs nothing.
    */
   async estimateMemory(data: DataInput): Promise<number> {
     const k = this.kmeansOptions.nClusters;
     if (k === undefined) throw new UsageError('the number of clusters is required (nClusters, --k)');
-    return this.jobBytes(this.prepare(await this.loadData(data), k), k).bytes;
-  }
-
-  private jobBytes(prepared: ReturnType<NeuromorphicClusterer['prepare']>, k: number) {
-    const { cleaned, scaler } = prepared;
-    const method = this.engine.method;
-    const inputDim = scaler.series?.dims ?? cleaned.cols;
-    const widths =
-      method === 'kmeans'
-        ? { raw: 0, final: cleaned.cols, perSampleChunk: 0 }
-        : featureWidths(method, this.config.encoders, inputDim, cleaned.cols, scaler.series !== undefined);
-    const enc = this.config.encoders;
-    if (method === 'hybrid' && enc.hybrid.components > widths.raw) {
-      this.logger.warn(
-        { components: enc.hybrid.components, featureCount: widths.raw },
-        `encoders.hybrid.components (${enc.hybrid.components}) is more than the ${widths.raw} features: PCA keeps ${widths.raw}`,
-      );
-    }
-    const uses = (name: string) => method === name || method === 'hybrid';
-    const weights =
-      (uses('esn') ? enc.esn.units * (enc.esn.units + inputDim) : 0) +
-      (uses('snn') ? enc.snn.neurons * inputDim : 0) +
-      (uses('lsm') ? enc.lsm.neurons * (enc.lsm.neurons + inputDim) : 0);
-    const { bytes, oversized } = estimateJob({
-      rows: cleaned.rows,
-      cols: cleaned.cols,
-      k,
-      rawFeatures: widths.raw,
-      features: widths.final,
-      chunkBytesPerSample: widths.perSampleChunk,
-      weights,
-      deviceBytesPerValue: 4,
-      pca: method === 'hybrid',
-    });
-    return { bytes, features: widths.final, oversized };
+    return jobMemory(this.config, this.prepare(await this.loadData(data), k), k, this.logger).bytes;
   }
 
   /** The resilience layer for a job of `problemSize` input values, from the configuration. */
@@ -1260,7 +790,7 @@ export class NeuromorphicClusterer {
 
   private async predictHere(
     data: DataInput,
-    model: NonNullable<NeuromorphicClusterer['model']>,
+    model: FittedModel,
     clock: PhaseClock,
   ): Promise<{ labels: Int32Array; backend: Backend }> {
     const dataset = await clock.time('load', () => this.loadData(data));
@@ -1297,7 +827,7 @@ export class NeuromorphicClusterer {
       op.method = model.method;
       const clock = new PhaseClock(op.phases);
       try {
-        const bytes = await clock.time('persist', () => this.write(path, model));
+        const bytes = await clock.time('persist', () => writeFitted(path, this.config, model, this.logger));
         metrics.modelOperations.inc({ operation: 'save', outcome: 'ok' });
         metrics.modelBytes.observe(bytes);
       } catch (error) {
@@ -1309,33 +839,6 @@ export class NeuromorphicClusterer {
         outcome: 'succeeded',
       });
     });
-  }
-
-  private write(path: string, model: NonNullable<NeuromorphicClusterer['model']>): Promise<number> {
-    // Encrypted, or (encryptModels off) plain with a checksum keyed from the keyring: either way
-    // authenticated, so a file put in its place by someone without the keyring is refused.
-    const keyring = Keyring.open({ warn: (m) => this.logger.warn({}, m) });
-    return writeModelFile(
-      path,
-      {
-        method: model.method,
-        createdWith: `neurocluster ${VERSION}`,
-        parameters: this.config as unknown as Record<string, unknown>,
-        scaler: {
-          ...model.scaler,
-          keep: [...model.scaler.keep],
-          means: [...model.scaler.means],
-          scales: [...model.scaler.scales],
-          inputColumns: [...model.scaler.inputColumns],
-        },
-        k: model.k,
-        d: model.d,
-        centroids: Array.from(model.centroids),
-        ...(model.pipeline ? { encoder: toPortable(model.pipeline) } : {}),
-      },
-      keyring,
-      { encrypt: this.config.security.encryptModels },
-    );
   }
 
   /** Number of clusters of the fitted model. */
@@ -1379,14 +882,7 @@ export class NeuromorphicClusterer {
       config: { ...stored, security, data: { ...trainingData, ...options.data } },
       ...(options.backend ? { backend: options.backend } : {}),
     });
-    clusterer.model = {
-      method: body.method as Method,
-      scaler: body.scaler,
-      pipeline: body.encoder === undefined ? undefined : (fromPortable(body.encoder) as PipelineState),
-      centroids: Float64Array.from(body.centroids),
-      k: body.k,
-      d: body.d,
-    };
+    clusterer.model = fittedFrom(body);
     return clusterer;
   }
 }

@@ -21,16 +21,7 @@ export {
   internalQuality,
   silhouetteScore,
 } from './cluster/metrics.js';
-export {
-  type ClusterAssignment,
-  type ClustererOptions,
-  ClusteringResult,
-  type DataInput,
-  errorTrackerFor,
-  type FitOptions,
-  NeuromorphicClusterer,
-  type Timings,
-} from './clusterer.js';
+export { type ClustererOptions, type DataInput, NeuromorphicClusterer } from './clusterer.js';
 export { FAULT_KINDS, type FaultKind, type FaultSpec, parseFault } from './config/faults.js';
 export { neuroclusterHome } from './config/home.js';
 export { readConfigFile, resolveConfig } from './config/load.js';
@@ -83,6 +74,8 @@ export type { Dataset, SeriesLayout } from './data/dataset.js';
 export { datasetFromRows } from './data/load.js';
 export type { EncodeProgress } from './encoders/drive.js';
 export type { PipelineState } from './encoders/pipeline.js';
+export { errorTrackerFor } from './fit/engine.js';
+export { type ClusterAssignment, ClusteringResult, type FitOptions, type Timings } from './fit/result.js';
 export {
   type BreakerStatus,
   type CheckStatus,

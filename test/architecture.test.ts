@@ -22,6 +22,7 @@ const LAYERS = [
   'cluster',
   'report',
   'security',
+  'fit',
   '(root)',
   'cli',
 ] as const;

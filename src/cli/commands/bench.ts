@@ -3,8 +3,8 @@ import { Argument, Command, Option } from 'commander';
 import { runBench } from '../../../bench/harness.js';
 import { WORKLOAD_NAMES, type WorkloadName } from '../../../bench/workloads.js';
 import { defaultRegistry } from '../../backends/index.js';
-import { selectionContext } from '../../clusterer.js';
 import { BACKEND_NAMES, type BackendName } from '../../core/matrix.js';
+import { selectionContext } from '../../fit/engine.js';
 import { cliConfig } from '../context.js';
 import { parseInteger, parseNumber } from '../options.js';
 

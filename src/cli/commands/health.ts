@@ -4,8 +4,8 @@
  */
 import { Command } from 'commander';
 import { defaultRegistry } from '../../backends/index.js';
-import { breakerBook, resourceMonitorFor, selectionContext } from '../../clusterer.js';
 import { neuroclusterHome } from '../../config/home.js';
+import { breakerBook, resourceMonitorFor, selectionContext } from '../../fit/engine.js';
 import { healthz } from '../../observability/health.js';
 import { cliConfig, type GlobalFlags } from '../context.js';
 import { table } from '../output.js';

@@ -4,7 +4,7 @@
  * family with its type, labels and meaning (the table in docs/observability.md is this output).
  */
 import { Command } from 'commander';
-import { breakerBook, errorTrackerFor, resourceMonitorFor } from '../../clusterer.js';
+import { breakerBook, errorTrackerFor, resourceMonitorFor } from '../../fit/engine.js';
 import { metrics } from '../../observability/metrics.js';
 import { cliConfig } from '../context.js';
 
