@@ -42,6 +42,7 @@ import {
 } from '../backend.js';
 import { guarded, MAP_READ, type OpenedDevice, openDevice, Usage, type WebGpuSettings } from './device.js';
 import { bind, type Kernel, KernelCache, type KernelName } from './kernels.js';
+import { paramsOf } from './params.js';
 import { BufferPool, type PoolStats } from './pool.js';
 
 const STORAGE_IN = Usage.STORAGE | Usage.COPY_DST;
@@ -67,18 +68,6 @@ export interface WebGpuCounters {
 
 const f32 = (data: Floats | Int32Array | Uint32Array): Float32Array =>
   data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>);
-
-/** The four-byte words of a uniform struct: integers as u32, marked floats as f32. */
-function uniformWords(values: readonly number[], floats: ReadonlySet<number> = new Set()): ArrayBuffer {
-  const words = new ArrayBuffer(Math.ceil(values.length / 4) * 16);
-  const asU32 = new Uint32Array(words);
-  const asF32 = new Float32Array(words);
-  values.forEach((v, i) => {
-    if (floats.has(i)) asF32[i] = v;
-    else asU32[i] = v >>> 0;
-  });
-  return words;
-}
 
 function checkFinite(data: Float32Array, what: string): void {
   for (let i = 0; i < data.length; i++) {
@@ -494,7 +483,10 @@ export class WebGpuBackend implements Backend {
         const aSlice = aBuf ?? { buffer: residentA!, offset: 4 * start * k, size: 4 * count * k };
         const cBuf = this.pool.acquire(4 * count * n, STORAGE_OUT, 'matmul c');
         if (residentA && count === m) kept = cBuf;
-        const params = this.uniform(uniformWords([count, n, k, bias ? 1 : 0]), 'matmul params');
+        const params = this.uniform(
+          paramsOf('matmul', { m: count, n, k, has_bias: bias ? 1 : 0 }),
+          'matmul params',
+        );
         try {
           const group = bind(this.gpu, kernel, 0, [params, aSlice, bBuf, biasBuf, cBuf]);
           const [bytes] = await this.run(
@@ -552,7 +544,7 @@ export class WebGpuBackend implements Backend {
           );
           const outBuf = this.pool.acquire(4 * count * nb, STORAGE_OUT, 'pairwise out');
           const params = this.uniform(
-            uniformWords([count, nb, d, options.squared ? 1 : 0, 0]),
+            paramsOf('distances', { m: count, n: nb, d, flag: options.squared ? 1 : 0, k: 0 }),
             'pairwise params',
           );
           try {
@@ -617,7 +609,10 @@ export class WebGpuBackend implements Backend {
           this.upload(f32(points.data.subarray(start * d, (start + count) * d)), STORAGE_IN, 'points');
         const lBuf = this.pool.acquire(4 * count, STORAGE_OUT, 'labels');
         const dBuf = this.pool.acquire(4 * count, STORAGE_OUT, 'distances');
-        const params = this.uniform(uniformWords([count, d, centroids.rows, 0]), 'assign params');
+        const params = this.uniform(
+          paramsOf('kmeans', { n: count, d, k: centroids.rows, groups: 0 }),
+          'assign params',
+        );
         try {
           const slice = whole ? { buffer: whole, offset: 4 * start * d, size: 4 * count * d } : pBuf;
           const group = bind(this.gpu, kernel, 0, [params, slice, cBuf, lBuf, dBuf]);
@@ -721,7 +716,7 @@ export class WebGpuBackend implements Backend {
           : this.upload(f32(points.data.subarray(start * d, (start + count) * d)), STORAGE_IN, 'points');
         const partialF = this.pool.acquire(4 * groups * (kd + 1), STORAGE_OUT, `${what} partial sums`);
         const partialU = this.pool.acquire(4 * groups * (k + 1), STORAGE_OUT, `${what} partial counts`);
-        const params = this.uniform(uniformWords([count, d, k, groups]), `${what} params`);
+        const params = this.uniform(paramsOf('kmeans', { n: count, d, k, groups }), `${what} params`);
         try {
           const slice = whole ? { buffer: whole, offset: 4 * start * d, size: 4 * count * d } : chunk!;
           const labelSlice = { buffer: lBuf, offset: 4 * start, size: 4 * count };
@@ -794,7 +789,10 @@ export class WebGpuBackend implements Backend {
       for (let first = rowStart; first < rowEnd; first += MAX_GROUPS * 64) {
         const rows = Math.min(MAX_GROUPS * 64, rowEnd - first);
         const outBuf = this.pool.acquire(4 * Math.max(1, rows * k), STORAGE_OUT, 'cluster sums');
-        const params = this.uniform(uniformWords([rows, n, d, first, k]), 'cluster sums params');
+        const params = this.uniform(
+          paramsOf('distances', { m: rows, n, d, flag: first, k }),
+          'cluster sums params',
+        );
         try {
           const group = bind(this.gpu, kernel, 0, [params, pBuf, iBuf, outBuf]);
           const [bytes] = await this.run(
@@ -871,25 +869,21 @@ export class WebGpuBackend implements Backend {
         const count = Math.min(rows, inputs.rows - start);
         const part = await this.reservoirChunk(kernel, sparse, {
           inputs: f32(inputs.data.subarray(start * inputs.cols, (start + count) * inputs.cols)),
-          params: uniformWords(
-            [
-              count,
-              r,
-              run.inputDim,
-              inputs.cols,
-              run.sequence ? 1 : 0,
-              washout,
-              meanBlock,
-              width,
-              run.leak,
-              1 / (steps - washout),
-              wInAt,
-              biasAt,
-              wAt,
-              0,
-            ],
-            new Set([8, 9]),
-          ),
+          params: paramsOf('reservoir', {
+            n: count,
+            r,
+            dim: run.inputDim,
+            in_cols: inputs.cols,
+            sequence: run.sequence ? 1 : 0,
+            washout,
+            mean_block: meanBlock,
+            width,
+            leak: run.leak,
+            mean_scale: 1 / (steps - washout),
+            w_in_at: wInAt,
+            bias_at: biasAt,
+            w_at: wAt,
+          }),
           weights,
           cscBuf,
           stepBuf,
@@ -1031,32 +1025,29 @@ export class WebGpuBackend implements Backend {
         const keyBuf = this.upload(run.sampleKeys.subarray(start, start + count), STORAGE_IN, 'sample keys');
         const outBuf = this.pool.acquire(4 * count * width, STORAGE_OUT, 'spiking out');
         const params = this.uniform(
-          uniformWords(
-            [
-              count,
-              r,
-              run.inputDim,
-              inputs.cols,
-              run.sequence ? 1 : 0,
-              run.encoding === 'rate' ? 1 : 0,
-              recurrentKind,
-              steps,
-              windows,
-              readoutCode,
-              run.refractorySteps,
-              key0,
-              key1,
-              run.decay,
-              run.threshold,
-              run.reset,
-              run.traceDecay,
-              wInAt,
-              biasAt,
-              wAt,
-              run.scale ?? 1,
-            ],
-            new Set([13, 14, 15, 16, 20]),
-          ),
+          paramsOf('spiking', {
+            n: count,
+            r,
+            dim: run.inputDim,
+            in_cols: inputs.cols,
+            sequence: run.sequence ? 1 : 0,
+            rate: run.encoding === 'rate' ? 1 : 0,
+            recurrent: recurrentKind,
+            steps,
+            windows,
+            readout: readoutCode,
+            refractory: run.refractorySteps,
+            key0,
+            key1,
+            decay: run.decay,
+            threshold: run.threshold,
+            reset: run.reset,
+            trace_decay: run.traceDecay,
+            w_in_at: wInAt,
+            bias_at: biasAt,
+            w_at: wAt,
+            scale: run.scale ?? 1,
+          }),
           'spiking params',
         );
         try {
@@ -1159,7 +1150,10 @@ export class WebGpuBackend implements Backend {
     const partial = this.pool.acquire(4 * segments * d, STORAGE_OUT, 'moment partial sums');
     const moments = this.pool.acquire(8 * d, STORAGE_OUT, 'moments');
     const params = [0, 1].map((pass) =>
-      this.uniform(uniformWords([n, d, segment, segments, order ? 1 : 0, pass]), 'moments params'),
+      this.uniform(
+        paramsOf('moments', { n, d, segment, segments, ordered: order ? 1 : 0, pass_: pass }),
+        'moments params',
+      ),
     );
     try {
       const record = (pass: GPUComputePassEncoder) => {
@@ -1219,7 +1213,15 @@ export class WebGpuBackend implements Backend {
         const columns = this.upload(Uint32Array.from(b.keep), STORAGE_IN, 'kept columns');
         const means = this.upload(Float32Array.from(b.means), STORAGE_IN, 'block means');
         const params = this.uniform(
-          uniformWords([n, b.features.cols, width, offset, count, order ? 1 : 0, b.scale], new Set([6])),
+          paramsOf('assemble', {
+            n,
+            src_cols: b.features.cols,
+            width,
+            offset,
+            kept: count,
+            ordered: order ? 1 : 0,
+            scale: b.scale,
+          }),
           'assemble params',
         );
         small.push(columns, means, params);
