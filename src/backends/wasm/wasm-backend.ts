@@ -1,5 +1,5 @@
 /**
- * The WASM backend: the kernels of kernels/wasm/index.ts (AssemblyScript, SIMD) run by a pool of
+ * The WASM backend: the kernels of kernels/wasm/ (AssemblyScript, SIMD) run by a pool of
  * worker threads over one shared `WebAssembly.Memory`, each worker on its own share of the rows.
  *
  * A call copies its inputs into the shared memory (float32, as the kernels compute), runs one
