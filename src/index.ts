@@ -110,8 +110,9 @@ export {
   builtinRules,
   type SecurityEvent,
 } from './security/anomaly.js';
-export { ACTION_RISK, AuditLog, type AuditVerdict, riskOf, verifyAuditLog } from './security/audit.js';
+export { ACTION_RISK, AuditLog, riskOf } from './security/audit.js';
 export type { AuditEvent, AuditOutcome, AuditRecord } from './security/audit-record.js';
+export { type AuditVerdict, verifyAuditLog } from './security/audit-verify.js';
 export { backupModel, exportModelForAge, restoreModel } from './security/backup.js';
 export {
   assertKeyUnused,

@@ -1,4 +1,11 @@
-/** The audit log's records: what a caller records, and the line it becomes (src/security/audit.ts). */
+/**
+ * The audit log's records and their format: what a caller records, the line it becomes, what its
+ * HMAC signs, the chain's genesis and the head kept in the store, and the files a log spans. The
+ * writer (src/security/audit.ts) and the verifier (src/security/audit-verify.ts) share them.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 
 export type AuditOutcome = 'success' | 'failure' | 'denied';
 
@@ -21,4 +28,60 @@ export interface AuditRecord extends Required<Omit<AuditEvent, 'details'>> {
   readonly prev: string;
   readonly keyId: string;
   readonly hmac: string;
+}
+
+export const GENESIS = '0'.repeat(64);
+
+/** The JSON of a record without its HMAC: what the HMAC signs. */
+export function signedPart(r: Omit<AuditRecord, 'hmac'>): string {
+  const { seq, at, actor, action, resource, outcome, correlationId, risk, details, prev, keyId } = r;
+  return JSON.stringify({
+    seq,
+    at,
+    actor,
+    action,
+    resource,
+    outcome,
+    correlationId,
+    risk,
+    details,
+    prev,
+    keyId,
+  });
+}
+
+export const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+/** The head of a log kept in the store: its last record's sequence number and hash, signed. */
+export interface AuditHead {
+  readonly seq: number;
+  readonly hash: string;
+  readonly keyId: string;
+  readonly hmac: string;
+}
+
+/** A line of the log as a record; undefined when it is not one (torn, edited). */
+export function parseRecord(line: string): AuditRecord | undefined {
+  try {
+    const r = JSON.parse(line) as AuditRecord;
+    return typeof r === 'object' && r !== null && Number.isSafeInteger(r.seq) ? r : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Rotated files of a log directory, oldest first. */
+export function rotatedFiles(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => /^audit-.*\.jsonl$/.test(f))
+    .sort()
+    .map((f) => join(dir, f));
+}
+
+/** Two hex digests equal, compared in constant time. */
+export function equalHex(a: string, b: string): boolean {
+  const x = Buffer.from(a, 'hex');
+  const y = Buffer.from(b, 'hex');
+  return x.length === y.length && x.length > 0 && timingSafeEqual(x, y);
 }

@@ -11,7 +11,7 @@ import type { Config } from '../../config/schema.js';
 import { StagedWrites, writeFileAtomic } from '../../core/atomic.js';
 import { DataError, UsageError } from '../../core/errors.js';
 import { openToRead } from '../../core/open.js';
-import { verifyAuditLog } from '../../security/audit.js';
+import { verifyAuditLog } from '../../security/audit-verify.js';
 import { backupModel, exportModelForAge, restoreModel } from '../../security/backup.js';
 import {
   assertKeyUnused,
