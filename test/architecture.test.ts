@@ -1,7 +1,8 @@
 /**
  * The import graph drawn from the code, held to the layers of docs/architecture.md: a folder
- * imports only from folders below it, no two files import each other even through others, and no
- * one outside src/backends reaches into one backend's files (they go through the kernel contract).
+ * imports only from folders below it, no two files import each other even through others, no one
+ * outside src/backends reaches into one backend's files (they go through the kernel contract), and
+ * only the configuration and the CLI read the environment.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -108,6 +109,15 @@ describe('the layers of src', () => {
         : targets.filter((t) => /^backends\/(js|wasm|webgpu)\//.test(t)).map((t) => `${file} -> ${t}`),
     );
     expect(reaching).toEqual([]);
+  });
+
+  it('reads the environment only in src/config and src/cli', () => {
+    const readers = [...graph.keys()].filter(
+      (file) =>
+        !['config', 'cli'].includes(layerOf(file)) &&
+        /\bprocess\.env\b/.test(readFileSync(join(SRC, file), 'utf8')),
+    );
+    expect(readers).toEqual([]);
   });
 
   it('finds an upward import and a cycle where there is one', () => {

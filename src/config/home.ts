@@ -7,8 +7,8 @@
  * Also the other settings of the process that are not configuration keys (where the keyring is,
  * whether metrics are made at all): the environment is read here and in levels.ts, nowhere else.
  */
-import { existsSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { existsSync, mkdirSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 const SWITCHES: Readonly<Record<string, boolean>> = {
@@ -76,4 +76,26 @@ export function metricsEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
 /** The engine's own files of this environment (home and keyring), which no output may replace. */
 export function engineFilesOf(env: NodeJS.ProcessEnv = process.env): { home: string; keyring: string } {
   return { home: neuroclusterHome(env), keyring: keyringFile(env) };
+}
+
+/** The environment with `NEUROCLUSTER_HOME` set to `home` (for a keyring of that home). */
+export function envWithHome(home: string, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return { ...env, NEUROCLUSTER_HOME: home };
+}
+
+/**
+ * Dawn's Linux windowing code prints "XDG_RUNTIME_DIR is invalid" to stderr on a headless machine
+ * (a server, a CI runner), which reads like a failure; give it a private runtime directory, as a
+ * login session would, when none is set (before the search's child inherits the environment).
+ */
+export function ensureRuntimeDir(): void {
+  if (!process.env.XDG_RUNTIME_DIR && process.platform === 'linux') {
+    const dir = join(tmpdir(), `neurocluster-runtime-${process.getuid?.() ?? 'user'}`);
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      process.env.XDG_RUNTIME_DIR = dir;
+    } catch {
+      // Only a cosmetic line on stderr is at stake.
+    }
+  }
 }

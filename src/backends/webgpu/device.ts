@@ -4,11 +4,9 @@
  * opened with the adapter's own limits, and its failures turned into typed engine errors.
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { ensureRuntimeDir } from '../../config/home.js';
 import { BackendError } from '../../core/errors.js';
 
 import type { BackendOptions } from '../backend.js';
@@ -51,23 +49,6 @@ export function isSoftwareAdapter(info: AdapterFacts): boolean {
 
 type DawnModule = { create(flags: string[]): GPU };
 let dawn: Promise<DawnModule> | undefined;
-
-/**
- * Dawn's Linux windowing code prints "XDG_RUNTIME_DIR is invalid" to stderr on a headless machine
- * (a server, a CI runner), which reads like a failure; give it a private runtime directory, as a
- * login session would, when none is set (before the search's child inherits the environment).
- */
-function ensureRuntimeDir(): void {
-  if (!process.env.XDG_RUNTIME_DIR && process.platform === 'linux') {
-    const dir = join(tmpdir(), `neurocluster-runtime-${process.getuid?.() ?? 'user'}`);
-    try {
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
-      process.env.XDG_RUNTIME_DIR = dir;
-    } catch {
-      // Only a cosmetic line on stderr is at stake.
-    }
-  }
-}
 
 function dawnMissing(cause: unknown): BackendError {
   return new BackendError(`WebGPU (Dawn) could not be loaded: ${messageOf(cause)}`, undefined, { cause });

@@ -6,7 +6,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { clusterMeans } from '../../cluster/metrics.js';
-import { neuroclusterHome } from '../../config/home.js';
+import { envWithHome, neuroclusterHome } from '../../config/home.js';
 import { resolveConfig } from '../../config/load.js';
 import type { Config, PrivacyConfig } from '../../config/schema.js';
 import { currentCorrelationId, withCorrelationId } from '../../core/context.js';
@@ -42,7 +42,7 @@ export function privacyAccountant(
       openStore(file),
       { epsilon, delta },
       {
-        keyring: Keyring.open({ env: { ...process.env, NEUROCLUSTER_HOME: home } }),
+        keyring: Keyring.open({ env: envWithHome(home) }),
         recordedCharges: (dataset) => auditedCharges(join(home, 'audit'), dataset),
       },
     );
