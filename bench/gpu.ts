@@ -30,7 +30,7 @@ import { createLogger } from '../src/observability/logger.js';
 import { runBench } from './harness.js';
 import { hybridFit } from './hybrid-fit.js';
 import { labelsOn, qualityCases } from './quality.js';
-import { makeBlobs, WORKLOAD_NAMES, type WorkloadName, type WorkloadShape } from './workloads.js';
+import { makeBlobs, registryOf, WORKLOAD_NAMES, type WorkloadName, type WorkloadShape } from './workloads.js';
 
 const { values } = parseArgs({
   options: {
@@ -189,8 +189,7 @@ async function fitBoth(gpu: WebGpuBackend, n: number, reps: number): Promise<voi
     ['kept', gpu],
     ['roundTrip', roundTrip],
   ] as [string, Backend][]) {
-    const registry = new BackendRegistry();
-    registry.register({ name: 'webgpu', priority: 0, smallProblems: true, create: async () => backend });
+    const registry = registryOf(backend);
     const clusterer = new NeuromorphicClusterer({
       method: 'esn',
       nClusters: 16,
@@ -250,13 +249,18 @@ async function hybridInChild(n: number, baseline: number | undefined): Promise<v
   });
 }
 
-/** The child's side: one hybrid fit on WebGPU, compared with the reference labels when given. */
-async function hybridChild(n: number): Promise<void> {
+/** The WebGPU backend under --memory-budget-mb, in a registry of its own. */
+async function openGpu(): Promise<{ registry: BackendRegistry; gpu: WebGpuBackend }> {
   const registry = new BackendRegistry();
   registry.register(
     webGpuBackendFactory({ memoryBudgetBytes: Number(values['memory-budget-mb']) * 1024 * 1024 }),
   );
-  const gpu = (await registry.get('webgpu')) as WebGpuBackend;
+  return { registry, gpu: (await registry.get('webgpu')) as WebGpuBackend };
+}
+
+/** The child's side: one hybrid fit on WebGPU, compared with the reference labels when given. */
+async function hybridChild(n: number): Promise<void> {
+  const { registry, gpu } = await openGpu();
   const fit = await hybridFit(gpu, n);
   let agreement: object | undefined;
   if (values['hybrid-reference']) {
@@ -284,11 +288,7 @@ async function hybridChild(n: number): Promise<void> {
 
 async function main(): Promise<void> {
   if (values['hybrid-child']) return hybridChild(Number(values['hybrid-child']));
-  const registry = new BackendRegistry();
-  registry.register(
-    webGpuBackendFactory({ memoryBudgetBytes: Number(values['memory-budget-mb']) * 1024 * 1024 }),
-  );
-  const gpu = (await registry.get('webgpu')) as WebGpuBackend;
+  const { registry, gpu } = await openGpu();
   // The baseline is taken with the device open: the rise after it is the pool's doing.
   const baseline = gpuMemoryUsed();
   print({ device: gpu.device, gpuMemoryUsedWithDevice: baseline });

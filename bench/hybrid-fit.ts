@@ -3,13 +3,13 @@
  * instance: shared by the GPU bench (WebGPU) and by bench/hybrid-labels.ts, which writes the labels
  * of the same fit on a CPU backend for the GPU run to compare with.
  */
-import { type Backend, BackendRegistry } from '../src/backends/backend.js';
+import type { Backend } from '../src/backends/backend.js';
 import { jsBackendFactory } from '../src/backends/js/js-backend.js';
 import { externalQuality } from '../src/cluster/metrics.js';
 import { NeuromorphicClusterer } from '../src/clusterer.js';
 import type { Timings } from '../src/fit/result.js';
 import { createLogger } from '../src/observability/logger.js';
-import { makeBlobs } from './workloads.js';
+import { makeBlobs, registryOf } from './workloads.js';
 
 /** 16 columns, 8 blobs whose spread (std 5) makes them overlap: the labels near the borders are at stake. */
 export const HYBRID_DATA = { d: 16, k: 8, seed: 0, std: 5 } as const;
@@ -31,8 +31,7 @@ export interface HybridFit {
  */
 export async function hybridFit(backend: Backend, n: number): Promise<HybridFit> {
   const { points, truth } = makeBlobs(n, HYBRID_DATA.d, HYBRID_DATA.k, HYBRID_DATA.seed, HYBRID_DATA.std);
-  const registry = new BackendRegistry();
-  registry.register({ name: backend.name, priority: 0, smallProblems: true, create: async () => backend });
+  const registry = registryOf(backend);
   if (backend.name !== 'js') registry.register(jsBackendFactory);
   const clusterer = new NeuromorphicClusterer({
     method: 'hybrid',

@@ -9,11 +9,12 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { type Backend, BackendRegistry } from '../src/backends/backend.js';
+import type { Backend } from '../src/backends/backend.js';
 import { NeuromorphicClusterer } from '../src/clusterer.js';
 import { readConfigFile } from '../src/config/load.js';
 import { type ConfigOverrides, METHODS, type Method } from '../src/config/schema.js';
 import { createLogger } from '../src/observability/logger.js';
+import { registryOf } from './workloads.js';
 
 const SHARED_SERIES = '../shared/data/ts/';
 
@@ -70,8 +71,7 @@ export async function labelsOn(
   method: Method,
   seed = 0,
 ): Promise<Int32Array> {
-  const registry = new BackendRegistry();
-  registry.register({ name: backend.name, priority: 0, smallProblems: true, create: async () => backend });
+  const registry = registryOf(backend);
   const clusterer = new NeuromorphicClusterer({
     method,
     nClusters: c.k,

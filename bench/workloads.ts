@@ -2,7 +2,7 @@
  * The benchmark workloads of `../shared/reference/reference.py`, made and run the same way: data
  * made first (float32, as the reference), then only the work the reference times is timed.
  */
-import type { Backend } from '../src/backends/backend.js';
+import { type Backend, BackendRegistry } from '../src/backends/backend.js';
 import { kmeans } from '../src/cluster/kmeans.js';
 import { silhouette } from '../src/cluster/metrics.js';
 import type { Matrix } from '../src/core/matrix.js';
@@ -27,6 +27,16 @@ export interface PreparedWorkload {
   readonly shape: Record<string, number>;
   readonly flops: number;
   run(): Promise<unknown>;
+}
+
+/**
+ * A registry holding exactly this backend instance (taken for small problems too), so that a
+ * clusterer given it runs there and nowhere else: how the benches compare backends.
+ */
+export function registryOf(backend: Backend): BackendRegistry {
+  const registry = new BackendRegistry();
+  registry.register({ name: backend.name, priority: 0, smallProblems: true, create: async () => backend });
+  return registry;
 }
 
 /**

@@ -53,3 +53,13 @@ export async function openToRead(path: string, options: { noFollow?: boolean } =
   }
   return handle;
 }
+
+/** A file's whole bytes, through {@link openToRead}: opened once, a regular file only, then closed. */
+export async function readOnce(path: string): Promise<Buffer> {
+  const handle = await openToRead(path);
+  try {
+    return await handle.readFile();
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,7 +1,7 @@
 /** Reading a data file of any supported format into a validated Dataset. */
 import { extname } from 'node:path';
 import { DataError, isNeuroclusterError, UsageError } from '../core/errors.js';
-import { openToRead } from '../core/open.js';
+import { readOnce } from '../core/open.js';
 import { readCsv } from './csv.js';
 import type { Dataset } from './dataset.js';
 import { readJson } from './json.js';
@@ -68,16 +68,6 @@ export function parseDataset(
   );
 }
 
-/** A file's bytes, as they are (a regular file only, opened once, never a FIFO waited on). */
-async function readPlain(path: string): Promise<Uint8Array> {
-  const handle = await openToRead(path);
-  try {
-    return await handle.readFile();
-  } finally {
-    await handle.close();
-  }
-}
-
 /**
  * Reads and validates a data file (CSV, JSON or NPY), its bytes given by `read`: by default the
  * file as it is. The security layer passes its own (src/security/secure-load.ts): the descriptor
@@ -87,7 +77,7 @@ export async function loadDataset(
   path: string,
   options: TableOptions,
   warnings?: DataWarnings,
-  read: () => Promise<Uint8Array> = () => readPlain(path),
+  read: () => Promise<Uint8Array> = () => readOnce(path),
 ): Promise<Dataset> {
   let bytes: Uint8Array;
   try {

@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { basename, join } from 'node:path';
 import { Encrypter } from 'age-encryption';
 import { SecurityError, UsageError } from '../core/errors.js';
-import { openToRead } from '../core/open.js';
+import { readOnce } from '../core/open.js';
 import { writeEncryptedFile } from './encrypted-files.js';
 import { decryptBuffer } from './envelope.js';
 import type { Keyring } from './keyring.js';
@@ -74,13 +74,7 @@ export async function restoreModel(
   encrypt: boolean,
 ): Promise<BackupDocument['manifest']> {
   // Opened once, non-blocking: a FIFO or a device is refused, never waited on.
-  const handle = await openToRead(backupFile);
-  let bytes: Buffer;
-  try {
-    bytes = await handle.readFile();
-  } finally {
-    await handle.close();
-  }
+  const bytes = await readOnce(backupFile);
   const plain = decryptBuffer(bytes, keyring).toString('utf8');
   let backup: BackupDocument;
   try {

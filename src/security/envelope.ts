@@ -21,7 +21,7 @@ import { stat } from 'node:fs/promises';
 import { engineFilesOf } from '../config/home.js';
 import { writeStreamAtomic } from '../core/atomic.js';
 import { SecurityError } from '../core/errors.js';
-import { type Handle, openToRead } from '../core/open.js';
+import { type Handle, openToRead, readOnce } from '../core/open.js';
 import { Keyring } from './keyring.js';
 
 const MAGIC = Buffer.from('NCENC\0\0\x01', 'latin1');
@@ -330,18 +330,8 @@ export async function readFileDecrypted(
   file: string | Handle,
   keyring: () => Keyring = () => Keyring.open(),
 ): Promise<Buffer> {
-  let bytes: Buffer;
-  if (typeof file === 'string') {
-    const handle = await openToRead(file);
-    try {
-      bytes = await handle.readFile();
-    } finally {
-      await handle.close();
-    }
-  } else {
-    // A descriptor already opened and checked (src/security/secure-load.ts): read that one.
-    bytes = await file.readFile();
-  }
+  // A descriptor given is one already opened and checked (src/security/secure-load.ts): read that one.
+  const bytes = typeof file === 'string' ? await readOnce(file) : await file.readFile();
   return isEncrypted(bytes) ? decryptBuffer(bytes, keyring()) : bytes;
 }
 
