@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defineConfig } from 'vitest/config';
@@ -7,11 +7,20 @@ import { defineConfig } from 'vitest/config';
 const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
 const env: Record<string, string> = {};
 if (!process.env.VK_ICD_FILENAMES && existsSync(SWIFTSHADER)) env.VK_ICD_FILENAMES = SWIFTSHADER;
+// Dawn prints "XDG_RUNTIME_DIR is invalid" on a headless machine; the CLI gives its process a
+// runtime directory, the library never writes the environment, so the tests give theirs one.
+if (!process.env.XDG_RUNTIME_DIR) {
+  env.XDG_RUNTIME_DIR = mkdtempSync(join(tmpdir(), 'neurocluster-test-xdg-'));
+  chmodSync(env.XDG_RUNTIME_DIR, 0o700);
+}
 // What the engine keeps between runs (breaker states, ...) goes to a fresh home, not the user's.
 const home = mkdtempSync(join(tmpdir(), 'neurocluster-test-home-'));
 env.NEUROCLUSTER_HOME = home;
 // ...and leaves nothing behind once the run is over.
-process.on('exit', () => rmSync(home, { recursive: true, force: true }));
+process.on('exit', () => {
+  rmSync(home, { recursive: true, force: true });
+  if (env.XDG_RUNTIME_DIR) rmSync(env.XDG_RUNTIME_DIR, { recursive: true, force: true });
+});
 
 export default defineConfig({
   test: {

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { makeBlobs } from './workloads.js';
+import { makeBlobs } from '../src/bench/workloads.js';
 
 const { values } = parseArgs({
   options: {

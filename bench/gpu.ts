@@ -23,14 +23,20 @@ import { parseArgs } from 'node:util';
 import { type Backend, BackendRegistry } from '../src/backends/backend.js';
 import { JsBackend } from '../src/backends/js/js-backend.js';
 import { type WebGpuBackend, webGpuBackendFactory } from '../src/backends/webgpu/webgpu-backend.js';
+import { runBench } from '../src/bench/harness.js';
+import {
+  makeBlobs,
+  registryOf,
+  WORKLOAD_NAMES,
+  type WorkloadName,
+  type WorkloadShape,
+} from '../src/bench/workloads.js';
 import { externalQuality } from '../src/cluster/metrics.js';
 import { NeuromorphicClusterer } from '../src/clusterer.js';
 import { METHODS } from '../src/config/schema.js';
 import { createLogger } from '../src/observability/logger.js';
-import { runBench } from './harness.js';
 import { hybridFit } from './hybrid-fit.js';
 import { labelsOn, qualityCases } from './quality.js';
-import { makeBlobs, registryOf, WORKLOAD_NAMES, type WorkloadName, type WorkloadShape } from './workloads.js';
 
 const { values } = parseArgs({
   options: {

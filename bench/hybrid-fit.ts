@@ -5,11 +5,11 @@
  */
 import type { Backend } from '../src/backends/backend.js';
 import { jsBackendFactory } from '../src/backends/js/js-backend.js';
+import { makeBlobs, registryOf } from '../src/bench/workloads.js';
 import { externalQuality } from '../src/cluster/metrics.js';
 import { NeuromorphicClusterer } from '../src/clusterer.js';
 import type { Timings } from '../src/fit/result.js';
 import { createLogger } from '../src/observability/logger.js';
-import { makeBlobs, registryOf } from './workloads.js';
 
 /** 16 columns, 8 blobs whose spread (std 5) makes them overlap: the labels near the borders are at stake. */
 export const HYBRID_DATA = { d: 16, k: 8, seed: 0, std: 5 } as const;

@@ -5,10 +5,10 @@
  * peak RSS of a process only grows.
  */
 import { parseArgs } from 'node:util';
+import { makeBlobs } from '../src/bench/workloads.js';
 import { NeuromorphicClusterer } from '../src/clusterer.js';
 import type { Method } from '../src/config/schema.js';
 import { createLogger } from '../src/observability/logger.js';
-import { makeBlobs } from './workloads.js';
 
 const { values } = parseArgs({
   options: {

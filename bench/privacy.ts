@@ -12,12 +12,12 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { makeBlobs } from '../src/bench/workloads.js';
 import { externalQuality } from '../src/cluster/metrics.js';
 import { NeuromorphicClusterer } from '../src/clusterer.js';
 import type { Dataset } from '../src/data/dataset.js';
 import { loadDataset } from '../src/data/load.js';
 import { createLogger } from '../src/observability/logger.js';
-import { makeBlobs } from './workloads.js';
 
 const { values } = parseArgs({
   options: {

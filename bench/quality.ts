@@ -10,11 +10,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Backend } from '../src/backends/backend.js';
+import { registryOf } from '../src/bench/workloads.js';
 import { NeuromorphicClusterer } from '../src/clusterer.js';
 import { readConfigFile } from '../src/config/load.js';
 import { type ConfigOverrides, METHODS, type Method } from '../src/config/schema.js';
 import { createLogger } from '../src/observability/logger.js';
-import { registryOf } from './workloads.js';
 
 const SHARED_SERIES = '../shared/data/ts/';
 

@@ -29,16 +29,16 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { defaultRegistry } from '../src/backends/index.js';
+import { makeBlobs } from '../src/bench/workloads.js';
 import { NeuromorphicClusterer } from '../src/clusterer.js';
 import { neuroclusterHome } from '../src/config/home.js';
 import type { Method } from '../src/config/schema.js';
-import { breakerSettings } from '../src/fit/engine.js';
 import { createLogger } from '../src/observability/logger.js';
 import { metrics } from '../src/observability/metrics.js';
 import { BreakerBook, breakerFile } from '../src/resilience/breakers.js';
 import { Resilience } from '../src/resilience/policy.js';
 import { ErrorTracker } from '../src/resilience/tracker.js';
-import { makeBlobs } from './workloads.js';
+import { breakerSettings } from '../src/runtime/runtime.js';
 
 const { values } = parseArgs({
   options: {

@@ -2,7 +2,13 @@
  * neurocluster: the public API. Everything a library user needs is exported here, nothing else.
  */
 
-export { type Backend, type BackendFactory, BackendRegistry, defaultRegistry } from './backends/index.js';
+export {
+  type Backend,
+  type BackendFactory,
+  BackendRegistry,
+  createBackendRegistry,
+  defaultRegistry,
+} from './backends/index.js';
 export { JsBackend } from './backends/js/js-backend.js';
 export { builtinGates, type GateFailure, type GateInput, type QualityGate } from './cluster/gates.js';
 export {
@@ -74,7 +80,6 @@ export type { Dataset, SeriesLayout } from './data/dataset.js';
 export { datasetFromRows } from './data/load.js';
 export type { EncodeProgress } from './encoders/drive.js';
 export type { PipelineState } from './encoders/pipeline.js';
-export { errorTrackerFor } from './fit/engine.js';
 export { type ClusterAssignment, ClusteringResult, type FitOptions, type Timings } from './fit/result.js';
 export {
   type BreakerStatus,
@@ -103,6 +108,13 @@ export { renderClusterPlot } from './report/svg-plot.js';
 export { BreakerBook } from './resilience/breakers.js';
 export type { FallbackReason } from './resilience/policy.js';
 export { type Alert, type AlertRule, type ErrorRecord, ErrorTracker } from './resilience/tracker.js';
+export {
+  createRuntime,
+  defaultRuntime,
+  errorTrackerFor,
+  Runtime,
+  type RuntimeOptions,
+} from './runtime/runtime.js';
 export {
   AnomalyDetector,
   type AnomalyRule,

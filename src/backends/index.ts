@@ -7,10 +7,16 @@ import { jsBackendFactory } from './js/js-backend.js';
 import { wasmBackendFactory } from './wasm/wasm-backend.js';
 import { webGpuBackendFactory } from './webgpu/webgpu-backend.js';
 
-/** The process-wide registry every clusterer uses unless given its own. */
-export const defaultRegistry = new BackendRegistry();
-defaultRegistry.register(webGpuBackendFactory());
-defaultRegistry.register(wasmBackendFactory);
-defaultRegistry.register(jsBackendFactory);
+/** A registry of the built-in backends (webgpu, wasm, js); none starts until it is acquired. */
+export function createBackendRegistry(): BackendRegistry {
+  const registry = new BackendRegistry();
+  registry.register(webGpuBackendFactory());
+  registry.register(wasmBackendFactory);
+  registry.register(jsBackendFactory);
+  return registry;
+}
+
+/** The default runtime's registry (see src/runtime/runtime.ts): what runs without a runtime of its own. */
+export const defaultRegistry = createBackendRegistry();
 
 export * from './backend.js';

@@ -4,15 +4,16 @@
  * logs, warnings and progress go to stderr. Exit status: 0 done, 2 bad usage or bad input,
  * 1 any other failure.
  */
-import { realpathSync } from 'node:fs';
+import { mkdirSync, realpathSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
-import { defaultRegistry } from '../backends/index.js';
 import { CONFIG_LEVELS } from '../config/levels.js';
 import { UsageError } from '../core/errors.js';
 import { VERSION } from '../core/version.js';
-import { observeRegistry } from '../fit/engine.js';
 import { pushMetrics, writeMetricsFile } from '../observability/export.js';
+import { defaultRuntime } from '../runtime/runtime.js';
 import { benchCommand } from './commands/bench.js';
 import { clusterCommand } from './commands/cluster.js';
 import { configCommand } from './commands/config.js';
@@ -93,10 +94,30 @@ function program(): Command {
   return root;
 }
 
+/**
+ * Dawn's Linux windowing code prints "XDG_RUNTIME_DIR is invalid" to stderr on a headless machine
+ * (a server, a CI runner), which reads like a failure. The command owns its process, so it gives
+ * Dawn a private runtime directory, as a login session would, when none is set (the WebGPU
+ * adapter search's child inherits it). The library never writes the environment: a program that
+ * embeds the engine on a headless machine sets XDG_RUNTIME_DIR itself (see docs/backends.md).
+ */
+function giveDawnARuntimeDir(): void {
+  if (process.env.XDG_RUNTIME_DIR || process.platform !== 'linux') return;
+  const dir = join(tmpdir(), `neurocluster-runtime-${process.getuid?.() ?? 'user'}`);
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    process.env.XDG_RUNTIME_DIR = dir;
+  } catch {
+    // Only a cosmetic line on stderr is at stake.
+  }
+}
+
 export async function main(argv: readonly string[]): Promise<number> {
+  giveDawnARuntimeDir();
   const verbose = argv.includes('--verbose') || argv.includes('-v');
   const root = program();
-  observeRegistry(defaultRegistry);
+  // The process's runtime (backends, metrics, trackers): made here, closed when the command ends.
+  const runtime = defaultRuntime();
   try {
     await root.parseAsync(argv as string[]);
     // A command that finished with a verdict (validate, health) set it here.
@@ -110,7 +131,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     return reportError(error, verbose);
   } finally {
-    await defaultRegistry.disposeAll();
+    await runtime.close();
     await exportMetrics(root.opts());
   }
 }

@@ -3,7 +3,7 @@
  * description, choices and default from there, so flags and config files cannot drift apart.
  * Flags carry no commander default: an unset flag must not hide a value from the config file.
  */
-import { type Command, InvalidArgumentError, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import type { z } from 'zod';
 import { configSchema, unwrapField } from '../config/schema.js';
 
@@ -80,4 +80,16 @@ export function overridesFrom(flags: readonly SchemaFlag[], command: Command): R
     node[keys.at(-1)!] = value;
   }
   return doc;
+}
+
+/** A command over one input file whose configuration flags are `flags` (cluster, predict, score). */
+export function fileCommand(
+  name: string,
+  description: string,
+  file: string,
+  flags: readonly SchemaFlag[],
+): Command {
+  const cmd = new Command(name).description(description).argument('<file>', file);
+  for (const f of flags) cmd.addOption(f.option);
+  return cmd;
 }

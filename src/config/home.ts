@@ -7,8 +7,8 @@
  * Also the other settings of the process that are not configuration keys (where the keyring is,
  * whether metrics are made at all): the environment is read here and in levels.ts, nowhere else.
  */
-import { existsSync, mkdirSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 const SWITCHES: Readonly<Record<string, boolean>> = {
@@ -38,7 +38,7 @@ export const PROCESS_VARIABLES: Readonly<Record<string, (raw: string) => string 
   NEUROCLUSTER_KEYRING: () => undefined,
   NEUROCLUSTER_KEYRING_JSON: () => undefined,
   NEUROCLUSTER_METRICS: (raw) => (parseSwitch(raw) === undefined ? 'expected on or off' : undefined),
-  /** The bench harness's reference implementation (bench/harness.ts). */
+  /** The bench harness's reference implementation (src/bench/harness.ts). */
   NEUROCLUSTER_REFERENCE: () => undefined,
 };
 
@@ -83,19 +83,15 @@ export function envWithHome(home: string, env: NodeJS.ProcessEnv = process.env):
   return { ...env, NEUROCLUSTER_HOME: home };
 }
 
-/**
- * Dawn's Linux windowing code prints "XDG_RUNTIME_DIR is invalid" to stderr on a headless machine
- * (a server, a CI runner), which reads like a failure; give it a private runtime directory, as a
- * login session would, when none is set (before the search's child inherits the environment).
- */
-export function ensureRuntimeDir(): void {
-  if (!process.env.XDG_RUNTIME_DIR && process.platform === 'linux') {
-    const dir = join(tmpdir(), `neurocluster-runtime-${process.getuid?.() ?? 'user'}`);
-    try {
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
-      process.env.XDG_RUNTIME_DIR = dir;
-    } catch {
-      // Only a cosmetic line on stderr is at stake.
-    }
-  }
+/** The bench's reference.py from NEUROCLUSTER_REFERENCE, if set (src/bench/harness.ts checks it exists). */
+export function referenceScript(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return env.NEUROCLUSTER_REFERENCE;
+}
+
+/** The bench reference's environment: OpenBLAS unrestrained (OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE unset). */
+export function envForReference(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const copy = { ...env };
+  delete copy.OPENBLAS_CORETYPE;
+  delete copy.OPENBLAS_L2_SIZE;
+  return copy;
 }

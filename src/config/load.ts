@@ -27,7 +27,8 @@ export function deepMerge(
   return out;
 }
 
-type Layer = ConfigOverrides | Record<string, unknown> | EnvironmentLayer | undefined;
+/** One layer of a configuration: a document, the environment's, or nothing. */
+export type Layer = ConfigOverrides | Record<string, unknown> | EnvironmentLayer | undefined;
 
 const documentOf = (layer: Layer) =>
   (layer instanceof EnvironmentLayer ? layer.document : layer) as Record<string, unknown> | undefined;

@@ -6,6 +6,7 @@
 import type { Backend } from '../backends/backend.js';
 import { throwIfAborted } from '../core/cancel.js';
 import type { Features, Matrix } from '../core/matrix.js';
+import type { EncodeProgress, EncoderInput } from './drive.js';
 
 /** What one chunk's kernel output may take. */
 export const CHUNK_BUDGET_BYTES = 64 * 1024 * 1024;
@@ -52,20 +53,42 @@ export async function inSampleChunks(
   return { rows: n, cols, data };
 }
 
+/** What {@link encodeSamples} runs an encoder's kernel with. */
+export interface EncoderKernel<D extends { readonly inputs: Matrix }> {
+  readonly encoder: EncodeProgress['encoder'];
+  /** The drive of every sample; its input rows are what is chunked. */
+  readonly drive: D;
+  /** Bytes a chunk holds per sample at its peak. */
+  readonly bytesPerSample: number;
+  /** Every sample in one call, the output left where the backend keeps it; none: always chunk. */
+  readonly kept: (() => Promise<Features>) | undefined;
+  /** The samples `[start, end)` of `drive` (as `part`) on the host. */
+  readonly chunk: (part: D, start: number, end: number) => Promise<Matrix>;
+}
+
 /**
- * Runs an encoder kernel over all `n` samples. A backend that keeps outputs (a GPU) gets them in
- * one call, `kept()`, and may leave the output on its device for the feature pipeline and K-means
- * to take from there; it splits the work by its own memory. Every other backend runs `chunk`
- * over chunks of samples on the host, as {@link inSampleChunks}.
+ * Runs an encoder kernel over all its samples, reporting progress to `input`. A backend that keeps
+ * outputs (a GPU) gets them in one call, `kept()`, and may leave the output on its device for the
+ * feature pipeline and K-means to take from there; it splits the work by its own memory. Every
+ * other backend runs `chunk` over chunks of samples on the host, as {@link inSampleChunks}.
  */
-export async function encodeSamples(
+export async function encodeSamples<D extends { readonly inputs: Matrix }>(
   backend: Backend,
-  n: number,
-  options: ChunkOptions,
-  kept: (() => Promise<Features>) | undefined,
-  chunk: (start: number, end: number) => Promise<Matrix>,
+  input: Pick<EncoderInput, 'signal' | 'onProgress'>,
+  kernel: EncoderKernel<D>,
 ): Promise<Features> {
-  if (!kept || !backend.keepsOutputs) return inSampleChunks(n, options, chunk);
+  const { drive, encoder, kept } = kernel;
+  const n = drive.inputs.rows;
+  const options: ChunkOptions = {
+    bytesPerSample: kernel.bytesPerSample,
+    signal: input.signal,
+    onChunk: (done, total) => input.onProgress?.({ type: 'encode', encoder, done, total }),
+  };
+  if (!kept || !backend.keepsOutputs) {
+    return inSampleChunks(n, options, (start, end) =>
+      kernel.chunk({ ...drive, inputs: sliceRows(drive.inputs, start, end) }, start, end),
+    );
+  }
   throwIfAborted(options.signal);
   const out = await kept();
   options.onChunk?.(n, n);

@@ -14,7 +14,7 @@ import type { EsnConfig } from '../config/schema.js';
 import { UsageError } from '../core/errors.js';
 import type { Features, Matrix } from '../core/matrix.js';
 import { Random } from '../core/random.js';
-import { encodeSamples, sliceRows } from './chunks.js';
+import { encodeSamples } from './chunks.js';
 import { driveOf, type EncoderInput, evenSteps } from './drive.js';
 import { modelSpace } from './model-space.js';
 import { recurrentWeights, reservoirMatrix, uniformMatrix } from './weights.js';
@@ -79,22 +79,18 @@ export async function runEsn(backend: Backend, esn: EsnState, input: EncoderInpu
   });
   // The model space needs every state of every step, hence its bigger footprint per sample.
   const bytesPerSample = readoutBlocks(readout) * params.units * 8;
-  const onChunk = (done: number, total: number) =>
-    input.onProgress?.({ type: 'encode', encoder: 'esn', done, total });
-  // The model space is fitted on the host from every state, so its states always come back.
-  const kept =
-    mode === 'model-space' ? undefined : () => backend.reservoirRun({ ...kernelRun(drive), keep: true });
-  return encodeSamples(
-    backend,
-    drive.inputs.rows,
-    { bytesPerSample, signal: input.signal, onChunk },
-    kept,
-    async (start, end) => {
-      const part = { ...drive, inputs: sliceRows(drive.inputs, start, end) };
+  return encodeSamples(backend, input, {
+    encoder: 'esn',
+    drive,
+    bytesPerSample,
+    // The model space is fitted on the host from every state, so its states always come back.
+    kept:
+      mode === 'model-space' ? undefined : () => backend.reservoirRun({ ...kernelRun(drive), keep: true }),
+    chunk: async (part) => {
       const states = await backend.reservoirRun(kernelRun(part));
       return mode === 'model-space'
         ? modelSpace(states, params.units, part, washout, params.ridge, input.signal)
         : states;
     },
-  );
+  });
 }

@@ -121,20 +121,16 @@ export async function runSpiking(
   const targets = driveOf(input, staticSteps);
   const units = state.inputWeights.cols;
   const bytesPerSample = units * windows * 8;
-  const onChunk = (done: number, total: number) =>
-    input.onProgress?.({ type: 'encode', encoder: state.kind, done, total });
-  // The model space is fitted on the host from every trace, so its traces always come back.
-  const kept =
-    mode === 'model-space'
-      ? undefined
-      : () => backend.spikingRun({ ...kernelRun(drive, input.sampleKeys), keep: true });
-  return encodeSamples(
-    backend,
-    drive.inputs.rows,
-    { bytesPerSample, signal: input.signal, onChunk },
-    kept,
-    async (start, end) => {
-      const part = { ...drive, inputs: sliceRows(drive.inputs, start, end) };
+  return encodeSamples(backend, input, {
+    encoder: state.kind,
+    drive,
+    bytesPerSample,
+    // The model space is fitted on the host from every trace, so its traces always come back.
+    kept:
+      mode === 'model-space'
+        ? undefined
+        : () => backend.spikingRun({ ...kernelRun(drive, input.sampleKeys), keep: true }),
+    chunk: async (part, start, end) => {
       const out = await backend.spikingRun(kernelRun(part, input.sampleKeys.subarray(start, end)));
       if (mode === 'model-space') {
         const next = { ...targets, inputs: sliceRows(targets.inputs, start, end) };
@@ -142,5 +138,5 @@ export async function runSpiking(
       }
       return out;
     },
-  );
+  });
 }

@@ -9,7 +9,7 @@ import type { Matrix } from '../core/matrix.js';
 import type { Scaler } from '../data/clean.js';
 import { featureWidths } from '../encoders/pipeline.js';
 import type { Logger } from '../observability/logger.js';
-import { metrics } from '../observability/metrics.js';
+import type { EngineMetrics } from '../observability/metrics.js';
 import { estimateJob, MAX_TYPED_ARRAY_LENGTH, type ResourceMonitor } from '../observability/resources.js';
 
 /** What admission reads of a prepared job: its cleaned input and the scaler that made it. */
@@ -63,6 +63,7 @@ export function admitJob(
   logger: Logger,
   prepared: PreparedInput,
   k: number,
+  metrics: EngineMetrics,
 ): void {
   const { cleaned } = prepared;
   const { bytes, features, oversized } = jobMemory(config, prepared, k, logger);

@@ -7,8 +7,7 @@ import type { Config, Method } from '../config/schema.js';
 import { VERSION } from '../core/version.js';
 import type { Scaler } from '../data/clean.js';
 import type { PipelineState } from '../encoders/pipeline.js';
-import type { Logger } from '../observability/logger.js';
-import { Keyring } from '../security/keyring.js';
+import type { Keyring } from '../security/keyring.js';
 import { fromPortable, toPortable, writeModelFile } from '../security/model-file.js';
 
 /** What a fit leaves to predict with. */
@@ -27,9 +26,8 @@ export function writeFitted(
   path: string,
   config: Config,
   model: FittedModel,
-  logger: Logger,
+  keyring: Keyring,
 ): Promise<number> {
-  const keyring = Keyring.open({ warn: (m) => logger.warn({}, m) });
   return writeModelFile(
     path,
     {

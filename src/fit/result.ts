@@ -8,7 +8,7 @@ import { isNeuroclusterError, withContext } from '../core/errors.js';
 import type { BackendName, Matrix } from '../core/matrix.js';
 import type { EncodeProgress } from '../encoders/drive.js';
 import type { PerformanceAnomaly } from '../observability/baselines.js';
-import { metrics } from '../observability/metrics.js';
+import type { EngineMetrics } from '../observability/metrics.js';
 import { inSpan } from '../observability/tracing.js';
 import type { FallbackReason } from '../resilience/policy.js';
 import type { AnonymityReport } from '../security/kanonymity.js';
@@ -200,7 +200,7 @@ export class PhaseClock {
  * A fit's quality, k and smallest cluster in the metrics, by the method that answered (kmeans
  * after a fallback); also for a fit that failed its gates.
  */
-export function observeFit(result: ClusteringResult): void {
+export function observeFit(result: ClusteringResult, metrics: EngineMetrics): void {
   const labels = { method: result.fallback ? 'kmeans' : result.method };
   const set = (gauge: { set(l: typeof labels, v: number): void }, v: number | null | undefined) => {
     if (v !== null && v !== undefined && Number.isFinite(v)) gauge.set(labels, v);

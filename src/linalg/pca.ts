@@ -297,44 +297,42 @@ export function pcaAllocations(
 ): { what: string; elements: number; bytesPerElement: number; count?: number }[] {
   const f64 = 8;
   const k = m + 10;
-  const common = [
-    { what: 'the PCA components', elements: d * m, bytesPerElement: f64, count: 3 },
-    { what: "the backend's copy of the PCA input", elements: n * d, bytesPerElement: deviceBytes },
-  ];
-  if (pcaPath(n, d) === 'gram') {
-    return [
-      ...common,
-      { what: 'the centred features and their transpose', elements: n * d, bytesPerElement: f64, count: 2 },
-      { what: 'the PCA Gram matrix', elements: n * n, bytesPerElement: f64, count: 2 },
-      n <= FULL_EVD_MAX
-        ? { what: 'the PCA eigendecomposition', elements: n * n, bytesPerElement: f64, count: 4 }
-        : { what: 'the PCA subspace iteration', elements: n * k, bytesPerElement: f64, count: 4 },
-      {
-        what: "the backend's copy of the PCA Gram operands",
-        elements: n * d,
-        bytesPerElement: deviceBytes,
-        count: 2,
-      },
-    ];
-  }
+  // Both paths decompose an s x s matrix: the n x n Gram matrix, or the d x d covariance.
+  const gram = pcaPath(n, d) === 'gram';
+  const s = gram ? n : d;
   const c = Math.min(CHUNK, n);
   return [
-    ...common,
-    { what: 'the PCA covariance (d x d)', elements: d * d, bytesPerElement: f64, count: 2 },
+    { what: 'the PCA components', elements: d * m, bytesPerElement: f64, count: 3 },
+    { what: "the backend's copy of the PCA input", elements: n * d, bytesPerElement: deviceBytes },
+    gram
+      ? { what: 'the centred features and their transpose', elements: n * d, bytesPerElement: f64, count: 2 }
+      : {
+          what: 'a chunk of centred features and its transpose',
+          elements: c * d,
+          bytesPerElement: f64,
+          count: 2,
+        },
     {
-      what: 'a chunk of centred features and its transpose',
-      elements: c * d,
+      what: gram ? 'the PCA Gram matrix' : 'the PCA covariance (d x d)',
+      elements: s * s,
       bytesPerElement: f64,
       count: 2,
     },
-    d <= FULL_EVD_MAX
-      ? { what: 'the PCA eigendecomposition', elements: d * d, bytesPerElement: f64, count: 4 }
-      : { what: 'the PCA subspace iteration', elements: d * k, bytesPerElement: f64, count: 4 },
-    {
-      what: "the backend's copy of the PCA covariance",
-      elements: d * d,
-      bytesPerElement: deviceBytes,
-      count: 2,
-    },
+    s <= FULL_EVD_MAX
+      ? { what: 'the PCA eigendecomposition', elements: s * s, bytesPerElement: f64, count: 4 }
+      : { what: 'the PCA subspace iteration', elements: s * k, bytesPerElement: f64, count: 4 },
+    gram
+      ? {
+          what: "the backend's copy of the PCA Gram operands",
+          elements: n * d,
+          bytesPerElement: deviceBytes,
+          count: 2,
+        }
+      : {
+          what: "the backend's copy of the PCA covariance",
+          elements: d * d,
+          bytesPerElement: deviceBytes,
+          count: 2,
+        },
   ];
 }

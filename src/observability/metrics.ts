@@ -102,24 +102,24 @@ const NOOP_METRIC = {
   remove() {},
 };
 
-export class EngineMetrics {
-  /** False under `NEUROCLUSTER_METRICS=off` (read when the metrics are made): nothing is recorded. */
-  readonly enabled = metricsEnabled();
+/**
+ * Makes the metrics of one registry, or no-ops when metrics are off. A base class so the switch is
+ * set before {@link EngineMetrics}' fields (its metrics) are made.
+ */
+class MetricFactory {
   readonly registry = new Registry();
-  private readonly sources = new Set<MetricSources>();
-  private processMetrics = false;
-  /**
-   * The parts of the health score read by the gauges collected before it (a registry collects in
-   * registration order, and the health score is registered after the breaker and resource gauges).
-   */
-  private readonly parts = { breakers: 1, resources: 1 };
 
-  private counter<L extends string>(name: string, help: string, labelNames: readonly L[] = []) {
+  constructor(
+    /** False under `NEUROCLUSTER_METRICS=off` (read when the metrics are made): nothing is recorded. */
+    readonly enabled: boolean,
+  ) {}
+
+  protected counter<L extends string>(name: string, help: string, labelNames: readonly L[] = []) {
     if (!this.enabled) return NOOP_METRIC as unknown as Counter<L>;
     return new Counter<L>({ name, help, labelNames, registers: [this.registry] });
   }
 
-  private gauge<L extends string>(
+  protected gauge<L extends string>(
     name: string,
     help: string,
     labelNames: readonly L[] = [],
@@ -135,7 +135,7 @@ export class EngineMetrics {
     });
   }
 
-  private histogram<L extends string>(
+  protected histogram<L extends string>(
     name: string,
     help: string,
     buckets: number[],
@@ -144,6 +144,16 @@ export class EngineMetrics {
     if (!this.enabled) return NOOP_METRIC as unknown as Histogram<L>;
     return new Histogram<L>({ name, help, buckets, labelNames, registers: [this.registry] });
   }
+}
+
+export class EngineMetrics extends MetricFactory {
+  private readonly sources = new Set<MetricSources>();
+  private processMetrics = false;
+  /**
+   * The parts of the health score read by the gauges collected before it (a registry collects in
+   * registration order, and the health score is registered after the breaker and resource gauges).
+   */
+  private readonly parts = { breakers: 1, resources: 1 };
 
   // Operations ------------------------------------------------------------------------------------
   readonly operations = this.counter(
@@ -493,13 +503,41 @@ export class EngineMetrics {
     },
   };
 
+  /**
+   * Feeds the resilience metrics: the runtime hands it to the policies, breakers, fault switch and
+   * error tracker (src/resilience/events.ts; the same shape, so this module imports nothing of
+   * the layer above it).
+   */
+  readonly resilienceObserver = {
+    timeout: () => this.timeouts.inc(),
+    fallback: (category: string) => this.fallbacks.inc({ reason: category }),
+    breakerRejected: (backend: string) => this.breakerRejections.inc({ backend }),
+    degraded: (backend: string) => this.degradations.inc({ backend }),
+    retry: (backoffSeconds: number) => {
+      this.retries.inc();
+      this.retryBackoff.observe(backoffSeconds);
+    },
+    deviceReset: (backend: string) => this.deviceResets.inc({ backend }),
+    memoryReplan: (backend: string) => this.memoryReplans.inc({ backend }),
+    faultInjected: (kind: string) => this.faultsInjected.inc({ kind }),
+    breakerTransition: (backend: string, state: 'open' | 'half-open' | 'closed') =>
+      this.breakerTransitions.inc({ backend, state }),
+    error: (category: string, code: string) => {
+      this.errors.inc({ category });
+      this.errorsByCode.inc({ code });
+    },
+    alert: (rule: string) => this.errorAlerts.inc({ rule }),
+  };
+
   readonly buildInfo = this.gauge(
     'neurocluster_build_info',
     'Always 1; the labels carry the engine and Node.js versions.',
     ['version', 'node_version'],
   );
 
-  constructor() {
+  /** `enabled`: false records nothing; by default, what NEUROCLUSTER_METRICS says (see config/home.ts). */
+  constructor({ enabled = metricsEnabled() }: { enabled?: boolean } = {}) {
+    super(enabled);
     this.buildInfo.set({ version: VERSION, node_version: process.versions.node }, 1);
   }
 

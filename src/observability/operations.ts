@@ -6,7 +6,7 @@
  * Every operation also feeds the metrics: operations in flight, then at its end its outcome,
  * duration, phase timings and rows.
  */
-import { metrics } from './metrics.js';
+import { type EngineMetrics, metrics as processMetrics } from './metrics.js';
 
 export type OperationState = 'queued' | 'running' | 'succeeded' | 'degraded' | 'failed';
 export type OperationKind = 'fit' | 'predict' | 'save';
@@ -33,7 +33,11 @@ export interface OperationRecord {
 export class OperationTracker {
   private readonly records: OperationRecord[] = [];
 
-  constructor(readonly capacity = 100) {}
+  constructor(
+    readonly capacity = 100,
+    /** Where ended operations are counted and timed. */
+    private readonly metrics: EngineMetrics = processMetrics,
+  ) {}
 
   /** A new operation, queued; the oldest is forgotten past `capacity`. */
   begin(id: string, kind: OperationKind): OperationRecord {
@@ -53,7 +57,7 @@ export class OperationTracker {
     record.state = 'running';
     record.startedAt = new Date().toISOString();
     startedAt.set(record, performance.now());
-    metrics.operationsInFlight.inc({ kind: record.kind });
+    this.metrics.operationsInFlight.inc({ kind: record.kind });
   }
 
   /** Ends an operation: `degraded` when it answered by a fallback or missed a gate. */
@@ -66,7 +70,7 @@ export class OperationTracker {
     Object.assign(record, fields);
     record.state = state;
     record.endedAt = new Date().toISOString();
-    observe(record, wasRunning);
+    observe(this.metrics, record, wasRunning);
   }
 
   /** The operation of a correlation ID (the latest, if the ID was reused). */
@@ -90,7 +94,7 @@ export class OperationTracker {
 const startedAt = new WeakMap<OperationRecord, number>();
 
 /** An ended operation in the metrics. */
-function observe(record: OperationRecord, wasRunning: boolean): void {
+function observe(metrics: EngineMetrics, record: OperationRecord, wasRunning: boolean): void {
   const { kind, state } = record;
   if (wasRunning) metrics.operationsInFlight.dec({ kind });
   metrics.operations.inc({
@@ -114,5 +118,5 @@ function observe(record: OperationRecord, wasRunning: boolean): void {
   metrics.lastSuccess.set({ kind }, Date.now() / 1000);
 }
 
-/** The process-wide tracker every clusterer records into unless given its own. */
+/** The default runtime's operations (see src/runtime/runtime.ts), counted in the process's `metrics`. */
 export const operations = new OperationTracker();

@@ -19,7 +19,7 @@ import {
 import { writeStateFileSync } from '../core/atomic.js';
 import { isNeuroclusterError } from '../core/errors.js';
 import type { BreakerStateName, BreakerStatus } from '../observability/health.js';
-import { metrics } from '../observability/metrics.js';
+import { notify, type ResilienceObserver } from './events.js';
 
 export interface BreakerSettings {
   readonly enabled: boolean;
@@ -80,6 +80,8 @@ export class BreakerBook {
     /** Where states are kept; undefined keeps them in this process only. */
     readonly file: string | undefined,
     private readonly now: () => number = Date.now,
+    /** Told of every breaker's transitions (the runtime's metrics listen). */
+    private readonly observer?: ResilienceObserver,
   ) {}
 
   /** The breaker of `key`, from the state file when a live state is saved there. */
@@ -93,9 +95,9 @@ export class BreakerBook {
       ...(saved ? { initialState: saved.policy } : {}),
     });
     const backend = key.split('|')[0]!;
-    policy.onBreak(() => metrics.breakerTransitions.inc({ backend, state: 'open' }));
-    policy.onHalfOpen(() => metrics.breakerTransitions.inc({ backend, state: 'half-open' }));
-    policy.onReset(() => metrics.breakerTransitions.inc({ backend, state: 'closed' }));
+    policy.onBreak(() => notify(this.observer, 'breakerTransition', backend, 'open'));
+    policy.onHalfOpen(() => notify(this.observer, 'breakerTransition', backend, 'half-open'));
+    policy.onReset(() => notify(this.observer, 'breakerTransition', backend, 'closed'));
     this.policies.set(key, policy);
     return policy;
   }

@@ -8,7 +8,7 @@
 import { type Backend, KERNEL_NAMES, type KernelName } from '../backends/backend.js';
 import type { FaultSpec } from '../config/faults.js';
 import { BackendError } from '../core/errors.js';
-import { metrics } from '../observability/metrics.js';
+import { notify, type ResilienceObserver } from './events.js';
 
 /** Puts NaN into a kernel's output, as a kernel with a numerical bug would. */
 function poison(out: unknown): unknown {
@@ -36,6 +36,7 @@ export function withFaults(
   fault: FaultSpec | undefined,
   signal: AbortSignal,
   random: () => number = Math.random,
+  observer?: ResilienceObserver,
 ): Backend {
   if (!fault || (fault.backend !== undefined && fault.backend !== backend.name)) return backend;
   if (fault.kind === 'worker-crash' && !backend.injectWorkerCrash) return backend;
@@ -44,7 +45,7 @@ export function withFaults(
     const real = (backend[kernel] as (...args: unknown[]) => Promise<unknown>).bind(backend);
     overrides[kernel] = async (...args: unknown[]) => {
       if (random() >= fault.probability) return real(...args);
-      metrics.faultsInjected.inc({ kind: fault.kind });
+      notify(observer, 'faultInjected', fault.kind);
       const where = `injected fault ${fault.kind} in ${backend.name}.${kernel}`;
       switch (fault.kind) {
         case 'kernel-throw':

@@ -47,8 +47,8 @@ import {
   withContext,
 } from '../core/errors.js';
 import type { BackendName } from '../core/matrix.js';
-import { metrics } from '../observability/metrics.js';
 import type { BreakerBook } from './breakers.js';
+import { notify, type ResilienceObserver } from './events.js';
 import { withFaults } from './faults.js';
 import type { ErrorTracker } from './tracker.js';
 
@@ -100,6 +100,8 @@ export interface ResilienceDeps {
   readonly tracker: ErrorTracker;
   readonly logger: SelectionLogger & { warn(obj: object, msg: string): void };
   readonly selection: SelectionContext;
+  /** Told of timeouts, fallbacks, retries, degradations... (the runtime's metrics listen). */
+  readonly observer?: ResilienceObserver;
 }
 
 export class Resilience {
@@ -126,7 +128,7 @@ export class Resilience {
     const answer = fallback(
       handleWhen((e) => {
         failure = this.classify(e, signal);
-        if (failure.category === 'timeout') metrics.timeouts.inc();
+        if (failure.category === 'timeout') notify(this.deps.observer, 'timeout');
         // A backend named by the caller that cannot start is an answer in itself (exit 1), never
         // silently replaced by the CPU.
         const named = request !== 'auto' && failure.code === 'NEUROCLUSTER_ERR_BACKEND_UNAVAILABLE';
@@ -153,7 +155,7 @@ export class Resilience {
       });
     if ('rescued' in outcome) {
       const error = failure!;
-      metrics.fallbacks.inc({ reason: error.category });
+      notify(this.deps.observer, 'fallback', error.category);
       this.deps.logger.warn(
         { code: error.code, reason: error.category, tried },
         `the neuromorphic path failed (${error.message}); answered by CPU K-means`,
@@ -227,7 +229,7 @@ export class Resilience {
         return ran;
       } catch (error) {
         const open = isBrokenCircuitError(error);
-        if (open) metrics.breakerRejections.inc({ backend: name });
+        if (open) notify(this.deps.observer, 'breakerRejected', name);
         const e = open
           ? new CircuitOpenError(`the circuit breaker of ${key} is open`, { cause: error })
           : this.engineError(error, callerSignal);
@@ -236,7 +238,7 @@ export class Resilience {
         tried.push({ name, ok: false, reason: e.message });
         last = e;
         if (e.category === 'timeout' || e.category === 'cancelled' || !auto) throw e;
-        metrics.degradations.inc({ backend: name });
+        notify(this.deps.observer, 'degraded', name);
         this.deps.logger.info({ backend: name, code: e.code }, `backend ${name} failed; trying the next`);
       } finally {
         if (breakers) this.saveBreaker(key);
@@ -283,14 +285,13 @@ export class Resilience {
       try {
         if (attempt > 0) {
           backoff = backoff ? backoff.next(undefined) : schedule.next();
-          metrics.retries.inc();
-          metrics.retryBackoff.observe(backoff.duration / 1000);
+          notify(this.deps.observer, 'retry', backoff.duration / 1000);
           await sleep(backoff.duration, undefined, { signal });
         }
         throwIfAborted(signal);
         // A lost device is re-created before the next try.
         if (lost) {
-          metrics.deviceResets.inc({ backend: name });
+          notify(this.deps.observer, 'deviceReset', name);
           await this.deps.registry.discard(name);
         }
         lost = false;
@@ -323,11 +324,14 @@ export class Resilience {
   ): Promise<T> {
     for (;;) {
       try {
-        return await work(withFaults(backend, this.settings.fault, signal, this.settings.random), signal);
+        return await work(
+          withFaults(backend, this.settings.fault, signal, this.settings.random, this.deps.observer),
+          signal,
+        );
       } catch (error) {
         const oom = isNeuroclusterError(error) && error.category === 'out-of-memory';
         if (!oom || signal.aborted || !backend.shrinkMemoryBudget?.()) throw error;
-        metrics.memoryReplans.inc({ backend: backend.name });
+        notify(this.deps.observer, 'memoryReplan', backend.name);
         this.deps.logger.info(
           { backend: backend.name },
           'out of device memory: running again in smaller chunks',

@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events';
 import { ERROR_CODES, type ErrorCategory, type ErrorCode, type Severity } from '../core/error-codes.js';
 import type { NeuroclusterError } from '../core/errors.js';
-import { metrics } from '../observability/metrics.js';
+import { notify, type ResilienceObserver } from './events.js';
 
 /** One recorded error. */
 export interface ErrorRecord {
@@ -50,6 +50,8 @@ export interface ErrorTrackerOptions {
   /** Records kept at most (the oldest go first); timelines keep theirs within the same bound. */
   readonly maxRecords?: number;
   readonly now?: () => number;
+  /** Told of every error recorded and every alert that starts firing (the runtime's metrics listen). */
+  readonly observer?: ResilienceObserver;
 }
 
 export class ErrorTracker extends EventEmitter<{ alert: [Alert] }> {
@@ -57,6 +59,7 @@ export class ErrorTracker extends EventEmitter<{ alert: [Alert] }> {
   private readonly rules: readonly AlertRule[];
   private readonly maxRecords: number;
   private readonly now: () => number;
+  private readonly observer: ResilienceObserver | undefined;
   private records: ErrorRecord[] = [];
   private readonly byId = new Map<string, ErrorRecord>();
   private readonly firing = new Set<string>();
@@ -67,6 +70,7 @@ export class ErrorTracker extends EventEmitter<{ alert: [Alert] }> {
     this.rules = options.rules ?? [];
     this.maxRecords = options.maxRecords ?? 10_000;
     this.now = options.now ?? Date.now;
+    this.observer = options.observer;
   }
 
   /** Records an error (once: the same instance again is ignored) and checks the alert rules. */
@@ -86,8 +90,7 @@ export class ErrorTracker extends EventEmitter<{ alert: [Alert] }> {
     };
     this.records.push(record);
     this.byId.set(record.errorId, record);
-    metrics.errors.inc({ category: record.category });
-    metrics.errorsByCode.inc({ code: record.code });
+    notify(this.observer, 'error', record.category, record.code);
     if (this.records.length > this.maxRecords) {
       for (const old of this.records.splice(0, this.records.length - this.maxRecords))
         this.byId.delete(old.errorId);
@@ -148,7 +151,7 @@ export class ErrorTracker extends EventEmitter<{ alert: [Alert] }> {
       }
       if (this.firing.has(rule.name)) continue;
       this.firing.add(rule.name);
-      metrics.errorAlerts.inc({ rule: rule.name });
+      notify(this.observer, 'alert', rule.name);
       // A listener that throws must not break the request that recorded the error.
       try {
         this.emit('alert', { rule, count, at: now });

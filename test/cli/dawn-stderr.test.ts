@@ -30,7 +30,8 @@ writeFileSync(
 function cli(args: string[], vk: string | undefined) {
   return runCli(args, {
     home: join(dir, 'home'),
-    env: { VK_ICD_FILENAMES: vk, NEUROCLUSTER_WEBGPU_ALLOW_SOFTWARE: undefined },
+    // No runtime directory, as on a server: the command gives its process one.
+    env: { VK_ICD_FILENAMES: vk, NEUROCLUSTER_WEBGPU_ALLOW_SOFTWARE: undefined, XDG_RUNTIME_DIR: undefined },
   });
 }
 
@@ -58,4 +59,24 @@ describe("Dawn's native warnings stay off the user's stderr", () => {
       /no WebGPU adapter \(.*; Dawn: .*(JSON file|drivers)|Dawn\) could not be loaded/,
     );
   });
+
+  it.skipIf(!existsSync(SWIFTSHADER))(
+    '--backend webgpu on a software adapter loads Dawn in the command, and no XDG_RUNTIME_DIR line reaches stderr',
+    () => {
+      const r = runCli(
+        ['cluster', INPUT, '--k', '3', '--method', 'kmeans', '--backend', 'webgpu', '--json'],
+        {
+          home: join(dir, 'home'),
+          env: {
+            VK_ICD_FILENAMES: SWIFTSHADER,
+            NEUROCLUSTER_WEBGPU_ALLOW_SOFTWARE: '1',
+            XDG_RUNTIME_DIR: undefined,
+          },
+        },
+      );
+      expect(r.code).toBe(0);
+      expect(JSON.parse(r.stdout).backend).toBe('webgpu');
+      expect(r.stderr).not.toMatch(/XDG_RUNTIME_DIR/);
+    },
+  );
 });

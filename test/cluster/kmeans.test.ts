@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { makeBlobs } from '../../bench/workloads.js';
 import { JsBackend } from '../../src/backends/js/js-backend.js';
+import { makeBlobs } from '../../src/bench/workloads.js';
 import { type KMeansOptions, kmeans, kmeansSteps, numberedByFirstRow } from '../../src/cluster/kmeans.js';
 import { externalQuality } from '../../src/cluster/metrics.js';
 import { NeuromorphicClusterer } from '../../src/clusterer.js';

@@ -101,7 +101,7 @@ cases.append({"kernel": "kmeansAssign", "name": "n130 d33 k37 repeated centroids
 M0, M1, W0, W1 = 0xD2511F53, 0xCD9E8D57, 0x9E3779B9, 0xBB67AE85
 
 def philox(c, k):
-    """Philox4x32-10 (Random123); checked against its known-answer vectors in test/philox.test.ts."""
+    """Philox4x32-10 (Random123); checked against its known-answer vectors in test/core/philox.test.ts."""
     c, k = list(c), list(k)
     for _ in range(10):
         p0, p1 = M0 * c[0], M1 * c[2]

@@ -6,16 +6,7 @@
  */
 
 import { throwIfAborted } from '../../core/cancel.js';
-import type {
-  Assignment,
-  ClusterSums,
-  FeatureBlock,
-  Features,
-  Floats,
-  LloydStep,
-  Matrix,
-  Moments,
-} from '../../core/matrix.js';
+import type * as M from '../../core/matrix.js';
 import { assembleOnHost, momentsOnHost } from '../../linalg/blocks.js';
 import { assignAll } from '../../linalg/nearest.js';
 import {
@@ -27,7 +18,7 @@ import {
 } from '../backend.js';
 import { reservoirRun, type Slice, spikingRun } from './dynamics.js';
 
-function checkSameWidth(a: Matrix, b: Matrix, what: string): void {
+function checkSameWidth(a: M.Matrix, b: M.Matrix, what: string): void {
   if (a.cols !== b.cols) throw new RangeError(`${what}: widths differ (${a.cols} vs ${b.cols})`);
 }
 
@@ -36,7 +27,7 @@ export class JsBackend implements Backend {
   readonly device = 'CPU (plain TypeScript, one thread)';
   readonly precision = 'float64' as const;
 
-  async matmul(a: Matrix, b: Matrix, bias?: Floats): Promise<Matrix> {
+  async matmul(a: M.Matrix, b: M.Matrix, bias?: M.Floats): Promise<M.Matrix> {
     if (a.cols !== b.rows) throw new RangeError(`matmul: ${a.rows}x${a.cols} @ ${b.rows}x${b.cols}`);
     if (bias && bias.length !== b.cols)
       throw new RangeError(`matmul: bias length ${bias.length} != ${b.cols}`);
@@ -59,7 +50,7 @@ export class JsBackend implements Backend {
     return { rows: m, cols: n, data: out };
   }
 
-  async pairwiseDistances(a: Matrix, b: Matrix, options: { squared?: boolean } = {}): Promise<Matrix> {
+  async pairwiseDistances(a: M.Matrix, b: M.Matrix, options: { squared?: boolean } = {}): Promise<M.Matrix> {
     checkSameWidth(a, b, 'pairwiseDistances');
     const d = a.cols;
     const out = new Float64Array(a.rows * b.rows);
@@ -76,7 +67,7 @@ export class JsBackend implements Backend {
     return { rows: a.rows, cols: b.rows, data: out };
   }
 
-  async kmeansAssign(points: Matrix, centroids: Matrix): Promise<Assignment> {
+  async kmeansAssign(points: M.Matrix, centroids: M.Matrix): Promise<M.Assignment> {
     checkSameWidth(points, centroids, 'kmeansAssign');
     const n = points.rows;
     const labels = new Int32Array(n);
@@ -85,7 +76,7 @@ export class JsBackend implements Backend {
     return { labels, distances };
   }
 
-  async kmeansReduce(points: Matrix, labels: Int32Array, k: number): Promise<ClusterSums> {
+  async kmeansReduce(points: M.Matrix, labels: Int32Array, k: number): Promise<M.ClusterSums> {
     checkLabels(labels, points.rows, k, 'kmeansReduce');
     const d = points.cols;
     const sums = new Float64Array(k * d);
@@ -100,7 +91,7 @@ export class JsBackend implements Backend {
     return { sums, counts };
   }
 
-  async kmeansStep(points: Matrix, centroids: Matrix, labels: Int32Array): Promise<LloydStep> {
+  async kmeansStep(points: M.Matrix, centroids: M.Matrix, labels: Int32Array): Promise<M.LloydStep> {
     checkSameWidth(points, centroids, 'kmeansStep');
     const n = points.rows;
     const previous = labels.slice();
@@ -117,7 +108,7 @@ export class JsBackend implements Backend {
   }
 
   async clusterDistanceSums(
-    points: Matrix,
+    points: M.Matrix,
     labels: Int32Array,
     k: number,
     rowStart: number,
@@ -144,19 +135,19 @@ export class JsBackend implements Backend {
     return out;
   }
 
-  reservoirRun(run: ReservoirRun): Promise<Matrix> {
+  reservoirRun(run: ReservoirRun): Promise<M.Matrix> {
     return cooperative(run.signal, (slice) => reservoirRun(run, slice));
   }
 
-  spikingRun(run: SpikingRun): Promise<Matrix> {
+  spikingRun(run: SpikingRun): Promise<M.Matrix> {
     return cooperative(run.signal, (slice) => spikingRun(run, slice));
   }
 
-  async columnMoments(m: Features, order?: Int32Array): Promise<Moments> {
+  async columnMoments(m: M.Features, order?: Int32Array): Promise<M.Moments> {
     return momentsOnHost(m, order);
   }
 
-  async assembleBlocks(blocks: readonly FeatureBlock[], order?: Int32Array): Promise<Matrix> {
+  async assembleBlocks(blocks: readonly M.FeatureBlock[], order?: Int32Array): Promise<M.Matrix> {
     return assembleOnHost(blocks, order);
   }
 
@@ -173,8 +164,8 @@ const SLICE_MS = 20;
  */
 async function cooperative(
   signal: AbortSignal | undefined,
-  run: (slice: Slice) => Generator<void, Matrix>,
-): Promise<Matrix> {
+  run: (slice: Slice) => Generator<void, M.Matrix>,
+): Promise<M.Matrix> {
   const slice: Slice = { until: performance.now() + SLICE_MS };
   const steps = run(slice);
   for (;;) {

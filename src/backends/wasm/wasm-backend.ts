@@ -8,16 +8,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { BackendError } from '../../core/errors.js';
-import type {
-  Assignment,
-  ClusterSums,
-  FeatureBlock,
-  Features,
-  Floats,
-  LloydStep,
-  Matrix,
-  Moments,
-} from '../../core/matrix.js';
+import type * as M from '../../core/matrix.js';
 import { philoxKey } from '../../core/philox.js';
 import { assembleOnHost, momentsOnHost } from '../../linalg/blocks.js';
 import {
@@ -84,7 +75,7 @@ class Arena {
    * The address of `data` as the call's resident matrix: where it already is if the last call's
    * was the same array (inputs are immutable by contract), else copied in. First thing in a call.
    */
-  keep(data: Floats): number {
+  keep(data: M.Floats): number {
     if (this.top !== this.floor) throw new Error('keep() must come before any allocation of the call');
     if (this.resident?.key.deref() === data) return this.resident.at;
     this.resident = undefined;
@@ -173,7 +164,7 @@ class LabelState {
  * Centroids transposed to d x kPad (kPad: k rounded up to 4), the padding NaN so that it never
  * wins a comparison: the layout in which one SIMD lane holds one centroid.
  */
-function transposedCentroids(centroids: Matrix): { data: Float32Array; kPad: number } {
+function transposedCentroids(centroids: M.Matrix): { data: Float32Array; kPad: number } {
   const { rows: k, cols: d } = centroids;
   const kPad = Math.ceil(k / 4) * 4;
   const data = new Float32Array(d * kPad).fill(Number.NaN);
@@ -234,7 +225,7 @@ export class WasmBackend implements Backend {
     return shares.length;
   }
 
-  matmul(a: Matrix, b: Matrix, bias?: Floats): Promise<Matrix> {
+  matmul(a: M.Matrix, b: M.Matrix, bias?: M.Floats): Promise<M.Matrix> {
     if (a.cols !== b.rows) throw new RangeError(`matmul: ${a.rows}x${a.cols} @ ${b.rows}x${b.cols}`);
     if (bias && bias.length !== b.cols)
       throw new RangeError(`matmul: bias length ${bias.length} != ${b.cols}`);
@@ -247,7 +238,7 @@ export class WasmBackend implements Backend {
     });
   }
 
-  pairwiseDistances(a: Matrix, b: Matrix, options: { squared?: boolean } = {}): Promise<Matrix> {
+  pairwiseDistances(a: M.Matrix, b: M.Matrix, options: { squared?: boolean } = {}): Promise<M.Matrix> {
     if (a.cols !== b.cols) throw new RangeError(`pairwiseDistances: widths differ (${a.cols} vs ${b.cols})`);
     return this.exclusive(async (arena) => {
       // b is the resident one: K-means++ measures candidates against all the points.
@@ -260,7 +251,7 @@ export class WasmBackend implements Backend {
     });
   }
 
-  kmeansAssign(points: Matrix, centroids: Matrix): Promise<Assignment> {
+  kmeansAssign(points: M.Matrix, centroids: M.Matrix): Promise<M.Assignment> {
     if (points.cols !== centroids.cols)
       throw new RangeError(`kmeansAssign: widths differ (${points.cols} vs ${centroids.cols})`);
     return this.exclusive(async (arena) => {
@@ -308,7 +299,7 @@ export class WasmBackend implements Backend {
     }));
   }
 
-  kmeansReduce(points: Matrix, labels: Int32Array, k: number): Promise<ClusterSums> {
+  kmeansReduce(points: M.Matrix, labels: Int32Array, k: number): Promise<M.ClusterSums> {
     checkLabels(labels, points.rows, k, 'kmeansReduce');
     return this.exclusive(async (arena) => {
       const d = points.cols;
@@ -336,7 +327,7 @@ export class WasmBackend implements Backend {
     });
   }
 
-  kmeansStep(points: Matrix, centroids: Matrix, labels: Int32Array): Promise<LloydStep> {
+  kmeansStep(points: M.Matrix, centroids: M.Matrix, labels: Int32Array): Promise<M.LloydStep> {
     if (points.cols !== centroids.cols)
       throw new RangeError(`kmeansStep: widths differ (${points.cols} vs ${centroids.cols})`);
     if (labels.length !== points.rows)
@@ -371,7 +362,7 @@ export class WasmBackend implements Backend {
   }
 
   clusterDistanceSums(
-    points: Matrix,
+    points: M.Matrix,
     labels: Int32Array,
     k: number,
     rowStart: number,
@@ -388,7 +379,7 @@ export class WasmBackend implements Backend {
     });
   }
 
-  reservoirRun(run: ReservoirRun): Promise<Matrix> {
+  reservoirRun(run: ReservoirRun): Promise<M.Matrix> {
     checkDrive(run, run.inputWeights);
     const { blocksAt, washout } = checkReadout(run.readout, run.steps);
     return this.exclusive(async (arena) => {
@@ -426,7 +417,7 @@ export class WasmBackend implements Backend {
     });
   }
 
-  spikingRun(run: SpikingRun): Promise<Matrix> {
+  spikingRun(run: SpikingRun): Promise<M.Matrix> {
     checkDrive(run, run.inputWeights);
     const { inputs, steps, windows } = run;
     if (!Number.isInteger(windows) || windows < 1 || windows > steps) {
@@ -464,12 +455,12 @@ export class WasmBackend implements Backend {
   }
 
   /** Memory-bound host work that SIMD would not speed up: the reference's own code. */
-  async columnMoments(m: Features, order?: Int32Array): Promise<Moments> {
+  async columnMoments(m: M.Features, order?: Int32Array): Promise<M.Moments> {
     return momentsOnHost(m, order);
   }
 
   /** A gather and a multiply-add per value: the reference's own code, as for the moments. */
-  async assembleBlocks(blocks: readonly FeatureBlock[], order?: Int32Array): Promise<Matrix> {
+  async assembleBlocks(blocks: readonly M.FeatureBlock[], order?: Int32Array): Promise<M.Matrix> {
     return assembleOnHost(blocks, order);
   }
 

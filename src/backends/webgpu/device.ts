@@ -6,7 +6,6 @@
 import { execFile } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
-import { ensureRuntimeDir } from '../../config/home.js';
 import { BackendError } from '../../core/errors.js';
 
 import type { BackendOptions } from '../backend.js';
@@ -262,7 +261,6 @@ const missingAdapters = new Map<string, BackendError>();
 const softwareOnly = new Map<string, BackendError>();
 
 async function openAdapterDevice(settings: WebGpuSettings, hardwareOnly: boolean): Promise<OpenedDevice> {
-  ensureRuntimeDir();
   // Dawn is loaded here only once the child found an adapter to use: where none is, its warnings
   // never reach this process's stderr. (Where one is, Dawn may still warn here about the machine's
   // other Vulkan drivers.)

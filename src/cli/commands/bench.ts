@@ -1,10 +1,9 @@
 /** `neurocluster bench <workload>` (also `npm run bench -- <workload>`): one JSON line per run. */
 import { Argument, Command, Option } from 'commander';
-import { runBench } from '../../../bench/harness.js';
-import { WORKLOAD_NAMES, type WorkloadName } from '../../../bench/workloads.js';
-import { defaultRegistry } from '../../backends/index.js';
+import { runBench } from '../../bench/harness.js';
+import { WORKLOAD_NAMES, type WorkloadName } from '../../bench/workloads.js';
 import { BACKEND_NAMES, type BackendName } from '../../core/matrix.js';
-import { selectionContext } from '../../fit/engine.js';
+import { defaultRuntime, selectionContext } from '../../runtime/runtime.js';
 import { cliConfig } from '../context.js';
 import { parseInteger, parseNumber } from '../options.js';
 
@@ -54,7 +53,7 @@ export function benchCommand(): Command {
       const { engine } = await cliConfig(command, []);
       const result = await runBench(
         { workload, ...flags, compare: flags.compare === true },
-        defaultRegistry,
+        defaultRuntime().registry,
         selectionContext(engine, Number.POSITIVE_INFINITY),
       );
       process.stdout.write(`${JSON.stringify(result)}\n`);

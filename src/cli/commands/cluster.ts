@@ -1,12 +1,11 @@
 /** `neurocluster cluster <file> --k <n> ...`: fit, print the summary or the JSON, write outputs. */
-import { Command, Option } from 'commander';
-import { defaultRegistry } from '../../backends/index.js';
+import { type Command, Option } from 'commander';
 import { NeuromorphicClusterer } from '../../clusterer.js';
 import { renderClusterPlot } from '../../report/svg-plot.js';
 import type { AuditEvent } from '../../security/audit-record.js';
 import { audit, errorDetails, outcomeOf } from '../audit.js';
 import { cliConfig, cliLogger, type GlobalFlags } from '../context.js';
-import { schemaFlag } from '../options.js';
+import { fileCommand, schemaFlag } from '../options.js';
 import { formatNumber, labelsCsv, ProgressBar, table } from '../output.js';
 import { checkOutputPaths, type Output, resultFile, writeOutputs } from '../results.js';
 
@@ -44,10 +43,7 @@ interface ClusterFlags extends GlobalFlags {
 }
 
 export function clusterCommand(): Command {
-  const cmd = new Command('cluster')
-    .description('cluster the rows of a CSV, JSON or NPY file')
-    .argument('<file>', 'input data');
-  for (const f of FLAGS) cmd.addOption(f.option);
+  const cmd = fileCommand('cluster', 'cluster the rows of a CSV, JSON or NPY file', 'input data', FLAGS);
   cmd
     .addOption(new Option('--out <result.json>', 'write the result JSON here'))
     .addOption(new Option('--labels-out <labels.csv>', 'write one label per row (with ids when known)'))
@@ -119,7 +115,7 @@ export function clusterCommand(): Command {
       if (flags.plot) {
         const plot = async () =>
           renderClusterPlot({
-            backend: await defaultRegistry.get(result.backend),
+            backend: await clusterer.runtime.registry.get(result.backend),
             points: result.features,
             labels: result.labels,
             centroids: {

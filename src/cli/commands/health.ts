@@ -3,10 +3,8 @@
  * status, duration and message; `neurocluster breakers reset` closes every circuit breaker.
  */
 import { Command } from 'commander';
-import { defaultRegistry } from '../../backends/index.js';
-import { neuroclusterHome } from '../../config/home.js';
-import { breakerBook, resourceMonitorFor, selectionContext } from '../../fit/engine.js';
 import { healthz } from '../../observability/health.js';
+import { defaultRuntime, selectionContext } from '../../runtime/runtime.js';
 import { cliConfig, type GlobalFlags } from '../context.js';
 import { table } from '../output.js';
 
@@ -18,15 +16,16 @@ export function healthCommand(): Command {
     .action(async (_opts: unknown, command: Command) => {
       const flags = command.optsWithGlobals() as GlobalFlags;
       const config = await cliConfig(command, []);
-      const book = breakerBook(config);
-      const monitor = resourceMonitorFor(config);
+      const runtime = defaultRuntime();
+      const book = runtime.breakers(config);
+      const monitor = runtime.resourceMonitor(config);
       const report = await healthz({
-        registry: defaultRegistry,
+        registry: runtime.registry,
         backend: config.engine.backend,
         selection: selectionContext(config.engine, Number.POSITIVE_INFINITY),
         breakers: book,
         monitor,
-        home: neuroclusterHome(),
+        home: runtime.home,
       });
       if (flags.json) {
         // The breakers and resources the checks read, not a second (and shorter) sample.
@@ -49,7 +48,7 @@ export function breakersCommand(): Command {
     .description('close every circuit breaker (deletes $NEUROCLUSTER_HOME/state/breakers.json)')
     .action(async (_opts: unknown, command: Command) => {
       const flags = command.optsWithGlobals() as GlobalFlags;
-      const book = breakerBook(await cliConfig(command, []));
+      const book = defaultRuntime().breakers(await cliConfig(command, []));
       const count = book.list().length;
       book.reset();
       if (flags.json) process.stdout.write(`${JSON.stringify({ reset: count, breakerFile: book.file })}\n`);

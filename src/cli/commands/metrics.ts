@@ -4,8 +4,7 @@
  * family with its type, labels and meaning (the table in docs/observability.md is this output).
  */
 import { Command } from 'commander';
-import { breakerBook, errorTrackerFor, resourceMonitorFor } from '../../fit/engine.js';
-import { metrics } from '../../observability/metrics.js';
+import { defaultRuntime } from '../../runtime/runtime.js';
 import { cliConfig } from '../context.js';
 
 export function metricsCommand(): Command {
@@ -14,15 +13,17 @@ export function metricsCommand(): Command {
     .option('--markdown', 'list every metric family as a Markdown table')
     .option('--process', "include prom-client's process metrics (process_*, nodejs_*)")
     .action(async (opts: { markdown?: boolean; process?: boolean }, command: Command) => {
+      const runtime = defaultRuntime();
+      const { metrics } = runtime;
       if (opts.markdown) {
         process.stdout.write(await metrics.markdown());
         return;
       }
       // The sources the scrape-time gauges read, as a clusterer of this configuration has them.
       const config = await cliConfig(command, []);
-      breakerBook(config);
-      resourceMonitorFor(config);
-      errorTrackerFor(config);
+      runtime.breakers(config);
+      runtime.resourceMonitor(config);
+      runtime.errorTracker(config);
       if (opts.process) metrics.withProcessMetrics();
       process.stdout.write(await metrics.text());
     });

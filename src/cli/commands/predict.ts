@@ -1,11 +1,11 @@
 /** `neurocluster predict <file> --model <model.json>`: label new rows with a saved model. */
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { clusterSizes } from '../../cluster/metrics.js';
 import { NeuromorphicClusterer } from '../../clusterer.js';
 import type { AuditEvent } from '../../security/audit-record.js';
 import { audit, errorDetails, outcomeOf } from '../audit.js';
 import { cliConfig, cliLogger, type GlobalFlags } from '../context.js';
-import { schemaFlag } from '../options.js';
+import { fileCommand, schemaFlag } from '../options.js';
 import { labelsCsv, table } from '../output.js';
 import { checkOutputPaths, resultFile, writeOutputs } from '../results.js';
 
@@ -29,10 +29,12 @@ interface PredictFlags extends GlobalFlags {
 }
 
 export function predictCommand(): Command {
-  const cmd = new Command('predict')
-    .description('label the rows of a file with a model saved by `cluster --save-model`')
-    .argument('<file>', 'input data, with the columns the model was fitted on');
-  for (const f of FLAGS) cmd.addOption(f.option);
+  const cmd = fileCommand(
+    'predict',
+    'label the rows of a file with a model saved by `cluster --save-model`',
+    'input data, with the columns the model was fitted on',
+    FLAGS,
+  );
   cmd
     .addOption(new Option('--model <model.json>', 'the model file').makeOptionMandatory())
     .addOption(new Option('--labels-out <labels.csv>', 'write one label per row (with ids when known)'))

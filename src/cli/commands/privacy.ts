@@ -3,8 +3,8 @@
  * dataset charged in this NEUROCLUSTER_HOME.
  */
 import { Command } from 'commander';
+import { defaultRuntime } from '../../runtime/runtime.js';
 import type { BudgetStatus } from '../../security/privacy/accountant.js';
-import { privacyAccountant } from '../../security/privacy/api.js';
 import { cliConfig, type GlobalFlags } from '../context.js';
 import { table } from '../output.js';
 
@@ -26,7 +26,7 @@ export function privacyCommand(): Command {
     .option('--dataset <id>', 'the dataset (its sha256:... content hash, or the name given to --dataset)')
     .action(async (opts: { dataset?: string }, command: Command) => {
       const flags = command.optsWithGlobals() as GlobalFlags;
-      const accountant = privacyAccountant(await cliConfig(command, []));
+      const accountant = defaultRuntime().privacyAccountant(await cliConfig(command, []));
       const statuses = opts.dataset === undefined ? accountant.list() : [accountant.status(opts.dataset)];
       if (flags.json) {
         const body = opts.dataset === undefined ? { datasets: statuses } : statuses[0];

@@ -1,15 +1,14 @@
 /** `neurocluster score <file> --labels <labels.csv>`: the internal metrics of a given labelling. */
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { parse } from 'csv-parse/sync';
-import { defaultRegistry } from '../../backends/index.js';
 import { encodeLabels, externalQuality, internalQuality } from '../../cluster/metrics.js';
 import { DataError, isNeuroclusterError } from '../../core/errors.js';
 import { decodeText } from '../../data/text.js';
-import { selectionContext } from '../../fit/engine.js';
+import { defaultRuntime, selectionContext } from '../../runtime/runtime.js';
 import { loadWithinLimits, type ReadLimits, readWithinLimits } from '../../security/secure-load.js';
 import { audit, errorDetails, outcomeOf } from '../audit.js';
 import { cliConfig, cliLogger, type GlobalFlags } from '../context.js';
-import { parseInteger, schemaFlag } from '../options.js';
+import { fileCommand, parseInteger, schemaFlag } from '../options.js';
 import { formatNumber, table } from '../output.js';
 
 const FLAGS = [
@@ -87,10 +86,12 @@ export async function readLabels(path: string, n: number, limits: ReadLimits): P
 }
 
 export function scoreCommand(): Command {
-  const cmd = new Command('score')
-    .description('score a labelling of the rows of a file (features as read, no standardization)')
-    .argument('<file>', 'input data');
-  for (const f of FLAGS) cmd.addOption(f.option);
+  const cmd = fileCommand(
+    'score',
+    'score a labelling of the rows of a file (features as read, no standardization)',
+    'input data',
+    FLAGS,
+  );
   cmd
     .addOption(new Option('--labels <labels.csv>', 'the labels, one per data row').makeOptionMandatory())
     .addOption(
@@ -136,7 +137,7 @@ export function scoreCommand(): Command {
       if (flags.sampleSize !== undefined && (flags.sampleSize < 2 || flags.sampleSize > dataset.n)) {
         throw new DataError('NEUROCLUSTER_ERR_DATA_SHAPE', `--sample-size must be in [2, ${dataset.n}]`);
       }
-      const { backend } = await defaultRegistry.select(
+      const { backend } = await defaultRuntime().registry.select(
         config.engine.backend,
         logger,
         selectionContext(config.engine, dataset.values.length),

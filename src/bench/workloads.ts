@@ -2,12 +2,12 @@
  * The benchmark workloads of `../shared/reference/reference.py`, made and run the same way: data
  * made first (float32, as the reference), then only the work the reference times is timed.
  */
-import { type Backend, BackendRegistry } from '../src/backends/backend.js';
-import { kmeans } from '../src/cluster/kmeans.js';
-import { silhouette } from '../src/cluster/metrics.js';
-import type { Matrix } from '../src/core/matrix.js';
-import { Random } from '../src/core/random.js';
-import { recurrentWeights, reservoirMatrix, uniformMatrix } from '../src/encoders/weights.js';
+import { type Backend, BackendRegistry } from '../backends/backend.js';
+import { kmeans } from '../cluster/kmeans.js';
+import { silhouette } from '../cluster/metrics.js';
+import type { Matrix } from '../core/matrix.js';
+import { Random } from '../core/random.js';
+import { recurrentWeights, reservoirMatrix, uniformMatrix } from '../encoders/weights.js';
 
 export interface WorkloadShape {
   readonly n: number;

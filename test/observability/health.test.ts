@@ -1,13 +1,13 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { BackendRegistry } from '../src/backends/backend.js';
-import { jsBackendFactory } from '../src/backends/js/js-backend.js';
-import { breakerSettings } from '../src/fit/engine.js';
-import { healthz, liveness, readiness } from '../src/observability/health.js';
-import { ResourceMonitor } from '../src/observability/resources.js';
-import { BreakerBook } from '../src/resilience/breakers.js';
-import { tempDir } from './helpers.js';
+import { BackendRegistry } from '../../src/backends/backend.js';
+import { jsBackendFactory } from '../../src/backends/js/js-backend.js';
+import { healthz, liveness, readiness } from '../../src/observability/health.js';
+import { ResourceMonitor } from '../../src/observability/resources.js';
+import { BreakerBook } from '../../src/resilience/breakers.js';
+import { breakerSettings } from '../../src/runtime/runtime.js';
+import { tempDir } from '../helpers.js';
 
 const dir = tempDir();
 const thresholds = {

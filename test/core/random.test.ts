@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Random } from '../src/core/random.js';
+import { Random } from '../../src/core/random.js';
 
 describe('seeded random numbers', () => {
   it('repeat for a seed and differ across seeds', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { fnv1a, mulhi32, philox4x32, spikeThreshold } from '../src/core/philox.js';
-import { Random } from '../src/core/random.js';
+import { fnv1a, mulhi32, philox4x32, spikeThreshold } from '../../src/core/philox.js';
+import { Random } from '../../src/core/random.js';
 
 /** Known-answer vectors of Random123 (kat_vectors, philox4x32 with 10 rounds). */
 const KAT: [number[], number[], number[]][] = [

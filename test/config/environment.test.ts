@@ -5,20 +5,20 @@
  */
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { wasmThreads } from '../src/backends/wasm/wasm-backend.js';
-import { NeuromorphicClusterer } from '../src/clusterer.js';
-import { keyringFile, metricsEnabled, PROCESS_VARIABLES } from '../src/config/home.js';
+import { wasmThreads } from '../../src/backends/wasm/wasm-backend.js';
+import { NeuromorphicClusterer } from '../../src/clusterer.js';
+import { keyringFile, metricsEnabled, PROCESS_VARIABLES } from '../../src/config/home.js';
 import {
   ENVIRONMENT_ALIASES,
   environmentDefaults,
   environmentName,
   environmentOverrides,
   schemaPaths,
-} from '../src/config/levels.js';
-import { resolveConfigChecked } from '../src/config/load.js';
-import { ConfigError } from '../src/core/errors.js';
-import { createLogger, loggerReady } from '../src/observability/logger.js';
-import { tempDir } from './helpers.js';
+} from '../../src/config/levels.js';
+import { resolveConfigChecked } from '../../src/config/load.js';
+import { ConfigError } from '../../src/core/errors.js';
+import { createLogger, loggerReady } from '../../src/observability/logger.js';
+import { tempDir } from '../helpers.js';
 
 const dir = tempDir();
 

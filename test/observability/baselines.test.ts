@@ -2,10 +2,10 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { NeuromorphicClusterer } from '../src/clusterer.js';
-import { baselineFile, recordRun, shapeKey } from '../src/observability/baselines.js';
-import { createLogger } from '../src/observability/logger.js';
-import { ROOT } from './helpers.js';
+import { NeuromorphicClusterer } from '../../src/clusterer.js';
+import { baselineFile, recordRun, shapeKey } from '../../src/observability/baselines.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { ROOT } from '../helpers.js';
 
 const settings = { enabled: true, anomalyFactor: 2, window: 4, minSamples: 3, minSeconds: 0.05 };
 const fresh = () => join(mkdtempSync(join(tmpdir(), 'neurocluster-baselines-')), 'state', 'baselines.json');

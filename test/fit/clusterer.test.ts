@@ -1,12 +1,12 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { makeBlobs } from '../bench/workloads.js';
-import { ClusteringResult, NeuromorphicClusterer, VERSION } from '../src/index.js';
-import { createLogger } from '../src/observability/logger.js';
-import { isEncrypted } from '../src/security/envelope.js';
-import { MODEL_VERSION } from '../src/security/model-file.js';
-import { failure, ROOT, tempDir } from './helpers.js';
+import { makeBlobs } from '../../src/bench/workloads.js';
+import { ClusteringResult, NeuromorphicClusterer, VERSION } from '../../src/index.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { isEncrypted } from '../../src/security/envelope.js';
+import { MODEL_VERSION } from '../../src/security/model-file.js';
+import { failure, ROOT, tempDir } from '../helpers.js';
 
 const dir = tempDir();
 const quiet = createLogger({ level: 'silent' });

@@ -1,16 +1,16 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { formatError } from '../src/cli/output.js';
-import { ERROR_CODES } from '../src/core/error-codes.js';
+import { formatError } from '../../src/cli/output.js';
+import { ERROR_CODES } from '../../src/core/error-codes.js';
 import {
   DataError,
   isNeuroclusterError,
   NeuroclusterError,
   toNeuroclusterError,
-} from '../src/core/errors.js';
-import { quoteValue } from '../src/core/printable.js';
-import { VERSION } from '../src/core/version.js';
-import { ROOT } from './helpers.js';
+} from '../../src/core/errors.js';
+import { quoteValue } from '../../src/core/printable.js';
+import { VERSION } from '../../src/core/version.js';
+import { ROOT } from '../helpers.js';
 
 describe('errors', () => {
   it('carry a stable code, category, exit status, cause and location', () => {

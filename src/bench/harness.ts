@@ -6,11 +6,12 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
-import type { BackendRegistry, SelectionContext } from '../src/backends/backend.js';
-import type { WasmBackend } from '../src/backends/wasm/wasm-backend.js';
-import { WebGpuBackend } from '../src/backends/webgpu/webgpu-backend.js';
-import { BackendError, UsageError } from '../src/core/errors.js';
-import type { BackendName } from '../src/core/matrix.js';
+import type { BackendRegistry, SelectionContext } from '../backends/backend.js';
+import type { WasmBackend } from '../backends/wasm/wasm-backend.js';
+import { WebGpuBackend } from '../backends/webgpu/webgpu-backend.js';
+import { envForReference, referenceScript } from '../config/home.js';
+import { BackendError, UsageError } from '../core/errors.js';
+import type { BackendName } from '../core/matrix.js';
 import { WORKLOADS, type WorkloadName, type WorkloadShape } from './workloads.js';
 
 export interface BenchOptions extends WorkloadShape {
@@ -62,11 +63,7 @@ export async function bestOf(reps: number, fn: () => Promise<unknown>): Promise<
 }
 
 function referencePath(explicit: string | undefined): string {
-  const candidates = [
-    explicit,
-    process.env.NEUROCLUSTER_REFERENCE,
-    resolve('../shared/reference/reference.py'),
-  ];
+  const candidates = [explicit, referenceScript(), resolve('../shared/reference/reference.py')];
   const found = candidates.find((p): p is string => p !== undefined && existsSync(p));
   if (!found) {
     throw new UsageError('reference.py not found: pass --reference <path> or set NEUROCLUSTER_REFERENCE');
@@ -77,9 +74,7 @@ function referencePath(explicit: string | undefined): string {
 /** Runs reference.py with OpenBLAS unrestrained (OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset). */
 export async function runReference(o: BenchOptions): Promise<ReferenceRun> {
   const script = referencePath(o.reference);
-  const env = { ...process.env };
-  delete env.OPENBLAS_CORETYPE;
-  delete env.OPENBLAS_L2_SIZE;
+  const env = envForReference();
   const args = [
     script,
     o.workload,
@@ -117,7 +112,7 @@ async function threadTimes(
   const times: Record<string, number> = { [backend.threads]: Number(seconds.toFixed(6)) };
   if (backend.threads === 1) return times;
   // Imported here, not above: the GPU bench entry shares this harness and never starts WASM.
-  const { WasmBackend } = await import('../src/backends/wasm/wasm-backend.js');
+  const { WasmBackend } = await import('../backends/wasm/wasm-backend.js');
   const single = new WasmBackend(1);
   try {
     const prepared = WORKLOADS[o.workload](single, o);

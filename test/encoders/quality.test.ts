@@ -5,9 +5,9 @@
  * every set where K-means reaches 0.1. Defaults are chosen on all sets together (bench:quality).
  */
 import { describe, expect, it } from 'vitest';
-import { evaluate, type QualityRow, qualityCases } from '../bench/quality.js';
-import { ENCODER_METHODS } from '../src/config/schema.js';
-import { hasSharedTs, ROOT } from './helpers.js';
+import { evaluate, type QualityRow, qualityCases } from '../../bench/quality.js';
+import { ENCODER_METHODS } from '../../src/config/schema.js';
+import { hasSharedTs, ROOT } from '../helpers.js';
 
 const cases = qualityCases(ROOT);
 const iris = cases.find((c) => c.name === 'iris')!;

@@ -8,19 +8,19 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { JsBackend } from '../src/backends/js/js-backend.js';
+import { JsBackend } from '../../src/backends/js/js-backend.js';
 import {
   calinskiHarabasz,
   daviesBouldin,
   encodeLabels,
   internalQuality,
   silhouetteScore,
-} from '../src/cluster/metrics.js';
-import { NeuromorphicClusterer } from '../src/clusterer.js';
-import { zNormalizeSeries } from '../src/data/clean.js';
-import { columnMoments, stridedMoments } from '../src/linalg/moments.js';
-import { createLogger } from '../src/observability/logger.js';
-import { failure, ROOT, relErr, runCli, tempDir } from './helpers.js';
+} from '../../src/cluster/metrics.js';
+import { NeuromorphicClusterer } from '../../src/clusterer.js';
+import { zNormalizeSeries } from '../../src/data/clean.js';
+import { columnMoments, stridedMoments } from '../../src/linalg/moments.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { failure, ROOT, relErr, runCli, tempDir } from '../helpers.js';
 
 const dir = tempDir();
 const quiet = createLogger({ level: 'silent' });

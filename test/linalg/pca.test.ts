@@ -3,9 +3,9 @@
  * variances as the d x d covariance path, in a fraction of its memory.
  */
 import { describe, expect, it } from 'vitest';
-import { JsBackend } from '../src/backends/js/js-backend.js';
-import { Random } from '../src/core/random.js';
-import { fitPca, pcaAllocations, pcaPath, pcaTransform } from '../src/linalg/pca.js';
+import { JsBackend } from '../../src/backends/js/js-backend.js';
+import { Random } from '../../src/core/random.js';
+import { fitPca, pcaAllocations, pcaPath, pcaTransform } from '../../src/linalg/pca.js';
 
 const backend = new JsBackend();
 

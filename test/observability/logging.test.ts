@@ -3,10 +3,10 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { describe, expect, it, vi } from 'vitest';
-import { NeuromorphicClusterer } from '../src/clusterer.js';
-import { createLogger, operationLogger } from '../src/observability/logger.js';
-import { OperationTracker } from '../src/observability/operations.js';
-import { ROOT, tempDir } from './helpers.js';
+import { NeuromorphicClusterer } from '../../src/clusterer.js';
+import { createLogger, operationLogger } from '../../src/observability/logger.js';
+import { OperationTracker } from '../../src/observability/operations.js';
+import { ROOT, tempDir } from '../helpers.js';
 
 const IRIS = join(ROOT, 'examples/iris.csv');
 

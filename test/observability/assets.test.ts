@@ -9,10 +9,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { NeuromorphicClusterer } from '../src/clusterer.js';
-import { createLogger } from '../src/observability/logger.js';
-import { EngineMetrics, metrics } from '../src/observability/metrics.js';
-import { ROOT } from './helpers.js';
+import { NeuromorphicClusterer } from '../../src/clusterer.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { EngineMetrics, metrics } from '../../src/observability/metrics.js';
+import { ROOT } from '../helpers.js';
 
 const DIR = join(ROOT, 'deploy/observability');
 

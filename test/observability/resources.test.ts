@@ -1,16 +1,16 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { NeuromorphicClusterer } from '../src/clusterer.js';
-import { checkConfig } from '../src/config/levels.js';
-import { createLogger } from '../src/observability/logger.js';
+import { NeuromorphicClusterer } from '../../src/clusterer.js';
+import { checkConfig } from '../../src/config/levels.js';
+import { createLogger } from '../../src/observability/logger.js';
 import {
   estimateJob,
   estimateJobBytes,
   MAX_TYPED_ARRAY_LENGTH,
   ResourceMonitor,
   type ResourceProbes,
-} from '../src/observability/resources.js';
-import { countingJsRegistry, failure, ROOT } from './helpers.js';
+} from '../../src/observability/resources.js';
+import { countingJsRegistry, failure, ROOT } from '../helpers.js';
 
 const IRIS = join(ROOT, 'examples/iris.csv');
 const MiB = 2 ** 20;

@@ -2,12 +2,12 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { describe, expect, it } from 'vitest';
-import { configJsonSchema } from '../src/cli/commands/config.js';
-import { neuroclusterHome } from '../src/config/home.js';
-import { checkConfig, environmentOverrides } from '../src/config/levels.js';
-import { deepMerge, readConfigFile, resolveConfig, resolveConfigChecked } from '../src/config/load.js';
-import { configSchema, durationMs } from '../src/config/schema.js';
-import { ROOT, tempDir } from './helpers.js';
+import { configJsonSchema } from '../../src/cli/commands/config.js';
+import { neuroclusterHome } from '../../src/config/home.js';
+import { checkConfig, environmentOverrides } from '../../src/config/levels.js';
+import { deepMerge, readConfigFile, resolveConfig, resolveConfigChecked } from '../../src/config/load.js';
+import { configSchema, durationMs } from '../../src/config/schema.js';
+import { ROOT, tempDir } from '../helpers.js';
 
 const dir = tempDir();
 

@@ -12,9 +12,9 @@ import {
   SimpleSpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NeuromorphicClusterer } from '../src/clusterer.js';
-import { createLogger } from '../src/observability/logger.js';
-import { ROOT } from './helpers.js';
+import { NeuromorphicClusterer } from '../../src/clusterer.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { ROOT } from '../helpers.js';
 
 const IRIS_PATH = join(ROOT, 'examples/iris.csv');
 const exporter = new InMemorySpanExporter();
