@@ -66,7 +66,9 @@ export const ERROR_CODES = {
     category: 'data',
     severity: 'low',
     exitCode: 2,
-    recovery: ['Check the file format: CSV with a header row, JSON rows, or a float32/float64 NPY array.'],
+    recovery: [
+      'Check the file format: CSV with a header row, JSON or JSON Lines rows, Parquet, or a float32/float64 NPY array.',
+    ],
   },
   NEUROCLUSTER_ERR_DATA_VALUE: {
     category: 'data',

@@ -1,4 +1,7 @@
-/** JSON input: an array of rows, each an array of numbers or an object of named cells. */
+/**
+ * JSON input: an array of rows, each an array of numbers or an object of named cells; JSON Lines:
+ * the same rows, one per line.
+ */
 import { DataError } from '../core/errors.js';
 import type { Cell, RawTable } from './table.js';
 import { decodeText } from './text.js';
@@ -42,16 +45,47 @@ export function readJson(bytes: Uint8Array, source: string): RawTable {
   }
   if (!Array.isArray(doc)) fail('expected a JSON array of rows', source);
   if (doc.length === 0) fail('no data rows: the array is empty', source);
+  return tableOfRows(doc, source, (i) => i + 1);
+}
 
-  const rowNumber = (i: number) => i + 1;
+/**
+ * Parses JSON Lines bytes (`.jsonl`, `.ndjson`: one row per line, an array or an object, as in a
+ * JSON array of rows; blank lines skipped) into a raw table; rows in errors are line numbers.
+ */
+export function readJsonLines(bytes: Uint8Array, source: string): RawTable {
+  const text = decodeText(bytes, source);
+  const rows: unknown[] = [];
+  const lines: number[] = [];
+  text.split('\n').forEach((line, i) => {
+    if (line.trim() === '') return;
+    try {
+      rows.push(JSON.parse(line));
+    } catch (cause) {
+      throw new DataError(
+        'NEUROCLUSTER_ERR_DATA_FORMAT',
+        `malformed JSON line: ${(cause as Error).message}`,
+        {
+          cause,
+          location: { file: source, row: i + 1 },
+        },
+      );
+    }
+    lines.push(i + 1);
+  });
+  if (rows.length === 0) fail('no data rows: the file has no JSON line', source);
+  return tableOfRows(rows, source, (i) => lines[i]!);
+}
+
+/** Rows that are all arrays (columns x0, x1, ...) or all objects (columns by key, first seen first). */
+function tableOfRows(doc: readonly unknown[], source: string, rowNumber: (i: number) => number): RawTable {
   if (Array.isArray(doc[0])) {
     const width = (doc[0] as unknown[]).length;
     const header = Array.from({ length: width }, (_, j) => `x${j}`);
     const rows = doc.map((row, i) => {
-      if (!Array.isArray(row)) fail('every row must be an array like the first', source, i + 1);
+      if (!Array.isArray(row)) fail('every row must be an array like the first', source, rowNumber(i));
       if (row.length !== width)
-        fail(`ragged row: ${row.length} values where the first row has ${width}`, source, i + 1);
-      return row.map((v, j) => asCell(v, source, i + 1, header[j]!));
+        fail(`ragged row: ${row.length} values where the first row has ${width}`, source, rowNumber(i));
+      return row.map((v, j) => asCell(v, source, rowNumber(i), header[j]!));
     });
     return { source, header, rows, rowNumber };
   }
@@ -59,7 +93,7 @@ export function readJson(bytes: Uint8Array, source: string): RawTable {
   const index = new Map<string, number>();
   for (const [i, row] of doc.entries()) {
     if (typeof row !== 'object' || row === null || Array.isArray(row)) {
-      fail('every row must be an object like the first', source, i + 1);
+      fail('every row must be an object like the first', source, rowNumber(i));
     }
     for (const key of Object.keys(row)) {
       if (!index.has(key)) {
@@ -68,10 +102,10 @@ export function readJson(bytes: Uint8Array, source: string): RawTable {
       }
     }
   }
-  const rows = doc.map((row: Record<string, unknown>, i) => {
+  const rows = (doc as Record<string, unknown>[]).map((row, i) => {
     const cells: Cell[] = new Array(header.length).fill(null);
     for (const [key, value] of Object.entries(row))
-      cells[index.get(key)!] = asCell(value, source, i + 1, key);
+      cells[index.get(key)!] = asCell(value, source, rowNumber(i), key);
     return cells;
   });
   return { source, header, rows, rowNumber };

@@ -4,8 +4,9 @@ import { DataError, isNeuroclusterError, UsageError } from '../core/errors.js';
 import { readOnce } from '../core/open.js';
 import { readCsv } from './csv.js';
 import type { Dataset } from './dataset.js';
-import { readJson } from './json.js';
+import { readJson, readJsonLines } from './json.js';
 import { readNpy } from './npy.js';
+import { PARQUET_MAGIC, readParquet } from './parquet.js';
 import {
   applyNanPolicy,
   type DataWarnings,
@@ -14,31 +15,43 @@ import {
   tableToDataset,
 } from './table.js';
 
-export type DataFormat = 'csv' | 'json' | 'npy';
+export type DataFormat = 'csv' | 'json' | 'jsonl' | 'parquet' | 'npy';
 
 /** The format from the extension, or sniffed from the first bytes when the extension says nothing. */
 export function detectFormat(path: string, bytes: Uint8Array): DataFormat {
   const ext = extname(path).toLowerCase();
   if (ext === '.csv' || ext === '.txt') return 'csv';
   if (ext === '.json') return 'json';
+  if (ext === '.jsonl' || ext === '.ndjson') return 'jsonl';
+  if (ext === '.parquet' || ext === '.pq') return 'parquet';
   if (ext === '.npy') return 'npy';
   if (bytes[0] === 0x93 && bytes[1] === 0x4e) return 'npy';
+  if (PARQUET_MAGIC.every((b, i) => bytes[i] === b)) return 'parquet';
   const first = new TextDecoder().decode(bytes.subarray(0, 64)).trimStart()[0];
-  return first === '[' ? 'json' : 'csv';
+  return first === '[' ? 'json' : first === '{' ? 'jsonl' : 'csv';
+}
+
+/** The raw table of a tabular format. */
+async function tableOf(format: Exclude<DataFormat, 'npy'>, bytes: Uint8Array, source: string) {
+  if (format === 'csv') return readCsv(bytes, source);
+  if (format === 'json') return readJson(bytes, source);
+  if (format === 'jsonl') return readJsonLines(bytes, source);
+  return readParquet(bytes, source);
 }
 
 /** Parses bytes already read (so callers that hash or audit the bytes read them once). */
-export function parseDataset(
+export async function parseDataset(
   bytes: Uint8Array,
   source: string,
   options: TableOptions,
   warnings?: DataWarnings,
-): Dataset {
+): Promise<Dataset> {
   const format = detectFormat(source, bytes);
-  if (format === 'csv') return tableToDataset(readCsv(bytes, source), options, warnings);
-  if (format === 'json') return tableToDataset(readJson(bytes, source), options, warnings);
+  if (format !== 'npy') return tableToDataset(await tableOf(format, bytes, source), options, warnings);
   if (options.labelColumn !== undefined || options.idColumn !== undefined) {
-    throw new UsageError('--label-column and --id-column apply to CSV and JSON input, not NPY');
+    throw new UsageError(
+      '--label-column and --id-column apply to tabular input (CSV, JSON, Parquet), not NPY',
+    );
   }
   const { shape, data } = readNpy(bytes, source);
   const n = shape[0]!;
@@ -69,7 +82,7 @@ export function parseDataset(
 }
 
 /**
- * Reads and validates a data file (CSV, JSON or NPY), its bytes given by `read`: by default the
+ * Reads and validates a data file (CSV, JSON, JSON Lines, Parquet or NPY), its bytes given by `read`: by default the
  * file as it is. The security layer passes its own (src/security/secure-load.ts): the descriptor
  * it opened and checked, decrypted when the file is encrypted.
  */

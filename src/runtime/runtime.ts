@@ -265,7 +265,7 @@ export function createRuntime(options: RuntimeOptions = {}): Runtime {
 let processRuntime: Runtime | undefined;
 
 /** The default runtime's error tracker of a configuration (see {@link Runtime.errorTracker}). */
-export function errorTrackerFor(config: Config): ErrorTracker {
+export function errorTrackerFor(config: Config = resolveConfig()): ErrorTracker {
   return defaultRuntime().errorTracker(config);
 }
 

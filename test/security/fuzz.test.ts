@@ -7,6 +7,7 @@
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parquetWriteBuffer } from 'hyparquet-writer';
 import { describe, expect, it } from 'vitest';
 import { checkConfig } from '../../src/config/levels.js';
 import { readConfigFile } from '../../src/config/load.js';
@@ -43,6 +44,20 @@ async function survives(what: string, work: () => unknown, ms = 2000): Promise<'
 const SEEDS: [string, Uint8Array][] = [
   ['x.csv', new TextEncoder().encode('a,b,label\n1,2,x\n3,4,y\n5.5,-6e3,x\n')],
   ['x.json', new TextEncoder().encode('[{"a":1,"b":2},{"a":3,"b":4},{"a":5,"b":6}]')],
+  ['x.jsonl', new TextEncoder().encode('{"a":1,"b":2}\n{"a":3,"b":4}\n\n[5,6]\n')],
+  [
+    'x.parquet',
+    new Uint8Array(
+      parquetWriteBuffer({
+        columnData: [
+          { name: 'a', data: [1, 2, 3, 4, 5, 6], type: 'DOUBLE' },
+          { name: 'b', data: [1n, 2n, 3n, 4n, 5n, 6n], type: 'INT64' },
+          { name: 'label', data: ['x', 'y', 'x', 'y', 'x', 'y'], type: 'STRING' },
+        ],
+        rowGroupSize: 2,
+      }),
+    ),
+  ],
   [
     'x.npy',
     (() => {
@@ -71,8 +86,8 @@ function mutate(input: Uint8Array): Uint8Array {
 }
 
 describe('the data loaders under fuzzing', () => {
-  it('take 600 random and mutated inputs without a crash or a foreign exception', async () => {
-    for (let i = 0; i < 600; i++) {
+  it('take 900 random and mutated inputs without a crash or a foreign exception', async () => {
+    for (let i = 0; i < 900; i++) {
       const [name, seed] = pick(SEEDS);
       const input = i % 3 === 0 ? bytes(rng.uint32() % 512) : mutate(seed);
       await survives(`${name} #${i}`, () => parseDataset(input, name, OPTIONS));
