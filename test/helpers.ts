@@ -96,10 +96,18 @@ export function relErr(actual: number, expected: number): number {
   return Math.abs(actual - expected) / Math.max(Math.abs(expected), 1e-300);
 }
 
-/** A fresh temporary directory, removed when the file's tests are done. */
+/** The directories {@link tempDir} made in this test file. */
+const madeDirs: string[] = [];
+// Registered once, when the test file imports this module: a hook registered from inside a
+// running test (where many tests call tempDir) would never run, and the directory would stay.
+afterAll(() => {
+  for (const dir of madeDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A fresh temporary directory, removed when the file's tests are done (from any test or suite). */
 export function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'neurocluster-test-'));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  madeDirs.push(dir);
   return dir;
 }
 
