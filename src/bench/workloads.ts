@@ -169,3 +169,58 @@ export const WORKLOADS = {
 
 export type WorkloadName = keyof typeof WORKLOADS;
 export const WORKLOAD_NAMES = Object.keys(WORKLOADS) as WorkloadName[];
+
+/** The header of a version-1 NPY file of a C-order array (padded to 64 bytes, as NumPy writes it). */
+export function npyHeader(shape: readonly number[], descr: '<f4' | '<f8' | '<i4'): Uint8Array {
+  const dims = shape.length === 1 ? `${shape[0]},` : shape.join(', ');
+  const dict = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${dims}), }`;
+  const total = Math.ceil((10 + dict.length + 1) / 64) * 64;
+  const text = `${dict}${' '.repeat(total - 10 - dict.length - 1)}\n`;
+  const out = new Uint8Array(total);
+  out.set([0x93, ...new TextEncoder().encode('NUMPY'), 1, 0]);
+  new DataView(out.buffer).setUint16(8, text.length, true);
+  out.set(new TextEncoder().encode(text), 10);
+  return out;
+}
+
+/**
+ * Writes blobs as {@link makeBlobs} makes them (the same centres and rows for a seed) to
+ * `path` (float32 NPY, n x d) and their true cluster to `truthPath` (int32 NPY), a chunk at a
+ * time, so files of any size are made in bounded memory.
+ */
+export async function writeBlobsNpy(
+  path: string,
+  truthPath: string,
+  n: number,
+  d: number,
+  centers: number,
+  seed: number,
+  std = 1,
+): Promise<void> {
+  const { open } = await import('node:fs/promises');
+  const rng = new Random(seed);
+  const c = Float64Array.from({ length: centers * d }, () => rng.float() * 20 - 10);
+  const data = await open(path, 'w');
+  const truth = await open(truthPath, 'w');
+  try {
+    await data.write(npyHeader([n, d], '<f4'));
+    await truth.write(npyHeader([n], '<i4'));
+    const rows = 1 << 16;
+    const values = new Float32Array(rows * d);
+    const labels = new Int32Array(rows);
+    for (let start = 0; start < n; start += rows) {
+      const count = Math.min(rows, n - start);
+      for (let r = 0; r < count; r++) {
+        const i = start + r;
+        const j = Math.floor((i * centers) / n);
+        labels[r] = j;
+        for (let t = 0; t < d; t++) values[r * d + t] = c[j * d + t]! + std * rng.normal();
+      }
+      await data.write(new Uint8Array(values.buffer, 0, count * d * 4));
+      await truth.write(new Uint8Array(labels.buffer, 0, count * 4));
+    }
+  } finally {
+    await data.close();
+    await truth.close();
+  }
+}

@@ -97,13 +97,31 @@ export function calinskiHarabasz(input: Matrix, labels: Int32Array, k: number): 
   const mean = new Float64Array(d);
   for (let i = 0; i < n; i++) for (let t = 0; t < d; t++) mean[t]! += data[i * d + t]!;
   for (let t = 0; t < d; t++) mean[t]! /= n;
+  return calinskiHarabaszOf(counts, means, mean, withinClusterSS(points, labels, k), d);
+}
+
+/**
+ * Calinski-Harabasz from per-cluster moments: counts, means (k x d), the overall mean and the
+ * within-cluster sum of squares; clusters with no point are left out.
+ */
+export function calinskiHarabaszOf(
+  counts: ArrayLike<number>,
+  means: ArrayLike<number>,
+  mean: ArrayLike<number>,
+  intra: number,
+  d: number,
+): number {
+  let n = 0;
+  let k = 0;
   let extra = 0;
-  for (let j = 0; j < k; j++) {
+  for (let j = 0; j < counts.length; j++) {
+    if (counts[j]! === 0) continue;
+    n += counts[j]!;
+    k++;
     let s = 0;
     for (let t = 0; t < d; t++) s += (means[j * d + t]! - mean[t]!) ** 2;
     extra += counts[j]! * s;
   }
-  const intra = withinClusterSS(points, labels, k);
   return intra === 0 ? 1 : (extra * (n - k)) / (intra * (k - 1));
 }
 
@@ -123,6 +141,17 @@ export function daviesBouldin(input: Matrix, labels: Int32Array, k: number): num
     intra[j]! += Math.sqrt(s);
   }
   for (let j = 0; j < k; j++) intra[j]! /= counts[j]!;
+  return daviesBouldinOf(intra, means, d);
+}
+
+/**
+ * Davies-Bouldin from per-cluster moments: each cluster's mean distance to its centre, and the
+ * centres (k x d); clusters with no point are given as NaN spreads and left out.
+ */
+export function daviesBouldinOf(spreads: ArrayLike<number>, centres: ArrayLike<number>, d: number): number {
+  const kept = Array.from({ length: spreads.length }, (_, j) => j).filter((j) => !Number.isNaN(spreads[j]!));
+  const k = kept.length;
+  const intra = kept.map((j) => spreads[j]!);
   const centroidDist = new Float64Array(k * k);
   let anyIntra = false;
   let anyCentroid = false;
@@ -130,7 +159,7 @@ export function daviesBouldin(input: Matrix, labels: Int32Array, k: number): num
     if (intra[a]! !== 0) anyIntra = true;
     for (let b = 0; b < k; b++) {
       let s = 0;
-      for (let t = 0; t < d; t++) s += (means[a * d + t]! - means[b * d + t]!) ** 2;
+      for (let t = 0; t < d; t++) s += (centres[kept[a]! * d + t]! - centres[kept[b]! * d + t]!) ** 2;
       centroidDist[a * k + b] = Math.sqrt(s);
       if (centroidDist[a * k + b] !== 0) anyCentroid = true;
     }
@@ -258,7 +287,7 @@ export async function internalQuality(
 }
 
 /** Contingency counts of two labellings: rows are true classes, columns predicted clusters. */
-function contingency(truth: ArrayLike<unknown>, predicted: ArrayLike<unknown>) {
+function contingency(truth: ArrayLike<unknown>, predicted: ArrayLike<unknown>): Contingency {
   if (truth.length !== predicted.length) {
     throw new RangeError(`label lengths differ: ${truth.length} vs ${predicted.length}`);
   }
@@ -278,7 +307,7 @@ function contingency(truth: ArrayLike<unknown>, predicted: ArrayLike<unknown>) {
 }
 
 /** scikit-learn's pair_confusion_matrix: [[tn, fp], [fn, tp]] over ordered pairs. */
-function pairConfusion(c: ReturnType<typeof contingency>) {
+function pairConfusion(c: Contingency) {
   let sumSquares = 0;
   let rowDot = 0; // sum_ij n_ij * colSum_j
   let colDot = 0; // sum_ij n_ij * rowSum_i
@@ -305,7 +334,49 @@ function entropy(counts: Float64Array, total: number): number {
 
 /** Agreement of a clustering with ground truth. */
 export function externalQuality(truth: ArrayLike<unknown>, predicted: ArrayLike<unknown>): ExternalQuality {
-  const c = contingency(truth, predicted);
+  return contingencyQuality(contingency(truth, predicted));
+}
+
+/** A contingency table: rows are true classes, columns predicted clusters. */
+export interface Contingency {
+  readonly table: Float64Array;
+  readonly rows: number;
+  readonly cols: number;
+  readonly rowSums: Float64Array;
+  readonly colSums: Float64Array;
+  readonly n: number;
+}
+
+/** A contingency table of counts (rows x cols) with its margins; empty rows and columns dropped. */
+export function contingencyOf(counts: Float64Array, rows: number, cols: number): Contingency {
+  const rowSums = new Float64Array(rows);
+  const colSums = new Float64Array(cols);
+  for (let a = 0; a < rows; a++) {
+    for (let b = 0; b < cols; b++) {
+      rowSums[a]! += counts[a * cols + b]!;
+      colSums[b]! += counts[a * cols + b]!;
+    }
+  }
+  const keptRows = [...rowSums.keys()].filter((a) => rowSums[a]! > 0);
+  const keptCols = [...colSums.keys()].filter((b) => colSums[b]! > 0);
+  const table = new Float64Array(keptRows.length * keptCols.length);
+  keptRows.forEach((a, i) => {
+    keptCols.forEach((b, j) => {
+      table[i * keptCols.length + j] = counts[a * cols + b]!;
+    });
+  });
+  return {
+    table,
+    rows: keptRows.length,
+    cols: keptCols.length,
+    rowSums: Float64Array.from(keptRows, (a) => rowSums[a]!),
+    colSums: Float64Array.from(keptCols, (b) => colSums[b]!),
+    n: rowSums.reduce((x, y) => x + y, 0),
+  };
+}
+
+/** ARI, NMI and the Rand index of a contingency table. */
+export function contingencyQuality(c: Contingency): ExternalQuality {
   const { tn, fp, fn, tp } = pairConfusion(c);
   const ari =
     fn === 0 && fp === 0 ? 1 : (2 * (tp * tn - fn * fp)) / ((tp + fn) * (fn + tn) + (tp + fp) * (fp + tn));

@@ -55,28 +55,33 @@ export function fitScaler(
   const { n, width, values } = ds;
   if (ds.series) {
     if (!standardize) requireSpread(maxAbsOf(values), 'largest magnitude');
-    const keep = Array.from({ length: width }, (_, j) => j);
-    return {
-      kind: 'series',
-      inputColumns: ds.columns,
-      keep,
-      means: keep.map(() => 0),
-      scales: keep.map(() => 1),
-      standardize,
-      series: ds.series,
-    };
+    return seriesScaler(ds, ds.series, standardize);
   }
+  // Overflow-free moments (src/linalg/moments.ts): values near 1e300 or subnormal ones are
+  // standardized like any other, scale-free.
+  const moments = columnMoments({ rows: n, cols: width, data: values }, order);
+  return tabularScaler(ds, moments.means, moments.stds, standardize, warnings);
+}
+
+/**
+ * The cleaning of tabular data from its columns' means and standard deviations (over all rows,
+ * however they were summed: at once, or merged over chunks).
+ */
+export function tabularScaler(
+  ds: Pick<Dataset, 'columns' | 'source'>,
+  columnMeans: ArrayLike<number>,
+  columnStds: ArrayLike<number>,
+  standardize: boolean,
+  warnings?: DataWarnings,
+): Scaler {
   const keep: number[] = [];
   const means: number[] = [];
   const scales: number[] = [];
   const constant: string[] = [];
-  // Overflow-free moments (src/linalg/moments.ts): values near 1e300 or subnormal ones are
-  // standardized like any other, scale-free.
-  const moments = columnMoments({ rows: n, cols: width, data: values }, order);
   let widest = 0;
-  for (let j = 0; j < width; j++) {
-    const mean = moments.means[j]!;
-    const std = moments.stds[j]!;
+  for (let j = 0; j < ds.columns.length; j++) {
+    const mean = columnMeans[j]!;
+    const std = columnStds[j]!;
     // A column whose spread is lost in rounding (relative to its values) is constant for every
     // purpose here.
     if (std === 0 || std <= 1e-12 * Math.abs(mean)) {
@@ -105,6 +110,24 @@ export function fitScaler(
   }
   if (!standardize) requireSpread(widest, 'standard deviation');
   return { kind: 'tabular', inputColumns: ds.columns, keep, means, scales, standardize };
+}
+
+/** The cleaning of time series: per-series z-normalization (when standardizing), no column dropped. */
+export function seriesScaler(
+  ds: Pick<Dataset, 'columns'>,
+  series: NonNullable<Dataset['series']>,
+  standardize: boolean,
+): Scaler {
+  const keep = Array.from({ length: ds.columns.length }, (_, j) => j);
+  return {
+    kind: 'series',
+    inputColumns: ds.columns,
+    keep,
+    means: keep.map(() => 0),
+    scales: keep.map(() => 1),
+    standardize,
+    series,
+  };
 }
 
 /** Applies a fitted cleaning; new data must have the width the scaler was fitted on. */

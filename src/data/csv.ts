@@ -36,16 +36,7 @@ export function readCsv(bytes: Uint8Array, source: string): RawTable {
   if (parsed.length === 0) {
     throw new DataError('NEUROCLUSTER_ERR_DATA_FORMAT', 'the file is empty', { location: { file: source } });
   }
-  const header = parsed[0]!.record.map((h, i) => h.trim() || `column${i + 1}`);
-  const seen = new Set<string>();
-  for (const name of header) {
-    if (seen.has(name)) {
-      throw new DataError('NEUROCLUSTER_ERR_DATA_FORMAT', `duplicate column name "${name}" in the header`, {
-        location: { file: source, row: 1, column: name },
-      });
-    }
-    seen.add(name);
-  }
+  const header = csvHeader(parsed[0]!.record, source);
   const body = parsed.slice(1);
   for (const { record, info } of body) {
     if (record.length !== header.length) {
@@ -62,4 +53,19 @@ export function readCsv(bytes: Uint8Array, source: string): RawTable {
     rows: body.map((p) => p.record),
     rowNumber: (i) => body[i]?.info.lines ?? i + 2,
   };
+}
+
+/** A CSV header: blank names numbered, duplicates refused. */
+export function csvHeader(cells: readonly string[], source: string): string[] {
+  const header = cells.map((h, i) => h.trim() || `column${i + 1}`);
+  const seen = new Set<string>();
+  for (const name of header) {
+    if (seen.has(name)) {
+      throw new DataError('NEUROCLUSTER_ERR_DATA_FORMAT', `duplicate column name "${name}" in the header`, {
+        location: { file: source, row: 1, column: name },
+      });
+    }
+    seen.add(name);
+  }
+  return header;
 }

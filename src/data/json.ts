@@ -12,7 +12,7 @@ function fail(message: string, source: string, row?: number): never {
   });
 }
 
-function asCell(value: unknown, source: string, row: number, column: string): Cell {
+export function asCell(value: unknown, source: string, row: number, column: string): Cell {
   if (
     value === null ||
     typeof value === 'number' ||
@@ -77,7 +77,11 @@ export function readJsonLines(bytes: Uint8Array, source: string): RawTable {
 }
 
 /** Rows that are all arrays (columns x0, x1, ...) or all objects (columns by key, first seen first). */
-function tableOfRows(doc: readonly unknown[], source: string, rowNumber: (i: number) => number): RawTable {
+export function tableOfRows(
+  doc: readonly unknown[],
+  source: string,
+  rowNumber: (i: number) => number,
+): RawTable {
   if (Array.isArray(doc[0])) {
     const width = (doc[0] as unknown[]).length;
     const header = Array.from({ length: width }, (_, j) => `x${j}`);

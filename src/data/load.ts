@@ -48,18 +48,38 @@ export async function parseDataset(
 ): Promise<Dataset> {
   const format = detectFormat(source, bytes);
   if (format !== 'npy') return tableToDataset(await tableOf(format, bytes, source), options, warnings);
-  if (options.labelColumn !== undefined || options.idColumn !== undefined) {
-    throw new UsageError(
-      '--label-column and --id-column apply to tabular input (CSV, JSON, Parquet), not NPY',
-    );
-  }
+  refuseColumnRoles(options);
   const { shape, data } = readNpy(bytes, source);
   const n = shape[0]!;
   if (n === 0)
     throw new DataError('NEUROCLUSTER_ERR_DATA_FORMAT', 'no data rows: the array is empty', {
       location: { file: source },
     });
-  const width = data.length / n;
+  const { width, columns, series } = npyLayout(shape, options, source);
+  return applyNanPolicy(
+    { source, n, width, values: data, columns, series },
+    options.nanPolicy,
+    (i) => i + 1,
+    warnings,
+  );
+}
+
+/** NPY input refuses the column roles of tabular input. */
+export function refuseColumnRoles(options: TableOptions): void {
+  if (options.labelColumn !== undefined || options.idColumn !== undefined) {
+    throw new UsageError(
+      '--label-column and --id-column apply to tabular input (CSV, JSON, Parquet), not NPY',
+    );
+  }
+}
+
+/** The columns of an NPY array of this shape: `x{j}`, or a series' `t{i}` / `d{j}_t{i}`. */
+export function npyLayout(
+  shape: readonly number[],
+  options: TableOptions,
+  source: string,
+): { width: number; columns: string[]; series: Dataset['series'] } {
+  const width = shape.slice(1).reduce((a, b) => a * b, 1);
   let columns: string[];
   let series: Dataset['series'];
   if (shape.length === 3) {
@@ -73,12 +93,7 @@ export async function parseDataset(
   }
   if (options.seriesLength !== undefined)
     series = seriesFromLength(width, options.seriesLength, source, series);
-  return applyNanPolicy(
-    { source, n, width, values: data, columns, series },
-    options.nanPolicy,
-    (i) => i + 1,
-    warnings,
-  );
+  return { width, columns, series };
 }
 
 /**

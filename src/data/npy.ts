@@ -15,8 +15,20 @@ function fail(message: string, source: string): never {
   throw new DataError('NEUROCLUSTER_ERR_DATA_FORMAT', message, { location: { file: source } });
 }
 
-/** Reads an NPY file; the header is parsed as the Python literal NumPy writes, never evaluated. */
-export function readNpy(bytes: Uint8Array, source: string): NpyArray {
+/** What an NPY header says: the array's shape, its value size and byte order, where its data starts. */
+export interface NpyHeader {
+  readonly shape: readonly number[];
+  /** Bytes per value: 4 (float32) or 8 (float64). */
+  readonly size: 4 | 8;
+  readonly littleEndian: boolean;
+  readonly dataStart: number;
+}
+
+/**
+ * Parses an NPY header from the first bytes of a file (at least the whole header); the header is
+ * parsed as the Python literal NumPy writes, never evaluated.
+ */
+export function readNpyHeader(bytes: Uint8Array, source: string): NpyHeader {
   if (bytes.length < 10 || MAGIC.some((b, i) => bytes[i] !== b))
     fail('not an NPY file (bad magic bytes)', source);
   const major = bytes[6]!;
@@ -49,15 +61,42 @@ export function readNpy(bytes: Uint8Array, source: string): NpyArray {
   if (shape.length !== 2 && shape.length !== 3) {
     fail(`expected a 2-D (n x d) or 3-D (n x T x d) array, got ${shape.length}-D`, source);
   }
-  const count = shape.reduce((a, b) => a * b, 1);
-  if (bytes.length - dataStart < count * size) {
-    fail(`truncated NPY data: ${count * size} bytes expected, ${bytes.length - dataStart} present`, source);
+  return { shape, size, littleEndian: order !== '>', dataStart };
+}
+
+/** The bytes of NPY data an array of this header holds. */
+export function npyDataBytes(header: NpyHeader): number {
+  return header.shape.reduce((a, b) => a * b, 1) * header.size;
+}
+
+/** Decodes `bytes`, whole values of an NPY array's data, as float64. */
+export function decodeNpyValues(header: NpyHeader, bytes: Uint8Array): Float64Array {
+  const count = Math.floor(bytes.length / header.size);
+  const out = new Float64Array(count);
+  if (header.littleEndian && (bytes.byteOffset & (header.size - 1)) === 0) {
+    // The common case, and a fast one: a typed view of the bytes themselves.
+    const values =
+      header.size === 4
+        ? new Float32Array(bytes.buffer, bytes.byteOffset, count)
+        : new Float64Array(bytes.buffer, bytes.byteOffset, count);
+    out.set(values);
+    return out;
   }
-  const littleEndian = order !== '>';
-  const data = new Float64Array(count);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   for (let i = 0; i < count; i++) {
-    const at = dataStart + i * size;
-    data[i] = size === 4 ? view.getFloat32(at, littleEndian) : view.getFloat64(at, littleEndian);
+    const at = i * header.size;
+    out[i] =
+      header.size === 4 ? view.getFloat32(at, header.littleEndian) : view.getFloat64(at, header.littleEndian);
   }
-  return { shape, data };
+  return out;
+}
+
+/** Reads a whole NPY file. */
+export function readNpy(bytes: Uint8Array, source: string): NpyArray {
+  const header = readNpyHeader(bytes, source);
+  const need = npyDataBytes(header);
+  const present = bytes.length - header.dataStart;
+  if (present < need) fail(`truncated NPY data: ${need} bytes expected, ${present} present`, source);
+  const data = decodeNpyValues(header, bytes.subarray(header.dataStart, header.dataStart + need));
+  return { shape: header.shape, data };
 }

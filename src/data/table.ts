@@ -23,6 +23,16 @@ export interface TableOptions {
   idColumn?: string | undefined;
   seriesLength?: number | undefined;
   nanPolicy: NanPolicy;
+  /**
+   * The feature columns, by name, when an earlier part of the same file decided them: a chunk
+   * of a streamed file takes the columns of the first chunk instead of deciding its own.
+   */
+  featureColumns?: readonly string[] | undefined;
+  /**
+   * Under `impute-mean`: the means to impute with (a streamed file's, over all its rows), or
+   * `defer` to leave non-finite values for a later pass that knows them.
+   */
+  imputeWith?: readonly number[] | 'defer' | undefined;
 }
 
 /** Receives warnings about the input (dropped columns, dropped rows). */
@@ -139,7 +149,18 @@ export function tableToDataset(table: RawTable, options: TableOptions, warnings?
   let featureCols: number[];
   let series: SeriesLayout | undefined;
   const detected = detectSeries(candidates.map((i) => header[i]!));
-  if (detected) {
+  if (options.featureColumns) {
+    featureCols = options.featureColumns.map((name) => {
+      const c = header.indexOf(name);
+      if (c < 0) {
+        throw new DataError('NEUROCLUSTER_ERR_DATA_SHAPE', `column ${quoteValue(name)} is missing here`, {
+          location: { file: source, row: table.rowNumber(0), column: name },
+        });
+      }
+      return c;
+    });
+    series = detected?.layout;
+  } else if (detected) {
     featureCols = detected.order.map((o) => candidates[o]!);
     series = detected.layout;
   } else {
@@ -189,6 +210,7 @@ export function tableToDataset(table: RawTable, options: TableOptions, warnings?
     options.nanPolicy,
     (r) => table.rowNumber(r),
     warnings,
+    options.imputeWith,
   );
 }
 
@@ -226,6 +248,7 @@ export function applyNanPolicy(
   policy: NanPolicy,
   rowNumber: (index: number) => number,
   warnings?: DataWarnings,
+  imputeWith?: TableOptions['imputeWith'],
 ): Dataset {
   const { n, width, values } = ds;
   let firstBad = -1;
@@ -247,7 +270,12 @@ export function applyNanPolicy(
     );
   }
   if (policy === 'impute-mean') {
+    if (imputeWith === 'defer') return ds;
     const out = values.slice();
+    if (imputeWith) {
+      for (let i = 0; i < out.length; i++) if (!Number.isFinite(out[i]!)) out[i] = imputeWith[i % width]!;
+      return { ...ds, values: out };
+    }
     for (let c = 0; c < width; c++) {
       let sum = 0;
       let count = 0;

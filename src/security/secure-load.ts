@@ -19,11 +19,12 @@ import { isAbsolute, relative, resolve, sep } from 'node:path';
 import type { Config, DataConfig } from '../config/schema.js';
 import { DataError, isNeuroclusterError, SecurityError } from '../core/errors.js';
 import { type Handle, openToRead } from '../core/open.js';
+import { type ChunkedFile, chunkedFile } from '../data/chunked.js';
 import type { Dataset } from '../data/dataset.js';
 import { loadDataset } from '../data/load.js';
 import type { DataWarnings, TableOptions } from '../data/table.js';
 import { type AuditLog, auditUnavailable } from './audit.js';
-import { readFileDecrypted } from './envelope.js';
+import { isEncrypted, readFileDecrypted } from './envelope.js';
 import { Keyring } from './keyring.js';
 
 export interface LoadLimits {
@@ -129,6 +130,15 @@ export async function readWithinLimits(
   } finally {
     await handle.close();
   }
+}
+
+/**
+ * A data file opened within the limits ({@link openWithinLimits}) to be read in chunks
+ * (src/data/chunked.ts), or undefined when it is read whole: a JSON array, Parquet, or an
+ * encrypted file.
+ */
+export async function openChunked(path: string, limits: ReadLimits): Promise<ChunkedFile | undefined> {
+  return chunkedFile(await openWithinLimits(path, limits), path, isEncrypted);
 }
 
 /** Checks the path and the file size, loads (from the one descriptor checked), then checks rows and columns. */

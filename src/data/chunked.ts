@@ -1,0 +1,325 @@
+/**
+ * Data files read in chunks of rows, never whole: NPY by byte ranges, CSV through csv-parse's
+ * streaming parser, JSON Lines a block of lines at a time. Every chunk is a Dataset of its rows
+ * with the index of its first record, so a row keeps its identity (its index in the file, or its
+ * id) whatever the chunk size. Columns are decided on the first chunk and held to by the others;
+ * row numbers in errors are the file's, as when the file is read whole.
+ *
+ * JSON arrays, Parquet and encrypted files are not streamed here: {@link chunkedFile} says so and
+ * the caller reads them whole (src/security/secure-load.ts opens a file for it within the limits).
+ */
+import { Readable } from 'node:stream';
+import { parse } from 'csv-parse';
+import { throwIfAborted } from '../core/cancel.js';
+import { DataError, isNeuroclusterError } from '../core/errors.js';
+import type { Handle } from '../core/open.js';
+import { csvHeader } from './csv.js';
+import type { Dataset } from './dataset.js';
+import { asCell, tableOfRows } from './json.js';
+import { type DataFormat, detectFormat, npyLayout, refuseColumnRoles } from './load.js';
+import { decodeNpyValues, npyDataBytes, readNpyHeader } from './npy.js';
+import {
+  applyNanPolicy,
+  type Cell,
+  type DataWarnings,
+  type RawTable,
+  type TableOptions,
+  tableToDataset,
+} from './table.js';
+
+/** Rows of a file: the Dataset of the chunk, and where its first record stands in the file. */
+export interface DataChunk {
+  /** 0-based index of the chunk's first record among the file's data records. */
+  readonly start: number;
+  /** Records the chunk read (its rows and those the NaN policy dropped). */
+  readonly records: number;
+  /** The chunk's rows; `droppedRows` are indices in the file, like `start`. */
+  readonly data: Dataset;
+}
+
+/** A data file opened for reading in chunks; every call of `chunks` reads it from the start. */
+export interface ChunkedFile {
+  readonly source: string;
+  readonly format: Extract<DataFormat, 'npy' | 'csv' | 'jsonl'>;
+  /** Bytes of the file. */
+  readonly bytes: number;
+  /** Data records, when the file says so up front (NPY). */
+  readonly records: number | undefined;
+  /** Bytes of a record: exact for NPY, the mean over the first lines of a text file. */
+  readonly bytesPerRecord: number;
+  chunks(
+    rows: number,
+    options: TableOptions,
+    signal?: AbortSignal,
+    warnings?: DataWarnings,
+  ): AsyncGenerator<DataChunk>;
+  close(): Promise<void>;
+}
+
+/** Bytes read from a text file at a time. */
+const BLOCK = 1 << 22;
+
+function formatError(message: string, source: string, row?: number, cause?: unknown): DataError {
+  return new DataError('NEUROCLUSTER_ERR_DATA_FORMAT', message, {
+    ...(cause ? { cause } : {}),
+    location: { file: source, ...(row === undefined ? {} : { row }) },
+  });
+}
+
+/**
+ * An opened file to be read in chunks (the caller opened it within its limits, and hands it over:
+ * it is closed with the ChunkedFile, or here when that cannot be made), or undefined when its
+ * format is not streamed (a JSON array, Parquet) or it is `encrypted`: those are read whole.
+ */
+export async function chunkedFile(
+  handle: Handle,
+  path: string,
+  encrypted: (head: Uint8Array) => boolean,
+): Promise<ChunkedFile | undefined> {
+  try {
+    const { size } = await handle.stat();
+    if (size === 0) throw formatError('the file is empty', path);
+    const head = new Uint8Array(Math.min(size, 1 << 16));
+    await handle.read(head, 0, head.length, 0);
+    const format = detectFormat(path, head);
+    if (encrypted(head) || (format !== 'npy' && format !== 'csv' && format !== 'jsonl')) {
+      await handle.close();
+      return undefined;
+    }
+    if (format === 'npy') return await npyFile(handle, path, size, head);
+    return textFile(handle, path, size, format, head.length / Math.max(1, countLines(head)));
+  } catch (error) {
+    await handle.close();
+    throw error;
+  }
+}
+
+/** An NPY file: its header read once, its rows by byte range. */
+async function npyFile(handle: Handle, source: string, size: number, head: Uint8Array): Promise<ChunkedFile> {
+  let first = head;
+  if (first.length < size && first.length < 12) throw formatError('truncated NPY header', source);
+  const headerLength =
+    first[6] === 1
+      ? 10 + new DataView(first.buffer).getUint16(8, true)
+      : 12 + new DataView(first.buffer).getUint32(8, true);
+  if (headerLength > first.length) {
+    if (headerLength > size) throw formatError('truncated NPY header', source);
+    first = new Uint8Array(headerLength);
+    await handle.read(first, 0, headerLength, 0);
+  }
+  const header = readNpyHeader(first, source);
+  const present = size - header.dataStart;
+  if (present < npyDataBytes(header)) {
+    throw formatError(
+      `truncated NPY data: ${npyDataBytes(header)} bytes expected, ${present} present`,
+      source,
+    );
+  }
+  const n = header.shape[0]!;
+  if (n === 0) throw formatError('no data rows: the array is empty', source);
+  return {
+    source,
+    format: 'npy',
+    bytes: size,
+    records: n,
+    bytesPerRecord: npyDataBytes(header) / n,
+    async *chunks(rows, options, signal, warnings) {
+      refuseColumnRoles(options);
+      const { width, columns, series } = npyLayout(header.shape, options, source);
+      const rowBytes = width * header.size;
+      const buffer = new Uint8Array(Math.min(n, rows) * rowBytes);
+      for (let start = 0; start < n; start += rows) {
+        throwIfAborted(signal);
+        const count = Math.min(rows, n - start);
+        const want = count * rowBytes;
+        const { bytesRead } = await handle.read(buffer, 0, want, header.dataStart + start * rowBytes);
+        if (bytesRead < want) throw formatError('the file was truncated while it was read', source);
+        const values = decodeNpyValues(header, buffer.subarray(0, want));
+        const data = applyNanPolicy(
+          { source, n: count, width, values, columns, series },
+          options.nanPolicy,
+          (i) => start + i + 1,
+          warnings,
+          options.imputeWith,
+        );
+        yield { start, records: count, data: globalDropped(data, start) };
+      }
+    },
+    close: () => handle.close(),
+  };
+}
+
+/** A chunk's dropped rows as indices in the file. */
+function globalDropped(data: Dataset, start: number): Dataset {
+  if (!data.droppedRows || start === 0) return data;
+  return { ...data, droppedRows: data.droppedRows.map((r) => r + start) };
+}
+
+/** Decoded text blocks of a file: NUL bytes and invalid UTF-8 refused with their line. */
+async function* textBlocks(handle: Handle, source: string, signal?: AbortSignal): AsyncGenerator<string> {
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  const buffer = new Uint8Array(BLOCK);
+  let position = 0;
+  let line = 1;
+  for (;;) {
+    throwIfAborted(signal);
+    const { bytesRead } = await handle.read(buffer, 0, BLOCK, position);
+    const bytes = buffer.subarray(0, bytesRead);
+    const nul = bytes.indexOf(0);
+    if (nul >= 0) {
+      const lines = line + countLines(bytes.subarray(0, nul));
+      throw formatError(`binary data (a NUL byte at offset ${position + nul}), not text`, source, lines);
+    }
+    let text: string;
+    try {
+      text = decoder.decode(bytes, { stream: bytesRead > 0 });
+    } catch (cause) {
+      // The line of the first byte that does not decode, as when the file is read whole.
+      const lossy = new TextDecoder('utf-8').decode(bytes);
+      const bad = lossy.indexOf('\uFFFD');
+      const at = bad < 0 ? line : line + lossy.slice(0, bad).split('\n').length - 1;
+      throw formatError('not valid UTF-8 text', source, at, cause);
+    }
+    if (bytesRead === 0) {
+      if (text) yield text;
+      return;
+    }
+    line += countLines(bytes);
+    position += bytesRead;
+    yield text;
+  }
+}
+
+function countLines(bytes: Uint8Array): number {
+  let lines = 0;
+  for (let i = bytes.indexOf(0x0a); i >= 0; i = bytes.indexOf(0x0a, i + 1)) lines++;
+  return lines;
+}
+
+/** Records of a text file, each with the line it starts on; the first is the header for CSV. */
+type Records = AsyncGenerator<{ readonly record: readonly Cell[] | unknown; readonly line: number }>;
+
+async function* csvRecords(handle: Handle, source: string, signal?: AbortSignal): Records {
+  const parser = parse({ bom: true, skip_empty_lines: true, info: true, relax_column_count: true });
+  const input = Readable.from(textBlocks(handle, source, signal));
+  input.on('error', (error) => parser.destroy(error));
+  input.pipe(parser);
+  try {
+    for await (const { record, info } of parser as AsyncIterable<{
+      record: string[];
+      info: { lines: number };
+    }>) {
+      yield { record, line: info.lines };
+    }
+  } catch (cause) {
+    if (isNeuroclusterError(cause)) throw cause;
+    const lines = (cause as { lines?: number }).lines;
+    const code = (cause as { code?: string }).code;
+    throw formatError(
+      code === 'CSV_QUOTE_NOT_CLOSED'
+        ? 'unbalanced quotes: a quoted field is never closed'
+        : `malformed CSV: ${(cause as Error).message}`,
+      source,
+      lines,
+      cause,
+    );
+  } finally {
+    input.destroy();
+  }
+}
+
+async function* jsonLines(handle: Handle, source: string, signal?: AbortSignal): Records {
+  let rest = '';
+  let line = 0;
+  const parseLine = (text: string, at: number) => {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch (cause) {
+      throw formatError(`malformed JSON line: ${(cause as Error).message}`, source, at, cause);
+    }
+  };
+  for await (const block of textBlocks(handle, source, signal)) {
+    const lines = (rest + block).split('\n');
+    rest = lines.pop()!;
+    for (const text of lines) {
+      line++;
+      if (text.trim() !== '') yield { record: parseLine(text, line), line };
+    }
+  }
+  line++;
+  if (rest.trim() !== '') yield { record: parseLine(rest, line), line };
+}
+
+/** A CSV or JSON Lines file: its records parsed as they are read, a chunk at a time. */
+function textFile(
+  handle: Handle,
+  source: string,
+  size: number,
+  format: 'csv' | 'jsonl',
+  bytesPerRecord: number,
+): ChunkedFile {
+  return {
+    source,
+    format,
+    bytes: size,
+    records: undefined,
+    bytesPerRecord,
+    async *chunks(rows, options, signal, warnings) {
+      const records =
+        format === 'csv' ? csvRecords(handle, source, signal) : jsonLines(handle, source, signal);
+      let header: string[] | undefined;
+      let featureColumns: readonly string[] | undefined;
+      let start = 0;
+      let batch: unknown[] = [];
+      let lines: number[] = [];
+      const flush = (): DataChunk => {
+        const table: RawTable =
+          format === 'csv'
+            ? { source, header: header!, rows: batch as Cell[][], rowNumber: (i) => lines[i]! }
+            : tableOfRows(batch, source, (i) => lines[i]!);
+        const data = tableToDataset(
+          table,
+          { ...options, featureColumns },
+          featureColumns ? undefined : warnings,
+        );
+        featureColumns ??= data.columns;
+        const chunk = { start, records: batch.length, data: globalDropped(data, start) };
+        start += batch.length;
+        batch = [];
+        lines = [];
+        return chunk;
+      };
+      for await (const { record, line } of records) {
+        if (format === 'csv') {
+          const cells = record as string[];
+          if (!header) {
+            header = csvHeader(cells, source);
+            continue;
+          }
+          if (cells.length !== header.length) {
+            throw formatError(
+              `ragged row: ${cells.length} fields where the header has ${header.length}`,
+              source,
+              line,
+            );
+          }
+        } else if (typeof record !== 'object' || record === null) {
+          throw formatError('every row must be an array or an object', source, line);
+        } else if (!Array.isArray(record)) {
+          for (const [key, value] of Object.entries(record)) asCell(value, source, line, key);
+        }
+        batch.push(record);
+        lines.push(line);
+        if (batch.length === rows) yield flush();
+      }
+      if (batch.length > 0) yield flush();
+      if (start === 0) {
+        throw formatError(
+          format === 'csv' ? 'no data rows after the header' : 'no data rows: the file has no JSON line',
+          source,
+        );
+      }
+    },
+    close: () => handle.close(),
+  };
+}

@@ -1,0 +1,186 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { npyHeader } from '../../src/bench/workloads.js';
+import type { ChunkedFile } from '../../src/data/chunked.js';
+import type { Dataset } from '../../src/data/dataset.js';
+import { loadDataset } from '../../src/data/load.js';
+import { KeySample } from '../../src/data/sample.js';
+import { asFloat32, bytesOf, SpillDir } from '../../src/data/spill.js';
+import type { TableOptions } from '../../src/data/table.js';
+import { openChunked } from '../../src/security/secure-load.js';
+import { failure, ROOT, tempDir } from '../helpers.js';
+
+const dir = tempDir();
+const IRIS = `${ROOT}/examples/iris.csv`;
+const limits = { dataRoots: [], maxFileBytes: 2 ** 30 };
+const withTruth: TableOptions = { nanPolicy: 'error', labelColumn: 'species' };
+
+function file(name: string, content: string | Uint8Array): string {
+  const path = join(dir, name);
+  writeFileSync(path, content);
+  return path;
+}
+
+/** Every chunk of a file joined into one Dataset, and the chunks' starts. */
+async function readAll(chunked: ChunkedFile, rows: number, options: TableOptions) {
+  const starts: number[] = [];
+  const values: number[] = [];
+  const truth: string[] = [];
+  const ids: string[] = [];
+  const dropped: number[] = [];
+  let last: Dataset | undefined;
+  for await (const { start, data } of chunked.chunks(rows, options)) {
+    starts.push(start);
+    values.push(...data.values);
+    if (data.truth) truth.push(...data.truth);
+    if (data.ids) ids.push(...data.ids);
+    if (data.droppedRows) dropped.push(...data.droppedRows);
+    last = data;
+  }
+  await chunked.close();
+  return { starts, values, truth, ids, dropped, columns: last!.columns, series: last!.series };
+}
+
+async function open(path: string): Promise<ChunkedFile> {
+  const chunked = await openChunked(path, limits);
+  if (!chunked) throw new Error(`${path} is not streamed`);
+  return chunked;
+}
+
+describe('chunked sources', () => {
+  it.each([1, 16, 149, 150, 1_000])('read a CSV in chunks of %i rows as it is read whole', async (rows) => {
+    const whole = await loadDataset(IRIS, withTruth);
+    const parts = await readAll(await open(IRIS), rows, withTruth);
+    expect(parts.values).toEqual(Array.from(whole.values));
+    expect(parts.truth).toEqual(whole.truth);
+    expect(parts.columns).toEqual(whole.columns);
+    expect(parts.starts).toEqual(Array.from({ length: Math.ceil(150 / rows) }, (_, i) => i * rows));
+  });
+
+  it('read JSON Lines and NPY by chunks as they are read whole', async () => {
+    const lines = ['{"id":"a","x":1,"y":2}', '{"id":"b","x":3,"y":4}', '', '{"id":"c","x":5,"y":6.5}'];
+    const jsonl = file('rows.jsonl', `${lines.join('\n')}\n`);
+    const options: TableOptions = { nanPolicy: 'error', idColumn: 'id' };
+    const parts = await readAll(await open(jsonl), 2, options);
+    const whole = await loadDataset(jsonl, options);
+    expect(parts.values).toEqual(Array.from(whole.values));
+    expect(parts.ids).toEqual(['a', 'b', 'c']);
+
+    const values = Array.from({ length: 7 * 3 }, (_, i) => i / 4);
+    const body = new Float32Array(values);
+    const npy = file('m.npy', Buffer.concat([npyHeader([7, 3], '<f4'), bytesOf(body)]));
+    const chunked = await open(npy);
+    expect(chunked).toMatchObject({ format: 'npy', records: 7, bytesPerRecord: 12 });
+    const npyParts = await readAll(chunked, 3, { nanPolicy: 'error' });
+    expect(npyParts.values).toEqual(values);
+    expect(npyParts.starts).toEqual([0, 3, 6]);
+  });
+
+  it('number dropped rows by their place in the file, whatever the chunk', async () => {
+    const csv = file('holes.csv', 'a,b\n1,2\n,3\n4,5\n6,\n7,8\n');
+    const parts = await readAll(await open(csv), 2, { nanPolicy: 'drop-rows' });
+    expect(parts.dropped).toEqual([1, 3]);
+    expect(parts.values).toEqual([1, 2, 4, 5, 7, 8]);
+  });
+
+  it('hold every chunk to the columns of the first', async () => {
+    const jsonl = file('drift.jsonl', '{"x":1,"y":2}\n{"x":3,"y":4}\n{"x":5}\n');
+    const e = await failure(readAll(await open(jsonl), 2, { nanPolicy: 'error' }));
+    expect(e.code).toBe('NEUROCLUSTER_ERR_DATA_SHAPE');
+    expect(e.location).toMatchObject({ file: jsonl, row: 3, column: 'y' });
+  });
+
+  it.each([
+    ['a ragged row', 'a,b\n1,2\n3,4\n5\n', 4, /ragged row: 1 fields where the header has 2/],
+    ['an unclosed quote', 'a,b\n1,2\n3,4\n"5,6\n', 4, /unbalanced quotes/],
+    [
+      'invalid UTF-8',
+      Buffer.concat([Buffer.from('a,b\n1,2\n'), Buffer.from([0xff, 0x2c, 0x33, 0x0a])]),
+      3,
+      /UTF-8/,
+    ],
+  ])('name the file and line of %s in a later chunk', async (_what, content, row, message) => {
+    const path = file(`bad-${row}-${String(message).length}.csv`, content);
+    const e = await failure(readAll(await open(path), 1, { nanPolicy: 'error' }));
+    expect(e.code).toBe('NEUROCLUSTER_ERR_DATA_FORMAT');
+    expect(e.message).toMatch(message);
+    expect(e.location).toMatchObject({ file: path, row });
+  });
+
+  it('leave JSON arrays and encrypted files to be read whole', async () => {
+    expect(await openChunked(file('rows.json', '[[1,2],[3,4]]'), limits)).toBeUndefined();
+    expect(
+      await openChunked(
+        file(
+          'sealed.csv',
+          Buffer.concat([Buffer.from('NCENC\0\0\x01', 'latin1'), Buffer.from('a,b\n1,2\n')]),
+        ),
+        limits,
+      ),
+    ).toBeUndefined();
+  });
+});
+
+describe('KeySample', () => {
+  const rows = Array.from({ length: 500 }, (_, i) => ({
+    key: (i * 2_654_435_761) >>> 0,
+    index: i,
+    values: Float64Array.of(i % 7, i),
+  }));
+
+  it('keeps the rows of smallest key, however the stream is split and merged', () => {
+    const whole = new KeySample(40);
+    for (const r of rows) whole.add(r);
+    const parts = [rows.slice(0, 123), rows.slice(123, 124), rows.slice(124, 400), rows.slice(400)].map(
+      (part) => {
+        const s = new KeySample(40);
+        for (const r of part) s.add(r);
+        return s;
+      },
+    );
+    const leftFirst = new KeySample(40)
+      .merge(parts[0]!)
+      .merge(parts[1]!)
+      .merge(new KeySample(40).merge(parts[2]!).merge(parts[3]!));
+    const reversed = new KeySample(40).merge(parts[3]!).merge(parts[2]!).merge(parts[1]!).merge(parts[0]!);
+    const expected = [...rows]
+      .sort((a, b) => a.key - b.key)
+      .slice(0, 40)
+      .map((r) => r.index);
+    for (const s of [whole, leftFirst, reversed]) expect(s.sorted().map((r) => r.index)).toEqual(expected);
+  });
+
+  it('breaks ties of key by content, then by index', () => {
+    const s = new KeySample(3);
+    s.add({ key: 5, index: 2, values: Float64Array.of(1) });
+    s.add({ key: 5, index: 1, values: Float64Array.of(1) });
+    s.add({ key: 5, index: 0, values: Float64Array.of(2) });
+    s.add({ key: 9, index: 3, values: Float64Array.of(0) });
+    expect(s.sorted().map((r) => r.index)).toEqual([1, 2, 0]);
+  });
+});
+
+describe('SpillDir', () => {
+  it('writes owner-only rows, reads them back in chunks and by range, and removes everything', async () => {
+    const spill = await SpillDir.create();
+    const f = await spill.file('x.f32', 8);
+    await f.append(bytesOf(Float32Array.of(1, 2, 3, 4)));
+    await f.append(bytesOf(Float32Array.of(5, 6)));
+    const { statSync, existsSync } = await import('node:fs');
+    expect(statSync(spill.path).mode & 0o777).toBe(0o700);
+    expect(statSync(f.path).mode & 0o777).toBe(0o600);
+    const chunks: number[][] = [];
+    for await (const { start, bytes } of f.chunks(2)) chunks.push([start, ...asFloat32(bytes)]);
+    expect(chunks).toEqual([
+      [0, 1, 2, 3, 4],
+      [2, 5, 6],
+    ]);
+    expect(Array.from(asFloat32(await f.read(1, 2)))).toEqual([3, 4, 5, 6]);
+    await expect(f.read(2, 2)).rejects.toThrow(RangeError);
+    await expect(f.append(new Uint8Array(3))).rejects.toThrow(/partial row/);
+    await spill.remove();
+    await spill.remove();
+    expect(existsSync(spill.path)).toBe(false);
+  });
+});
