@@ -6,6 +6,7 @@
  */
 import type { Backend, BackendAttempt, BackendRegistry } from './backends/backend.js';
 import type { QualityGate } from './cluster/gates.js';
+import { clusterSizes } from './cluster/metrics.js';
 import type { ConfigLevel } from './config/levels.js';
 import { resolveConfig, resolveConfigChecked } from './config/load.js';
 import type { Config, ConfigOverrides, DataConfig, Method } from './config/schema.js';
@@ -19,8 +20,10 @@ import {
   withContext,
 } from './core/errors.js';
 import type { BackendName, Matrix } from './core/matrix.js';
+import type { ChunkedFile } from './data/chunked.js';
 import { applyScaler } from './data/clean.js';
 import type { Dataset } from './data/dataset.js';
+import { writeLabelsFile } from './data/labels-file.js';
 import { permuteRows, unpermuteRows } from './data/order.js';
 import { sampleKeys } from './encoders/drive.js';
 import { transformPipeline } from './encoders/pipeline.js';
@@ -39,6 +42,7 @@ import {
   prepareStage,
   type StageContext,
 } from './fit/stages.js';
+import { type Prediction, streamedFit, streamedPredict, streams, streamsAtAll } from './fit/streamed.js';
 import { createLogger, type Logger, operationLogger } from './observability/logger.js';
 import type { OperationKind, OperationRecord, OperationTracker } from './observability/operations.js';
 import type { ResourceMonitor } from './observability/resources.js';
@@ -47,6 +51,7 @@ import type { FallbackReason } from './resilience/policy.js';
 import type { ErrorTracker } from './resilience/tracker.js';
 import { defaultRuntime, type Runtime, selectionContext } from './runtime/runtime.js';
 import { readModelFile } from './security/model-file.js';
+import { openChunked } from './security/secure-load.js';
 
 export type { DataInput } from './fit/stages.js';
 
@@ -187,25 +192,17 @@ export class NeuromorphicClusterer {
       const clock = new PhaseClock(op.phases);
       const k = this.requiredK();
       if (this.config.privacy.epsilon !== undefined) checkPrivateFit(ctx);
-      const dataset = await clock.time('load', () => loadStage(ctx, data));
-      const run =
-        this.config.privacy.epsilon === undefined
-          ? await this.clusterResiliently(ctx, dataset, k, clock)
-          : await privateClusterStage(ctx, dataset, k, clock, {
-              accountant: this.runtime.privacyAccountant(this.config),
-              backend: () => this.registry.get('js'),
-            });
-      const { result, model } = await finishFit(ctx, run, dataset, clock, {
-        home: this.runtime.home,
-        gates: this.customGates,
-      });
+      const file = await this.streamedFile(data);
+      const { result, model } = file
+        ? await this.fitStreamed(ctx, file, k, clock, options)
+        : await this.fitInMemory(ctx, data, k, clock, options);
       this.model = model;
       observeFit(result, this.runtime.metrics);
       const degraded = result.fallback?.reason ?? (result.qualityGates ? 'quality-gate' : undefined);
       this.ops.end(op, degraded ? 'degraded' : 'succeeded', {
         phases: { ...result.timings },
         backend: result.backend,
-        sizes: { rows: result.labels.length, columns: result.features.cols, k: result.k },
+        sizes: { rows: result.rows, columns: result.features.cols, k: result.k },
         quality: {
           silhouette: result.quality.silhouette,
           calinskiHarabasz: result.quality.calinskiHarabasz,
@@ -215,6 +212,70 @@ export class NeuromorphicClusterer {
       });
       return result;
     });
+  }
+
+  /** A fit of data held in memory: load, the stages, finish; the labels file written whole. */
+  private async fitInMemory(
+    ctx: StageContext,
+    data: DataInput,
+    k: number,
+    clock: PhaseClock,
+    options: FitOptions,
+  ): Promise<{ result: ClusteringResult; model: FittedModel }> {
+    const dataset = await clock.time('load', () => loadStage(ctx, data));
+    const run =
+      this.config.privacy.epsilon === undefined
+        ? await this.clusterResiliently(ctx, dataset, k, clock)
+        : await privateClusterStage(ctx, dataset, k, clock, {
+            accountant: this.runtime.privacyAccountant(this.config),
+            backend: () => this.registry.get('js'),
+          });
+    const done = await finishFit(ctx, run, dataset, clock, {
+      home: this.runtime.home,
+      gates: this.customGates,
+      labelsOut: options.labelsOut,
+    });
+    const out = options.labelsOut;
+    if (out)
+      await writeLabelsFile(out, done.result.ids !== undefined, (sink) =>
+        sink(done.result.labels, done.result.ids),
+      );
+    return done;
+  }
+
+  /**
+   * The file `data` names opened to be fitted in chunks (src/fit/streamed.ts), when the
+   * configuration streams it (`stream`); undefined for data in memory, a format read whole
+   * (JSON arrays, Parquet, encrypted files) or a file small enough to hold.
+   */
+  private async streamedFile(data: DataInput): Promise<ChunkedFile | undefined> {
+    if (typeof data !== 'string' || !streamsAtAll(this.config)) return undefined;
+    const file = await openChunked(data, this.config.security);
+    if (!file || streams(this.config, file)) return file;
+    await file.close();
+    return undefined;
+  }
+
+  /** A fit of a file over chunks of its rows, under the same resilience as in memory. */
+  private async fitStreamed(
+    ctx: StageContext,
+    file: ChunkedFile,
+    k: number,
+    clock: PhaseClock,
+    options: FitOptions,
+  ): Promise<{ result: ClusteringResult; model: FittedModel }> {
+    try {
+      return await streamedFit(ctx, file, k, clock, {
+        monitor: this.resourceMonitor(),
+        resilient: (size, path, rescue) => this.resiliently(ctx, size, path, rescue),
+        cpu: () => this.registry.get('js'),
+        labelsOut: options.labelsOut,
+        home: this.runtime.home,
+        gates: this.customGates,
+      });
+    } finally {
+      await file.close();
+    }
   }
 
   /**
@@ -292,35 +353,46 @@ export class NeuromorphicClusterer {
         return { backend, pipeline, ordered, fit };
       });
     };
-    let ran: Awaited<ReturnType<typeof path>>;
-    let tried: readonly BackendAttempt[];
-    let fallback: FallbackReason | undefined;
+    // The last line of defence: CPU K-means on the cleaned input, never a target of faults.
+    const rescue = () =>
+      clock.time('cluster', async () => {
+        const backend = await this.registry.get('js');
+        const ordered = permuteRows(prepared.cleaned, prepared.order);
+        const fit = await clusterStage(ctx, backend, ordered, k);
+        return { backend, pipeline: undefined, ordered, fit };
+      });
+    const { value: ran, tried, fallback } = await this.resiliently(ctx, problemSize, path, rescue);
+    return this.clustered(prepared, ran, tried, fallback);
+  }
+
+  /**
+   * Runs `path` on a backend under the resilience layer (one deadline, retries, per-backend
+   * breakers, degradation under `auto`) with `rescue` (CPU K-means) when it fails; or bare when
+   * `resilience: false`.
+   */
+  private async resiliently<T>(
+    ctx: StageContext,
+    problemSize: number,
+    path: (backend: Backend, signal: AbortSignal | undefined) => Promise<T>,
+    rescue: () => Promise<T>,
+  ): Promise<{ value: T; tried: readonly BackendAttempt[]; fallback: FallbackReason | undefined }> {
     if (!this.resilient) {
       const selected = await this.selectBackend(problemSize);
-      ran = await path(selected.backend, ctx.signal);
-      tried = selected.tried;
-    } else {
-      // The last line of defence: CPU K-means on the cleaned input, never a target of faults.
-      const rescue = () =>
-        clock.time('cluster', async () => {
-          const backend = await this.registry.get('js');
-          const ordered = permuteRows(prepared.cleaned, prepared.order);
-          const fit = await clusterStage(ctx, backend, ordered, k);
-          return { backend, pipeline: undefined, ordered, fit };
-        });
-      const resilience = this.runtime.resilience(this.config, problemSize, {
-        logger: this.logger,
-        tracker: this.tracker,
-        registry: this.registry,
-      });
-      const outcome = await resilience.run(this.config.engine.backend, path, rescue, ctx.signal);
-      ran = outcome.value;
-      tried = outcome.fallback
-        ? [...outcome.tried, { name: 'js', ok: true, reason: 'fallback: CPU K-means' }]
-        : outcome.tried;
-      if (outcome.fallback) fallback = outcome.reason;
+      return { value: await path(selected.backend, ctx.signal), tried: selected.tried, fallback: undefined };
     }
-    return this.clustered(prepared, ran, tried, fallback);
+    const resilience = this.runtime.resilience(this.config, problemSize, {
+      logger: this.logger,
+      tracker: this.tracker,
+      registry: this.registry,
+    });
+    const outcome = await resilience.run(this.config.engine.backend, path, rescue, ctx.signal);
+    return outcome.fallback
+      ? {
+          value: outcome.value,
+          tried: [...outcome.tried, { name: 'js', ok: true, reason: 'fallback: CPU K-means' }],
+          fallback: outcome.reason,
+        }
+      : { value: outcome.value, tried: outcome.tried, fallback: undefined };
   }
 
   /** The neuromorphic path's outcome as the finishing stages take it. */
@@ -386,21 +458,66 @@ export class NeuromorphicClusterer {
     return this.model;
   }
 
-  /** Labels of new data under the fitted model (same columns, cleaned the same way). */
-  predict(data: DataInput, options: { correlationId?: string } = {}): Promise<Int32Array> {
+  /**
+   * Labels of new data under the fitted model (same columns, cleaned the same way). A file past
+   * more rows than `stream.sampleRows` is read in chunks; past `output.inlineLabelsMax` rows use {@link label} with
+   * `labelsOut`.
+   */
+  async predict(
+    data: DataInput,
+    options: { correlationId?: string; signal?: AbortSignal } = {},
+  ): Promise<Int32Array> {
+    return (await this.label(data, options)).labels;
+  }
+
+  /**
+   * {@link predict} with what a caller writing the labels needs: their count, the clusters' sizes,
+   * the ids and dropped rows; `labelsOut` writes the labels file (a streamed file's a chunk at a
+   * time, and then the labels are held only up to `output.inlineLabelsMax` rows).
+   */
+  label(
+    data: DataInput,
+    options: { correlationId?: string; signal?: AbortSignal; labelsOut?: string } = {},
+  ): Promise<Prediction> {
     return this.operation('predict', options.correlationId, async (op) => {
       const model = this.fitted();
       op.method = model.method;
       const clock = new PhaseClock(op.phases);
-      const { labels, backend } = await this.predictHere(data, model, clock);
+      const file = await this.streamedFile(data);
+      let prediction: Prediction;
+      let backend: Backend;
+      if (file) {
+        try {
+          ({ backend } = await this.selectBackend(file.bytes));
+          const ctx = this.stage(options);
+          const deps = { monitor: this.resourceMonitor(), labelsOut: options.labelsOut };
+          prediction = await clock.time('cluster', () => streamedPredict(ctx, file, model, backend, deps));
+        } finally {
+          await file.close();
+        }
+      } else {
+        const here = await this.predictHere(data, model, clock);
+        backend = here.backend;
+        const { labels, dataset } = here;
+        prediction = {
+          labels,
+          rows: labels.length,
+          sizes: clusterSizes(labels, model.k),
+          ids: dataset.ids,
+          droppedRows: dataset.droppedRows,
+          streamed: false,
+        };
+        const out = options.labelsOut;
+        if (out) await writeLabelsFile(out, dataset.ids !== undefined, (sink) => sink(labels, dataset.ids));
+      }
       const { load, validate, encode, cluster, total } = clock.timings();
       this.ops.end(op, 'succeeded', {
         phases: { load, validate, encode, cluster, total },
         backend: backend.name,
-        sizes: { rows: labels.length, columns: model.d, k: model.k },
+        sizes: { rows: prediction.rows, columns: model.d, k: model.k },
         outcome: 'succeeded',
       });
-      return labels;
+      return prediction;
     });
   }
 
@@ -408,7 +525,7 @@ export class NeuromorphicClusterer {
     data: DataInput,
     model: FittedModel,
     clock: PhaseClock,
-  ): Promise<{ labels: Int32Array; backend: Backend }> {
+  ): Promise<{ labels: Int32Array; backend: Backend; dataset: Dataset }> {
     const dataset = await clock.time('load', () => this.loadData(data));
     const cleaned = await clock.time('validate', async () => applyScaler(dataset, model.scaler));
     const points: Matrix = { rows: dataset.n, cols: cleaned.length / dataset.n, data: cleaned };
@@ -433,7 +550,7 @@ export class NeuromorphicClusterer {
     const { labels } = await clock.time('cluster', () =>
       backend.kmeansAssign(features, { rows: model.k, cols: model.d, data: model.centroids }),
     );
-    return { labels, backend };
+    return { labels, backend, dataset };
   }
 
   /** Writes the fitted model as a versioned, checksummed file (atomically). */

@@ -80,7 +80,14 @@ export type { Dataset, SeriesLayout } from './data/dataset.js';
 export { datasetFromRows } from './data/load.js';
 export type { EncodeProgress } from './encoders/drive.js';
 export type { PipelineState } from './encoders/pipeline.js';
-export { type ClusterAssignment, ClusteringResult, type FitOptions, type Timings } from './fit/result.js';
+export {
+  type ClusterAssignment,
+  ClusteringResult,
+  type FitOptions,
+  type PassProgress,
+  type Timings,
+} from './fit/result.js';
+export type { Prediction } from './fit/streamed.js';
 export {
   type BreakerStatus,
   type CheckStatus,

@@ -2,6 +2,7 @@
 import { styleText } from 'node:util';
 import { isNeuroclusterError, type NeuroclusterError, toNeuroclusterError } from '../core/errors.js';
 import { printable } from '../core/printable.js';
+import type { PassProgress } from '../fit/result.js';
 
 /**
  * `neurocluster: NEUROCLUSTER_ERR_<CODE>: <what was wrong> (<file>:<row>:<column>)`, on one line:
@@ -39,27 +40,7 @@ export function reportError(error: unknown, verbose: boolean): number {
   return e.exitCode;
 }
 
-/** A cell that is entirely a finite decimal number (no spaces, tabs, hex or Infinity). */
-const PLAIN_NUMBER = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
-
-/**
- * A CSV cell, safe for spreadsheets: quoted when needed, and a cell that starts with = + - @ tab
- * or CR and does not parse entirely as a finite number gets a leading ' so it is not run as a
- * formula (`-1.5e3` stays a number; `-1+2`, `=SUM(A1)`, `@cmd`, a tab before a number do not).
- */
-export function csvCell(value: string): string {
-  let v = value;
-  if (/^[=+\-@\t\r]/.test(v) && !PLAIN_NUMBER.test(v)) v = `'${v}`;
-  return /[",\r\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v;
-}
-
-/** The labels file of `--labels-out`: `label` per row, or `id,label` when ids are known. */
-export function labelsCsv(labels: Int32Array, ids?: readonly string[]): string {
-  const lines = ids
-    ? ['id,label', ...ids.map((id, i) => `${csvCell(id)},${labels[i]}`)]
-    : ['label', ...Array.from(labels, String)];
-  return `${lines.join('\n')}\n`;
-}
+export { csvCell, labelsCsv } from '../data/labels-file.js';
 
 function fmt(v: number | null | undefined, digits = 4): string {
   if (v === null || v === undefined) return 'n/a';
@@ -97,4 +78,17 @@ export class ProgressBar {
   done(): void {
     if (this.enabled) process.stderr.write(`\r${' '.repeat(70)}\r`);
   }
+}
+
+/** How far a streamed fit's pass is, for the bar: its share of the rows when the total is known. */
+export function passFraction(p: PassProgress): number {
+  return p.totalRows ? Math.min(1, p.rows / p.totalRows) : 0;
+}
+
+/** A streamed fit's pass in words: which pass, rows done, rows a second, and the time left. */
+export function passLabel(p: PassProgress): string {
+  const name = p.pass === 'lloyd' ? `Lloyd pass ${p.iteration}` : p.pass;
+  const rate = `${Math.round(p.rowsPerSecond).toLocaleString('en-US')} rows/s`;
+  const eta = p.etaSeconds === undefined ? '' : `, ${Math.ceil(p.etaSeconds)} s left`;
+  return `${name}: ${p.rows.toLocaleString('en-US')} rows, ${rate}${eta}`;
 }

@@ -14,7 +14,10 @@ export interface GateFailure {
 
 /** What a gate sees of a result. */
 export interface GateInput {
+  /** The released labels (none when a streamed fit holds too many rows to return them). */
   readonly labels: Int32Array;
+  /** Rows in each cluster, when the fit counted them (a streamed fit): what the labels would give. */
+  readonly sizes?: readonly number[];
   readonly k: number;
   /** Metrics of the matrix K-means clustered. */
   readonly quality: InternalQuality;
@@ -44,7 +47,7 @@ export function builtinGates(s: GateSettings): QualityGate[] {
   return [
     minimum('silhouette', s.minSilhouette, (r) => r.quality.silhouette),
     minimum('calinskiHarabasz', s.minCalinskiHarabasz, (r) => r.quality.calinskiHarabasz),
-    minimum('clusterSize', s.minClusterSize, (r) => Math.min(...clusterSizes(r.labels, r.k))),
+    minimum('clusterSize', s.minClusterSize, (r) => Math.min(...(r.sizes ?? clusterSizes(r.labels, r.k)))),
   ];
 }
 

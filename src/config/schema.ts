@@ -322,6 +322,39 @@ export const kmeansSchema = z.strictObject({
     .describe('mini-batch stops after this many batches without a better smoothed inertia'),
 });
 
+/** How a fit of a file runs over chunks of rows instead of holding the file (docs/configuration.md). */
+export const streamSchema = z.strictObject({
+  mode: z
+    .enum(['auto', 'on', 'off'])
+    .default('auto')
+    .describe(
+      'auto streams a CSV, JSON Lines or NPY file of more rows than sampleRows (for text, as its first lines say); on streams every such file; off reads files whole',
+    ),
+  sampleRows: z
+    .int()
+    .min(1_000)
+    .default(50_000)
+    .describe(
+      'rows of the seeded sample the encoders, the K-means start and the silhouette are fitted on; a file of at most this many rows is fitted exactly as in memory',
+    ),
+  chunkRows: z
+    .int()
+    .min(1)
+    .default(65_536)
+    .describe('rows of a chunk at most; fewer when the memory budget leaves less room'),
+});
+
+/** What a fit returns and writes. */
+export const outputSchema = z.strictObject({
+  inlineLabelsMax: z
+    .int()
+    .min(0)
+    .default(1_000_000)
+    .describe(
+      'rows past which a streamed fit carries no labels array: they are in the labels file (--labels-out), which is then required',
+    ),
+});
+
 export const loggingSchema = z.strictObject({
   level: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
@@ -504,6 +537,8 @@ export const configSchema = z.strictObject({
     })
     .describe('neuromorphic encoder parameters (esn, snn, lsm, hybrid)'),
   kmeans: kmeansSchema.default(kmeansSchema.parse({})),
+  stream: streamSchema.default(streamSchema.parse({})),
+  output: outputSchema.default(outputSchema.parse({})),
   circuitBreaker: circuitBreakerSchema.default(circuitBreakerSchema.parse({})),
   retry: retrySchema.default(retrySchema.parse({})),
   timeout: duration('10m').describe(

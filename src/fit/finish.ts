@@ -24,7 +24,14 @@ import type { FallbackReason } from '../resilience/policy.js';
 import { type AnonymityReport, enforceMinClusterSize } from '../security/kanonymity.js';
 import type { PrivacyResult } from '../security/privacy/api.js';
 import type { FittedModel } from './persistence.js';
-import { ClusteringResult, formatGateValue, observeFit, type PhaseClock, type Timings } from './result.js';
+import {
+  ClusteringResult,
+  type ClusteringResultFields,
+  formatGateValue,
+  observeFit,
+  type PhaseClock,
+  type Timings,
+} from './result.js';
 import { inertiaOf, keptRows, takeLabels, takeRows, unpermute } from './rows.js';
 import type { StageContext } from './stages.js';
 
@@ -179,9 +186,13 @@ export async function finishFit(
   run: Clustered,
   dataset: Dataset,
   clock: PhaseClock,
-  extra: { readonly home: string; readonly gates: readonly QualityGate[] },
+  extra: {
+    readonly home: string;
+    readonly gates: readonly QualityGate[];
+    readonly labelsOut?: string | undefined;
+  },
 ): Promise<{ result: ClusteringResult; model: FittedModel }> {
-  const { config, logger } = ctx;
+  const { config } = ctx;
   const { backend, features, tried, fallback, pipeline, d } = run;
   const released = await releaseStage(ctx, run, clock);
   const { k, centroids, anonymity } = released;
@@ -190,47 +201,79 @@ export async function finishFit(
     judgeStage(ctx, run, released, labels, dataset.truth),
   );
 
+  const method: Method = fallback ? 'kmeans' : config.engine.method;
+  const result = concludeFit(
+    ctx,
+    {
+      labels,
+      rows: labels.length,
+      clusterSizes: undefined,
+      labelsFile: extra.labelsOut,
+      streamed: undefined,
+      k,
+      centroids: Array.from({ length: k }, (_, j) => Array.from(centroids.subarray(j * d, (j + 1) * d))),
+      features,
+      method: config.engine.method,
+      backend: backend.name,
+      backendsTried: tried,
+      quality,
+      inputQuality,
+      external,
+      seed: config.engine.seed,
+      parameters: config,
+      ids: dataset.ids,
+      droppedRows: dataset.droppedRows,
+      iterations: run.iterations,
+      fallback,
+      correlationId: currentCorrelationId(),
+      privacy: run.privacy,
+      anonymity,
+    },
+    { method, backend: backend.name, n: run.shape.rows, d: run.shape.cols },
+    clock,
+    extra,
+  );
+  return { result, model: { method, scaler: run.scaler, pipeline, centroids, k, d } };
+}
+
+/** A result's fields before it is judged: what the gates, the timings and the baseline add. */
+export type UnjudgedFields = Omit<
+  ClusteringResultFields,
+  'timings' | 'qualityGates' | 'performanceAnomalies'
+>;
+
+/**
+ * Judges a fit's outcome (in memory or streamed): its quality gates (the built-in ones and the
+ * caller's), its phase durations against the performance baseline of its shape; makes the result.
+ * A result that fails its gates in `fail` mode is thrown (QualityGateError).
+ */
+export function concludeFit(
+  ctx: StageContext,
+  fields: UnjudgedFields,
+  shape: WorkloadShape,
+  clock: PhaseClock,
+  extra: { readonly home: string; readonly gates: readonly QualityGate[] },
+): ClusteringResult {
+  const { config, logger } = ctx;
+  const { labels, k, quality, inputQuality } = fields;
   const gates = config.qualityGates;
   const failedGates = gates.enabled
     ? evaluateGates([...builtinGates(gates), ...extra.gates], {
         labels: labels.filter((l) => l >= 0),
+        ...(fields.clusterSizes ? { sizes: fields.clusterSizes } : {}),
         k,
         quality,
         inputQuality,
       })
     : [];
   const timings = clock.timings();
-  logger.debug({ backend: backend.name, k, n: dataset.n, d: features.cols, timings }, 'fit done');
-  const method: Method = fallback ? 'kmeans' : config.engine.method;
-  const anomalies = judgePerformance(
-    ctx,
-    extra.home,
-    { method, backend: backend.name, n: run.shape.rows, d: run.shape.cols },
-    timings,
-  );
+  logger.debug({ backend: fields.backend, k, n: fields.rows, d: fields.features.cols, timings }, 'fit done');
+  const anomalies = judgePerformance(ctx, extra.home, shape, timings);
   const result = new ClusteringResult({
-    labels,
-    k,
-    centroids: Array.from({ length: k }, (_, j) => Array.from(centroids.subarray(j * d, (j + 1) * d))),
-    features,
-    method: config.engine.method,
-    backend: backend.name,
-    backendsTried: tried,
-    quality,
-    inputQuality,
-    external,
+    ...fields,
     timings,
-    seed: config.engine.seed,
-    parameters: config,
-    ids: dataset.ids,
-    droppedRows: dataset.droppedRows,
-    iterations: run.iterations,
-    fallback,
-    correlationId: currentCorrelationId(),
     qualityGates: failedGates.length > 0 ? failedGates : undefined,
     performanceAnomalies: anomalies.length > 0 ? anomalies : undefined,
-    privacy: run.privacy,
-    anonymity,
   });
   if (failedGates.length > 0) {
     for (const g of failedGates) ctx.metrics.gateFailures.inc({ gate: g.gate });
@@ -241,6 +284,5 @@ export async function finishFit(
     }
     logger.warn({ qualityGates: failedGates }, `quality gates failed: ${what}`);
   }
-  // The model is kept only for a result that stands (not one that failed its gates).
-  return { result, model: { method, scaler: run.scaler, pipeline, centroids, k, d } };
+  return result;
 }

@@ -14,12 +14,30 @@ import type { FallbackReason } from '../resilience/policy.js';
 import type { AnonymityReport } from '../security/kanonymity.js';
 import type { PrivacyResult } from '../security/privacy/api.js';
 
+/** A streamed fit's progress (src/fit/streamed.ts), one event per chunk of each pass. */
+export interface PassProgress {
+  readonly type: 'pass';
+  readonly pass: 'survey' | 'features' | 'lloyd' | 'assign';
+  /** The Lloyd pass's number (1-based); absent for the other passes. */
+  readonly iteration?: number;
+  readonly rows: number;
+  /** Rows in the file when known (NPY from its header, the others after the survey). */
+  readonly totalRows: number | undefined;
+  readonly rowsPerSecond: number;
+  readonly etaSeconds: number | undefined;
+}
+
 export interface FitOptions {
   readonly signal?: AbortSignal;
   /** The operation's correlation ID (logs, errors); a new one when absent. */
   readonly correlationId?: string;
   /** Encoder chunks done, then K-means iterations, restarts or mini-batch steps. */
-  readonly onProgress?: (event: EncodeProgress | KMeansProgress) => void;
+  readonly onProgress?: (event: EncodeProgress | KMeansProgress | PassProgress) => void;
+  /**
+   * Where to write the labels (`label`, or `id,label` per row), atomically. A streamed fit writes
+   * it a chunk at a time; past `output.inlineLabelsMax` rows it is required.
+   */
+  readonly labelsOut?: string;
 }
 
 /** Seconds spent in each phase of an operation. */
@@ -48,16 +66,41 @@ export interface ClusterAssignment {
 /** The fields `fit` fills in (everything of a result but its methods). */
 export type ClusteringResultFields = Omit<
   ClusteringResult,
-  'fallbackUsed' | 'getClusterAssignments' | 'toJSON'
+  'fallbackUsed' | 'getClusterAssignments' | 'sizes' | 'toJSON'
 >;
 
 /** The outcome of `fit`. `toJSON()` gives the CLI's `cluster` object. */
 export class ClusteringResult {
+  /**
+   * A label per row, in file order. Empty when a streamed fit clustered more rows than
+   * `output.inlineLabelsMax`: they are then in {@link labelsFile} only.
+   */
   readonly labels!: Int32Array;
+  /** Rows clustered (those the NaN policy kept). */
+  readonly rows!: number;
+  /** Rows in each cluster, when a streamed fit counted them; else they come from `labels`. */
+  readonly clusterSizes!: readonly number[] | undefined;
+  /** The labels file the fit wrote (`labelsOut`), when it wrote one. */
+  readonly labelsFile!: string | undefined;
+  /**
+   * How a streamed fit ran: the rows of its sample (features, silhouette and the input's quality
+   * are the sample's), its chunk size, its Lloyd passes over all rows, the bytes it spilled.
+   */
+  readonly streamed!:
+    | {
+        readonly sampleRows: number;
+        readonly chunkRows: number;
+        readonly lloydPasses: number;
+        readonly spilledBytes: number;
+      }
+    | undefined;
   readonly k!: number;
   /** k x d centroids in the space K-means clustered. */
   readonly centroids!: number[][];
-  /** The matrix K-means clustered (for plain K-means, the cleaned input). */
+  /**
+   * The matrix K-means clustered (for plain K-means, the cleaned input), rows in file order. A
+   * streamed fit holds only its sample's rows here (`streamed.sampleRows`), in file order.
+   */
   readonly features!: Matrix;
   readonly method!: Method;
   /** The backend that really ran. */
@@ -101,7 +144,7 @@ export class ClusteringResult {
     return this.fallback !== undefined;
   }
 
-  /** Members of every cluster. */
+  /** Members of every cluster (from the labels: empty clusters when the fit returned none). */
   getClusterAssignments(): ClusterAssignment[] {
     const out: ClusterAssignment[] = Array.from({ length: this.k }, (_, cluster) => ({
       cluster,
@@ -118,9 +161,18 @@ export class ClusteringResult {
     return out.map((a) => ({ ...a, size: a.rows.length }));
   }
 
+  /** Rows in each cluster. */
+  sizes(): number[] {
+    return this.clusterSizes ? [...this.clusterSizes] : clusterSizes(this.labels, this.k);
+  }
+
   toJSON() {
+    const inline = this.labels.length === this.rows;
     return {
-      labels: Array.from(this.labels),
+      ...(inline ? { labels: Array.from(this.labels) } : {}),
+      rows: this.rows,
+      ...(this.labelsFile ? { labelsFile: this.labelsFile } : {}),
+      ...(this.streamed ? { streamed: this.streamed } : {}),
       ...(this.ids ? { ids: [...this.ids] } : {}),
       k: this.k,
       method: this.method,
@@ -212,7 +264,7 @@ export function observeFit(result: ClusteringResult, metrics: EngineMetrics): vo
   set(metrics.inertia, result.quality.inertia);
   set(metrics.adjustedRand, result.external?.ari);
   set(metrics.mutualInfo, result.external?.nmi);
-  if (result.k > 0) set(metrics.smallestCluster, Math.min(...clusterSizes(result.labels, result.k)));
+  if (result.k > 0) set(metrics.smallestCluster, Math.min(...result.sizes()));
 }
 
 /** A gate's value for a message: four significant digits. */

@@ -36,7 +36,7 @@ export function takeLabels(labels: Int32Array, rows: Int32Array): Int32Array {
 }
 
 /** At least 2 rows, and k within [1, n]. */
-export function checkShape(dataset: Dataset, k: number): void {
+export function checkShape(dataset: Pick<Dataset, 'n' | 'source'>, k: number): void {
   if (dataset.n < 2) {
     throw new DataError(
       'NEUROCLUSTER_ERR_DATA_SHAPE',

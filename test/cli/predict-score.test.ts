@@ -38,7 +38,12 @@ describe('neurocluster predict', () => {
     ]);
     expect(r.code).toBe(0);
     expect(r.stdout.split('\n')).toHaveLength(2);
-    expect(JSON.parse(r.stdout)).toEqual({ labels: JSON.parse(fit.stdout).labels, k: 3 });
+    expect(JSON.parse(r.stdout)).toEqual({
+      labels: JSON.parse(fit.stdout).labels,
+      rows: 150,
+      k: 3,
+      labelsFile: labelsOut,
+    });
     expect(readFileSync(labelsOut, 'utf8').split('\n')).toHaveLength(152);
   });
 

@@ -38,7 +38,7 @@ describe('configuration schema', () => {
     expect(c.logging.level).toBe('warn');
   });
 
-  it('has every top-level section of the original system, in camelCase, and the resilience and audit ones', () => {
+  it('has every top-level section of the original system, in camelCase, and the resilience, audit, stream and output ones', () => {
     expect(Object.keys(configSchema.shape).sort()).toEqual(
       [
         'audit',
@@ -53,11 +53,13 @@ describe('configuration schema', () => {
         'logging',
         'metrics',
         'monitoring',
+        'output',
         'performance',
         'privacy',
         'qualityGates',
         'retry',
         'security',
+        'stream',
         'timeout',
       ].sort(),
     );

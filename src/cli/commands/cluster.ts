@@ -1,12 +1,13 @@
 /** `neurocluster cluster <file> --k <n> ...`: fit, print the summary or the JSON, write outputs. */
 import { type Command, Option } from 'commander';
 import { NeuromorphicClusterer } from '../../clusterer.js';
+import { UsageError } from '../../core/errors.js';
 import { renderClusterPlot } from '../../report/svg-plot.js';
 import type { AuditEvent } from '../../security/audit-record.js';
 import { audit, errorDetails, outcomeOf } from '../audit.js';
 import { cliConfig, cliLogger, type GlobalFlags } from '../context.js';
 import { fileCommand, schemaFlag } from '../options.js';
-import { formatNumber, labelsCsv, ProgressBar, table } from '../output.js';
+import { formatNumber, labelsCsv, ProgressBar, passFraction, passLabel, table } from '../output.js';
 import { checkOutputPaths, type Output, resultFile, writeOutputs } from '../results.js';
 
 const FLAGS = [
@@ -64,7 +65,11 @@ export function clusterCommand(): Command {
       const logger = cliLogger(flags, config);
       const clusterer = new NeuromorphicClusterer({ config, logger });
       const bar = new ProgressBar();
+      // The fit writes the labels file itself (a streamed fit, a chunk at a time); encrypted
+      // results are written whole below, from the labels in the result.
+      const labelsByFit = flags.labelsOut && !config.security.encryptResults ? flags.labelsOut : undefined;
       const fitting = clusterer.fit(file, {
+        ...(labelsByFit ? { labelsOut: labelsByFit } : {}),
         onProgress: (p) => {
           if (p.type === 'iteration')
             bar.update(
@@ -74,6 +79,7 @@ export function clusterCommand(): Command {
           else if (p.type === 'minibatch') bar.update(p.step / p.steps, `mini-batch step ${p.step}`);
           else if (p.type === 'encode')
             bar.update(p.done / p.total, `encoding (${p.encoder}) ${p.done}/${p.total}`);
+          else if (p.type === 'pass') bar.update(passFraction(p), passLabel(p));
         },
       });
       const result = await fitting.catch((error: unknown) => {
@@ -101,9 +107,17 @@ export function clusterCommand(): Command {
           action: 'data.read',
           resource: file,
           outcome: 'success',
-          details: { rows: result.labels.length, method: result.method, backend: result.backend },
+          details: { rows: result.rows, method: result.method, backend: result.backend },
         },
       ];
+      if (labelsByFit) {
+        events.push({
+          action: 'result.write',
+          resource: labelsByFit,
+          outcome: 'success',
+          details: { encrypted: false },
+        });
+      }
       if (result.privacy) {
         const p = result.privacy;
         events.push({
@@ -115,22 +129,37 @@ export function clusterCommand(): Command {
       }
       const outputs: Output[] = [];
       if (flags.out) outputs.push(resultFile(flags.out, () => `${JSON.stringify(json)}\n`, config));
-      if (flags.labelsOut)
+      if (flags.labelsOut && !labelsByFit) {
+        if (result.labels.length !== result.rows) {
+          throw new UsageError(
+            `${result.rows} rows is more than output.inlineLabelsMax: encrypted labels are written from memory, so raise it or write them unencrypted`,
+            'NEUROCLUSTER_ERR_USAGE',
+          );
+        }
         outputs.push(resultFile(flags.labelsOut, () => labelsCsv(result.labels, result.ids), config));
+      }
       if (flags.plot) {
-        const plot = async () =>
-          renderClusterPlot({
-            backend: await clusterer.runtime.registry.get(result.backend),
+        const plot = async () => {
+          const backend = await clusterer.runtime.registry.get(result.backend);
+          const centroids = {
+            rows: result.k,
+            cols: result.features.cols,
+            data: Float64Array.from(result.centroids.flat()),
+          };
+          // A streamed fit's features are its sample: their labels are their nearest centroids.
+          const labels =
+            result.labels.length === result.features.rows
+              ? result.labels
+              : (await backend.kmeansAssign(result.features, centroids)).labels;
+          return renderClusterPlot({
+            backend,
             points: result.features,
-            labels: result.labels,
-            centroids: {
-              rows: result.k,
-              cols: result.features.cols,
-              data: Float64Array.from(result.centroids.flat()),
-            },
+            labels,
+            centroids,
             title: `${file}: ${result.method}, k = ${result.k}`,
             seed: result.seed,
           });
+        };
         outputs.push(resultFile(flags.plot, plot, config));
       }
       const model = flags.saveModel;
@@ -150,9 +179,9 @@ export function clusterCommand(): Command {
         process.stdout.write(`${JSON.stringify(json)}\n`);
         return;
       }
-      const sizes = result.getClusterAssignments().map((a) => a.size);
+      const sizes = result.sizes();
       const rows: [string, string][] = [
-        ['rows', String(result.labels.length)],
+        ['rows', String(result.rows)],
         ['k', String(result.k)],
         ['method', result.method],
         ['backend', result.backend],

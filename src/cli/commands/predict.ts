@@ -1,7 +1,8 @@
 /** `neurocluster predict <file> --model <model.json>`: label new rows with a saved model. */
 import { type Command, Option } from 'commander';
-import { clusterSizes } from '../../cluster/metrics.js';
 import { NeuromorphicClusterer } from '../../clusterer.js';
+import { UsageError } from '../../core/errors.js';
+import type { Prediction } from '../../fit/streamed.js';
 import type { AuditEvent } from '../../security/audit-record.js';
 import { audit, errorDetails, outcomeOf } from '../audit.js';
 import { cliConfig, cliLogger, type GlobalFlags } from '../context.js';
@@ -44,8 +45,11 @@ export function predictCommand(): Command {
       const config = await cliConfig(command, FLAGS);
       checkOutputPaths(config, { results: [flags.labelsOut] });
       let clusterer: NeuromorphicClusterer;
-      let dataset: Awaited<ReturnType<NeuromorphicClusterer['loadData']>>;
-      let labels: Int32Array;
+      let prediction: Prediction;
+      // The labels file is written by `label` (a streamed file's a chunk at a time); encrypted
+      // results are written whole below.
+      const labelsByPredict =
+        flags.labelsOut && !config.security.encryptResults ? flags.labelsOut : undefined;
       try {
         // The running configuration's security section (data roots, limits, trusted models)
         // applies, never the one stored in the model file.
@@ -55,8 +59,7 @@ export function predictCommand(): Command {
           ...(flags.backend ? { backend: flags.backend } : {}),
           data: { idColumn: flags.idColumn, labelColumn: flags.labelColumn, nanPolicy: flags.nanPolicy },
         });
-        dataset = await clusterer.loadData(file);
-        labels = await clusterer.predict(dataset);
+        prediction = await clusterer.label(file, labelsByPredict ? { labelsOut: labelsByPredict } : {});
       } catch (error) {
         audit(config, [
           {
@@ -74,28 +77,46 @@ export function predictCommand(): Command {
           action: 'data.read',
           resource: file,
           outcome: 'success',
-          details: { rows: labels.length, model: flags.model },
+          details: { rows: prediction.rows, model: flags.model },
         },
       ];
+      if (labelsByPredict) {
+        events.push({
+          action: 'result.write',
+          resource: labelsByPredict,
+          outcome: 'success',
+          details: { encrypted: false },
+        });
+      }
+      const { labels, ids, droppedRows, rows: count } = prediction;
+      const inline = labels.length === count;
       const { labelsOut } = flags;
+      if (labelsOut && !labelsByPredict && !inline) {
+        throw new UsageError(
+          `${count} rows is more than output.inlineLabelsMax: encrypted labels are written from memory, so raise it or write them unencrypted`,
+          'NEUROCLUSTER_ERR_USAGE',
+        );
+      }
       await writeOutputs(
         config,
         events,
-        labelsOut ? [resultFile(labelsOut, () => labelsCsv(labels, dataset.ids), config)] : [],
+        labelsOut && !labelsByPredict ? [resultFile(labelsOut, () => labelsCsv(labels, ids), config)] : [],
       );
       const out = {
-        labels: Array.from(labels),
-        ...(dataset.ids ? { ids: [...dataset.ids] } : {}),
+        ...(inline ? { labels: Array.from(labels) } : {}),
+        rows: count,
+        ...(ids ? { ids: [...ids] } : {}),
         k: clusterer.k,
-        ...(dataset.droppedRows?.length ? { droppedRows: [...dataset.droppedRows] } : {}),
+        ...(labelsByPredict ? { labelsFile: labelsByPredict } : {}),
+        ...(droppedRows?.length ? { droppedRows: [...droppedRows] } : {}),
       };
       if (flags.json) {
         process.stdout.write(`${JSON.stringify(out)}\n`);
         return;
       }
-      const sizes = clusterSizes(labels, clusterer.k);
+      const sizes = prediction.sizes;
       const rows: [string, string][] = [
-        ['rows', String(labels.length)],
+        ['rows', String(count)],
         ['k', String(clusterer.k)],
         ['cluster sizes', sizes.join(' ')],
       ];

@@ -1,0 +1,781 @@
+/**
+ * The fit of a file too large to hold, as passes over chunks of its rows. Every pass maps each
+ * chunk to a small state and merges the states (src/linalg/running.ts, src/data/sample.ts,
+ * src/cluster/streamed.ts), so memory is bounded by the chunk and the sample, never the file:
+ *
+ *   survey    read every chunk: the columns' running moments (the scaler, exact over all rows), the
+ *             row count, and a seeded sample of `stream.sampleRows` rows by identity key
+ *   sample    the in-memory stages on the sample (src/fit/stages.ts): the encoders' block scalers
+ *             and PCA, and K-means (k-means++ with restarts) for the starting centres
+ *   features  every chunk cleaned and encoded with what the sample fitted, spilled as float32 to an
+ *             owner-only file (src/data/spill.ts)
+ *   lloyd     exact Lloyd passes over the spill until the centres move less than `kmeans.tol` times
+ *             the features' mean variance (scikit-learn's test)
+ *   assign    the last pass: every row's label (written chunk by chunk to the labels file), the
+ *             per-cluster moments of inertia, Calinski-Harabasz and Davies-Bouldin, and the
+ *             contingency with the ground truth
+ *
+ * A file of at most `stream.sampleRows` rows is its own sample, in the canonical order, so the
+ * streamed fit then fits what the in-memory one does (up to float32 features). The silhouette and
+ * the input's quality are judged on the sample. The spill is removed when the fit ends, fails or
+ * is aborted.
+ */
+import type { Backend, BackendAttempt } from '../backends/backend.js';
+import type { QualityGate } from '../cluster/gates.js';
+import { type ExternalQuality, type InternalQuality, internalQuality } from '../cluster/metrics.js';
+import {
+  ClusterMoments,
+  ContingencyCounts,
+  LloydSums,
+  nextCentres,
+  streamedQuality,
+} from '../cluster/streamed.js';
+import type { Config } from '../config/schema.js';
+import { throwIfAborted } from '../core/cancel.js';
+import { currentCorrelationId } from '../core/context.js';
+import { DataError, ResourceExhaustedError, requireFinite, UsageError } from '../core/errors.js';
+import type { Matrix } from '../core/matrix.js';
+import type { ChunkedFile } from '../data/chunked.js';
+import { applyScaler, type Scaler, seriesScaler, tabularScaler } from '../data/clean.js';
+import type { Dataset, SeriesLayout } from '../data/dataset.js';
+import { type LabelsSink, writeLabelsFile } from '../data/labels-file.js';
+import { canonicalOrder, permuteRows } from '../data/order.js';
+import { KeySample } from '../data/sample.js';
+import { asFloat32, bytesOf, SpillDir, type SpillFile } from '../data/spill.js';
+import type { TableOptions } from '../data/table.js';
+import { sampleKeys } from '../encoders/drive.js';
+import { type PipelineState, transformPipeline } from '../encoders/pipeline.js';
+import { RunningMoments } from '../linalg/running.js';
+import type { ResourceMonitor } from '../observability/resources.js';
+import type { FallbackReason } from '../resilience/policy.js';
+import { admitJob, jobMemory } from './admission.js';
+import { concludeFit, type UnjudgedFields } from './finish.js';
+import type { FittedModel } from './persistence.js';
+import type { ClusteringResult, PassProgress, PhaseClock } from './result.js';
+import { checkShape } from './rows.js';
+import { clusterStage, encodeStage, type Prepared, type StageContext } from './stages.js';
+
+/** What the survey learnt of the whole file. */
+interface Survey {
+  readonly source: string;
+  readonly rows: number;
+  readonly columns: readonly string[];
+  readonly series: SeriesLayout | undefined;
+  readonly hasIds: boolean;
+  readonly hasTruth: boolean;
+  readonly droppedRows: readonly number[];
+  readonly moments: RunningMoments;
+  readonly sample: KeySample;
+}
+
+/** The fitted plan a pass over the features applies to every chunk. */
+interface Plan {
+  readonly scaler: Scaler;
+  /** Column means to impute with, under `impute-mean`. */
+  readonly imputeWith: readonly number[] | undefined;
+  readonly pipeline: PipelineState | undefined;
+}
+
+/** What {@link streamedFit} needs from its caller. */
+export interface StreamedDeps {
+  readonly monitor: ResourceMonitor;
+  /**
+   * Runs `work` on a backend under the resilience layer, `rescue` (CPU K-means) when it fails;
+   * the same policies as the in-memory fit.
+   */
+  readonly resilient: <T>(
+    problemSize: number,
+    work: (backend: Backend, signal: AbortSignal | undefined) => Promise<T>,
+    rescue: () => Promise<T>,
+  ) => Promise<{ value: T; tried: readonly BackendAttempt[]; fallback: FallbackReason | undefined }>;
+  readonly cpu: () => Promise<Backend>;
+  /** Where the labels are written, a chunk at a time. */
+  readonly labelsOut?: string | undefined;
+  /** The engine's home (the performance baselines) and the caller's quality gates. */
+  readonly home: string;
+  readonly gates: readonly QualityGate[];
+}
+
+/**
+ * Whether a fit may stream under the configuration: not with `stream.mode: off`, nor under
+ * privacy or k-anonymity (DP K-means and the merging of small clusters need every row in memory).
+ */
+export function streamsAtAll(config: Config): boolean {
+  const p = config.privacy;
+  return config.stream.mode !== 'off' && p.epsilon === undefined && p.minClusterSize === undefined;
+}
+
+/**
+ * Whether a fit of `file` streams: always under `on`; under `auto` when it holds more rows than
+ * `stream.sampleRows` (a text file's rows estimated from the bytes of its first lines). A file of
+ * fewer rows is its own sample, so streaming it would fit the same thing: it is read whole.
+ */
+export function streams(config: Config, file: ChunkedFile): boolean {
+  if (!streamsAtAll(config)) return false;
+  const rows = file.records ?? file.bytes / file.bytesPerRecord;
+  return config.stream.mode === 'on' || rows > config.stream.sampleRows;
+}
+
+/** Refuses, as a usage error, more rows than `output.inlineLabelsMax` with no labels file to put them in. */
+function tooManyToHold(rows: number, inlineMax: number, labelsOut: string | undefined): void {
+  if (rows <= inlineMax || labelsOut) return;
+  throw new UsageError(
+    `${rows} rows is more than output.inlineLabelsMax (${inlineMax}): the labels are not returned inline, so a labels file (--labels-out, or labelsOut) is required`,
+    'NEUROCLUSTER_ERR_USAGE',
+  );
+}
+
+/** Reports a pass's rows as they are done. */
+class PassMeter {
+  private readonly t0 = performance.now();
+  private rows = 0;
+
+  constructor(
+    private readonly ctx: StageContext,
+    private readonly pass: PassProgress['pass'],
+    private readonly total: number | undefined,
+    private readonly iteration?: number,
+  ) {}
+
+  add(rows: number): void {
+    this.rows += rows;
+    const seconds = (performance.now() - this.t0) / 1000;
+    const rate = seconds > 0 ? this.rows / seconds : 0;
+    this.ctx.onProgress?.({
+      type: 'pass',
+      pass: this.pass,
+      ...(this.iteration === undefined ? {} : { iteration: this.iteration }),
+      rows: this.rows,
+      totalRows: this.total,
+      rowsPerSecond: rate,
+      etaSeconds:
+        this.total !== undefined && rate > 0 ? Math.max(0, this.total - this.rows) / rate : undefined,
+    });
+  }
+}
+
+/**
+ * Rows of a chunk the memory budget leaves room for: a quarter of what is left under the
+ * warning share (a chunk, its cleaned copy, its features and the encoders' working set are alive
+ * at once), at most `stream.chunkRows`. Refused only when not one row fits.
+ */
+function chunkRowsFor(config: Config, monitor: ResourceMonitor, bytesPerRow: number): number {
+  const { rss, budget } = monitor.admit(0);
+  const room = budget * config.monitoring.memoryWarning - rss;
+  const rows = Math.floor(room / 4 / bytesPerRow);
+  if (rows < 1) {
+    const mib = (b: number) => `${Math.ceil(b / 2 ** 20)} MiB`;
+    throw new ResourceExhaustedError(
+      `not one chunk fits: a row needs about ${Math.ceil(bytesPerRow)} bytes and the process holds ${mib(rss)} of a memory budget of ${mib(budget)}`,
+    );
+  }
+  return Math.min(config.stream.chunkRows, rows);
+}
+
+/** The reading options of a streamed pass: imputation with the file's means once known. */
+function readOptions(config: Config, imputeWith: TableOptions['imputeWith']): TableOptions {
+  return { ...config.data, ...(config.data.nanPolicy === 'impute-mean' ? { imputeWith } : {}) };
+}
+
+/** Pass 1: the columns' moments, the rows' keys and the seeded sample, in bounded memory. */
+async function survey(ctx: StageContext, file: ChunkedFile, chunkRows: number): Promise<Survey> {
+  const { config, signal } = ctx;
+  const sample = new KeySample(config.stream.sampleRows);
+  const meter = new PassMeter(ctx, 'survey', file.records);
+  let moments: RunningMoments | undefined;
+  let first: Dataset | undefined;
+  const droppedRows: number[] = [];
+  let rows = 0;
+  // Deferred imputation: a missing value is imputed with the mean over the whole file, known after this pass.
+  for await (const { data, records } of file.chunks(
+    chunkRows,
+    readOptions(config, 'defer'),
+    signal,
+    ctx.logger,
+  )) {
+    throwIfAborted(signal);
+    first ??= data;
+    moments ??= new RunningMoments(data.width);
+    moments.add(data.values, data.n);
+    if (data.droppedRows) droppedRows.push(...data.droppedRows);
+    const keys = sampleKeys({ rows: data.n, cols: data.width, data: data.values }, data.ids);
+    for (let i = 0; i < data.n; i++) {
+      const key = keys[i]!;
+      if (!sample.admits(key)) continue;
+      sample.add({
+        key,
+        index: rows + i,
+        values: data.values.slice(i * data.width, (i + 1) * data.width),
+        id: data.ids?.[i],
+        truth: data.truth?.[i],
+      });
+    }
+    rows += data.n;
+    const limits = config.security;
+    if (rows > limits.maxRows || data.width > limits.maxColumns) {
+      throw new DataError(
+        'NEUROCLUSTER_ERR_DATA_SHAPE',
+        `${rows} rows x ${data.width} columns so far is over the limits (security.maxRows ${limits.maxRows}, security.maxColumns ${limits.maxColumns})`,
+        { location: { file: file.source } },
+      );
+    }
+    meter.add(records);
+  }
+  ctx.metrics.rowsRead.inc({ source: 'file' }, rows + droppedRows.length);
+  if (droppedRows.length > 0) ctx.metrics.rowsDropped.inc(droppedRows.length);
+  return {
+    source: file.source,
+    rows,
+    columns: first!.columns,
+    series: first!.series,
+    hasIds: first!.ids !== undefined,
+    hasTruth: first!.truth !== undefined,
+    droppedRows,
+    moments: moments!,
+    sample,
+  };
+}
+
+/** The scaler over all rows, from the survey's moments (what `fitScaler` fits in memory). */
+function scalerOf(ctx: StageContext, s: Survey): { scaler: Scaler; imputeWith: number[] | undefined } {
+  const { standardize, nanPolicy } = ctx.config.data;
+  const ds = { source: s.source, columns: s.columns };
+  const imputeWith = nanPolicy === 'impute-mean' ? Array.from(s.moments.mean) : undefined;
+  if (s.series) return { scaler: seriesScaler(ds, s.series, standardize), imputeWith };
+  // Imputed values sit at their column's mean: they count in the variance's denominator as in memory.
+  const stds = imputeWith ? s.moments.m2.map((m) => Math.sqrt(m / s.rows)) : s.moments.stds();
+  return { scaler: tabularScaler(ds, s.moments.mean, stds, standardize, ctx.logger), imputeWith };
+}
+
+/** The sample as a Dataset in key order, missing values imputed with the file's means. */
+function sampleDataset(s: Survey, imputeWith: readonly number[] | undefined): Dataset {
+  const rows = s.sample.sorted();
+  const width = s.columns.length;
+  const values = new Float64Array(rows.length * width);
+  for (const [i, r] of rows.entries()) values.set(r.values, i * width);
+  if (imputeWith) {
+    for (let i = 0; i < values.length; i++)
+      if (!Number.isFinite(values[i]!)) values[i] = imputeWith[i % width]!;
+  }
+  return {
+    source: s.source,
+    n: rows.length,
+    width,
+    values,
+    columns: s.columns,
+    ...(s.series ? { series: s.series } : {}),
+    ...(s.hasIds ? { ids: rows.map((r) => r.id!) } : {}),
+    ...(s.hasTruth ? { truth: rows.map((r) => r.truth!) } : {}),
+  };
+}
+
+/** The sample prepared as the in-memory fit prepares a dataset, with the scaler of all rows. */
+function prepareSample(ds: Dataset, scaler: Scaler): Prepared {
+  const raw = { rows: ds.n, cols: ds.width, data: ds.values };
+  const keys = sampleKeys(raw, ds.ids);
+  return {
+    keys,
+    order: canonicalOrder(raw, keys),
+    scaler,
+    cleaned: { rows: ds.n, cols: scaler.keep.length, data: applyScaler(ds, scaler) },
+    keyedBy: ds.ids ? 'id' : 'content',
+  };
+}
+
+/** A chunk's features under the plan: cleaned, then encoded when the method has encoders. */
+async function featuresOf(
+  backend: Backend,
+  plan: Plan,
+  data: Dataset,
+  signal?: AbortSignal,
+): Promise<Matrix> {
+  const cleaned = { rows: data.n, cols: plan.scaler.keep.length, data: applyScaler(data, plan.scaler) };
+  if (!plan.pipeline) return cleaned;
+  const raw = { rows: data.n, cols: data.width, data: data.values };
+  return transformPipeline(backend, plan.pipeline, {
+    points: cleaned,
+    series: plan.scaler.series,
+    sampleKeys: sampleKeys(raw, data.ids),
+    signal,
+  });
+}
+
+/** What the sample fit and the passes over the spill produced on one backend. */
+interface Streamed {
+  readonly backend: Backend;
+  readonly method: Config['engine']['method'];
+  readonly pipeline: PipelineState | undefined;
+  readonly centres: Float64Array;
+  readonly d: number;
+  /** Iterations of the sample's K-means, then the Lloyd passes over all rows. */
+  readonly iterations: number;
+  readonly lloydPasses: number;
+  /** The sample's features and cleaned input in canonical order, and its labels under the final centres. */
+  readonly sampleFeatures: Matrix;
+  readonly sampleInput: Matrix;
+  readonly sampleLabels: Int32Array;
+  readonly spill: SpillFile;
+}
+
+/**
+ * Streams a fit of `file`: the survey, the sample fit, the features spilled, Lloyd passes and the
+ * last pass that labels every row. The result carries the labels when there are at most
+ * `output.inlineLabelsMax` rows; past that they are only in the labels file, which is then required.
+ */
+export async function streamedFit(
+  ctx: StageContext,
+  file: ChunkedFile,
+  k: number,
+  clock: PhaseClock,
+  deps: StreamedDeps,
+): Promise<{ result: ClusteringResult; model: FittedModel }> {
+  const { config } = ctx;
+  const inlineMax = config.output.inlineLabelsMax;
+  if (file.records !== undefined) tooManyToHold(file.records, inlineMax, deps.labelsOut);
+  // Until the survey says how wide a row is, a chunk is sized by the bytes of a record in the file
+  // (a value takes at least two of them): eight bytes a value, in four copies.
+  const surveyRows = chunkRowsFor(config, deps.monitor, Math.max(64, (file.bytesPerRecord / 2) * 8 * 4));
+  const s = await clock.time('load', () => survey(ctx, file, surveyRows));
+  checkShape({ n: s.rows, source: s.source }, k);
+  tooManyToHold(s.rows, inlineMax, deps.labelsOut);
+  const inline = s.rows <= inlineMax;
+  const { scaler, imputeWith } = await clock.time('validate', async () => scalerOf(ctx, s));
+  if (scaler.keep.length < s.columns.length)
+    ctx.metrics.columnsDropped.inc(s.columns.length - scaler.keep.length);
+  const sample = sampleDataset(s, imputeWith);
+  const prepared = prepareSample(sample, scaler);
+  // The sample is fitted in memory: admitted by its memory as any fit is.
+  admitJob(config, deps.monitor, ctx.logger, prepared, k, ctx.metrics);
+  // Where each sampled row stands in the file, in the canonical order the sample fit uses.
+  const inFile = s.sample.sorted();
+  const sampleIndex = Int32Array.from(prepared.order, (r) => inFile[r]!.index);
+  // The chunk a pass holds: the estimate of one row of the job on this shape.
+  const perRow = (rows: number) =>
+    jobMemory(
+      config,
+      { cleaned: { rows, cols: scaler.keep.length, data: new Float64Array(0) }, scaler },
+      k,
+      ctx.logger,
+    ).bytes;
+  const chunkRows = Math.min(
+    surveyRows,
+    chunkRowsFor(config, deps.monitor, (perRow(2048) - perRow(1024)) / 1024),
+  );
+  const spillDir = await SpillDir.create();
+  try {
+    const run = (backend: Backend, method: Config['engine']['method'], signal: AbortSignal | undefined) =>
+      streamOn(
+        {
+          ...ctx,
+          config:
+            method === config.engine.method ? config : { ...config, engine: { ...config.engine, method } },
+          signal,
+        },
+        backend,
+        file,
+        s,
+        { scaler, imputeWith },
+        prepared,
+        k,
+        chunkRows,
+        spillDir,
+        clock,
+      );
+    const sizes = s.rows * scaler.keep.length;
+    const outcome = await deps.resilient(
+      sizes,
+      (backend, signal) => run(backend, config.engine.method, signal),
+      async () => run(await deps.cpu(), 'kmeans', ctx.signal),
+    );
+    const { value } = outcome;
+    const shape = { method: value.method, backend: value.backend.name, n: s.rows, d: scaler.keep.length };
+    // Judged before the labels file is committed: a fit that fails its gates leaves no file.
+    const { result, centres } = await judge(
+      ctx,
+      file,
+      s,
+      outcome,
+      sampleIndex,
+      k,
+      chunkRows,
+      inline,
+      deps.labelsOut,
+      clock,
+      (fields) => concludeFit(ctx, fields, shape, clock, deps),
+    );
+    const { method, pipeline, d } = value;
+    return { result, model: { method, scaler, pipeline, centroids: centres, k, d } };
+  } finally {
+    await spillDir.remove();
+  }
+}
+
+/** The sample fit, the features pass and the Lloyd passes, on one backend. */
+async function streamOn(
+  ctx: StageContext,
+  backend: Backend,
+  file: ChunkedFile,
+  s: Survey,
+  fitted: Omit<Plan, 'pipeline'>,
+  prepared: Prepared,
+  k: number,
+  chunkRows: number,
+  spillDir: SpillDir,
+  clock: PhaseClock,
+): Promise<Streamed> {
+  const { config } = ctx;
+  const method = config.engine.method;
+  // The sample fit: encoders, PCA and K-means' starting centres, as the in-memory fit makes them.
+  const { ordered, pipeline } = await clock.time('encode', () => encodeStage(ctx, backend, prepared, clock));
+  requireFinite(ordered.data, 'the encoders');
+  const start = await clock.time('cluster', () => clusterStage(ctx, backend, ordered, k));
+  // The features of every row, spilled as float32.
+  const spill = await spillDir.file(`features-${method}-${backend.name}-${Date.now()}.f32`, start.d * 4);
+  try {
+    return await passes(
+      ctx,
+      backend,
+      file,
+      s,
+      { ...fitted, pipeline },
+      prepared,
+      ordered,
+      start,
+      chunkRows,
+      spill,
+      clock,
+    );
+  } catch (error) {
+    // A retry or the rescue spills again: this attempt's file goes now, not with the directory.
+    await spill.remove();
+    throw error;
+  }
+}
+
+/** The features pass and the Lloyd passes over the spill, from the sample fit's centres. */
+async function passes(
+  ctx: StageContext,
+  backend: Backend,
+  file: ChunkedFile,
+  s: Survey,
+  plan: Plan,
+  prepared: Prepared,
+  ordered: Matrix,
+  start: {
+    readonly centroids: Float64Array;
+    readonly k: number;
+    readonly d: number;
+    readonly iterations: number;
+  },
+  chunkRows: number,
+  spill: SpillFile,
+  clock: PhaseClock,
+): Promise<Streamed> {
+  const { config, signal } = ctx;
+  const method = config.engine.method;
+  const { k, d } = start;
+  const { pipeline } = plan;
+  const featureMoments = new RunningMoments(d);
+  await clock.time('encode', async () => {
+    const meter = new PassMeter(ctx, 'features', s.rows);
+    for await (const { data } of file.chunks(chunkRows, readOptions(config, plan.imputeWith), signal)) {
+      throwIfAborted(signal);
+      if (data.n === 0) continue;
+      const features = await featuresOf(backend, plan, data, signal);
+      const f32 = Float32Array.from(features.data);
+      requireFinite(f32, method === 'kmeans' ? 'the cleaned input (as float32)' : 'the encoders');
+      featureMoments.add(f32, data.n);
+      await spill.append(bytesOf(f32));
+      meter.add(data.n);
+    }
+  });
+
+  // Exact Lloyd passes over all rows, from the sample's centres. `minibatch` keeps the sample's.
+  let centres = start.centroids;
+  let iterations = 0;
+  if (config.kmeans.algorithm !== 'minibatch') {
+    const variance = featureMoments.m2.reduce((a, m) => a + m / s.rows, 0) / d;
+    const tolAbs = config.kmeans.tol * variance;
+    const scratch = new Int32Array(chunkRows);
+    await clock.time('cluster', async () => {
+      for (let it = 1; it <= config.kmeans.maxIter; it++) {
+        const meter = new PassMeter(ctx, 'lloyd', s.rows, it);
+        const pass = new LloydSums(k, d);
+        for await (const { bytes } of spill.chunks(chunkRows, signal)) {
+          const points = { rows: bytes.length / (4 * d), cols: d, data: asFloat32(bytes) };
+          const labels = scratch.subarray(0, points.rows).fill(-1);
+          const step = await backend.kmeansStep(points, { rows: k, cols: d, data: centres }, labels);
+          requireFinite([step.inertia], `K-means (${backend.name})`);
+          pass.add(step);
+          meter.add(points.rows);
+        }
+        const next = nextCentres(pass, centres);
+        centres = next.centres;
+        iterations = it;
+        if (next.shift <= tolAbs) break;
+      }
+    });
+  }
+  const sampleLabels = (await backend.kmeansAssign(ordered, { rows: k, cols: d, data: centres })).labels;
+  const sampleInput = pipeline ? permuteRows(prepared.cleaned, prepared.order) : ordered;
+  return {
+    backend,
+    method,
+    pipeline,
+    centres,
+    d,
+    iterations: iterations + start.iterations,
+    lloydPasses: iterations,
+    sampleFeatures: ordered,
+    sampleInput,
+    sampleLabels,
+    spill,
+  };
+}
+
+/** The sample's rows in the order they stand in the file (what `features` of a result holds). */
+function inFileOrder(m: Matrix, index: Int32Array): Matrix {
+  const order = Int32Array.from(index.keys()).sort((a, b) => index[a]! - index[b]!);
+  return permuteRows(m, order);
+}
+
+/**
+ * Clusters numbered as the in-memory fit numbers them: in the order their first rows come in the
+ * canonical order (the sample's), clusters no sample row joined after them.
+ */
+function numbering(sampleLabels: Int32Array, k: number): Int32Array {
+  const newOf = new Int32Array(k).fill(-1);
+  let next = 0;
+  for (const l of sampleLabels) if (newOf[l] === -1) newOf[l] = next++;
+  for (let j = 0; j < k; j++) if (newOf[j] === -1) newOf[j] = next++;
+  return newOf;
+}
+
+/** The last pass: every row labelled, the moments of the clusters, the labels file; the result's fields. */
+async function judge(
+  ctx: StageContext,
+  file: ChunkedFile,
+  s: Survey,
+  outcome: { value: Streamed; tried: readonly BackendAttempt[]; fallback: FallbackReason | undefined },
+  sampleIndex: Int32Array,
+  k: number,
+  chunkRows: number,
+  inline: boolean,
+  labelsOut: string | undefined,
+  clock: PhaseClock,
+  conclude: (fields: UnjudgedFields) => ClusteringResult,
+): Promise<{ result: ClusteringResult; centres: Float64Array }> {
+  const { config, signal } = ctx;
+  const run = outcome.value;
+  const { backend, d, spill } = run;
+  const newOf = numbering(run.sampleLabels, k);
+  const centres = new Float64Array(k * d);
+  for (let j = 0; j < k; j++) centres.set(run.centres.subarray(j * d, (j + 1) * d), newOf[j]! * d);
+  const moments = new ClusterMoments(k, d);
+  const contingency = s.hasTruth ? new ContingencyCounts(k) : undefined;
+  const labels = inline ? new Int32Array(s.rows) : undefined;
+  const ids: string[] | undefined = inline && s.hasIds ? [] : undefined;
+  const meter = new PassMeter(ctx, 'assign', s.rows);
+
+  let at = 0;
+  /** Labels the next spilled rows and counts them; `data` is the same rows of the file, when read. */
+  const label = async (bytes: Uint8Array, data: Dataset | undefined, sink: LabelsSink | undefined) => {
+    const points = { rows: bytes.length / (4 * d), cols: d, data: asFloat32(bytes) };
+    const assigned = await backend.kmeansAssign(points, { rows: k, cols: d, data: centres });
+    moments.add(points, assigned.labels, assigned.distances);
+    if (contingency && data)
+      contingency.add(
+        data.truth!.map((t) => contingency.code(t)),
+        assigned.labels,
+      );
+    labels?.set(assigned.labels, at);
+    if (ids && data) for (const id of data.ids!) ids.push(id);
+    await sink?.(assigned.labels, data?.ids);
+    at += points.rows;
+    meter.add(points.rows);
+  };
+  const pass = async (sink: LabelsSink | undefined) => {
+    if (s.hasIds || s.hasTruth) {
+      // Ids and truth are read again from the file, alongside the spilled rows.
+      for await (const { data } of file.chunks(chunkRows, readOptions(config, 'defer'), signal)) {
+        throwIfAborted(signal);
+        if (data.n === 0) continue;
+        await label(await spill.read(at, data.n), data, sink);
+      }
+    } else {
+      for await (const { bytes } of spill.chunks(chunkRows, signal)) await label(bytes, undefined, sink);
+    }
+  };
+  const judged = async (): Promise<UnjudgedFields> => {
+    const full = streamedQuality(moments, centres);
+    const options = {
+      silhouetteExactMaxSamples: config.engine.silhouetteExactMaxSamples,
+      seed: config.engine.seed,
+      signal,
+    };
+    const sampleLabels = run.sampleLabels.map((l) => newOf[l]!);
+    const onSample = await internalQuality(backend, run.sampleFeatures, sampleLabels, options);
+    const quality: InternalQuality = {
+      silhouette: onSample.silhouette,
+      calinskiHarabasz: full.calinskiHarabasz,
+      daviesBouldin: full.daviesBouldin,
+      inertia: full.inertia,
+    };
+    const inputQuality =
+      run.sampleInput === run.sampleFeatures
+        ? quality
+        : await internalQuality(backend, run.sampleInput, sampleLabels, options);
+    const external: ExternalQuality | undefined = contingency?.quality();
+    const fields: UnjudgedFields = {
+      labels: labels ?? new Int32Array(0),
+      rows: s.rows,
+      clusterSizes: Array.from(moments.counts),
+      labelsFile: labelsOut,
+      streamed: {
+        sampleRows: run.sampleFeatures.rows,
+        chunkRows,
+        lloydPasses: run.lloydPasses,
+        spilledBytes: spill.rows * spill.bytesPerRow,
+      },
+      k,
+      centroids: Array.from({ length: k }, (_, j) => Array.from(centres.subarray(j * d, (j + 1) * d))),
+      features: inFileOrder(run.sampleFeatures, sampleIndex),
+      method: config.engine.method,
+      backend: backend.name,
+      backendsTried: outcome.tried,
+      quality,
+      inputQuality,
+      external,
+      seed: config.engine.seed,
+      parameters: config,
+      ids,
+      droppedRows: s.droppedRows.length > 0 ? s.droppedRows : undefined,
+      iterations: run.iterations,
+      fallback: outcome.fallback,
+      correlationId: currentCorrelationId(),
+      privacy: undefined,
+      anonymity: undefined,
+    };
+    return fields;
+  };
+  let result: ClusteringResult | undefined;
+  if (labelsOut) {
+    await writeLabelsFile(labelsOut, s.hasIds, async (sink) => {
+      result = conclude(await clock.time('score', () => pass(sink).then(judged)));
+    });
+  } else {
+    result = conclude(await clock.time('score', () => pass(undefined).then(judged)));
+  }
+  return { result: result!, centres };
+}
+
+/** What a prediction gives: the labels (when held), how many rows, the clusters' sizes. */
+export interface Prediction {
+  /** A label per row in file order; empty past `output.inlineLabelsMax` rows of a streamed file. */
+  readonly labels: Int32Array;
+  readonly rows: number;
+  readonly sizes: readonly number[];
+  readonly ids: readonly string[] | undefined;
+  readonly droppedRows: readonly number[] | undefined;
+  /** Whether the file was read in chunks. */
+  readonly streamed: boolean;
+}
+
+/**
+ * Labels the rows of `file` under a fitted model, a chunk at a time: each chunk cleaned with the
+ * model's scaler (missing values imputed with the file's own means under `impute-mean`, as in
+ * memory: a first pass finds them), encoded with its pipeline and assigned to its centroids; the
+ * labels written to `labelsOut` as they come, and held only up to `output.inlineLabelsMax` rows.
+ */
+export async function streamedPredict(
+  ctx: StageContext,
+  file: ChunkedFile,
+  model: FittedModel,
+  backend: Backend,
+  deps: Pick<StreamedDeps, 'monitor' | 'labelsOut'>,
+): Promise<Prediction> {
+  const { config, signal } = ctx;
+  const { scaler, k, d } = model;
+  const perRow = (rows: number) =>
+    jobMemory(
+      config,
+      { cleaned: { rows, cols: scaler.keep.length, data: new Float64Array(0) }, scaler },
+      k,
+      ctx.logger,
+    ).bytes;
+  const chunkRows = chunkRowsFor(config, deps.monitor, (perRow(2048) - perRow(1024)) / 1024);
+  let imputeWith: number[] | undefined;
+  if (config.data.nanPolicy === 'impute-mean') {
+    const moments = new RunningMoments(scaler.inputColumns.length);
+    const meter = new PassMeter(ctx, 'survey', file.records);
+    for await (const { data } of file.chunks(chunkRows, readOptions(config, 'defer'), signal)) {
+      moments.add(data.values, data.n);
+      meter.add(data.n);
+    }
+    imputeWith = Array.from(moments.mean);
+  }
+  const plan: Plan = { scaler, imputeWith, pipeline: model.pipeline };
+  const centres = { rows: k, cols: d, data: model.centroids };
+  const inlineMax = config.output.inlineLabelsMax;
+  const held: Int32Array[] = [];
+  const ids: string[] = [];
+  const dropped: number[] = [];
+  const sizes = new Array<number>(k).fill(0);
+  let rows = 0;
+  // Whether the file has ids is known from its first chunk (the labels file's header says so).
+  const firstChunk = file.chunks(1, readOptions(config, 'defer'), signal);
+  const first = await firstChunk.next();
+  await firstChunk.return(undefined);
+  const withIds = !first.done && first.value.data.ids !== undefined;
+  const meter = new PassMeter(ctx, 'assign', file.records);
+  const pass = async (sink: LabelsSink | undefined) => {
+    for await (const { data } of file.chunks(
+      chunkRows,
+      readOptions(config, imputeWith),
+      signal,
+      ctx.logger,
+    )) {
+      throwIfAborted(signal);
+      if (data.n === 0) continue;
+      const features = await featuresOf(backend, plan, data, signal);
+      const { labels } = await backend.kmeansAssign(features, centres);
+      for (const l of labels) sizes[l]!++;
+      rows += data.n;
+      if (rows <= inlineMax) {
+        held.push(labels);
+        if (data.ids) for (const id of data.ids) ids.push(id);
+      } else if (!sink) {
+        throw new UsageError(
+          `more than output.inlineLabelsMax (${inlineMax}) rows: the labels are not returned inline, so a labels file (--labels-out, or labelsOut) is required`,
+          'NEUROCLUSTER_ERR_USAGE',
+        );
+      }
+      if (data.droppedRows) dropped.push(...data.droppedRows);
+      await sink?.(labels, data.ids);
+      meter.add(data.n);
+    }
+  };
+  const out = deps.labelsOut;
+  if (out) {
+    await writeLabelsFile(out, withIds, pass);
+  } else {
+    await pass(undefined);
+  }
+  const inline = rows <= inlineMax;
+  const labels = new Int32Array(inline ? rows : 0);
+  if (inline) {
+    let at = 0;
+    for (const part of held) {
+      labels.set(part, at);
+      at += part.length;
+    }
+  }
+  return {
+    labels,
+    rows,
+    sizes,
+    ids: inline && withIds ? ids : undefined,
+    droppedRows: dropped.length > 0 ? dropped : undefined,
+    streamed: true,
+  };
+}
