@@ -9,19 +9,25 @@
  * up again (the backend told not to keep it), and with --hybrid-n, the whole default fit
  * (bench/hybrid-fit.ts) in a process of its own: wall time, phases, peak host RSS, the pool's and
  * nvidia-smi's device memory high-water mark, and the ARI against a CPU backend's labels of the same
- * fit (--hybrid-reference, written beforehand by `node dist/bench/hybrid-fit.js`). One JSON line per result.
+ * fit (--hybrid-reference, written beforehand by `node dist/bench/hybrid-fit.js`), and with --scale-n,
+ * the streamed `hybrid` fit (src/fit/streamed.ts) of a float32 NPY file of n x 16 rows written
+ * beforehand to the temporary directory, labels to a file, in a process of its own: wall time,
+ * phases, peak host RSS, device memory, ARI against the blobs. One JSON line per result.
  *
  *   ../shared/gpu/pack.sh bench/gpu.ts && cp ../shared/reference/reference_torch.py .gpu-pack/
  *   cp -r ../shared/data/ts .gpu-pack/ts
  *   bash .gpu-pack/run.sh --torch .gpu-pack/reference_torch.py --torch-silhouette bench/silhouette_torch.py \
  *     --agreement .gpu-pack/ts --hybrid-n 1000000 --hybrid-reference .gpu-data/hybrid-1000000.i32   # GPU machine
  *   bash .gpu-pack/run.sh --n 2000 --workloads esn,lif --reps 1 --fit-n 2000   # a check on SwiftShader
+ *   bash .gpu-pack/run.sh --workloads '' --scale-n 10000000   # the streamed fit at scale (GPU machine)
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type Backend, BackendRegistry } from '../src/backends/backend.js';
-import { JsBackend } from '../src/backends/js/js-backend.js';
+import { JsBackend, jsBackendFactory } from '../src/backends/js/js-backend.js';
 import { type WebGpuBackend, webGpuBackendFactory } from '../src/backends/webgpu/webgpu-backend.js';
 import { runBench } from '../src/bench/harness.js';
 import {
@@ -30,12 +36,13 @@ import {
   WORKLOAD_NAMES,
   type WorkloadName,
   type WorkloadShape,
+  writeBlobsNpy,
 } from '../src/bench/workloads.js';
 import { externalQuality } from '../src/cluster/metrics.js';
 import { NeuromorphicClusterer } from '../src/clusterer.js';
 import { METHODS } from '../src/config/schema.js';
 import { createLogger } from '../src/observability/logger.js';
-import { hybridFit } from './hybrid-fit.js';
+import { HYBRID_DATA, hybridFit } from './hybrid-fit.js';
 import { labelsOn, qualityCases } from './quality.js';
 
 const { values } = parseArgs({
@@ -56,6 +63,8 @@ const { values } = parseArgs({
     python: { type: 'string', default: 'python3' },
     agreement: { type: 'string' },
     'fit-n': { type: 'string' },
+    'scale-n': { type: 'string' },
+    'scale-child': { type: 'string' },
   },
 });
 
@@ -233,9 +242,13 @@ async function fitBoth(gpu: WebGpuBackend, n: number, reps: number): Promise<voi
  * The whole `hybrid` fit of n rows in a process of its own (so that its peak RSS is the fit's), with
  * nvidia-smi watched meanwhile: the rise over `baseline` includes the child's own device context.
  */
-async function hybridInChild(n: number, baseline: number | undefined): Promise<void> {
+async function hybridInChild(
+  n: number,
+  baseline: number | undefined,
+  mode: '--hybrid-child' | '--scale-child' = '--hybrid-child',
+): Promise<void> {
   const watch = watchGpuMemory();
-  const args = [process.argv[1]!, '--hybrid-child', `${n}`];
+  const args = [process.argv[1]!, mode, `${n}`];
   if (values['hybrid-reference']) args.push('--hybrid-reference', values['hybrid-reference']);
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
@@ -292,8 +305,55 @@ async function hybridChild(n: number): Promise<void> {
   await registry.disposeAll();
 }
 
+/** The child's side of --scale-n: the streamed hybrid fit of an NPY file on WebGPU. */
+async function scaleChild(n: number): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'neurocluster-gpu-scale-'));
+  try {
+    const data = join(dir, 'blobs.npy');
+    const truthFile = join(dir, 'truth.npy');
+    const { d, k, seed, std } = HYBRID_DATA;
+    await writeBlobsNpy(data, truthFile, n, d, k, seed, std);
+    const { registry, gpu } = await openGpu();
+    registry.register(jsBackendFactory);
+    const clusterer = new NeuromorphicClusterer({
+      method: 'hybrid',
+      nClusters: k,
+      seed: 0,
+      registry,
+      backend: 'webgpu',
+      logger: createLogger({ level: 'silent' }),
+      config: { stream: { mode: 'on' }, performance: { baselines: false } },
+    });
+    const labelsOut = join(dir, 'labels.csv');
+    const t0 = performance.now();
+    const result = await clusterer.fit(data, { labelsOut });
+    const seconds = (performance.now() - t0) / 1000;
+    const truthBytes = readFileSync(truthFile);
+    const truth = new Int32Array(
+      truthBytes.buffer.slice(truthBytes.byteOffset + 10 + truthBytes.readUInt16LE(8)),
+    );
+    const labels = Int32Array.from(readFileSync(labelsOut, 'utf8').trim().split('\n').slice(1), Number);
+    print({
+      fit: 'hybrid-streamed',
+      n,
+      seconds: Number(seconds.toFixed(3)),
+      timings: result.timings,
+      streamed: result.streamed,
+      backend: result.backend,
+      truthAri: externalQuality(truth, labels).ari,
+      ...(result.fallback ? { fallback: result.fallback } : {}),
+      maxRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
+      pool: gpu.memory(),
+    });
+    await registry.disposeAll();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   if (values['hybrid-child']) return hybridChild(Number(values['hybrid-child']));
+  if (values['scale-child']) return scaleChild(Number(values['scale-child']));
   const { registry, gpu } = await openGpu();
   // The baseline is taken with the device open: the rise after it is the pool's doing.
   const baseline = gpuMemoryUsed();
@@ -333,6 +393,10 @@ async function main(): Promise<void> {
   if (values['fit-n']) await fitBoth(gpu, Number(values['fit-n']), reps);
   if (values['hybrid-n']) {
     for (const n of values['hybrid-n'].split(',')) await hybridInChild(Number(n), gpuMemoryUsed());
+  }
+  if (values['scale-n']) {
+    for (const n of values['scale-n'].split(','))
+      await hybridInChild(Number(n), gpuMemoryUsed(), '--scale-child');
   }
   if (values.agreement) {
     if (!existsSync(values.agreement)) throw new Error(`no data folder ${values.agreement}`);
