@@ -331,7 +331,10 @@ export async function streamedFit(
 ): Promise<{ result: ClusteringResult; model: FittedModel }> {
   const { config } = ctx;
   const inlineMax = config.output.inlineLabelsMax;
-  if (file.records !== undefined) tooManyToHold(file.records, inlineMax, deps.labelsOut);
+  // Known up front for NPY (unless rows may be dropped): refused before the file is read.
+  if (file.records !== undefined && config.data.nanPolicy !== 'drop-rows') {
+    tooManyToHold(file.records, inlineMax, deps.labelsOut);
+  }
   // Until the survey says how wide a row is, a chunk is sized by the bytes of a record in the file
   // (a value takes at least two of them): eight bytes a value, in four copies.
   const surveyRows = chunkRowsFor(config, deps.monitor, Math.max(64, (file.bytesPerRecord / 2) * 8 * 4));
