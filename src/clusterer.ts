@@ -246,7 +246,7 @@ export class NeuromorphicClusterer {
   /**
    * The file `data` names opened to be fitted in chunks (src/fit/streamed.ts), when the
    * configuration streams it (`stream`); undefined for data in memory, a format read whole
-   * (JSON arrays, Parquet, encrypted files) or a file small enough to hold.
+   * (JSON arrays, encrypted files) or a file small enough to hold.
    */
   private async streamedFile(data: DataInput): Promise<ChunkedFile | undefined> {
     if (typeof data !== 'string' || !streamsAtAll(this.config)) return undefined;

@@ -328,7 +328,7 @@ export const streamSchema = z.strictObject({
     .enum(['auto', 'on', 'off'])
     .default('auto')
     .describe(
-      'auto streams a CSV, JSON Lines or NPY file of more rows than sampleRows (for text, as its first lines say); on streams every such file; off reads files whole',
+      'auto streams a CSV, JSON Lines, Parquet or NPY file of more rows than sampleRows (for text, as its first lines say); on streams every such file; off reads files whole',
     ),
   sampleRows: z
     .int()

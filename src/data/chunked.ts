@@ -1,11 +1,12 @@
 /**
  * Data files read in chunks of rows, never whole: NPY by byte ranges, CSV through csv-parse's
- * streaming parser, JSON Lines a block of lines at a time. Every chunk is a Dataset of its rows
+ * streaming parser, JSON Lines a block of lines at a time, Parquet a row group at a time (decoded
+ * in a worker that reads the file by byte ranges, src/data/parquet.ts). Every chunk is a Dataset of its rows
  * with the index of its first record, so a row keeps its identity (its index in the file, or its
  * id) whatever the chunk size. Columns are decided on the first chunk and held to by the others;
  * row numbers in errors are the file's, as when the file is read whole.
  *
- * JSON arrays, Parquet and encrypted files are not streamed here: {@link chunkedFile} says so and
+ * JSON arrays and encrypted files are not streamed here: {@link chunkedFile} says so and
  * the caller reads them whole (src/security/secure-load.ts opens a file for it within the limits).
  */
 import { Readable } from 'node:stream';
@@ -18,6 +19,7 @@ import type { Dataset } from './dataset.js';
 import { asCell, tableOfRows } from './json.js';
 import { type DataFormat, detectFormat, npyLayout, refuseColumnRoles } from './load.js';
 import { decodeNpyValues, npyDataBytes, readNpyHeader } from './npy.js';
+import { openParquet } from './parquet.js';
 import {
   applyNanPolicy,
   type Cell,
@@ -40,12 +42,12 @@ export interface DataChunk {
 /** A data file opened for reading in chunks; every call of `chunks` reads it from the start. */
 export interface ChunkedFile {
   readonly source: string;
-  readonly format: Extract<DataFormat, 'npy' | 'csv' | 'jsonl'>;
+  readonly format: Exclude<DataFormat, 'json'>;
   /** Bytes of the file. */
   readonly bytes: number;
-  /** Data records, when the file says so up front (NPY). */
+  /** Data records, when the file says so up front (NPY, Parquet). */
   readonly records: number | undefined;
-  /** Bytes of a record: exact for NPY, the mean over the first lines of a text file. */
+  /** Bytes of a record: exact for NPY, the mean for Parquet, over the first lines of a text file. */
   readonly bytesPerRecord: number;
   chunks(
     rows: number,
@@ -82,12 +84,23 @@ export async function chunkedFile(
     const head = new Uint8Array(Math.min(size, 1 << 16));
     await handle.read(head, 0, head.length, 0);
     const format = detectFormat(path, head);
-    if (encrypted(head) || (format !== 'npy' && format !== 'csv' && format !== 'jsonl')) {
+    if (encrypted(head) || format === 'json') {
       await handle.close();
       return undefined;
     }
     if (format === 'npy') return await npyFile(handle, path, size, head);
-    return textFile(handle, path, size, format, head.length / Math.max(1, countLines(head)));
+    if (format === 'parquet') return await parquetFile(handle, path, size);
+    const read = (signal?: AbortSignal) =>
+      format === 'csv' ? csvRecords(handle, path, signal) : jsonLines(handle, path, signal);
+    return recordFile(
+      handle,
+      path,
+      size,
+      format,
+      head.length / Math.max(1, countLines(head)),
+      undefined,
+      read,
+    );
   } catch (error) {
     await handle.close();
     throw error;
@@ -250,33 +263,60 @@ async function* jsonLines(handle: Handle, source: string, signal?: AbortSignal):
   if (rest.trim() !== '') yield { record: parseLine(rest, line), line };
 }
 
-/** A CSV or JSON Lines file: its records parsed as they are read, a chunk at a time. */
-function textFile(
+/** Parquet rows as records: the header first (as a CSV's), then each row, numbered from 1. */
+async function* parquetRecords(handle: Handle, source: string, size: number, signal?: AbortSignal): Records {
+  const parquet = await openParquet({ fd: handle.fd, size }, source);
+  try {
+    yield { record: parquet.header, line: 0 };
+    let line = 0;
+    for await (const part of parquet.groups()) {
+      throwIfAborted(signal);
+      for (const row of part) yield { record: row, line: ++line };
+    }
+  } finally {
+    await parquet.close();
+  }
+}
+
+/** A Parquet file: its row count from the footer, its rows decoded a row group at a time. */
+async function parquetFile(handle: Handle, source: string, size: number): Promise<ChunkedFile> {
+  const footer = await openParquet({ fd: handle.fd, size }, source);
+  await footer.close();
+  const records = (signal?: AbortSignal) => parquetRecords(handle, source, size, signal);
+  return recordFile(handle, source, size, 'parquet', size / Math.max(1, footer.rows), footer.rows, records);
+}
+
+/**
+ * A CSV, JSON Lines or Parquet file: its records parsed as they are read, a chunk at a time.
+ * A CSV's first record, and a Parquet file's, is its header.
+ */
+function recordFile(
   handle: Handle,
   source: string,
   size: number,
-  format: 'csv' | 'jsonl',
+  format: 'csv' | 'jsonl' | 'parquet',
   bytesPerRecord: number,
+  count: number | undefined,
+  read: (signal?: AbortSignal) => Records,
 ): ChunkedFile {
+  const headed = format !== 'jsonl';
   return {
     source,
     format,
     bytes: size,
-    records: undefined,
+    records: count,
     bytesPerRecord,
     async *chunks(rows, options, signal, warnings) {
-      const records =
-        format === 'csv' ? csvRecords(handle, source, signal) : jsonLines(handle, source, signal);
+      const records = read(signal);
       let header: string[] | undefined;
       let featureColumns: readonly string[] | undefined;
       let start = 0;
       let batch: unknown[] = [];
       let lines: number[] = [];
       const flush = (): DataChunk => {
-        const table: RawTable =
-          format === 'csv'
-            ? { source, header: header!, rows: batch as Cell[][], rowNumber: (i) => lines[i]! }
-            : tableOfRows(batch, source, (i) => lines[i]!);
+        const table: RawTable = headed
+          ? { source, header: header!, rows: batch as Cell[][], rowNumber: (i) => lines[i]! }
+          : tableOfRows(batch, source, (i) => lines[i]!);
         const data = tableToDataset(
           table,
           { ...options, featureColumns },
@@ -290,10 +330,10 @@ function textFile(
         return chunk;
       };
       for await (const { record, line } of records) {
-        if (format === 'csv') {
+        if (headed) {
           const cells = record as string[];
           if (!header) {
-            header = csvHeader(cells, source);
+            header = format === 'csv' ? csvHeader(cells, source) : [...cells];
             continue;
           }
           if (cells.length !== header.length) {
@@ -315,7 +355,7 @@ function textFile(
       if (batch.length > 0) yield flush();
       if (start === 0) {
         throw formatError(
-          format === 'csv' ? 'no data rows after the header' : 'no data rows: the file has no JSON line',
+          format === 'jsonl' ? 'no data rows: the file has no JSON line' : 'no data rows after the header',
           source,
         );
       }

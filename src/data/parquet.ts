@@ -46,32 +46,50 @@ function hasMagic(bytes: Uint8Array): boolean {
 /**
  * The decoder, run in a worker thread: hyparquet loops forever on some damaged pages (a
  * run-length header of 0 in a level stream never advances), and a loop in this thread would
- * hang the process; a worker that stops answering is terminated. It reads the footer, says the
- * header and row count, then posts the rows of each row group as they are decoded (their cells
- * as hyparquet gives them: structured clone keeps bigint, Date and bytes).
+ * hang the process; a worker that stops answering is terminated. It reads the footer and says the
+ * header, the row count and the row groups, then decodes one row group each time it is asked
+ * (so no more than one waits in memory), and posts its rows (their cells as hyparquet gives
+ * them: structured clone keeps bigint, Date and bytes). It reads the bytes it was handed, or the
+ * file by byte ranges from a descriptor this process opened (threads share descriptors).
  */
 const DECODER = `
 const { parentPort, workerData } = require('node:worker_threads');
-// Kept alive until the reader has every message and terminates it.
-parentPort.on('message', () => {});
+const { readSync } = require('node:fs');
+const fail = (e) => parentPort.postMessage({ error: e instanceof Error ? e.message : String(e) });
 (async () => {
-  const { parquetMetadata, parquetRead, parquetSchema } = await import(workerData.hyparquet);
+  const { parquetMetadataAsync, parquetRead, parquetSchema } = await import(workerData.hyparquet);
   const { compressors } = await import(workerData.compressors);
-  const file = workerData.file;
-  const metadata = parquetMetadata(file);
+  const { fd, size } = workerData;
+  const file = workerData.file ?? {
+    byteLength: size,
+    slice(start, end = size) {
+      const out = new Uint8Array(end - start);
+      for (let at = 0; at < out.length; ) {
+        const n = readSync(fd, out, at, out.length - at, start + at);
+        if (n === 0) throw new Error('the file was truncated while it was read');
+        at += n;
+      }
+      return out.buffer;
+    },
+  };
+  const metadata = await parquetMetadataAsync(file);
   const header = parquetSchema(metadata).children.map((c) => c.element.name);
   const groups = metadata.row_groups.map((g) => Number(g.num_rows));
-  parentPort.postMessage({ header, rows: String(metadata.num_rows), groups });
+  let next = 0;
   let rowStart = 0;
-  for (const count of groups) {
-    const rowEnd = rowStart + count;
+  parentPort.on('message', () => {
+    const rowEnd = rowStart + groups[next];
     let part = [];
-    await parquetRead({ file, metadata, rowStart, rowEnd, compressors, rowFormat: 'array', onComplete: (r) => { part = r; } });
-    parentPort.postMessage({ part });
-    rowStart = rowEnd;
-  }
-  parentPort.postMessage({ done: true });
-})().catch((e) => parentPort.postMessage({ error: e instanceof Error ? e.message : String(e) }));
+    parquetRead({ file, metadata, rowStart, rowEnd, compressors, rowFormat: 'array', onComplete: (r) => { part = r; } })
+      .then(() => {
+        rowStart = rowEnd;
+        next++;
+        parentPort.postMessage({ part });
+      })
+      .catch(fail);
+  });
+  parentPort.postMessage({ header, rows: String(metadata.num_rows), groups });
+})().catch(fail);
 `;
 
 /** How long the decoder may go without a word: 5 s, and 20 µs a value of the row group it decodes. */
@@ -82,92 +100,156 @@ function stallMs(values: number): number {
 type DecoderMessage =
   | { header: string[]; rows: string; groups: number[] }
   | { part: unknown[][] }
-  | { done: true }
   | { error: string };
 
-/** Parses Parquet bytes into a raw table, one row group at a time, in a worker thread. */
-export function readParquet(bytes: Uint8Array, source: string): Promise<RawTable> {
-  if (!hasMagic(bytes)) {
-    return Promise.reject(
-      new DataError('NEUROCLUSTER_ERR_DATA_FORMAT', 'not a Parquet file (no PAR1 magic at both ends)', {
-        location: { file: source },
-      }),
-    );
+/** The decoder's messages, one at a time, each awaited no longer than its deadline. */
+class Inbox {
+  private readonly queue: DecoderMessage[] = [];
+  private waiter: ((m: DecoderMessage | Error) => void) | undefined;
+  private failure: Error | undefined;
+
+  constructor(
+    worker: Worker,
+    private readonly source: string,
+  ) {
+    worker.on('message', (m: DecoderMessage) => this.put(m));
+    worker.on('error', (e) => this.fail(malformed(source, e)));
+    worker.on('exit', () => this.fail(malformed(source, new Error('the decoder stopped'))));
   }
-  const file = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+
+  private put(m: DecoderMessage): void {
+    if (this.waiter) this.waiter(m);
+    else this.queue.push(m);
+  }
+
+  private fail(e: Error): void {
+    this.failure ??= e;
+    this.waiter?.(e);
+  }
+
+  /** The next message; a malformed-file error when the decoder failed, stopped or went quiet for `ms`. */
+  async next(ms: number): Promise<Exclude<DecoderMessage, { error: string }>> {
+    const queued = this.queue.shift();
+    const m =
+      queued ??
+      (this.failure ||
+        (await new Promise<DecoderMessage | Error>((resolve) => {
+          const timer = setTimeout(
+            () =>
+              resolve(
+                malformed(
+                  this.source,
+                  new Error(`its decoding stopped making progress for ${Math.round(ms / 1000)} s`),
+                ),
+              ),
+            ms,
+          );
+          this.waiter = (v) => {
+            clearTimeout(timer);
+            this.waiter = undefined;
+            resolve(v);
+          };
+        })));
+    if (m instanceof Error) throw m;
+    if ('error' in m) throw malformed(this.source, new Error(m.error));
+    return m;
+  }
+}
+
+/** What is decoded: the bytes of a file, or a file by byte ranges from its descriptor. */
+export type ParquetInput = { readonly bytes: Uint8Array } | { readonly fd: number; readonly size: number };
+
+/** A Parquet file's header and row count (from its footer), then its row groups' rows, decoded in a worker. */
+export interface ParquetGroups {
+  readonly header: readonly string[];
+  readonly rows: number;
+  groups(): AsyncGenerator<Cell[][]>;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a decoder on `input` and reads its footer. The caller pulls the row groups (each decoded
+ * when asked) and closes it; a decoder that fails, stops or stalls is a malformed-file error.
+ */
+export async function openParquet(input: ParquetInput, source: string): Promise<ParquetGroups> {
+  const size = 'bytes' in input ? input.bytes.length : input.size;
+  let data: object;
+  const transferList: ArrayBuffer[] = [];
+  if ('bytes' in input) {
+    const { bytes } = input;
+    if (!hasMagic(bytes)) {
+      throw new DataError('NEUROCLUSTER_ERR_DATA_FORMAT', 'not a Parquet file (no PAR1 magic at both ends)', {
+        location: { file: source },
+      });
+    }
+    const file = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+    transferList.push(file);
+    data = { file };
+  } else {
+    data = { fd: input.fd, size: input.size };
+  }
   const worker = new Worker(DECODER, {
     eval: true,
     workerData: {
-      file,
+      ...data,
       hyparquet: import.meta.resolve('hyparquet'),
       compressors: import.meta.resolve('hyparquet-compressors'),
     },
-    transferList: [file as ArrayBuffer],
+    transferList,
   });
-  return new Promise<RawTable>((resolve, reject) => {
-    let header: string[] = [];
-    let groups: number[] = [];
-    let total = 0;
-    const rows: Cell[][] = [];
-    let timer: NodeJS.Timeout | undefined;
-    let settled = false;
-    const finish = (error: Error | undefined) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      void worker.terminate();
-      if (error) reject(error);
-      else resolve({ source, header, rows, rowNumber: (i) => i + 1 });
-    };
-    /** Waits at most `ms` for the decoder's next word. */
-    const expect = (ms: number) => {
-      clearTimeout(timer);
-      timer = setTimeout(
-        () =>
-          finish(
-            malformed(
-              source,
-              new Error(`its decoding stopped making progress for ${Math.round(ms / 1000)} s`),
-            ),
-          ),
-        ms,
-      );
-    };
-    /** The next row group's deadline (0 values when none is left: the end is due). */
-    let next = 0;
-    const awaitGroup = () => expect(stallMs((groups[next] ?? 0) * Math.max(1, header.length)));
-    worker.on('message', (m: DecoderMessage) => {
-      if ('error' in m) return finish(malformed(source, new Error(m.error)));
-      if ('header' in m) {
-        header = m.header;
-        groups = m.groups;
-        total = Number(m.rows);
-        if (!Number.isSafeInteger(total) || total < 0 || total * Math.max(1, header.length) > MAX_CELLS) {
-          return finish(
-            new DataError(
-              'NEUROCLUSTER_ERR_DATA_SHAPE',
-              `the file says it holds ${m.rows} rows of ${header.length} columns: more than one fit can hold in memory`,
-              { location: { file: source } },
-            ),
-          );
-        }
-        return awaitGroup();
-      }
-      if ('part' in m) {
-        for (const row of m.part) rows.push(row.map(toCell));
-        next++;
-        return awaitGroup();
-      }
-      if (rows.length !== total) {
-        return finish(
-          malformed(source, new Error(`the footer says ${total} rows, the row groups hold ${rows.length}`)),
-        );
-      }
-      finish(undefined);
-    });
-    worker.on('error', (e) => finish(malformed(source, e)));
-    worker.on('exit', () => finish(malformed(source, new Error('the decoder stopped'))));
+  const close = async () => {
+    worker.removeAllListeners('exit');
+    await worker.terminate();
+  };
+  try {
+    const inbox = new Inbox(worker, source);
     // The footer: a second for every 10 MB of file, at least 5 s.
-    expect(Math.max(5000, bytes.length / 10_000));
-  });
+    const head = await inbox.next(Math.max(5000, size / 10_000));
+    if (!('header' in head)) throw malformed(source, new Error('the decoder did not read the footer'));
+    const { header, groups } = head;
+    const rows = Number(head.rows);
+    if (!Number.isSafeInteger(rows) || rows < 0) {
+      throw malformed(source, new Error(`the footer says it holds ${head.rows} rows`));
+    }
+    return {
+      header,
+      rows,
+      async *groups() {
+        let seen = 0;
+        for (const count of groups) {
+          worker.postMessage('next');
+          const m = await inbox.next(stallMs(count * Math.max(1, header.length)));
+          if (!('part' in m)) throw malformed(source, new Error('the decoder sent no rows'));
+          seen += m.part.length;
+          yield m.part.map((row) => row.map(toCell));
+        }
+        if (seen !== rows) {
+          throw malformed(source, new Error(`the footer says ${rows} rows, the row groups hold ${seen}`));
+        }
+      },
+      close,
+    };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+/** Parses Parquet bytes into a raw table, one row group at a time, in a worker thread. */
+export async function readParquet(bytes: Uint8Array, source: string): Promise<RawTable> {
+  const parquet = await openParquet({ bytes }, source);
+  try {
+    if (parquet.rows * Math.max(1, parquet.header.length) > MAX_CELLS) {
+      throw new DataError(
+        'NEUROCLUSTER_ERR_DATA_SHAPE',
+        `the file says it holds ${parquet.rows} rows of ${parquet.header.length} columns: more than one fit can hold in memory`,
+        { location: { file: source } },
+      );
+    }
+    const rows: Cell[][] = [];
+    for await (const part of parquet.groups()) for (const row of part) rows.push(row);
+    return { source, header: [...parquet.header], rows, rowNumber: (i) => i + 1 };
+  } finally {
+    await parquet.close();
+  }
 }

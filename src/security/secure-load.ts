@@ -134,8 +134,7 @@ export async function readWithinLimits(
 
 /**
  * A data file opened within the limits ({@link openWithinLimits}) to be read in chunks
- * (src/data/chunked.ts), or undefined when it is read whole: a JSON array, Parquet, or an
- * encrypted file.
+ * (src/data/chunked.ts), or undefined when it is read whole: a JSON array or an encrypted file.
  */
 export async function openChunked(path: string, limits: ReadLimits): Promise<ChunkedFile | undefined> {
   return chunkedFile(await openWithinLimits(path, limits), path, isEncrypted);

@@ -1,5 +1,6 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parquetWriteBuffer } from 'hyparquet-writer';
 import { describe, expect, it } from 'vitest';
 import { npyHeader } from '../../src/bench/workloads.js';
 import type { ChunkedFile } from '../../src/data/chunked.js';
@@ -40,6 +41,11 @@ async function readAll(chunked: ChunkedFile, rows: number, options: TableOptions
   }
   await chunked.close();
   return { starts, values, truth, ids, dropped, columns: last!.columns, series: last!.series };
+}
+
+function irisColumns(): { names: string[]; rows: string[][] } {
+  const [head, ...lines] = readFileSync(IRIS, 'utf8').trim().split('\n');
+  return { names: head!.split(','), rows: lines.map((l) => l.split(',')) };
 }
 
 async function open(path: string): Promise<ChunkedFile> {
@@ -106,6 +112,52 @@ describe('chunked sources', () => {
     expect(e.code).toBe('NEUROCLUSTER_ERR_DATA_FORMAT');
     expect(e.message).toMatch(message);
     expect(e.location).toMatchObject({ file: path, row });
+  });
+
+  it.each([7, 64, 150])(
+    'read Parquet with row groups of %i rows, in chunks of 20 rows, as it is read whole',
+    async (group) => {
+      const { names, rows } = irisColumns();
+      const path = file(
+        `iris-${group}.parquet`,
+        new Uint8Array(
+          parquetWriteBuffer({
+            columnData: names.map((name, j) =>
+              name === 'species'
+                ? { name, data: rows.map((r) => r[j]!), type: 'STRING' }
+                : { name, data: rows.map((r) => Number(r[j])), type: 'DOUBLE' },
+            ),
+            rowGroupSize: group,
+          }),
+        ),
+      );
+      const chunked = await open(path);
+      expect(chunked).toMatchObject({ format: 'parquet', records: 150 });
+      const parts = await readAll(chunked, 20, withTruth);
+      const whole = await loadDataset(IRIS, withTruth);
+      expect(parts.values).toEqual(Array.from(whole.values));
+      expect(parts.truth).toEqual(whole.truth);
+      expect(parts.starts).toEqual(Array.from({ length: 8 }, (_, i) => i * 20));
+    },
+  );
+
+  it('name the row of a bad Parquet cell in a later row group', async () => {
+    const path = file(
+      'bad.parquet',
+      new Uint8Array(
+        parquetWriteBuffer({
+          columnData: [
+            { name: 'a', data: [1, 2, 3, 4, 5], type: 'DOUBLE' },
+            { name: 'b', data: [1, 2, 3, null, 5], type: 'DOUBLE' },
+          ],
+          rowGroupSize: 2,
+        }),
+      ),
+    );
+    const e = await failure(readAll(await open(path), 1, { nanPolicy: 'error' }));
+    const whole = await failure(loadDataset(path, { nanPolicy: 'error' }));
+    expect(e.location).toMatchObject({ file: path, row: 4, column: 'b' });
+    expect(e.location).toEqual(whole.location);
   });
 
   it('leave JSON arrays and encrypted files to be read whole', async () => {

@@ -1,5 +1,6 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parquetWriteBuffer } from 'hyparquet-writer';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { writeBlobsNpy } from '../../src/bench/workloads.js';
 import { externalQuality } from '../../src/cluster/metrics.js';
@@ -71,6 +72,27 @@ describe('a streamed fit', () => {
     expect(streamed.features.rows).toBe(20_000);
     expect(externalQuality(streamed.labels, inMemory.labels).ari).toBeGreaterThanOrEqual(0.999);
     expect(streamed.quality.inertia).toBeCloseTo(inMemory.quality.inertia, -1);
+  });
+
+  it('fits a Parquet file a row group at a time as the fit in memory does', async () => {
+    const dir = tempDir();
+    const [head, ...lines] = readFileSync(IRIS, 'utf8').trim().split('\n');
+    const rows = lines.map((l) => l.split(','));
+    const file = join(dir, 'iris.parquet');
+    const columnData = head!
+      .split(',')
+      .map((name, j) =>
+        name === 'species'
+          ? { name, data: rows.map((r) => r[j]!), type: 'STRING' as const }
+          : { name, data: rows.map((r) => Number(r[j])), type: 'DOUBLE' as const },
+      );
+    writeFileSync(file, new Uint8Array(parquetWriteBuffer({ columnData, rowGroupSize: 32 })));
+    const config = { data: { labelColumn: 'species' }, stream: { chunkRows: 50 } };
+    const { inMemory, streamed } = await both(file, 'hybrid', 3, config);
+    expect(streamed.streamed?.chunkRows).toBe(50);
+    expect(Array.from(streamed.labels)).toEqual(Array.from(inMemory.labels));
+    const fromCsv = await clusterer('hybrid', 3, { ...config, stream: { mode: 'off' } }).fit(IRIS);
+    expect(Array.from(streamed.labels)).toEqual(Array.from(fromCsv.labels));
   });
 
   it('gives the same labels whatever the chunk size', async () => {
