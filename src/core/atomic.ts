@@ -250,7 +250,8 @@ export async function writeFileAtomic(
 }
 
 /**
- * The streaming form: `write` fills an owner-only temporary sibling, which is synced and renamed
+ * The streaming form: `write` fills a temporary sibling (owner-only unless `mode` says otherwise,
+ * under the umask), which is synced and renamed
  * over `path` once it is done, so `path` appears whole or not at all. A failure to write is an
  * output error naming `path`; the engine's own errors from `write` (a chunk that does not
  * authenticate) pass through as they are.
@@ -259,11 +260,12 @@ export async function writeStreamAtomic(
   path: string,
   engine: EngineFiles,
   write: (file: FileHandle) => Promise<void>,
+  mode = 0o600,
 ): Promise<void> {
   const { target, tmp } = prepareOutput(path, engine);
   let file: FileHandle;
   try {
-    file = await open(tmp, 'w', 0o600);
+    file = await open(tmp, 'w', mode);
   } catch (cause) {
     inFlight.delete(tmp);
     throw outputError(path, cause);

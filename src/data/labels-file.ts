@@ -48,10 +48,17 @@ export async function writeLabelsFile(
   withIds: boolean,
   fill: (sink: LabelsSink) => Promise<void>,
 ): Promise<void> {
-  await writeStreamAtomic(path, engineFilesOf(), async (file: FileHandle) => {
-    await file.write(withIds ? 'id,label\n' : 'label\n');
-    await fill(async (labels, ids) => {
-      await file.write(labelLines(labels, withIds ? ids : undefined));
-    });
-  });
+  // Readable as the other result files are (writeFileAtomic's mode, under the umask).
+  const mode = 0o644;
+  await writeStreamAtomic(
+    path,
+    engineFilesOf(),
+    async (file: FileHandle) => {
+      await file.write(withIds ? 'id,label\n' : 'label\n');
+      await fill(async (labels, ids) => {
+        await file.write(labelLines(labels, withIds ? ids : undefined));
+      });
+    },
+    mode,
+  );
 }

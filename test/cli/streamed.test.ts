@@ -1,5 +1,5 @@
 /** `cluster` and `predict` on a file fitted in chunks: the labels file, the JSON without labels, exit codes. */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { auditRecords, cliScratch, IRIS } from './scratch.js';
@@ -14,6 +14,7 @@ describe('a streamed CLI run', () => {
   it('writes the labels file and a JSON result that says where they are', () => {
     const labels = join(dir, 'labels.csv');
     const model = join(dir, 'iris.model');
+    const result = join(dir, 'streamed-result.json');
     const r = cli([
       'cluster',
       IRIS,
@@ -27,6 +28,8 @@ describe('a streamed CLI run', () => {
       labels,
       '--save-model',
       model,
+      '--out',
+      result,
       '--json',
     ]);
     expect(r.code, r.stderr).toBe(0);
@@ -40,10 +43,12 @@ describe('a streamed CLI run', () => {
     const written = readFileSync(labels, 'utf8').trim().split('\n');
     expect(written[0]).toBe('label');
     expect(written).toHaveLength(151);
+    // As readable as the other results: the result file's mode.
+    expect(statSync(labels).mode & 0o777).toBe(statSync(result).mode & 0o777);
     const inMemory = JSON.parse(cli(['cluster', IRIS, '--k', '3', '--method', 'kmeans', '--json']).stdout);
     expect(written.slice(1).map(Number)).toEqual(inMemory.labels);
     const writes = auditRecords(join(dir, 'home')).filter((a) => a.action === 'result.write');
-    expect(writes.at(-1)).toMatchObject({ resource: labels, outcome: 'success' });
+    expect(writes.filter((a) => a.resource === labels)).toMatchObject([{ outcome: 'success' }]);
 
     const predicted = join(dir, 'predicted.csv');
     const p = cli([
