@@ -95,6 +95,11 @@ describe('chunked sources', () => {
     const e = await failure(readAll(await open(jsonl), 2, { nanPolicy: 'error' }));
     expect(e.code).toBe('NEUROCLUSTER_ERR_DATA_SHAPE');
     expect(e.location).toMatchObject({ file: jsonl, row: 3, column: 'y' });
+    // A column numeric in the first chunk and text further on: the cell is named.
+    const csv = file('drift.csv', 'a,b\n1,2\n3,4\n5,x\n');
+    const text = await failure(readAll(await open(csv), 2, { nanPolicy: 'error' }));
+    expect(text.code).toBe('NEUROCLUSTER_ERR_DATA_VALUE');
+    expect(text.location).toMatchObject({ file: csv, row: 4, column: 'b' });
   });
 
   it.each([
