@@ -5,6 +5,7 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { z } from 'zod';
+import { SourcedLayer } from '../config/levels.js';
 import { configSchema, unwrapField } from '../config/schema.js';
 
 /** The zod node at a dotted path of the config schema, unwrapped of default/optional. */
@@ -62,15 +63,18 @@ export function schemaFlag(flags: string, path: string): SchemaFlag {
 }
 
 /**
- * The overrides document made of the flags the user actually gave (commander's implied defaults,
- * such as `true` for a `--no-x` flag, are left out so the config file still counts).
+ * The overrides made of the flags the user actually gave (commander's implied defaults, such as
+ * `true` for a `--no-x` flag, are left out so the config file still counts), each key named by its
+ * flag, so that a bad value says `--k (kmeans.nClusters): ...`.
  */
-export function overridesFrom(flags: readonly SchemaFlag[], command: Command): Record<string, unknown> {
+export function overridesFrom(flags: readonly SchemaFlag[], command: Command): SourcedLayer {
   const doc: Record<string, unknown> = {};
+  const sources = new Map<string, string>();
   const values = command.opts();
-  for (const { attribute, path } of flags) {
+  for (const { option, attribute, path } of flags) {
     const value = values[attribute];
     if (value === undefined || command.getOptionValueSource(attribute) !== 'cli') continue;
+    sources.set(path, option.long ?? option.flags);
     const keys = path.split('.');
     let node = doc;
     for (const key of keys.slice(0, -1)) {
@@ -79,7 +83,7 @@ export function overridesFrom(flags: readonly SchemaFlag[], command: Command): R
     }
     node[keys.at(-1)!] = value;
   }
-  return doc;
+  return new SourcedLayer(doc, sources);
 }
 
 /** A command over one input file whose configuration flags are `flags` (cluster, predict, score). */

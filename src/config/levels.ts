@@ -258,13 +258,14 @@ interface Finding {
 }
 
 /**
- * A layer of configuration read from the environment. resolveConfigChecked (load.ts) names the
- * variable in every problem at a path the layer set, and adds the problems of the variables.
+ * A layer of configuration whose every key came from a named source: an environment variable, or
+ * a command-line flag. resolveConfigChecked (load.ts) names the source in every problem at a path
+ * the layer set, and adds the problems of the sources themselves (a variable that matches nothing).
  */
-export class EnvironmentLayer {
+export class SourcedLayer {
   constructor(
     readonly document: Doc,
-    /** Each dotted path the layer sets, and the variable that set it. */
+    /** Each dotted path the layer sets, and the variable or flag that set it. */
     readonly sources: ReadonlyMap<string, string>,
     private readonly findings: readonly Finding[] = [],
   ) {}
@@ -378,7 +379,7 @@ function variables(env: NodeJS.ProcessEnv): [string, string][] {
 }
 
 /** The short aliases set in the environment: defaults, layered under the configuration file. */
-export function environmentDefaults(env: NodeJS.ProcessEnv = process.env): EnvironmentLayer {
+export function environmentDefaults(env: NodeJS.ProcessEnv = process.env): SourcedLayer {
   const doc: Doc = {};
   const sources = new Map<string, string>();
   for (const [name, raw] of variables(env)) {
@@ -387,7 +388,7 @@ export function environmentDefaults(env: NodeJS.ProcessEnv = process.env): Envir
     setAt(doc, path.split('.'), valueFor(nodeAt(path), raw));
     sources.set(path, name);
   }
-  return new EnvironmentLayer(doc, sources);
+  return new SourcedLayer(doc, sources);
 }
 
 /**
@@ -396,7 +397,7 @@ export function environmentDefaults(env: NodeJS.ProcessEnv = process.env): Envir
  * (a name that matches nothing, a key set twice, a bad NEUROCLUSTER_METRICS). The short aliases
  * are {@link environmentDefaults}'. A blank variable counts as unset.
  */
-export function environmentOverrides(env: NodeJS.ProcessEnv = process.env): EnvironmentLayer {
+export function environmentOverrides(env: NodeJS.ProcessEnv = process.env): SourcedLayer {
   const doc: Doc = {};
   const sources = new Map<string, string>();
   const findings: Finding[] = [];
@@ -432,5 +433,5 @@ export function environmentOverrides(env: NodeJS.ProcessEnv = process.env): Envi
     setAt(doc, key.path, value);
     sources.set(path, name);
   }
-  return new EnvironmentLayer(doc, sources, findings);
+  return new SourcedLayer(doc, sources, findings);
 }

@@ -6,7 +6,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../core/errors.js';
-import { type ConfigLevel, type ConfigProblem, checkConfig, EnvironmentLayer } from './levels.js';
+import { type ConfigLevel, type ConfigProblem, checkConfig, SourcedLayer } from './levels.js';
 import type { Config, ConfigOverrides } from './schema.js';
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -28,10 +28,10 @@ export function deepMerge(
 }
 
 /** One layer of a configuration: a document, the environment's, or nothing. */
-export type Layer = ConfigOverrides | Record<string, unknown> | EnvironmentLayer | undefined;
+export type Layer = ConfigOverrides | Record<string, unknown> | SourcedLayer | undefined;
 
 const documentOf = (layer: Layer) =>
-  (layer instanceof EnvironmentLayer ? layer.document : layer) as Record<string, unknown> | undefined;
+  (layer instanceof SourcedLayer ? layer.document : layer) as Record<string, unknown> | undefined;
 
 /** The layers merged in order, later ones winning key by key. */
 export function mergeLayers(layers: readonly Layer[]): Record<string, unknown> {
@@ -57,10 +57,10 @@ function setsPath(doc: Record<string, unknown> | undefined, path: readonly strin
  * The problems with the variable named where an environment layer set the value at (or above)
  * their path and no later layer replaced it: `NEUROCLUSTER_WASM_THREADS (engine.wasm.threads)`.
  */
-function nameVariables(layers: readonly Layer[], problems: readonly ConfigProblem[]): ConfigProblem[] {
+function nameSources(layers: readonly Layer[], problems: readonly ConfigProblem[]): ConfigProblem[] {
   const owners = new Map<string, string>();
   layers.forEach((layer, i) => {
-    if (!(layer instanceof EnvironmentLayer)) return;
+    if (!(layer instanceof SourcedLayer)) return;
     for (const [path, variable] of layer.sources) {
       const keys = path.split('.');
       if (!layers.slice(i + 1).some((later) => setsPath(documentOf(later), keys))) owners.set(path, variable);
@@ -88,8 +88,8 @@ export function resolveConfigChecked(
 ): { config: Config; warnings: readonly ConfigProblem[] } {
   const checked = checkConfig(mergeLayers(layers), level);
   const problems = [
-    ...layers.flatMap((layer) => (layer instanceof EnvironmentLayer ? layer.problems(level) : [])),
-    ...nameVariables(layers, checked.problems),
+    ...layers.flatMap((layer) => (layer instanceof SourcedLayer ? layer.problems(level) : [])),
+    ...nameSources(layers, checked.problems),
   ];
   const config = problems.some((p) => p.severity === 'error') ? undefined : checked.config;
   if (!config) {

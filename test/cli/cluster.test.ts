@@ -113,6 +113,21 @@ describe('neurocluster cluster', () => {
     expect(flagged).toMatchObject({ k: 4, seed: 5 });
   });
 
+  it('takes -k for --k, and names the flag the user typed in a bad value', () => {
+    const short = JSON.parse(cli(['cluster', IRIS, '-k', '2', '--method', 'kmeans', '--json']).stdout);
+    expect(short).toMatchObject({ k: 2 });
+    const r = cli(['cluster', IRIS, '--k', '0', '--json']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(
+      /NEUROCLUSTER_ERR_CONFIG: invalid configuration: --k \(kmeans\.nClusters\): Too small/,
+    );
+    // A value a config file gave is named by its key, as before.
+    const config = file('bad-k.yaml', 'kmeans:\n  nClusters: 0\n');
+    expect(cli(['cluster', IRIS, '--config', config]).stderr).toMatch(
+      /configuration: kmeans\.nClusters: Too small/,
+    );
+  });
+
   it('reads $NEUROCLUSTER_HOME/config.yaml when no --config is given', () => {
     const home = join(dir, 'home-with-config');
     mkdirSync(home, { recursive: true });
@@ -198,7 +213,7 @@ describe('bad input: one line on stderr, exit 2, nothing on stdout, no output fi
       '--k without a value',
       'a,b\n1,2\n3,4\n',
       ['--k'],
-      /NEUROCLUSTER_ERR_USAGE: option '--k <n>' argument '--out' is invalid/,
+      /NEUROCLUSTER_ERR_USAGE: option '-k, --k <n>' argument '--out' is invalid/,
     ],
   ];
   it.each(cases)('%s', (_t, content, flags, expected) => {

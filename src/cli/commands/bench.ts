@@ -30,7 +30,7 @@ export function benchCommand(): Command {
     .addArgument(new Argument('<workload>', 'what to time').choices(WORKLOAD_NAMES))
     .addOption(new Option('--n <n>', 'rows').argParser(parseInteger).default(50_000))
     .addOption(new Option('--d <n>', 'features').argParser(parseInteger).default(4))
-    .addOption(new Option('--k <n>', 'clusters').argParser(parseInteger).default(16))
+    .addOption(new Option('-k, --k <n>', 'clusters').argParser(parseInteger).default(16))
     .addOption(new Option('--iters <n>', 'K-means iterations').argParser(parseInteger).default(20))
     .addOption(new Option('--r <n>', 'reservoir or layer size').argParser(parseInteger).default(256))
     .addOption(new Option('--t <n>', 'time steps').argParser(parseInteger).default(50))

@@ -11,7 +11,7 @@ import { formatNumber, labelsCsv, ProgressBar, passFraction, passLabel, table } 
 import { checkOutputPaths, type Output, resultFile, writeOutputs } from '../results.js';
 
 const FLAGS = [
-  schemaFlag('--k <n>', 'kmeans.nClusters'),
+  schemaFlag('-k, --k <n>', 'kmeans.nClusters'),
   schemaFlag('--method <m>', 'engine.method'),
   schemaFlag('--backend <b>', 'engine.backend'),
   schemaFlag('--gpu-adapter <name>', 'engine.webgpu.adapter'),
