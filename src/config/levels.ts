@@ -94,6 +94,48 @@ function parentOf(doc: Doc, path: readonly PropertyKey[]): [Doc, string] | undef
   return isObject(node) && path.length > 0 ? [node, String(path.at(-1))] : undefined;
 }
 
+/** Edits between two names (Levenshtein), compared as {@link bare} names. */
+function distance(a: string, b: string): number {
+  const x = bare(a);
+  const y = bare(b);
+  let previous = Array.from({ length: y.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= x.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= y.length; j++) {
+      row[j] = Math.min(
+        previous[j]! + 1,
+        row[j - 1]! + 1,
+        previous[j - 1]! + (x[i - 1] === y[j - 1] ? 0 : 1),
+      );
+    }
+    previous = row;
+  }
+  return previous[y.length]!;
+}
+
+/**
+ * For unknown keys of the object at `path`, the known keys they are likely typos of: ` (did you
+ * mean "units"?)`, or nothing when no key is within a third of the name's length in edits.
+ */
+export function didYouMean(path: readonly PropertyKey[], keys: readonly string[]): string {
+  let node: z.ZodType = configSchema;
+  for (const key of path) {
+    const inner = unwrapField(node).node;
+    if (!(inner instanceof ZodObject)) return '';
+    node = (inner.shape as Record<string, z.ZodType>)[String(key)]!;
+    if (!node) return '';
+  }
+  const inner = unwrapField(node).node;
+  if (!(inner instanceof ZodObject)) return '';
+  const known = Object.keys(inner.shape as Record<string, z.ZodType>);
+  const guesses = keys.flatMap((key) => {
+    const ranked = known.map((k) => ({ k, d: distance(key, k) })).sort((a, b) => a.d - b.d);
+    const best = ranked[0];
+    return best && best.d <= Math.max(1, Math.floor(key.length / 3)) ? [`"${best.k}"`] : [];
+  });
+  return guesses.length > 0 ? ` (did you mean ${guesses.join(', ')}?)` : '';
+}
+
 /** Repairs one issue as the level allows; the problem it reports, and whether it repaired it. */
 function repair(
   doc: Doc,
@@ -101,7 +143,11 @@ function repair(
   level: ConfigLevel,
 ): { problem: ConfigProblem; fixed: boolean } {
   const at = pathOf(issue.path);
-  const error = { problem: { path: at, message: issue.message, severity: 'error' as const }, fixed: false };
+  const message =
+    issue.code === 'unrecognized_keys'
+      ? `${issue.message}${didYouMean(issue.path, issue.keys)}`
+      : issue.message;
+  const error = { problem: { path: at, message, severity: 'error' as const }, fixed: false };
   if (level === 'strict') return error;
   if (issue.code === 'unrecognized_keys') {
     const node = issue.path.length ? parentOf(doc, issue.path) : undefined;
@@ -109,7 +155,7 @@ function repair(
     if (!isObject(target)) return error;
     for (const key of issue.keys) delete target[key];
     return {
-      problem: { path: at, message: `${issue.message}: ignored`, severity: 'warning' },
+      problem: { path: at, message: `${message}: ignored`, severity: 'warning' },
       fixed: true,
     };
   }

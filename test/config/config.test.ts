@@ -65,6 +65,18 @@ describe('configuration schema', () => {
     );
   });
 
+  it('suggests the key a typo was likely meant for, at every level', () => {
+    const doc = { encoders: { esn: { unit: 50 } }, kmeans: { ninit: 3, zzz: 1 }, streem: {} };
+    const strict = checkConfig(doc, 'strict').problems.map((p) => `${p.path}: ${p.message}`);
+    expect(strict).toEqual([
+      'encoders.esn: Unrecognized key: "unit" (did you mean "units"?)',
+      'kmeans: Unrecognized keys: "ninit", "zzz" (did you mean "nInit"?)',
+      '(document): Unrecognized key: "streem" (did you mean "stream"?)',
+    ]);
+    const permissive = checkConfig(doc, 'permissive').problems.map((p) => p.message);
+    expect(permissive[0]).toBe('Unrecognized key: "unit" (did you mean "units"?): ignored');
+  });
+
   it('has the resilience defaults of the original system, durations kept as written', () => {
     const c = resolveConfig();
     expect(c.circuitBreaker).toMatchObject({
