@@ -121,6 +121,30 @@ describe('neurocluster cluster', () => {
     expect(r.stderr).toMatch(
       /NEUROCLUSTER_ERR_CONFIG: invalid configuration: --k \(kmeans\.nClusters\): Too small/,
     );
+    // The encoders' main sizes have flags of their own, each named in its error.
+    const sizes = cli([
+      'cluster',
+      IRIS,
+      '-k',
+      '3',
+      '--units',
+      '0',
+      '--snn-neurons',
+      '0',
+      '--lsm-neurons',
+      '7',
+      '--components',
+      '0',
+    ]);
+    expect(sizes.code).toBe(2);
+    for (const [flag, path] of [
+      ['--units', 'encoders.esn.units'],
+      ['--snn-neurons', 'encoders.snn.neurons'],
+      ['--lsm-neurons', 'encoders.lsm.neurons'],
+      ['--components', 'encoders.hybrid.components'],
+    ]) {
+      expect(sizes.stderr).toContain(`${flag} (${path}): Too small`);
+    }
     // A value a config file gave is named by its key, as before.
     const config = file('bad-k.yaml', 'kmeans:\n  nClusters: 0\n');
     expect(cli(['cluster', IRIS, '--config', config]).stderr).toMatch(

@@ -25,6 +25,11 @@ const FLAGS = [
   schemaFlag('--max-iter <n>', 'kmeans.maxIter'),
   schemaFlag('--tol <x>', 'kmeans.tol'),
   schemaFlag('--algorithm <a>', 'kmeans.algorithm'),
+  // The encoders' main sizes (the rest in a configuration file: docs/encoders.md).
+  schemaFlag('--units <n>', 'encoders.esn.units'),
+  schemaFlag('--snn-neurons <n>', 'encoders.snn.neurons'),
+  schemaFlag('--lsm-neurons <n>', 'encoders.lsm.neurons'),
+  schemaFlag('--components <n>', 'encoders.hybrid.components'),
   schemaFlag('--timeout <duration>', 'timeout'),
   schemaFlag('--no-fallback', 'fallback.enabled'),
   schemaFlag('--epsilon <e>', 'privacy.epsilon'),
