@@ -616,7 +616,15 @@ export class NeuromorphicClusterer {
     // What the running configuration governs is never taken from the file: the security section,
     // and the logging one (a stored transport would be a module loaded on the file's say-so).
     const { security: _stored, logging: _logging, ...stored } = body.parameters as ConfigOverrides;
-    const { labelColumn: _label, idColumn: _id, ...trainingData } = stored.data ?? {};
+    // Column roles and the text dialect belong to the new data, not the training file.
+    const {
+      labelColumn: _label,
+      idColumn: _id,
+      delimiter: _delimiter,
+      decimal: _decimal,
+      header: _header,
+      ...trainingData
+    } = stored.data ?? {};
     const clusterer = new NeuromorphicClusterer({
       runtime,
       ...(options.logger ? { logger: options.logger } : {}),

@@ -294,6 +294,22 @@ export const dataSchema = z.strictObject({
   idColumn: z.string().min(1).optional().describe('identifier column, carried through to the output'),
   seriesLength: z.int().min(1).optional().describe('series length T of a wide time-series CSV'),
   nanPolicy: z.enum(NAN_POLICIES).default('error').describe('what to do with NaN, Inf and empty cells'),
+  delimiter: z
+    .enum([',', ';', '\t', 'tab', '|'])
+    .optional()
+    .describe(
+      'the delimiter of a CSV file (tab: a tab); sniffed from its first lines when absent, a tab for .tsv',
+    ),
+  decimal: z
+    .enum(['auto', '.', ','])
+    .default('auto')
+    .describe('the decimal mark of numbers in text files; auto: a comma in a ;-delimited file, else a point'),
+  header: z
+    .boolean()
+    .default(true)
+    .describe(
+      'whether the first row of a CSV file is its header (--no-header: numbered columns, data from the first row)',
+    ),
   standardize: z
     .boolean()
     .default(true)

@@ -14,7 +14,14 @@ import { parse } from 'csv-parse';
 import { throwIfAborted } from '../core/cancel.js';
 import { DataError, isNeuroclusterError } from '../core/errors.js';
 import type { Handle } from '../core/open.js';
-import { csvHeader } from './csv.js';
+import {
+  type CsvDialect,
+  csvHeader,
+  csvParseOptions,
+  decimalOf,
+  numberedHeader,
+  sniffDelimiter,
+} from './csv.js';
 import type { Dataset } from './dataset.js';
 import { asCell, tableOfRows } from './json.js';
 import { type DataFormat, detectFormat, npyLayout, refuseColumnRoles } from './load.js';
@@ -90,8 +97,11 @@ export async function chunkedFile(
     }
     if (format === 'npy') return await npyFile(handle, path, size, head);
     if (format === 'parquet') return await parquetFile(handle, path, size);
-    const read = (signal?: AbortSignal) =>
-      format === 'csv' ? csvRecords(handle, path, signal) : jsonLines(handle, path, signal);
+    // The delimiter is sniffed from the first lines, as when the file is read whole.
+    const headText = new TextDecoder().decode(head);
+    const dialect = (options: TableOptions) => dialectOf(headText, path, options);
+    const read = (signal: AbortSignal | undefined, options: TableOptions) =>
+      format === 'csv' ? csvRecords(handle, path, dialect(options), signal) : jsonLines(handle, path, signal);
     return recordFile(
       handle,
       path,
@@ -100,6 +110,7 @@ export async function chunkedFile(
       head.length / Math.max(1, countLines(head)),
       undefined,
       read,
+      format === 'csv' ? dialect : undefined,
     );
   } catch (error) {
     await handle.close();
@@ -212,8 +223,13 @@ function countLines(bytes: Uint8Array): number {
 /** Records of a text file, each with the line it starts on; the first is the header for CSV. */
 type Records = AsyncGenerator<{ readonly record: readonly Cell[] | unknown; readonly line: number }>;
 
-async function* csvRecords(handle: Handle, source: string, signal?: AbortSignal): Records {
-  const parser = parse({ bom: true, skip_empty_lines: true, info: true, relax_column_count: true });
+async function* csvRecords(
+  handle: Handle,
+  source: string,
+  dialect: CsvDialect,
+  signal?: AbortSignal,
+): Records {
+  const parser = parse(csvParseOptions(dialect));
   const input = Readable.from(textBlocks(handle, source, signal));
   input.on('error', (error) => parser.destroy(error));
   input.pipe(parser);
@@ -263,6 +279,11 @@ async function* jsonLines(handle: Handle, source: string, signal?: AbortSignal):
   if (rest.trim() !== '') yield { record: parseLine(rest, line), line };
 }
 
+/** A CSV's dialect: the delimiter given or sniffed from its first lines, and whether it has a header. */
+function dialectOf(headText: string, source: string, options: TableOptions): CsvDialect {
+  return { delimiter: sniffDelimiter(headText, source, options.delimiter), header: options.header ?? true };
+}
+
 /** Parquet rows as records: the header first (as a CSV's), then each row, numbered from 1. */
 async function* parquetRecords(handle: Handle, source: string, size: number, signal?: AbortSignal): Records {
   const parquet = await openParquet({ fd: handle.fd, size }, source);
@@ -297,7 +318,8 @@ function recordFile(
   format: 'csv' | 'jsonl' | 'parquet',
   bytesPerRecord: number,
   count: number | undefined,
-  read: (signal?: AbortSignal) => Records,
+  read: (signal: AbortSignal | undefined, options: TableOptions) => Records,
+  dialect?: (options: TableOptions) => CsvDialect,
 ): ChunkedFile {
   const headed = format !== 'jsonl';
   return {
@@ -307,7 +329,10 @@ function recordFile(
     records: count,
     bytesPerRecord,
     async *chunks(rows, options, signal, warnings) {
-      const records = read(signal);
+      const records = read(signal, options);
+      // A CSV without a header (`header: false`) has numbered columns and data from its first row.
+      const numbered = format === 'csv' && options.header === false;
+      const decimal = dialect ? decimalOf(dialect(options).delimiter) : undefined;
       let header: string[] | undefined;
       let featureColumns: readonly string[] | undefined;
       let start = 0;
@@ -315,7 +340,7 @@ function recordFile(
       let lines: number[] = [];
       const flush = (): DataChunk => {
         const table: RawTable = headed
-          ? { source, header: header!, rows: batch as Cell[][], rowNumber: (i) => lines[i]! }
+          ? { source, header: header!, rows: batch as Cell[][], rowNumber: (i) => lines[i]!, decimal }
           : tableOfRows(batch, source, (i) => lines[i]!);
         const data = tableToDataset(
           table,
@@ -332,7 +357,9 @@ function recordFile(
       for await (const { record, line } of records) {
         if (headed) {
           const cells = record as string[];
-          if (!header) {
+          if (!header && numbered) {
+            header = numberedHeader(cells.length);
+          } else if (!header) {
             header = format === 'csv' ? csvHeader(cells, source) : [...cells];
             continue;
           }

@@ -32,8 +32,13 @@ export function detectFormat(path: string, bytes: Uint8Array): DataFormat {
 }
 
 /** The raw table of a tabular format. */
-async function tableOf(format: Exclude<DataFormat, 'npy'>, bytes: Uint8Array, source: string) {
-  if (format === 'csv') return readCsv(bytes, source);
+async function tableOf(
+  format: Exclude<DataFormat, 'npy'>,
+  bytes: Uint8Array,
+  source: string,
+  dialect: { delimiter?: string | undefined; header?: boolean | undefined },
+) {
+  if (format === 'csv') return readCsv(bytes, source, dialect);
   if (format === 'json') return readJson(bytes, source);
   if (format === 'jsonl') return readJsonLines(bytes, source);
   return readParquet(bytes, source);
@@ -47,7 +52,13 @@ export async function parseDataset(
   warnings?: DataWarnings,
 ): Promise<Dataset> {
   const format = detectFormat(source, bytes);
-  if (format !== 'npy') return tableToDataset(await tableOf(format, bytes, source), options, warnings);
+  if (format !== 'npy') {
+    const table = await tableOf(format, bytes, source, {
+      delimiter: options.delimiter,
+      header: options.header,
+    });
+    return tableToDataset(table, options, warnings);
+  }
   refuseColumnRoles(options);
   const { shape, data } = readNpy(bytes, source);
   const n = shape[0]!;

@@ -16,13 +16,24 @@ export interface RawTable {
   readonly rows: readonly (readonly Cell[])[];
   /** The human-facing row number of each record in errors (a CSV line, a JSON element). */
   rowNumber(index: number): number;
+  /** The decimal mark of its text cells, when the file's dialect says (a `;` file: a comma). */
+  readonly decimal?: DecimalMark | undefined;
 }
+
+/** The decimal mark of numbers written as text. */
+export type DecimalMark = '.' | ',';
 
 export interface TableOptions {
   labelColumn?: string | undefined;
   idColumn?: string | undefined;
   seriesLength?: number | undefined;
   nanPolicy: NanPolicy;
+  /** A delimited text file's delimiter (`tab` for a tab); sniffed when absent. */
+  delimiter?: string | undefined;
+  /** The decimal mark of text cells; `auto` (or absent): a comma in a `;` file, else a point. */
+  decimal?: DecimalMark | 'auto' | undefined;
+  /** Whether a delimited text file's first row is its header (true when absent). */
+  header?: boolean | undefined;
   /**
    * The feature columns, by name, when an earlier part of the same file decided them: a chunk
    * of a streamed file takes the columns of the first chunk instead of deciding its own.
@@ -41,6 +52,10 @@ export interface DataWarnings {
 }
 
 const NUMBER = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+/** Thousands grouped by commas, a point for the decimals: `1,200`, `-12,345.5`. */
+const GROUPED_POINT = /^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?$/;
+/** A comma for the decimals, thousands grouped by points or not: `1,5`, `1.200,5`, `12`. */
+const COMMA_DECIMAL = /^[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d*)?(?:[eE][+-]?\d+)?$/;
 const MISSING = new Set(['', 'nan', '+nan', '-nan', 'na', 'n/a', 'null', 'none']);
 const POS_INF = new Set(['inf', '+inf', 'infinity', '+infinity']);
 const NEG_INF = new Set(['-inf', '-infinity']);
@@ -50,12 +65,17 @@ const NEG_INF = new Set(['-inf', '-infinity']);
  * or `undefined` when the cell is not numeric at all. Stricter than `Number()`, which reads "" as 0
  * and "0x10" as 16.
  */
-export function parseCell(cell: Cell): number | undefined {
+export function parseCell(cell: Cell, decimal: DecimalMark = '.'): number | undefined {
   if (cell === null || cell === undefined) return Number.NaN;
   if (typeof cell === 'number') return cell;
   if (typeof cell === 'boolean') return undefined;
   const s = cell.trim();
-  if (NUMBER.test(s)) return Number(s);
+  if (decimal === '.') {
+    if (NUMBER.test(s)) return Number(s);
+    if (GROUPED_POINT.test(s)) return Number(s.replace(/,/g, ''));
+  } else if (COMMA_DECIMAL.test(s)) {
+    return Number(s.replace(/\./g, '').replace(',', '.'));
+  }
   const lower = s.toLowerCase();
   if (MISSING.has(lower)) return Number.NaN;
   if (POS_INF.has(lower)) return Number.POSITIVE_INFINITY;
@@ -71,11 +91,11 @@ function cellText(cell: Cell): string {
  * A column is numeric when at least half of its non-missing cells are numbers; its other cells
  * are then errors, so a typo is reported rather than the column silently dropped.
  */
-function isNumericColumn(rows: readonly (readonly Cell[])[], col: number): boolean {
+function isNumericColumn(rows: readonly (readonly Cell[])[], col: number, decimal: DecimalMark): boolean {
   let numeric = 0;
   let text = 0;
   for (const row of rows) {
-    const v = parseCell(row[col]);
+    const v = parseCell(row[col], decimal);
     if (v === undefined) text++;
     else if (!Number.isNaN(v)) numeric++;
   }
@@ -130,9 +150,71 @@ function findColumn(table: RawTable, name: string | undefined, flag: string): nu
   return index;
 }
 
+/** Names that usually hold the ground truth, not a feature. */
+const TRUTH_NAMES = new Set([
+  'label',
+  'labels',
+  'class',
+  'target',
+  'y',
+  'truth',
+  'ground_truth',
+  'groundtruth',
+]);
+
+/**
+ * Warnings about how the table was read: a header row that looks like data (a file without a
+ * header loses its first row to it), and a numeric column named like the ground truth that is
+ * clustered as a feature.
+ */
+function judgeColumns(
+  table: RawTable,
+  featureCols: readonly number[],
+  options: TableOptions,
+  decimal: DecimalMark,
+  warnings: DataWarnings | undefined,
+): void {
+  const { header, source } = table;
+  const numericNames = header.filter((h) => {
+    const v = parseCell(h, decimal);
+    return v !== undefined && Number.isFinite(v);
+  });
+  if (header.length > 0 && numericNames.length === header.length) {
+    warnings?.warn(
+      { source, header },
+      `the header row (${header.slice(0, 4).join(', ')}${header.length > 4 ? ', ...' : ''}) looks like data: if the file has no header, give --no-header (data.header: false), or its first row is lost`,
+    );
+  }
+  if (options.labelColumn === undefined) {
+    for (const c of featureCols) {
+      const name = header[c]!;
+      if (TRUTH_NAMES.has(name.trim().toLowerCase())) {
+        warnings?.warn(
+          { source, column: name },
+          `column ${quoteValue(name)} is clustered as a feature; if it is the ground truth, give --label-column ${quoteValue(name)}`,
+        );
+      }
+    }
+  }
+}
+
+/** What to try when a text table has no numeric column: another delimiter, or the decimal comma. */
+function dialectHint(table: RawTable, decimal: DecimalMark): string {
+  const cells = [...table.header, ...(table.rows[0] ?? [])].map((c) => (typeof c === 'string' ? c : ''));
+  if (table.header.length === 1 && /[;\t|]/.test(table.header[0]!)) {
+    return ' (the header is one column: give the delimiter with --delimiter)';
+  }
+  if (decimal === '.' && cells.some((c) => COMMA_DECIMAL.test(c.trim()) && c.includes(','))) {
+    return ' (the numbers look like decimal commas: give --decimal ,)';
+  }
+  return '';
+}
+
 /** Interprets a raw table as a Dataset according to the options. */
 export function tableToDataset(table: RawTable, options: TableOptions, warnings?: DataWarnings): Dataset {
   const { header, rows, source } = table;
+  const decimal: DecimalMark =
+    options.decimal === '.' || options.decimal === ',' ? options.decimal : (table.decimal ?? '.');
   if (rows.length === 0) {
     throw new DataError('NEUROCLUSTER_ERR_DATA_FORMAT', 'no data rows after the header', {
       location: { file: source },
@@ -167,7 +249,7 @@ export function tableToDataset(table: RawTable, options: TableOptions, warnings?
     featureCols = [];
     const ignored: string[] = [];
     for (const c of candidates) {
-      if (isNumericColumn(rows, c)) featureCols.push(c);
+      if (isNumericColumn(rows, c, decimal)) featureCols.push(c);
       else ignored.push(header[c]!);
     }
     if (ignored.length > 0) {
@@ -175,10 +257,15 @@ export function tableToDataset(table: RawTable, options: TableOptions, warnings?
     }
   }
   if (featureCols.length === 0) {
-    throw new DataError('NEUROCLUSTER_ERR_DATA_FORMAT', 'no numeric feature columns', {
-      location: { file: source },
-    });
+    throw new DataError(
+      'NEUROCLUSTER_ERR_DATA_FORMAT',
+      `no numeric feature columns${dialectHint(table, decimal)}`,
+      {
+        location: { file: source },
+      },
+    );
   }
+  if (!options.featureColumns) judgeColumns(table, featureCols, options, decimal, warnings);
   if (options.seriesLength !== undefined) {
     series = seriesFromLength(featureCols.length, options.seriesLength, source, series);
   }
@@ -189,7 +276,7 @@ export function tableToDataset(table: RawTable, options: TableOptions, warnings?
     const row = rows[r]!;
     for (let j = 0; j < width; j++) {
       const cell = row[featureCols[j]!];
-      const v = parseCell(cell);
+      const v = parseCell(cell, decimal);
       if (v === undefined) {
         throw new DataError(
           'NEUROCLUSTER_ERR_DATA_VALUE',

@@ -16,6 +16,9 @@ const FLAGS = [
   schemaFlag('--id-column <name>', 'data.idColumn'),
   schemaFlag('--label-column <name>', 'data.labelColumn'),
   schemaFlag('--nan-policy <policy>', 'data.nanPolicy'),
+  schemaFlag('--delimiter <c>', 'data.delimiter'),
+  schemaFlag('--decimal <mark>', 'data.decimal'),
+  schemaFlag('--no-header', 'data.header'),
   schemaFlag('--encrypt-results', 'security.encryptResults'),
   schemaFlag('--allow-unauthenticated-model', 'security.allowUnauthenticatedModels'),
 ];
@@ -57,7 +60,15 @@ export function predictCommand(): Command {
           logger,
           security: config.security,
           ...(flags.backend ? { backend: flags.backend } : {}),
-          data: { idColumn: flags.idColumn, labelColumn: flags.labelColumn, nanPolicy: flags.nanPolicy },
+          data: {
+            idColumn: flags.idColumn,
+            labelColumn: flags.labelColumn,
+            nanPolicy: flags.nanPolicy,
+            // How this file is written is this file's, never the training file's.
+            delimiter: config.data.delimiter,
+            decimal: config.data.decimal,
+            header: config.data.header,
+          },
         });
         prediction = await clusterer.label(file, labelsByPredict ? { labelsOut: labelsByPredict } : {});
       } catch (error) {
