@@ -6,11 +6,14 @@ import { type ConfigLevel, environmentDefaults, environmentOverrides } from '../
 import { readConfigFile, resolveConfigChecked } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { createLogger, type Logger, loggerReady } from '../observability/logger.js';
+import { humanLogDestination } from './human-log.js';
 import { overridesFrom, type SchemaFlag } from './options.js';
 
 export interface GlobalFlags {
   verbose?: boolean;
   logLevel?: LevelWithSilent;
+  /** `human` (one line a record, the default) or `json` (pino's lines). */
+  logFormat?: 'human' | 'json';
   config?: string;
   configLevel?: ConfigLevel;
   json?: boolean;
@@ -24,11 +27,12 @@ export function cliLogger(flags: GlobalFlags, config?: Config): Logger {
   const level = flags.logLevel ?? (flags.verbose ? 'debug' : (config?.logging.level ?? 'warn'));
   const made = config && loggers.get(config);
   if (made?.level === level) return made.logger;
-  const logger = createLogger({
-    level,
-    pretty: config?.logging.pretty ?? 'auto',
-    transport: config?.logging.transport,
-  });
+  const transport = config?.logging.transport;
+  // A transport (configured on purpose) and --log-format json get pino's JSON; people get lines.
+  const logger =
+    transport || flags.logFormat === 'json'
+      ? createLogger({ level, pretty: config?.logging.pretty ?? 'auto', transport })
+      : createLogger({ level, destination: humanLogDestination() });
   if (config) loggers.set(config, { level, logger });
   return logger;
 }

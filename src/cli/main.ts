@@ -53,6 +53,12 @@ function program(): Command {
       'after the run, succeeded or not, push its metrics to this Prometheus Pushgateway',
     )
     .addOption(
+      new Option('--log-format <format>', 'log lines for people (human, the default) or pino JSON').choices([
+        'human',
+        'json',
+      ]),
+    )
+    .addOption(
       new Option('--log-level <level>', 'log level').choices([
         'fatal',
         'error',
