@@ -4,6 +4,7 @@
  */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { benchRows } from '../../src/cli/commands/bench.js';
 import { ROOT } from '../helpers.js';
 import { cliScratch, hasReference, IRIS } from './scratch.js';
 
@@ -202,5 +203,34 @@ describe('neurocluster config', () => {
     expect(clamped.stderr).toMatch(
       /configuration: NEUROCLUSTER_RETRY__MAX_RETRIES \(retry\.maxRetries\): .*99 clamped to 10/,
     );
+  });
+});
+
+describe('the bench table', () => {
+  it('shows a result with its reference and ratio as rows', () => {
+    const rows = benchRows({
+      workload: 'kmeans',
+      impl: 'neurocluster',
+      backend: 'wasm',
+      n: 1000,
+      d: 4,
+      k: 16,
+      iters: 20,
+      seconds: 0.0123456,
+      gflops: 2.5,
+      reps: 3,
+      threads: { '1': 0.02, '2': 0.0123456 },
+      reference: { impl: 'numpy', seconds: 0.01, gflops: 3 },
+      ratio: 1.23456,
+    });
+    expect(rows).toEqual([
+      ['backend', 'wasm'],
+      ['shape', 'n 1000, d 4, k 16, iters 20'],
+      ['seconds', '0.01235 (best of 3)'],
+      ['GFLOP/s', '2.500'],
+      ['threads', '1: 0.02000 s, 2: 0.01235 s'],
+      ['reference', '0.01000 s (numpy)'],
+      ['ratio', '1.23 (ours over the reference; below 1 is faster)'],
+    ]);
   });
 });

@@ -1,11 +1,15 @@
-/** `neurocluster bench <workload>` (also `npm run bench -- <workload>`): one JSON line per run. */
+/**
+ * `neurocluster bench <workload>` (also `npm run bench -- <workload>`): a table on a terminal, else
+ * (a pipe, or --json) one JSON line per run.
+ */
 import { Argument, Command, Option } from 'commander';
-import { runBench } from '../../bench/harness.js';
+import { type BenchResult, runBench } from '../../bench/harness.js';
 import { WORKLOAD_NAMES, type WorkloadName } from '../../bench/workloads.js';
 import { BACKEND_NAMES, type BackendName } from '../../core/matrix.js';
 import { defaultRuntime, selectionContext } from '../../runtime/runtime.js';
-import { cliConfig } from '../context.js';
+import { cliConfig, type GlobalFlags } from '../context.js';
 import { parseInteger, parseNumber } from '../options.js';
+import { table } from '../output.js';
 
 interface BenchFlags {
   n: number;
@@ -56,6 +60,54 @@ export function benchCommand(): Command {
         defaultRuntime().registry,
         selectionContext(engine, Number.POSITIVE_INFINITY),
       );
-      process.stdout.write(`${JSON.stringify(result)}\n`);
+      const { json } = command.optsWithGlobals() as GlobalFlags;
+      if (json || !process.stdout.isTTY) process.stdout.write(`${JSON.stringify(result)}\n`);
+      else process.stdout.write(table(`neurocluster bench: ${workload}`, benchRows(result)));
     });
+}
+
+/** A bench result as the rows of the terminal's table. */
+export function benchRows(result: BenchResult): [string, string][] {
+  const {
+    workload: _w,
+    impl: _i,
+    backend,
+    seconds,
+    gflops,
+    reps,
+    reference,
+    ratio,
+    endToEnd,
+    threads,
+    roofline,
+    ...shape
+  } = result;
+  const rows: [string, string][] = [
+    ['backend', backend],
+    [
+      'shape',
+      Object.entries(shape)
+        .map(([k, v]) => `${k} ${String(v)}`)
+        .join(', '),
+    ],
+    ['seconds', `${seconds.toPrecision(4)} (best of ${reps})`],
+    ['GFLOP/s', gflops.toPrecision(4)],
+  ];
+  if (endToEnd !== undefined) rows.push(['whole call', `${endToEnd.toPrecision(4)} s`]);
+  if (threads)
+    rows.push([
+      'threads',
+      Object.entries(threads)
+        .map(([k, v]) => `${k}: ${v.toPrecision(4)} s`)
+        .join(', '),
+    ]);
+  if (roofline)
+    rows.push([
+      'SIMD roofline',
+      `${roofline.gflops.toPrecision(4)} GFLOP/s (ours ${(roofline.share * 100).toFixed(0)}%)`,
+    ]);
+  if (reference) rows.push(['reference', `${reference.seconds.toPrecision(4)} s (${reference.impl})`]);
+  if (ratio !== undefined)
+    rows.push(['ratio', `${ratio.toPrecision(3)} (ours over the reference; below 1 is faster)`]);
+  return rows;
 }
