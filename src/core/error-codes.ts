@@ -195,7 +195,7 @@ export const ERROR_CODES = {
     severity: 'high',
     exitCode: 1,
     recovery: [
-      'Check the keyring (NEUROCLUSTER_KEYRING, or $NEUROCLUSTER_HOME/keys/keyring.json): the key the file names must be in it and not retired.',
+      'Check the keyring (NEUROCLUSTER_KEYRING, or $NEUROCLUSTER_HOME/keys/keyring.json): the key the file names must be in it and not retired. A model made on another machine moves with `model export --recipient` there and `model import --identity` here.',
     ],
   },
   NEUROCLUSTER_ERR_SECURITY_PATH: {

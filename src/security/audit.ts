@@ -90,6 +90,7 @@ export const ACTION_RISK: Readonly<Record<string, number>> = {
   'model.backup': 20,
   'model.restore': 40,
   'model.export': 40,
+  'model.import': 40,
   'result.write': 20,
   'file.encrypt': 20,
   'file.decrypt': 40,

@@ -12,7 +12,7 @@
  */
 import { createHash } from 'node:crypto';
 import { basename, join } from 'node:path';
-import { Encrypter } from 'age-encryption';
+import { Decrypter, Encrypter } from 'age-encryption';
 import { SecurityError, UsageError } from '../core/errors.js';
 import { readOnce } from '../core/open.js';
 import { writeEncryptedFile } from './encrypted-files.js';
@@ -96,6 +96,40 @@ export async function restoreModel(
   // Encrypted or not, the restored file is authenticated by the keyring, as a fitted model's is.
   await writeModelFile(to, body, keyring, { encrypt });
   return backup.manifest;
+}
+
+/**
+ * Imports a model exported for age (`exportModelForAge`, or `age -r` over a model document) with
+ * the matching identity (an `AGE-SECRET-KEY-1...` line, as age-keygen writes it): decrypted, its
+ * format, version, checksum and consistency checked, then written to `to` authenticated by this
+ * keyring (encrypted as `security.encryptModels` says). Returns the model's method.
+ */
+export async function importModelFromAge(
+  file: string,
+  identityFile: string,
+  to: string,
+  keyring: Keyring,
+  encrypt: boolean,
+): Promise<void> {
+  const identity = (await readOnce(identityFile))
+    .toString('utf8')
+    .split('\n')
+    .map((l) => l.trim())
+    .find((l) => l.startsWith('AGE-SECRET-KEY-1'));
+  if (!identity) throw new UsageError(`${identityFile} holds no age identity (an AGE-SECRET-KEY-1... line)`);
+  const d = new Decrypter();
+  d.addIdentity(identity);
+  let doc: string;
+  try {
+    doc = await d.decrypt(await readOnce(file), 'text');
+  } catch (cause) {
+    throw new SecurityError(`${file} does not decrypt with the identity in ${identityFile}`, {
+      integrity: true,
+      cause,
+    });
+  }
+  const body = parseModelText(doc, file);
+  await writeModelFile(to, body, keyring, { encrypt });
 }
 
 /** The model document encrypted to an age recipient (`age1...`), in age's binary format. */

@@ -108,7 +108,12 @@ export class Keyring {
       this.doc = readDocument(this.file);
       entry = this.doc.keys.find((k) => k.id === id);
     }
-    if (!entry) throw new SecurityError(`key ${id} is not in the keyring${this.file ? ` ${this.file}` : ''}`);
+    if (!entry) {
+      // Most often a file written on another machine (or another NEUROCLUSTER_HOME): say how it travels.
+      throw new SecurityError(
+        `key ${id} is not in the keyring${this.file ? ` ${this.file}` : ''}: the file was encrypted with another keyring (another machine or NEUROCLUSTER_HOME). To move a model, run \`neurocluster model export <model> --recipient <age1...> --out <file.age>\` where it was made and \`neurocluster model import <file.age> --identity <key.txt> --to <model>\` here`,
+      );
+    }
     if (entry.retiredAt && !verifyOnly)
       throw new SecurityError(`key ${id} was retired on ${entry.retiredAt}`);
     return Buffer.from(entry.key, 'base64');

@@ -12,7 +12,7 @@ import { StagedWrites, writeFileAtomic } from '../../core/atomic.js';
 import { DataError, UsageError } from '../../core/errors.js';
 import { openToRead } from '../../core/open.js';
 import { verifyAuditLog } from '../../security/audit-verify.js';
-import { backupModel, exportModelForAge, restoreModel } from '../../security/backup.js';
+import { backupModel, exportModelForAge, importModelFromAge, restoreModel } from '../../security/backup.js';
 import {
   assertKeyUnused,
   EncryptedFileRegistry,
@@ -264,7 +264,7 @@ export function auditCommand(): Command {
 
 export function modelCommand(): Command {
   const cmd = new Command('model').description(
-    'model files: backup, restore with integrity checks, export for age',
+    'model files: backup, restore with integrity checks, export for age and import from it',
   );
   cmd
     .command('backup')
@@ -316,6 +316,21 @@ export function modelCommand(): Command {
       });
       if (flags.json) process.stdout.write(`${JSON.stringify({ exported: opts.out })}\n`);
       else process.stdout.write(`${opts.out}\n`);
+    });
+  cmd
+    .command('import')
+    .description('a model exported for age, decrypted with its identity and written under this keyring')
+    .argument('<file.age>', 'the exported model (model export, on the machine that made it)')
+    .requiredOption('--identity <key.txt>', 'the age identity file (AGE-SECRET-KEY-1..., from age-keygen)')
+    .requiredOption('--to <model>', 'where the model file is written')
+    .action(async (file: string, opts: { identity: string; to: string }, command: Command) => {
+      const flags = command.optsWithGlobals() as GlobalFlags;
+      const config = await cliConfig(command, []);
+      await audited(config, 'model.import', file, () =>
+        importModelFromAge(file, opts.identity, opts.to, Keyring.open(), config.security.encryptModels),
+      );
+      if (flags.json) process.stdout.write(`${JSON.stringify({ imported: opts.to })}\n`);
+      else process.stdout.write(`${opts.to}\n`);
     });
   return cmd;
 }
