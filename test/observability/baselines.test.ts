@@ -1,14 +1,13 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { NeuromorphicClusterer } from '../../src/clusterer.js';
 import { baselineFile, recordRun, shapeKey } from '../../src/observability/baselines.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { ROOT } from '../helpers.js';
+import { ROOT, tempDir } from '../helpers.js';
 
 const settings = { enabled: true, anomalyFactor: 2, window: 4, minSamples: 3, minSeconds: 0.05 };
-const fresh = () => join(mkdtempSync(join(tmpdir(), 'neurocluster-baselines-')), 'state', 'baselines.json');
+const fresh = () => join(tempDir(), 'state', 'baselines.json');
 const shape = { method: 'esn', backend: 'wasm', n: 20_000, d: 8 };
 
 describe('performance baselines', () => {
@@ -35,7 +34,7 @@ describe('performance baselines', () => {
   });
 
   it('are kept under NEUROCLUSTER_HOME and reported in the result and the log', async () => {
-    const home = mkdtempSync(join(tmpdir(), 'neurocluster-baselines-home-'));
+    const home = tempDir();
     process.env.NEUROCLUSTER_HOME = home;
     const lines: string[] = [];
     const logger = createLogger({

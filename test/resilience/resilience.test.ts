@@ -4,8 +4,7 @@
  * cut off by the deadline, breakers open and close, and many requests under random faults are all
  * answered.
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -22,7 +21,7 @@ import { BreakerBook, type BreakerSettings } from '../../src/resilience/breakers
 import { withFaults } from '../../src/resilience/faults.js';
 import { ErrorTracker } from '../../src/resilience/tracker.js';
 import { breakerSettings, errorTrackerFor } from '../../src/runtime/runtime.js';
-import { countingJsRegistry, failure, ROOT, skipUnlessRequired } from '../helpers.js';
+import { countingJsRegistry, failure, ROOT, skipUnlessRequired, tempDir } from '../helpers.js';
 
 const IRIS = join(ROOT, 'examples/iris.csv');
 const quiet = createLogger({ level: 'silent' });
@@ -31,7 +30,7 @@ const FAST: ConfigOverrides = { retry: { baseDelay: '5ms', maxDelay: '20ms' } };
 
 /** Every test keeps its breaker states in a home of its own. */
 beforeEach(() => {
-  process.env.NEUROCLUSTER_HOME = mkdtempSync(join(tmpdir(), 'neurocluster-resilience-'));
+  process.env.NEUROCLUSTER_HOME = tempDir();
 });
 
 function clusterer(
