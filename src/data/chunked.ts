@@ -97,8 +97,9 @@ export async function chunkedFile(
     }
     if (format === 'npy') return await npyFile(handle, path, size, head);
     if (format === 'parquet') return await parquetFile(handle, path, size);
-    // The delimiter is sniffed from the first lines, as when the file is read whole.
-    const headText = new TextDecoder().decode(head);
+    // The delimiter is sniffed from the first whole lines, as when the file is read whole.
+    const whole = size > head.length ? head.subarray(0, head.lastIndexOf(0x0a) + 1) : head;
+    const headText = new TextDecoder().decode(whole);
     const dialect = (options: TableOptions) => dialectOf(headText, path, options);
     const read = (signal: AbortSignal | undefined, options: TableOptions) =>
       format === 'csv' ? csvRecords(handle, path, dialect(options), signal) : jsonLines(handle, path, signal);
@@ -121,7 +122,7 @@ export async function chunkedFile(
 /** An NPY file: its header read once, its rows by byte range. */
 async function npyFile(handle: Handle, source: string, size: number, head: Uint8Array): Promise<ChunkedFile> {
   let first = head;
-  if (first.length < size && first.length < 12) throw formatError('truncated NPY header', source);
+  if (first.length < 12) throw formatError('truncated NPY header', source);
   const headerLength =
     first[6] === 1
       ? 10 + new DataView(first.buffer).getUint16(8, true)

@@ -232,15 +232,9 @@ export function tableToDataset(table: RawTable, options: TableOptions, warnings?
   let series: SeriesLayout | undefined;
   const detected = detectSeries(candidates.map((i) => header[i]!));
   if (options.featureColumns) {
-    featureCols = options.featureColumns.map((name) => {
-      const c = header.indexOf(name);
-      if (c < 0) {
-        throw new DataError('NEUROCLUSTER_ERR_DATA_SHAPE', `column ${quoteValue(name)} is missing here`, {
-          location: { file: source, row: table.rowNumber(0), column: name },
-        });
-      }
-      return c;
-    });
+    // A column the first chunk decided but this one lacks (JSON rows without the key) is missing
+    // in every row here, as in a file read whole: the NaN policy decides (-1 reads as missing).
+    featureCols = options.featureColumns.map((name) => header.indexOf(name));
     series = detected?.layout;
   } else if (detected) {
     featureCols = detected.order.map((o) => candidates[o]!);
@@ -287,7 +281,7 @@ export function tableToDataset(table: RawTable, options: TableOptions, warnings?
       values[r * width + j] = v;
     }
   }
-  const columns = featureCols.map((c) => header[c]!);
+  const columns = options.featureColumns ? [...options.featureColumns] : featureCols.map((c) => header[c]!);
   const extra = {
     ids: idCol === undefined ? undefined : rows.map((row) => cellText(row[idCol])),
     truth: labelCol === undefined ? undefined : rows.map((row) => cellText(row[labelCol])),

@@ -35,6 +35,7 @@ import { throwIfAborted } from '../core/cancel.js';
 import { currentCorrelationId } from '../core/context.js';
 import { DataError, ResourceExhaustedError, requireFinite, UsageError } from '../core/errors.js';
 import type { Matrix } from '../core/matrix.js';
+import { quoteValue } from '../core/printable.js';
 import type { ChunkedFile } from '../data/chunked.js';
 import { applyScaler, type Scaler, seriesScaler, tabularScaler } from '../data/clean.js';
 import type { Dataset, SeriesLayout } from '../data/dataset.js';
@@ -172,9 +173,21 @@ function chunkRowsFor(config: Config, monitor: ResourceMonitor, bytesPerRow: num
   return Math.min(config.stream.chunkRows, rows);
 }
 
-/** The reading options of a streamed pass: imputation with the file's means once known. */
-function readOptions(config: Config, imputeWith: TableOptions['imputeWith']): TableOptions {
-  return { ...config.data, ...(config.data.nanPolicy === 'impute-mean' ? { imputeWith } : {}) };
+/**
+ * The reading options of a streamed pass: imputation with the file's means once known, and the
+ * columns the survey decided (a later pass reads chunks of another size, whose first chunk could
+ * otherwise decide other columns).
+ */
+function readOptions(
+  config: Config,
+  imputeWith: TableOptions['imputeWith'],
+  featureColumns?: readonly string[],
+): TableOptions {
+  return {
+    ...config.data,
+    ...(config.data.nanPolicy === 'impute-mean' ? { imputeWith } : {}),
+    ...(featureColumns ? { featureColumns } : {}),
+  };
 }
 
 /** Pass 1: the columns' moments, the rows' keys and the seeded sample, in bounded memory. */
@@ -197,7 +210,7 @@ async function survey(ctx: StageContext, file: ChunkedFile, chunkRows: number): 
     first ??= data;
     moments ??= new RunningMoments(data.width);
     moments.add(data.values, data.n);
-    if (data.droppedRows) droppedRows.push(...data.droppedRows);
+    if (data.droppedRows) for (const r of data.droppedRows) droppedRows.push(r);
     const keys = sampleKeys({ rows: data.n, cols: data.width, data: data.values }, data.ids);
     for (let i = 0; i < data.n; i++) {
       const key = keys[i]!;
@@ -236,11 +249,27 @@ async function survey(ctx: StageContext, file: ChunkedFile, chunkRows: number): 
   };
 }
 
+/** The means `impute-mean` fills with: refused for a column with no finite value, as in memory. */
+function imputationMeans(moments: RunningMoments, columns: readonly string[], source: string): number[] {
+  const empty = columns.findIndex((_, j) => moments.count[j] === 0);
+  if (empty >= 0) {
+    throw new DataError(
+      'NEUROCLUSTER_ERR_DATA_VALUE',
+      `column ${quoteValue(columns[empty]!)} has no finite value to impute from`,
+      {
+        location: { file: source, column: columns[empty]! },
+      },
+    );
+  }
+  return Array.from(moments.mean);
+}
+
 /** The scaler over all rows, from the survey's moments (what `fitScaler` fits in memory). */
 function scalerOf(ctx: StageContext, s: Survey): { scaler: Scaler; imputeWith: number[] | undefined } {
   const { standardize, nanPolicy } = ctx.config.data;
   const ds = { source: s.source, columns: s.columns };
-  const imputeWith = nanPolicy === 'impute-mean' ? Array.from(s.moments.mean) : undefined;
+  const imputeWith =
+    nanPolicy === 'impute-mean' ? imputationMeans(s.moments, s.columns, s.source) : undefined;
   if (s.series) return { scaler: seriesScaler(ds, s.series, standardize), imputeWith };
   // Imputed values sit at their column's mean: they count in the variance's denominator as in memory.
   const stds = imputeWith ? s.moments.m2.map((m) => Math.sqrt(m / s.rows)) : s.moments.stds();
@@ -481,7 +510,11 @@ async function passes(
   const featureMoments = new RunningMoments(d);
   await clock.time('encode', async () => {
     const meter = new PassMeter(ctx, 'features', s.rows);
-    for await (const { data } of file.chunks(chunkRows, readOptions(config, plan.imputeWith), signal)) {
+    for await (const { data } of file.chunks(
+      chunkRows,
+      readOptions(config, plan.imputeWith, s.columns),
+      signal,
+    )) {
       throwIfAborted(signal);
       if (data.n === 0) continue;
       const features = await featuresOf(backend, plan, data, signal);
@@ -600,7 +633,7 @@ async function judge(
   const pass = async (sink: LabelsSink | undefined) => {
     if (s.hasIds || s.hasTruth) {
       // Ids and truth are read again from the file, alongside the spilled rows.
-      for await (const { data } of file.chunks(chunkRows, readOptions(config, 'defer'), signal)) {
+      for await (const { data } of file.chunks(chunkRows, readOptions(config, 'defer', s.columns), signal)) {
         throwIfAborted(signal);
         if (data.n === 0) continue;
         await label(await spill.read(at, data.n), data, sink);
@@ -715,7 +748,7 @@ export async function streamedPredict(
       moments.add(data.values, data.n);
       meter.add(data.n);
     }
-    imputeWith = Array.from(moments.mean);
+    imputeWith = imputationMeans(moments, scaler.inputColumns, file.source);
   }
   const plan: Plan = { scaler, imputeWith, pipeline: model.pipeline };
   const centres = { rows: k, cols: d, data: model.centroids };
@@ -725,11 +758,8 @@ export async function streamedPredict(
   const dropped: number[] = [];
   const sizes = new Array<number>(k).fill(0);
   let rows = 0;
-  // Whether the file has ids is known from its first chunk (the labels file's header says so).
-  const firstChunk = file.chunks(1, readOptions(config, 'defer'), signal);
-  const first = await firstChunk.next();
-  await firstChunk.return(undefined);
-  const withIds = !first.done && first.value.data.ids !== undefined;
+  // Rows have ids exactly when an id column is named (a file without it is refused by the reader).
+  const withIds = config.data.idColumn !== undefined;
   const meter = new PassMeter(ctx, 'assign', file.records);
   const pass = async (sink: LabelsSink | undefined) => {
     for await (const { data } of file.chunks(
@@ -739,6 +769,7 @@ export async function streamedPredict(
       ctx.logger,
     )) {
       throwIfAborted(signal);
+      if (data.droppedRows) for (const r of data.droppedRows) dropped.push(r);
       if (data.n === 0) continue;
       const features = await featuresOf(backend, plan, data, signal);
       const { labels } = await backend.kmeansAssign(features, centres);
@@ -753,7 +784,6 @@ export async function streamedPredict(
           'NEUROCLUSTER_ERR_USAGE',
         );
       }
-      if (data.droppedRows) dropped.push(...data.droppedRows);
       await sink?.(labels, data.ids);
       meter.add(data.n);
     }

@@ -92,9 +92,15 @@ describe('chunked sources', () => {
 
   it('hold every chunk to the columns of the first', async () => {
     const jsonl = file('drift.jsonl', '{"x":1,"y":2}\n{"x":3,"y":4}\n{"x":5}\n');
+    // A key a later chunk lacks is a missing value there, as when the file is read whole.
     const e = await failure(readAll(await open(jsonl), 2, { nanPolicy: 'error' }));
-    expect(e.code).toBe('NEUROCLUSTER_ERR_DATA_SHAPE');
+    const whole = await failure(loadDataset(jsonl, { nanPolicy: 'error' }));
+    expect(e.code).toBe('NEUROCLUSTER_ERR_DATA_VALUE');
     expect(e.location).toMatchObject({ file: jsonl, row: 3, column: 'y' });
+    expect(e.location).toEqual(whole.location);
+    const dropped = await readAll(await open(jsonl), 2, { nanPolicy: 'drop-rows' });
+    expect(dropped.values).toEqual([1, 2, 3, 4]);
+    expect(dropped.dropped).toEqual([2]);
     // A column numeric in the first chunk and text further on: the cell is named.
     const csv = file('drift.csv', 'a,b\n1,2\n3,4\n5,x\n');
     const text = await failure(readAll(await open(csv), 2, { nanPolicy: 'error' }));
@@ -163,6 +169,27 @@ describe('chunked sources', () => {
     const whole = await failure(loadDataset(path, { nanPolicy: 'error' }));
     expect(e.location).toMatchObject({ file: path, row: 4, column: 'b' });
     expect(e.location).toEqual(whole.location);
+  });
+
+  it('sniff the delimiter from whole lines, however long', async () => {
+    const width = 1_500;
+    const header = Array.from({ length: width }, (_, j) => `c${j}`).join(';');
+    const rows = Array.from({ length: 30 }, (_, i) =>
+      Array.from({ length: width }, (_, j) => `${i + j}`).join(';'),
+    );
+    const path = file('wide.csv', `${header}\n${rows.join('\n')}\n`);
+    const whole = await loadDataset(path, { nanPolicy: 'error' });
+    const parts = await readAll(await open(path), 7, { nanPolicy: 'error' });
+    expect(whole.width).toBe(width);
+    expect(parts.values).toEqual(Array.from(whole.values));
+  });
+
+  it('refuse an NPY file too short for its header, with a data error', async () => {
+    const e = await failure(
+      open(file('tiny.npy', new Uint8Array([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]))),
+    );
+    expect(e.code).toBe('NEUROCLUSTER_ERR_DATA_FORMAT');
+    expect(e.message).toMatch(/truncated NPY header/);
   });
 
   it('leave JSON arrays and encrypted files to be read whole', async () => {

@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { writeBlobsNpy } from '../../src/bench/workloads.js';
+import { npyHeader, writeBlobsNpy } from '../../src/bench/workloads.js';
 import { externalQuality } from '../../src/cluster/metrics.js';
 import type { ConfigOverrides, Method } from '../../src/config/schema.js';
 import { labelsCsv } from '../../src/data/labels-file.js';
@@ -119,6 +119,37 @@ describe('a streamed fit', () => {
       expect(streamed.droppedRows).toEqual(inMemory.droppedRows);
       expect(streamed.rows).toBe(nanPolicy === 'drop-rows' ? 134 : 150);
     }
+  });
+
+  it('refuses to impute a column with no finite value, as the fit in memory does', async () => {
+    const dir = tempDir();
+    const file = join(dir, 'empty-column.npy');
+    const values = Float32Array.from({ length: 80 }, (_, i) => (i % 2 === 0 ? i : Number.NaN));
+    writeFileSync(file, Buffer.concat([npyHeader([40, 2], '<f4'), new Uint8Array(values.buffer)]));
+    const config = { data: { nanPolicy: 'impute-mean' as const }, stream: { chunkRows: 16 } };
+    const inMemory = await failure(clusterer('kmeans', 2, { ...config, stream: { mode: 'off' } }).fit(file));
+    const streamed = await failure(
+      clusterer('kmeans', 2, { ...config, stream: { ...config.stream, mode: 'on' } }).fit(file),
+    );
+    expect(streamed.code).toBe('NEUROCLUSTER_ERR_DATA_VALUE');
+    expect(streamed.message).toBe(inMemory.message);
+  });
+
+  it('predicts rows of which whole chunks are dropped, naming every dropped row', async () => {
+    const dir = tempDir();
+    const file = join(dir, 'holes.csv');
+    writeFileSync(file, 'a,b\n1,1\n2,2\n,\nnan,\n5,1\n6,2\n');
+    const config = { data: { nanPolicy: 'drop-rows' as const }, stream: { chunkRows: 2 } };
+    const streaming = clusterer('kmeans', 2, { ...config, stream: { ...config.stream, mode: 'on' } });
+    await streaming.fit(file);
+    const whole = clusterer('kmeans', 2, { ...config, stream: { mode: 'off' } });
+    await whole.fit(file);
+    const expected = await whole.label(file);
+    const got = await streaming.label(file);
+    expect(got.streamed).toBe(true);
+    expect(got.droppedRows).toEqual([2, 3]);
+    expect(got.droppedRows).toEqual(expected.droppedRows);
+    expect(Array.from(got.labels)).toEqual(Array.from(expected.labels));
   });
 
   it('writes the labels file with ids, as the fit in memory writes it', async () => {
