@@ -590,13 +590,17 @@ export class NeuromorphicClusterer {
    * Reads a model file written by `save`; refuses corrupt, unauthenticated or newer-version files.
    * The roles of columns in new data (label, id) and its NaN policy are the caller's, not the
    * training file's; so is the security section (data roots, limits, which models are trusted):
-   * `options.security`, or the defaults, never what the file stored.
+   * `options.security`, or the defaults, never what the file stored; and, when given, how new files
+   * are streamed and what predictions return (`options.stream`, `options.output`).
    */
   static async load(
     path: string,
     options: Pick<ClustererOptions, 'logger' | 'registry' | 'backend' | 'runtime'> & {
       data?: Partial<DataConfig>;
       security?: ConfigOverrides['security'];
+      /** How new files are read in chunks and what predictions return: the caller's, not the training run's. */
+      stream?: ConfigOverrides['stream'];
+      output?: ConfigOverrides['output'];
     } = {},
   ): Promise<NeuromorphicClusterer> {
     const runtime = options.runtime ?? defaultRuntime();
@@ -629,7 +633,13 @@ export class NeuromorphicClusterer {
       runtime,
       ...(options.logger ? { logger: options.logger } : {}),
       ...(options.registry ? { registry: options.registry } : {}),
-      config: { ...stored, security, data: { ...trainingData, ...options.data } },
+      config: {
+        ...stored,
+        security,
+        data: { ...trainingData, ...options.data },
+        ...(options.stream ? { stream: options.stream } : {}),
+        ...(options.output ? { output: options.output } : {}),
+      },
       ...(options.backend ? { backend: options.backend } : {}),
     });
     clusterer.model = fittedFrom(body);

@@ -65,6 +65,15 @@ describe('a streamed CLI run', () => {
     expect(p.code, p.stderr).toBe(0);
     expect(JSON.parse(p.stdout)).toMatchObject({ rows: 150, labelsFile: predicted, k: 3 });
     expect(readFileSync(predicted, 'utf8')).toBe(readFileSync(labels, 'utf8'));
+
+    // The running configuration decides how predict reads and returns, not the training run's.
+    const plain = join(dir, 'plain.model');
+    expect(
+      cli(['cluster', IRIS, '-k', '3', '--method', 'kmeans', '--save-model', plain, '--json']).code,
+    ).toBe(0);
+    const capped = cli(['predict', IRIS, '--model', plain, '--config', streaming, '--json']);
+    expect(capped.code).toBe(2);
+    expect(capped.stderr).toMatch(/inlineLabelsMax \(100\)/);
   });
 
   it('is a usage error (exit 2) past output.inlineLabelsMax without --labels-out, and writes nothing', () => {

@@ -59,6 +59,8 @@ export function predictCommand(): Command {
         clusterer = await NeuromorphicClusterer.load(flags.model, {
           logger,
           security: config.security,
+          stream: config.stream,
+          output: config.output,
           ...(flags.backend ? { backend: flags.backend } : {}),
           data: {
             idColumn: flags.idColumn,
