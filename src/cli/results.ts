@@ -90,6 +90,16 @@ export function checkOutputPaths(
 }
 
 /**
+ * An output the command's work already wrote to its temporary inside `stage` (a fit that writes
+ * its labels file a chunk at a time): committed with the others, after the audit records.
+ */
+export interface PrestagedOutput {
+  readonly stage: StagedWrites;
+  readonly action: string;
+  readonly resource: string;
+}
+
+/**
  * Writes the outputs and audits `done` (the read, the spend: they happened) with a record per
  * output. Nothing appears unaudited: each output is written whole to its temporary first
  * (StagedWrites), the records are appended, and only then are the temporaries renamed into place.
@@ -100,9 +110,18 @@ export async function writeOutputs(
   config: Config,
   done: readonly AuditEvent[],
   outputs: readonly Output[],
+  prestaged: readonly PrestagedOutput[] = [],
 ): Promise<void> {
-  const events = [...done];
-  const staged: StagedWrites[] = [];
+  const events = [
+    ...done,
+    ...prestaged.map(({ action, resource }) => ({
+      action,
+      resource,
+      outcome: 'success' as const,
+      details: { encrypted: false },
+    })),
+  ];
+  const staged: StagedWrites[] = prestaged.map((p) => p.stage);
   const discard = () => Promise.all(staged.map((s) => s.discard()));
   for (const { action, resource, write } of outputs) {
     const stage = new StagedWrites();
@@ -123,13 +142,14 @@ export async function writeOutputs(
     await discard();
     throw error;
   }
+  const written = [...prestaged, ...outputs];
   for (const [i, stage] of staged.entries()) {
     try {
       await stage.commit();
     } catch (error) {
       // Audited as written a moment ago; not there after all (the rest are not renamed either).
       await discard();
-      const { action, resource } = outputs[i]!;
+      const { action, resource } = written[i]!;
       audit(config, [{ action, resource, outcome: 'failure', details: errorDetails(error) }]);
       throw error;
     }

@@ -1,7 +1,8 @@
 /** `cluster` and `predict` on a file fitted in chunks: the labels file, the JSON without labels, exit codes. */
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { runCli } from '../helpers.js';
 import { auditRecords, cliScratch, IRIS } from './scratch.js';
 
 const { dir, cli, file } = cliScratch();
@@ -94,5 +95,31 @@ describe('a streamed CLI run', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/NEUROCLUSTER_ERR_USAGE: 150 rows is more than output.inlineLabelsMax \(100\)/);
     expect(existsSync(out)).toBe(false);
+  });
+
+  it('renames its labels file into place only once the audit record is written', () => {
+    const home = join(dir, 'unauditable-home');
+    // An audit log that cannot be appended to (a directory where the file goes).
+    mkdirSync(join(home, 'audit', 'audit.jsonl'), { recursive: true });
+    const out = join(dir, 'unaudited', 'labels.csv');
+    mkdirSync(dirname(out));
+    const r = runCli(
+      [
+        'cluster',
+        IRIS,
+        '-k',
+        '3',
+        '--method',
+        'kmeans',
+        '--config',
+        streaming,
+        '--labels-out',
+        out,
+        '--json',
+      ],
+      { home },
+    );
+    expect(r.code).not.toBe(0);
+    expect(readdirSync(dirname(out))).toEqual([]);
   });
 });

@@ -1,6 +1,7 @@
 /** `neurocluster cluster <file> --k <n> ...`: fit, print the summary or the JSON, write outputs. */
 import { type Command, Option } from 'commander';
 import { NeuromorphicClusterer } from '../../clusterer.js';
+import { StagedWrites } from '../../core/atomic.js';
 import { UsageError } from '../../core/errors.js';
 import { renderClusterPlot } from '../../report/svg-plot.js';
 import type { AuditEvent } from '../../security/audit-record.js';
@@ -76,21 +77,26 @@ export function clusterCommand(): Command {
       // The fit writes the labels file itself (a streamed fit, a chunk at a time); encrypted
       // results are written whole below, from the labels in the result.
       const labelsByFit = flags.labelsOut && !config.security.encryptResults ? flags.labelsOut : undefined;
-      const fitting = clusterer.fit(file, {
-        ...(labelsByFit ? { labelsOut: labelsByFit } : {}),
-        onProgress: (p) => {
-          if (p.type === 'iteration')
-            bar.update(
-              (p.run + p.iteration / config.kmeans.maxIter) / config.kmeans.nInit,
-              `restart ${p.run + 1}/${config.kmeans.nInit}`,
-            );
-          else if (p.type === 'minibatch') bar.update(p.step / p.steps, `mini-batch step ${p.step}`);
-          else if (p.type === 'encode')
-            bar.update(p.done / p.total, `encoding (${p.encoder}) ${p.done}/${p.total}`);
-          else if (p.type === 'pass') bar.update(passFraction(p), passLabel(p));
-        },
-      });
-      const result = await fitting.catch((error: unknown) => {
+      // Staged: it is renamed into place with the other outputs, once their audit records are written.
+      const labelsStage = new StagedWrites();
+      const fitting = labelsStage.run(() =>
+        clusterer.fit(file, {
+          ...(labelsByFit ? { labelsOut: labelsByFit } : {}),
+          onProgress: (p) => {
+            if (p.type === 'iteration')
+              bar.update(
+                (p.run + p.iteration / config.kmeans.maxIter) / config.kmeans.nInit,
+                `restart ${p.run + 1}/${config.kmeans.nInit}`,
+              );
+            else if (p.type === 'minibatch') bar.update(p.step / p.steps, `mini-batch step ${p.step}`);
+            else if (p.type === 'encode')
+              bar.update(p.done / p.total, `encoding (${p.encoder}) ${p.done}/${p.total}`);
+            else if (p.type === 'pass') bar.update(passFraction(p), passLabel(p));
+          },
+        }),
+      );
+      const result = await fitting.catch(async (error: unknown) => {
+        await labelsStage.discard();
         // The failed read (or the refused spend) is audited before the error is reported.
         const failed: AuditEvent[] = [
           { action: 'data.read', resource: file, outcome: outcomeOf(error), details: errorDetails(error) },
@@ -118,14 +124,6 @@ export function clusterCommand(): Command {
           details: { rows: result.rows, method: result.method, backend: result.backend },
         },
       ];
-      if (labelsByFit) {
-        events.push({
-          action: 'result.write',
-          resource: labelsByFit,
-          outcome: 'success',
-          details: { encrypted: false },
-        });
-      }
       if (result.privacy) {
         const p = result.privacy;
         events.push({
@@ -181,7 +179,12 @@ export function clusterCommand(): Command {
           },
         });
       }
-      await writeOutputs(config, events, outputs);
+      await writeOutputs(
+        config,
+        events,
+        outputs,
+        labelsByFit ? [{ stage: labelsStage, action: 'result.write', resource: labelsByFit }] : [],
+      );
 
       if (flags.json) {
         process.stdout.write(`${JSON.stringify(json)}\n`);

@@ -1,6 +1,7 @@
 /** `neurocluster predict <file> --model <model.json>`: label new rows with a saved model. */
 import { type Command, Option } from 'commander';
 import { NeuromorphicClusterer } from '../../clusterer.js';
+import { StagedWrites } from '../../core/atomic.js';
 import { UsageError } from '../../core/errors.js';
 import type { Prediction } from '../../fit/streamed.js';
 import type { AuditEvent } from '../../security/audit-record.js';
@@ -53,6 +54,8 @@ export function predictCommand(): Command {
       // results are written whole below.
       const labelsByPredict =
         flags.labelsOut && !config.security.encryptResults ? flags.labelsOut : undefined;
+      // Staged: it is renamed into place once its audit record is written.
+      const labelsStage = new StagedWrites();
       try {
         // The running configuration's security section (data roots, limits, trusted models)
         // applies, never the one stored in the model file.
@@ -72,8 +75,11 @@ export function predictCommand(): Command {
             header: config.data.header,
           },
         });
-        prediction = await clusterer.label(file, labelsByPredict ? { labelsOut: labelsByPredict } : {});
+        prediction = await labelsStage.run(() =>
+          clusterer.label(file, labelsByPredict ? { labelsOut: labelsByPredict } : {}),
+        );
       } catch (error) {
+        await labelsStage.discard();
         audit(config, [
           {
             action: 'data.read',
@@ -93,14 +99,6 @@ export function predictCommand(): Command {
           details: { rows: prediction.rows, model: flags.model },
         },
       ];
-      if (labelsByPredict) {
-        events.push({
-          action: 'result.write',
-          resource: labelsByPredict,
-          outcome: 'success',
-          details: { encrypted: false },
-        });
-      }
       const { labels, ids, droppedRows, rows: count } = prediction;
       const inline = labels.length === count;
       const { labelsOut } = flags;
@@ -114,6 +112,7 @@ export function predictCommand(): Command {
         config,
         events,
         labelsOut && !labelsByPredict ? [resultFile(labelsOut, () => labelsCsv(labels, ids), config)] : [],
+        labelsByPredict ? [{ stage: labelsStage, action: 'result.write', resource: labelsByPredict }] : [],
       );
       const out = {
         ...(inline ? { labels: Array.from(labels) } : {}),
