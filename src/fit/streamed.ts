@@ -173,6 +173,18 @@ function chunkRowsFor(config: Config, monitor: ResourceMonitor, bytesPerRow: num
   return Math.min(config.stream.chunkRows, rows);
 }
 
+/** Rows of a chunk for a job of this shape: the memory estimate of one more row of it ({@link chunkRowsFor}). */
+function chunkRowsOfJob(ctx: StageContext, monitor: ResourceMonitor, scaler: Scaler, k: number): number {
+  const bytes = (rows: number) =>
+    jobMemory(
+      ctx.config,
+      { cleaned: { rows, cols: scaler.keep.length, data: new Float64Array(0) }, scaler },
+      k,
+      ctx.logger,
+    ).bytes;
+  return chunkRowsFor(ctx.config, monitor, (bytes(2048) - bytes(1024)) / 1024);
+}
+
 /**
  * The reading options of a streamed pass: imputation with the file's means once known, and the
  * columns the survey decided (a later pass reads chunks of another size, whose first chunk could
@@ -381,18 +393,7 @@ export async function streamedFit(
   // Where each sampled row stands in the file, in the canonical order the sample fit uses.
   const inFile = s.sample.sorted();
   const sampleIndex = Int32Array.from(prepared.order, (r) => inFile[r]!.index);
-  // The chunk a pass holds: the estimate of one row of the job on this shape.
-  const perRow = (rows: number) =>
-    jobMemory(
-      config,
-      { cleaned: { rows, cols: scaler.keep.length, data: new Float64Array(0) }, scaler },
-      k,
-      ctx.logger,
-    ).bytes;
-  const chunkRows = Math.min(
-    surveyRows,
-    chunkRowsFor(config, deps.monitor, (perRow(2048) - perRow(1024)) / 1024),
-  );
+  const chunkRows = Math.min(surveyRows, chunkRowsOfJob(ctx, deps.monitor, scaler, k));
   const spillDir = await SpillDir.create();
   try {
     const run = (backend: Backend, method: Config['engine']['method'], signal: AbortSignal | undefined) =>
@@ -732,14 +733,7 @@ export async function streamedPredict(
 ): Promise<Prediction> {
   const { config, signal } = ctx;
   const { scaler, k, d } = model;
-  const perRow = (rows: number) =>
-    jobMemory(
-      config,
-      { cleaned: { rows, cols: scaler.keep.length, data: new Float64Array(0) }, scaler },
-      k,
-      ctx.logger,
-    ).bytes;
-  const chunkRows = chunkRowsFor(config, deps.monitor, (perRow(2048) - perRow(1024)) / 1024);
+  const chunkRows = chunkRowsOfJob(ctx, deps.monitor, scaler, k);
   let imputeWith: number[] | undefined;
   if (config.data.nanPolicy === 'impute-mean') {
     const moments = new RunningMoments(scaler.inputColumns.length);
