@@ -28,6 +28,7 @@ import { permuteRows, unpermuteRows } from './data/order.js';
 import { sampleKeys } from './encoders/drive.js';
 import { transformPipeline } from './encoders/pipeline.js';
 import { admitJob, jobMemory } from './fit/admission.js';
+import { streams, streamsAtAll } from './fit/chunks.js';
 import { type Clustered, finishFit } from './fit/finish.js';
 import { type FittedModel, fittedFrom, writeFitted } from './fit/persistence.js';
 import { checkPrivateFit, privateClusterStage } from './fit/private.js';
@@ -42,7 +43,8 @@ import {
   prepareStage,
   type StageContext,
 } from './fit/stages.js';
-import { type Prediction, streamedFit, streamedPredict, streams, streamsAtAll } from './fit/streamed.js';
+import { streamedFit } from './fit/streamed.js';
+import { type Prediction, streamedPredict } from './fit/streamed-predict.js';
 import { createLogger, type Logger, operationLogger } from './observability/logger.js';
 import type { OperationKind, OperationRecord, OperationTracker } from './observability/operations.js';
 import type { ResourceMonitor } from './observability/resources.js';

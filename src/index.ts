@@ -87,7 +87,7 @@ export {
   type PassProgress,
   type Timings,
 } from './fit/result.js';
-export type { Prediction } from './fit/streamed.js';
+export type { Prediction } from './fit/streamed-predict.js';
 export {
   type BreakerStatus,
   type CheckStatus,

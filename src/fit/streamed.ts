@@ -33,9 +33,8 @@ import {
 import type { Config } from '../config/schema.js';
 import { throwIfAborted } from '../core/cancel.js';
 import { currentCorrelationId } from '../core/context.js';
-import { DataError, ResourceExhaustedError, requireFinite, UsageError } from '../core/errors.js';
+import { DataError, requireFinite } from '../core/errors.js';
 import type { Matrix } from '../core/matrix.js';
-import { quoteValue } from '../core/printable.js';
 import type { ChunkedFile } from '../data/chunked.js';
 import { applyScaler, type Scaler, seriesScaler, tabularScaler } from '../data/clean.js';
 import type { Dataset, SeriesLayout } from '../data/dataset.js';
@@ -43,16 +42,25 @@ import { type LabelsSink, writeLabelsFile } from '../data/labels-file.js';
 import { canonicalOrder, permuteRows } from '../data/order.js';
 import { KeySample } from '../data/sample.js';
 import { asFloat32, bytesOf, SpillDir, type SpillFile } from '../data/spill.js';
-import type { TableOptions } from '../data/table.js';
 import { sampleKeys } from '../encoders/drive.js';
-import { type PipelineState, transformPipeline } from '../encoders/pipeline.js';
+import type { PipelineState } from '../encoders/pipeline.js';
 import { RunningMoments } from '../linalg/running.js';
 import type { ResourceMonitor } from '../observability/resources.js';
 import type { FallbackReason } from '../resilience/policy.js';
-import { admitJob, jobMemory } from './admission.js';
+import { admitJob } from './admission.js';
+import {
+  chunkRowsFor,
+  chunkRowsOfJob,
+  featuresOf,
+  imputationMeans,
+  PassMeter,
+  type Plan,
+  readOptions,
+  tooManyToHold,
+} from './chunks.js';
 import { concludeFit, type UnjudgedFields } from './finish.js';
 import type { FittedModel } from './persistence.js';
-import type { ClusteringResult, PassProgress, PhaseClock } from './result.js';
+import type { ClusteringResult, PhaseClock } from './result.js';
 import { checkShape } from './rows.js';
 import { clusterStage, encodeStage, type Prepared, type StageContext } from './stages.js';
 
@@ -67,14 +75,6 @@ interface Survey {
   readonly droppedRows: readonly number[];
   readonly moments: RunningMoments;
   readonly sample: KeySample;
-}
-
-/** The fitted plan a pass over the features applies to every chunk. */
-interface Plan {
-  readonly scaler: Scaler;
-  /** Column means to impute with, under `impute-mean`. */
-  readonly imputeWith: readonly number[] | undefined;
-  readonly pipeline: PipelineState | undefined;
 }
 
 /** What {@link streamedFit} needs from its caller. */
@@ -95,111 +95,6 @@ export interface StreamedDeps {
   /** The engine's home (the performance baselines) and the caller's quality gates. */
   readonly home: string;
   readonly gates: readonly QualityGate[];
-}
-
-/**
- * Whether a fit may stream under the configuration: not with `stream.mode: off`, nor under
- * privacy or k-anonymity (DP K-means and the merging of small clusters need every row in memory).
- */
-export function streamsAtAll(config: Config): boolean {
-  const p = config.privacy;
-  return config.stream.mode !== 'off' && p.epsilon === undefined && p.minClusterSize === undefined;
-}
-
-/**
- * Whether a fit of `file` streams: always under `on`; under `auto` when it holds more rows than
- * `stream.sampleRows` (a text file's rows estimated from the bytes of its first lines). A file of
- * fewer rows is its own sample, so streaming it would fit the same thing: it is read whole.
- */
-export function streams(config: Config, file: ChunkedFile): boolean {
-  if (!streamsAtAll(config)) return false;
-  const rows = file.records ?? file.bytes / file.bytesPerRecord;
-  return config.stream.mode === 'on' || rows > config.stream.sampleRows;
-}
-
-/** Refuses, as a usage error, more rows than `output.inlineLabelsMax` with no labels file to put them in. */
-function tooManyToHold(rows: number, inlineMax: number, labelsOut: string | undefined): void {
-  if (rows <= inlineMax || labelsOut) return;
-  throw new UsageError(
-    `${rows} rows is more than output.inlineLabelsMax (${inlineMax}): the labels are not returned inline, so a labels file (--labels-out, or labelsOut) is required`,
-    'NEUROCLUSTER_ERR_USAGE',
-  );
-}
-
-/** Reports a pass's rows as they are done. */
-class PassMeter {
-  private readonly t0 = performance.now();
-  private rows = 0;
-
-  constructor(
-    private readonly ctx: StageContext,
-    private readonly pass: PassProgress['pass'],
-    private readonly total: number | undefined,
-    private readonly iteration?: number,
-  ) {}
-
-  add(rows: number): void {
-    this.rows += rows;
-    const seconds = (performance.now() - this.t0) / 1000;
-    const rate = seconds > 0 ? this.rows / seconds : 0;
-    this.ctx.onProgress?.({
-      type: 'pass',
-      pass: this.pass,
-      ...(this.iteration === undefined ? {} : { iteration: this.iteration }),
-      rows: this.rows,
-      totalRows: this.total,
-      rowsPerSecond: rate,
-      etaSeconds:
-        this.total !== undefined && rate > 0 ? Math.max(0, this.total - this.rows) / rate : undefined,
-    });
-  }
-}
-
-/**
- * Rows of a chunk the memory budget leaves room for: a quarter of what is left under the
- * warning share (a chunk, its cleaned copy, its features and the encoders' working set are alive
- * at once), at most `stream.chunkRows`. Refused only when not one row fits.
- */
-function chunkRowsFor(config: Config, monitor: ResourceMonitor, bytesPerRow: number): number {
-  const { rss, budget } = monitor.admit(0);
-  const room = budget * config.monitoring.memoryWarning - rss;
-  const rows = Math.floor(room / 4 / bytesPerRow);
-  if (rows < 1) {
-    const mib = (b: number) => `${Math.ceil(b / 2 ** 20)} MiB`;
-    throw new ResourceExhaustedError(
-      `not one chunk fits: a row needs about ${Math.ceil(bytesPerRow)} bytes and the process holds ${mib(rss)} of a memory budget of ${mib(budget)}`,
-    );
-  }
-  return Math.min(config.stream.chunkRows, rows);
-}
-
-/** Rows of a chunk for a job of this shape: the memory estimate of one more row of it ({@link chunkRowsFor}). */
-function chunkRowsOfJob(ctx: StageContext, monitor: ResourceMonitor, scaler: Scaler, k: number): number {
-  const bytes = (rows: number) =>
-    jobMemory(
-      ctx.config,
-      { cleaned: { rows, cols: scaler.keep.length, data: new Float64Array(0) }, scaler },
-      k,
-      ctx.logger,
-    ).bytes;
-  return chunkRowsFor(ctx.config, monitor, (bytes(2048) - bytes(1024)) / 1024);
-}
-
-/**
- * The reading options of a streamed pass: imputation with the file's means once known, and the
- * columns the survey decided (a later pass reads chunks of another size, whose first chunk could
- * otherwise decide other columns).
- */
-function readOptions(
-  config: Config,
-  imputeWith: TableOptions['imputeWith'],
-  featureColumns?: readonly string[],
-): TableOptions {
-  return {
-    ...config.data,
-    ...(config.data.nanPolicy === 'impute-mean' ? { imputeWith } : {}),
-    ...(featureColumns ? { featureColumns } : {}),
-  };
 }
 
 /** Pass 1: the columns' moments, the rows' keys and the seeded sample, in bounded memory. */
@@ -261,21 +156,6 @@ async function survey(ctx: StageContext, file: ChunkedFile, chunkRows: number): 
   };
 }
 
-/** The means `impute-mean` fills with: refused for a column with no finite value, as in memory. */
-function imputationMeans(moments: RunningMoments, columns: readonly string[], source: string): number[] {
-  const empty = columns.findIndex((_, j) => moments.count[j] === 0);
-  if (empty >= 0) {
-    throw new DataError(
-      'NEUROCLUSTER_ERR_DATA_VALUE',
-      `column ${quoteValue(columns[empty]!)} has no finite value to impute from`,
-      {
-        location: { file: source, column: columns[empty]! },
-      },
-    );
-  }
-  return Array.from(moments.mean);
-}
-
 /** The scaler over all rows, from the survey's moments (what `fitScaler` fits in memory). */
 function scalerOf(ctx: StageContext, s: Survey): { scaler: Scaler; imputeWith: number[] | undefined } {
   const { standardize, nanPolicy } = ctx.config.data;
@@ -321,24 +201,6 @@ function prepareSample(ds: Dataset, scaler: Scaler): Prepared {
     cleaned: { rows: ds.n, cols: scaler.keep.length, data: applyScaler(ds, scaler) },
     keyedBy: ds.ids ? 'id' : 'content',
   };
-}
-
-/** A chunk's features under the plan: cleaned, then encoded when the method has encoders. */
-async function featuresOf(
-  backend: Backend,
-  plan: Plan,
-  data: Dataset,
-  signal?: AbortSignal,
-): Promise<Matrix> {
-  const cleaned = { rows: data.n, cols: plan.scaler.keep.length, data: applyScaler(data, plan.scaler) };
-  if (!plan.pipeline) return cleaned;
-  const raw = { rows: data.n, cols: data.width, data: data.values };
-  return transformPipeline(backend, plan.pipeline, {
-    points: cleaned,
-    series: plan.scaler.series,
-    sampleKeys: sampleKeys(raw, data.ids),
-    signal,
-  });
 }
 
 /** What the sample fit and the passes over the spill produced on one backend. */
@@ -704,105 +566,4 @@ async function judge(
     result = conclude(await clock.time('score', () => pass(undefined).then(judged)));
   }
   return { result: result!, centres };
-}
-
-/** What a prediction gives: the labels (when held), how many rows, the clusters' sizes. */
-export interface Prediction {
-  /** A label per row in file order; empty past `output.inlineLabelsMax` rows of a streamed file. */
-  readonly labels: Int32Array;
-  readonly rows: number;
-  readonly sizes: readonly number[];
-  readonly ids: readonly string[] | undefined;
-  readonly droppedRows: readonly number[] | undefined;
-  /** Whether the file was read in chunks. */
-  readonly streamed: boolean;
-}
-
-/**
- * Labels the rows of `file` under a fitted model, a chunk at a time: each chunk cleaned with the
- * model's scaler (missing values imputed with the file's own means under `impute-mean`, as in
- * memory: a first pass finds them), encoded with its pipeline and assigned to its centroids; the
- * labels written to `labelsOut` as they come, and held only up to `output.inlineLabelsMax` rows.
- */
-export async function streamedPredict(
-  ctx: StageContext,
-  file: ChunkedFile,
-  model: FittedModel,
-  backend: Backend,
-  deps: Pick<StreamedDeps, 'monitor' | 'labelsOut'>,
-): Promise<Prediction> {
-  const { config, signal } = ctx;
-  const { scaler, k, d } = model;
-  const chunkRows = chunkRowsOfJob(ctx, deps.monitor, scaler, k);
-  let imputeWith: number[] | undefined;
-  if (config.data.nanPolicy === 'impute-mean') {
-    const moments = new RunningMoments(scaler.inputColumns.length);
-    const meter = new PassMeter(ctx, 'survey', file.records);
-    for await (const { data } of file.chunks(chunkRows, readOptions(config, 'defer'), signal)) {
-      moments.add(data.values, data.n);
-      meter.add(data.n);
-    }
-    imputeWith = imputationMeans(moments, scaler.inputColumns, file.source);
-  }
-  const plan: Plan = { scaler, imputeWith, pipeline: model.pipeline };
-  const centres = { rows: k, cols: d, data: model.centroids };
-  const inlineMax = config.output.inlineLabelsMax;
-  const held: Int32Array[] = [];
-  const ids: string[] = [];
-  const dropped: number[] = [];
-  const sizes = new Array<number>(k).fill(0);
-  let rows = 0;
-  // Rows have ids exactly when an id column is named (a file without it is refused by the reader).
-  const withIds = config.data.idColumn !== undefined;
-  const meter = new PassMeter(ctx, 'assign', file.records);
-  const pass = async (sink: LabelsSink | undefined) => {
-    for await (const { data } of file.chunks(
-      chunkRows,
-      readOptions(config, imputeWith),
-      signal,
-      ctx.logger,
-    )) {
-      throwIfAborted(signal);
-      if (data.droppedRows) for (const r of data.droppedRows) dropped.push(r);
-      if (data.n === 0) continue;
-      const features = await featuresOf(backend, plan, data, signal);
-      const { labels } = await backend.kmeansAssign(features, centres);
-      for (const l of labels) sizes[l]!++;
-      rows += data.n;
-      if (rows <= inlineMax) {
-        held.push(labels);
-        if (data.ids) for (const id of data.ids) ids.push(id);
-      } else if (!sink) {
-        throw new UsageError(
-          `more than output.inlineLabelsMax (${inlineMax}) rows: the labels are not returned inline, so a labels file (--labels-out, or labelsOut) is required`,
-          'NEUROCLUSTER_ERR_USAGE',
-        );
-      }
-      await sink?.(labels, data.ids);
-      meter.add(data.n);
-    }
-  };
-  const out = deps.labelsOut;
-  if (out) {
-    await writeLabelsFile(out, withIds, pass);
-  } else {
-    await pass(undefined);
-  }
-  const inline = rows <= inlineMax;
-  const labels = new Int32Array(inline ? rows : 0);
-  if (inline) {
-    let at = 0;
-    for (const part of held) {
-      labels.set(part, at);
-      at += part.length;
-    }
-  }
-  return {
-    labels,
-    rows,
-    sizes,
-    ids: inline && withIds ? ids : undefined,
-    droppedRows: dropped.length > 0 ? dropped : undefined,
-    streamed: true,
-  };
 }

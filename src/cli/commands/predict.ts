@@ -3,7 +3,7 @@ import { type Command, Option } from 'commander';
 import { NeuromorphicClusterer } from '../../clusterer.js';
 import { StagedWrites } from '../../core/atomic.js';
 import { UsageError } from '../../core/errors.js';
-import type { Prediction } from '../../fit/streamed.js';
+import type { Prediction } from '../../fit/streamed-predict.js';
 import type { AuditEvent } from '../../security/audit-record.js';
 import { audit, errorDetails, outcomeOf } from '../audit.js';
 import { cliConfig, cliLogger, type GlobalFlags } from '../context.js';
