@@ -190,7 +190,7 @@ function encryptor(keyring: Keyring, chunk: number) {
   const preamble = Buffer.concat([
     MAGIC,
     headerFrame,
-    frame(wrapKey(dataKey, header.file, keyring.current())),
+    frame(wrapKey(dataKey, header.file, keyring.forEncryption())),
   ]);
   let index = 0;
   return {

@@ -3,8 +3,10 @@
  * file of its own, never in the configuration: `NEUROCLUSTER_KEYRING` names the file, or
  * `NEUROCLUSTER_KEYRING_JSON` holds its content (a secret injected by the platform: read-only, so
  * it cannot be rotated here); otherwise `$NEUROCLUSTER_HOME/keys/keyring.json`, created on first
- * use with mode 0600 (its directory 0700) and a warning, because losing it loses every file it
- * encrypted. Rotation adds a new current key; older keys still decrypt until they are retired.
+ * use with mode 0600 (its directory 0700). Signing the audit log is a use, so a plain `cluster`
+ * makes it; the warning to back it up comes once, from the first command that encrypts a file or
+ * rotates a key with it (`announced` in the file), because only from then does losing it lose
+ * data. Rotation adds a new current key; older keys still decrypt until they are retired.
  *
  * Several processes share the file: it is created once (the first creation wins, the others read
  * it), changed only under a lock file and on what the file holds at that moment, and a key this
@@ -43,11 +45,16 @@ interface KeyringDocument {
   readonly version: 1;
   readonly current: string;
   readonly keys: readonly KeyEntry[];
+  /**
+   * False until the backup warning has been given (by the first encryption or rotation); absent in
+   * keyrings made before it was deferred, which warned when they were created.
+   */
+  readonly announced?: boolean;
 }
 
 export interface KeyringSource {
   readonly env?: NodeJS.ProcessEnv;
-  /** Told once, when a keyring is created. */
+  /** Told once per keyring file: when it first encrypts a file or rotates a key. */
   readonly warn?: (message: string) => void;
 }
 
@@ -65,6 +72,8 @@ export class Keyring {
     private doc: KeyringDocument,
     /** The file it is kept in; undefined when it came from the environment. */
     readonly file: string | undefined,
+    private readonly warn: (message: string) => void = (m) =>
+      process.stderr.write(`neurocluster: warning: ${printable(m)}\n`),
   ) {}
 
   /** The keyring of this environment (see the module comment), created on first use. */
@@ -79,17 +88,41 @@ export class Keyring {
         version: 1,
         current: first.id,
         keys: [first],
+        announced: false,
       };
       // Processes starting at once on a fresh home must agree on one keyring: only the first
       // creation takes, and the others read what it wrote.
-      if (createOnce(file, doc)) {
-        (source.warn ?? ((m: string) => process.stderr.write(`neurocluster: warning: ${printable(m)}\n`)))(
-          `created a new keyring at ${file} (mode 0600): back it up; every file it encrypts is lost without it`,
-        );
-        return new Keyring(doc, file);
-      }
+      if (createOnce(file, doc)) return new Keyring(doc, file, source.warn);
     }
-    return new Keyring(readDocument(file), file);
+    return new Keyring(readDocument(file), file, source.warn);
+  }
+
+  /**
+   * The key new files are wrapped with, and the moment a new keyring starts to hold data: the
+   * first call on a keyring file gives the backup warning (once, whichever process gets there).
+   */
+  forEncryption(): { id: string; key: Buffer } {
+    this.announce();
+    return this.current();
+  }
+
+  /** Gives the backup warning if this keyring file has not had it yet (once, across processes). */
+  private announce(): void {
+    const file = this.file;
+    if (!file || this.doc.announced !== false) return;
+    let mine = false;
+    withLock(`${file}.lock`, () => {
+      const doc = readDocument(file);
+      if (doc.announced === false) {
+        writeDocument(file, { ...doc, announced: true });
+        mine = true;
+      }
+      this.doc = { ...doc, announced: true };
+    });
+    if (mine)
+      this.warn(
+        `encrypting with the new keyring at ${file} (mode 0600): back it up; every file it encrypts is lost without it`,
+      );
   }
 
   /** The current key: what new files are wrapped with. */
@@ -133,6 +166,7 @@ export class Keyring {
 
   /** Adds a new current key (older ones still decrypt); returns its ID. */
   rotate(): string {
+    this.announce();
     const next = newKey();
     this.update((doc) => ({ ...doc, current: next.id, keys: [...doc.keys, next] }));
     return next.id;

@@ -137,16 +137,31 @@ describe('envelope encryption', () => {
     expect(readdirSync(dir)).toEqual(['model.bin']);
   });
 
-  it('keeps the keyring at mode 0600, created once with a warning, and refuses a foreign one', () => {
+  it('keeps the keyring at mode 0600, warns once when it first encrypts, and refuses a foreign one', () => {
     const dir = tempDir();
     const file = join(dir, 'keys', 'keyring.json');
     const warnings: string[] = [];
     const first = Keyring.open({ env: { NEUROCLUSTER_KEYRING: file }, warn: (m) => warnings.push(m) });
-    Keyring.open({ env: { NEUROCLUSTER_KEYRING: file }, warn: (m) => warnings.push(m) });
-    expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toMatch(/back it up/);
+    const second = Keyring.open({ env: { NEUROCLUSTER_KEYRING: file }, warn: (m) => warnings.push(m) });
     expect(statSync(file).mode & 0o777).toBe(0o600);
     expect(first.list()).toEqual([expect.objectContaining({ current: true })]);
+    // Made (as the audit log's signature makes it) but nothing encrypted yet: no warning.
+    expect(warnings).toEqual([]);
+    encryptBuffer(Buffer.from('a'), second);
+    encryptBuffer(Buffer.from('b'), first);
+    encryptBuffer(Buffer.from('c'), second);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/new keyring at .*back it up/);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    // A keyring written before the warning was deferred (no `announced`) warned when it was made.
+    const legacy = join(dir, 'legacy.json');
+    const doc = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    delete doc.announced;
+    writeFileSync(legacy, JSON.stringify(doc), { mode: 0o600 });
+    const old = Keyring.open({ env: { NEUROCLUSTER_KEYRING: legacy }, warn: (m) => warnings.push(m) });
+    old.rotate();
+    encryptBuffer(Buffer.from('d'), old);
+    expect(warnings).toHaveLength(1);
     writeFileSync(file, '{"format":"something-else"}');
     expect(() => Keyring.open({ env: { NEUROCLUSTER_KEYRING: file } })).toThrow(/not a neurocluster keyring/);
   });
