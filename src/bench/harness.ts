@@ -4,7 +4,7 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { BackendRegistry, SelectionContext } from '../backends/backend.js';
 import type { WasmBackend } from '../backends/wasm/wasm-backend.js';
@@ -19,7 +19,7 @@ export interface BenchOptions extends WorkloadShape {
   readonly reps: number;
   readonly backend: BackendName | 'auto';
   readonly compare: boolean;
-  /** reference.py; by default $NEUROCLUSTER_REFERENCE or ../shared/reference/reference.py. */
+  /** reference.py; by default $NEUROCLUSTER_REFERENCE, else the package's bench/reference/reference.py. */
   readonly reference?: string | undefined;
   readonly python?: string | undefined;
 }
@@ -62,32 +62,35 @@ export async function bestOf(reps: number, fn: () => Promise<unknown>): Promise<
   return best;
 }
 
+/**
+ * The package's own reference, bench/reference/reference.py: two levels above this module in the
+ * sources (src/bench), three in the build (dist/src/bench).
+ */
+const SHIPPED_REFERENCE = ['../../bench/reference/reference.py', '../../../bench/reference/reference.py'].map(
+  (p) => fileURLToPath(new URL(p, import.meta.url)),
+);
+
 function referencePath(explicit: string | undefined): string {
-  const candidates = [explicit, referenceScript(), resolve('../shared/reference/reference.py')];
-  const found = candidates.find((p): p is string => p !== undefined && existsSync(p));
-  if (!found) {
-    throw new UsageError('reference.py not found: pass --reference <path> or set NEUROCLUSTER_REFERENCE');
+  const named = explicit ?? referenceScript();
+  if (named !== undefined) {
+    if (!existsSync(named))
+      throw new UsageError(`the reference ${named} (--reference or NEUROCLUSTER_REFERENCE) does not exist`);
+    return named;
   }
-  return found;
+  const shipped = SHIPPED_REFERENCE.find((p) => existsSync(p));
+  if (!shipped)
+    throw new UsageError('bench/reference/reference.py is not in this installation: pass --reference <path>');
+  return shipped;
 }
 
 /** Runs reference.py with OpenBLAS unrestrained (OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset). */
 export async function runReference(o: BenchOptions): Promise<ReferenceRun> {
   const script = referencePath(o.reference);
   const env = envForReference();
-  const args = [
-    script,
-    o.workload,
-    '--n',
-    `${o.n}`,
-    '--d',
-    `${o.d}`,
-    '--k',
-    `${o.k}`,
-    '--iters',
-    `${o.iters}`,
-  ];
-  args.push('--reps', `${o.reps}`, '--seed', `${o.seed}`);
+  // Every dimension of the shape, so that both sides time the same problem.
+  const shape = { n: o.n, d: o.d, r: o.r, t: o.t, k: o.k, iters: o.iters, leak: o.leak };
+  const args = [script, o.workload, ...Object.entries(shape).flatMap(([k, v]) => [`--${k}`, `${v}`])];
+  args.push('--connectivity', `${o.connectivity}`, '--reps', `${o.reps}`, '--seed', `${o.seed}`);
   try {
     const { stdout } = await promisify(execFile)(o.python ?? '/usr/bin/python3', args, {
       env,

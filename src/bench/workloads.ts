@@ -1,5 +1,5 @@
 /**
- * The benchmark workloads of `../shared/reference/reference.py`, made and run the same way: data
+ * The benchmark workloads of `bench/reference/reference.py`, made and run the same way: data
  * made first (float32, as the reference), then only the work the reference times is timed.
  */
 import { type Backend, BackendRegistry } from '../backends/backend.js';

@@ -7,7 +7,7 @@ import { ROOT, runCli, tempDir } from '../helpers.js';
 export const IRIS = join(ROOT, 'examples/iris.csv');
 export const EMPLOYEES = join(ROOT, 'examples/employees-synthetic.csv');
 export const hasReference =
-  existsSync(join(ROOT, '../shared/reference/reference.py')) &&
+  existsSync(join(ROOT, 'bench/reference/reference.py')) &&
   spawnSync('/usr/bin/python3', ['-c', 'import sklearn'], { stdio: 'ignore' }).status === 0;
 
 /** A test file's scratch directory, the command run on a home inside it, and files written into it. */

@@ -30,7 +30,7 @@ interface BenchFlags {
 
 export function benchCommand(): Command {
   return new Command('bench')
-    .description('time a workload of reference.py; --compare runs the reference too and prints the ratio')
+    .description('time a benchmark workload; --compare runs the reference too and prints the ratio')
     .addArgument(new Argument('<workload>', 'what to time').choices(WORKLOAD_NAMES))
     .addOption(new Option('--n <n>', 'rows').argParser(parseInteger).default(50_000))
     .addOption(new Option('--d <n>', 'features').argParser(parseInteger).default(4))
@@ -50,7 +50,7 @@ export function benchCommand(): Command {
     .addOption(new Option('--seed <n>', 'seed').argParser(parseInteger).default(0))
     .addOption(new Option('--backend <b>', 'backend').choices(['auto', ...BACKEND_NAMES]).default('auto'))
     .option('--compare', 'also run the NumPy/scikit-learn reference and report the ratio')
-    .option('--reference <path>', 'reference.py (default ../shared/reference/reference.py)')
+    .option('--reference <path>', "reference script (default: the package's bench/reference/reference.py)")
     .option('--python <path>', 'Python for the reference (default /usr/bin/python3)')
     .action(async (workload: WorkloadName, flags: BenchFlags, command: Command) => {
       // The backends' settings (engine.wasm, engine.webgpu, and their NEUROCLUSTER_* variables).
