@@ -1,10 +1,11 @@
 /**
  * The package as a user gets it: packed, installed in a fresh project, the README's library example
  * type-checked there with `strict` and `skipLibCheck: false` (every public type must resolve in a
- * consumer), then run.
+ * consumer), then run. The default install is the light one: Dawn (`webgpu`, an optional peer
+ * dependency) is not in it, the CPU backends run, and asking for WebGPU says how to add it.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ROOT, tempDir } from './helpers.js';
@@ -27,6 +28,8 @@ describe('the packed package', () => {
     const files = run('tar', ['tzf', join(dir, tarball)], dir).split('\n');
     expect(files).toContain('package/LICENSE');
     expect(files).toContain('package/dist/src/index.d.ts');
+    // bench --compare's reference travels with the package.
+    expect(files).toContain('package/bench/reference/reference.py');
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
     const example = /From a program:\s*```ts\n([\s\S]*?)```/.exec(readme)![1]!;
     // The example names no file the package does not ship.
@@ -70,5 +73,20 @@ describe('the packed package', () => {
     run(join(dir, 'node_modules/.bin/tsc'), ['-p', '.'], dir);
     const out = run(process.execPath, ['out/main.js'], dir);
     expect(out).toMatch(/Int32Array\(6\)/);
+    // The light install: no Dawn, and WebGPU asked for by name says how to add it.
+    expect(existsSync(join(dir, 'node_modules/webgpu'))).toBe(false);
+    writeFileSync(
+      join(dir, 'gpu.mjs'),
+      `import { NeuromorphicClusterer } from 'neurocluster';
+try {
+  await new NeuromorphicClusterer({ nClusters: 2, seed: 42, backend: 'webgpu' }).fit([[1, 2], [2, 1], [8, 9], [9, 8]]);
+  console.log('ran');
+} catch (e) {
+  console.log(e.code, e.message);
+}`,
+    );
+    expect(run(process.execPath, ['gpu.mjs'], dir)).toMatch(
+      /^NEUROCLUSTER_ERR_BACKEND_UNAVAILABLE .*npm install webgpu/,
+    );
   });
 });

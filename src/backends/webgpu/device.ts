@@ -49,7 +49,18 @@ export function isSoftwareAdapter(info: AdapterFacts): boolean {
 type DawnModule = { create(flags: string[]): GPU };
 let dawn: Promise<DawnModule> | undefined;
 
+/**
+ * Dawn is an optional peer dependency (the npm package `webgpu`, 132 MB), not installed with the
+ * engine: its absence says how to add it; any other failure to load it is told as it is.
+ */
 function dawnMissing(cause: unknown): BackendError {
+  const code = (cause as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'MODULE_NOT_FOUND' || code === 'ERR_MODULE_NOT_FOUND')
+    return new BackendError(
+      'WebGPU (Dawn) is not installed: the GPU backend is an opt-in; add it with `npm install webgpu` beside neurocluster',
+      undefined,
+      { cause },
+    );
   return new BackendError(`WebGPU (Dawn) could not be loaded: ${messageOf(cause)}`, undefined, { cause });
 }
 
