@@ -8,30 +8,16 @@ import { mkdirSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Command, CommanderError, Option } from 'commander';
-import { CONFIG_LEVELS } from '../config/levels.js';
+import { Command, CommanderError, Help, Option } from 'commander';
+import { CONFIG_LEVELS } from '../config/level-names.js';
 import { UsageError } from '../core/errors.js';
 import { VERSION } from '../core/version.js';
-import { pushMetrics, writeMetricsFile } from '../observability/export.js';
-import { defaultRuntime } from '../runtime/runtime.js';
-import { benchCommand } from './commands/bench.js';
-import { clusterCommand } from './commands/cluster.js';
-import { configCommand } from './commands/config.js';
-import { breakersCommand, healthCommand } from './commands/health.js';
-import { metricsCommand } from './commands/metrics.js';
-import { predictCommand } from './commands/predict.js';
-import { privacyCommand } from './commands/privacy.js';
-import { scoreCommand } from './commands/score.js';
-import {
-  auditCommand,
-  decryptCommand,
-  encryptCommand,
-  keysCommand,
-  modelCommand,
-} from './commands/security.js';
+import { closeProcessRuntime } from '../runtime/process.js';
+import { COMMANDS, requestedCommand } from './commands/index.js';
 import { reportError, warn } from './output.js';
 
-function program(): Command {
+/** The command line: the root's options, the command asked for, and the others as names for the help. */
+async function program(argv: readonly string[]): Promise<Command> {
   const root = new Command('neurocluster')
     .description('neuromorphic clustering engine')
     .version(VERSION)
@@ -70,23 +56,14 @@ function program(): Command {
       ]),
     )
     .showSuggestionAfterError(true);
-  for (const sub of [
-    clusterCommand(),
-    predictCommand(),
-    scoreCommand(),
-    benchCommand(),
-    healthCommand(),
-    metricsCommand(),
-    privacyCommand(),
-    keysCommand(),
-    encryptCommand(),
-    decryptCommand(),
-    modelCommand(),
-    auditCommand(),
-    breakersCommand(),
-    configCommand(),
-  ])
-    root.addCommand(sub);
+  const wanted = requestedCommand(argv.slice(2), root);
+  for (const entry of COMMANDS) {
+    const sub = entry.name === wanted ? await entry.load() : new Command(entry.name);
+    root.addCommand(sub.description(entry.description));
+  }
+  const terms = new Map(COMMANDS.map((c) => [c.name, c.term]));
+  const help = new Help();
+  root.configureHelp({ subcommandTerm: (cmd) => terms.get(cmd.name()) ?? help.subcommandTerm(cmd) });
   // Parser errors become the one-line error with exit 2; help and --version still exit 0.
   const quiet = { writeErr: () => {}, outputError: () => {} };
   root.exitOverride().configureOutput(quiet);
@@ -121,9 +98,7 @@ function giveDawnARuntimeDir(): void {
 export async function main(argv: readonly string[]): Promise<number> {
   giveDawnARuntimeDir();
   const verbose = argv.includes('--verbose') || argv.includes('-v');
-  const root = program();
-  // The process's runtime (backends, metrics, trackers): made here, closed when the command ends.
-  const runtime = defaultRuntime();
+  const root = await program(argv);
   try {
     await root.parseAsync(argv as string[]);
     // A command that finished with a verdict (validate, health) set it here.
@@ -137,7 +112,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     return reportError(error, verbose);
   } finally {
-    await runtime.close();
+    // The process's runtime (backends, metrics, trackers), if the command made it.
+    await closeProcessRuntime();
     await exportMetrics(root.opts());
   }
 }
@@ -147,6 +123,8 @@ export async function main(argv: readonly string[]): Promise<number> {
  * stderr and leaves the exit status alone: the run's work is done and its status is its own.
  */
 async function exportMetrics(opts: { metricsOut?: string; pushgateway?: string }): Promise<void> {
+  if (!opts.metricsOut && !opts.pushgateway) return;
+  const { pushMetrics, writeMetricsFile } = await import('../observability/export.js');
   const exports: [string, () => Promise<void>][] = [];
   if (opts.metricsOut) exports.push([`write ${opts.metricsOut}`, () => writeMetricsFile(opts.metricsOut!)]);
   if (opts.pushgateway) exports.push([`push to ${opts.pushgateway}`, () => pushMetrics(opts.pushgateway!)]);

@@ -87,13 +87,8 @@ export function overridesFrom(flags: readonly SchemaFlag[], command: Command): S
 }
 
 /** A command over one input file whose configuration flags are `flags` (cluster, predict, score). */
-export function fileCommand(
-  name: string,
-  description: string,
-  file: string,
-  flags: readonly SchemaFlag[],
-): Command {
-  const cmd = new Command(name).description(description).argument('<file>', file);
+export function fileCommand(name: string, file: string, flags: readonly SchemaFlag[]): Command {
+  const cmd = new Command(name).argument('<file>', file);
   for (const f of flags) cmd.addOption(f.option);
   return cmd;
 }

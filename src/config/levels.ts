@@ -14,10 +14,10 @@
  */
 import { ZodBoolean, ZodEnum, ZodNumber, ZodObject, ZodRecord, ZodString, type z } from 'zod';
 import { PROCESS_VARIABLES, parseSwitch } from './home.js';
+import type { ConfigLevel } from './level-names.js';
 import { type Config, configSchema, durationMs, unwrapField } from './schema.js';
 
-export const CONFIG_LEVELS = ['strict', 'moderate', 'permissive'] as const;
-export type ConfigLevel = (typeof CONFIG_LEVELS)[number];
+export { CONFIG_LEVELS, type ConfigLevel } from './level-names.js';
 
 export interface ConfigProblem {
   readonly path: string;

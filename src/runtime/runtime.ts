@@ -13,6 +13,7 @@
  * states, privacy ledger and audit log exactly as two processes do (and within one process, one
  * open store and one accountant per ledger file: see security/privacy/api.ts).
  */
+
 import type { Backend, BackendRegistry, SelectionContext } from '../backends/backend.js';
 import { createBackendRegistry, defaultRegistry } from '../backends/index.js';
 import { parseFault } from '../config/faults.js';
@@ -30,6 +31,7 @@ import { ErrorTracker } from '../resilience/tracker.js';
 import { Keyring } from '../security/keyring.js';
 import type { PrivacyAccountant } from '../security/privacy/accountant.js';
 import { privacyAccountant } from '../security/privacy/api.js';
+import { recordProcessRuntime } from './process.js';
 
 export interface RuntimeOptions {
   /**
@@ -275,10 +277,13 @@ export function errorTrackerFor(config: Config = resolveConfig()): ErrorTracker 
  * CLI, run on.
  */
 export function defaultRuntime(): Runtime {
-  processRuntime ??= new Runtime({
-    registry: defaultRegistry,
-    metrics: processMetrics,
-    operations: processOperations,
-  });
+  if (!processRuntime) {
+    processRuntime = new Runtime({
+      registry: defaultRegistry,
+      metrics: processMetrics,
+      operations: processOperations,
+    });
+    recordProcessRuntime(processRuntime);
+  }
   return processRuntime;
 }

@@ -30,7 +30,6 @@ interface BenchFlags {
 
 export function benchCommand(): Command {
   return new Command('bench')
-    .description('time a benchmark workload; --compare runs the reference too and prints the ratio')
     .addArgument(new Argument('<workload>', 'what to time').choices(WORKLOAD_NAMES))
     .addOption(new Option('--n <n>', 'rows').argParser(parseInteger).default(50_000))
     .addOption(new Option('--d <n>', 'features').argParser(parseInteger).default(4))

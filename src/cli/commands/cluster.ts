@@ -53,12 +53,7 @@ interface ClusterFlags extends GlobalFlags {
 }
 
 export function clusterCommand(): Command {
-  const cmd = fileCommand(
-    'cluster',
-    'cluster the rows of a CSV, JSON, JSON Lines, Parquet or NPY file',
-    'input data',
-    FLAGS,
-  );
+  const cmd = fileCommand('cluster', 'input data', FLAGS);
   cmd
     .addOption(new Option('--out <result.json>', 'write the result JSON here'))
     .addOption(new Option('--labels-out <labels.csv>', 'write one label per row (with ids when known)'))

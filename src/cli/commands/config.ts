@@ -20,9 +20,7 @@ export function configJsonSchema(): Record<string, unknown> {
 }
 
 export function configCommand(): Command {
-  const cmd = new Command('config').description(
-    'the configuration document: its schema, and checking a file',
-  );
+  const cmd = new Command('config');
   cmd
     .command('schema')
     .description('print the JSON Schema of the configuration document')

@@ -9,40 +9,36 @@ import { cliConfig, type GlobalFlags } from '../context.js';
 import { table } from '../output.js';
 
 export function healthCommand(): Command {
-  return new Command('health')
-    .description(
-      'readiness checks: backends, circuit breakers ($NEUROCLUSTER_HOME/state/breakers.json), resources, storage',
-    )
-    .action(async (_opts: unknown, command: Command) => {
-      const flags = command.optsWithGlobals() as GlobalFlags;
-      const config = await cliConfig(command, []);
-      const runtime = defaultRuntime();
-      const book = runtime.breakers(config);
-      const monitor = runtime.resourceMonitor(config);
-      const report = await healthz({
-        registry: runtime.registry,
-        backend: config.engine.backend,
-        selection: selectionContext(config.engine, Number.POSITIVE_INFINITY),
-        breakers: book,
-        monitor,
-        home: runtime.home,
-      });
-      if (flags.json) {
-        // The breakers and resources the checks read, not a second (and shorter) sample.
-        process.stdout.write(`${JSON.stringify({ ...report, breakerFile: book.file })}\n`);
-      } else {
-        const rows: [string, string][] = report.checks.map((c) => [
-          c.name,
-          `${c.status}: ${c.message} (${c.durationMs.toFixed(1)} ms)`,
-        ]);
-        process.stdout.write(table(`neurocluster health: ${report.status}`, rows));
-      }
-      if (report.status === 'fail') process.exitCode = 1;
+  return new Command('health').action(async (_opts: unknown, command: Command) => {
+    const flags = command.optsWithGlobals() as GlobalFlags;
+    const config = await cliConfig(command, []);
+    const runtime = defaultRuntime();
+    const book = runtime.breakers(config);
+    const monitor = runtime.resourceMonitor(config);
+    const report = await healthz({
+      registry: runtime.registry,
+      backend: config.engine.backend,
+      selection: selectionContext(config.engine, Number.POSITIVE_INFINITY),
+      breakers: book,
+      monitor,
+      home: runtime.home,
     });
+    if (flags.json) {
+      // The breakers and resources the checks read, not a second (and shorter) sample.
+      process.stdout.write(`${JSON.stringify({ ...report, breakerFile: book.file })}\n`);
+    } else {
+      const rows: [string, string][] = report.checks.map((c) => [
+        c.name,
+        `${c.status}: ${c.message} (${c.durationMs.toFixed(1)} ms)`,
+      ]);
+      process.stdout.write(table(`neurocluster health: ${report.status}`, rows));
+    }
+    if (report.status === 'fail') process.exitCode = 1;
+  });
 }
 
 export function breakersCommand(): Command {
-  const cmd = new Command('breakers').description('circuit breakers of the backends');
+  const cmd = new Command('breakers');
   cmd
     .command('reset')
     .description('close every circuit breaker (deletes $NEUROCLUSTER_HOME/state/breakers.json)')

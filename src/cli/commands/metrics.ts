@@ -13,7 +13,6 @@ import { warn } from '../output.js';
 
 export function metricsCommand(): Command {
   return new Command('metrics')
-    .description('print the metrics registry (Prometheus text format), or --markdown: the list of metrics')
     .option('--markdown', 'list every metric family as a Markdown table')
     .option('--process', "include prom-client's process metrics (process_*, nodejs_*)")
     .option('--all', 'print every family, those with no samples yet too')

@@ -34,12 +34,7 @@ interface PredictFlags extends GlobalFlags {
 }
 
 export function predictCommand(): Command {
-  const cmd = fileCommand(
-    'predict',
-    'label the rows of a file with a model saved by `cluster --save-model`',
-    'input data, with the columns the model was fitted on',
-    FLAGS,
-  );
+  const cmd = fileCommand('predict', 'input data, with the columns the model was fitted on', FLAGS);
   cmd
     .addOption(new Option('--model <model.json>', 'the model file').makeOptionMandatory())
     .addOption(new Option('--labels-out <labels.csv>', 'write one label per row (with ids when known)'))

@@ -19,7 +19,7 @@ function rows(s: BudgetStatus): [string, string][] {
 }
 
 export function privacyCommand(): Command {
-  const cmd = new Command('privacy').description('differential-privacy budgets');
+  const cmd = new Command('privacy');
   cmd
     .command('status')
     .description('what is spent and left of a dataset budget ($NEUROCLUSTER_HOME/neurocluster.db)')

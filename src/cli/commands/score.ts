@@ -89,12 +89,7 @@ export async function readLabels(path: string, n: number, limits: ReadLimits): P
 }
 
 export function scoreCommand(): Command {
-  const cmd = fileCommand(
-    'score',
-    'score a labelling of the rows of a file (features as read, no standardization)',
-    'input data',
-    FLAGS,
-  );
+  const cmd = fileCommand('score', 'input data', FLAGS);
   cmd
     .addOption(new Option('--labels <labels.csv>', 'the labels, one per data row').makeOptionMandatory())
     .addOption(

@@ -45,9 +45,7 @@ async function encryptedFiles(dir: string): Promise<string[]> {
 }
 
 export function keysCommand(): Command {
-  const cmd = new Command('keys').description(
-    'the keyring of encryption at rest ($NEUROCLUSTER_HOME/keys/keyring.json)',
-  );
+  const cmd = new Command('keys');
   cmd
     .command('rotate')
     .description(
@@ -145,7 +143,6 @@ export function keysCommand(): Command {
 /** `neurocluster encrypt <file> --out <file>`: any file encrypted with the keyring, streaming. */
 export function encryptCommand(): Command {
   return new Command('encrypt')
-    .description('encrypt a file with the keyring (a data file stays readable by cluster, predict and score)')
     .argument('<file>', 'the file to encrypt')
     .requiredOption('--out <file>', 'where the encrypted file is written (the same path replaces it)')
     .action(async (file: string, opts: { out: string }, command: Command) => {
@@ -181,7 +178,6 @@ export function encryptCommand(): Command {
  */
 export function decryptCommand(): Command {
   return new Command('decrypt')
-    .description('write an encrypted file (result, labels, model, backup) in plain, after checking all of it')
     .argument('<file>', 'the encrypted file')
     .option('--out <file>', 'write it here (streaming) instead of standard output')
     .action(async (file: string, opts: { out?: string }, command: Command) => {
@@ -229,9 +225,7 @@ async function readEncrypted(file: string): Promise<Buffer> {
 }
 
 export function auditCommand(): Command {
-  const cmd = new Command('audit').description(
-    'the tamper-evident audit log ($NEUROCLUSTER_HOME/audit/audit.jsonl)',
-  );
+  const cmd = new Command('audit');
   cmd
     .command('verify')
     .description(
@@ -263,9 +257,7 @@ export function auditCommand(): Command {
 }
 
 export function modelCommand(): Command {
-  const cmd = new Command('model').description(
-    'model files: backup, restore with integrity checks, export for age and import from it',
-  );
+  const cmd = new Command('model');
   cmd
     .command('backup')
     .description('back a model file up into <dir>, encrypted with the keyring, with a manifest')
