@@ -28,7 +28,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type Backend, BackendRegistry } from '../src/backends/backend.js';
 import { JsBackend, jsBackendFactory } from '../src/backends/js/js-backend.js';
-import { type WebGpuBackend, webGpuBackendFactory } from '../src/backends/webgpu/webgpu-backend.js';
+import { webGpuBackendFactory } from '../src/backends/webgpu/factory.js';
+import type { WebGpuBackend } from '../src/backends/webgpu/webgpu-backend.js';
 import { runBench } from '../src/bench/harness.js';
 import {
   makeBlobs,

@@ -4,10 +4,13 @@
  */
 import { BackendRegistry } from './backend.js';
 import { jsBackendFactory } from './js/js-backend.js';
-import { wasmBackendFactory } from './wasm/wasm-backend.js';
-import { webGpuBackendFactory } from './webgpu/webgpu-backend.js';
+import { wasmBackendFactory } from './wasm/factory.js';
+import { webGpuBackendFactory } from './webgpu/factory.js';
 
-/** A registry of the built-in backends (webgpu, wasm, js); none starts until it is acquired. */
+/**
+ * A registry of the built-in backends (webgpu, wasm, js); none starts until it is acquired, and
+ * the WebGPU and WASM ones are not even loaded until then.
+ */
 export function createBackendRegistry(): BackendRegistry {
   const registry = new BackendRegistry();
   registry.register(webGpuBackendFactory());

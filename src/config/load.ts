@@ -4,7 +4,6 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { extname } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../core/errors.js';
 import { type ConfigLevel, type ConfigProblem, checkConfig, SourcedLayer } from './levels.js';
 import type { Config, ConfigOverrides } from './schema.js';
@@ -124,7 +123,9 @@ export async function readConfigFile(path: string): Promise<Record<string, unkno
   let doc: unknown;
   try {
     if (ext === '.json') doc = JSON.parse(text);
-    else if (ext === '.yaml' || ext === '.yml') doc = parseYaml(text, { logLevel: 'error' });
+    // yaml is loaded for a YAML file only: every run would otherwise pay for it at start.
+    else if (ext === '.yaml' || ext === '.yml')
+      doc = (await import('yaml')).parse(text, { logLevel: 'error' });
     else throw new Error(`unknown extension "${ext}" (use .json, .yaml or .yml)`);
   } catch (cause) {
     throw new ConfigError(`cannot parse configuration file: ${(cause as Error).message}`, {

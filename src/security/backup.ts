@@ -12,7 +12,6 @@
  */
 import { createHash } from 'node:crypto';
 import { basename, join } from 'node:path';
-import { Decrypter, Encrypter } from 'age-encryption';
 import { SecurityError, UsageError } from '../core/errors.js';
 import { readOnce } from '../core/open.js';
 import { writeEncryptedFile } from './encrypted-files.js';
@@ -117,6 +116,8 @@ export async function importModelFromAge(
     .map((l) => l.trim())
     .find((l) => l.startsWith('AGE-SECRET-KEY-1'));
   if (!identity) throw new UsageError(`${identityFile} holds no age identity (an AGE-SECRET-KEY-1... line)`);
+  // Loaded here: age (and its curves) costs every other command 70 ms of start-up.
+  const { Decrypter } = await import('age-encryption');
   const d = new Decrypter();
   d.addIdentity(identity);
   let doc: string;
@@ -141,6 +142,7 @@ export async function exportModelForAge(
   if (!/^age1[0-9a-z]+$/.test(recipient)) {
     throw new UsageError(`"${recipient}" is not an age recipient (age1...; make one with age-keygen)`);
   }
+  const { Encrypter } = await import('age-encryption');
   const e = new Encrypter();
   e.addRecipient(recipient);
   return e.encrypt(await modelDocument(model, keyring));

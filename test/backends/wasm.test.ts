@@ -5,9 +5,10 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { labelsOn, qualityCases } from '../../bench/quality.js';
 import { JsBackend } from '../../src/backends/js/js-backend.js';
+import { wasmThreads } from '../../src/backends/wasm/factory.js';
 import { splitRows, WorkerPool } from '../../src/backends/wasm/pool.js';
 import { WASM_KERNELS } from '../../src/backends/wasm/wasm.generated.js';
-import { WasmBackend, wasmThreads } from '../../src/backends/wasm/wasm-backend.js';
+import { WasmBackend } from '../../src/backends/wasm/wasm-backend.js';
 import { METHODS } from '../../src/config/schema.js';
 import { Random } from '../../src/core/random.js';
 import { normalMatrix } from '../../src/encoders/weights.js';

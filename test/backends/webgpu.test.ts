@@ -16,8 +16,9 @@ import {
 } from '../../src/backends/backend.js';
 import { JsBackend, jsBackendFactory } from '../../src/backends/js/js-backend.js';
 import { openDevice } from '../../src/backends/webgpu/device.js';
+import { webGpuBackendFactory } from '../../src/backends/webgpu/factory.js';
 import { bind, KERNELS, KernelCache, type KernelName } from '../../src/backends/webgpu/kernels.js';
-import { WebGpuBackend, webGpuBackendFactory } from '../../src/backends/webgpu/webgpu-backend.js';
+import { WebGpuBackend } from '../../src/backends/webgpu/webgpu-backend.js';
 import { kmeans } from '../../src/cluster/kmeans.js';
 import { NeuromorphicClusterer } from '../../src/clusterer.js';
 import { METHODS } from '../../src/config/schema.js';

@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { wasmThreads } from '../../src/backends/wasm/wasm-backend.js';
+import { wasmThreads } from '../../src/backends/wasm/factory.js';
 import { NeuromorphicClusterer } from '../../src/clusterer.js';
 import { keyringFile, metricsEnabled, PROCESS_VARIABLES } from '../../src/config/home.js';
 import {

@@ -1,19 +1,9 @@
-/**
- * The WASM backend: the kernels of kernels/wasm/ (AssemblyScript, SIMD) run by a pool of
- * worker threads over one shared `WebAssembly.Memory`, each worker on its own share of the rows.
- *
- * A call copies its inputs into the shared memory (float32, as the kernels compute), runs one
- * task per worker and copies the outputs out; calls run one at a time, since they share the
- * memory's working area. Accumulations that K-means and silhouette need exact are float64.
- */
-import { availableParallelism } from 'node:os';
 import { BackendError } from '../../core/errors.js';
 import type * as M from '../../core/matrix.js';
 import { philoxKey } from '../../core/philox.js';
 import { assembleOnHost, momentsOnHost } from '../../linalg/blocks.js';
 import {
   type Backend,
-  type BackendFactory,
   checkDrive,
   checkLabels,
   checkReadout,
@@ -492,18 +482,3 @@ export class WasmBackend implements Backend {
     await this.pool.close();
   }
 }
-
-/**
- * Worker threads: as configured (`engine.wasm.threads`, which NEUROCLUSTER_WASM_THREADS sets
- * through the checked configuration), else one per core.
- */
-export function wasmThreads(configured?: number): number {
-  return configured ?? availableParallelism();
-}
-
-export const wasmBackendFactory: BackendFactory = {
-  name: 'wasm',
-  priority: 10,
-  smallProblems: false,
-  create: async ({ options }) => new WasmBackend(wasmThreads(options?.wasm?.threads)),
-};

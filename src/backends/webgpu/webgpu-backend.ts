@@ -15,9 +15,9 @@
  * tfjs's WebGPU backends.
  */
 import type * as M from '../../core/matrix.js';
-import type { Backend, BackendFactory, KeepOption, ReservoirRun, SpikingRun } from '../backend.js';
+import type { Backend, KeepOption, ReservoirRun, SpikingRun } from '../backend.js';
 import { GpuContext, type WebGpuCounters } from './context.js';
-import { type OpenedDevice, openDevice, type WebGpuSettings } from './device.js';
+import type { OpenedDevice } from './device.js';
 import { assembleBlocks, columnMoments } from './ops/features.js';
 import { clusterDistanceSums, kmeansAssign, kmeansReduce, kmeansStep } from './ops/kmeans.js';
 import { matmul, pairwiseDistances } from './ops/linalg.js';
@@ -147,31 +147,4 @@ export class WebGpuBackend implements Backend {
   async dispose(): Promise<void> {
     this.ctx.dispose();
   }
-}
-
-function definedOnly<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
-
-/** Opens the device lazily; under `auto` a software adapter is refused unless allowed. */
-export function webGpuBackendFactory(settings: WebGpuSettings = {}): BackendFactory {
-  return {
-    name: 'webgpu',
-    priority: 20,
-    smallProblems: false,
-    async create({ auto, options }) {
-      const resolved: WebGpuSettings = { ...settings, ...definedOnly(options?.webgpu ?? {}) };
-      const opened = await openDevice(resolved, auto);
-      return new WebGpuBackend(opened, {
-        budgetBytes: resolved.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES,
-        allowSoftware: resolved.allowSoftware === true,
-      });
-    },
-    autoRefusal(backend) {
-      const software = backend instanceof WebGpuBackend && backend.software;
-      return software && !backend.allowSoftware
-        ? `the WebGPU adapter is a software one (${backend.device}); set NEUROCLUSTER_WEBGPU_ALLOW_SOFTWARE=1 to use it`
-        : undefined;
-    },
-  };
 }
