@@ -1,5 +1,5 @@
 import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defineConfig } from 'vitest/config';
 
@@ -28,6 +28,9 @@ export default defineConfig({
     globalSetup: ['test/global-setup.ts'],
     testTimeout: 60_000,
     pool: 'forks',
+    // One fork per core (vitest's default leaves one core free: on a 2-core runner, one fork).
+    // Most tests wait on a child process or on SwiftShader's threads, so a full house pays.
+    maxWorkers: availableParallelism(),
     env,
   },
 });

@@ -4,10 +4,9 @@
  * answer, a fit's features go from the encoders to K-means without leaving the device (counted in
  * bytes through Dawn), it refuses what it cannot run before dispatch, and its failures are typed.
  * Runs on SwiftShader where Debian's chromium is installed; skipped without an adapter unless
- * REQUIRE_WEBGPU=1.
+ * REQUIRE_WEBGPU=1. (Its labels against the JS reference on real data: webgpu-agreement.test.ts.)
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { labelsOn, qualityCases } from '../../bench/quality.js';
+import { describe, expect, it } from 'vitest';
 import {
   type Backend,
   BackendRegistry,
@@ -21,7 +20,6 @@ import { bind, KERNELS, KernelCache, type KernelName } from '../../src/backends/
 import { WebGpuBackend } from '../../src/backends/webgpu/webgpu-backend.js';
 import { kmeans } from '../../src/cluster/kmeans.js';
 import { NeuromorphicClusterer } from '../../src/clusterer.js';
-import { METHODS } from '../../src/config/schema.js';
 import { isDeviceMatrix, type Matrix } from '../../src/core/matrix.js';
 import { Random } from '../../src/core/random.js';
 import {
@@ -32,25 +30,12 @@ import {
   uniformMatrix,
 } from '../../src/encoders/weights.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { failure, ROOT, skipUnlessRequired } from '../helpers.js';
+import { failure } from '../helpers.js';
+import { webGpuForFile } from './webgpu-helpers.js';
 
-let backend: WebGpuBackend | undefined;
-let unavailable: unknown;
 const js = new JsBackend();
-
-beforeAll(async () => {
-  try {
-    backend = new WebGpuBackend(await openDevice({}, false), { budgetBytes: 256 * 1024 * 1024 });
-  } catch (error) {
-    unavailable = error;
-  }
-});
-afterAll(() => backend?.dispose());
-
 /** The backend, or a skip (a failure under REQUIRE_WEBGPU=1) where no adapter exists. */
-function gpu(ctx: { skip: (note: string) => never }): WebGpuBackend {
-  return backend ?? skipUnlessRequired(ctx.skip, unavailable);
-}
+const gpu = webGpuForFile();
 
 /** A backend of its own on the same kind of device, with a tiny memory budget. */
 async function tinyBudget(bytes: number): Promise<WebGpuBackend> {
@@ -479,20 +464,4 @@ describe('WebGPU under auto', () => {
     expect(allowed.backend.name).toBe('webgpu');
     await registry.disposeAll();
   });
-});
-
-describe('WebGPU and the JS reference on the development data', () => {
-  // Every method on the smaller sets here (the full sweep, every set: `bench/gpu.ts --agreement`).
-  const cases = qualityCases(ROOT).filter((c) => ['iris', 'Coffee', 'UnitTest'].includes(c.name));
-
-  it.for(cases.map((c) => [c.name, c] as const))(
-    'same seed, same labels, every method: %s',
-    async ([, c], ctx) => {
-      const b = gpu(ctx);
-      for (const method of METHODS) {
-        const [reference, ours] = [await labelsOn(js, c, method), await labelsOn(b, c, method)];
-        expect(Array.from(ours), `${c.name} ${method}`).toEqual(Array.from(reference));
-      }
-    },
-  );
 });

@@ -303,6 +303,8 @@ describe('backend selection', () => {
       IRIS,
       '--k',
       '3',
+      '--method',
+      'kmeans',
       '--backend',
       'webgpu',
       '--gpu-adapter',
@@ -310,7 +312,18 @@ describe('backend selection', () => {
       '--json',
     ]);
     expect(JSON.parse(adapter.stdout).backend).toBe('webgpu');
-    const unknown = cli(['cluster', IRIS, '--k', '3', '--backend', 'webgpu', '--gpu-adapter', 'no-such-gpu']);
+    const unknown = cli([
+      'cluster',
+      IRIS,
+      '--k',
+      '3',
+      '--method',
+      'kmeans',
+      '--backend',
+      'webgpu',
+      '--gpu-adapter',
+      'no-such-gpu',
+    ]);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/no WebGPU adapter named like "no-such-gpu" \(adapters here: SwiftShader/);
   });
