@@ -43,7 +43,8 @@ describe('performance baselines', () => {
     });
     const config = {
       performance: { minSamples: 3, minPhaseSeconds: 0, anomalyFactor: 2 },
-      retry: { baseDelay: '300ms', maxDelay: '300ms', maxRetries: 1 },
+      // A backoff far above what the three runs take even on a loaded machine (tests run in parallel).
+      retry: { baseDelay: '1500ms', maxDelay: '1500ms', maxRetries: 1 },
     };
     const fitIris = (extra = {}) =>
       new NeuromorphicClusterer({
@@ -54,7 +55,7 @@ describe('performance baselines', () => {
         config: { ...config, ...extra },
       }).fit(join(ROOT, 'examples/iris.csv'));
     for (let i = 0; i < 3; i++) expect((await fitIris()).performanceAnomalies).toBeUndefined();
-    // The same shape (plain K-means on js) slowed down by a retried kernel: 300 ms of backoff.
+    // The same shape (plain K-means on js) slowed down by a retried kernel: 1.5 s of backoff.
     const slow = await fitIris({ faults: { inject: 'kernel-throw' } });
     expect(slow.fallbackUsed).toBe(true);
     expect(slow.performanceAnomalies?.map((a) => a.phase)).toContain('total');
