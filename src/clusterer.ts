@@ -166,6 +166,7 @@ export class NeuromorphicClusterer {
       config: this.config,
       logger: this.logger,
       metrics: this.runtime.metrics,
+      keyring: () => this.runtime.keyring(),
       signal: options.signal,
       onProgress: options.onProgress,
     };

@@ -22,6 +22,7 @@ import { sampleKeys } from '../encoders/drive.js';
 import { createPipeline, fitPipeline, type PipelineState } from '../encoders/pipeline.js';
 import type { Logger } from '../observability/logger.js';
 import type { EngineMetrics } from '../observability/metrics.js';
+import type { Keyring } from '../security/keyring.js';
 import { loadWithinLimits } from '../security/secure-load.js';
 import type { FitOptions, PhaseClock } from './result.js';
 import { checkShape, isDataset, rawMatrix } from './rows.js';
@@ -38,6 +39,8 @@ export interface StageContext {
   readonly config: Config;
   readonly logger: Logger;
   readonly metrics: EngineMetrics;
+  /** The keyring an encrypted input is read with: the runtime's (its environment's). */
+  readonly keyring: () => Keyring;
   readonly signal?: AbortSignal | undefined;
   readonly onProgress?: FitOptions['onProgress'];
 }
@@ -48,7 +51,7 @@ export async function loadStage(ctx: StageContext, data: DataInput): Promise<Dat
   const opts = { ...ctx.config.data };
   const dataset =
     typeof data === 'string'
-      ? await loadWithinLimits(data, opts, ctx.config.security, ctx.logger)
+      ? await loadWithinLimits(data, opts, ctx.config.security, ctx.logger, ctx.keyring)
       : datasetFromRows(data, opts, ctx.logger);
   const dropped = dataset.droppedRows?.length ?? 0;
   ctx.metrics.rowsRead.inc({ source: typeof data === 'string' ? 'file' : 'memory' }, dataset.n + dropped);

@@ -146,12 +146,13 @@ export async function loadWithinLimits(
   options: DataConfig,
   limits: LoadLimits,
   warnings?: DataWarnings,
+  keyring: () => Keyring = () => Keyring.open(),
 ): Promise<Dataset> {
   const handle = await openWithinLimits(path, limits);
   let dataset: Dataset;
   try {
     // An encrypted file (`neurocluster encrypt`, or results written encrypted) is read decrypted.
-    dataset = await loadDataset(path, options, warnings, () => readFileDecrypted(handle));
+    dataset = await loadDataset(path, options, warnings, () => readFileDecrypted(handle, keyring));
   } finally {
     await handle.close();
   }
