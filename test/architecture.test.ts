@@ -11,7 +11,7 @@ import { ROOT } from './helpers.js';
 
 /**
  * Bottom to top: each may import from those before it. `(root)` is src/*.ts, `bench` the harness of
- * `neurocluster bench`, `cli` the command.
+ * `neurocluster bench`, `service` the job service, `cli` the command.
  */
 const LAYERS = [
   'core',
@@ -30,6 +30,7 @@ const LAYERS = [
   'fit',
   '(root)',
   'bench',
+  'service',
   'cli',
 ] as const;
 

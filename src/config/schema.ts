@@ -534,6 +534,25 @@ export const auditSchema = z.strictObject({
     .describe('the audit file is rotated past this size'),
 });
 
+/** `neurocluster serve`: where it listens, how many jobs run at once, what a request may carry. */
+export const serviceSchema = z.strictObject({
+  host: z
+    .string()
+    .min(1)
+    .default('127.0.0.1')
+    .describe('address to listen on; a non-loopback one needs TLS (--tls-cert, --tls-key) or --insecure'),
+  port: z.int().min(0).max(65535).default(8080).describe('port to listen on (0: any free port)'),
+  concurrency: z.int().min(1).max(256).default(1).describe('jobs run at once by the in-process pool'),
+  maxBodyBytes: z
+    .int()
+    .min(1024)
+    .default(100 * 1024 * 1024)
+    .describe('largest request body; a larger one is refused with 413'),
+  shutdownGrace: duration('30s').describe(
+    'on SIGTERM or SIGINT, how long running jobs may take to finish; those cut off run again at the next start',
+  ),
+});
+
 /** The configuration document (`--config file.json|yaml`). */
 export const configSchema = z.strictObject({
   engine: engineSchema.default(engineSchema.parse({})),
@@ -570,6 +589,7 @@ export const configSchema = z.strictObject({
   security: securitySchema.default(securitySchema.parse({})),
   audit: auditSchema.default(auditSchema.parse({})),
   logging: loggingSchema.default(loggingSchema.parse({})),
+  service: serviceSchema.default(serviceSchema.parse({})),
   metrics: z
     .strictObject({})
     .default({})

@@ -22,6 +22,7 @@ export type ErrorCategory =
   | 'backend'
   | 'cancelled'
   | 'io'
+  | 'request'
   | 'internal';
 
 /** How bad: `low` the caller's input, `medium` one request lost or degraded, up to `critical`. */
@@ -226,6 +227,36 @@ export const ERROR_CODES = {
     severity: 'medium',
     exitCode: 1,
     recovery: ['Check that the output location exists, is writable and has free space.'],
+  },
+  NEUROCLUSTER_ERR_UNAUTHORIZED: {
+    category: 'request',
+    severity: 'low',
+    exitCode: 2,
+    recovery: [
+      'Send `Authorization: Bearer <key>` with a key from `neurocluster api-keys create`; a revoked key is refused with NEUROCLUSTER_ERR_SECURITY.',
+    ],
+  },
+  NEUROCLUSTER_ERR_NOT_FOUND: {
+    category: 'request',
+    severity: 'low',
+    exitCode: 2,
+    recovery: ['Check the job id (`GET /v1/jobs` lists them) and the route (`docs/service.md`).'],
+  },
+  NEUROCLUSTER_ERR_CONFLICT: {
+    category: 'request',
+    severity: 'low',
+    exitCode: 2,
+    recovery: [
+      "Wait for the job's final state (`GET /v1/jobs/:id`): labels and results exist once it succeeded.",
+    ],
+  },
+  NEUROCLUSTER_ERR_TOO_LARGE: {
+    category: 'request',
+    severity: 'low',
+    exitCode: 2,
+    recovery: [
+      'Send at most service.maxBodyBytes, or post a `source.path` the service can read inside security.dataRoots.',
+    ],
   },
   NEUROCLUSTER_ERR_INTERNAL: {
     category: 'internal',

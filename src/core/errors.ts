@@ -98,6 +98,21 @@ export function withContext<E extends NeuroclusterError>(error: E, context: Erro
   return error;
 }
 
+/** A request the service cannot take: no or a bad key, an unknown job, a job not there yet, too large. */
+export class RequestError extends NeuroclusterError {
+  constructor(
+    code:
+      | 'NEUROCLUSTER_ERR_UNAUTHORIZED'
+      | 'NEUROCLUSTER_ERR_NOT_FOUND'
+      | 'NEUROCLUSTER_ERR_CONFLICT'
+      | 'NEUROCLUSTER_ERR_TOO_LARGE',
+    message: string,
+    options: ErrorOptions = {},
+  ) {
+    super(code, message, options);
+  }
+}
+
 /** Bad command line or bad option value. */
 export class UsageError extends NeuroclusterError {
   constructor(

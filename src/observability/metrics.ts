@@ -49,6 +49,8 @@ export interface MetricSources {
   readonly operations?: { recent(n: number): readonly { state: string }[] };
   /** Errors within the tracker's window, and the count that raises the error-rate alert. */
   readonly errors?: { counts(): { total: number }; alertThreshold: number };
+  /** The service's jobs by state (`neurocluster serve`). */
+  readonly jobs?: { counts(): Readonly<Record<string, number>> };
 }
 
 /** The parts of the system health score, each in [0, 1]. */
@@ -487,6 +489,28 @@ export class EngineMetrics extends MetricFactory {
     ['rule'],
   );
 
+  readonly httpRequestDuration = this.histogram(
+    'neurocluster_http_request_duration_seconds',
+    'HTTP requests to the service, by route (its pattern), method and status.',
+    [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
+    ['route', 'method', 'status'],
+  );
+  readonly serviceJobs = this.gauge(
+    'neurocluster_service_jobs',
+    "The service's jobs by state (in its store).",
+    ['state'],
+    () => this.collectJobs(),
+  );
+  readonly serviceQueueDepth = this.gauge(
+    'neurocluster_service_queue_depth',
+    'Jobs accepted by the service and not yet started.',
+  );
+  readonly serviceJobWait = this.histogram(
+    'neurocluster_service_job_wait_seconds',
+    'Seconds from a job accepted to its run started.',
+    [0.01, 0.1, 0.5, 1, 5, 15, 60, 300, 1800],
+  );
+
   /** Feeds the kernel and backend-start metrics; every backend registry reports to it. */
   readonly backendObserver: BackendObserver = {
     started: (backend, seconds, ok) => {
@@ -621,6 +645,14 @@ export class EngineMetrics extends MetricFactory {
   }
 
   /** The breaker gauge, and the breakers' part of the health score. */
+  private collectJobs(): void {
+    const counts = this.latest('jobs')?.counts();
+    if (!counts) return;
+    this.serviceJobs.reset();
+    for (const [state, n] of Object.entries(counts)) this.serviceJobs.set({ state }, n);
+    this.serviceQueueDepth.set(counts.queued ?? 0);
+  }
+
   private collectBreakers(): void {
     this.breakerState.reset();
     const book = this.latest('breakers');

@@ -136,10 +136,11 @@ export class AuditLog {
     settings: AuditSettings,
     home: string = neuroclusterHome(),
     detector = new AnomalyDetector(),
+    keyring: Keyring = Keyring.open(),
   ): AuditLog {
     return new AuditLog(
       join(home, 'audit'),
-      Keyring.open(),
+      keyring,
       openStore(storeFile(home)),
       settings,
       undefined,

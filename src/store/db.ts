@@ -65,6 +65,35 @@ const MIGRATIONS: readonly string[] = [
   // record still to write for a line adopted or cut, signed with the head; none when settled.
   `ALTER TABLE audit_head ADD COLUMN repair TEXT;
    ALTER TABLE audit_head ADD COLUMN repair_hmac TEXT;`,
+  // The service (src/service): its jobs, in the order they were accepted, and its API keys, each
+  // kept as a salted SHA-256 of its secret (the secret is shown once, at creation).
+  `CREATE TABLE jobs (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     id TEXT NOT NULL UNIQUE,
+     state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
+     input TEXT NOT NULL,
+     options TEXT NOT NULL,
+     actor TEXT NOT NULL,
+     correlation_id TEXT NOT NULL,
+     progress TEXT,
+     summary TEXT,
+     error_code TEXT,
+     error_message TEXT,
+     attempts INTEGER NOT NULL DEFAULT 0,
+     created_at TEXT NOT NULL,
+     started_at TEXT,
+     ended_at TEXT
+   );
+   CREATE INDEX jobs_state ON jobs(state, seq);
+   CREATE TABLE api_keys (
+     name TEXT PRIMARY KEY,
+     tenant TEXT NOT NULL,
+     key_id TEXT NOT NULL UNIQUE,
+     salt TEXT NOT NULL,
+     hash TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     revoked_at TEXT
+   );`,
 ];
 
 /** The store's file in a NEUROCLUSTER_HOME. */

@@ -38,7 +38,7 @@ describe('configuration schema', () => {
     expect(c.logging.level).toBe('warn');
   });
 
-  it('has every top-level section of the original system, in camelCase, and the resilience, audit, stream and output ones', () => {
+  it('has every top-level section of the original system, in camelCase, and the resilience, audit, stream, output and service ones', () => {
     expect(Object.keys(configSchema.shape).sort()).toEqual(
       [
         'audit',
@@ -59,6 +59,7 @@ describe('configuration schema', () => {
         'qualityGates',
         'retry',
         'security',
+        'service',
         'stream',
         'timeout',
       ].sort(),

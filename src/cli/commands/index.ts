@@ -95,6 +95,19 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./health.js')).breakersCommand(),
   },
   {
+    name: 'serve',
+    description:
+      'the job service: an HTTP API with probes and metrics, on the embedded store (docs/service.md)',
+    term: 'serve [options]',
+    load: async () => (await import('./serve.js')).serveCommand(),
+  },
+  {
+    name: 'api-keys',
+    description: "the service's API keys: create (shown once), list, revoke",
+    term: 'api-keys',
+    load: async () => (await import('./serve.js')).apiKeysCommand(),
+  },
+  {
     name: 'config',
     description: 'the configuration document: its schema, and checking a file',
     term: 'config',

@@ -1,0 +1,399 @@
+/**
+ * The service's HTTP API (fastify): jobs under `/v1` behind API keys, the probes and the metrics.
+ * See docs/service.md for every route. Errors are `{ error: { code, message, correlationId } }`
+ * with the status of the code; every response carries `x-correlation-id` (the request's when it
+ * sent a usable one).
+ */
+import { randomUUID } from 'node:crypto';
+import { isAbsolute, join } from 'node:path';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { resolveConfigChecked } from '../config/load.js';
+import { type Config, durationMs } from '../config/schema.js';
+import { withCorrelationId } from '../core/context.js';
+import type { ErrorCode } from '../core/error-codes.js';
+import {
+  ConfigError,
+  isNeuroclusterError,
+  type NeuroclusterError,
+  RequestError,
+  SecurityError,
+  toNeuroclusterError,
+} from '../core/errors.js';
+import { healthz, liveness, readiness } from '../observability/health.js';
+import type { Logger } from '../observability/logger.js';
+import type { Runtime } from '../runtime/runtime.js';
+import { selectionContext } from '../runtime/runtime.js';
+import { AuditLog } from '../security/audit.js';
+import type { AuditEvent } from '../security/audit-record.js';
+import { writeEncryptedFile } from '../security/encrypted-files.js';
+import { readFileDecrypted } from '../security/envelope.js';
+import type { Keyring } from '../security/keyring.js';
+import { checkDataPath } from '../security/secure-load.js';
+import { openStore, storeFile } from '../store/db.js';
+import { ApiKeys, type Caller } from './api-keys.js';
+import { FINAL_STATES, JOB_STATES, type Job, type JobInput, JobStore } from './jobs.js';
+import { JobRunner, LABELS_FILE, RESULT_FILE } from './runner.js';
+
+/** The HTTP status of each request-level code; any other code is a 500 (or 503, below). */
+const STATUS: Partial<Record<ErrorCode, number>> = {
+  NEUROCLUSTER_ERR_USAGE: 400,
+  NEUROCLUSTER_ERR_INVALID_ARGUMENT: 400,
+  NEUROCLUSTER_ERR_UNAUTHORIZED: 401,
+  NEUROCLUSTER_ERR_SECURITY: 403,
+  NEUROCLUSTER_ERR_SECURITY_PATH: 403,
+  NEUROCLUSTER_ERR_PRIVACY_BUDGET: 403,
+  NEUROCLUSTER_ERR_NOT_FOUND: 404,
+  NEUROCLUSTER_ERR_CONFLICT: 409,
+  NEUROCLUSTER_ERR_TOO_LARGE: 413,
+  NEUROCLUSTER_ERR_CONFIG: 422,
+  NEUROCLUSTER_ERR_DATA_FORMAT: 422,
+  NEUROCLUSTER_ERR_DATA_VALUE: 422,
+  NEUROCLUSTER_ERR_DATA_SHAPE: 422,
+  NEUROCLUSTER_ERR_DATA_READ: 422,
+  NEUROCLUSTER_ERR_RESOURCE_EXHAUSTED: 503,
+  NEUROCLUSTER_ERR_CIRCUIT_OPEN: 503,
+};
+
+export function statusOf(error: NeuroclusterError): number {
+  return STATUS[error.code] ?? 500;
+}
+
+/** The sections a job's options may set: the work, never the service's security or accounting. */
+const JOB_SECTIONS = new Set([
+  'engine',
+  'data',
+  'encoders',
+  'kmeans',
+  'stream',
+  'output',
+  'qualityGates',
+  'privacy',
+  'timeout',
+  'fallback',
+]);
+
+/** Refuses options that reach past the job: the data roots, the audit log, a privacy budget, ... */
+export function checkJobOptions(options: Record<string, unknown>): void {
+  const refused = Object.keys(options).filter((k) => !JOB_SECTIONS.has(k));
+  const privacy = options.privacy as Record<string, unknown> | undefined;
+  if (privacy && typeof privacy === 'object' && 'budget' in privacy) refused.push('privacy.budget');
+  if (refused.length > 0)
+    throw new ConfigError(
+      `options: ${refused.join(', ')} cannot be set by a job (allowed: ${[...JOB_SECTIONS].join(', ')}, privacy.budget excepted)`,
+    );
+}
+
+const cell = z.union([z.number(), z.string(), z.boolean(), z.null()]);
+const submitBody = z.union([
+  z.strictObject({
+    data: z.union([
+      z.array(z.array(cell)).min(1),
+      z.strictObject({ columns: z.array(z.string()).min(1), rows: z.array(z.array(cell)).min(1) }),
+    ]),
+    options: z.record(z.string(), z.unknown()).default({}),
+  }),
+  z.strictObject({
+    source: z.strictObject({ path: z.string().min(1) }),
+    options: z.record(z.string(), z.unknown()).default({}),
+  }),
+]);
+
+const listQuery = z.strictObject({
+  state: z.enum(JOB_STATES).optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+  cursor: z.string().regex(/^\d+$/).optional(),
+});
+
+/** Rows sent as JSON, as the file the job reads: named cells when columns were given. */
+function rowsDocument(data: z.infer<typeof submitBody> & { data: unknown }): unknown[] {
+  const d = data.data as unknown[][] | { columns: string[]; rows: unknown[][] };
+  if (Array.isArray(d)) return d;
+  return d.rows.map((row, i) => {
+    if (row.length !== d.columns.length)
+      throw new ConfigError(`data.rows[${i}] has ${row.length} cells for ${d.columns.length} columns`);
+    return Object.fromEntries(d.columns.map((c, j) => [c, row[j]]));
+  });
+}
+
+export interface ServiceOptions {
+  /** The service's configuration: its `service` section, and the base every job's options go on. */
+  readonly config: Config;
+  readonly runtime: Runtime;
+  readonly logger: Logger;
+  readonly keyring: Keyring;
+  /** TLS key and certificate (PEM); plain HTTP without. */
+  readonly tls?: { readonly key: Buffer; readonly cert: Buffer };
+}
+
+export interface Service {
+  readonly app: FastifyInstance;
+  readonly jobs: JobStore;
+  readonly runner: JobRunner;
+  /** Readiness fails from here on, and running jobs get `service.shutdownGrace` to finish. */
+  shutdown(): Promise<void>;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    correlationId: string;
+    caller?: Caller;
+    startedAt: bigint;
+  }
+}
+
+const CORRELATION = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export function buildService(o: ServiceOptions): Service {
+  const { config, runtime, logger, keyring } = o;
+  const home = runtime.home;
+  const db = openStore(storeFile(home));
+  const jobs = new JobStore(db, join(home, 'service', 'jobs'));
+  const keys = new ApiKeys(db);
+  const auditLog = config.audit.enabled ? AuditLog.open(config.audit, home, undefined, keyring) : undefined;
+  const metrics = runtime.metrics;
+  metrics.watch({ jobs });
+  let draining = false;
+
+  const audit = (event: AuditEvent, correlationId: string) =>
+    withCorrelationId(correlationId, () => auditLog?.append(event));
+
+  /** A job's configuration: the service's, then its options; its own uploads are inside its roots. */
+  const configOf = (job: Pick<Job, 'input' | 'options'>): Config => {
+    const roots = config.security.dataRoots;
+    const own =
+      job.input.kind === 'upload' && roots.length > 0
+        ? { security: { dataRoots: [...roots, jobs.root] } }
+        : {};
+    return resolveConfigChecked([config, job.options, own]).config;
+  };
+
+  const runner = new JobRunner({
+    store: jobs,
+    keyring,
+    runtime,
+    logger,
+    concurrency: config.service.concurrency,
+    configOf,
+    onStart: (job) =>
+      metrics.serviceJobWait.observe(
+        (Date.parse(job.startedAt ?? job.createdAt) - Date.parse(job.createdAt)) / 1000,
+      ),
+    onFinal: (job) =>
+      audit(
+        {
+          action: 'job.run',
+          resource: job.id,
+          outcome: job.state === 'succeeded' ? 'success' : 'failure',
+          actor: job.actor,
+          details: { state: job.state, ...(job.error ? { code: job.error.code } : {}) },
+        },
+        job.correlationId,
+      ),
+  });
+
+  const app = Fastify({
+    bodyLimit: config.service.maxBodyBytes,
+    ...(o.tls ? { https: { key: o.tls.key, cert: o.tls.cert } } : {}),
+    // Fastify's own logger stays off: requests are logged here, with the correlation ID.
+    logger: false,
+  });
+
+  app.decorateRequest('correlationId', '');
+  app.decorateRequest('startedAt', 0n);
+
+  app.addHook('onRequest', async (request, reply) => {
+    request.startedAt = process.hrtime.bigint();
+    const given = request.headers['x-correlation-id'];
+    request.correlationId = typeof given === 'string' && CORRELATION.test(given) ? given : randomUUID();
+    reply.header('x-correlation-id', request.correlationId);
+    if (request.url.startsWith('/v1/')) request.caller = keys.verify(request.headers.authorization);
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    const seconds = Number(process.hrtime.bigint() - request.startedAt) / 1e9;
+    const route = request.routeOptions.url ?? 'unmatched';
+    metrics.httpRequestDuration.observe(
+      { route, method: request.method, status: String(reply.statusCode) },
+      seconds,
+    );
+  });
+
+  app.setErrorHandler(async (raw: Error & { code?: string; statusCode?: number }, request, reply) => {
+    let error: NeuroclusterError;
+    if (isNeuroclusterError(raw)) error = raw;
+    else if (raw.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
+      error = new RequestError(
+        'NEUROCLUSTER_ERR_TOO_LARGE',
+        `the body is over service.maxBodyBytes (${config.service.maxBodyBytes} bytes)`,
+      );
+    else if (raw instanceof z.ZodError)
+      error = new ConfigError(
+        `the request does not match its schema: ${raw.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ')}`,
+      );
+    else if (raw.statusCode !== undefined && raw.statusCode < 500)
+      error = new ConfigError(`the request cannot be read: ${raw.message}`, { cause: raw });
+    else error = toNeuroclusterError(raw);
+    const status = statusOf(error);
+    if (status >= 500)
+      logger.error({ correlationId: request.correlationId, code: error.code }, error.message);
+    if (status === 503) reply.header('retry-after', '5');
+    await reply
+      .status(status)
+      .send({ error: { code: error.code, message: error.message, correlationId: request.correlationId } });
+  });
+
+  app.setNotFoundHandler(async (request) => {
+    throw new RequestError(
+      'NEUROCLUSTER_ERR_NOT_FOUND',
+      `no route ${request.method} ${request.url.split('?')[0]}`,
+    );
+  });
+
+  const view = (job: Job) => ({
+    id: job.id,
+    state: job.state,
+    ...(job.progress ? { progress: job.progress } : {}),
+    createdAt: job.createdAt,
+    ...(job.startedAt ? { startedAt: job.startedAt } : {}),
+    ...(job.endedAt ? { endedAt: job.endedAt } : {}),
+    ...(job.summary ? { result: job.summary } : {}),
+    ...(job.error ? { error: job.error } : {}),
+    links: {
+      self: `/v1/jobs/${job.id}`,
+      result: `/v1/jobs/${job.id}/result`,
+      labels: `/v1/jobs/${job.id}/labels`,
+    },
+  });
+
+  const caller = (request: FastifyRequest): Caller => request.caller!;
+
+  /** The job of the route's `:id`, once it succeeded (409 before, with its state). */
+  const succeeded = (id: string): Job => {
+    const job = jobs.get(id);
+    if (job.state !== 'succeeded')
+      throw new RequestError('NEUROCLUSTER_ERR_CONFLICT', `job ${id} is ${job.state}: it has no result`);
+    return job;
+  };
+
+  app.post('/v1/jobs', async (request, reply) => {
+    const body = submitBody.parse(request.body);
+    checkJobOptions(body.options);
+    // The options are checked as the job will run them: a bad one is a 422 now, not a failed job.
+    const id = jobs.reserve();
+    try {
+      let input: JobInput;
+      if ('source' in body) {
+        const roots = config.security.dataRoots;
+        if (!isAbsolute(body.source.path))
+          throw new ConfigError(`source.path: "${body.source.path}" is not an absolute path`);
+        if (roots.length === 0)
+          throw new SecurityError(
+            'source.path: the service reads files only inside security.dataRoots, and none are set',
+            {
+              path: true,
+            },
+          );
+        checkDataPath(body.source.path, roots);
+        input = { kind: 'path', path: body.source.path };
+      } else {
+        input = { kind: 'upload', file: 'input.json' };
+        await writeEncryptedFile(join(jobs.dir(id), input.file), JSON.stringify(rowsDocument(body)), keyring);
+      }
+      configOf({ input, options: body.options });
+      const job = jobs.accept(id, input, body.options, caller(request).name, request.correlationId);
+      audit(
+        {
+          action: 'job.submit',
+          resource: id,
+          outcome: 'success',
+          actor: caller(request).name,
+          details: { input: input.kind },
+        },
+        request.correlationId,
+      );
+      runner.pump();
+      return reply.status(202).send({ id, state: job.state, links: view(job).links });
+    } catch (error) {
+      jobs.discard(id);
+      throw error;
+    }
+  });
+
+  app.get('/v1/jobs', async (request) => {
+    const query = listQuery.parse(request.query);
+    const page = jobs.list(query);
+    return { jobs: page.jobs.map(view), ...(page.next ? { next: page.next } : {}) };
+  });
+
+  app.get<{ Params: { id: string } }>('/v1/jobs/:id', async (request) => view(jobs.get(request.params.id)));
+
+  app.get<{ Params: { id: string } }>('/v1/jobs/:id/result', async (request, reply) => {
+    const job = succeeded(request.params.id);
+    const text = await readFileDecrypted(join(jobs.dir(job.id), RESULT_FILE), () => keyring);
+    audit(
+      { action: 'job.result', resource: job.id, outcome: 'success', actor: caller(request).name },
+      request.correlationId,
+    );
+    return reply.type('application/json').send(text);
+  });
+
+  app.get<{ Params: { id: string } }>('/v1/jobs/:id/labels', async (request, reply) => {
+    const job = succeeded(request.params.id);
+    const text = await readFileDecrypted(join(jobs.dir(job.id), LABELS_FILE), () => keyring);
+    audit(
+      { action: 'job.labels', resource: job.id, outcome: 'success', actor: caller(request).name },
+      request.correlationId,
+    );
+    return reply.type('text/csv; charset=utf-8').send(text);
+  });
+
+  app.delete<{ Params: { id: string } }>('/v1/jobs/:id', async (request, reply) => {
+    const job = jobs.get(request.params.id);
+    const actor = caller(request).name;
+    if (FINAL_STATES.includes(job.state)) {
+      jobs.remove(job.id);
+      audit({ action: 'job.delete', resource: job.id, outcome: 'success', actor }, request.correlationId);
+      return reply.status(204).send();
+    }
+    runner.cancel(job.id);
+    audit({ action: 'job.cancel', resource: job.id, outcome: 'success', actor }, request.correlationId);
+    return reply.status(202).send(view(jobs.get(job.id)));
+  });
+
+  const readinessDeps = () => ({
+    registry: runtime.registry,
+    backend: config.engine.backend,
+    selection: selectionContext(config.engine, Number.POSITIVE_INFINITY),
+    breakers: runtime.breakers(config),
+    monitor: runtime.resourceMonitor(config),
+    home,
+  });
+  const probe = async (reply: FastifyReply, report: { status: string }) =>
+    reply.status(report.status === 'fail' ? 503 : 200).send(report);
+
+  app.get('/livez', async (_request, reply) => probe(reply, await liveness()));
+  app.get('/readyz', async (_request, reply) => {
+    if (draining)
+      return reply
+        .status(503)
+        .send({ status: 'fail', checks: [{ name: 'service', status: 'fail', message: 'shutting down' }] });
+    return probe(reply, await readiness(readinessDeps()));
+  });
+  app.get('/healthz', async (_request, reply) => probe(reply, await healthz(readinessDeps())));
+  app.get('/metrics', async (_request, reply) => {
+    runtime.breakers(config);
+    runtime.resourceMonitor(config);
+    return reply.type('text/plain; version=0.0.4; charset=utf-8').send(await metrics.text());
+  });
+
+  return {
+    app,
+    jobs,
+    runner,
+    async shutdown() {
+      draining = true;
+      await runner.drain(durationMs(config.service.shutdownGrace));
+    },
+  };
+}

@@ -1,0 +1,225 @@
+/**
+ * The service's jobs: their rows in the store (state, progress, summary, error) and their files,
+ * each job's in a directory of its own under `$NEUROCLUSTER_HOME/service/jobs/<id>/` (mode 0700):
+ * the uploaded rows, the result and the labels, encrypted at rest with the keyring.
+ *
+ * A job is `queued`, then `running` (claimed by one runner, in the order jobs were accepted), then
+ * `succeeded`, `failed` or `cancelled`. A job still `running` when its process stopped is queued
+ * again by the next start ({@link JobStore.requeueInterrupted}): an accepted job always reaches a
+ * final state.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { RequestError } from '../core/errors.js';
+import type { Db } from '../store/db.js';
+
+export const JOB_STATES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
+export type JobState = (typeof JOB_STATES)[number];
+export const FINAL_STATES: readonly JobState[] = ['succeeded', 'failed', 'cancelled'];
+
+/** What a job clusters: rows it was sent (stored in its directory), or a file the service reads. */
+export type JobInput =
+  | { readonly kind: 'upload'; readonly file: string }
+  | { readonly kind: 'path'; readonly path: string };
+
+export interface JobProgress {
+  readonly phase: string;
+  readonly done: number;
+  readonly total: number;
+}
+
+export interface Job {
+  readonly id: string;
+  readonly state: JobState;
+  readonly input: JobInput;
+  /** The job's configuration document (checked when it was accepted). */
+  readonly options: Record<string, unknown>;
+  /** The API key's name that submitted it. */
+  readonly actor: string;
+  readonly correlationId: string;
+  readonly progress?: JobProgress;
+  /** The result without its labels, once it succeeded. */
+  readonly summary?: Record<string, unknown>;
+  readonly error?: { readonly code: string; readonly message: string };
+  readonly attempts: number;
+  readonly createdAt: string;
+  readonly startedAt?: string;
+  readonly endedAt?: string;
+}
+
+interface Row {
+  seq: number;
+  id: string;
+  state: JobState;
+  input: string;
+  options: string;
+  actor: string;
+  correlation_id: string;
+  progress: string | null;
+  summary: string | null;
+  error_code: string | null;
+  error_message: string | null;
+  attempts: number;
+  created_at: string;
+  started_at: string | null;
+  ended_at: string | null;
+}
+
+function toJob(row: Row): Job {
+  return {
+    id: row.id,
+    state: row.state,
+    input: JSON.parse(row.input) as JobInput,
+    options: JSON.parse(row.options) as Record<string, unknown>,
+    actor: row.actor,
+    correlationId: row.correlation_id,
+    ...(row.progress ? { progress: JSON.parse(row.progress) as JobProgress } : {}),
+    ...(row.summary ? { summary: JSON.parse(row.summary) as Record<string, unknown> } : {}),
+    ...(row.error_code ? { error: { code: row.error_code, message: row.error_message ?? '' } } : {}),
+    attempts: row.attempts,
+    createdAt: row.created_at,
+    ...(row.started_at ? { startedAt: row.started_at } : {}),
+    ...(row.ended_at ? { endedAt: row.ended_at } : {}),
+  };
+}
+
+const now = () => new Date().toISOString();
+
+export class JobStore {
+  constructor(
+    private readonly db: Db,
+    /** Where the jobs' directories are: `$NEUROCLUSTER_HOME/service/jobs`. */
+    readonly root: string,
+  ) {}
+
+  /** The directory of a job's files (made owner-only on first use). */
+  dir(id: string, make = false): string {
+    const dir = join(this.root, id);
+    if (make) mkdirSync(dir, { recursive: true, mode: 0o700 });
+    return dir;
+  }
+
+  /** A new job id, with its directory made, for the files a job is accepted with. */
+  reserve(): string {
+    const id = randomUUID();
+    this.dir(id, true);
+    return id;
+  }
+
+  /** Accepts a job (its directory already holds its input): it is queued behind the others. */
+  accept(
+    id: string,
+    input: JobInput,
+    options: Record<string, unknown>,
+    actor: string,
+    correlationId: string,
+  ): Job {
+    this.db
+      .prepare(
+        `INSERT INTO jobs (id, state, input, options, actor, correlation_id, created_at)
+         VALUES (?, 'queued', ?, ?, ?, ?, ?)`,
+      )
+      .run(id, JSON.stringify(input), JSON.stringify(options), actor, correlationId, now());
+    return this.get(id);
+  }
+
+  /** The job, or 404. */
+  get(id: string): Job {
+    const row = this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as Row | undefined;
+    if (!row) throw new RequestError('NEUROCLUSTER_ERR_NOT_FOUND', `no job ${id}`);
+    return toJob(row);
+  }
+
+  /**
+   * A page of jobs, newest first: at most `limit`, in `state` when given, older than the job whose
+   * cursor is `cursor`; `next` is the cursor of the page after it, absent on the last page.
+   */
+  list(options: { state?: JobState; limit: number; cursor?: string }): { jobs: Job[]; next?: string } {
+    const before = options.cursor === undefined ? Number.MAX_SAFE_INTEGER : Number(options.cursor);
+    const rows = this.db
+      .prepare(`SELECT * FROM jobs WHERE seq < ? AND (? IS NULL OR state = ?) ORDER BY seq DESC LIMIT ?`)
+      .all(before, options.state ?? null, options.state ?? null, options.limit + 1) as Row[];
+    const page = rows.slice(0, options.limit);
+    const last = page.at(-1);
+    return {
+      jobs: page.map(toJob),
+      ...(rows.length > options.limit && last ? { next: String(last.seq) } : {}),
+    };
+  }
+
+  /** How many jobs are in each state. */
+  counts(): Record<JobState, number> {
+    const counts = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
+    for (const { state, n } of this.db
+      .prepare('SELECT state, COUNT(*) AS n FROM jobs GROUP BY state')
+      .all() as {
+      state: JobState;
+      n: number;
+    }[])
+      counts[state] = n;
+    return counts;
+  }
+
+  /** Takes the oldest queued job for running (one transaction: two runners never take the same). */
+  claim(): Job | undefined {
+    return this.db.transaction(() => {
+      const row = this.db.prepare(`SELECT * FROM jobs WHERE state = 'queued' ORDER BY seq LIMIT 1`).get() as
+        | Row
+        | undefined;
+      if (!row) return undefined;
+      this.db
+        .prepare(
+          `UPDATE jobs SET state = 'running', started_at = ?, attempts = attempts + 1, progress = NULL WHERE id = ?`,
+        )
+        .run(now(), row.id);
+      return this.get(row.id);
+    })();
+  }
+
+  progress(id: string, progress: JobProgress): void {
+    this.db
+      .prepare(`UPDATE jobs SET progress = ? WHERE id = ? AND state = 'running'`)
+      .run(JSON.stringify(progress), id);
+  }
+
+  /** Moves a running job to its final state; false when it was not running (cancelled meanwhile). */
+  finish(
+    id: string,
+    state: 'succeeded' | 'failed' | 'cancelled',
+    outcome: { summary?: Record<string, unknown>; error?: { code: string; message: string } } = {},
+  ): boolean {
+    return (
+      this.db
+        .prepare(
+          `UPDATE jobs SET state = ?, ended_at = ?, summary = ?, error_code = ?, error_message = ?
+           WHERE id = ? AND state IN ('queued', 'running')`,
+        )
+        .run(
+          state,
+          now(),
+          outcome.summary ? JSON.stringify(outcome.summary) : null,
+          outcome.error?.code ?? null,
+          outcome.error?.message ?? null,
+          id,
+        ).changes === 1
+    );
+  }
+
+  /** Jobs left `running` by a process that stopped: queued again, ahead of newer ones. */
+  requeueInterrupted(): number {
+    return this.db.prepare(`UPDATE jobs SET state = 'queued', progress = NULL WHERE state = 'running'`).run()
+      .changes;
+  }
+
+  /** Removes a finished job: its row and its files. */
+  remove(id: string): void {
+    this.db.prepare('DELETE FROM jobs WHERE id = ?').run(id);
+    rmSync(this.dir(id), { recursive: true, force: true });
+  }
+
+  /** Removes the directory of a job that was never accepted (its request failed). */
+  discard(id: string): void {
+    rmSync(this.dir(id), { recursive: true, force: true });
+  }
+}

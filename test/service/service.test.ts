@@ -1,0 +1,316 @@
+/**
+ * The service's API in process (fastify's inject, no socket): API keys, jobs from rows and from a
+ * path inside the data roots, their results and labels (the same labels as the library gives),
+ * paging, cancelling and deleting, errors as `{ error: { code, message, correlationId } }` with the
+ * status of their code, the probes and the metrics.
+ */
+import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NeuromorphicClusterer } from '../../src/clusterer.js';
+import { resolveConfig } from '../../src/config/load.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { createRuntime } from '../../src/runtime/runtime.js';
+import { AuditLog } from '../../src/security/audit.js';
+import { ApiKeys } from '../../src/service/api-keys.js';
+import { buildService, type Service } from '../../src/service/app.js';
+import type { Job } from '../../src/service/jobs.js';
+import { openStore, storeFile } from '../../src/store/db.js';
+import { ROOT, tempDir } from '../helpers.js';
+
+const ROWS = [
+  [1, 2],
+  [2, 1],
+  [1.5, 1.5],
+  [8, 9],
+  [9, 8],
+  [8.5, 8.5],
+  [1, 1],
+  [9, 9],
+];
+const KMEANS = { kmeans: { nClusters: 2 }, engine: { method: 'kmeans', seed: 3 } } as const;
+
+interface Harness {
+  service: Service;
+  home: string;
+  data: string;
+  key: string;
+  auth: { authorization: string };
+}
+
+async function start(config: Record<string, unknown> = {}, run = true): Promise<Harness> {
+  const home = tempDir();
+  const data = join(home, 'data');
+  mkdirSync(data);
+  const runtime = createRuntime({ env: { ...process.env, NEUROCLUSTER_HOME: home } });
+  const service = buildService({
+    config: resolveConfig({ security: { dataRoots: [data] }, ...config }),
+    runtime,
+    logger: createLogger({ level: 'silent' }),
+    keyring: runtime.keyring(() => {}),
+  });
+  const { key } = new ApiKeys(openStore(storeFile(home))).create('tester');
+  if (run) service.runner.start();
+  return { service, home, data, key, auth: { authorization: `Bearer ${key}` } };
+}
+
+async function settled(h: Harness, id: string): Promise<Job> {
+  for (let i = 0; i < 600; i++) {
+    const job = h.service.jobs.get(id);
+    if (['succeeded', 'failed', 'cancelled'].includes(job.state)) return job;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`job ${id} did not finish`);
+}
+
+let h: Harness;
+beforeAll(async () => {
+  h = await start();
+});
+afterAll(async () => {
+  await h.service.shutdown();
+  await h.service.app.close();
+});
+
+describe('the service API', () => {
+  it('refuses /v1 without a key (401), with a bad one (401) and a revoked one (403)', async () => {
+    const none = await h.service.app.inject({ method: 'GET', url: '/v1/jobs' });
+    expect(none.statusCode).toBe(401);
+    expect(none.json().error).toMatchObject({
+      code: 'NEUROCLUSTER_ERR_UNAUTHORIZED',
+      correlationId: none.headers['x-correlation-id'],
+    });
+    const bad = await h.service.app.inject({
+      method: 'GET',
+      url: '/v1/jobs',
+      headers: { authorization: `${h.auth.authorization.slice(0, -2)}xx` },
+    });
+    expect(bad.statusCode).toBe(401);
+    const keys = new ApiKeys(openStore(storeFile(h.home)));
+    const { key } = keys.create('short-lived');
+    const ok = await h.service.app.inject({
+      method: 'GET',
+      url: '/v1/jobs',
+      headers: { authorization: `Bearer ${key}` },
+    });
+    expect(ok.statusCode).toBe(200);
+    keys.revoke('short-lived');
+    const revoked = await h.service.app.inject({
+      method: 'GET',
+      url: '/v1/jobs',
+      headers: { authorization: `Bearer ${key}` },
+    });
+    expect(revoked.statusCode).toBe(403);
+    expect(revoked.json().error.code).toBe('NEUROCLUSTER_ERR_SECURITY');
+    expect(keys.list().map((k) => k.name)).toEqual(expect.arrayContaining(['tester', 'short-lived']));
+  });
+
+  it('runs a job of rows to the labels the library gives, and keeps the correlation ID it was sent', async () => {
+    const post = await h.service.app.inject({
+      method: 'POST',
+      url: '/v1/jobs',
+      headers: { ...h.auth, 'x-correlation-id': 'pipeline-run-7' },
+      payload: { data: { columns: ['a', 'b'], rows: ROWS }, options: KMEANS },
+    });
+    expect(post.statusCode, post.body).toBe(202);
+    expect(post.headers['x-correlation-id']).toBe('pipeline-run-7');
+    const { id, state, links } = post.json();
+    expect(state).toBe('queued');
+    const job = await settled(h, id);
+    expect(job.state, JSON.stringify(job.error)).toBe('succeeded');
+    expect(job.correlationId).toBe('pipeline-run-7');
+    const got = (await h.service.app.inject({ method: 'GET', url: links.self, headers: h.auth })).json();
+    expect(got).toMatchObject({ id, state: 'succeeded', progress: { phase: 'done', done: 8, total: 8 } });
+    expect(got.result.rows).toBe(8);
+    expect(got.result.labels).toBeUndefined();
+    const expected = await new NeuromorphicClusterer({
+      config: KMEANS,
+      logger: createLogger({ level: 'silent' }),
+    }).fit(ROWS);
+    const labels = await h.service.app.inject({ method: 'GET', url: links.labels, headers: h.auth });
+    expect(labels.headers['content-type']).toMatch(/^text\/csv/);
+    expect(labels.body).toBe(`label\n${Array.from(expected.labels).join('\n')}\n`);
+    const result = (await h.service.app.inject({ method: 'GET', url: links.result, headers: h.auth })).json();
+    expect(result.labels).toEqual(Array.from(expected.labels));
+    // Stored encrypted at rest: the job's files on disk are not the result.
+    expect(readFileSync(join(h.service.jobs.dir(id), 'labels.csv')).toString('latin1')).not.toContain(
+      'label',
+    );
+    // Audited with the key's name as actor and the request's correlation ID.
+    const records = AuditLog.open({ enabled: true, retentionDays: 365, maxBytes: 1 << 26 }, h.home).tail(50);
+    expect(records.filter((r) => r.resource === id).map((r) => [r.action, r.actor, r.correlationId])).toEqual(
+      expect.arrayContaining([
+        ['job.submit', 'tester', 'pipeline-run-7'],
+        ['job.run', 'tester', 'pipeline-run-7'],
+        ['job.labels', 'tester', expect.any(String)],
+      ]),
+    );
+  });
+
+  it('reads a source.path inside the data roots, and refuses one outside (403)', async () => {
+    const file = join(h.data, 'iris.csv');
+    copyFileSync(join(ROOT, 'examples/iris.csv'), file);
+    const post = await h.service.app.inject({
+      method: 'POST',
+      url: '/v1/jobs',
+      headers: h.auth,
+      payload: { source: { path: file }, options: { ...KMEANS, data: { labelColumn: 'species' } } },
+    });
+    expect(post.statusCode, post.body).toBe(202);
+    const job = await settled(h, post.json().id);
+    expect(job.state, JSON.stringify(job.error)).toBe('succeeded');
+    expect(job.summary?.rows).toBe(150);
+    const outside = await h.service.app.inject({
+      method: 'POST',
+      url: '/v1/jobs',
+      headers: h.auth,
+      payload: { source: { path: join(h.home, 'neurocluster.db') } },
+    });
+    expect(outside.statusCode).toBe(403);
+    expect(outside.json().error.code).toBe('NEUROCLUSTER_ERR_SECURITY_PATH');
+  });
+
+  it('checks a job’s options when it is accepted: bad values and sections a job may not set are 422', async () => {
+    for (const options of [
+      { kmeans: { nClusters: 0 } },
+      { security: { dataRoots: ['/'] } },
+      { privacy: { budget: { epsilon: 1000 } } },
+      { service: { concurrency: 64 } },
+    ]) {
+      const r = await h.service.app.inject({
+        method: 'POST',
+        url: '/v1/jobs',
+        headers: h.auth,
+        payload: { data: ROWS, options },
+      });
+      expect(r.statusCode, JSON.stringify(options)).toBe(422);
+      expect(r.json().error.code).toBe('NEUROCLUSTER_ERR_CONFIG');
+    }
+    const shape = await h.service.app.inject({
+      method: 'POST',
+      url: '/v1/jobs',
+      headers: h.auth,
+      payload: { rows: ROWS },
+    });
+    expect(shape.statusCode).toBe(422);
+    const json = await h.service.app.inject({
+      method: 'POST',
+      url: '/v1/jobs',
+      headers: { ...h.auth, 'content-type': 'application/json' },
+      payload: '{"data": [[1, 2]',
+    });
+    expect(json.statusCode).toBe(422);
+  });
+
+  it('a job whose data cannot be clustered fails with the engine’s code, and has no labels (409)', async () => {
+    const post = await h.service.app.inject({
+      method: 'POST',
+      url: '/v1/jobs',
+      headers: h.auth,
+      payload: {
+        data: [
+          ['x', 'y'],
+          ['z', 'w'],
+        ],
+        options: KMEANS,
+      },
+    });
+    const job = await settled(h, post.json().id);
+    expect(job.state).toBe('failed');
+    expect(job.error?.code).toMatch(/^NEUROCLUSTER_ERR_DATA/);
+    const labels = await h.service.app.inject({
+      method: 'GET',
+      url: `/v1/jobs/${job.id}/labels`,
+      headers: h.auth,
+    });
+    expect(labels.statusCode).toBe(409);
+    expect(labels.json().error.code).toBe('NEUROCLUSTER_ERR_CONFLICT');
+  });
+
+  it('pages the jobs newest first, by state, and deletes a finished job with its files', async () => {
+    const first = await h.service.app.inject({ method: 'GET', url: '/v1/jobs?limit=2', headers: h.auth });
+    const page = first.json();
+    expect(page.jobs).toHaveLength(2);
+    const second = (
+      await h.service.app.inject({
+        method: 'GET',
+        url: `/v1/jobs?limit=2&cursor=${page.next}`,
+        headers: h.auth,
+      })
+    ).json();
+    const ids = [...page.jobs, ...second.jobs].map((j: { id: string }) => j.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    const failed = (
+      await h.service.app.inject({ method: 'GET', url: '/v1/jobs?state=failed', headers: h.auth })
+    ).json();
+    expect(failed.jobs.every((j: { state: string }) => j.state === 'failed')).toBe(true);
+    const id = failed.jobs[0].id;
+    expect(
+      (await h.service.app.inject({ method: 'DELETE', url: `/v1/jobs/${id}`, headers: h.auth })).statusCode,
+    ).toBe(204);
+    const gone = await h.service.app.inject({ method: 'GET', url: `/v1/jobs/${id}`, headers: h.auth });
+    expect(gone.statusCode).toBe(404);
+    expect(gone.json().error.code).toBe('NEUROCLUSTER_ERR_NOT_FOUND');
+    const bad = await h.service.app.inject({ method: 'GET', url: '/v1/jobs?limit=0', headers: h.auth });
+    expect(bad.statusCode).toBe(422);
+  });
+
+  it('answers the probes and the metrics, and an unknown route with a 404 in the error shape', async () => {
+    expect((await h.service.app.inject({ method: 'GET', url: '/livez' })).statusCode).toBe(200);
+    const ready = await h.service.app.inject({ method: 'GET', url: '/readyz' });
+    expect([200, 503]).toContain(ready.statusCode);
+    expect(ready.json().checks.length).toBeGreaterThan(0);
+    const metrics = await h.service.app.inject({ method: 'GET', url: '/metrics' });
+    expect(metrics.body).toMatch(
+      /neurocluster_http_request_duration_seconds_count\{route="\/v1\/jobs",method="POST",status="202"\} \d+/,
+    );
+    expect(metrics.body).toMatch(/neurocluster_service_jobs\{state="succeeded"\} [1-9]/);
+    expect(metrics.body).toMatch(/neurocluster_service_queue_depth \d+/);
+    const missing = await h.service.app.inject({ method: 'GET', url: '/nowhere' });
+    expect(missing.statusCode).toBe(404);
+    expect(missing.json().error.code).toBe('NEUROCLUSTER_ERR_NOT_FOUND');
+  });
+});
+
+describe('the service under its limits', () => {
+  it('refuses a body over service.maxBodyBytes with 413, and cancels a queued job', async () => {
+    // The runner starts after the jobs are in: both wait queued until then.
+    const small = await start({ service: { maxBodyBytes: 2048, concurrency: 1 } }, false);
+    try {
+      const big = await small.service.app.inject({
+        method: 'POST',
+        url: '/v1/jobs',
+        headers: small.auth,
+        payload: { data: Array.from({ length: 400 }, (_, i) => [i, i]) },
+      });
+      expect(big.statusCode).toBe(413);
+      expect(big.json().error.code).toBe('NEUROCLUSTER_ERR_TOO_LARGE');
+      const ids: string[] = [];
+      for (let i = 0; i < 2; i++) {
+        const post = await small.service.app.inject({
+          method: 'POST',
+          url: '/v1/jobs',
+          headers: small.auth,
+          payload: { data: ROWS, options: KMEANS },
+        });
+        ids.push(post.json().id);
+      }
+      const cancel = await small.service.app.inject({
+        method: 'DELETE',
+        url: `/v1/jobs/${ids[1]}`,
+        headers: small.auth,
+      });
+      expect(cancel.statusCode).toBe(202);
+      expect(cancel.json()).toMatchObject({
+        state: 'cancelled',
+        error: { code: 'NEUROCLUSTER_ERR_ABORTED' },
+      });
+      small.service.runner.start();
+      expect((await settled(small, ids[0]!)).state).toBe('succeeded');
+      expect(small.service.jobs.get(ids[1]!).state).toBe('cancelled');
+    } finally {
+      await small.service.shutdown();
+      await small.service.app.close();
+    }
+  });
+});
