@@ -33,7 +33,7 @@ import { checkDataPath } from '../security/secure-load.js';
 import { openStore, storeFile } from '../store/db.js';
 import { ApiKeys, type Caller } from './api-keys.js';
 import { FINAL_STATES, JOB_STATES, type Job, type JobInput, JobStore } from './jobs.js';
-import { JobRunner, LABELS_FILE, RESULT_FILE } from './runner.js';
+import { JobRunner, LABELS_FILE, PLOT_FILE, RESULT_FILE } from './runner.js';
 
 /** The HTTP status of each request-level code; any other code is a 500 (or 503, below). */
 const STATUS: Partial<Record<ErrorCode, number>> = {
@@ -154,6 +154,8 @@ export function buildService(o: ServiceOptions): Service {
   const metrics = runtime.metrics;
   metrics.watch({ jobs });
   let draining = false;
+  /** The open event streams' closers: a shutdown ends them, or the server would wait on them. */
+  const streams = new Set<() => void>();
 
   const audit = (event: AuditEvent, correlationId: string) =>
     withCorrelationId(correlationId, () => auditLog?.append(event));
@@ -263,6 +265,8 @@ export function buildService(o: ServiceOptions): Service {
       self: `/v1/jobs/${job.id}`,
       result: `/v1/jobs/${job.id}/result`,
       labels: `/v1/jobs/${job.id}/labels`,
+      plot: `/v1/jobs/${job.id}/plot.svg`,
+      events: `/v1/jobs/${job.id}/events`,
     },
   });
 
@@ -348,6 +352,55 @@ export function buildService(o: ServiceOptions): Service {
     return reply.type('text/csv; charset=utf-8').send(text);
   });
 
+  app.get<{ Params: { id: string } }>('/v1/jobs/:id/plot.svg', async (request, reply) => {
+    const job = succeeded(request.params.id);
+    const svg = await readFileDecrypted(join(jobs.dir(job.id), PLOT_FILE), () => keyring);
+    return reply.type('image/svg+xml').send(svg);
+  });
+
+  /**
+   * Server-Sent Events: the job as it is now (`event: job`), again at most every 100 ms while its
+   * state or progress changes, and a last one in its final state, after which the stream ends.
+   */
+  app.get<{ Params: { id: string } }>('/v1/jobs/:id/events', async (request, reply) => {
+    const id = jobs.get(request.params.id).id;
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+      'x-correlation-id': request.correlationId,
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const close = () => {
+      clearTimeout(timer);
+      jobs.changes.off('change', onChange);
+      streams.delete(close);
+      res.end();
+    };
+    const send = () => {
+      timer = undefined;
+      let job: Job;
+      try {
+        job = jobs.get(id);
+      } catch {
+        // Deleted meanwhile: nothing more will come.
+        close();
+        return;
+      }
+      res.write(`event: job\ndata: ${JSON.stringify(view(job))}\n\n`);
+      if (FINAL_STATES.includes(job.state)) close();
+    };
+    const onChange = (changed: string) => {
+      if (changed === id && !timer) timer = setTimeout(send, 100);
+    };
+    jobs.changes.on('change', onChange);
+    streams.add(close);
+    request.raw.on('close', close);
+    send();
+  });
+
   app.delete<{ Params: { id: string } }>('/v1/jobs/:id', async (request, reply) => {
     const job = jobs.get(request.params.id);
     const actor = caller(request).name;
@@ -394,6 +447,7 @@ export function buildService(o: ServiceOptions): Service {
     async shutdown() {
       draining = true;
       await runner.drain(durationMs(config.service.shutdownGrace));
+      for (const close of [...streams]) close();
     },
   };
 }

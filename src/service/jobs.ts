@@ -9,6 +9,7 @@
  * final state.
  */
 import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { RequestError } from '../core/errors.js';
@@ -87,6 +88,9 @@ function toJob(row: Row): Job {
 const now = () => new Date().toISOString();
 
 export class JobStore {
+  /** Emits `change` with a job's id whenever its state or progress changes (the events route). */
+  readonly changes = new EventEmitter().setMaxListeners(0);
+
   constructor(
     private readonly db: Db,
     /** Where the jobs' directories are: `$NEUROCLUSTER_HOME/service/jobs`. */
@@ -163,7 +167,7 @@ export class JobStore {
 
   /** Takes the oldest queued job for running (one transaction: two runners never take the same). */
   claim(): Job | undefined {
-    return this.db.transaction(() => {
+    const job = this.db.transaction(() => {
       const row = this.db.prepare(`SELECT * FROM jobs WHERE state = 'queued' ORDER BY seq LIMIT 1`).get() as
         | Row
         | undefined;
@@ -175,12 +179,15 @@ export class JobStore {
         .run(now(), row.id);
       return this.get(row.id);
     })();
+    if (job) this.changes.emit('change', job.id);
+    return job;
   }
 
   progress(id: string, progress: JobProgress): void {
     this.db
       .prepare(`UPDATE jobs SET progress = ? WHERE id = ? AND state = 'running'`)
       .run(JSON.stringify(progress), id);
+    this.changes.emit('change', id);
   }
 
   /** Moves a running job to its final state; false when it was not running (cancelled meanwhile). */
@@ -189,7 +196,7 @@ export class JobStore {
     state: 'succeeded' | 'failed' | 'cancelled',
     outcome: { summary?: Record<string, unknown>; error?: { code: string; message: string } } = {},
   ): boolean {
-    return (
+    const changed =
       this.db
         .prepare(
           `UPDATE jobs SET state = ?, ended_at = ?, summary = ?, error_code = ?, error_message = ?
@@ -202,8 +209,9 @@ export class JobStore {
           outcome.error?.code ?? null,
           outcome.error?.message ?? null,
           id,
-        ).changes === 1
-    );
+        ).changes === 1;
+    if (changed) this.changes.emit('change', id);
+    return changed;
   }
 
   /** Jobs left `running` by a process that stopped: queued again, ahead of newer ones. */
@@ -216,6 +224,7 @@ export class JobStore {
   remove(id: string): void {
     this.db.prepare('DELETE FROM jobs WHERE id = ?').run(id);
     rmSync(this.dir(id), { recursive: true, force: true });
+    this.changes.emit('change', id);
   }
 
   /** Removes the directory of a job that was never accepted (its request failed). */

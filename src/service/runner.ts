@@ -15,6 +15,7 @@ import { AbortedError } from '../core/cancel.js';
 import { toNeuroclusterError } from '../core/errors.js';
 import { labelsCsv } from '../data/labels-file.js';
 import type { EncodeProgress } from '../encoders/drive.js';
+import { resultPlot } from '../fit/plot.js';
 import type { PassProgress } from '../fit/result.js';
 import type { Logger } from '../observability/logger.js';
 import type { Runtime } from '../runtime/runtime.js';
@@ -24,6 +25,7 @@ import type { Job, JobProgress, JobStore } from './jobs.js';
 
 export const RESULT_FILE = 'result.json';
 export const LABELS_FILE = 'labels.csv';
+export const PLOT_FILE = 'plot.svg';
 
 export interface RunnerOptions {
   readonly store: JobStore;
@@ -123,6 +125,12 @@ export class JobRunner {
       const dir = store.dir(job.id);
       await writeEncryptedFile(join(dir, RESULT_FILE), JSON.stringify(result.toJSON()), this.o.keyring);
       await writeEncryptedFile(join(dir, LABELS_FILE), labelsCsv(result.labels, result.ids), this.o.keyring);
+      const plot = await resultPlot(
+        result,
+        this.o.runtime.registry,
+        `job ${job.id}: ${result.method}, k = ${result.k}`,
+      );
+      await writeEncryptedFile(join(dir, PLOT_FILE), plot, this.o.keyring);
       store.progress(job.id, { phase: 'done', done: result.rows, total: result.rows });
       if (store.finish(job.id, 'succeeded', { summary })) this.o.onFinal?.(store.get(job.id));
     } catch (cause) {

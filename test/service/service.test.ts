@@ -272,6 +272,42 @@ describe('the service API', () => {
   });
 });
 
+describe('the service as a job runs', () => {
+  it('streams the job as Server-Sent Events to its final state, then serves its plot', async () => {
+    const live = await start({}, false);
+    try {
+      const post = await live.service.app.inject({
+        method: 'POST',
+        url: '/v1/jobs',
+        headers: live.auth,
+        payload: { data: ROWS, options: KMEANS },
+      });
+      const { id, links } = post.json();
+      const events = live.service.app.inject({ method: 'GET', url: links.events, headers: live.auth });
+      live.service.runner.start();
+      const stream = await events;
+      expect(stream.headers['content-type']).toMatch(/^text\/event-stream/);
+      const frames = stream.body
+        .trim()
+        .split('\n\n')
+        .map((frame) => {
+          const [event, data] = frame.split('\n');
+          expect(event).toBe('event: job');
+          return JSON.parse(data!.slice('data: '.length)) as { id: string; state: string };
+        });
+      expect(frames[0]).toMatchObject({ id, state: 'queued' });
+      expect(frames.at(-1)).toMatchObject({ id, state: 'succeeded' });
+      const plot = await live.service.app.inject({ method: 'GET', url: links.plot, headers: live.auth });
+      expect(plot.statusCode).toBe(200);
+      expect(plot.headers['content-type']).toMatch(/^image\/svg\+xml/);
+      expect(plot.body).toMatch(/<svg[\s\S]*<\/svg>\s*$/);
+    } finally {
+      await live.service.shutdown();
+      await live.service.app.close();
+    }
+  });
+});
+
 describe('the service under its limits', () => {
   it('refuses a body over service.maxBodyBytes with 413, and cancels a queued job', async () => {
     // The runner starts after the jobs are in: both wait queued until then.

@@ -3,7 +3,7 @@ import { type Command, Option } from 'commander';
 import { NeuromorphicClusterer } from '../../clusterer.js';
 import { StagedWrites } from '../../core/atomic.js';
 import { UsageError } from '../../core/errors.js';
-import { renderClusterPlot } from '../../report/svg-plot.js';
+import { resultPlot } from '../../fit/plot.js';
 import type { AuditEvent } from '../../security/audit-record.js';
 import { audit, errorDetails, outcomeOf } from '../audit.js';
 import { cliConfig, cliLogger, type GlobalFlags } from '../context.js';
@@ -140,27 +140,8 @@ export function clusterCommand(): Command {
         outputs.push(resultFile(flags.labelsOut, () => labelsCsv(result.labels, result.ids), config));
       }
       if (flags.plot) {
-        const plot = async () => {
-          const backend = await clusterer.runtime.registry.get(result.backend);
-          const centroids = {
-            rows: result.k,
-            cols: result.features.cols,
-            data: Float64Array.from(result.centroids.flat()),
-          };
-          // A streamed fit's features are its sample: their labels are their nearest centroids.
-          const labels =
-            result.labels.length === result.features.rows
-              ? result.labels
-              : (await backend.kmeansAssign(result.features, centroids)).labels;
-          return renderClusterPlot({
-            backend,
-            points: result.features,
-            labels,
-            centroids,
-            title: `${file}: ${result.method}, k = ${result.k}`,
-            seed: result.seed,
-          });
-        };
+        const plot = () =>
+          resultPlot(result, clusterer.runtime.registry, `${file}: ${result.method}, k = ${result.k}`);
         outputs.push(resultFile(flags.plot, plot, config));
       }
       const model = flags.saveModel;
