@@ -551,6 +551,16 @@ export const serviceSchema = z.strictObject({
   shutdownGrace: duration('30s').describe(
     'on SIGTERM or SIGINT, how long running jobs may take to finish; those cut off run again at the next start',
   ),
+  rateLimit: z
+    .strictObject({
+      max: z.int().min(1).default(1200).describe('requests one API key (or one address without a key) may make per window'),
+      window: duration('1m').describe('the rate limit window'),
+    })
+    .default({ max: 1200, window: '1m' })
+    .describe('per-key rate limit of the /v1 routes (429 past it, with Retry-After)'),
+  maxEventLoopDelay: duration('1s').describe(
+    'load shedding: past this event-loop delay, requests (all but /livez) get 503 with Retry-After',
+  ),
 });
 
 /** The configuration document (`--config file.json|yaml`). */

@@ -258,6 +258,12 @@ export const ERROR_CODES = {
       'Send at most service.maxBodyBytes, or post a `source.path` the service can read inside security.dataRoots.',
     ],
   },
+  NEUROCLUSTER_ERR_RATE_LIMIT: {
+    category: 'request',
+    severity: 'low',
+    exitCode: 2,
+    recovery: ['Wait for the time the Retry-After header says, or ask for a higher service.rateLimit.max.'],
+  },
   NEUROCLUSTER_ERR_INTERNAL: {
     category: 'internal',
     severity: 'critical',

@@ -105,7 +105,8 @@ export class RequestError extends NeuroclusterError {
       | 'NEUROCLUSTER_ERR_UNAUTHORIZED'
       | 'NEUROCLUSTER_ERR_NOT_FOUND'
       | 'NEUROCLUSTER_ERR_CONFLICT'
-      | 'NEUROCLUSTER_ERR_TOO_LARGE',
+      | 'NEUROCLUSTER_ERR_TOO_LARGE'
+      | 'NEUROCLUSTER_ERR_RATE_LIMIT',
     message: string,
     options: ErrorOptions = {},
   ) {

@@ -5,7 +5,11 @@
  * sent a usable one).
  */
 import { randomUUID } from 'node:crypto';
-import { isAbsolute, join } from 'node:path';
+import { extname, isAbsolute, join } from 'node:path';
+import helmet from '@fastify/helmet';
+import multipart from '@fastify/multipart';
+import rateLimit from '@fastify/rate-limit';
+import underPressure from '@fastify/under-pressure';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { resolveConfigChecked } from '../config/load.js';
@@ -17,6 +21,7 @@ import {
   isNeuroclusterError,
   type NeuroclusterError,
   RequestError,
+  ResourceExhaustedError,
   SecurityError,
   toNeuroclusterError,
 } from '../core/errors.js';
@@ -46,6 +51,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   NEUROCLUSTER_ERR_NOT_FOUND: 404,
   NEUROCLUSTER_ERR_CONFLICT: 409,
   NEUROCLUSTER_ERR_TOO_LARGE: 413,
+  NEUROCLUSTER_ERR_RATE_LIMIT: 429,
   NEUROCLUSTER_ERR_CONFIG: 422,
   NEUROCLUSTER_ERR_DATA_FORMAT: 422,
   NEUROCLUSTER_ERR_DATA_VALUE: 422,
@@ -83,6 +89,19 @@ export function checkJobOptions(options: Record<string, unknown>): void {
       `options: ${refused.join(', ')} cannot be set by a job (allowed: ${[...JOB_SECTIONS].join(', ')}, privacy.budget excepted)`,
     );
 }
+
+/** What a `file` part may be: the formats the CLI reads, by their extensions. */
+const UPLOAD_EXTENSIONS = new Set([
+  '.csv',
+  '.tsv',
+  '.txt',
+  '.json',
+  '.jsonl',
+  '.ndjson',
+  '.npy',
+  '.parquet',
+  '.pq',
+]);
 
 const cell = z.union([z.number(), z.string(), z.boolean(), z.null()]);
 const submitBody = z.union([
@@ -144,7 +163,7 @@ declare module 'fastify' {
 
 const CORRELATION = /^[A-Za-z0-9._:-]{1,128}$/;
 
-export function buildService(o: ServiceOptions): Service {
+export async function buildService(o: ServiceOptions): Promise<Service> {
   const { config, runtime, logger, keyring } = o;
   const home = runtime.home;
   const db = openStore(storeFile(home));
@@ -201,6 +220,35 @@ export function buildService(o: ServiceOptions): Service {
     logger: false,
   });
 
+  // Security headers on every answer (a JSON API: no inline content is allowed anywhere).
+  await app.register(helmet, { global: true });
+  // Per key (its id, read without verifying: a forged one only limits itself), else per address.
+  await app.register(rateLimit, {
+    max: config.service.rateLimit.max,
+    timeWindow: durationMs(config.service.rateLimit.window),
+    allowList: (request) => !request.url.startsWith('/v1/'),
+    keyGenerator: (request) =>
+      /^Bearer\s+nck_([0-9a-f]{16})_/i.exec(request.headers.authorization ?? '')?.[1] ?? request.ip,
+    errorResponseBuilder: (_request, context) =>
+      new RequestError(
+        'NEUROCLUSTER_ERR_RATE_LIMIT',
+        `more than ${context.max} requests in ${context.after}: try again after ${context.ttl} ms`,
+      ),
+  });
+  // Load shedding: past the event-loop delay, 503 with Retry-After (the liveness probe still answers).
+  await app.register(underPressure, {
+    maxEventLoopDelay: durationMs(config.service.maxEventLoopDelay),
+    retryAfter: 10,
+    // A rejection goes to the error handler: the error shape, 503 and Retry-After.
+    pressureHandler: async (request, _reply, type) => {
+      if (request.url !== '/livez')
+        throw new ResourceExhaustedError(`the service is under pressure (${type}): try again later`);
+    },
+  });
+  await app.register(multipart, {
+    limits: { fileSize: config.service.maxBodyBytes, files: 1, fields: 4, fieldSize: 1024 * 1024 },
+  });
+
   app.decorateRequest('correlationId', '');
   app.decorateRequest('startedAt', 0n);
 
@@ -224,7 +272,7 @@ export function buildService(o: ServiceOptions): Service {
   app.setErrorHandler(async (raw: Error & { code?: string; statusCode?: number }, request, reply) => {
     let error: NeuroclusterError;
     if (isNeuroclusterError(raw)) error = raw;
-    else if (raw.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
+    else if (raw.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || raw.code === 'FST_REQ_FILE_TOO_LARGE')
       error = new RequestError(
         'NEUROCLUSTER_ERR_TOO_LARGE',
         `the body is over service.maxBodyBytes (${config.service.maxBodyBytes} bytes)`,
@@ -280,40 +328,77 @@ export function buildService(o: ServiceOptions): Service {
     return job;
   };
 
+  /** A job's input from a JSON body: rows, stored encrypted in the job's directory, or a checked path. */
+  const jsonInput = async (body: z.infer<typeof submitBody>, id: string): Promise<JobInput> => {
+    if ('source' in body) {
+      const roots = config.security.dataRoots;
+      if (!isAbsolute(body.source.path))
+        throw new ConfigError(`source.path: "${body.source.path}" is not an absolute path`);
+      if (roots.length === 0)
+        throw new SecurityError(
+          'source.path: the service reads files only inside security.dataRoots, and none are set',
+          {
+            path: true,
+          },
+        );
+      checkDataPath(body.source.path, roots);
+      return { kind: 'path', path: body.source.path };
+    }
+    const input = { kind: 'upload', file: 'input.json' } as const;
+    await writeEncryptedFile(join(jobs.dir(id), input.file), JSON.stringify(rowsDocument(body)), keyring);
+    return input;
+  };
+
+  /** A job's input from a multipart body: its `file` part (stored encrypted) and `options` part. */
+  const multipartInput = async (
+    request: FastifyRequest,
+    id: string,
+  ): Promise<{ input: JobInput; options: Record<string, unknown> }> => {
+    let input: JobInput | undefined;
+    let options: Record<string, unknown> = {};
+    for await (const part of request.parts()) {
+      if (part.type === 'file' && part.fieldname === 'file') {
+        const ext = extname(part.filename ?? '').toLowerCase();
+        if (!UPLOAD_EXTENSIONS.has(ext))
+          throw new ConfigError(
+            `file: "${part.filename}" is not a file the service reads (${[...UPLOAD_EXTENSIONS].join(' ')})`,
+          );
+        input = { kind: 'upload', file: `input${ext}` };
+        await writeEncryptedFile(join(jobs.dir(id), input.file), await part.toBuffer(), keyring);
+      } else if (part.type === 'field' && part.fieldname === 'options') {
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(String(part.value));
+        } catch (cause) {
+          throw new ConfigError(`options: not JSON: ${(cause as Error).message}`, { cause });
+        }
+        options = z.record(z.string(), z.unknown()).parse(parsed);
+      } else {
+        throw new ConfigError(`a part named "${part.fieldname}" is not one of the job's (file, options)`);
+      }
+    }
+    if (!input) throw new ConfigError('file: the multipart body has no file part');
+    return { input, options };
+  };
+
   app.post('/v1/jobs', async (request, reply) => {
-    const body = submitBody.parse(request.body);
-    checkJobOptions(body.options);
-    // The options are checked as the job will run them: a bad one is a 422 now, not a failed job.
     const id = jobs.reserve();
     try {
       let input: JobInput;
-      if ('source' in body) {
-        const roots = config.security.dataRoots;
-        if (!isAbsolute(body.source.path))
-          throw new ConfigError(`source.path: "${body.source.path}" is not an absolute path`);
-        if (roots.length === 0)
-          throw new SecurityError(
-            'source.path: the service reads files only inside security.dataRoots, and none are set',
-            {
-              path: true,
-            },
-          );
-        checkDataPath(body.source.path, roots);
-        input = { kind: 'path', path: body.source.path };
-      } else {
-        input = { kind: 'upload', file: 'input.json' };
-        await writeEncryptedFile(join(jobs.dir(id), input.file), JSON.stringify(rowsDocument(body)), keyring);
+      let options: Record<string, unknown>;
+      if (request.isMultipart()) ({ input, options } = await multipartInput(request, id));
+      else {
+        const body = submitBody.parse(request.body);
+        input = await jsonInput(body, id);
+        options = body.options;
       }
-      configOf({ input, options: body.options });
-      const job = jobs.accept(id, input, body.options, caller(request).name, request.correlationId);
+      checkJobOptions(options);
+      // The options are checked as the job will run them: a bad one is a 422 now, not a failed job.
+      configOf({ input, options });
+      const actor = caller(request).name;
+      const job = jobs.accept(id, input, options, actor, request.correlationId);
       audit(
-        {
-          action: 'job.submit',
-          resource: id,
-          outcome: 'success',
-          actor: caller(request).name,
-          details: { input: input.kind },
-        },
+        { action: 'job.submit', resource: id, outcome: 'success', actor, details: { input: input.kind } },
         request.correlationId,
       );
       runner.pump();

@@ -43,7 +43,7 @@ async function start(config: Record<string, unknown> = {}, run = true): Promise<
   const data = join(home, 'data');
   mkdirSync(data);
   const runtime = createRuntime({ env: { ...process.env, NEUROCLUSTER_HOME: home } });
-  const service = buildService({
+  const service = await buildService({
     config: resolveConfig({ security: { dataRoots: [data] }, ...config }),
     runtime,
     logger: createLogger({ level: 'silent' }),
@@ -170,6 +170,36 @@ describe('the service API', () => {
     expect(outside.json().error.code).toBe('NEUROCLUSTER_ERR_SECURITY_PATH');
   });
 
+  it('takes a file as a multipart upload, read as the CLI reads its format', async () => {
+    const form = new FormData();
+    form.append(
+      'options',
+      JSON.stringify({ ...KMEANS, kmeans: { nClusters: 3 }, data: { labelColumn: 'species' } }),
+    );
+    form.append('file', new Blob([readFileSync(join(ROOT, 'examples/iris.csv'))]), 'iris.csv');
+    const post = await h.service.app.inject({
+      method: 'POST',
+      url: '/v1/jobs',
+      headers: h.auth,
+      payload: form,
+    });
+    expect(post.statusCode, post.body).toBe(202);
+    const job = await settled(h, post.json().id);
+    expect(job.state, JSON.stringify(job.error)).toBe('succeeded');
+    expect(job.summary).toMatchObject({ rows: 150, k: 3 });
+    expect(job.input).toEqual({ kind: 'upload', file: 'input.csv' });
+    const odd = new FormData();
+    odd.append('file', new Blob(['a,b\n1,2\n']), 'data.exe');
+    const refused = await h.service.app.inject({
+      method: 'POST',
+      url: '/v1/jobs',
+      headers: h.auth,
+      payload: odd,
+    });
+    expect(refused.statusCode).toBe(422);
+    expect(refused.json().error.message).toMatch(/data\.exe" is not a file the service reads/);
+  });
+
   it('checks a job’s options when it is accepted: bad values and sections a job may not set are 422', async () => {
     for (const options of [
       { kmeans: { nClusters: 0 } },
@@ -269,6 +299,65 @@ describe('the service API', () => {
     const missing = await h.service.app.inject({ method: 'GET', url: '/nowhere' });
     expect(missing.statusCode).toBe(404);
     expect(missing.json().error.code).toBe('NEUROCLUSTER_ERR_NOT_FOUND');
+  });
+});
+
+describe('the service protects itself', () => {
+  it('limits each key to service.rateLimit.max requests a window (429), and sends security headers', async () => {
+    const limited = await start({ service: { rateLimit: { max: 3, window: '1m' } } });
+    try {
+      const other = new ApiKeys(openStore(storeFile(limited.home))).create('other').key;
+      const codes: number[] = [];
+      for (let i = 0; i < 4; i++)
+        codes.push(
+          (await limited.service.app.inject({ method: 'GET', url: '/v1/jobs', headers: limited.auth }))
+            .statusCode,
+        );
+      expect(codes).toEqual([200, 200, 200, 429]);
+      const over = await limited.service.app.inject({
+        method: 'GET',
+        url: '/v1/jobs',
+        headers: limited.auth,
+      });
+      expect(over.json().error.code).toBe('NEUROCLUSTER_ERR_RATE_LIMIT');
+      expect(Number(over.headers['retry-after'])).toBeGreaterThan(0);
+      // Another key has its own count; the probes have none.
+      const mine = await limited.service.app.inject({
+        method: 'GET',
+        url: '/v1/jobs',
+        headers: { authorization: `Bearer ${other}` },
+      });
+      expect(mine.statusCode).toBe(200);
+      for (let i = 0; i < 5; i++)
+        expect((await limited.service.app.inject({ method: 'GET', url: '/livez' })).statusCode).toBe(200);
+      expect(mine.headers['x-content-type-options']).toBe('nosniff');
+      expect(mine.headers['content-security-policy']).toMatch(/default-src 'self'/);
+    } finally {
+      await limited.service.shutdown();
+      await limited.service.app.close();
+    }
+  });
+
+  it('sheds load past service.maxEventLoopDelay with 503 and Retry-After, and still answers /livez', async () => {
+    const pressed = await start({ service: { maxEventLoopDelay: '1ms' } });
+    try {
+      // Block the event loop past the sampler's next reading (every second), which then sees it.
+      const until = Date.now() + 1100;
+      while (Date.now() < until) {}
+      await new Promise((r) => setTimeout(r, 20));
+      const shed = await pressed.service.app.inject({
+        method: 'GET',
+        url: '/v1/jobs',
+        headers: pressed.auth,
+      });
+      expect(shed.statusCode).toBe(503);
+      expect(shed.headers['retry-after']).toBeDefined();
+      expect(shed.json().error.code).toBe('NEUROCLUSTER_ERR_RESOURCE_EXHAUSTED');
+      expect((await pressed.service.app.inject({ method: 'GET', url: '/livez' })).statusCode).toBe(200);
+    } finally {
+      await pressed.service.shutdown();
+      await pressed.service.app.close();
+    }
   });
 });
 

@@ -66,7 +66,7 @@ export function serveCommand(): Command {
         );
       const runtime = defaultRuntime();
       const logger = cliLogger(flags, config);
-      const service = buildService({
+      const service = await buildService({
         config,
         runtime,
         logger,
