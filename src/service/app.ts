@@ -5,6 +5,7 @@
  * sent a usable one).
  */
 import { randomUUID } from 'node:crypto';
+import { rm } from 'node:fs/promises';
 import { extname, isAbsolute, join } from 'node:path';
 import helmet from '@fastify/helmet';
 import multipart from '@fastify/multipart';
@@ -12,6 +13,7 @@ import rateLimit from '@fastify/rate-limit';
 import underPressure from '@fastify/under-pressure';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { NeuromorphicClusterer } from '../clusterer.js';
 import { resolveConfigChecked } from '../config/load.js';
 import { type Config, durationMs } from '../config/schema.js';
 import { withCorrelationId } from '../core/context.js';
@@ -38,7 +40,7 @@ import { checkDataPath } from '../security/secure-load.js';
 import { openStore, storeFile } from '../store/db.js';
 import { ApiKeys, type Caller } from './api-keys.js';
 import { FINAL_STATES, JOB_STATES, type Job, type JobInput, JobStore } from './jobs.js';
-import { JobRunner, LABELS_FILE, PLOT_FILE, RESULT_FILE } from './runner.js';
+import { JobRunner, LABELS_FILE, MODEL_FILE, PLOT_FILE, RESULT_FILE } from './runner.js';
 
 /** The HTTP status of each request-level code; any other code is a 500 (or 503, below). */
 const STATUS: Partial<Record<ErrorCode, number>> = {
@@ -104,12 +106,13 @@ const UPLOAD_EXTENSIONS = new Set([
 ]);
 
 const cell = z.union([z.number(), z.string(), z.boolean(), z.null()]);
+const rowsData = z.union([
+  z.array(z.array(cell)).min(1),
+  z.strictObject({ columns: z.array(z.string()).min(1), rows: z.array(z.array(cell)).min(1) }),
+]);
 const submitBody = z.union([
   z.strictObject({
-    data: z.union([
-      z.array(z.array(cell)).min(1),
-      z.strictObject({ columns: z.array(z.string()).min(1), rows: z.array(z.array(cell)).min(1) }),
-    ]),
+    data: rowsData,
     options: z.record(z.string(), z.unknown()).default({}),
   }),
   z.strictObject({
@@ -118,6 +121,8 @@ const submitBody = z.union([
   }),
 ]);
 
+const predictBody = z.strictObject({ data: rowsData });
+
 const listQuery = z.strictObject({
   state: z.enum(JOB_STATES).optional(),
   limit: z.coerce.number().int().min(1).max(500).default(50),
@@ -125,8 +130,8 @@ const listQuery = z.strictObject({
 });
 
 /** Rows sent as JSON, as the file the job reads: named cells when columns were given. */
-function rowsDocument(data: z.infer<typeof submitBody> & { data: unknown }): unknown[] {
-  const d = data.data as unknown[][] | { columns: string[]; rows: unknown[][] };
+function rowsDocument(data: { data: z.infer<typeof rowsData> }): unknown[] {
+  const d = data.data;
   if (Array.isArray(d)) return d;
   return d.rows.map((row, i) => {
     if (row.length !== d.columns.length)
@@ -314,6 +319,7 @@ export async function buildService(o: ServiceOptions): Promise<Service> {
       result: `/v1/jobs/${job.id}/result`,
       labels: `/v1/jobs/${job.id}/labels`,
       plot: `/v1/jobs/${job.id}/plot.svg`,
+      predict: `/v1/jobs/${job.id}/predict`,
       events: `/v1/jobs/${job.id}/events`,
     },
   });
@@ -435,6 +441,42 @@ export async function buildService(o: ServiceOptions): Promise<Service> {
       request.correlationId,
     );
     return reply.type('text/csv; charset=utf-8').send(text);
+  });
+
+  /** Labels new rows with the job's model: `{ data }` as a job's, answered `{ rows, labels }`. */
+  app.post<{ Params: { id: string } }>('/v1/jobs/:id/predict', async (request) => {
+    const job = succeeded(request.params.id);
+    const body = predictBody.parse(request.body);
+    const dir = jobs.dir(job.id);
+    // Read as the job's own input was: a file of the rows (encrypted), with the job's data options.
+    const rowsFile = join(dir, `predict-${randomUUID()}.json`);
+    await writeEncryptedFile(rowsFile, JSON.stringify(rowsDocument(body)), keyring);
+    try {
+      const jobConfig = configOf(job);
+      const clusterer = await NeuromorphicClusterer.load(join(dir, MODEL_FILE), {
+        logger: logger.child({ correlationId: request.correlationId, job: job.id }),
+        runtime,
+        data: jobConfig.data,
+        security:
+          jobConfig.security.dataRoots.length > 0
+            ? { dataRoots: [...jobConfig.security.dataRoots, dir] }
+            : {},
+      });
+      const labels = await clusterer.predict(rowsFile, { correlationId: request.correlationId });
+      audit(
+        {
+          action: 'job.predict',
+          resource: job.id,
+          outcome: 'success',
+          actor: caller(request).name,
+          details: { rows: labels.length },
+        },
+        request.correlationId,
+      );
+      return { rows: labels.length, labels: Array.from(labels) };
+    } finally {
+      await rm(rowsFile, { force: true });
+    }
   });
 
   app.get<{ Params: { id: string } }>('/v1/jobs/:id/plot.svg', async (request, reply) => {

@@ -26,6 +26,7 @@ import type { Job, JobProgress, JobStore } from './jobs.js';
 export const RESULT_FILE = 'result.json';
 export const LABELS_FILE = 'labels.csv';
 export const PLOT_FILE = 'plot.svg';
+export const MODEL_FILE = 'model.json';
 
 export interface RunnerOptions {
   readonly store: JobStore;
@@ -131,6 +132,8 @@ export class JobRunner {
         `job ${job.id}: ${result.method}, k = ${result.k}`,
       );
       await writeEncryptedFile(join(dir, PLOT_FILE), plot, this.o.keyring);
+      // The model, for the job's predict route (encrypted as security.encryptModels says).
+      await clusterer.save(join(dir, MODEL_FILE), { correlationId: job.correlationId });
       store.progress(job.id, { phase: 'done', done: result.rows, total: result.rows });
       if (store.finish(job.id, 'succeeded', { summary })) this.o.onFinal?.(store.get(job.id));
     } catch (cause) {

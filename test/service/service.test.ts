@@ -132,6 +132,15 @@ describe('the service API', () => {
     expect(labels.body).toBe(`label\n${Array.from(expected.labels).join('\n')}\n`);
     const result = (await h.service.app.inject({ method: 'GET', url: links.result, headers: h.auth })).json();
     expect(result.labels).toEqual(Array.from(expected.labels));
+    // The job's model labels new rows: its own rows get its labels back.
+    const predicted = await h.service.app.inject({
+      method: 'POST',
+      url: links.predict,
+      headers: h.auth,
+      payload: { data: { columns: ['a', 'b'], rows: [...ROWS].reverse() } },
+    });
+    expect(predicted.statusCode, predicted.body).toBe(200);
+    expect(predicted.json()).toEqual({ rows: 8, labels: Array.from(expected.labels).reverse() });
     // Stored encrypted at rest: the job's files on disk are not the result.
     expect(readFileSync(join(h.service.jobs.dir(id), 'labels.csv')).toString('latin1')).not.toContain(
       'label',
@@ -143,6 +152,7 @@ describe('the service API', () => {
         ['job.submit', 'tester', 'pipeline-run-7'],
         ['job.run', 'tester', 'pipeline-run-7'],
         ['job.labels', 'tester', expect.any(String)],
+        ['job.predict', 'tester', expect.any(String)],
       ]),
     );
   });
