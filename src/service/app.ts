@@ -39,8 +39,10 @@ import type { Keyring } from '../security/keyring.js';
 import { checkDataPath } from '../security/secure-load.js';
 import { openStore, storeFile } from '../store/db.js';
 import { ApiKeys, type Caller } from './api-keys.js';
-import { FINAL_STATES, JOB_STATES, type Job, type JobInput, JobStore } from './jobs.js';
+import { FINAL_STATES, type Job, type JobInput, JobStore } from './jobs.js';
+import { docsPage, openApiDocument } from './openapi.js';
 import { JobRunner, LABELS_FILE, MODEL_FILE, PLOT_FILE, RESULT_FILE } from './runner.js';
+import { listQuery, predictBody, type rowsData, submitBody, UPLOAD_EXTENSIONS } from './schemas.js';
 
 /** The HTTP status of each request-level code; any other code is a 500 (or 503, below). */
 const STATUS: Partial<Record<ErrorCode, number>> = {
@@ -92,43 +94,6 @@ export function checkJobOptions(options: Record<string, unknown>): void {
     );
 }
 
-/** What a `file` part may be: the formats the CLI reads, by their extensions. */
-const UPLOAD_EXTENSIONS = new Set([
-  '.csv',
-  '.tsv',
-  '.txt',
-  '.json',
-  '.jsonl',
-  '.ndjson',
-  '.npy',
-  '.parquet',
-  '.pq',
-]);
-
-const cell = z.union([z.number(), z.string(), z.boolean(), z.null()]);
-const rowsData = z.union([
-  z.array(z.array(cell)).min(1),
-  z.strictObject({ columns: z.array(z.string()).min(1), rows: z.array(z.array(cell)).min(1) }),
-]);
-const submitBody = z.union([
-  z.strictObject({
-    data: rowsData,
-    options: z.record(z.string(), z.unknown()).default({}),
-  }),
-  z.strictObject({
-    source: z.strictObject({ path: z.string().min(1) }),
-    options: z.record(z.string(), z.unknown()).default({}),
-  }),
-]);
-
-const predictBody = z.strictObject({ data: rowsData });
-
-const listQuery = z.strictObject({
-  state: z.enum(JOB_STATES).optional(),
-  limit: z.coerce.number().int().min(1).max(500).default(50),
-  cursor: z.string().regex(/^\d+$/).optional(),
-});
-
 /** Rows sent as JSON, as the file the job reads: named cells when columns were given. */
 function rowsDocument(data: { data: z.infer<typeof rowsData> }): unknown[] {
   const d = data.data;
@@ -152,6 +117,8 @@ export interface ServiceOptions {
 
 export interface Service {
   readonly app: FastifyInstance;
+  /** Every route it serves, as `METHOD /path` (HEAD aside): what /openapi.json must describe. */
+  readonly routes: readonly string[];
   readonly jobs: JobStore;
   readonly runner: JobRunner;
   /** Readiness fails from here on, and running jobs get `service.shutdownGrace` to finish. */
@@ -252,6 +219,11 @@ export async function buildService(o: ServiceOptions): Promise<Service> {
   });
   await app.register(multipart, {
     limits: { fileSize: config.service.maxBodyBytes, files: 1, fields: 4, fieldSize: 1024 * 1024 },
+  });
+
+  const routes: string[] = [];
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) if (method !== 'HEAD') routes.push(`${method} ${route.url}`);
   });
 
   app.decorateRequest('correlationId', '');
@@ -561,6 +533,11 @@ export async function buildService(o: ServiceOptions): Promise<Service> {
     return probe(reply, await readiness(readinessDeps()));
   });
   app.get('/healthz', async (_request, reply) => probe(reply, await healthz(readinessDeps())));
+  const document = openApiDocument();
+  const page = docsPage(document);
+  app.get('/openapi.json', async () => document);
+  app.get('/docs', async (_request, reply) => reply.type('text/html; charset=utf-8').send(page));
+
   app.get('/metrics', async (_request, reply) => {
     runtime.breakers(config);
     runtime.resourceMonitor(config);
@@ -569,6 +546,7 @@ export async function buildService(o: ServiceOptions): Promise<Service> {
 
   return {
     app,
+    routes,
     jobs,
     runner,
     async shutdown() {

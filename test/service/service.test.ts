@@ -6,6 +6,7 @@
  */
 import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NeuromorphicClusterer } from '../../src/clusterer.js';
 import { resolveConfig } from '../../src/config/load.js';
@@ -293,6 +294,26 @@ describe('the service API', () => {
     expect(gone.json().error.code).toBe('NEUROCLUSTER_ERR_NOT_FOUND');
     const bad = await h.service.app.inject({ method: 'GET', url: '/v1/jobs?limit=0', headers: h.auth });
     expect(bad.statusCode).toBe(422);
+  });
+
+  it('describes every route it serves in /openapi.json, whose request schema takes what the route takes', async () => {
+    const routes = h.service.routes;
+    const doc = (await h.service.app.inject({ method: 'GET', url: '/openapi.json' })).json();
+    expect(doc.openapi).toBe('3.1.0');
+    const documented = Object.entries(doc.paths as Record<string, object>).flatMap(([path, methods]) =>
+      Object.keys(methods).map((m) => `${m.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ':$1')}`),
+    );
+    expect(routes.length).toBeGreaterThan(10);
+    expect(documented.sort()).toEqual([...new Set(routes)].sort());
+    const validate = new Ajv2020({ strict: false }).compile(doc.components.schemas.Submit);
+    expect(validate({ data: { columns: ['a'], rows: [[1]] }, options: { kmeans: { nClusters: 2 } } })).toBe(
+      true,
+    );
+    expect(validate({ source: { path: '/data/x.csv' } })).toBe(true);
+    expect(validate({ rows: [[1]] })).toBe(false);
+    const page = await h.service.app.inject({ method: 'GET', url: '/docs' });
+    expect(page.headers['content-type']).toMatch(/^text\/html/);
+    expect(page.body).toContain('<code>/v1/jobs/{id}/predict</code>');
   });
 
   it('answers the probes and the metrics, and an unknown route with a 404 in the error shape', async () => {
