@@ -553,7 +553,11 @@ export const serviceSchema = z.strictObject({
   ),
   rateLimit: z
     .strictObject({
-      max: z.int().min(1).default(1200).describe('requests one API key (or one address without a key) may make per window'),
+      max: z
+        .int()
+        .min(1)
+        .default(1200)
+        .describe('requests one API key (or one address without a key) may make per window'),
       window: duration('1m').describe('the rate limit window'),
     })
     .default({ max: 1200, window: '1m' })

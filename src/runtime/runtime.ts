@@ -133,6 +133,11 @@ export class Runtime {
     });
   }
 
+  /** The environment it was given; undefined when it reads the process's. */
+  environment(): NodeJS.ProcessEnv | undefined {
+    return this.env;
+  }
+
   /** `$NEUROCLUSTER_HOME` of its environment (read each time: a test may move it). */
   get home(): string {
     return neuroclusterHome(this.env);

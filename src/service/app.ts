@@ -41,7 +41,7 @@ import { openStore, storeFile } from '../store/db.js';
 import { ApiKeys, type Caller } from './api-keys.js';
 import { FINAL_STATES, type Job, type JobInput, JobStore } from './jobs.js';
 import { docsPage, openApiDocument } from './openapi.js';
-import { JobRunner, LABELS_FILE, MODEL_FILE, PLOT_FILE, RESULT_FILE } from './runner.js';
+import { JobRunner, LABELS_FILE, MODEL_FILE, mergedMetrics, PLOT_FILE, RESULT_FILE } from './runner.js';
 import { listQuery, predictBody, type rowsData, submitBody, UPLOAD_EXTENSIONS } from './schemas.js';
 
 /** The HTTP status of each request-level code; any other code is a 500 (or 503, below). */
@@ -163,8 +163,7 @@ export async function buildService(o: ServiceOptions): Promise<Service> {
 
   const runner = new JobRunner({
     store: jobs,
-    keyring,
-    runtime,
+    env: runtime.environment(),
     logger,
     concurrency: config.service.concurrency,
     configOf,
@@ -541,7 +540,9 @@ export async function buildService(o: ServiceOptions): Promise<Service> {
   app.get('/metrics', async (_request, reply) => {
     runtime.breakers(config);
     runtime.resourceMonitor(config);
-    return reply.type('text/plain; version=0.0.4; charset=utf-8').send(await metrics.text());
+    // The jobs' engine metrics (operations, kernels, fallbacks) are counted in the worker threads.
+    const text = await mergedMetrics(await metrics.registry.getMetricsAsJSON(), await runner.workerMetrics());
+    return reply.type('text/plain; version=0.0.4; charset=utf-8').send(text);
   });
 
   return {

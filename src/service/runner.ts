@@ -1,37 +1,30 @@
 /**
- * The in-process worker pool: runs up to `concurrency` jobs at once, oldest first, each a fit of
- * the engine under its own configuration, its progress written to the store as it goes, its
- * result and labels written encrypted to its directory before it is marked `succeeded`.
+ * The service's worker pool: `concurrency` worker threads (job-worker.ts), each running one job
+ * at a time, oldest first, while the main thread keeps answering HTTP. The main thread owns the
+ * store: it claims a job, hands it to an idle worker, writes the progress the worker reports, and
+ * moves the job to its final state when the worker answers. A worker that dies (a crash, out of
+ * memory) fails its job with NEUROCLUSTER_ERR_INTERNAL and is replaced.
  *
- * `cancel` stops a running job through its AbortSignal. `drain` stops taking jobs, gives the
- * running ones a grace period, then aborts them without a final state: the next start queues them
- * again, so a job is never lost and never marked failed for a shutdown.
+ * `cancel` aborts a running job through its signal in the worker. `drain` stops taking jobs, gives
+ * the running ones a grace period, then stops the workers without a final state for their jobs:
+ * the next start queues them again, so a job is never lost and never marked failed for a shutdown.
  */
 import { join } from 'node:path';
-import type { KMeansProgress } from '../cluster/kmeans.js';
-import { NeuromorphicClusterer } from '../clusterer.js';
+import { Worker } from 'node:worker_threads';
+import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { Config } from '../config/schema.js';
-import { AbortedError } from '../core/cancel.js';
-import { toNeuroclusterError } from '../core/errors.js';
-import { labelsCsv } from '../data/labels-file.js';
-import type { EncodeProgress } from '../encoders/drive.js';
-import { resultPlot } from '../fit/plot.js';
-import type { PassProgress } from '../fit/result.js';
 import type { Logger } from '../observability/logger.js';
-import type { Runtime } from '../runtime/runtime.js';
-import { writeEncryptedFile } from '../security/encrypted-files.js';
-import type { Keyring } from '../security/keyring.js';
-import type { Job, JobProgress, JobStore } from './jobs.js';
+import type { FromWorker, ToWorker } from './job-worker.js';
+import type { Job, JobStore } from './jobs.js';
 
-export const RESULT_FILE = 'result.json';
-export const LABELS_FILE = 'labels.csv';
-export const PLOT_FILE = 'plot.svg';
-export const MODEL_FILE = 'model.json';
+type MetricFamilies = MetricObjectWithValues<MetricValue<string>>[];
+
+export { LABELS_FILE, MODEL_FILE, PLOT_FILE, RESULT_FILE } from './job-worker.js';
 
 export interface RunnerOptions {
   readonly store: JobStore;
-  readonly keyring: Keyring;
-  readonly runtime: Runtime;
+  /** The workers' environment: the service's runtime's (its home, keyring, faults); the process's when absent. */
+  readonly env?: NodeJS.ProcessEnv | undefined;
   readonly logger: Logger;
   readonly concurrency: number;
   /** The configuration a job runs under, given its options (checked when it was accepted). */
@@ -41,135 +34,217 @@ export interface RunnerOptions {
   readonly onFinal?: (job: Job) => void;
 }
 
-/** Why a running job was stopped: its cancel, or the service's shutdown. */
-const SHUTDOWN = new Error('the service is shutting down');
+/**
+ * The compiled worker module beside this one. Run from the sources (the tests), this module is
+ * src/service/runner.ts and the worker is taken from the build, dist/src/service/job-worker.js.
+ */
+function workerUrl(): URL {
+  const here = new URL(import.meta.url);
+  const compiled = here.pathname.endsWith('.ts')
+    ? new URL(here.href.replace(/\/src\/service\/runner\.ts$/, '/dist/src/service/runner.js'))
+    : here;
+  return new URL('./job-worker.js', compiled);
+}
+
+interface Slot {
+  worker: Worker;
+  job: string | undefined;
+  /** Set when the worker is stopped on purpose (the shutdown): its job is left running. */
+  stopping: boolean;
+}
 
 export class JobRunner {
-  private readonly running = new Map<string, { abort: AbortController; done: Promise<void> }>();
+  private readonly slots: Slot[] = [];
   private draining = false;
+  private asks = 0;
+  private readonly metricAnswers = new Map<number, (metrics: MetricFamilies) => void>();
+  private readonly idle = new Set<() => void>();
 
   constructor(private readonly o: RunnerOptions) {}
 
   /** How many jobs run now. */
   get active(): number {
-    return this.running.size;
+    return this.slots.filter((s) => s.job !== undefined).length;
   }
 
-  /** Queues again the jobs a stopped process left running, then starts taking jobs. */
+  /** Starts the workers, queues again the jobs a stopped process left running, and takes jobs. */
   start(): number {
     const requeued = this.o.store.requeueInterrupted();
+    while (this.slots.length < this.o.concurrency) this.slots.push(this.spawn());
     this.pump();
     return requeued;
   }
 
-  /** Takes queued jobs while there is room. Called when a job is accepted or one ends. */
+  private spawn(): Slot {
+    const slot: Slot = {
+      worker: new Worker(workerUrl(), this.o.env ? { env: this.o.env } : {}),
+      job: undefined,
+      stopping: false,
+    };
+    slot.worker.on('message', (message: FromWorker) => this.heard(slot, message));
+    slot.worker.on('error', (error) => this.lost(slot, error.message));
+    slot.worker.on('exit', (code) => this.lost(slot, `its worker thread exited with code ${code}`));
+    return slot;
+  }
+
+  /** Takes queued jobs while a worker is free. Called when a job is accepted or one ends. */
   pump(): void {
-    while (!this.draining && this.running.size < this.o.concurrency) {
+    for (const slot of this.slots) {
+      if (this.draining || slot.job !== undefined || slot.stopping) continue;
       const job = this.o.store.claim();
       if (!job) return;
       this.o.onStart?.(job);
-      const abort = new AbortController();
-      const done = this.run(job, abort.signal).finally(() => {
-        this.running.delete(job.id);
-        this.pump();
-      });
-      this.running.set(job.id, { abort, done });
+      slot.job = job.id;
+      let config: Config;
+      try {
+        config = this.o.configOf(job);
+      } catch (error) {
+        slot.job = undefined;
+        this.final(job.id, 'failed', {
+          error: { code: 'NEUROCLUSTER_ERR_CONFIG', message: (error as Error).message },
+        });
+        continue;
+      }
+      const dir = this.o.store.dir(job.id);
+      const input = job.input.kind === 'path' ? job.input.path : join(dir, job.input.file);
+      const message: ToWorker = {
+        type: 'run',
+        id: job.id,
+        input,
+        dir,
+        config,
+        correlationId: job.correlationId,
+      };
+      slot.worker.postMessage(message);
     }
+  }
+
+  private heard(slot: Slot, message: FromWorker): void {
+    if (message.type === 'metrics') {
+      this.metricAnswers.get(message.ask)?.(message.metrics as MetricFamilies);
+      return;
+    }
+    if (message.type === 'log') {
+      this.relay(message.line);
+      return;
+    }
+    if (message.id !== slot.job) return;
+    if (message.type === 'progress') {
+      this.o.store.progress(message.id, message.progress);
+      return;
+    }
+    slot.job = undefined;
+    if (message.type === 'done') {
+      this.o.store.progress(message.id, { phase: 'done', done: message.rows, total: message.rows });
+      this.final(message.id, 'succeeded', { summary: message.summary });
+    } else {
+      this.final(message.id, 'failed', { error: message.error });
+    }
+    for (const wake of this.idle) wake();
+    this.pump();
+  }
+
+  /** A worker's log line, written by the service's logger (its format, its destination). */
+  private relay(line: string): void {
+    let record: { level?: number; msg?: string; time?: unknown; name?: unknown; [key: string]: unknown };
+    try {
+      record = JSON.parse(line);
+    } catch {
+      this.o.logger.warn({}, line.trim());
+      return;
+    }
+    const { level = 30, msg = '', time: _time, name: _name, ...fields } = record;
+    const method = level >= 50 ? 'error' : level >= 40 ? 'warn' : level >= 30 ? 'info' : 'debug';
+    this.o.logger[method](fields, msg);
+  }
+
+  /** A worker that died: its job fails (unless the shutdown stopped it), and a new worker takes its place. */
+  private lost(slot: Slot, why: string): void {
+    const index = this.slots.indexOf(slot);
+    if (index < 0) return;
+    this.slots.splice(index, 1);
+    if (slot.job !== undefined && !slot.stopping) {
+      this.o.logger.error({ job: slot.job }, `job failed: ${why}`);
+      this.final(slot.job, 'failed', {
+        error: { code: 'NEUROCLUSTER_ERR_INTERNAL', message: `the job stopped: ${why}` },
+      });
+    }
+    slot.job = undefined;
+    for (const wake of this.idle) wake();
+    if (!this.draining) {
+      this.slots.push(this.spawn());
+      this.pump();
+    }
+  }
+
+  private final(id: string, state: 'succeeded' | 'failed', outcome: Parameters<JobStore['finish']>[2]): void {
+    if (this.o.store.finish(id, state, outcome)) this.o.onFinal?.(this.o.store.get(id));
   }
 
   /** Cancels a job: a running one through its signal, a queued one at once. False if it had ended. */
   cancel(id: string): boolean {
-    const running = this.running.get(id);
     const cancelled = this.o.store.finish(id, 'cancelled', {
       error: { code: 'NEUROCLUSTER_ERR_ABORTED', message: 'cancelled by its caller' },
     });
-    running?.abort.abort(new AbortedError('cancelled by its caller'));
+    const slot = this.slots.find((s) => s.job === id);
+    if (slot) slot.worker.postMessage({ type: 'abort', id } satisfies ToWorker);
     if (cancelled) this.o.onFinal?.(this.o.store.get(id));
     return cancelled;
   }
 
+  /** The metrics of every worker's engine (operations, kernels, fallbacks), merged. */
+  async workerMetrics(timeoutMs = 2000): Promise<MetricFamilies[]> {
+    return Promise.all(
+      this.slots.map(
+        (slot) =>
+          new Promise<MetricFamilies>((resolve) => {
+            const ask = ++this.asks;
+            const timer = setTimeout(() => {
+              this.metricAnswers.delete(ask);
+              resolve([]);
+            }, timeoutMs);
+            this.metricAnswers.set(ask, (metrics) => {
+              clearTimeout(timer);
+              this.metricAnswers.delete(ask);
+              resolve(metrics);
+            });
+            slot.worker.postMessage({ type: 'metrics', ask } satisfies ToWorker);
+          }),
+      ),
+    );
+  }
+
   /**
-   * Stops taking jobs and waits up to `graceMs` for the running ones; those still running then are
-   * aborted and left `running` in the store, for the next start to queue again.
+   * Stops taking jobs and waits up to `graceMs` for the running ones; the workers are then stopped,
+   * and the jobs still running are left `running` in the store, for the next start to queue again.
    */
   async drain(graceMs: number): Promise<void> {
     this.draining = true;
-    const all = () => Promise.all([...this.running.values()].map((r) => r.done));
-    let timer: NodeJS.Timeout | undefined;
-    const graceOver = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), graceMs);
-    });
-    const outcome = await Promise.race([all().then(() => 'done' as const), graceOver]);
-    clearTimeout(timer);
-    if (outcome === 'timeout') {
-      for (const r of this.running.values()) r.abort.abort(SHUTDOWN);
-      await all();
-    }
-  }
-
-  private async run(job: Job, signal: AbortSignal): Promise<void> {
-    const { store, logger } = this.o;
-    const log = logger.child({ correlationId: job.correlationId, job: job.id });
-    try {
-      const config = this.o.configOf(job);
-      const clusterer = new NeuromorphicClusterer({ config, logger: log, runtime: this.o.runtime });
-      const input = job.input.kind === 'path' ? job.input.path : join(store.dir(job.id), job.input.file);
-      const result = await clusterer.fit(input, {
-        signal,
-        correlationId: job.correlationId,
-        onProgress: (event) => {
-          const progress = progressOf(event, config);
-          if (progress) store.progress(job.id, progress);
-        },
+    const deadline = Date.now() + graceMs;
+    while (this.active > 0 && Date.now() < deadline) {
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          this.idle.delete(wake);
+          clearTimeout(timer);
+          resolve();
+        };
+        const timer = setTimeout(wake, Math.max(0, deadline - Date.now()));
+        this.idle.add(wake);
       });
-      const { labels: _labels, ...summary } = result.toJSON();
-      const dir = store.dir(job.id);
-      await writeEncryptedFile(join(dir, RESULT_FILE), JSON.stringify(result.toJSON()), this.o.keyring);
-      await writeEncryptedFile(join(dir, LABELS_FILE), labelsCsv(result.labels, result.ids), this.o.keyring);
-      const plot = await resultPlot(
-        result,
-        this.o.runtime.registry,
-        `job ${job.id}: ${result.method}, k = ${result.k}`,
-      );
-      await writeEncryptedFile(join(dir, PLOT_FILE), plot, this.o.keyring);
-      // The model, for the job's predict route (encrypted as security.encryptModels says).
-      await clusterer.save(join(dir, MODEL_FILE), { correlationId: job.correlationId });
-      store.progress(job.id, { phase: 'done', done: result.rows, total: result.rows });
-      if (store.finish(job.id, 'succeeded', { summary })) this.o.onFinal?.(store.get(job.id));
-    } catch (cause) {
-      // A shutdown leaves the job running for the next start; a cancel has already ended it.
-      if (signal.reason === SHUTDOWN) {
-        log.warn('job stopped by the shutdown; it runs again at the next start');
-        return;
-      }
-      const error = toNeuroclusterError(cause);
-      if (store.finish(job.id, 'failed', { error: { code: error.code, message: error.message } })) {
-        log.warn({ code: error.code }, `job failed: ${error.message}`);
-        this.o.onFinal?.(store.get(job.id));
-      }
     }
+    for (const slot of this.slots) slot.stopping = true;
+    await Promise.all(this.slots.map((slot) => slot.worker.terminate()));
   }
 }
 
-/** A fit's progress event as a job's phase, done and total; undefined for events it does not show. */
-export function progressOf(
-  event: EncodeProgress | KMeansProgress | PassProgress,
-  config: Config,
-): JobProgress | undefined {
-  switch (event.type) {
-    case 'encode':
-      return { phase: `encode:${event.encoder}`, done: event.done, total: event.total };
-    case 'iteration':
-      return {
-        phase: 'kmeans',
-        done: event.run * config.kmeans.maxIter + event.iteration,
-        total: config.kmeans.nInit * config.kmeans.maxIter,
-      };
-    case 'minibatch':
-      return { phase: 'kmeans', done: event.step, total: event.steps };
-    case 'pass':
-      return { phase: `pass:${event.pass}`, done: event.rows, total: event.totalRows ?? 0 };
-    default:
-      return undefined;
-  }
+/**
+ * The workers' metrics merged with the main thread's into one exposition: counters and histograms
+ * add up; a worker's gauges (its build info, its health parts) are its own and are left out.
+ */
+export async function mergedMetrics(
+  main: MetricFamilies,
+  workers: readonly MetricFamilies[],
+): Promise<string> {
+  const additive = workers.map((m) => m.filter((family) => String(family.type) !== 'gauge'));
+  return AggregatorRegistry.aggregate([main, ...additive.filter((m) => m.length > 0)]).metrics();
 }

@@ -1,0 +1,262 @@
+/**
+ * `npm run bench:service [-- --jobs 200 --clients 20 --fault kernel-throw@0.3 --concurrency 1
+ * --livez-rate 1000 --livez-seconds 3]`: the service under load, on loopback only, bounded in
+ * count and time. Each phase runs a real `neurocluster serve` process on a fresh home:
+ *
+ * 1. load: `--clients` clients submit `--jobs` iris-sized jobs (150 x 4, the default method) with
+ *    NEUROCLUSTER_FAULT set; every job must reach `succeeded` (the fallback answers faulted ones);
+ *    the statuses seen (5xx only as 503 with Retry-After), POST /v1/jobs latency p50/p99;
+ * 2. livez: GET /livez at `--livez-rate` requests per second for `--livez-seconds`, latency p99;
+ * 3. kill: the load again, the service killed with SIGKILL once half the jobs were accepted, then
+ *    started again: every accepted job must reach a final state.
+ *
+ * One JSON object on stdout; exit 1 when a job is lost or a target is missed.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { ApiKeys } from '../src/service/api-keys.js';
+import { openStore, storeFile } from '../src/store/db.js';
+
+const { values } = parseArgs({
+  options: {
+    jobs: { type: 'string', default: '200' },
+    clients: { type: 'string', default: '20' },
+    fault: { type: 'string', default: 'kernel-throw@0.3' },
+    concurrency: { type: 'string', default: '1' },
+    'livez-rate': { type: 'string', default: '1000' },
+    'livez-seconds': { type: 'string', default: '3' },
+  },
+});
+const JOBS = Number(values.jobs);
+const CLIENTS = Number(values.clients);
+const here = dirname(fileURLToPath(import.meta.url));
+const cli = resolve(here, '../src/cli/main.js');
+const iris = readFileSync(resolve(here, '../../examples/iris.csv'), 'utf8')
+  .trim()
+  .split('\n')
+  .slice(1)
+  .map((line) => line.split(',').slice(0, 4).map(Number));
+const body = JSON.stringify({ data: iris, options: { kmeans: { nClusters: 3 } } });
+
+interface Server {
+  child: ChildProcess;
+  url: string;
+}
+
+async function serve(home: string): Promise<Server> {
+  const child = spawn(process.execPath, [cli, 'serve', '--port', '0'], {
+    env: {
+      ...process.env,
+      NEUROCLUSTER_HOME: home,
+      NEUROCLUSTER_FAULT: values.fault,
+      NEUROCLUSTER_SERVICE__CONCURRENCY: values.concurrency,
+      // Retries back off briefly: the fallback, not the wait, is what is measured.
+      NEUROCLUSTER_RETRY__BASE_DELAY: '10ms',
+      NEUROCLUSTER_RETRY__MAX_DELAY: '20ms',
+      NEUROCLUSTER_SERVICE__RATE_LIMIT__MAX: '1000000',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  // Its log, kept to say why it stopped if it does.
+  let log = '';
+  child.stderr!.on('data', (d) => {
+    log = (log + d).slice(-4000);
+  });
+  child.once('exit', (code, signal) => {
+    if (signal !== 'SIGKILL' && signal !== 'SIGTERM' && code !== 0)
+      process.stderr.write(`serve exited (${code ?? signal}):\n${log}\n`);
+  });
+  let out = '';
+  const line = await new Promise<string>((resolveLine, reject) => {
+    child.stdout!.on('data', (d) => {
+      out += d;
+      if (out.includes('\n')) resolveLine(out.split('\n')[0]!);
+    });
+    child.once('exit', (code) => reject(new Error(`serve exited with ${code}`)));
+  });
+  return { child, url: (JSON.parse(line) as { url: string }).url };
+}
+
+function quantile(sorted: readonly number[], q: number): number {
+  return sorted.length === 0
+    ? Number.NaN
+    : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+const round = (ms: number) => Number(ms.toFixed(2));
+
+/** Submits `count` jobs from `clients` clients; `onAccepted` may stop the load (it returns false). */
+async function load(
+  server: () => Server,
+  auth: string,
+  count: number,
+  onAccepted: (accepted: number) => boolean = () => true,
+): Promise<{ ids: string[]; latencies: number[]; statuses: Record<string, number>; bad5xx: number }> {
+  const ids: string[] = [];
+  const latencies: number[] = [];
+  const statuses: Record<string, number> = {};
+  let bad5xx = 0;
+  let next = 0;
+  let going = true;
+  const client = async () => {
+    while (going && next < count) {
+      next++;
+      const t0 = performance.now();
+      let r: Response;
+      try {
+        r = await fetch(`${server().url}/v1/jobs`, {
+          method: 'POST',
+          headers: { authorization: auth, 'content-type': 'application/json' },
+          body,
+        });
+      } catch {
+        statuses.refused = (statuses.refused ?? 0) + 1;
+        continue;
+      }
+      latencies.push(performance.now() - t0);
+      statuses[r.status] = (statuses[r.status] ?? 0) + 1;
+      if (r.status >= 500 && !(r.status === 503 && r.headers.get('retry-after'))) bad5xx++;
+      const answer = (await r.json()) as { id?: string };
+      if (r.status === 202 && answer.id) {
+        ids.push(answer.id);
+        if (!onAccepted(ids.length)) going = false;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: CLIENTS }, client));
+  return { ids, latencies: latencies.sort((a, b) => a - b), statuses, bad5xx };
+}
+
+/** Waits until every job is final (or `ms` pass); the count in each state. */
+async function settle(server: Server, auth: string, ids: readonly string[], ms: number) {
+  const deadline = Date.now() + ms;
+  let states: Record<string, number> = {};
+  while (Date.now() < deadline) {
+    states = {};
+    for (const id of ids) {
+      const r = await fetch(`${server.url}/v1/jobs/${id}`, { headers: { authorization: auth } });
+      const { state } = (await r.json()) as { state: string };
+      states[state] = (states[state] ?? 0) + 1;
+    }
+    if ((states.succeeded ?? 0) + (states.failed ?? 0) + (states.cancelled ?? 0) === ids.length) break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  return states;
+}
+
+async function stop(server: Server, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  const exited = once(server.child, 'exit');
+  server.child.kill(signal);
+  await exited;
+}
+
+async function livez(server: Server, rate: number, seconds: number) {
+  const latencies: number[] = [];
+  const total = rate * seconds;
+  const t0 = performance.now();
+  const pending: Promise<void>[] = [];
+  for (let i = 0; i < total; i++) {
+    const due = t0 + (i * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    pending.push(
+      (async () => {
+        const start = performance.now();
+        const r = await fetch(`${server.url}/livez`);
+        await r.arrayBuffer();
+        latencies.push(performance.now() - start);
+      })(),
+    );
+  }
+  await Promise.all(pending);
+  const elapsed = (performance.now() - t0) / 1000;
+  latencies.sort((a, b) => a - b);
+  return {
+    requests: total,
+    achievedRate: Math.round(total / elapsed),
+    p50Ms: round(quantile(latencies, 0.5)),
+    p99Ms: round(quantile(latencies, 0.99)),
+  };
+}
+
+const homes: string[] = [];
+function freshHome(): { home: string; auth: string } {
+  const home = mkdtempSync(join(tmpdir(), 'neurocluster-bench-service-'));
+  homes.push(home);
+  const { key } = new ApiKeys(openStore(storeFile(home))).create('bench');
+  return { home, auth: `Bearer ${key}` };
+}
+
+try {
+  // 1. Load with faults.
+  const a = freshHome();
+  let server = await serve(a.home);
+  const t0 = performance.now();
+  const loaded = await load(() => server, a.auth, JOBS);
+  const states = await settle(server, a.auth, loaded.ids, 600_000);
+  const loadSeconds = (performance.now() - t0) / 1000;
+  // 2. The liveness probe at a fixed rate, the jobs done.
+  const probe = await livez(server, Number(values['livez-rate']), Number(values['livez-seconds']));
+  await stop(server);
+  // 3. Killed half-way, started again.
+  const b = freshHome();
+  server = await serve(b.home);
+  const first = server;
+  const killedAt: number[] = [];
+  const killed = await load(
+    () => server,
+    b.auth,
+    JOBS,
+    (accepted) => {
+      if (accepted === Math.floor(JOBS / 2)) {
+        killedAt.push(accepted);
+        first.child.kill('SIGKILL');
+        return false;
+      }
+      return true;
+    },
+  );
+  await once(first.child, 'exit').catch(() => undefined);
+  server = await serve(b.home);
+  const afterKill = await settle(server, b.auth, killed.ids, 600_000);
+  await stop(server);
+
+  const final = (s: Record<string, number>) => (s.succeeded ?? 0) + (s.failed ?? 0) + (s.cancelled ?? 0);
+  const result = {
+    load: {
+      jobs: JOBS,
+      clients: CLIENTS,
+      fault: values.fault,
+      accepted: loaded.ids.length,
+      states,
+      statuses: loaded.statuses,
+      unexpected5xx: loaded.bad5xx,
+      postP50Ms: round(quantile(loaded.latencies, 0.5)),
+      postP99Ms: round(quantile(loaded.latencies, 0.99)),
+      seconds: Number(loadSeconds.toFixed(1)),
+    },
+    livez: probe,
+    kill: {
+      accepted: killed.ids.length,
+      killedAfter: killedAt[0],
+      states: afterKill,
+      lost: killed.ids.length - final(afterKill),
+    },
+    targets: {
+      allSucceeded: (states.succeeded ?? 0) === JOBS,
+      no5xx: loaded.bad5xx === 0,
+      postP99Under50Ms: quantile(loaded.latencies, 0.99) <= 50,
+      livezP99Under5Ms: probe.p99Ms <= 5,
+      noneLostAfterKill: final(afterKill) === killed.ids.length,
+    },
+  };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+  if (!Object.values(result.targets).every(Boolean)) process.exitCode = 1;
+} finally {
+  for (const home of homes) rmSync(home, { recursive: true, force: true });
+}

@@ -1,0 +1,94 @@
+/**
+ * A worker thread of the service's pool (runner.ts): runs one job at a time off the event loop
+ * that answers HTTP, so a fit's kernels never hold up a request, and a job that crashes its thread
+ * takes only itself down. It fits, writes the job's result, labels, plot and model encrypted to the
+ * job's directory, and reports progress and the outcome; the store is the main thread's alone.
+ */
+import { join } from 'node:path';
+import { parentPort } from 'node:worker_threads';
+import { NeuromorphicClusterer } from '../clusterer.js';
+import type { Config } from '../config/schema.js';
+import { AbortedError } from '../core/cancel.js';
+import { toNeuroclusterError } from '../core/errors.js';
+import { labelsCsv } from '../data/labels-file.js';
+import { resultPlot } from '../fit/plot.js';
+import { createLogger } from '../observability/logger.js';
+import { defaultRuntime } from '../runtime/runtime.js';
+import { writeEncryptedFile } from '../security/encrypted-files.js';
+import { progressOf } from './progress.js';
+
+export const RESULT_FILE = 'result.json';
+export const LABELS_FILE = 'labels.csv';
+export const PLOT_FILE = 'plot.svg';
+export const MODEL_FILE = 'model.json';
+
+/** What the main thread sends: a job to run, a job to stop, or a request for the metrics. */
+export type ToWorker =
+  | { type: 'run'; id: string; input: string; dir: string; config: Config; correlationId: string }
+  | { type: 'abort'; id: string }
+  | { type: 'metrics'; ask: number };
+
+/** What a worker answers. */
+export type FromWorker =
+  | { type: 'progress'; id: string; progress: { phase: string; done: number; total: number } }
+  | { type: 'done'; id: string; summary: Record<string, unknown>; rows: number }
+  | { type: 'failed'; id: string; error: { code: string; message: string } }
+  | { type: 'metrics'; ask: number; metrics: unknown }
+  /** A log line (pino's JSON), for the main thread's logger to write as it writes its own. */
+  | { type: 'log'; line: string };
+
+const port = parentPort;
+if (port) {
+  const runtime = defaultRuntime();
+  const keyring = runtime.keyring();
+  const running = new Map<string, AbortController>();
+  const send = (message: FromWorker) => port.postMessage(message);
+
+  const run = async (job: Extract<ToWorker, { type: 'run' }>) => {
+    const abort = new AbortController();
+    running.set(job.id, abort);
+    // The clusterer adds the correlation ID to every line of the operation.
+    const logger = createLogger({
+      level: job.config.logging.level,
+      destination: { write: (line: string) => send({ type: 'log', line }) },
+    }).child({ job: job.id });
+    try {
+      const clusterer = new NeuromorphicClusterer({ config: job.config, logger, runtime });
+      const result = await clusterer.fit(job.input, {
+        signal: abort.signal,
+        correlationId: job.correlationId,
+        onProgress: (event) => {
+          const progress = progressOf(event, job.config);
+          if (progress) send({ type: 'progress', id: job.id, progress });
+        },
+      });
+      const { labels: _labels, ...summary } = result.toJSON();
+      await writeEncryptedFile(join(job.dir, RESULT_FILE), JSON.stringify(result.toJSON()), keyring);
+      await writeEncryptedFile(join(job.dir, LABELS_FILE), labelsCsv(result.labels, result.ids), keyring);
+      const plot = await resultPlot(
+        result,
+        runtime.registry,
+        `job ${job.id}: ${result.method}, k = ${result.k}`,
+      );
+      await writeEncryptedFile(join(job.dir, PLOT_FILE), plot, keyring);
+      // The model, for the job's predict route (encrypted as security.encryptModels says).
+      await clusterer.save(join(job.dir, MODEL_FILE), { correlationId: job.correlationId });
+      send({ type: 'done', id: job.id, summary: JSON.parse(JSON.stringify(summary)), rows: result.rows });
+    } catch (cause) {
+      const error = toNeuroclusterError(cause);
+      send({ type: 'failed', id: job.id, error: { code: error.code, message: error.message } });
+    } finally {
+      running.delete(job.id);
+    }
+  };
+
+  port.on('message', (message: ToWorker) => {
+    if (message.type === 'run') void run(message);
+    else if (message.type === 'abort')
+      running.get(message.id)?.abort(new AbortedError('cancelled by its caller'));
+    else
+      void runtime.metrics.registry
+        .getMetricsAsJSON()
+        .then((metrics) => send({ type: 'metrics', ask: message.ask, metrics }));
+  });
+}
