@@ -433,6 +433,48 @@ describe('the service as a job runs', () => {
   });
 });
 
+describe('the service when a worker thread dies', () => {
+  it('fails the job it was running with NEUROCLUSTER_ERR_INTERNAL, and runs the next job on a new thread', async () => {
+    const fragile = await start({}, false);
+    try {
+      const post = () =>
+        fragile.service.app.inject({
+          method: 'POST',
+          url: '/v1/jobs',
+          headers: fragile.auth,
+          payload: {
+            data: Array.from({ length: 2000 }, (_, i) => [Math.sin(i), Math.cos(i), i % 5]),
+            options: { kmeans: { nClusters: 3 }, engine: { method: 'hybrid', backend: 'js' } },
+          },
+        });
+      const first = (await post()).json().id;
+      fragile.service.runner.start();
+      for (let i = 0; i < 400 && fragile.service.jobs.get(first).state !== 'running'; i++)
+        await new Promise((r) => setTimeout(r, 10));
+      // The thread stops as a crash would stop it (the runner did not ask it to).
+      const { slots } = fragile.service.runner as unknown as {
+        slots: { worker: { terminate(): Promise<number> } }[];
+      };
+      await slots[0]!.worker.terminate();
+      const failed = await settled(fragile, first);
+      expect(failed.state).toBe('failed');
+      expect(failed.error?.code).toBe('NEUROCLUSTER_ERR_INTERNAL');
+      const second = (
+        await fragile.service.app.inject({
+          method: 'POST',
+          url: '/v1/jobs',
+          headers: fragile.auth,
+          payload: { data: ROWS, options: KMEANS },
+        })
+      ).json().id;
+      expect((await settled(fragile, second)).state).toBe('succeeded');
+    } finally {
+      await fragile.service.shutdown();
+      await fragile.service.app.close();
+    }
+  });
+});
+
 describe('the service under its limits', () => {
   it('refuses a body over service.maxBodyBytes with 413, and cancels a queued job', async () => {
     // The runner starts after the jobs are in: both wait queued until then.
