@@ -39,6 +39,7 @@ import type { Keyring } from '../security/keyring.js';
 import { checkDataPath } from '../security/secure-load.js';
 import { openStore, storeFile } from '../store/db.js';
 import { ApiKeys, type Caller } from './api-keys.js';
+import { DASHBOARD_CSS, DASHBOARD_HTML, DASHBOARD_JS } from './dashboard.js';
 import { FINAL_STATES, type Job, type JobInput, JobStore } from './jobs.js';
 import { docsPage, openApiDocument } from './openapi.js';
 import { JobRunner, LABELS_FILE, MODEL_FILE, mergedMetrics, PLOT_FILE, RESULT_FILE } from './runner.js';
@@ -192,7 +193,11 @@ export async function buildService(o: ServiceOptions): Promise<Service> {
   });
 
   // Security headers on every answer (a JSON API: no inline content is allowed anywhere).
-  await app.register(helmet, { global: true });
+  await app.register(helmet, {
+    global: true,
+    // The dashboard shows a job's plot from a blob: URL (fetched with the key).
+    contentSecurityPolicy: { directives: { imgSrc: ["'self'", 'data:', 'blob:'] } },
+  });
   // Per key (its id, read without verifying: a forged one only limits itself), else per address.
   await app.register(rateLimit, {
     max: config.service.rateLimit.max,
@@ -498,6 +503,68 @@ export async function buildService(o: ServiceOptions): Promise<Service> {
     request.raw.on('close', close);
     send();
   });
+
+  /**
+   * Every job's changes as Server-Sent Events (what the dashboard follows): `event: job` with the
+   * job as GET /v1/jobs/:id gives it, at most one frame per job per 100 ms, `{ id, deleted: true }`
+   * for a job deleted. The stream lasts until the client goes or the service stops.
+   */
+  app.get('/v1/events', async (request, reply) => {
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+      'x-correlation-id': request.correlationId,
+    });
+    res.write(': following every job\n\n');
+    const due = new Map<string, NodeJS.Timeout>();
+    const send = (id: string) => {
+      due.delete(id);
+      let frame: unknown;
+      try {
+        frame = view(jobs.get(id));
+      } catch {
+        frame = { id, deleted: true };
+      }
+      res.write(`event: job\ndata: ${JSON.stringify(frame)}\n\n`);
+    };
+    const onChange = (id: string) => {
+      if (!due.has(id)) due.set(id, setTimeout(send, 100, id));
+    };
+    const close = () => {
+      for (const timer of due.values()) clearTimeout(timer);
+      jobs.changes.off('change', onChange);
+      streams.delete(close);
+      res.end();
+    };
+    jobs.changes.on('change', onChange);
+    streams.add(close);
+    request.raw.on('close', close);
+  });
+
+  /** What the dashboard shows beside the jobs: jobs by state, the fallback rate, breakers, budgets. */
+  app.get('/v1/status', async () => {
+    const recent = jobs.list({ state: 'succeeded', limit: 100 }).jobs;
+    const fallbacks = recent.filter((j) => j.summary?.fallbackUsed === true).length;
+    return {
+      jobs: jobs.counts(),
+      fallback: { jobs: recent.length, fallbacks, rate: recent.length === 0 ? 0 : fallbacks / recent.length },
+      breakers: runtime.breakers(config).list(),
+      budgets: runtime.privacyAccountant(config).list(),
+    };
+  });
+
+  app.get('/dashboard', async (_request, reply) =>
+    reply.type('text/html; charset=utf-8').send(DASHBOARD_HTML),
+  );
+  app.get('/dashboard/app.js', async (_request, reply) =>
+    reply.type('text/javascript; charset=utf-8').send(DASHBOARD_JS),
+  );
+  app.get('/dashboard/app.css', async (_request, reply) =>
+    reply.type('text/css; charset=utf-8').send(DASHBOARD_CSS),
+  );
 
   app.delete<{ Params: { id: string } }>('/v1/jobs/:id', async (request, reply) => {
     const job = jobs.get(request.params.id);

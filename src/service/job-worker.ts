@@ -62,7 +62,8 @@ if (port) {
           if (progress) send({ type: 'progress', id: job.id, progress });
         },
       });
-      const { labels: _labels, ...summary } = result.toJSON();
+      // The summary the store keeps and every listing shows: without the per-row arrays.
+      const { labels: _labels, ids: _ids, ...summary } = result.toJSON();
       await writeEncryptedFile(join(job.dir, RESULT_FILE), JSON.stringify(result.toJSON()), keyring);
       await writeEncryptedFile(join(job.dir, LABELS_FILE), labelsCsv(result.labels, result.ids), keyring);
       const plot = await resultPlot(

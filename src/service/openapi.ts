@@ -45,6 +45,10 @@ const probe = (summary: string) => ({
   },
 });
 
+const page = (summary: string) => ({
+  get: { summary, security: [], responses: { '200': { description: summary } } },
+});
+
 export function openApiDocument(): Record<string, unknown> {
   const query = schema(listQuery, 'input') as { properties: Record<string, unknown> };
   return {
@@ -169,6 +173,28 @@ export function openApiDocument(): Record<string, unknown> {
           },
         },
       },
+      '/v1/events': {
+        get: {
+          summary: "Server-Sent Events (event: job) of every job's changes, for as long as the client stays",
+          responses: {
+            '200': {
+              description: 'the stream',
+              content: { 'text/event-stream': { schema: { type: 'string' } } },
+            },
+            ...ERRORS,
+          },
+        },
+      },
+      '/v1/status': {
+        get: {
+          summary:
+            'jobs by state, the fallback rate of the last 100 succeeded jobs, the breakers, the privacy budgets',
+          responses: { '200': { description: 'the status' }, ...ERRORS },
+        },
+      },
+      '/dashboard': page('the live dashboard'),
+      '/dashboard/app.js': page("the dashboard's script"),
+      '/dashboard/app.css': page("the dashboard's style"),
       '/livez': probe('liveness'),
       '/readyz': probe('readiness (503 from SIGTERM on)'),
       '/healthz': probe('liveness and readiness with resources and breakers'),
