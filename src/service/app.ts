@@ -33,7 +33,7 @@ import type { Runtime } from '../runtime/runtime.js';
 import { selectionContext } from '../runtime/runtime.js';
 import { AuditLog } from '../security/audit.js';
 import type { AuditEvent } from '../security/audit-record.js';
-import { writeEncryptedFile } from '../security/encrypted-files.js';
+import { EncryptedFileRegistry, writeEncryptedFile } from '../security/encrypted-files.js';
 import { readFileDecrypted } from '../security/envelope.js';
 import type { Keyring } from '../security/keyring.js';
 import { checkDataPath } from '../security/secure-load.js';
@@ -88,11 +88,25 @@ const JOB_SECTIONS = new Set([
 export function checkJobOptions(options: Record<string, unknown>): void {
   const refused = Object.keys(options).filter((k) => !JOB_SECTIONS.has(k));
   const privacy = options.privacy as Record<string, unknown> | undefined;
-  if (privacy && typeof privacy === 'object' && 'budget' in privacy) refused.push('privacy.budget');
+  // A budget of its own, or a dataset name of its choosing (a fresh name is a fresh budget).
+  for (const key of ['budget', 'dataset'])
+    if (privacy && typeof privacy === 'object' && key in privacy) refused.push(`privacy.${key}`);
   if (refused.length > 0)
     throw new ConfigError(
-      `options: ${refused.join(', ')} cannot be set by a job (allowed: ${[...JOB_SECTIONS].join(', ')}, privacy.budget excepted)`,
+      `options: ${refused.join(', ')} cannot be set by a job (allowed: ${[...JOB_SECTIONS].join(', ')}; privacy.budget and privacy.dataset excepted)`,
     );
+}
+
+/** Refuses a job configuration looser than the service's: a longer deadline, smaller released clusters. */
+export function checkJobLimits(job: Config, service: Config): void {
+  const problems: string[] = [];
+  if (durationMs(job.timeout) > durationMs(service.timeout))
+    problems.push(`timeout: ${job.timeout} is longer than the service's ${service.timeout}`);
+  const floor = service.privacy.minClusterSize;
+  const own = job.privacy.minClusterSize;
+  if (floor !== undefined && (own === undefined || own < floor))
+    problems.push(`privacy.minClusterSize: ${own} is below the service's ${floor}`);
+  if (problems.length > 0) throw new ConfigError(`options: ${problems.join('; ')}`);
 }
 
 /** Rows sent as JSON, as the file the job reads: named cells when columns were given. */
@@ -136,12 +150,19 @@ declare module 'fastify' {
 
 const CORRELATION = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/** A route of the API (behind keys and the rate limit): judged by the route fastify matched. */
+function isApiRoute(request: FastifyRequest): boolean {
+  return request.routeOptions.url?.startsWith('/v1/') === true;
+}
+
 export async function buildService(o: ServiceOptions): Promise<Service> {
   const { config, runtime, logger, keyring } = o;
   const home = runtime.home;
   const db = openStore(storeFile(home));
   const jobs = new JobStore(db, join(home, 'service', 'jobs'));
   const keys = new ApiKeys(db);
+  // The record of encrypted files of this home's store (keys rotate and retire read it).
+  const files = new EncryptedFileRegistry(db);
   const auditLog = config.audit.enabled ? AuditLog.open(config.audit, home, undefined, keyring) : undefined;
   const metrics = runtime.metrics;
   metrics.watch({ jobs });
@@ -202,7 +223,7 @@ export async function buildService(o: ServiceOptions): Promise<Service> {
   await app.register(rateLimit, {
     max: config.service.rateLimit.max,
     timeWindow: durationMs(config.service.rateLimit.window),
-    allowList: (request) => !request.url.startsWith('/v1/'),
+    allowList: (request) => !isApiRoute(request),
     keyGenerator: (request) =>
       /^Bearer\s+nck_([0-9a-f]{16})_/i.exec(request.headers.authorization ?? '')?.[1] ?? request.ip,
     errorResponseBuilder: (_request, context) =>
@@ -238,7 +259,8 @@ export async function buildService(o: ServiceOptions): Promise<Service> {
     const given = request.headers['x-correlation-id'];
     request.correlationId = typeof given === 'string' && CORRELATION.test(given) ? given : randomUUID();
     reply.header('x-correlation-id', request.correlationId);
-    if (request.url.startsWith('/v1/')) request.caller = keys.verify(request.headers.authorization);
+    // By the route matched (its pattern), never by the raw URL: `/%761/jobs` routes to /v1/jobs too.
+    if (isApiRoute(request)) request.caller = keys.verify(request.headers.authorization);
   });
 
   app.addHook('onResponse', async (request, reply) => {
@@ -300,7 +322,11 @@ export async function buildService(o: ServiceOptions): Promise<Service> {
     },
   });
 
-  const caller = (request: FastifyRequest): Caller => request.caller!;
+  /** The request's caller; a /v1 route without one is refused (never answered as anybody). */
+  const caller = (request: FastifyRequest): Caller => {
+    if (!request.caller) throw new RequestError('NEUROCLUSTER_ERR_UNAUTHORIZED', 'an API key is required');
+    return request.caller;
+  };
 
   /** The job of the route's `:id`, once it succeeded (409 before, with its state). */
   const succeeded = (id: string): Job => {
@@ -327,7 +353,12 @@ export async function buildService(o: ServiceOptions): Promise<Service> {
       return { kind: 'path', path: body.source.path };
     }
     const input = { kind: 'upload', file: 'input.json' } as const;
-    await writeEncryptedFile(join(jobs.dir(id), input.file), JSON.stringify(rowsDocument(body)), keyring);
+    await writeEncryptedFile(
+      join(jobs.dir(id), input.file),
+      JSON.stringify(rowsDocument(body)),
+      keyring,
+      files,
+    );
     return input;
   };
 
@@ -346,7 +377,7 @@ export async function buildService(o: ServiceOptions): Promise<Service> {
             `file: "${part.filename}" is not a file the service reads (${[...UPLOAD_EXTENSIONS].join(' ')})`,
           );
         input = { kind: 'upload', file: `input${ext}` };
-        await writeEncryptedFile(join(jobs.dir(id), input.file), await part.toBuffer(), keyring);
+        await writeEncryptedFile(join(jobs.dir(id), input.file), await part.toBuffer(), keyring, files);
       } else if (part.type === 'field' && part.fieldname === 'options') {
         let parsed: unknown;
         try {
@@ -364,31 +395,43 @@ export async function buildService(o: ServiceOptions): Promise<Service> {
   };
 
   app.post('/v1/jobs', async (request, reply) => {
+    if (draining)
+      throw new ResourceExhaustedError('the service is shutting down: submit the job to its next start');
+    const actor = caller(request).name;
     const id = jobs.reserve();
+    let job: Job;
     try {
       let input: JobInput;
       let options: Record<string, unknown>;
       if (request.isMultipart()) ({ input, options } = await multipartInput(request, id));
       else {
         const body = submitBody.parse(request.body);
+        checkJobOptions(body.options);
         input = await jsonInput(body, id);
         options = body.options;
       }
       checkJobOptions(options);
       // The options are checked as the job will run them: a bad one is a 422 now, not a failed job.
-      configOf({ input, options });
-      const actor = caller(request).name;
-      const job = jobs.accept(id, input, options, actor, request.correlationId);
-      audit(
-        { action: 'job.submit', resource: id, outcome: 'success', actor, details: { input: input.kind } },
-        request.correlationId,
-      );
-      runner.pump();
-      return reply.status(202).send({ id, state: job.state, links: view(job).links });
+      checkJobLimits(configOf({ input, options }), config);
+      job = jobs.accept(id, input, options, actor, request.correlationId);
     } catch (error) {
       jobs.discard(id);
       throw error;
     }
+    // Accepted: from here the job is the runner's, whatever else fails.
+    try {
+      audit(
+        { action: 'job.submit', resource: id, outcome: 'success', actor, details: { input: job.input.kind } },
+        request.correlationId,
+      );
+    } catch (error) {
+      logger.error(
+        { correlationId: request.correlationId, job: id },
+        `job.submit not audited: ${(error as Error).message}`,
+      );
+    }
+    runner.pump();
+    return reply.status(202).send({ id, state: job.state, links: view(job).links });
   });
 
   app.get('/v1/jobs', async (request) => {
@@ -426,7 +469,7 @@ export async function buildService(o: ServiceOptions): Promise<Service> {
     const dir = jobs.dir(job.id);
     // Read as the job's own input was: a file of the rows (encrypted), with the job's data options.
     const rowsFile = join(dir, `predict-${randomUUID()}.json`);
-    await writeEncryptedFile(rowsFile, JSON.stringify(rowsDocument(body)), keyring);
+    await writeEncryptedFile(rowsFile, JSON.stringify(rowsDocument(body)), keyring, files);
     try {
       const jobConfig = configOf(job);
       const clusterer = await NeuromorphicClusterer.load(join(dir, MODEL_FILE), {
@@ -570,6 +613,11 @@ export async function buildService(o: ServiceOptions): Promise<Service> {
     const job = jobs.get(request.params.id);
     const actor = caller(request).name;
     if (FINAL_STATES.includes(job.state)) {
+      if (runner.holds(job.id))
+        throw new RequestError(
+          'NEUROCLUSTER_ERR_CONFLICT',
+          `job ${job.id} is still stopping: delete it in a moment`,
+        );
       jobs.remove(job.id);
       audit({ action: 'job.delete', resource: job.id, outcome: 'success', actor }, request.correlationId);
       return reply.status(204).send();

@@ -10,7 +10,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, realpathSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { RequestError } from '../core/errors.js';
 import type { Db } from '../store/db.js';
@@ -214,21 +214,48 @@ export class JobStore {
     return changed;
   }
 
-  /** Jobs left `running` by a process that stopped: queued again, ahead of newer ones. */
-  requeueInterrupted(): number {
-    return this.db.prepare(`UPDATE jobs SET state = 'queued', progress = NULL WHERE state = 'running'`).run()
-      .changes;
+  /**
+   * Jobs left `running` by a process that stopped: queued again, ahead of newer ones, unless they
+   * were taken `maxAttempts` times already (a job that takes its process down each time it runs
+   * must not take every next start down too): those fail.
+   */
+  requeueInterrupted(maxAttempts = 3): { requeued: number; abandoned: number } {
+    return this.db.transaction(() => {
+      const abandoned = this.db
+        .prepare(
+          `UPDATE jobs SET state = 'failed', ended_at = ?, error_code = 'NEUROCLUSTER_ERR_INTERNAL',
+             error_message = 'its run was cut off ' || attempts || ' times (the service stopped or was killed): not run again'
+           WHERE state = 'running' AND attempts >= ?`,
+        )
+        .run(now(), maxAttempts).changes;
+      const requeued = this.db
+        .prepare(`UPDATE jobs SET state = 'queued', progress = NULL WHERE state = 'running'`)
+        .run().changes;
+      return { requeued, abandoned };
+    })();
   }
 
   /** Removes a finished job: its row and its files. */
   remove(id: string): void {
     this.db.prepare('DELETE FROM jobs WHERE id = ?').run(id);
-    rmSync(this.dir(id), { recursive: true, force: true });
+    this.removeFiles(id);
     this.changes.emit('change', id);
   }
 
   /** Removes the directory of a job that was never accepted (its request failed). */
   discard(id: string): void {
-    rmSync(this.dir(id), { recursive: true, force: true });
+    this.removeFiles(id);
+  }
+
+  /**
+   * A job's files, and their entries in the record of encrypted files (which `keys retire` checks:
+   * a file gone must not keep its key from being retired).
+   */
+  private removeFiles(id: string): void {
+    const dir = this.dir(id);
+    if (!existsSync(dir)) return;
+    const prefix = `${realpathSync(dir)}/`;
+    this.db.prepare('DELETE FROM encrypted_files WHERE substr(path, 1, length(?)) = ?').run(prefix, prefix);
+    rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -68,11 +68,20 @@ export class JobRunner {
   }
 
   /** Starts the workers, queues again the jobs a stopped process left running, and takes jobs. */
-  start(): number {
-    const requeued = this.o.store.requeueInterrupted();
+  start(): { requeued: number; abandoned: number } {
+    const interrupted = this.o.store.requeueInterrupted();
     while (this.slots.length < this.o.concurrency) this.slots.push(this.spawn());
     this.pump();
-    return requeued;
+    return interrupted;
+  }
+
+  /** Calls a listener (the metrics, the audit log): its failure is logged, never the runner's. */
+  private tell(listener: ((job: Job) => void) | undefined, id: string): void {
+    try {
+      listener?.(this.o.store.get(id));
+    } catch (error) {
+      this.o.logger.error({ job: id }, `a job listener failed: ${(error as Error).message}`);
+    }
   }
 
   private spawn(): Slot {
@@ -93,7 +102,7 @@ export class JobRunner {
       if (this.draining || slot.job !== undefined || slot.stopping) continue;
       const job = this.o.store.claim();
       if (!job) return;
-      this.o.onStart?.(job);
+      this.tell(this.o.onStart, job.id);
       slot.job = job.id;
       let config: Config;
       try {
@@ -138,7 +147,10 @@ export class JobRunner {
       this.o.store.progress(message.id, { phase: 'done', done: message.rows, total: message.rows });
       this.final(message.id, 'succeeded', { summary: message.summary });
     } else {
-      this.final(message.id, 'failed', { error: message.error });
+      // The job's own files are named by what they are, not where the service keeps them.
+      const where = this.o.store.dir(message.id);
+      const text = message.error.message.split(where).join('<the job>');
+      this.final(message.id, 'failed', { error: { code: message.error.code, message: text } });
     }
     for (const wake of this.idle) wake();
     this.pump();
@@ -178,7 +190,12 @@ export class JobRunner {
   }
 
   private final(id: string, state: 'succeeded' | 'failed', outcome: Parameters<JobStore['finish']>[2]): void {
-    if (this.o.store.finish(id, state, outcome)) this.o.onFinal?.(this.o.store.get(id));
+    if (this.o.store.finish(id, state, outcome)) this.tell(this.o.onFinal, id);
+  }
+
+  /** Whether a worker still holds the job (a cancelled job's run may take a moment to stop). */
+  holds(id: string): boolean {
+    return this.slots.some((s) => s.job === id);
   }
 
   /** Cancels a job: a running one through its signal, a queued one at once. False if it had ended. */
@@ -188,7 +205,7 @@ export class JobRunner {
     });
     const slot = this.slots.find((s) => s.job === id);
     if (slot) slot.worker.postMessage({ type: 'abort', id } satisfies ToWorker);
-    if (cancelled) this.o.onFinal?.(this.o.store.get(id));
+    if (cancelled) this.tell(this.o.onFinal, id);
     return cancelled;
   }
 

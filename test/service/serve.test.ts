@@ -133,6 +133,23 @@ describe('neurocluster serve', () => {
     }
   });
 
+  it('refuses a second service on the same home while the first runs', async () => {
+    const home = tempDir();
+    const first = await serve(home);
+    try {
+      const second = runCli(['serve', '--port', '0'], { home });
+      expect(second.code).toBe(2);
+      expect(second.stderr).toContain(`another neurocluster serve (pid ${first.child.pid}) runs on`);
+    } finally {
+      first.child.kill('SIGTERM');
+      await once(first.child, 'exit');
+    }
+    // Stopped, it left no lock: the next one starts.
+    const next = await serve(home);
+    next.child.kill('SIGTERM');
+    await once(next.child, 'exit');
+  });
+
   it('on SIGTERM fails readiness, lets the running job finish, and exits 0', async () => {
     const home = tempDir();
     const token = key(home);

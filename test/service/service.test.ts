@@ -13,9 +13,10 @@ import { resolveConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createRuntime } from '../../src/runtime/runtime.js';
 import { AuditLog } from '../../src/security/audit.js';
+import { EncryptedFileRegistry } from '../../src/security/encrypted-files.js';
 import { ApiKeys } from '../../src/service/api-keys.js';
 import { buildService, type Service } from '../../src/service/app.js';
-import type { Job } from '../../src/service/jobs.js';
+import { type Job, JobStore } from '../../src/service/jobs.js';
 import { openStore, storeFile } from '../../src/store/db.js';
 import { ROOT, tempDir } from '../helpers.js';
 
@@ -104,6 +105,11 @@ describe('the service API', () => {
     expect(revoked.statusCode).toBe(403);
     expect(revoked.json().error.code).toBe('NEUROCLUSTER_ERR_SECURITY');
     expect(keys.list().map((k) => k.name)).toEqual(expect.arrayContaining(['tester', 'short-lived']));
+    // The route matched decides, not the URL as written: an escaped /v1 is still /v1.
+    for (const url of ['/%761/jobs', '/v1/%6aobs', '/%76%31/jobs?limit=1']) {
+      const sneaky = await h.service.app.inject({ method: 'GET', url });
+      expect(sneaky.statusCode, url).toBe(401);
+    }
   });
 
   it('runs a job of rows to the labels the library gives, and keeps the correlation ID it was sent', async () => {
@@ -217,6 +223,8 @@ describe('the service API', () => {
       { security: { dataRoots: ['/'] } },
       { privacy: { budget: { epsilon: 1000 } } },
       { service: { concurrency: 64 } },
+      { privacy: { dataset: 'a-fresh-budget' } },
+      { timeout: '100h' },
     ]) {
       const r = await h.service.app.inject({
         method: 'POST',
@@ -286,9 +294,14 @@ describe('the service API', () => {
     ).json();
     expect(failed.jobs.every((j: { state: string }) => j.state === 'failed')).toBe(true);
     const id = failed.jobs[0].id;
+    const files = () =>
+      new EncryptedFileRegistry(openStore(storeFile(h.home))).list().filter((f) => f.path.includes(id));
+    expect(files().length).toBeGreaterThan(0);
     expect(
       (await h.service.app.inject({ method: 'DELETE', url: `/v1/jobs/${id}`, headers: h.auth })).statusCode,
     ).toBe(204);
+    // Its files are gone from the record too: they no longer hold their key from being retired.
+    expect(files()).toEqual([]);
     const gone = await h.service.app.inject({ method: 'GET', url: `/v1/jobs/${id}`, headers: h.auth });
     expect(gone.statusCode).toBe(404);
     expect(gone.json().error.code).toBe('NEUROCLUSTER_ERR_NOT_FOUND');
@@ -472,6 +485,37 @@ describe('the service when a worker thread dies', () => {
       await fragile.service.shutdown();
       await fragile.service.app.close();
     }
+  });
+});
+
+describe('the job store', () => {
+  it('queues a job cut off by a stop again, but fails one cut off three times', async () => {
+    const home = tempDir();
+    const jobs = new JobStore(openStore(storeFile(home)), join(home, 'jobs'));
+    const id = jobs.reserve();
+    jobs.accept(id, { kind: 'upload', file: 'input.json' }, {}, 'tester', 'c1');
+    for (let run = 1; run <= 3; run++) {
+      expect(jobs.claim()?.attempts).toBe(run);
+      const interrupted = jobs.requeueInterrupted();
+      expect(interrupted).toEqual(run < 3 ? { requeued: 1, abandoned: 0 } : { requeued: 0, abandoned: 1 });
+    }
+    expect(jobs.get(id)).toMatchObject({ state: 'failed', error: { code: 'NEUROCLUSTER_ERR_INTERNAL' } });
+  });
+
+  it('refuses new jobs once it is shutting down (503), while the probes still answer', async () => {
+    const closing = await start();
+    await closing.service.shutdown();
+    const refused = await closing.service.app.inject({
+      method: 'POST',
+      url: '/v1/jobs',
+      headers: closing.auth,
+      payload: { data: ROWS, options: KMEANS },
+    });
+    expect(refused.statusCode).toBe(503);
+    expect(refused.headers['retry-after']).toBeDefined();
+    expect((await closing.service.app.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(503);
+    expect((await closing.service.app.inject({ method: 'GET', url: '/livez' })).statusCode).toBe(200);
+    await closing.service.app.close();
   });
 });
 

@@ -2,8 +2,9 @@
  * `neurocluster serve`: the job service on the embedded store (docs/service.md), and
  * `neurocluster api-keys`: the keys its `/v1` routes take.
  */
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { UsageError } from '../../core/errors.js';
 import { defaultRuntime } from '../../runtime/runtime.js';
@@ -66,6 +67,8 @@ export function serveCommand(): Command {
         );
       const runtime = defaultRuntime();
       const logger = cliLogger(flags, config);
+      // One service per home: two would both take the jobs the last one left running.
+      const release = lockHome(runtime.home);
       const service = await buildService({
         config,
         runtime,
@@ -77,15 +80,54 @@ export function serveCommand(): Command {
         process.once('SIGTERM', () => resolve('SIGTERM'));
         process.once('SIGINT', () => resolve('SIGINT'));
       });
-      const requeued = service.runner.start();
-      if (requeued > 0) logger.warn(`${requeued} job(s) cut off by the last stop run again`);
-      const url = await service.app.listen({ host, port });
-      process.stdout.write(`${JSON.stringify({ url, pid: process.pid })}\n`);
-      const signal = await stopped;
-      logger.warn(`${signal}: no new jobs; running ones have ${config.service.shutdownGrace} to finish`);
-      await service.shutdown();
-      await service.app.close();
+      try {
+        // Listening first: a port in use fails the start before any job is taken.
+        const url = await service.app.listen({ host, port });
+        const { requeued, abandoned } = service.runner.start();
+        if (requeued > 0) logger.warn(`${requeued} job(s) cut off by the last stop run again`);
+        if (abandoned > 0) logger.warn(`${abandoned} job(s) cut off too many times failed`);
+        process.stdout.write(`${JSON.stringify({ url, pid: process.pid })}\n`);
+        const signal = await stopped;
+        logger.warn(`${signal}: no new jobs; running ones have ${config.service.shutdownGrace} to finish`);
+        await service.shutdown();
+        await service.app.close();
+      } finally {
+        release();
+      }
     });
+}
+
+/**
+ * Holds `$NEUROCLUSTER_HOME/service/serve.lock` (its pid inside) for as long as the service runs;
+ * refused while another live process holds it. A lock left by a process that died is taken over.
+ */
+export function lockHome(home: string): () => void {
+  const dir = join(home, 'service');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const file = join(dir, 'serve.lock');
+  for (let tries = 0; ; tries++) {
+    try {
+      writeFileSync(file, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
+      return () => rmSync(file, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || tries > 0) throw error;
+      const pid = Number(readFileSync(file, 'utf8').trim());
+      if (Number.isInteger(pid) && pid > 0 && alive(pid))
+        throw new UsageError(
+          `another neurocluster serve (pid ${pid}) runs on ${home}: one service per NEUROCLUSTER_HOME`,
+        );
+      rmSync(file, { force: true });
+    }
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 export function apiKeysCommand(): Command {
