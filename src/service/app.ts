@@ -21,7 +21,7 @@ import type { ErrorCode } from '../core/error-codes.js';
 import {
   ConfigError,
   isNeuroclusterError,
-  type NeuroclusterError,
+  NeuroclusterError,
   RequestError,
   ResourceExhaustedError,
   SecurityError,
@@ -291,9 +291,14 @@ export async function buildService(o: ServiceOptions): Promise<Service> {
     if (status >= 500)
       logger.error({ correlationId: request.correlationId, code: error.code }, error.message);
     if (status === 503) reply.header('retry-after', '5');
+    // An internal error's text is the server's (a stack's words, a path): the log has it.
+    const message =
+      error.code === 'NEUROCLUSTER_ERR_INTERNAL'
+        ? 'an internal error: the service log has it under this correlation ID'
+        : error.message;
     await reply
       .status(status)
-      .send({ error: { code: error.code, message: error.message, correlationId: request.correlationId } });
+      .send({ error: { code: error.code, message, correlationId: request.correlationId } });
   });
 
   app.setNotFoundHandler(async (request) => {
@@ -328,6 +333,16 @@ export async function buildService(o: ServiceOptions): Promise<Service> {
     return request.caller;
   };
 
+  /** One of a succeeded job's stored files, decrypted; one that cannot be read is a 500 that names no path. */
+  const stored = async (id: string, file: string): Promise<Buffer> => {
+    try {
+      return await readFileDecrypted(join(jobs.dir(id), file), () => keyring);
+    } catch (cause) {
+      logger.error({ job: id }, `cannot read the job's ${file}: ${(cause as Error).message}`);
+      throw new NeuroclusterError('NEUROCLUSTER_ERR_INTERNAL', `the job's ${file} cannot be read`, { cause });
+    }
+  };
+
   /** The job of the route's `:id`, once it succeeded (409 before, with its state). */
   const succeeded = (id: string): Job => {
     const job = jobs.get(id);
@@ -349,7 +364,12 @@ export async function buildService(o: ServiceOptions): Promise<Service> {
             path: true,
           },
         );
-      checkDataPath(body.source.path, roots);
+      try {
+        checkDataPath(body.source.path, roots);
+      } catch (cause) {
+        // Where a path resolves to is the server's business: the caller hears only that it is outside.
+        throw new SecurityError('source.path is outside the data roots', { path: true, cause });
+      }
       return { kind: 'path', path: body.source.path };
     }
     const input = { kind: 'upload', file: 'input.json' } as const;
@@ -444,7 +464,7 @@ export async function buildService(o: ServiceOptions): Promise<Service> {
 
   app.get<{ Params: { id: string } }>('/v1/jobs/:id/result', async (request, reply) => {
     const job = succeeded(request.params.id);
-    const text = await readFileDecrypted(join(jobs.dir(job.id), RESULT_FILE), () => keyring);
+    const text = await stored(job.id, RESULT_FILE);
     audit(
       { action: 'job.result', resource: job.id, outcome: 'success', actor: caller(request).name },
       request.correlationId,
@@ -454,7 +474,7 @@ export async function buildService(o: ServiceOptions): Promise<Service> {
 
   app.get<{ Params: { id: string } }>('/v1/jobs/:id/labels', async (request, reply) => {
     const job = succeeded(request.params.id);
-    const text = await readFileDecrypted(join(jobs.dir(job.id), LABELS_FILE), () => keyring);
+    const text = await stored(job.id, LABELS_FILE);
     audit(
       { action: 'job.labels', resource: job.id, outcome: 'success', actor: caller(request).name },
       request.correlationId,
@@ -500,7 +520,7 @@ export async function buildService(o: ServiceOptions): Promise<Service> {
 
   app.get<{ Params: { id: string } }>('/v1/jobs/:id/plot.svg', async (request, reply) => {
     const job = succeeded(request.params.id);
-    const svg = await readFileDecrypted(join(jobs.dir(job.id), PLOT_FILE), () => keyring);
+    const svg = await stored(job.id, PLOT_FILE);
     return reply.type('image/svg+xml').send(svg);
   });
 
