@@ -219,7 +219,7 @@ export function openApiDocument(): Record<string, unknown> {
   };
 }
 
-const escape = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /** The document as a page of its routes, with no script and nothing from outside the service. */
 export function docsPage(doc: Record<string, unknown>): string {
@@ -230,13 +230,13 @@ export function docsPage(doc: Record<string, unknown>): string {
   const rows = Object.entries(paths).flatMap(([path, methods]) =>
     Object.entries(methods).map(
       ([method, op]) =>
-        `<tr><td><code>${method.toUpperCase()}</code></td><td><code>${escape(path)}</code></td><td>${escape(op.summary)}</td><td>${Object.keys(op.responses).join(' ')}</td></tr>`,
+        `<tr><td><code>${method.toUpperCase()}</code></td><td><code>${escapeHtml(path)}</code></td><td>${escapeHtml(op.summary)}</td><td>${Object.keys(op.responses).join(' ')}</td></tr>`,
     ),
   );
   const info = doc.info as { title: string; version: string };
   return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>${escape(info.title)} ${escape(info.version)}</title></head>
-<body><h1>${escape(info.title)} ${escape(info.version)}</h1>
+<html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(info.title)} ${escapeHtml(info.version)}</title></head>
+<body><h1>${escapeHtml(info.title)} ${escapeHtml(info.version)}</h1>
 <p>Every <code>/v1</code> route needs <code>Authorization: Bearer &lt;key&gt;</code>. The machine-readable document: <a href="/openapi.json">/openapi.json</a>.</p>
 <table><thead><tr><th>method</th><th>path</th><th>what</th><th>statuses</th></tr></thead><tbody>
 ${rows.join('\n')}
