@@ -238,7 +238,7 @@ export async function buildService(o: ServiceOptions): Promise<Service> {
     retryAfter: 10,
     // A rejection goes to the error handler: the error shape, 503 and Retry-After.
     pressureHandler: async (request, _reply, type) => {
-      if (request.url !== '/livez')
+      if (request.routeOptions.url !== '/livez')
         throw new ResourceExhaustedError(`the service is under pressure (${type}): try again later`);
     },
   });
