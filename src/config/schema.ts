@@ -562,6 +562,11 @@ export const serviceSchema = z.strictObject({
     })
     .default({ max: 1200, window: '1m' })
     .describe('per-key rate limit of the /v1 routes (429 past it, with Retry-After)'),
+  maxQueuedJobs: z
+    .int()
+    .min(1)
+    .default(10_000)
+    .describe('jobs accepted and not yet started; past it new jobs get 503 with Retry-After'),
   maxEventLoopDelay: duration('1s').describe(
     'load shedding: past this event-loop delay, requests (all but /livez) get 503 with Retry-After',
   ),

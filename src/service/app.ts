@@ -86,7 +86,9 @@ const JOB_SECTIONS = new Set([
 
 /** Refuses options that reach past the job: the data roots, the audit log, a privacy budget, ... */
 export function checkJobOptions(options: Record<string, unknown>): void {
-  const refused = Object.keys(options).filter((k) => !JOB_SECTIONS.has(k));
+  // The snake_case spelling of a section (quality_gates) is the section, as in a configuration file.
+  const camel = (key: string) => key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+  const refused = Object.keys(options).filter((k) => !JOB_SECTIONS.has(camel(k)));
   const privacy = options.privacy as Record<string, unknown> | undefined;
   // A budget of its own, or a dataset name of its choosing (a fresh name is a fresh budget).
   for (const key of ['budget', 'dataset'])
@@ -417,6 +419,10 @@ export async function buildService(o: ServiceOptions): Promise<Service> {
   app.post('/v1/jobs', async (request, reply) => {
     if (draining)
       throw new ResourceExhaustedError('the service is shutting down: submit the job to its next start');
+    if (jobs.counts().queued >= config.service.maxQueuedJobs)
+      throw new ResourceExhaustedError(
+        `${config.service.maxQueuedJobs} jobs are waiting (service.maxQueuedJobs): submit this one later`,
+      );
     const actor = caller(request).name;
     const id = jobs.reserve();
     let job: Job;

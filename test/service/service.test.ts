@@ -235,6 +235,14 @@ describe('the service API', () => {
       expect(r.statusCode, JSON.stringify(options)).toBe(422);
       expect(r.json().error.code).toBe('NEUROCLUSTER_ERR_CONFIG');
     }
+    // A section's snake_case spelling is that section, as in a configuration file.
+    const snake = await h.service.app.inject({
+      method: 'POST',
+      url: '/v1/jobs',
+      headers: h.auth,
+      payload: { data: ROWS, options: { ...KMEANS, quality_gates: { enabled: false } } },
+    });
+    expect(snake.statusCode, snake.body).toBe(202);
     const shape = await h.service.app.inject({
       method: 'POST',
       url: '/v1/jobs',
@@ -522,7 +530,7 @@ describe('the job store', () => {
 describe('the service under its limits', () => {
   it('refuses a body over service.maxBodyBytes with 413, and cancels a queued job', async () => {
     // The runner starts after the jobs are in: both wait queued until then.
-    const small = await start({ service: { maxBodyBytes: 2048, concurrency: 1 } }, false);
+    const small = await start({ service: { maxBodyBytes: 2048, concurrency: 1, maxQueuedJobs: 2 } }, false);
     try {
       const big = await small.service.app.inject({
         method: 'POST',
@@ -542,6 +550,15 @@ describe('the service under its limits', () => {
         });
         ids.push(post.json().id);
       }
+      // Two waiting is as many as this service takes: a third is turned away, for now.
+      const third = await small.service.app.inject({
+        method: 'POST',
+        url: '/v1/jobs',
+        headers: small.auth,
+        payload: { data: ROWS, options: { ...KMEANS, quality_gates: { enabled: false } } },
+      });
+      expect(third.statusCode).toBe(503);
+      expect(third.json().error.message).toMatch(/service\.maxQueuedJobs/);
       const cancel = await small.service.app.inject({
         method: 'DELETE',
         url: `/v1/jobs/${ids[1]}`,
