@@ -419,7 +419,7 @@ export async function buildService(o: ServiceOptions): Promise<Service> {
   app.post('/v1/jobs', async (request, reply) => {
     if (draining)
       throw new ResourceExhaustedError('the service is shutting down: submit the job to its next start');
-    if (jobs.counts().queued >= config.service.maxQueuedJobs)
+    if (jobs.queued() >= config.service.maxQueuedJobs)
       throw new ResourceExhaustedError(
         `${config.service.maxQueuedJobs} jobs are waiting (service.maxQueuedJobs): submit this one later`,
       );
