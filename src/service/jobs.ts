@@ -167,7 +167,8 @@ export class JobStore {
 
   /** How many jobs wait to start (from the state index: no scan of the table). */
   queued(): number {
-    return (this.db.prepare(`SELECT COUNT(*) AS n FROM jobs WHERE state = 'queued'`).get() as { n: number }).n;
+    return (this.db.prepare(`SELECT COUNT(*) AS n FROM jobs WHERE state = 'queued'`).get() as { n: number })
+      .n;
   }
 
   /** Takes the oldest queued job for running (one transaction: two runners never take the same). */

@@ -1,0 +1,294 @@
+/**
+ * The job routes: submit (JSON rows, a path inside the data roots, or a multipart file), list,
+ * read, result, labels, plot, predict with the job's model, cancel and delete.
+ */
+import { randomUUID } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { extname, isAbsolute, join } from 'node:path';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { NeuromorphicClusterer } from '../../clusterer.js';
+import { type Config, durationMs } from '../../config/schema.js';
+import {
+  ConfigError,
+  NeuroclusterError,
+  RequestError,
+  ResourceExhaustedError,
+  SecurityError,
+} from '../../core/errors.js';
+import { writeEncryptedFile } from '../../security/encrypted-files.js';
+import { readFileDecrypted } from '../../security/envelope.js';
+import { checkDataPath } from '../../security/secure-load.js';
+import { caller, type ServiceContext, view } from '../context.js';
+import { FINAL_STATES, type Job, type JobInput } from '../jobs.js';
+import { LABELS_FILE, MODEL_FILE, PLOT_FILE, RESULT_FILE } from '../runner.js';
+import { listQuery, predictBody, type rowsData, submitBody, UPLOAD_EXTENSIONS } from '../schemas.js';
+
+/** The sections a job's options may set: the work, never the service's security or accounting. */
+const JOB_SECTIONS = new Set([
+  'engine',
+  'data',
+  'encoders',
+  'kmeans',
+  'stream',
+  'output',
+  'qualityGates',
+  'privacy',
+  'timeout',
+  'fallback',
+]);
+
+/** Refuses options that reach past the job: the data roots, the audit log, a privacy budget, ... */
+export function checkJobOptions(options: Record<string, unknown>): void {
+  // The snake_case spelling of a section (quality_gates) is the section, as in a configuration file.
+  const camel = (key: string) => key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+  const refused = Object.keys(options).filter((k) => !JOB_SECTIONS.has(camel(k)));
+  const privacy = options.privacy as Record<string, unknown> | undefined;
+  // A budget of its own, or a dataset name of its choosing (a fresh name is a fresh budget).
+  for (const key of ['budget', 'dataset'])
+    if (privacy && typeof privacy === 'object' && key in privacy) refused.push(`privacy.${key}`);
+  if (refused.length > 0)
+    throw new ConfigError(
+      `options: ${refused.join(', ')} cannot be set by a job (allowed: ${[...JOB_SECTIONS].join(', ')}; privacy.budget and privacy.dataset excepted)`,
+    );
+}
+
+/** Refuses a job configuration looser than the service's: a longer deadline, smaller released clusters. */
+export function checkJobLimits(job: Config, service: Config): void {
+  const problems: string[] = [];
+  if (durationMs(job.timeout) > durationMs(service.timeout))
+    problems.push(`timeout: ${job.timeout} is longer than the service's ${service.timeout}`);
+  const floor = service.privacy.minClusterSize;
+  const own = job.privacy.minClusterSize;
+  if (floor !== undefined && (own === undefined || own < floor))
+    problems.push(`privacy.minClusterSize: ${own} is below the service's ${floor}`);
+  if (problems.length > 0) throw new ConfigError(`options: ${problems.join('; ')}`);
+}
+
+/** Rows sent as JSON, as the file the job reads: named cells when columns were given. */
+function rowsDocument(data: { data: z.infer<typeof rowsData> }): unknown[] {
+  const d = data.data;
+  if (Array.isArray(d)) return d;
+  return d.rows.map((row, i) => {
+    if (row.length !== d.columns.length)
+      throw new ConfigError(`data.rows[${i}] has ${row.length} cells for ${d.columns.length} columns`);
+    return Object.fromEntries(d.columns.map((c, j) => [c, row[j]]));
+  });
+}
+
+export function jobRoutes(app: FastifyInstance, ctx: ServiceContext): void {
+  const { config, runtime, logger, keyring, jobs, runner, files } = ctx;
+
+  /** One of a succeeded job's stored files, decrypted; one that cannot be read is a 500 that names no path. */
+  const stored = async (id: string, file: string): Promise<Buffer> => {
+    try {
+      return await readFileDecrypted(join(jobs.dir(id), file), () => keyring);
+    } catch (cause) {
+      logger.error({ job: id }, `cannot read the job's ${file}: ${(cause as Error).message}`);
+      throw new NeuroclusterError('NEUROCLUSTER_ERR_INTERNAL', `the job's ${file} cannot be read`, { cause });
+    }
+  };
+
+  /** The job of the route's `:id`, once it succeeded (409 before, with its state). */
+  const succeeded = (id: string): Job => {
+    const job = jobs.get(id);
+    if (job.state !== 'succeeded')
+      throw new RequestError('NEUROCLUSTER_ERR_CONFLICT', `job ${id} is ${job.state}: it has no result`);
+    return job;
+  };
+
+  /** A job's input from a JSON body: rows, stored encrypted in the job's directory, or a checked path. */
+  const jsonInput = async (body: z.infer<typeof submitBody>, id: string): Promise<JobInput> => {
+    if ('source' in body) {
+      const roots = config.security.dataRoots;
+      if (!isAbsolute(body.source.path))
+        throw new ConfigError(`source.path: "${body.source.path}" is not an absolute path`);
+      if (roots.length === 0)
+        throw new SecurityError(
+          'source.path: the service reads files only inside security.dataRoots, and none are set',
+          {
+            path: true,
+          },
+        );
+      try {
+        checkDataPath(body.source.path, roots);
+      } catch (cause) {
+        // Where a path resolves to is the server's business: the caller hears only that it is outside.
+        throw new SecurityError('source.path is outside the data roots', { path: true, cause });
+      }
+      return { kind: 'path', path: body.source.path };
+    }
+    const input = { kind: 'upload', file: 'input.json' } as const;
+    await writeEncryptedFile(
+      join(jobs.dir(id), input.file),
+      JSON.stringify(rowsDocument(body)),
+      keyring,
+      files,
+    );
+    return input;
+  };
+
+  /** A job's input from a multipart body: its `file` part (stored encrypted) and `options` part. */
+  const multipartInput = async (
+    request: FastifyRequest,
+    id: string,
+  ): Promise<{ input: JobInput; options: Record<string, unknown> }> => {
+    let input: JobInput | undefined;
+    let options: Record<string, unknown> = {};
+    for await (const part of request.parts()) {
+      if (part.type === 'file' && part.fieldname === 'file') {
+        const ext = extname(part.filename ?? '').toLowerCase();
+        if (!UPLOAD_EXTENSIONS.has(ext))
+          throw new ConfigError(
+            `file: "${part.filename}" is not a file the service reads (${[...UPLOAD_EXTENSIONS].join(' ')})`,
+          );
+        input = { kind: 'upload', file: `input${ext}` };
+        await writeEncryptedFile(join(jobs.dir(id), input.file), await part.toBuffer(), keyring, files);
+      } else if (part.type === 'field' && part.fieldname === 'options') {
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(String(part.value));
+        } catch (cause) {
+          throw new ConfigError(`options: not JSON: ${(cause as Error).message}`, { cause });
+        }
+        options = z.record(z.string(), z.unknown()).parse(parsed);
+      } else {
+        throw new ConfigError(`a part named "${part.fieldname}" is not one of the job's (file, options)`);
+      }
+    }
+    if (!input) throw new ConfigError('file: the multipart body has no file part');
+    return { input, options };
+  };
+
+  app.post('/v1/jobs', async (request, reply) => {
+    if (ctx.draining())
+      throw new ResourceExhaustedError('the service is shutting down: submit the job to its next start');
+    if (jobs.queued() >= config.service.maxQueuedJobs)
+      throw new ResourceExhaustedError(
+        `${config.service.maxQueuedJobs} jobs are waiting (service.maxQueuedJobs): submit this one later`,
+      );
+    const actor = caller(request).name;
+    const id = jobs.reserve();
+    let job: Job;
+    try {
+      let input: JobInput;
+      let options: Record<string, unknown>;
+      if (request.isMultipart()) ({ input, options } = await multipartInput(request, id));
+      else {
+        const body = submitBody.parse(request.body);
+        checkJobOptions(body.options);
+        input = await jsonInput(body, id);
+        options = body.options;
+      }
+      checkJobOptions(options);
+      // The options are checked as the job will run them: a bad one is a 422 now, not a failed job.
+      checkJobLimits(ctx.configOf({ input, options }), config);
+      job = jobs.accept(id, input, options, actor, request.correlationId);
+    } catch (error) {
+      jobs.discard(id);
+      throw error;
+    }
+    // Accepted: from here the job is the runner's, whatever else fails.
+    try {
+      ctx.audit(
+        { action: 'job.submit', resource: id, outcome: 'success', actor, details: { input: job.input.kind } },
+        request.correlationId,
+      );
+    } catch (error) {
+      logger.error(
+        { correlationId: request.correlationId, job: id },
+        `job.submit not audited: ${(error as Error).message}`,
+      );
+    }
+    runner.pump();
+    return reply.status(202).send({ id, state: job.state, links: view(job).links });
+  });
+
+  app.get('/v1/jobs', async (request) => {
+    const query = listQuery.parse(request.query);
+    const page = jobs.list(query);
+    return { jobs: page.jobs.map(view), ...(page.next ? { next: page.next } : {}) };
+  });
+
+  app.get<{ Params: { id: string } }>('/v1/jobs/:id', async (request) => view(jobs.get(request.params.id)));
+
+  app.get<{ Params: { id: string } }>('/v1/jobs/:id/result', async (request, reply) => {
+    const job = succeeded(request.params.id);
+    const text = await stored(job.id, RESULT_FILE);
+    ctx.audit(
+      { action: 'job.result', resource: job.id, outcome: 'success', actor: caller(request).name },
+      request.correlationId,
+    );
+    return reply.type('application/json').send(text);
+  });
+
+  app.get<{ Params: { id: string } }>('/v1/jobs/:id/labels', async (request, reply) => {
+    const job = succeeded(request.params.id);
+    const text = await stored(job.id, LABELS_FILE);
+    ctx.audit(
+      { action: 'job.labels', resource: job.id, outcome: 'success', actor: caller(request).name },
+      request.correlationId,
+    );
+    return reply.type('text/csv; charset=utf-8').send(text);
+  });
+
+  /** Labels new rows with the job's model: `{ data }` as a job's, answered `{ rows, labels }`. */
+  app.post<{ Params: { id: string } }>('/v1/jobs/:id/predict', async (request) => {
+    const job = succeeded(request.params.id);
+    const body = predictBody.parse(request.body);
+    const dir = jobs.dir(job.id);
+    // Read as the job's own input was: a file of the rows (encrypted), with the job's data options.
+    const rowsFile = join(dir, `predict-${randomUUID()}.json`);
+    await writeEncryptedFile(rowsFile, JSON.stringify(rowsDocument(body)), keyring, files);
+    try {
+      const jobConfig = ctx.configOf(job);
+      const clusterer = await NeuromorphicClusterer.load(join(dir, MODEL_FILE), {
+        logger: logger.child({ correlationId: request.correlationId, job: job.id }),
+        runtime,
+        data: jobConfig.data,
+        security:
+          jobConfig.security.dataRoots.length > 0
+            ? { dataRoots: [...jobConfig.security.dataRoots, dir] }
+            : {},
+      });
+      const labels = await clusterer.predict(rowsFile, { correlationId: request.correlationId });
+      ctx.audit(
+        {
+          action: 'job.predict',
+          resource: job.id,
+          outcome: 'success',
+          actor: caller(request).name,
+          details: { rows: labels.length },
+        },
+        request.correlationId,
+      );
+      return { rows: labels.length, labels: Array.from(labels) };
+    } finally {
+      await rm(rowsFile, { force: true });
+    }
+  });
+
+  app.get<{ Params: { id: string } }>('/v1/jobs/:id/plot.svg', async (request, reply) => {
+    const job = succeeded(request.params.id);
+    const svg = await stored(job.id, PLOT_FILE);
+    return reply.type('image/svg+xml').send(svg);
+  });
+
+  app.delete<{ Params: { id: string } }>('/v1/jobs/:id', async (request, reply) => {
+    const job = jobs.get(request.params.id);
+    const actor = caller(request).name;
+    if (FINAL_STATES.includes(job.state)) {
+      if (runner.holds(job.id))
+        throw new RequestError(
+          'NEUROCLUSTER_ERR_CONFLICT',
+          `job ${job.id} is still stopping: delete it in a moment`,
+        );
+      jobs.remove(job.id);
+      ctx.audit({ action: 'job.delete', resource: job.id, outcome: 'success', actor }, request.correlationId);
+      return reply.status(204).send();
+    }
+    runner.cancel(job.id);
+    ctx.audit({ action: 'job.cancel', resource: job.id, outcome: 'success', actor }, request.correlationId);
+    return reply.status(202).send(view(jobs.get(job.id)));
+  });
+}
