@@ -76,6 +76,13 @@ function rowsDocument(data: { data: z.infer<typeof rowsData> }): unknown[] {
   });
 }
 
+/** What a succeeded job keeps to be read: the route under /v1/jobs/:id, its file, its type, its audit action. */
+const STORED_OUTPUTS = [
+  { route: 'result', file: RESULT_FILE, type: 'application/json', action: 'job.result' },
+  { route: 'labels', file: LABELS_FILE, type: 'text/csv; charset=utf-8', action: 'job.labels' },
+  { route: 'plot.svg', file: PLOT_FILE, type: 'image/svg+xml', action: 'job.plot' },
+] as const;
+
 export function jobRoutes(app: FastifyInstance, ctx: ServiceContext): void {
   const { config, runtime, logger, keyring, jobs, runner, files } = ctx;
 
@@ -212,25 +219,18 @@ export function jobRoutes(app: FastifyInstance, ctx: ServiceContext): void {
 
   app.get<{ Params: { id: string } }>('/v1/jobs/:id', async (request) => view(jobs.get(request.params.id)));
 
-  app.get<{ Params: { id: string } }>('/v1/jobs/:id/result', async (request, reply) => {
-    const job = succeeded(request.params.id);
-    const text = await stored(job.id, RESULT_FILE);
-    ctx.audit(
-      { action: 'job.result', resource: job.id, outcome: 'success', actor: caller(request).name },
-      request.correlationId,
-    );
-    return reply.type('application/json').send(text);
-  });
-
-  app.get<{ Params: { id: string } }>('/v1/jobs/:id/labels', async (request, reply) => {
-    const job = succeeded(request.params.id);
-    const text = await stored(job.id, LABELS_FILE);
-    ctx.audit(
-      { action: 'job.labels', resource: job.id, outcome: 'success', actor: caller(request).name },
-      request.correlationId,
-    );
-    return reply.type('text/csv; charset=utf-8').send(text);
-  });
+  // A succeeded job's stored outputs, each read decrypted and audited as read.
+  for (const output of STORED_OUTPUTS) {
+    app.get<{ Params: { id: string } }>(`/v1/jobs/:id/${output.route}`, async (request, reply) => {
+      const job = succeeded(request.params.id);
+      const bytes = await stored(job.id, output.file);
+      ctx.audit(
+        { action: output.action, resource: job.id, outcome: 'success', actor: caller(request).name },
+        request.correlationId,
+      );
+      return reply.type(output.type).send(bytes);
+    });
+  }
 
   /** Labels new rows with the job's model: `{ data }` as a job's, answered `{ rows, labels }`. */
   app.post<{ Params: { id: string } }>('/v1/jobs/:id/predict', async (request) => {
@@ -266,12 +266,6 @@ export function jobRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     } finally {
       await rm(rowsFile, { force: true });
     }
-  });
-
-  app.get<{ Params: { id: string } }>('/v1/jobs/:id/plot.svg', async (request, reply) => {
-    const job = succeeded(request.params.id);
-    const svg = await stored(job.id, PLOT_FILE);
-    return reply.type('image/svg+xml').send(svg);
   });
 
   app.delete<{ Params: { id: string } }>('/v1/jobs/:id', async (request, reply) => {
