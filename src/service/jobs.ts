@@ -36,8 +36,9 @@ export interface Job {
   readonly input: JobInput;
   /** The job's configuration document (checked when it was accepted). */
   readonly options: Record<string, unknown>;
-  /** The API key's name that submitted it. */
+  /** The API key's name that submitted it, and that key's tenant (the only one that sees it). */
   readonly actor: string;
+  readonly tenant: string;
   readonly correlationId: string;
   readonly progress?: JobProgress;
   /** The result without its labels, once it succeeded. */
@@ -56,6 +57,7 @@ interface Row {
   input: string;
   options: string;
   actor: string;
+  tenant: string;
   correlation_id: string;
   progress: string | null;
   summary: string | null;
@@ -74,6 +76,7 @@ function toJob(row: Row): Job {
     input: JSON.parse(row.input) as JobInput,
     options: JSON.parse(row.options) as Record<string, unknown>,
     actor: row.actor,
+    tenant: row.tenant,
     correlationId: row.correlation_id,
     ...(row.progress ? { progress: JSON.parse(row.progress) as JobProgress } : {}),
     ...(row.summary ? { summary: JSON.parse(row.summary) as Record<string, unknown> } : {}),
@@ -116,22 +119,34 @@ export class JobStore {
     id: string,
     input: JobInput,
     options: Record<string, unknown>,
-    actor: string,
+    caller: { readonly name: string; readonly tenant: string },
     correlationId: string,
   ): Job {
     this.db
       .prepare(
-        `INSERT INTO jobs (id, state, input, options, actor, correlation_id, created_at)
-         VALUES (?, 'queued', ?, ?, ?, ?, ?)`,
+        `INSERT INTO jobs (id, state, input, options, actor, tenant, correlation_id, created_at)
+         VALUES (?, 'queued', ?, ?, ?, ?, ?, ?)`,
       )
-      .run(id, JSON.stringify(input), JSON.stringify(options), actor, correlationId, now());
+      .run(
+        id,
+        JSON.stringify(input),
+        JSON.stringify(options),
+        caller.name,
+        caller.tenant,
+        correlationId,
+        now(),
+      );
     return this.get(id);
   }
 
-  /** The job, or 404. */
-  get(id: string): Job {
+  /**
+   * The job, or 404; asked for on a tenant's behalf, another tenant's job is 404 too (its id is
+   * not disclosed by a different answer).
+   */
+  get(id: string, tenant?: string): Job {
     const row = this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as Row | undefined;
-    if (!row) throw new RequestError('NEUROCLUSTER_ERR_NOT_FOUND', `no job ${id}`);
+    if (!row || (tenant !== undefined && row.tenant !== tenant))
+      throw new RequestError('NEUROCLUSTER_ERR_NOT_FOUND', `no job ${id}`);
     return toJob(row);
   }
 
@@ -139,11 +154,19 @@ export class JobStore {
    * A page of jobs, newest first: at most `limit`, in `state` when given, older than the job whose
    * cursor is `cursor`; `next` is the cursor of the page after it, absent on the last page.
    */
-  list(options: { state?: JobState; limit: number; cursor?: string }): { jobs: Job[]; next?: string } {
+  list(options: { state?: JobState; tenant?: string; limit: number; cursor?: string }): {
+    jobs: Job[];
+    next?: string;
+  } {
     const before = options.cursor === undefined ? Number.MAX_SAFE_INTEGER : Number(options.cursor);
+    const state = options.state ?? null;
+    const tenant = options.tenant ?? null;
     const rows = this.db
-      .prepare(`SELECT * FROM jobs WHERE seq < ? AND (? IS NULL OR state = ?) ORDER BY seq DESC LIMIT ?`)
-      .all(before, options.state ?? null, options.state ?? null, options.limit + 1) as Row[];
+      .prepare(
+        `SELECT * FROM jobs WHERE seq < ? AND (? IS NULL OR state = ?) AND (? IS NULL OR tenant = ?)
+         ORDER BY seq DESC LIMIT ?`,
+      )
+      .all(before, state, state, tenant, tenant, options.limit + 1) as Row[];
     const page = rows.slice(0, options.limit);
     const last = page.at(-1);
     return {
@@ -152,12 +175,12 @@ export class JobStore {
     };
   }
 
-  /** How many jobs are in each state. */
-  counts(): Record<JobState, number> {
+  /** How many jobs are in each state (of one tenant, when given). */
+  counts(tenant?: string): Record<JobState, number> {
     const counts = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
     for (const { state, n } of this.db
-      .prepare('SELECT state, COUNT(*) AS n FROM jobs GROUP BY state')
-      .all() as {
+      .prepare('SELECT state, COUNT(*) AS n FROM jobs WHERE (? IS NULL OR tenant = ?) GROUP BY state')
+      .all(tenant ?? null, tenant ?? null) as {
       state: JobState;
       n: number;
     }[])

@@ -94,6 +94,9 @@ const MIGRATIONS: readonly string[] = [
      created_at TEXT NOT NULL,
      revoked_at TEXT
    );`,
+  // Each job belongs to the tenant of the key that submitted it; other tenants never see it.
+  `ALTER TABLE jobs ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';
+   CREATE INDEX jobs_tenant ON jobs(tenant, seq);`,
 ];
 
 /** The store's file in a NEUROCLUSTER_HOME. */

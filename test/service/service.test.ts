@@ -496,12 +496,70 @@ describe('the service when a worker thread dies', () => {
   });
 });
 
+describe('tenants', () => {
+  it('keep to their own jobs: another tenant’s job is 404 on every route, and absent from lists and events', async () => {
+    const other = new ApiKeys(openStore(storeFile(h.home))).create('outsider', 'team-b').key;
+    const theirs = { authorization: `Bearer ${other}` };
+    const post = await h.service.app.inject({
+      method: 'POST',
+      url: '/v1/jobs',
+      headers: h.auth,
+      payload: { data: ROWS, options: KMEANS },
+    });
+    const { id, links } = post.json();
+    expect((await settled(h, id)).state).toBe('succeeded');
+    expect(h.service.jobs.get(id).tenant).toBe('default');
+    for (const [method, url] of [
+      ['GET', links.self],
+      ['GET', links.result],
+      ['GET', links.labels],
+      ['GET', links.plot],
+      ['GET', links.events],
+      ['POST', links.predict],
+      ['DELETE', links.self],
+    ] as const) {
+      const r = await h.service.app.inject({
+        method,
+        url,
+        headers: theirs,
+        ...(method === 'POST' ? { payload: { data: ROWS } } : {}),
+      });
+      expect(r.statusCode, `${method} ${url}`).toBe(404);
+      expect(r.json().error.code).toBe('NEUROCLUSTER_ERR_NOT_FOUND');
+    }
+    const listed = (await h.service.app.inject({ method: 'GET', url: '/v1/jobs', headers: theirs })).json();
+    expect(listed.jobs).toEqual([]);
+    const status = (await h.service.app.inject({ method: 'GET', url: '/v1/status', headers: theirs })).json();
+    expect(Object.values(status.jobs as Record<string, number>).every((n) => n === 0)).toBe(true);
+    // Their own job is theirs: listed for them, not for the first tenant.
+    const mine = (
+      await h.service.app.inject({
+        method: 'POST',
+        url: '/v1/jobs',
+        headers: theirs,
+        payload: { data: ROWS, options: KMEANS },
+      })
+    ).json().id;
+    expect((await settled(h, mine)).tenant).toBe('team-b');
+    const ownList = (await h.service.app.inject({ method: 'GET', url: '/v1/jobs', headers: theirs })).json();
+    expect(ownList.jobs.map((j: { id: string }) => j.id)).toEqual([mine]);
+    const firstList = (
+      await h.service.app.inject({ method: 'GET', url: '/v1/jobs?limit=500', headers: h.auth })
+    ).json();
+    expect(firstList.jobs.map((j: { id: string }) => j.id)).not.toContain(mine);
+    // And the job still exists for its own tenant: nothing above touched it.
+    expect((await h.service.app.inject({ method: 'GET', url: links.self, headers: h.auth })).statusCode).toBe(
+      200,
+    );
+  });
+});
+
 describe('the job store', () => {
   it('queues a job cut off by a stop again, but fails one cut off three times', async () => {
     const home = tempDir();
     const jobs = new JobStore(openStore(storeFile(home)), join(home, 'jobs'));
     const id = jobs.reserve();
-    jobs.accept(id, { kind: 'upload', file: 'input.json' }, {}, 'tester', 'c1');
+    jobs.accept(id, { kind: 'upload', file: 'input.json' }, {}, { name: 'tester', tenant: 'default' }, 'c1');
     for (let run = 1; run <= 3; run++) {
       expect(jobs.claim()?.attempts).toBe(run);
       const interrupted = jobs.requeueInterrupted();

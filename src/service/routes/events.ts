@@ -4,7 +4,7 @@
  * come from the store's change events, at most one frame per job per 100 ms.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { type ServiceContext, view } from '../context.js';
+import { caller, type ServiceContext, view } from '../context.js';
 import { FINAL_STATES } from '../jobs.js';
 
 /** How often one job's frames may come, at most. */
@@ -58,7 +58,8 @@ export function eventRoutes(app: FastifyInstance, ctx: ServiceContext): void {
 
   /** The job as it is now, again while its state or progress changes, and last in its final state. */
   app.get<{ Params: { id: string } }>('/v1/jobs/:id/events', async (request, reply) => {
-    const id = jobs.get(request.params.id).id;
+    const tenant = caller(request).tenant;
+    const id = jobs.get(request.params.id, tenant).id;
     let timer: NodeJS.Timeout | undefined;
     const onChange = (changed: string) => {
       if (changed === id && !timer) timer = setTimeout(frame, FRAME_MS);
@@ -71,7 +72,7 @@ export function eventRoutes(app: FastifyInstance, ctx: ServiceContext): void {
       timer = undefined;
       let job: ReturnType<typeof jobs.get>;
       try {
-        job = jobs.get(id);
+        job = jobs.get(id, tenant);
       } catch {
         // Deleted meanwhile: nothing more will come.
         stream.close();
@@ -84,15 +85,22 @@ export function eventRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     frame();
   });
 
-  /** Every job's changes: the job as GET /v1/jobs/:id gives it, or `{ id, deleted: true }`. */
+  /**
+   * Every job of the caller's tenant as it changes: the job as GET /v1/jobs/:id gives it, or
+   * `{ id, deleted: true }` for one of its jobs deleted (another tenant's jobs are never named).
+   */
   app.get('/v1/events', async (request, reply) => {
+    const tenant = caller(request).tenant;
     const due = new Map<string, NodeJS.Timeout>();
+    /** This stream's jobs seen so far: only those are told deleted. */
+    const mine = new Set<string>();
     const frame = (id: string) => {
       due.delete(id);
       try {
-        stream.send(view(jobs.get(id)));
+        stream.send(view(jobs.get(id, tenant)));
+        mine.add(id);
       } catch {
-        stream.send({ id, deleted: true });
+        if (mine.delete(id)) stream.send({ id, deleted: true });
       }
     };
     const onChange = (id: string) => {

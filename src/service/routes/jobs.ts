@@ -97,8 +97,8 @@ export function jobRoutes(app: FastifyInstance, ctx: ServiceContext): void {
   };
 
   /** The job of the route's `:id`, once it succeeded (409 before, with its state). */
-  const succeeded = (id: string): Job => {
-    const job = jobs.get(id);
+  const succeeded = (id: string, request: FastifyRequest): Job => {
+    const job = jobs.get(id, caller(request).tenant);
     if (job.state !== 'succeeded')
       throw new RequestError('NEUROCLUSTER_ERR_CONFLICT', `job ${id} is ${job.state}: it has no result`);
     return job;
@@ -190,7 +190,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ServiceContext): void {
       checkJobOptions(options);
       // The options are checked as the job will run them: a bad one is a 422 now, not a failed job.
       checkJobLimits(ctx.configOf({ input, options }), config);
-      job = jobs.accept(id, input, options, actor, request.correlationId);
+      job = jobs.accept(id, input, options, caller(request), request.correlationId);
     } catch (error) {
       jobs.discard(id);
       throw error;
@@ -213,16 +213,18 @@ export function jobRoutes(app: FastifyInstance, ctx: ServiceContext): void {
 
   app.get('/v1/jobs', async (request) => {
     const query = listQuery.parse(request.query);
-    const page = jobs.list(query);
+    const page = jobs.list({ ...query, tenant: caller(request).tenant });
     return { jobs: page.jobs.map(view), ...(page.next ? { next: page.next } : {}) };
   });
 
-  app.get<{ Params: { id: string } }>('/v1/jobs/:id', async (request) => view(jobs.get(request.params.id)));
+  app.get<{ Params: { id: string } }>('/v1/jobs/:id', async (request) =>
+    view(jobs.get(request.params.id, caller(request).tenant)),
+  );
 
   // A succeeded job's stored outputs, each read decrypted and audited as read.
   for (const output of STORED_OUTPUTS) {
     app.get<{ Params: { id: string } }>(`/v1/jobs/:id/${output.route}`, async (request, reply) => {
-      const job = succeeded(request.params.id);
+      const job = succeeded(request.params.id, request);
       const bytes = await stored(job.id, output.file);
       ctx.audit(
         { action: output.action, resource: job.id, outcome: 'success', actor: caller(request).name },
@@ -234,7 +236,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ServiceContext): void {
 
   /** Labels new rows with the job's model: `{ data }` as a job's, answered `{ rows, labels }`. */
   app.post<{ Params: { id: string } }>('/v1/jobs/:id/predict', async (request) => {
-    const job = succeeded(request.params.id);
+    const job = succeeded(request.params.id, request);
     const body = predictBody.parse(request.body);
     const dir = jobs.dir(job.id);
     // Read as the job's own input was: a file of the rows (encrypted), with the job's data options.
@@ -269,7 +271,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ServiceContext): void {
   });
 
   app.delete<{ Params: { id: string } }>('/v1/jobs/:id', async (request, reply) => {
-    const job = jobs.get(request.params.id);
+    const job = jobs.get(request.params.id, caller(request).tenant);
     const actor = caller(request).name;
     if (FINAL_STATES.includes(job.state)) {
       if (runner.holds(job.id))

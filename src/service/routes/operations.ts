@@ -5,7 +5,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { healthz, liveness, readiness } from '../../observability/health.js';
 import { selectionContext } from '../../runtime/runtime.js';
-import type { ServiceContext } from '../context.js';
+import { caller, type ServiceContext } from '../context.js';
 import { DASHBOARD_CSS, DASHBOARD_HTML, DASHBOARD_JS } from '../dashboard.js';
 import { docsPage, openApiDocument } from '../openapi.js';
 import { mergedMetrics } from '../runner.js';
@@ -15,12 +15,16 @@ export function operationRoutes(app: FastifyInstance, ctx: ServiceContext): void
   const metrics = runtime.metrics;
   const home = runtime.home;
 
-  /** What the dashboard shows beside the jobs: jobs by state, the fallback rate, breakers, budgets. */
-  app.get('/v1/status', async () => {
-    const recent = jobs.list({ state: 'succeeded', limit: 100 }).jobs;
+  /**
+   * What the dashboard shows beside the jobs: the tenant's jobs by state and fallback rate, the
+   * breakers and the privacy budgets.
+   */
+  app.get('/v1/status', async (request) => {
+    const tenant = caller(request).tenant;
+    const recent = jobs.list({ state: 'succeeded', tenant, limit: 100 }).jobs;
     const fallbacks = recent.filter((j) => j.summary?.fallbackUsed === true).length;
     return {
-      jobs: jobs.counts(),
+      jobs: jobs.counts(tenant),
       fallback: { jobs: recent.length, fallbacks, rate: recent.length === 0 ? 0 : fallbacks / recent.length },
       breakers: runtime.breakers(config).list(),
       budgets: runtime.privacyAccountant(config).list(),
