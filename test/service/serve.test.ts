@@ -80,6 +80,30 @@ const SLOW_JOB = {
 };
 
 describe('neurocluster serve', () => {
+  it('api-keys: create prints the key once, list never shows it, revoke refuses an unknown or revoked name', () => {
+    const home = tempDir();
+    const made = runCli(['api-keys', 'create', '--name', 'etl', '--tenant', 'team-a', '--json'], { home });
+    expect(made.code, made.stderr).toBe(0);
+    const { key, tenant } = JSON.parse(made.stdout) as { key: string; tenant: string };
+    expect(key).toMatch(/^nck_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$/);
+    expect(tenant).toBe('team-a');
+    const again = runCli(['api-keys', 'create', '--name', 'etl'], { home });
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/an API key named "etl" exists/);
+    const listed = runCli(['api-keys', 'list', '--json'], { home });
+    expect(listed.stdout).not.toContain(key.slice(21));
+    expect(JSON.parse(listed.stdout).keys).toEqual([
+      expect.objectContaining({ name: 'etl', tenant: 'team-a' }),
+    ]);
+    expect(runCli(['api-keys', 'revoke', 'etl'], { home }).code).toBe(0);
+    const twice = runCli(['api-keys', 'revoke', 'etl'], { home });
+    expect(twice.code).toBe(2);
+    expect(twice.stderr).toMatch(/was revoked on/);
+    expect(runCli(['api-keys', 'revoke', 'nobody'], { home }).stderr).toMatch(/no API key is named "nobody"/);
+    const audit = runCli(['audit', 'verify', '--json'], { home });
+    expect(audit.code, audit.stdout).toBe(0);
+  });
+
   it('refuses a non-loopback address without TLS, and says how to allow it', () => {
     const r = runCli(['serve', '--host', '0.0.0.0', '--port', '0'], { home: tempDir() });
     expect(r.code).toBe(2);
