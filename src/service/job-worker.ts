@@ -15,12 +15,8 @@ import { resultPlot } from '../fit/plot.js';
 import { createLogger } from '../observability/logger.js';
 import { defaultRuntime } from '../runtime/runtime.js';
 import { writeEncryptedFile } from '../security/encrypted-files.js';
+import { LABELS_FILE, MODEL_FILE, PLOT_FILE, RESULT_FILE } from './jobs.js';
 import { progressOf } from './progress.js';
-
-export const RESULT_FILE = 'result.json';
-export const LABELS_FILE = 'labels.csv';
-export const PLOT_FILE = 'plot.svg';
-export const MODEL_FILE = 'model.json';
 
 /** What the main thread sends: a job to run, a job to stop, or a request for the metrics. */
 export type ToWorker =

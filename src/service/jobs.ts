@@ -15,6 +15,12 @@ import { join } from 'node:path';
 import { RequestError } from '../core/errors.js';
 import type { Db } from '../store/db.js';
 
+/** A succeeded job's files in its directory (each encrypted): what the worker writes, the routes read. */
+export const RESULT_FILE = 'result.json';
+export const LABELS_FILE = 'labels.csv';
+export const PLOT_FILE = 'plot.svg';
+export const MODEL_FILE = 'model.json';
+
 export const JOB_STATES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
 export type JobState = (typeof JOB_STATES)[number];
 export const FINAL_STATES: readonly JobState[] = ['succeeded', 'failed', 'cancelled'];

@@ -19,8 +19,6 @@ import type { Job, JobStore } from './jobs.js';
 
 type MetricFamilies = MetricObjectWithValues<MetricValue<string>>[];
 
-export { LABELS_FILE, MODEL_FILE, PLOT_FILE, RESULT_FILE } from './job-worker.js';
-
 export interface RunnerOptions {
   readonly store: JobStore;
   /** The workers' environment: the service's runtime's (its home, keyring, faults); the process's when absent. */

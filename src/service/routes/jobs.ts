@@ -20,8 +20,15 @@ import { writeEncryptedFile } from '../../security/encrypted-files.js';
 import { readFileDecrypted } from '../../security/envelope.js';
 import { checkDataPath } from '../../security/secure-load.js';
 import { caller, type ServiceContext, view } from '../context.js';
-import { FINAL_STATES, type Job, type JobInput } from '../jobs.js';
-import { LABELS_FILE, MODEL_FILE, PLOT_FILE, RESULT_FILE } from '../runner.js';
+import {
+  FINAL_STATES,
+  type Job,
+  type JobInput,
+  LABELS_FILE,
+  MODEL_FILE,
+  PLOT_FILE,
+  RESULT_FILE,
+} from '../jobs.js';
 import { listQuery, predictBody, type rowsData, submitBody, UPLOAD_EXTENSIONS } from '../schemas.js';
 
 /** The sections a job's options may set: the work, never the service's security or accounting. */
