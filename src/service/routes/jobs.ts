@@ -190,12 +190,12 @@ export function jobRoutes(app: FastifyInstance, ctx: ServiceContext): void {
       if (request.isMultipart()) ({ input, options } = await multipartInput(request, id));
       else {
         const body = submitBody.parse(request.body);
-        checkJobOptions(body.options);
         input = await jsonInput(body, id);
         options = body.options;
       }
+      // Whatever the body, the options are checked once, as the job will run them: a bad one is a
+      // 422 now (its stored input discarded below), not a failed job later.
       checkJobOptions(options);
-      // The options are checked as the job will run them: a bad one is a 422 now, not a failed job.
       checkJobLimits(ctx.configOf({ input, options }), config);
       job = jobs.accept(id, input, options, caller(request), request.correlationId);
     } catch (error) {
