@@ -4,51 +4,34 @@
  * plot; submit a file from the page itself. Skipped where chromium is not installed, unless
  * REQUIRE_BROWSER=1 (`.ci/run` installs it and requires it).
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { resolveConfig } from '../../src/config/load.js';
-import { createLogger } from '../../src/observability/logger.js';
-import { createRuntime } from '../../src/runtime/runtime.js';
-import { ApiKeys } from '../../src/service/api-keys.js';
-import { buildService, type Service } from '../../src/service/app.js';
-import { openStore, storeFile } from '../../src/store/db.js';
-import { ROOT, tempDir } from '../helpers.js';
+import { ROOT } from '../helpers.js';
+import { type Harness, KMEANS, ROWS, start, stop } from './harness.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const available = existsSync(CHROMIUM);
 const required = process.env.REQUIRE_BROWSER === '1';
 
-let service: Service;
+let h: Harness | undefined;
 let url: string;
 let key: string;
 let browser: Browser | undefined;
 
 beforeAll(async () => {
   if (!available) return;
-  const home = tempDir();
-  mkdirSync(join(home, 'data'));
-  const runtime = createRuntime({ env: { ...process.env, NEUROCLUSTER_HOME: home } });
-  service = await buildService({
-    config: resolveConfig({}),
-    runtime,
-    logger: createLogger({ level: 'silent' }),
-    keyring: runtime.keyring(() => {}),
-  });
-  key = new ApiKeys(openStore(storeFile(home))).create('browser').key;
-  service.runner.start();
-  url = await service.app.listen({ host: '127.0.0.1', port: 0 });
+  h = await start();
+  key = h.key;
+  url = await h.service.app.listen({ host: '127.0.0.1', port: 0 });
   // Root in CI has no user namespace for chromium's sandbox.
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
 }, 60_000);
 
 afterAll(async () => {
   await browser?.close();
-  if (service) {
-    await service.shutdown();
-    await service.app.close();
-  }
+  if (h) await stop(h);
 });
 
 describe.runIf(available || required)('the dashboard', () => {
@@ -76,15 +59,8 @@ describe.runIf(available || required)('the dashboard', () => {
       method: 'POST',
       headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
       body: JSON.stringify({
-        data: [
-          [1, 2],
-          [2, 1],
-          [1.5, 1.5],
-          [8, 9],
-          [9, 8],
-          [8.5, 8.5],
-        ],
-        options: { kmeans: { nClusters: 2 }, engine: { method: 'kmeans' } },
+        data: ROWS,
+        options: KMEANS,
       }),
     });
     const { id } = (await response.json()) as { id: string };

@@ -4,74 +4,26 @@
  * paging, cancelling and deleting, errors as `{ error: { code, message, correlationId } }` with the
  * status of their code, the probes and the metrics.
  */
-import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NeuromorphicClusterer } from '../../src/clusterer.js';
-import { resolveConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { createRuntime } from '../../src/runtime/runtime.js';
 import { AuditLog } from '../../src/security/audit.js';
 import { EncryptedFileRegistry } from '../../src/security/encrypted-files.js';
 import { ApiKeys } from '../../src/service/api-keys.js';
-import { buildService, type Service } from '../../src/service/app.js';
-import { type Job, JobStore } from '../../src/service/jobs.js';
+import { JobStore } from '../../src/service/jobs.js';
 import { openStore, storeFile } from '../../src/store/db.js';
 import { ROOT, tempDir } from '../helpers.js';
-
-const ROWS = [
-  [1, 2],
-  [2, 1],
-  [1.5, 1.5],
-  [8, 9],
-  [9, 8],
-  [8.5, 8.5],
-  [1, 1],
-  [9, 9],
-];
-const KMEANS = { kmeans: { nClusters: 2 }, engine: { method: 'kmeans', seed: 3 } } as const;
-
-interface Harness {
-  service: Service;
-  home: string;
-  data: string;
-  key: string;
-  auth: { authorization: string };
-}
-
-async function start(config: Record<string, unknown> = {}, run = true): Promise<Harness> {
-  const home = tempDir();
-  const data = join(home, 'data');
-  mkdirSync(data);
-  const runtime = createRuntime({ env: { ...process.env, NEUROCLUSTER_HOME: home } });
-  const service = await buildService({
-    config: resolveConfig({ security: { dataRoots: [data] }, ...config }),
-    runtime,
-    logger: createLogger({ level: 'silent' }),
-    keyring: runtime.keyring(() => {}),
-  });
-  const { key } = new ApiKeys(openStore(storeFile(home))).create('tester');
-  if (run) service.runner.start();
-  return { service, home, data, key, auth: { authorization: `Bearer ${key}` } };
-}
-
-async function settled(h: Harness, id: string): Promise<Job> {
-  for (let i = 0; i < 600; i++) {
-    const job = h.service.jobs.get(id);
-    if (['succeeded', 'failed', 'cancelled'].includes(job.state)) return job;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`job ${id} did not finish`);
-}
+import { type Harness, KMEANS, ROWS, settled, start, stop } from './harness.js';
 
 let h: Harness;
 beforeAll(async () => {
   h = await start();
 });
 afterAll(async () => {
-  await h.service.shutdown();
-  await h.service.app.close();
+  await stop(h);
 });
 
 describe('the service API', () => {
@@ -385,8 +337,7 @@ describe('the service protects itself', () => {
       expect(mine.headers['x-content-type-options']).toBe('nosniff');
       expect(mine.headers['content-security-policy']).toMatch(/default-src 'self'/);
     } finally {
-      await limited.service.shutdown();
-      await limited.service.app.close();
+      await stop(limited);
     }
   });
 
@@ -407,8 +358,7 @@ describe('the service protects itself', () => {
       expect(shed.json().error.code).toBe('NEUROCLUSTER_ERR_RESOURCE_EXHAUSTED');
       expect((await pressed.service.app.inject({ method: 'GET', url: '/livez' })).statusCode).toBe(200);
     } finally {
-      await pressed.service.shutdown();
-      await pressed.service.app.close();
+      await stop(pressed);
     }
   });
 });
@@ -448,8 +398,7 @@ describe('the service as a job runs', () => {
       expect(plot.headers['content-type']).toMatch(/^image\/svg\+xml/);
       expect(plot.body).toMatch(/<svg[\s\S]*<\/svg>\s*$/);
     } finally {
-      await live.service.shutdown();
-      await live.service.app.close();
+      await stop(live);
     }
   });
 });
@@ -490,8 +439,7 @@ describe('the service when a worker thread dies', () => {
       ).json().id;
       expect((await settled(fragile, second)).state).toBe('succeeded');
     } finally {
-      await fragile.service.shutdown();
-      await fragile.service.app.close();
+      await stop(fragile);
     }
   });
 });
@@ -631,8 +579,7 @@ describe('the service under its limits', () => {
       expect((await settled(small, ids[0]!)).state).toBe('succeeded');
       expect(small.service.jobs.get(ids[1]!).state).toBe('cancelled');
     } finally {
-      await small.service.shutdown();
-      await small.service.app.close();
+      await stop(small);
     }
   });
 });
