@@ -46,7 +46,11 @@ const body = JSON.stringify({ data: iris, options: { kmeans: { nClusters: 3 } } 
 interface Server {
   child: ChildProcess;
   url: string;
+  /** Settles when the process has exited, however early: an `exit` listener added late never fires. */
+  exited: Promise<unknown>;
 }
+
+const started: { child: ChildProcess; exited: Promise<unknown> }[] = [];
 
 async function serve(home: string): Promise<Server> {
   const child = spawn(process.execPath, [cli, 'serve', '--port', '0'], {
@@ -62,6 +66,8 @@ async function serve(home: string): Promise<Server> {
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  const exited = once(child, 'exit');
+  started.push({ child, exited });
   // Its log, kept to say why it stopped if it does.
   let log = '';
   child.stderr!.on('data', (d) => {
@@ -79,7 +85,7 @@ async function serve(home: string): Promise<Server> {
     });
     child.once('exit', (code) => reject(new Error(`serve exited with ${code}`)));
   });
-  return { child, url: (JSON.parse(line) as { url: string }).url };
+  return { child, url: (JSON.parse(line) as { url: string }).url, exited };
 }
 
 function quantile(sorted: readonly number[], q: number): number {
@@ -150,9 +156,8 @@ async function settle(server: Server, auth: string, ids: readonly string[], ms: 
 }
 
 async function stop(server: Server, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  const exited = once(server.child, 'exit');
   server.child.kill(signal);
-  await exited;
+  await server.exited;
 }
 
 async function livez(server: Server, rate: number, seconds: number) {
@@ -221,7 +226,7 @@ try {
       return true;
     },
   );
-  await once(first.child, 'exit').catch(() => undefined);
+  await first.exited;
   server = await serve(b.home);
   const afterKill = await settle(server, b.auth, killed.ids, 600_000);
   await stop(server);
@@ -258,5 +263,9 @@ try {
   process.stdout.write(`${JSON.stringify(result)}\n`);
   if (!Object.values(result.targets).every(Boolean)) process.exitCode = 1;
 } finally {
+  // A phase that threw leaves its server running; none outlives the bench.
+  for (const { child } of started)
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  await Promise.all(started.map(({ exited }) => exited));
   for (const home of homes) rmSync(home, { recursive: true, force: true });
 }
