@@ -11,7 +11,7 @@ import { ROOT } from './helpers.js';
 
 /**
  * Bottom to top: each may import from those before it. `(root)` is src/*.ts, `bench` the harness of
- * `neurocluster bench`, `service` the job service, `cli` the command.
+ * `neurocluster bench`, `service` the job service, `distributed` its queue and workers, `cli` the command.
  */
 const LAYERS = [
   'core',
@@ -31,6 +31,7 @@ const LAYERS = [
   '(root)',
   'bench',
   'service',
+  'distributed',
   'cli',
 ] as const;
 

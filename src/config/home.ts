@@ -38,6 +38,9 @@ export const PROCESS_VARIABLES: Readonly<Record<string, (raw: string) => string 
   NEUROCLUSTER_KEYRING: () => undefined,
   NEUROCLUSTER_KEYRING_JSON: () => undefined,
   NEUROCLUSTER_METRICS: (raw) => (parseSwitch(raw) === undefined ? 'expected on or off' : undefined),
+  /** The Redis of the BullMQ queues (`serve --queue`, `worker --queue`); may hold a password. */
+  NEUROCLUSTER_QUEUE: (raw) =>
+    /^rediss?:\/\//.test(raw.trim()) ? undefined : 'expected a redis:// or rediss:// URL',
   /** The bench harness's reference implementation (src/bench/harness.ts). */
   NEUROCLUSTER_REFERENCE: () => undefined,
 };

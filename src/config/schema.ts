@@ -572,6 +572,42 @@ export const serviceSchema = z.strictObject({
   ),
 });
 
+/**
+ * Jobs on BullMQ queues in Redis, run by `neurocluster worker` processes (docs/distributed.md).
+ * The Redis URL is not here: it may hold a password, and a job's configuration travels in its
+ * task. It comes from `--queue` or NEUROCLUSTER_QUEUE.
+ */
+export const distributedSchema = z.strictObject({
+  queueName: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, - and _ (at most 64)')
+    .default('neurocluster')
+    .describe('the BullMQ queue the service and its workers share'),
+  attempts: z
+    .int()
+    .min(1)
+    .max(20)
+    .default(3)
+    .describe(
+      'runs a task gets when its worker dies or stalls; a job that fails on its data or options is not run again',
+    ),
+  lockDuration: duration('30s').describe(
+    "how long a worker's hold on a task lasts without renewal (it renews it at half): past it, the task is stalled",
+  ),
+  stalledInterval: duration('30s').describe(
+    'how often workers look for stalled tasks (a worker that died) and give them to another worker',
+  ),
+  maxStalledCount: z
+    .int()
+    .min(0)
+    .max(20)
+    .default(1)
+    .describe('times a task may stall and run again before it fails'),
+  keepFinished: duration('168h').describe(
+    'how long Redis keeps a finished task for a service that was down when it finished to read it',
+  ),
+});
+
 /** The configuration document (`--config file.json|yaml`). */
 export const configSchema = z.strictObject({
   engine: engineSchema.default(engineSchema.parse({})),
@@ -609,6 +645,7 @@ export const configSchema = z.strictObject({
   audit: auditSchema.default(auditSchema.parse({})),
   logging: loggingSchema.default(loggingSchema.parse({})),
   service: serviceSchema.default(serviceSchema.parse({})),
+  distributed: distributedSchema.default(distributedSchema.parse({})),
   metrics: z
     .strictObject({})
     .default({})

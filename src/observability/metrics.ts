@@ -511,6 +511,24 @@ export class EngineMetrics extends MetricFactory {
     [0.01, 0.1, 0.5, 1, 5, 15, 60, 300, 1800],
   );
 
+  readonly distributedTasks = this.gauge(
+    'neurocluster_distributed_tasks',
+    "Tasks on the service's BullMQ queue by state (waiting, active, delayed, failed), read at each scrape.",
+    ['state'],
+  );
+  readonly distributedWorkers = this.gauge(
+    'neurocluster_distributed_workers',
+    'Workers connected to the queue (`neurocluster worker` processes), read at each scrape.',
+  );
+  readonly distributedRetries = this.counter(
+    'neurocluster_distributed_task_retries_total',
+    'Tasks started again after their worker died, stalled or lost its thread.',
+  );
+  readonly distributedStalled = this.counter(
+    'neurocluster_distributed_stalled_tasks_total',
+    "Tasks whose worker stopped renewing its lock (killed, or its event loop held): BullMQ's stalled check.",
+  );
+
   /** Feeds the kernel and backend-start metrics; every backend registry reports to it. */
   readonly backendObserver: BackendObserver = {
     started: (backend, seconds, ok) => {

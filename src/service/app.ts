@@ -37,7 +37,7 @@ import { type Job, JobStore } from './jobs.js';
 import { eventRoutes } from './routes/events.js';
 import { jobRoutes } from './routes/jobs.js';
 import { operationRoutes } from './routes/operations.js';
-import { JobRunner } from './runner.js';
+import { JobRunner, type Runner, type RunnerDeps } from './runner.js';
 
 /** The HTTP status of each request-level code; any other code is a 500 (or 503, below). */
 const STATUS: Partial<Record<ErrorCode, number>> = {
@@ -70,6 +70,11 @@ export interface ServiceOptions {
   readonly runtime: Runtime;
   readonly logger: Logger;
   readonly keyring: Keyring;
+  /**
+   * Makes the runner of the jobs (the queue's, src/distributed/dispatcher.ts, for `serve --queue`);
+   * the service's own pool of worker threads when absent.
+   */
+  readonly runner?: ((deps: RunnerDeps) => Runner) | undefined;
   /** TLS key and certificate (PEM); plain HTTP without. */
   readonly tls?: { readonly key: Buffer; readonly cert: Buffer };
 }
@@ -79,7 +84,7 @@ export interface Service {
   /** Every route it serves, as `METHOD /path` (HEAD aside): what /openapi.json must describe. */
   readonly routes: readonly string[];
   readonly jobs: JobStore;
-  readonly runner: JobRunner;
+  readonly runner: Runner;
   /** Readiness fails from here on, and running jobs get `service.shutdownGrace` to finish. */
   shutdown(): Promise<void>;
 }
@@ -127,28 +132,36 @@ export async function buildService(o: ServiceOptions): Promise<Service> {
     return resolveConfigChecked([config, job.options, own]).config;
   };
 
-  const runner = new JobRunner({
+  const onStart = (job: Job) =>
+    metrics.serviceJobWait.observe(
+      (Date.parse(job.startedAt ?? job.createdAt) - Date.parse(job.createdAt)) / 1000,
+    );
+  const onFinal = (job: Job) =>
+    audit(
+      {
+        action: 'job.run',
+        resource: job.id,
+        outcome: job.state === 'succeeded' ? 'success' : 'failure',
+        actor: job.actor,
+        details: { state: job.state, ...(job.error ? { code: job.error.code } : {}) },
+      },
+      job.correlationId,
+    );
+  // Jobs run in the service's own pool, or on workers anywhere through a queue (docs/distributed.md).
+  const deps: RunnerDeps = {
     store: jobs,
-    env: runtime.environment(),
+    config,
     logger,
-    concurrency: config.service.concurrency,
+    metrics,
     configOf,
-    onStart: (job) =>
-      metrics.serviceJobWait.observe(
-        (Date.parse(job.startedAt ?? job.createdAt) - Date.parse(job.createdAt)) / 1000,
-      ),
-    onFinal: (job) =>
-      audit(
-        {
-          action: 'job.run',
-          resource: job.id,
-          outcome: job.state === 'succeeded' ? 'success' : 'failure',
-          actor: job.actor,
-          details: { state: job.state, ...(job.error ? { code: job.error.code } : {}) },
-        },
-        job.correlationId,
-      ),
-  });
+    files,
+    keyring,
+    onStart,
+    onFinal,
+  };
+  const runner: Runner = o.runner
+    ? o.runner(deps)
+    : new JobRunner({ ...deps, env: runtime.environment(), concurrency: config.service.concurrency });
 
   const app = Fastify({
     bodyLimit: config.service.maxBodyBytes,

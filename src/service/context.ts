@@ -12,7 +12,7 @@ import type { EncryptedFileRegistry } from '../security/encrypted-files.js';
 import type { Keyring } from '../security/keyring.js';
 import type { Caller } from './api-keys.js';
 import type { Job, JobStore } from './jobs.js';
-import type { JobRunner } from './runner.js';
+import type { Runner } from './runner.js';
 
 export interface ServiceContext {
   readonly config: Config;
@@ -20,7 +20,7 @@ export interface ServiceContext {
   readonly logger: Logger;
   readonly keyring: Keyring;
   readonly jobs: JobStore;
-  readonly runner: JobRunner;
+  readonly runner: Runner;
   /** The record of encrypted files of this home's store (keys rotate and retire read it). */
   readonly files: EncryptedFileRegistry;
   /** The open event streams' closers: a shutdown ends them, or the server would wait on them. */

@@ -218,6 +218,30 @@ export class JobStore {
     return job;
   }
 
+  /**
+   * Jobs not final, oldest first, accepted after the job of sequence `after`, with their sequence
+   * numbers: what the queue dispatcher puts on the queue (src/distributed/dispatcher.ts).
+   */
+  unfinished(after = 0, limit = 1000): { seq: number; job: Job }[] {
+    const rows = this.db
+      .prepare(`SELECT * FROM jobs WHERE seq > ? AND state IN ('queued', 'running') ORDER BY seq LIMIT ?`)
+      .all(after, limit) as Row[];
+    return rows.map((row) => ({ seq: row.seq, job: toJob(row) }));
+  }
+
+  /** A queued job taken by a worker elsewhere (a queue's): running now; false when it was not queued. */
+  started(id: string): boolean {
+    const changed =
+      this.db
+        .prepare(
+          `UPDATE jobs SET state = 'running', started_at = ?, attempts = attempts + 1, progress = NULL
+           WHERE id = ? AND state = 'queued'`,
+        )
+        .run(now(), id).changes === 1;
+    if (changed) this.changes.emit('change', id);
+    return changed;
+  }
+
   progress(id: string, progress: JobProgress): void {
     this.db
       .prepare(`UPDATE jobs SET progress = ? WHERE id = ? AND state = 'running'`)

@@ -14,29 +14,61 @@ import { Worker } from 'node:worker_threads';
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
+import type { EngineMetrics } from '../observability/metrics.js';
+import type { EncryptedFileRegistry } from '../security/encrypted-files.js';
+import type { Keyring } from '../security/keyring.js';
 import type { FromWorker, ToWorker } from './job-worker.js';
 import type { Job, JobStore } from './jobs.js';
 
 type MetricFamilies = MetricObjectWithValues<MetricValue<string>>[];
 
-export interface RunnerOptions {
+/**
+ * What runs the service's jobs: its own pool of worker threads ({@link JobRunner}), or workers on
+ * other machines through a queue (src/distributed/dispatcher.ts). The store is the service's alone.
+ */
+export interface Runner {
+  /** Takes the jobs a stopped service left unfinished, and from then on the jobs accepted. */
+  start(): Promise<{ requeued: number; abandoned: number }>;
+  /** Takes queued jobs. Called when a job is accepted. */
+  pump(): void;
+  /** Cancels a job: a running one through its signal, a queued one at once. False if it had ended. */
+  cancel(id: string): boolean;
+  /** Whether a run of the job may still write its files (a cancelled job takes a moment to stop). */
+  holds(id: string): boolean;
+  /** The metrics the runner adds to the service's: its threads' engine metrics, or the queue's. */
+  workerMetrics(): Promise<MetricFamilies[]>;
+  /** Stops taking jobs; running ones get `graceMs` to finish; the next start takes what is left. */
+  drain(graceMs: number): Promise<void>;
+}
+
+/** What the service gives the runner it runs its jobs with. */
+export interface RunnerDeps {
   readonly store: JobStore;
-  /** The workers' environment: the service's runtime's (its home, keyring, faults); the process's when absent. */
-  readonly env?: NodeJS.ProcessEnv | undefined;
+  /** The service's configuration. */
+  readonly config: Config;
   readonly logger: Logger;
-  readonly concurrency: number;
+  readonly metrics: EngineMetrics;
   /** The configuration a job runs under, given its options (checked when it was accepted). */
   readonly configOf: (job: Job) => Config;
+  /** The record of encrypted files of the service's store. */
+  readonly files: EncryptedFileRegistry;
+  readonly keyring: Keyring;
   /** Told when a job starts (the wait metric) and when it reaches its final state (the audit log). */
   readonly onStart?: (job: Job) => void;
   readonly onFinal?: (job: Job) => void;
+}
+
+export interface RunnerOptions extends RunnerDeps {
+  /** The workers' environment: the service's runtime's (its home, keyring, faults); the process's when absent. */
+  readonly env?: NodeJS.ProcessEnv | undefined;
+  readonly concurrency: number;
 }
 
 /**
  * The compiled worker module beside this one. Run from the sources (the tests), this module is
  * src/service/runner.ts and the worker is taken from the build, dist/src/service/job-worker.js.
  */
-function workerUrl(): URL {
+export function jobWorkerUrl(): URL {
   const here = new URL(import.meta.url);
   const compiled = here.pathname.endsWith('.ts')
     ? new URL(here.href.replace(/\/src\/service\/runner\.ts$/, '/dist/src/service/runner.js'))
@@ -51,7 +83,7 @@ interface Slot {
   stopping: boolean;
 }
 
-export class JobRunner {
+export class JobRunner implements Runner {
   private readonly slots: Slot[] = [];
   private draining = false;
   private asks = 0;
@@ -66,7 +98,7 @@ export class JobRunner {
   }
 
   /** Starts the workers, queues again the jobs a stopped process left running, and takes jobs. */
-  start(): { requeued: number; abandoned: number } {
+  async start(): Promise<{ requeued: number; abandoned: number }> {
     const interrupted = this.o.store.requeueInterrupted();
     while (this.slots.length < this.o.concurrency) this.slots.push(this.spawn());
     this.pump();
@@ -84,7 +116,7 @@ export class JobRunner {
 
   private spawn(): Slot {
     const slot: Slot = {
-      worker: new Worker(workerUrl(), this.o.env ? { env: this.o.env } : {}),
+      worker: new Worker(jobWorkerUrl(), this.o.env ? { env: this.o.env } : {}),
       job: undefined,
       stopping: false,
     };
@@ -132,7 +164,7 @@ export class JobRunner {
       return;
     }
     if (message.type === 'log') {
-      this.relay(message.line);
+      relayLog(this.o.logger, message.line);
       return;
     }
     if (message.id !== slot.job) return;
@@ -152,20 +184,6 @@ export class JobRunner {
     }
     for (const wake of this.idle) wake();
     this.pump();
-  }
-
-  /** A worker's log line, written by the service's logger (its format, its destination). */
-  private relay(line: string): void {
-    let record: { level?: number; msg?: string; time?: unknown; name?: unknown; [key: string]: unknown };
-    try {
-      record = JSON.parse(line);
-    } catch {
-      this.o.logger.warn({}, line.trim());
-      return;
-    }
-    const { level = 30, msg = '', time: _time, name: _name, ...fields } = record;
-    const method = level >= 50 ? 'error' : level >= 40 ? 'warn' : level >= 30 ? 'info' : 'debug';
-    this.o.logger[method](fields, msg);
   }
 
   /** A worker that died: its job fails (unless the shutdown stopped it), and a new worker takes its place. */
@@ -250,6 +268,20 @@ export class JobRunner {
     for (const slot of this.slots) slot.stopping = true;
     await Promise.all(this.slots.map((slot) => slot.worker.terminate()));
   }
+}
+
+/** A worker thread's log line (pino's JSON), written by `logger` (its format, its destination). */
+export function relayLog(logger: Logger, line: string): void {
+  let record: { level?: number; msg?: string; time?: unknown; name?: unknown; [key: string]: unknown };
+  try {
+    record = JSON.parse(line);
+  } catch {
+    logger.warn({}, line.trim());
+    return;
+  }
+  const { level = 30, msg = '', time: _time, name: _name, ...fields } = record;
+  const method = level >= 50 ? 'error' : level >= 40 ? 'warn' : level >= 30 ? 'info' : 'debug';
+  logger[method](fields, msg);
 }
 
 /**

@@ -38,12 +38,13 @@ describe('configuration schema', () => {
     expect(c.logging.level).toBe('warn');
   });
 
-  it('has every top-level section of the original system, in camelCase, and the resilience, audit, stream, output and service ones', () => {
+  it('has every top-level section of the original system, in camelCase, and the resilience, audit, stream, output, service and distributed ones', () => {
     expect(Object.keys(configSchema.shape).sort()).toEqual(
       [
         'audit',
         'circuitBreaker',
         'data',
+        'distributed',
         'encoders',
         'engine',
         'errorTracking',

@@ -1,12 +1,14 @@
 /** A service in process on a fresh home, for the service's tests: started, keyed, stopped. */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { resolveConfig } from '../../src/config/load.js';
+import { QueueRunner } from '../../src/distributed/dispatcher.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createRuntime } from '../../src/runtime/runtime.js';
 import { ApiKeys } from '../../src/service/api-keys.js';
 import { buildService, type Service } from '../../src/service/app.js';
 import type { Job } from '../../src/service/jobs.js';
+import type { RunnerDeps } from '../../src/service/runner.js';
 import { openStore, storeFile } from '../../src/store/db.js';
 import { tempDir } from '../helpers.js';
 
@@ -30,20 +32,30 @@ export interface Harness {
   auth: { authorization: string };
 }
 
-/** A service whose data roots are `<home>/data`, with one API key; `run` false leaves its runner stopped. */
-export async function start(config: Record<string, unknown> = {}, run = true): Promise<Harness> {
-  const home = tempDir();
+/**
+ * A service whose data roots are `<home>/data`, with one API key; `run` false leaves its runner
+ * stopped; with `queue` (a Redis URL) its jobs go to the queue, for workers to run; given `home`,
+ * it starts again on a home a stopped service used (with a key of its own).
+ */
+export async function start(
+  config: Record<string, unknown> = {},
+  run = true,
+  queue?: string,
+  home = tempDir(),
+): Promise<Harness> {
   const data = join(home, 'data');
-  mkdirSync(data);
+  const again = existsSync(data);
+  mkdirSync(data, { recursive: true });
   const runtime = createRuntime({ env: { ...process.env, NEUROCLUSTER_HOME: home } });
   const service = await buildService({
     config: resolveConfig({ security: { dataRoots: [data] }, ...config }),
     runtime,
     logger: createLogger({ level: 'silent' }),
     keyring: runtime.keyring(() => {}),
+    ...(queue ? { runner: (deps: RunnerDeps) => new QueueRunner({ ...deps, url: queue }) } : {}),
   });
-  const { key } = new ApiKeys(openStore(storeFile(home))).create('tester');
-  if (run) service.runner.start();
+  const { key } = new ApiKeys(openStore(storeFile(home))).create(again ? `tester-${Date.now()}` : 'tester');
+  if (run) await service.runner.start();
   return { service, home, data, key, auth: { authorization: `Bearer ${key}` } };
 }
 

@@ -102,6 +102,13 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./serve.js')).serveCommand(),
   },
   {
+    name: 'worker',
+    description:
+      'run the jobs of a `serve --queue` service, taken from its BullMQ queue in Redis (docs/distributed.md)',
+    term: 'worker [options]',
+    load: async () => (await import('./worker.js')).workerCommand(),
+  },
+  {
     name: 'api-keys',
     description: "the service's API keys: create (shown once), list, revoke",
     term: 'api-keys',

@@ -7,9 +7,12 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { UsageError } from '../../core/errors.js';
+import { QueueRunner } from '../../distributed/dispatcher.js';
+import { queueUrl, redacted } from '../../distributed/queue.js';
 import { defaultRuntime } from '../../runtime/runtime.js';
 import { ApiKeys } from '../../service/api-keys.js';
 import { buildService } from '../../service/app.js';
+import type { RunnerDeps } from '../../service/runner.js';
 import { openStore } from '../../store/db.js';
 import { audit } from '../audit.js';
 import { cliConfig, cliLogger, type GlobalFlags } from '../context.js';
@@ -22,6 +25,7 @@ interface ServeFlags extends GlobalFlags {
   tlsCert?: string;
   tlsKey?: string;
   insecure?: boolean;
+  queue?: string;
 }
 
 /** Loopback: 127.0.0.0/8, ::1 and localhost; anything else is reachable from the network. */
@@ -50,6 +54,10 @@ export function serveCommand(): Command {
     .option('--tls-cert <file>', 'TLS certificate (PEM); with --tls-key, the service speaks HTTPS')
     .option('--tls-key <file>', 'TLS private key (PEM)')
     .option('--insecure', 'listen on a non-loopback address without TLS')
+    .option(
+      '--queue <url>',
+      'redis:// or rediss:// URL of a BullMQ queue: jobs run on `neurocluster worker` processes (default: NEUROCLUSTER_QUEUE; none: the in-process pool)',
+    )
     .action(async (_opts: unknown, command: Command) => {
       const flags = command.optsWithGlobals() as ServeFlags;
       const config = await cliConfig(command, []);
@@ -65,6 +73,7 @@ export function serveCommand(): Command {
         throw new UsageError(
           `--host ${host} is reachable from the network: give --tls-cert and --tls-key, or --insecure to serve plain HTTP`,
         );
+      const queue = queueUrl(flags.queue ?? process.env.NEUROCLUSTER_QUEUE);
       const runtime = defaultRuntime();
       const logger = cliLogger(flags, config);
       // One service per home: two would both take the jobs the last one left running.
@@ -74,6 +83,7 @@ export function serveCommand(): Command {
         runtime,
         logger,
         keyring: runtime.keyring(),
+        ...(queue ? { runner: (deps: RunnerDeps) => new QueueRunner({ ...deps, url: queue }) } : {}),
         ...(tls ? { tls } : {}),
       });
       const stopped = new Promise<NodeJS.Signals>((resolve) => {
@@ -83,9 +93,10 @@ export function serveCommand(): Command {
       try {
         // Listening first: a port in use fails the start before any job is taken.
         const url = await service.app.listen({ host, port });
-        const { requeued, abandoned } = service.runner.start();
+        const { requeued, abandoned } = await service.runner.start();
         if (requeued > 0) logger.warn(`${requeued} job(s) cut off by the last stop run again`);
         if (abandoned > 0) logger.warn(`${abandoned} job(s) cut off too many times failed`);
+        if (queue) logger.info(`jobs go to the queue ${config.distributed.queueName} at ${redacted(queue)}`);
         process.stdout.write(`${JSON.stringify({ url, pid: process.pid })}\n`);
         const signal = await stopped;
         logger.warn(`${signal}: no new jobs; running ones have ${config.service.shutdownGrace} to finish`);

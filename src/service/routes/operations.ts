@@ -69,8 +69,10 @@ export function operationRoutes(app: FastifyInstance, ctx: ServiceContext): void
   app.get('/metrics', async (_request, reply) => {
     runtime.breakers(config);
     runtime.resourceMonitor(config);
-    // The jobs' engine metrics (operations, kernels, fallbacks) are counted in the worker threads.
-    const text = await mergedMetrics(await metrics.registry.getMetricsAsJSON(), await runner.workerMetrics());
+    // The jobs' engine metrics (operations, kernels, fallbacks) are counted in the worker threads;
+    // with a queue, the runner sets the queue's gauges: asked first, so this scrape has them.
+    const workers = await runner.workerMetrics();
+    const text = await mergedMetrics(await metrics.registry.getMetricsAsJSON(), workers);
     return reply.type('text/plain; version=0.0.4; charset=utf-8').send(text);
   });
 }

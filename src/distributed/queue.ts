@@ -1,0 +1,103 @@
+/**
+ * What the service (src/distributed/dispatcher.ts) and `neurocluster worker`
+ * (src/distributed/worker.ts) share: the BullMQ queue of jobs in Redis, its connection, what a
+ * task holds and what it answers. See docs/distributed.md.
+ *
+ * A task holds where the job's input is and its checked configuration, never rows and never a
+ * secret: the input is a file on storage both see (the job's directory or a path inside the data
+ * roots), and the keyring comes to each process from its own environment. A task answers only its
+ * outcome; the result, labels, plot and model are written encrypted to the job's directory.
+ */
+import type { ConnectionOptions } from 'bullmq';
+import type { Config } from '../config/schema.js';
+import { NeuroclusterError, UsageError } from '../core/errors.js';
+
+/** One job, as a worker runs it. */
+export interface Task {
+  readonly id: string;
+  /** The file the job clusters (absolute). */
+  readonly input: string;
+  /** The job's directory, where the worker writes its result, labels, plot and model. */
+  readonly dir: string;
+  readonly config: Config;
+  readonly correlationId: string;
+}
+
+/** A task's answer: the job's outcome. A crash or a stall is not an answer: BullMQ runs it again. */
+export type TaskOutcome =
+  | { readonly state: 'succeeded'; readonly rows: number }
+  | { readonly state: 'failed'; readonly error: { readonly code: string; readonly message: string } };
+
+/** The name a job's task is added under (one kind of task for now: a whole job). */
+export const JOB_TASK = 'job';
+
+/** The Redis channel on which the service asks the workers to stop a job. */
+export function cancelChannel(queueName: string): string {
+  return `neurocluster:${queueName}:cancel`;
+}
+
+/**
+ * The queue URL given (`--queue`, else NEUROCLUSTER_QUEUE), checked; undefined when none is.
+ * Refused unless it is redis:// or rediss:// (TLS).
+ */
+export function queueUrl(given: string | undefined): string | undefined {
+  const raw = (given ?? '').trim();
+  if (raw === '') return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new UsageError(`--queue: ${redacted(raw)} is not a URL (redis://[user:password@]host:port[/db])`);
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:')
+    throw new UsageError(`--queue: ${redacted(raw)} is not redis:// or rediss:// (TLS)`);
+  return raw;
+}
+
+/** The URL without its password, for logs and messages. */
+export function redacted(raw: string): string {
+  try {
+    const url = new URL(raw);
+    if (url.password) url.password = '***';
+    return url.toString();
+  } catch {
+    return '<a URL that cannot be read>';
+  }
+}
+
+/**
+ * BullMQ's connection options for a queue URL (ioredis reads the user, password, database and
+ * `rediss:` for TLS from it). Commands wait for a lost connection to come back instead of failing
+ * after a few retries, as BullMQ asks of its workers.
+ */
+export function connectionOf(url: string): ConnectionOptions {
+  return { url, maxRetriesPerRequest: null };
+}
+
+/** How long a start waits for the queue's Redis before it gives up. */
+export const CONNECT_TIMEOUT_MS = 15_000;
+
+/**
+ * `ready` (connections being made), or NEUROCLUSTER_ERR_IO when the queue's Redis has not answered
+ * within `ms`: a start fails with what to check instead of waiting for ever.
+ */
+export async function reachable<T>(ready: Promise<T>, url: string, ms = CONNECT_TIMEOUT_MS): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new NeuroclusterError(
+            'NEUROCLUSTER_ERR_IO',
+            `the queue's Redis at ${redacted(url)} did not answer in ${ms / 1000} s: is it running, and are the URL, the password and TLS (rediss://) right?`,
+          ),
+        ),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([ready, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,159 @@
+/**
+ * `neurocluster worker`: takes tasks from the service's BullMQ queue and runs each in a thread of
+ * its own (src/distributed/thread.ts), `concurrency` at a time. BullMQ holds a lock on each task
+ * while it runs and renews it; a worker killed mid-task stops renewing, and the stalled check of
+ * any worker gives the task to another (up to `distributed.maxStalledCount` times). A task runs the
+ * whole job and writes its files to the job's directory, so running it again overwrites them with
+ * the same result: a task is idempotent.
+ *
+ * The service asks a running task to stop on a Redis channel (cancelChannel): the task's fit is
+ * aborted through its signal. SIGTERM: no new tasks; running ones finish, then the process exits.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { type Job, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import type { MetricObjectWithValues, MetricValue } from 'prom-client';
+import { type Config, durationMs } from '../config/schema.js';
+import { AbortedError } from '../core/cancel.js';
+import type { Logger } from '../observability/logger.js';
+import type { EngineMetrics } from '../observability/metrics.js';
+import { mergedMetrics } from '../service/runner.js';
+import { cancelChannel, connectionOf, reachable, redacted, type Task, type TaskOutcome } from './queue.js';
+import { JobThread } from './thread.js';
+
+type MetricFamilies = MetricObjectWithValues<MetricValue<string>>[];
+
+export interface QueueWorkerOptions {
+  readonly url: string;
+  /** The worker's configuration: its `distributed` section (the queue, the locks). */
+  readonly config: Config;
+  readonly concurrency: number;
+  /** The backend every task runs on here (a GPU machine's), instead of the job's `engine.backend`. */
+  readonly backend?: Config['engine']['backend'] | undefined;
+  readonly logger: Logger;
+  /** The process's metrics: served on `metricsPort` with its threads' engine metrics. */
+  readonly metrics: EngineMetrics;
+  /** The threads' environment (the keyring, NEUROCLUSTER_FAULT...); the process's when absent. */
+  readonly env?: NodeJS.ProcessEnv | undefined;
+  /** A port for `GET /metrics` (0: any free one); no server when absent. */
+  readonly metricsPort?: number | undefined;
+  readonly metricsHost?: string | undefined;
+}
+
+export interface QueueWorker {
+  /** Where its metrics are served, when they are. */
+  readonly metricsUrl: string | undefined;
+  /** Stops taking tasks, lets the running ones finish, closes the connections. */
+  close(): Promise<void>;
+}
+
+export async function startQueueWorker(o: QueueWorkerOptions): Promise<QueueWorker> {
+  const d = o.config.distributed;
+  const idle: JobThread[] = [];
+  const threads = new Set<JobThread>();
+  const connection = connectionOf(o.url);
+
+  const processor = async (job: Job<Task, TaskOutcome>, _token?: string, signal?: AbortSignal) => {
+    const task = o.backend
+      ? {
+          ...job.data,
+          config: { ...job.data.config, engine: { ...job.data.config.engine, backend: o.backend } },
+        }
+      : job.data;
+    const log = o.logger.child({
+      correlationId: task.correlationId,
+      job: task.id,
+      attempt: job.attemptsStarted,
+    });
+    const thread = idle.pop() ?? new JobThread(o.logger, o.env);
+    threads.add(thread);
+    log.info(`task started (${job.attemptsStarted > 1 ? `attempt ${job.attemptsStarted}` : 'first run'})`);
+    try {
+      const outcome = await thread.run(
+        task,
+        (progress) => {
+          job.updateProgress(progress).catch(() => undefined);
+        },
+        signal,
+      );
+      log.info(`task ended: ${outcome.state}${outcome.state === 'failed' ? ` (${outcome.error.code})` : ''}`);
+      return outcome;
+    } catch (error) {
+      // Its thread died: BullMQ runs the task again while attempts remain.
+      log.error(`task lost its thread: ${(error as Error).message}`);
+      throw error;
+    } finally {
+      idle.push(thread);
+    }
+  };
+
+  const worker = new Worker<Task, TaskOutcome>(d.queueName, processor, {
+    connection,
+    concurrency: o.concurrency,
+    lockDuration: durationMs(d.lockDuration),
+    stalledInterval: durationMs(d.stalledInterval),
+    maxStalledCount: d.maxStalledCount,
+    autorun: false,
+  });
+  worker.on('error', (error) => o.logger.error(`queue ${redacted(o.url)}: ${error.message}`));
+  worker.on('stalled', (id) => {
+    o.metrics.distributedStalled.inc();
+    o.logger.warn({ job: id }, 'a stalled task was given back to the queue');
+  });
+
+  // Cancellations from the service: the task's signal is aborted where it runs.
+  const subscriber = new Redis(o.url, { maxRetriesPerRequest: null, lazyConnect: true });
+  subscriber.on('error', (error) =>
+    o.logger.error(`queue ${redacted(o.url)} (cancellations): ${error.message}`),
+  );
+  subscriber.on('message', (_channel, id: string) => {
+    if (worker.cancelJob(id, new AbortedError('cancelled by its caller').message))
+      o.logger.warn({ job: id }, 'task cancelled by its caller');
+  });
+  await reachable(
+    (async () => {
+      await subscriber.connect();
+      await subscriber.subscribe(cancelChannel(d.queueName));
+      await worker.waitUntilReady();
+    })(),
+    o.url,
+  );
+  void worker.run().catch((error: Error) => o.logger.error(`the worker stopped: ${error.message}`));
+
+  let server: Server | undefined;
+  let metricsUrl: string | undefined;
+  if (o.metricsPort !== undefined) {
+    server = createServer((request, response) => {
+      if (request.method !== 'GET' || request.url?.split('?')[0] !== '/metrics') {
+        response.writeHead(404, { 'content-type': 'text/plain' }).end('only GET /metrics here\n');
+        return;
+      }
+      void (async () => {
+        const own = await o.metrics.registry.getMetricsAsJSON();
+        const engines: MetricFamilies[] = await Promise.all([...threads].map((t) => t.metrics()));
+        const text = await mergedMetrics(own, engines);
+        response.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(text);
+      })().catch((error: Error) => {
+        response.writeHead(500, { 'content-type': 'text/plain' }).end(`${error.message}\n`);
+      });
+    });
+    const host = o.metricsHost ?? '127.0.0.1';
+    await new Promise<void>((resolve, reject) => {
+      server!.once('error', reject);
+      server!.listen(o.metricsPort, host, () => resolve());
+    });
+    const { port } = server.address() as AddressInfo;
+    metricsUrl = `http://${host.includes(':') ? `[${host}]` : host}:${port}/metrics`;
+  }
+
+  return {
+    metricsUrl,
+    async close() {
+      await worker.close();
+      await subscriber.quit().catch(() => undefined);
+      await Promise.all([...threads].map((t) => t.terminate()));
+      if (server) await new Promise<void>((resolve) => server!.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,256 @@
+/**
+ * Jobs on a BullMQ queue in a real Redis (redis-server, started here), run by real
+ * `neurocluster worker` processes: the labels equal the in-process pool's, a worker killed with
+ * SIGKILL mid-job loses nothing, a cancelled job leaves the queue, and a job that finished while
+ * the service was down is read from the queue at its next start.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Queue } from 'bullmq';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { queueUrl, redacted } from '../../src/distributed/queue.js';
+import type { Job } from '../../src/service/jobs.js';
+import { CLI } from '../helpers.js';
+import { type Harness, KMEANS, ROWS, settled, start, stop } from '../service/harness.js';
+import { type RedisServer, redisAvailable, redisRequired, startRedis } from './redis.js';
+
+describe('the queue URL', () => {
+  it('takes redis:// and rediss:// only, and never shows a password', () => {
+    expect(queueUrl(undefined)).toBeUndefined();
+    expect(queueUrl(' ')).toBeUndefined();
+    expect(queueUrl('redis://h:6379')).toBe('redis://h:6379');
+    expect(queueUrl('rediss://u:pw@h:6380/2')).toBe('rediss://u:pw@h:6380/2');
+    expect(() => queueUrl('http://u:secret@h')).toThrow(/is not redis:\/\/ or rediss:\/\/ \(TLS\)/);
+    expect(() => queueUrl('http://u:secret@h')).not.toThrow(/secret/);
+    expect(() => queueUrl('not a url')).toThrow(/is not a URL/);
+    expect(redacted('redis://u:secret@h:1/0')).toBe('redis://u:***@h:1/0');
+  });
+});
+
+if (redisRequired) it('redis-server is installed (REQUIRE_REDIS=1)', () => expect(redisAvailable).toBe(true));
+
+/** Four blobs of rows, long enough (hybrid on the plain backend, 4,000 x 8) to be caught running. */
+function slowCsv(path: string): void {
+  let text = 'a,b,c,d,e,f,g,h\n';
+  let x = 12345;
+  const next = () => {
+    x = (x * 1103515245 + 12345) % 2147483648;
+    return x / 2147483648;
+  };
+  for (let i = 0; i < 4000; i++)
+    text += `${Array.from({ length: 8 }, (_, j) => ((i % 4) * 2 + (j % 3) + next()).toFixed(4)).join(',')}\n`;
+  writeFileSync(path, text);
+}
+const SLOW_OPTIONS = { kmeans: { nClusters: 4 }, engine: { method: 'hybrid', backend: 'js', seed: 5 } };
+
+interface WorkerProcess {
+  child: ChildProcess;
+  stderr: () => string;
+  exited: Promise<unknown>;
+}
+
+describe.skipIf(!redisAvailable)('jobs on a queue, run by `neurocluster worker` processes', () => {
+  let redis: RedisServer;
+  let h: Harness | undefined;
+  const workers: WorkerProcess[] = [];
+
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterEach(async () => {
+    for (const w of workers.splice(0)) {
+      w.child.kill('SIGKILL');
+      await w.exited;
+    }
+    if (h) await stop(h);
+    h = undefined;
+    // A fresh queue for the next test.
+    const queue = new Queue('neurocluster', { connection: { url: redis.url } });
+    await queue.obliterate({ force: true });
+    await queue.close();
+  });
+  afterAll(async () => {
+    await redis?.stop();
+  });
+
+  /** A worker process on the harness's home (its keyring, its jobs' directories), with short locks. */
+  async function worker(home: string): Promise<WorkerProcess> {
+    const child = spawn(
+      process.execPath,
+      [
+        CLI,
+        '--log-format',
+        'json',
+        '--log-level',
+        'info',
+        'worker',
+        '--queue',
+        redis.url,
+        '--metrics-port',
+        '0',
+      ],
+      {
+        env: {
+          ...process.env,
+          NEUROCLUSTER_HOME: home,
+          NEUROCLUSTER_DISTRIBUTED__LOCK_DURATION: '2s',
+          NEUROCLUSTER_DISTRIBUTED__STALLED_INTERVAL: '1s',
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    const exited = once(child, 'exit');
+    let stderr = '';
+    child.stderr!.on('data', (d) => {
+      stderr += d;
+    });
+    let stdout = '';
+    await new Promise<void>((resolve, reject) => {
+      child.stdout!.on('data', (d) => {
+        stdout += d;
+        if (stdout.includes('\n')) resolve();
+      });
+      child.once('exit', (code) => reject(new Error(`worker exited ${code}: ${stderr}`)));
+    });
+    const line = JSON.parse(stdout.split('\n')[0]!) as { queue: string; pid: number; metrics: string };
+    expect(line).toEqual({
+      queue: 'neurocluster',
+      pid: child.pid,
+      metrics: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/),
+    });
+    const w = { child, stderr: () => stderr, exited };
+    workers.push(w);
+    return w;
+  }
+
+  async function submit(harness: Harness, body: unknown): Promise<string> {
+    const r = await harness.service.app.inject({
+      method: 'POST',
+      url: '/v1/jobs',
+      headers: harness.auth,
+      payload: body as Record<string, unknown>,
+    });
+    expect(r.statusCode, r.body).toBe(202);
+    return (r.json() as { id: string }).id;
+  }
+
+  async function labelsOf(harness: Harness, id: string): Promise<string> {
+    const r = await harness.service.app.inject({ url: `/v1/jobs/${id}/labels`, headers: harness.auth });
+    expect(r.statusCode, r.body).toBe(200);
+    return r.body;
+  }
+
+  async function until(check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  it("runs a job on a worker process: the same labels as the service's own pool, progress and metrics", async () => {
+    const pool = await start();
+    const reference = await settled(pool, await submit(pool, { data: ROWS, options: KMEANS }));
+    const expected = await labelsOf(pool, reference.id);
+    await stop(pool);
+
+    h = await start({}, true, redis.url);
+    const w = await worker(h.home);
+    const id = await submit(h, { data: ROWS, options: KMEANS });
+    const job = await settled(h, id);
+    expect(job.state, JSON.stringify(job.error)).toBe('succeeded');
+    expect(job.progress).toEqual({ phase: 'done', done: ROWS.length, total: ROWS.length });
+    expect(job.summary).toMatchObject({ rows: ROWS.length, k: 2 });
+    expect(await labelsOf(h, id)).toBe(expected);
+    // The worker logged the task under the job's correlation ID.
+    expect(w.stderr()).toContain(job.correlationId);
+    const metrics = (await h.service.app.inject({ url: '/metrics' })).body;
+    expect(metrics).toMatch(/^neurocluster_distributed_workers 1$/m);
+    expect(metrics).toMatch(/^neurocluster_distributed_tasks\{state="waiting"\} 0$/m);
+    // The task is gone from Redis once the store has the outcome.
+    const queue = new Queue('neurocluster', { connection: { url: redis.url } });
+    try {
+      await until(async () => (await queue.getJob(id)) === undefined, 5000, 'the task to be removed');
+    } finally {
+      await queue.close();
+    }
+  }, 60_000);
+
+  it('a worker killed with SIGKILL mid-job: another takes the task, and the labels are the same', async () => {
+    h = await start({}, true, redis.url);
+    const harness = h;
+    slowCsv(join(h.data, 'blobs.csv'));
+    const body = { source: { path: join(h.data, 'blobs.csv') }, options: SLOW_OPTIONS };
+    // The reference: the same job on one worker, undisturbed.
+    const first = await worker(h.home);
+    const reference = await settledWithin(h, await submit(h, body), 60_000);
+    expect(reference.state, JSON.stringify(reference.error)).toBe('succeeded');
+    const expected = await labelsOf(h, reference.id);
+
+    const second = await worker(h.home);
+    const id = await submit(h, body);
+    await until(() => harness.service.jobs.get(id).state === 'running', 20_000, 'the job to start');
+    const holder = [first, second].find((w) => w.stderr().includes(`"job":"${id}"`))!;
+    expect(holder).toBeDefined();
+    holder.child.kill('SIGKILL');
+    await holder.exited;
+    const job: Job = await settledWithin(h, id, 90_000);
+    expect(job.state, JSON.stringify(job.error)).toBe('succeeded');
+    expect(await labelsOf(h, id)).toBe(expected);
+    const metrics = (await h.service.app.inject({ url: '/metrics' })).body;
+    expect(metrics).toMatch(/^neurocluster_distributed_stalled_tasks_total [1-9]/m);
+    expect(metrics).toMatch(/^neurocluster_distributed_task_retries_total [1-9]/m);
+  }, 150_000);
+
+  it('a cancelled job that no worker took is taken off the queue', async () => {
+    h = await start({}, true, redis.url);
+    const id = await submit(h, { data: ROWS, options: KMEANS });
+    const queue = new Queue('neurocluster', { connection: { url: redis.url } });
+    try {
+      await until(async () => (await queue.getJob(id)) !== undefined, 5000, 'the task');
+      const r = await h.service.app.inject({ method: 'DELETE', url: `/v1/jobs/${id}`, headers: h.auth });
+      expect(r.statusCode).toBe(202);
+      expect(h.service.jobs.get(id).state).toBe('cancelled');
+      await until(async () => (await queue.getJob(id)) === undefined, 5000, 'the task to leave the queue');
+    } finally {
+      await queue.close();
+    }
+  }, 30_000);
+
+  it('a job that finished while the service was down is read from the queue at its next start', async () => {
+    const first = await start({}, true, redis.url);
+    const id = await submit(first, { data: ROWS, options: KMEANS });
+    const queue = new Queue('neurocluster', { connection: { url: redis.url } });
+    try {
+      await until(async () => (await queue.getJob(id)) !== undefined, 5000, 'the task');
+      await stop(first);
+      expect(first.service.jobs.get(id).state).toBe('queued');
+      await worker(first.home);
+      await until(
+        async () => (await queue.getJob(id))?.finishedOn !== undefined,
+        30_000,
+        'the task to finish',
+      );
+    } finally {
+      await queue.close();
+    }
+    // The next start, on the same home: the store learns the outcome from the queue.
+    h = await start({}, true, redis.url, first.home);
+    const job = await settled(h, id);
+    expect(job.state, JSON.stringify(job.error)).toBe('succeeded');
+    expect((await labelsOf(h, id)).split('\n').length).toBeGreaterThan(ROWS.length);
+  }, 60_000);
+});
+
+/** `settled`, for a job that takes longer than its 15 s. */
+async function settledWithin(h: Harness, id: string, ms: number): Promise<Job> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const job = h.service.jobs.get(id);
+    if (['succeeded', 'failed', 'cancelled'].includes(job.state)) return job;
+    if (Date.now() > deadline) throw new Error(`job ${id} did not finish in ${ms} ms (${job.state})`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
