@@ -62,3 +62,64 @@ describe('deploy/kubernetes/neurocluster.yaml', () => {
     expect(help.stdout).toMatch(/--insecure/);
   });
 });
+
+const distributed = parseAllDocuments(
+  readFileSync(join(ROOT, 'deploy/kubernetes/distributed.yaml'), 'utf8'),
+).map((d) => d.toJS() as { kind: keyof typeof MODELS; metadata: { name: string } } & Record<string, unknown>);
+
+interface PodSpec {
+  containers: {
+    args: string[];
+    env: { name: string; valueFrom?: { secretKeyRef: { name: string; key: string } } }[];
+    volumeMounts: { name: string; mountPath: string }[];
+  }[];
+  volumes: { name: string; persistentVolumeClaim?: { claimName: string } }[];
+}
+
+function podOf(name: string): PodSpec {
+  const deployment = distributed.find(
+    (o) => o.kind === 'Deployment' && o.metadata.name === name,
+  ) as unknown as {
+    spec: { template: { spec: PodSpec } };
+  };
+  return deployment.spec.template.spec;
+}
+
+describe('deploy/kubernetes/distributed.yaml', () => {
+  it('holds objects Kubernetes accepts: Redis, the service with its queue, the workers', () => {
+    expect(distributed.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual([
+      'Deployment/neurocluster',
+      'Deployment/neurocluster-redis',
+      'Deployment/neurocluster-worker',
+      'PersistentVolumeClaim/neurocluster-home',
+      'PersistentVolumeClaim/neurocluster-jobs',
+      'PersistentVolumeClaim/neurocluster-redis',
+      'Service/neurocluster-redis',
+    ]);
+    for (const object of distributed)
+      expect(() => new MODELS[object.kind](object as never).validate()).not.toThrow();
+  });
+
+  it("mounts the jobs' volume at the same path in the service and the workers, and runs commands they take", () => {
+    const mountOf = (pod: PodSpec) => {
+      const volume = pod.volumes.find((v) => v.persistentVolumeClaim?.claimName === 'neurocluster-jobs')!;
+      return pod.containers[0]!.volumeMounts.find((m) => m.name === volume.name)!.mountPath;
+    };
+    const [service, worker] = [podOf('neurocluster'), podOf('neurocluster-worker')];
+    const home = (pod: PodSpec) =>
+      (pod.containers[0]!.env as { name: string; value?: string }[]).find(
+        (e) => e.name === 'NEUROCLUSTER_HOME',
+      )!.value;
+    // The service keeps its jobs' directories under $NEUROCLUSTER_HOME/service/jobs.
+    expect(mountOf(service)).toBe(`${home(service)}/service/jobs`);
+    expect(mountOf(worker)).toBe(mountOf(service));
+    for (const pod of [service, worker]) {
+      const queue = pod.containers[0]!.env.find((e) => e.name === 'NEUROCLUSTER_QUEUE')!;
+      expect(queue.valueFrom?.secretKeyRef).toEqual({ name: 'neurocluster-queue', key: 'url' });
+    }
+    const args = worker.containers[0]!.args;
+    const help = runCli([...args.slice(0, args.indexOf('worker') + 1), '--help']);
+    expect(help.code, help.stderr).toBe(0);
+    expect(help.stdout).toMatch(/--metrics-port/);
+  });
+});

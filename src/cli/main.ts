@@ -151,5 +151,8 @@ function isEntry(): boolean {
 if (isEntry()) {
   main(process.argv).then((code) => {
     process.exitCode = code;
+    // The command has its verdict: what a failed start may leave open (a connection to a queue
+    // still retrying) does not keep the process. Unreferenced: a process done sooner exits sooner.
+    setTimeout(() => process.exit(code), 1000).unref();
   });
 }

@@ -603,6 +603,9 @@ export const distributedSchema = z.strictObject({
     .max(20)
     .default(1)
     .describe('times a task may stall and run again before it fails'),
+  connectTimeout: duration('15s').describe(
+    "how long `serve --queue` and `worker` wait for the queue's Redis at start before they fail",
+  ),
   keepFinished: duration('168h').describe(
     'how long Redis keeps a finished task for a service that was down when it finished to read it',
   ),

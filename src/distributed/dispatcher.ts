@@ -22,9 +22,11 @@ import { type Job, type JobStore, LABELS_FILE, MODEL_FILE, PLOT_FILE, RESULT_FIL
 import type { Runner, RunnerDeps } from '../service/runner.js';
 import {
   cancelChannel,
+  connectionErrors,
   connectionOf,
   JOB_TASK,
   reachable,
+  readyClient,
   redacted,
   type Task as TaskData,
   type TaskOutcome,
@@ -69,8 +71,8 @@ export class QueueRunner implements Runner {
     });
     this.events = new QueueEvents(d.queueName, { connection });
     this.publisher = new Redis(o.url, { maxRetriesPerRequest: null, lazyConnect: true });
-    const complain = (what: string) => (error: Error) =>
-      o.logger.error(`queue ${redacted(o.url)} (${what}): ${error.message}`);
+    const complain = (what: string) =>
+      connectionErrors((message) => o.logger.error(message), `queue ${redacted(o.url)} (${what})`);
     this.queue.on('error', complain('queue'));
     this.events.on('error', complain('events'));
     this.publisher.on('error', complain('cancellations'));
@@ -98,10 +100,19 @@ export class QueueRunner implements Runner {
    * again (a no-op for a task still there), and one that finished meanwhile is read from the queue.
    */
   async start(): Promise<{ requeued: number; abandoned: number }> {
-    await reachable(
-      Promise.all([this.queue.waitUntilReady(), this.events.waitUntilReady(), this.publisher.connect()]),
-      this.o.url,
-    );
+    try {
+      await reachable(
+        Promise.all([this.queue.waitUntilReady(), this.events.waitUntilReady(), readyClient(this.publisher)]),
+        this.o.url,
+        durationMs(this.o.config.distributed.connectTimeout),
+      );
+    } catch (error) {
+      // Nothing keeps trying in the background: the start failed.
+      // (BullMQ's disconnect waits for a connection that never came: it is not awaited.)
+      this.publisher.disconnect();
+      void Promise.allSettled([this.queue.disconnect(), this.events.disconnect()]);
+      throw error;
+    }
     let requeued = 0;
     for (
       let page = this.o.store.unfinished();

@@ -8,9 +8,11 @@
  * roots), and the keyring comes to each process from its own environment. A task answers only its
  * outcome; the result, labels, plot and model are written encrypted to the job's directory.
  */
+import { once } from 'node:events';
 import type { ConnectionOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
 import type { Config } from '../config/schema.js';
-import { NeuroclusterError, UsageError } from '../core/errors.js';
+import { isNeuroclusterError, NeuroclusterError, UsageError } from '../core/errors.js';
 
 /** One job, as a worker runs it. */
 export interface Task {
@@ -74,14 +76,12 @@ export function connectionOf(url: string): ConnectionOptions {
   return { url, maxRetriesPerRequest: null };
 }
 
-/** How long a start waits for the queue's Redis before it gives up. */
-export const CONNECT_TIMEOUT_MS = 15_000;
-
 /**
  * `ready` (connections being made), or NEUROCLUSTER_ERR_IO when the queue's Redis has not answered
- * within `ms`: a start fails with what to check instead of waiting for ever.
+ * within `ms` (`distributed.connectTimeout`): a start fails with what to check instead of waiting
+ * for ever.
  */
-export async function reachable<T>(ready: Promise<T>, url: string, ms = CONNECT_TIMEOUT_MS): Promise<T> {
+export async function reachable<T>(ready: Promise<T>, url: string, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_, reject) => {
     timer = setTimeout(
@@ -97,7 +97,50 @@ export async function reachable<T>(ready: Promise<T>, url: string, ms = CONNECT_
   });
   try {
     return await Promise.race([ready, late]);
+  } catch (cause) {
+    if (isNeuroclusterError(cause)) throw cause;
+    throw new NeuroclusterError(
+      'NEUROCLUSTER_ERR_IO',
+      `the queue's Redis at ${redacted(url)} cannot be used: ${(cause as Error).message}`,
+      { cause },
+    );
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * A handler for a connection's `error` events that logs each distinct message once per
+ * `quietMs`, with how many times it came meanwhile: Redis away makes the client fail every few
+ * milliseconds while it retries, and one line says so.
+ */
+export function connectionErrors(
+  log: (message: string) => void,
+  what: string,
+  quietMs = 30_000,
+): (error: Error) => void {
+  const last = new Map<string, { at: number; repeats: number }>();
+  return (error) => {
+    const now = Date.now();
+    const seen = last.get(error.message);
+    if (seen && now - seen.at < quietMs) {
+      seen.repeats++;
+      return;
+    }
+    const again = seen && seen.repeats > 0 ? ` (${seen.repeats} more time(s) since it was last logged)` : '';
+    last.set(error.message, { at: now, repeats: 0 });
+    log(`${what}: ${error.message}${again}`);
+  };
+}
+
+/**
+ * Connects a client made with `lazyConnect` and resolves once it is ready, however many tries it
+ * takes (ioredis's own `connect()` gives up at the first refusal; a Redis that starts after its
+ * clients is common on a cluster). {@link reachable} bounds the wait.
+ */
+export async function readyClient(client: Redis): Promise<void> {
+  if (client.status === 'ready') return;
+  const ready = once(client, 'ready');
+  client.connect().catch(() => undefined);
+  await ready;
 }

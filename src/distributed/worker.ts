@@ -19,7 +19,16 @@ import { AbortedError } from '../core/cancel.js';
 import type { Logger } from '../observability/logger.js';
 import type { EngineMetrics } from '../observability/metrics.js';
 import { mergedMetrics } from '../service/runner.js';
-import { cancelChannel, connectionOf, reachable, redacted, type Task, type TaskOutcome } from './queue.js';
+import {
+  cancelChannel,
+  connectionErrors,
+  connectionOf,
+  reachable,
+  readyClient,
+  redacted,
+  type Task,
+  type TaskOutcome,
+} from './queue.js';
 import { JobThread } from './thread.js';
 
 type MetricFamilies = MetricObjectWithValues<MetricValue<string>>[];
@@ -96,7 +105,10 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<QueueWork
     maxStalledCount: d.maxStalledCount,
     autorun: false,
   });
-  worker.on('error', (error) => o.logger.error(`queue ${redacted(o.url)}: ${error.message}`));
+  worker.on(
+    'error',
+    connectionErrors((message) => o.logger.error(message), `queue ${redacted(o.url)}`),
+  );
   worker.on('stalled', (id) => {
     o.metrics.distributedStalled.inc();
     o.logger.warn({ job: id }, 'a stalled task was given back to the queue');
@@ -104,21 +116,31 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<QueueWork
 
   // Cancellations from the service: the task's signal is aborted where it runs.
   const subscriber = new Redis(o.url, { maxRetriesPerRequest: null, lazyConnect: true });
-  subscriber.on('error', (error) =>
-    o.logger.error(`queue ${redacted(o.url)} (cancellations): ${error.message}`),
+  subscriber.on(
+    'error',
+    connectionErrors((message) => o.logger.error(message), `queue ${redacted(o.url)} (cancellations)`),
   );
   subscriber.on('message', (_channel, id: string) => {
     if (worker.cancelJob(id, new AbortedError('cancelled by its caller').message))
       o.logger.warn({ job: id }, 'task cancelled by its caller');
   });
-  await reachable(
-    (async () => {
-      await subscriber.connect();
-      await subscriber.subscribe(cancelChannel(d.queueName));
-      await worker.waitUntilReady();
-    })(),
-    o.url,
-  );
+  try {
+    await reachable(
+      (async () => {
+        await readyClient(subscriber);
+        await subscriber.subscribe(cancelChannel(d.queueName));
+        await worker.waitUntilReady();
+      })(),
+      o.url,
+      durationMs(d.connectTimeout),
+    );
+  } catch (error) {
+    // Nothing keeps trying in the background: the start failed.
+    // (BullMQ's disconnect waits for a connection that never came: it is not awaited.)
+    subscriber.disconnect();
+    worker.disconnect().catch(() => undefined);
+    throw error;
+  }
   void worker.run().catch((error: Error) => o.logger.error(`the worker stopped: ${error.message}`));
 
   let server: Server | undefined;

@@ -12,7 +12,7 @@ import { Queue } from 'bullmq';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { queueUrl, redacted } from '../../src/distributed/queue.js';
 import type { Job } from '../../src/service/jobs.js';
-import { CLI } from '../helpers.js';
+import { CLI, runCli, tempDir } from '../helpers.js';
 import { type Harness, KMEANS, ROWS, settled, start, stop } from '../service/harness.js';
 import { type RedisServer, redisAvailable, redisRequired, startRedis } from './redis.js';
 
@@ -27,6 +27,23 @@ describe('the queue URL', () => {
     expect(() => queueUrl('not a url')).toThrow(/is not a URL/);
     expect(redacted('redis://u:secret@h:1/0')).toBe('redis://u:***@h:1/0');
   });
+});
+
+describe('a start without its Redis', () => {
+  it('fails with NEUROCLUSTER_ERR_IO and exits, for the worker and the service alike, naming no password', () => {
+    // Port 1 on loopback: nothing listens there.
+    for (const args of [
+      ['worker', '--queue', 'redis://:hunter2@127.0.0.1:1'],
+      ['serve', '--port', '0', '--queue', 'redis://:hunter2@127.0.0.1:1'],
+    ]) {
+      const started = Date.now();
+      const r = runCli(args, { home: tempDir(), env: { NEUROCLUSTER_DISTRIBUTED__CONNECT_TIMEOUT: '3s' } });
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(/NEUROCLUSTER_ERR_IO: the queue's Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1 /);
+      expect(r.stderr).not.toContain('hunter2');
+      expect(Date.now() - started).toBeLessThan(15_000);
+    }
+  }, 40_000);
 });
 
 if (redisRequired) it('redis-server is installed (REQUIRE_REDIS=1)', () => expect(redisAvailable).toBe(true));
@@ -203,6 +220,21 @@ describe.skipIf(!redisAvailable)('jobs on a queue, run by `neurocluster worker` 
     expect(metrics).toMatch(/^neurocluster_distributed_stalled_tasks_total [1-9]/m);
     expect(metrics).toMatch(/^neurocluster_distributed_task_retries_total [1-9]/m);
   }, 150_000);
+
+  it('Redis stopped and started again mid-job (append-only file on): the job still succeeds', async () => {
+    h = await start({}, true, redis.url);
+    const harness = h;
+    slowCsv(join(h.data, 'blobs.csv'));
+    await worker(h.home);
+    const id = await submit(h, { source: { path: join(h.data, 'blobs.csv') }, options: SLOW_OPTIONS });
+    await until(() => harness.service.jobs.get(id).state === 'running', 20_000, 'the job to start');
+    await redis.stop();
+    await new Promise((r) => setTimeout(r, 1000));
+    await redis.restart();
+    const job = await settledWithin(h, id, 90_000);
+    expect(job.state, JSON.stringify(job.error)).toBe('succeeded');
+    expect((await labelsOf(h, id)).trim().split('\n')).toHaveLength(4001);
+  }, 120_000);
 
   it('a cancelled job that no worker took is taken off the queue', async () => {
     h = await start({}, true, redis.url);
