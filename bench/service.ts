@@ -12,7 +12,7 @@
  *
  * One JSON object on stdout; exit 1 when a job is lost or a target is missed.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ApiKeys } from '../src/service/api-keys.js';
 import { openStore, storeFile } from '../src/store/db.js';
+import { killAll, quantile, startCli } from './processes.js';
 
 const { values } = parseArgs({
   options: {
@@ -35,7 +36,6 @@ const { values } = parseArgs({
 const JOBS = Number(values.jobs);
 const CLIENTS = Number(values.clients);
 const here = dirname(fileURLToPath(import.meta.url));
-const cli = resolve(here, '../src/cli/main.js');
 const iris = readFileSync(resolve(here, '../../examples/iris.csv'), 'utf8')
   .trim()
   .split('\n')
@@ -46,52 +46,20 @@ const body = JSON.stringify({ data: iris, options: { kmeans: { nClusters: 3 } } 
 interface Server {
   child: ChildProcess;
   url: string;
-  /** Settles when the process has exited, however early: an `exit` listener added late never fires. */
   exited: Promise<unknown>;
 }
 
-const started: { child: ChildProcess; exited: Promise<unknown> }[] = [];
-
 async function serve(home: string): Promise<Server> {
-  const child = spawn(process.execPath, [cli, 'serve', '--port', '0'], {
-    env: {
-      ...process.env,
-      NEUROCLUSTER_HOME: home,
-      NEUROCLUSTER_FAULT: values.fault,
-      NEUROCLUSTER_SERVICE__CONCURRENCY: values.concurrency,
-      // Retries back off briefly: the fallback, not the wait, is what is measured.
-      NEUROCLUSTER_RETRY__BASE_DELAY: '10ms',
-      NEUROCLUSTER_RETRY__MAX_DELAY: '20ms',
-      NEUROCLUSTER_SERVICE__RATE_LIMIT__MAX: '1000000',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const p = await startCli<{ url: string }>(['serve', '--port', '0'], {
+    NEUROCLUSTER_HOME: home,
+    NEUROCLUSTER_FAULT: values.fault,
+    NEUROCLUSTER_SERVICE__CONCURRENCY: values.concurrency,
+    // Retries back off briefly: the fallback, not the wait, is what is measured.
+    NEUROCLUSTER_RETRY__BASE_DELAY: '10ms',
+    NEUROCLUSTER_RETRY__MAX_DELAY: '20ms',
+    NEUROCLUSTER_SERVICE__RATE_LIMIT__MAX: '1000000',
   });
-  const exited = once(child, 'exit');
-  started.push({ child, exited });
-  // Its log, kept to say why it stopped if it does.
-  let log = '';
-  child.stderr!.on('data', (d) => {
-    log = (log + d).slice(-4000);
-  });
-  child.once('exit', (code, signal) => {
-    if (signal !== 'SIGKILL' && signal !== 'SIGTERM' && code !== 0)
-      process.stderr.write(`serve exited (${code ?? signal}):\n${log}\n`);
-  });
-  let out = '';
-  const line = await new Promise<string>((resolveLine, reject) => {
-    child.stdout!.on('data', (d) => {
-      out += d;
-      if (out.includes('\n')) resolveLine(out.split('\n')[0]!);
-    });
-    child.once('exit', (code) => reject(new Error(`serve exited with ${code}`)));
-  });
-  return { child, url: (JSON.parse(line) as { url: string }).url, exited };
-}
-
-function quantile(sorted: readonly number[], q: number): number {
-  return sorted.length === 0
-    ? Number.NaN
-    : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+  return { child: p.child, url: p.line.url, exited: p.exited };
 }
 
 const round = (ms: number) => Number(ms.toFixed(2));
@@ -264,8 +232,6 @@ try {
   if (!Object.values(result.targets).every(Boolean)) process.exitCode = 1;
 } finally {
   // A phase that threw leaves its server running; none outlives the bench.
-  for (const { child } of started)
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  await Promise.all(started.map(({ exited }) => exited));
+  await killAll();
   for (const home of homes) rmSync(home, { recursive: true, force: true });
 }

@@ -16,10 +16,11 @@ import { Queue, QueueEvents, type Job as Task } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import { type Config, durationMs } from '../config/schema.js';
+import { ConfigError } from '../core/errors.js';
 import { canonicalPath, isEncryptedFile } from '../security/encrypted-files.js';
 import { fileWrappedWith, readFileDecrypted } from '../security/envelope.js';
 import { type Job, type JobStore, LABELS_FILE, MODEL_FILE, PLOT_FILE, RESULT_FILE } from '../service/jobs.js';
-import type { Runner, RunnerDeps } from '../service/runner.js';
+import type { Runner, RunnerDeps, WorkersView } from '../service/runner.js';
 import {
   cancelChannel,
   connectionErrors,
@@ -132,6 +133,18 @@ export class QueueRunner implements Runner {
     return { requeued, abandoned: 0 };
   }
 
+  /**
+   * A differentially private job is refused: its budget would be charged by the ledger of the
+   * worker that runs it (its own home), not the service's, so the service could not hold a dataset
+   * to its budget.
+   */
+  refuse(config: Config): void {
+    if (config.privacy.epsilon !== undefined)
+      throw new ConfigError(
+        'options: privacy.epsilon: differentially private jobs are not run through the queue (their budget must be charged by the service): submit them to a service without --queue',
+      );
+  }
+
   /** Puts the jobs accepted since the last dispatch on the queue, oldest first. */
   pump(): void {
     if (this.draining) return;
@@ -161,6 +174,7 @@ export class QueueRunner implements Runner {
     let config: Config;
     try {
       config = this.o.configOf(job);
+      this.refuse(config);
     } catch (error) {
       this.final(job.id, 'failed', {
         error: { code: 'NEUROCLUSTER_ERR_CONFIG', message: (error as Error).message },
@@ -274,6 +288,15 @@ export class QueueRunner implements Runner {
       this.o.logger.error({ job: id }, `cannot stop the job's task: ${error.message}`),
     );
     return cancelled;
+  }
+
+  async workers(): Promise<WorkersView> {
+    const list = (await this.queue.getWorkers()).map((w) => ({
+      addr: String(w.addr ?? ''),
+      ageSeconds: Number(w.age ?? 0),
+    }));
+    const busy = (await this.queue.getJobCounts('active')).active ?? 0;
+    return { where: 'queue', count: list.length, busy, list };
   }
 
   /** The queue's tasks by state and its workers, read for this scrape; the workers serve their own metrics. */

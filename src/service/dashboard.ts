@@ -2,7 +2,7 @@
  * The live dashboard the service serves itself at `/dashboard`: a page, its script and its style,
  * with nothing fetched from anywhere else. Signing in keeps the API key in the tab's
  * sessionStorage; the page then reads `/v1/status` (breakers, the fallback rate, the privacy
- * budgets), lists the jobs, follows every change over `/v1/events` (Server-Sent Events read with
+ * budgets, the workers), lists the jobs, follows every change over `/v1/events` (Server-Sent Events read with
  * fetch, which can send the key, where EventSource cannot), shows a job's progress, quality,
  * fallback, backend and plot, and submits a file as a job. Everything from the API is written as
  * text (textContent), never as markup.
@@ -32,6 +32,7 @@ export const DASHBOARD_HTML = `<!doctype html>
       <dt>fallback rate</dt><dd id="fallback-rate"></dd>
       <dt>breakers</dt><dd id="breakers"></dd>
       <dt>privacy budgets</dt><dd id="budgets"></dd>
+      <dt>workers</dt><dd id="workers"></dd>
     </dl>
   </section>
   <section id="submit">
@@ -141,6 +142,10 @@ export const DASHBOARD_JS = `'use strict';
     const f = s.fallback;
     text($('fallback-rate'), f.jobs === 0 ? 'no finished jobs yet' : (100 * f.rate).toFixed(1) + '% of the last ' + f.jobs + ' jobs');
     text($('breakers'), s.breakers.length === 0 ? 'none' : s.breakers.map((b) => b.key + ': ' + b.state).join(', '));
+    const w = s.workers;
+    text($('workers'), w.where === 'threads'
+      ? w.count + ' worker thread(s) in the service, ' + w.busy + ' busy'
+      : w.count + ' worker(s) on the queue, ' + w.busy + ' task(s) running' + (w.list && w.list.length ? ': ' + w.list.map((x) => x.addr + ' (up ' + x.ageSeconds + ' s)').join(', ') : ''));
     text($('budgets'), s.budgets.length === 0 ? 'none charged' : s.budgets.map((b) => b.dataset + ': ' + b.remaining + ' of ' + b.epsilon + ' left').join('; '));
   };
 

@@ -31,14 +31,27 @@ export interface Runner {
   start(): Promise<{ requeued: number; abandoned: number }>;
   /** Takes queued jobs. Called when a job is accepted. */
   pump(): void;
+  /** Refuses (throws a ConfigError) a job's configuration this runner cannot run as it should. */
+  refuse?(config: Config): void;
   /** Cancels a job: a running one through its signal, a queued one at once. False if it had ended. */
   cancel(id: string): boolean;
   /** Whether a run of the job may still write its files (a cancelled job takes a moment to stop). */
   holds(id: string): boolean;
+  /** Who runs the jobs, for the dashboard: this process's threads, or the workers on the queue. */
+  workers(): Promise<WorkersView>;
   /** The metrics the runner adds to the service's: its threads' engine metrics, or the queue's. */
   workerMetrics(): Promise<MetricFamilies[]>;
   /** Stops taking jobs; running ones get `graceMs` to finish; the next start takes what is left. */
   drain(graceMs: number): Promise<void>;
+}
+
+/** Who runs the jobs: `count` workers (threads here, or processes on the queue), `busy` of them on a job. */
+export interface WorkersView {
+  readonly where: 'threads' | 'queue';
+  readonly count: number;
+  readonly busy: number;
+  /** The queue's workers: each one's address and how long it has been connected (seconds). */
+  readonly list?: readonly { readonly addr: string; readonly ageSeconds: number }[];
 }
 
 /** What the service gives the runner it runs its jobs with. */
@@ -223,6 +236,10 @@ export class JobRunner implements Runner {
     if (slot) slot.worker.postMessage({ type: 'abort', id } satisfies ToWorker);
     if (cancelled) this.tell(this.o.onFinal, id);
     return cancelled;
+  }
+
+  async workers(): Promise<WorkersView> {
+    return { where: 'threads', count: this.slots.length, busy: this.active };
   }
 
   /** The metrics of every worker's engine (operations, kernels, fallbacks), merged. */

@@ -186,6 +186,14 @@ describe.skipIf(!redisAvailable)('jobs on a queue, run by `neurocluster worker` 
     const metrics = (await h.service.app.inject({ url: '/metrics' })).body;
     expect(metrics).toMatch(/^neurocluster_distributed_workers 1$/m);
     expect(metrics).toMatch(/^neurocluster_distributed_tasks\{state="waiting"\} 0$/m);
+    // The dashboard's status names the queue's worker.
+    const status = (await h.service.app.inject({ url: '/v1/status', headers: h.auth })).json();
+    expect(status.workers).toEqual({
+      where: 'queue',
+      count: 1,
+      busy: 0,
+      list: [{ addr: expect.stringMatching(/^127\.0\.0\.1:\d+$/), ageSeconds: expect.any(Number) }],
+    });
     // The task is gone from Redis once the store has the outcome.
     const queue = new Queue('neurocluster', { connection: { url: redis.url } });
     try {
@@ -235,6 +243,19 @@ describe.skipIf(!redisAvailable)('jobs on a queue, run by `neurocluster worker` 
     expect(job.state, JSON.stringify(job.error)).toBe('succeeded');
     expect((await labelsOf(h, id)).trim().split('\n')).toHaveLength(4001);
   }, 120_000);
+
+  it('refuses a differentially private job (422): its budget would be charged where it runs, not here', async () => {
+    h = await start({}, true, redis.url);
+    const r = await h.service.app.inject({
+      method: 'POST',
+      url: '/v1/jobs',
+      headers: h.auth,
+      payload: { data: ROWS, options: { ...KMEANS, privacy: { epsilon: 1, bounds: '0:10' } } },
+    });
+    expect(r.statusCode, r.body).toBe(422);
+    expect(r.json().error.message).toMatch(/not run through the queue/);
+    expect(h.service.jobs.counts().queued).toBe(0);
+  });
 
   it('a cancelled job that no worker took is taken off the queue', async () => {
     h = await start({}, true, redis.url);

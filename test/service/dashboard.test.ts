@@ -70,6 +70,7 @@ describe.runIf(available || required)('the dashboard', () => {
     await expect.poll(() => row.locator('td').nth(3).textContent()).toBe('kmeans');
     await expect.poll(() => page.textContent('#counts')).toMatch(/succeeded 1/);
     await expect.poll(() => page.textContent('#fallback-rate')).toMatch(/of the last 1 jobs/);
+    expect(await page.textContent('#workers')).toMatch(/^1 worker thread\(s\) in the service, [01] busy$/);
 
     await row.click();
     await page.waitForSelector('#detail-plot:not([hidden])');

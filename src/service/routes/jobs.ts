@@ -196,7 +196,9 @@ export function jobRoutes(app: FastifyInstance, ctx: ServiceContext): void {
       // Whatever the body, the options are checked once, as the job will run them: a bad one is a
       // 422 now (its stored input discarded below), not a failed job later.
       checkJobOptions(options);
-      checkJobLimits(ctx.configOf({ input, options }), config);
+      const jobConfig = ctx.configOf({ input, options });
+      checkJobLimits(jobConfig, config);
+      runner.refuse?.(jobConfig);
       job = jobs.accept(id, input, options, caller(request), request.correlationId);
     } catch (error) {
       jobs.discard(id);

@@ -17,7 +17,7 @@ export function operationRoutes(app: FastifyInstance, ctx: ServiceContext): void
 
   /**
    * What the dashboard shows beside the jobs: the tenant's jobs by state and fallback rate, the
-   * breakers and the privacy budgets.
+   * breakers, the privacy budgets and who runs the jobs.
    */
   app.get('/v1/status', async (request) => {
     const tenant = caller(request).tenant;
@@ -28,6 +28,7 @@ export function operationRoutes(app: FastifyInstance, ctx: ServiceContext): void
       fallback: { jobs: recent.length, fallbacks, rate: recent.length === 0 ? 0 : fallbacks / recent.length },
       breakers: runtime.breakers(config).list(),
       budgets: runtime.privacyAccountant(config).list(),
+      workers: await runner.workers(),
     };
   });
 

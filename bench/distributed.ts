@@ -1,0 +1,221 @@
+/**
+ * `npm run bench:distributed [-- --rows 20000 --jobs 8 --method hybrid --k 8 --lock 10s --stalled 5s]`:
+ * `neurocluster serve --queue` with `neurocluster worker` processes on a real redis-server, all on
+ * loopback, on a fresh temporary directory removed at the end. `--jobs` jobs, each the same file of
+ * Gaussian blobs (float32 NPY, 16 columns), are submitted at once, by path, and timed until every
+ * one has succeeded:
+ *
+ * 1. reference: the single-process CLI (`neurocluster cluster`) on the file, once: its labels;
+ * 2. one worker;
+ * 3. two workers: the speed-up over one;
+ * 4. two workers, one killed with SIGKILL once half the jobs have succeeded: every job must still
+ *    succeed, the time lost is compared with the stall settings (`--lock`, `--stalled`).
+ *
+ * Every job's labels must equal the reference's. One JSON object on stdout; exit 1 when a job fails
+ * or its labels differ. A whole job is one task: this measures throughput over jobs, not the split
+ * of one job over workers (not built: docs/distributed.md).
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { writeBlobsNpy } from '../src/bench/workloads.js';
+import { ApiKeys } from '../src/service/api-keys.js';
+import { openStore, storeFile } from '../src/store/db.js';
+import { CLI, killAll, type Started, startCli, stopCli } from './processes.js';
+
+const { values } = parseArgs({
+  options: {
+    rows: { type: 'string', default: '20000' },
+    jobs: { type: 'string', default: '8' },
+    method: { type: 'string', default: 'hybrid' },
+    k: { type: 'string', default: '8' },
+    lock: { type: 'string', default: '10s' },
+    stalled: { type: 'string', default: '5s' },
+  },
+});
+const ROWS = Number(values.rows);
+const JOBS = Number(values.jobs);
+const dir = mkdtempSync(join(tmpdir(), 'neurocluster-bench-distributed-'));
+
+async function freePort(): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+/** redis-server on a free loopback port, its files in the bench's directory. */
+async function redis(): Promise<{ url: string; stop: () => Promise<void> }> {
+  const port = await freePort();
+  const data = join(dir, 'redis');
+  mkdirSync(data);
+  const child = spawn(
+    '/usr/bin/redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--dir', data, '--save', '', '--appendonly', 'yes'],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const exited = once(child, 'exit');
+  let out = '';
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (d) => {
+      out += d;
+      if (out.includes('Ready to accept connections')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`redis-server exited ${code}: ${out}`)));
+  });
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+const jobOptions = {
+  kmeans: { nClusters: Number(values.k) },
+  engine: { method: values.method, seed: 0 },
+};
+
+/** Labels as the CSV the service and the CLI write: one per row after the header. */
+const labelsOf = (csv: string) => csv.trim().split('\n').slice(1).join(',');
+
+interface Phase {
+  readonly workers: number;
+  readonly seconds: number;
+  readonly succeeded: number;
+  readonly sameLabels: number;
+  readonly killedAfter?: number;
+}
+
+/** One phase: a fresh home and queue, `workers` workers, the jobs submitted at once and awaited. */
+async function phase(
+  name: string,
+  queue: string,
+  file: string,
+  reference: string,
+  workers: number,
+  killAtHalf = false,
+): Promise<Phase> {
+  const home = join(dir, name);
+  mkdirSync(home);
+  writeFileSync(join(home, 'config.yaml'), `security:\n  dataRoots: [${JSON.stringify(dir)}]\n`);
+  const { key } = new ApiKeys(openStore(storeFile(home))).create('bench');
+  const auth = { authorization: `Bearer ${key}` };
+  const env = {
+    NEUROCLUSTER_HOME: home,
+    NEUROCLUSTER_DISTRIBUTED__QUEUE_NAME: name,
+    NEUROCLUSTER_DISTRIBUTED__LOCK_DURATION: values.lock,
+    NEUROCLUSTER_DISTRIBUTED__STALLED_INTERVAL: values.stalled,
+  };
+  const service = await startCli<{ url: string }>(['serve', '--port', '0', '--queue', queue], env);
+  const pool: Started<unknown>[] = [];
+  for (let i = 0; i < workers; i++) pool.push(await startCli(['worker', '--queue', queue], env));
+  const t0 = performance.now();
+  const ids: string[] = [];
+  for (let i = 0; i < JOBS; i++) {
+    const r = await fetch(`${service.line.url}/v1/jobs`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ source: { path: file }, options: jobOptions }),
+    });
+    if (r.status !== 202) throw new Error(`POST /v1/jobs: ${r.status} ${await r.text()}`);
+    ids.push(((await r.json()) as { id: string }).id);
+  }
+  let killedAfter: number | undefined;
+  const states = new Map<string, string>();
+  for (;;) {
+    for (const id of ids) {
+      const r = await fetch(`${service.line.url}/v1/jobs/${id}`, { headers: auth });
+      states.set(id, ((await r.json()) as { state: string }).state);
+    }
+    const final = [...states.values()].filter((s) => ['succeeded', 'failed', 'cancelled'].includes(s));
+    const succeeded = [...states.values()].filter((s) => s === 'succeeded').length;
+    if (killAtHalf && killedAfter === undefined && succeeded >= JOBS / 2) {
+      killedAfter = succeeded;
+      await stopCli(pool[0]!, 'SIGKILL');
+    }
+    if (final.length === ids.length) break;
+    if (performance.now() - t0 > 1_800_000) throw new Error(`${name}: jobs not final after 30 minutes`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  let sameLabels = 0;
+  for (const id of ids) {
+    if (states.get(id) !== 'succeeded') continue;
+    const r = await fetch(`${service.line.url}/v1/jobs/${id}/labels`, { headers: auth });
+    if (labelsOf(await r.text()) === reference) sameLabels++;
+  }
+  for (const w of pool) if (w.child.exitCode === null && w.child.signalCode === null) await stopCli(w);
+  await stopCli(service);
+  return {
+    workers,
+    seconds: Number(seconds.toFixed(2)),
+    succeeded: [...states.values()].filter((s) => s === 'succeeded').length,
+    sameLabels,
+    ...(killedAfter === undefined ? {} : { killedAfter }),
+  };
+}
+
+let server: { url: string; stop: () => Promise<void> } | undefined;
+try {
+  const file = join(dir, `blobs-${ROWS}x16.npy`);
+  await writeBlobsNpy(file, join(dir, 'truth.npy'), ROWS, 16, Number(values.k), 0);
+  // 1. The single-process CLI: the labels every job must give.
+  const labelsFile = join(dir, 'reference-labels.csv');
+  const t0 = performance.now();
+  execFileSync(
+    process.execPath,
+    [
+      CLI,
+      'cluster',
+      file,
+      '--k',
+      values.k,
+      '--method',
+      values.method,
+      '--seed',
+      '0',
+      '--labels-out',
+      labelsFile,
+    ],
+    {
+      env: { ...process.env, NEUROCLUSTER_HOME: join(dir, 'cli-home') },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
+  const cliSeconds = (performance.now() - t0) / 1000;
+  const reference = labelsOf(readFileSync(labelsFile, 'utf8'));
+  server = await redis();
+  const one = await phase('one', server.url, file, reference, 1);
+  const two = await phase('two', server.url, file, reference, 2);
+  const killed = await phase('killed', server.url, file, reference, 2, true);
+  const result = {
+    rows: ROWS,
+    cols: 16,
+    jobs: JOBS,
+    method: values.method,
+    stall: { lockDuration: values.lock, stalledInterval: values.stalled },
+    cliOneJobSeconds: Number(cliSeconds.toFixed(2)),
+    oneWorker: one,
+    twoWorkers: two,
+    speedup: Number((one.seconds / two.seconds).toFixed(2)),
+    twoWorkersOneKilled: { ...killed, extraSeconds: Number((killed.seconds - two.seconds).toFixed(2)) },
+    targets: {
+      allSucceeded: [one, two, killed].every((p) => p.succeeded === JOBS),
+      labelsEqualTheCli: [one, two, killed].every((p) => p.sameLabels === JOBS),
+    },
+  };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+  if (!Object.values(result.targets).every(Boolean)) process.exitCode = 1;
+} finally {
+  await killAll();
+  await server?.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
