@@ -38,10 +38,14 @@ type MetricFamilies = MetricObjectWithValues<MetricValue<string>>[];
 export interface QueueRunnerOptions extends RunnerDeps {
   /** The queue's Redis (redis:// or rediss://). */
   readonly url: string;
+  /** How often the store's unfinished jobs are compared with their tasks (default 30 s). */
+  readonly sweepMs?: number;
 }
 
 /** How long a failed dispatch (Redis away) waits before the next try. */
 const REDISPATCH_MS = 2000;
+/** How often the store's unfinished jobs are compared with their tasks. */
+const SWEEP_MS = 30_000;
 /** States in which a task has not started, so cancelling it removes it from the queue. */
 const NOT_STARTED = new Set(['waiting', 'delayed', 'prioritized', 'waiting-children']);
 
@@ -56,13 +60,16 @@ export class QueueRunner implements Runner {
   /** Jobs a worker runs now (from the queue's events), and how many times each was started. */
   private readonly running = new Map<string, number>();
   private draining = false;
+  private started = false;
+  private sweeper: NodeJS.Timeout | undefined;
 
   constructor(private readonly o: QueueRunnerOptions) {
     const d = o.config.distributed;
-    const connection = connectionOf(o.url);
     const keep = { age: Math.ceil(durationMs(d.keepFinished) / 1000) };
+    // Commands fail at once while Redis is away (a scrape, a cancel, a dispatch that is tried
+    // again later), rather than wait for it: only the event stream's reader waits.
     this.queue = new Queue(d.queueName, {
-      connection,
+      connection: connectionOf(o.url, 'fail-fast'),
       defaultJobOptions: {
         attempts: d.attempts,
         backoff: { type: 'exponential', delay: 1000 },
@@ -70,26 +77,68 @@ export class QueueRunner implements Runner {
         removeOnFail: keep,
       },
     });
-    this.events = new QueueEvents(d.queueName, { connection });
-    this.publisher = new Redis(o.url, { maxRetriesPerRequest: null, lazyConnect: true });
+    this.events = new QueueEvents(d.queueName, { connection: connectionOf(o.url, 'wait') });
+    this.publisher = new Redis(o.url, {
+      maxRetriesPerRequest: 1,
+      enableOfflineQueue: false,
+      lazyConnect: true,
+    });
     const complain = (what: string) =>
       connectionErrors((message) => o.logger.error(message), `queue ${redacted(o.url)} (${what})`);
     this.queue.on('error', complain('queue'));
     this.events.on('error', complain('events'));
     this.publisher.on('error', complain('cancellations'));
-    this.events.on('active', ({ jobId }) => this.activated(jobId));
-    this.events.on('progress', ({ jobId, data }) => {
-      if (typeof data === 'object' && data !== null && 'phase' in data)
-        o.store.progress(jobId, data as { phase: string; done: number; total: number });
-    });
-    this.events.on('completed', ({ jobId, returnvalue }) => {
-      void this.settle(jobId, outcomeOf(returnvalue));
-    });
-    this.events.on('failed', ({ jobId, failedReason }) => this.lost(jobId, failedReason));
-    this.events.on('stalled', ({ jobId }) => {
-      o.metrics.distributedStalled.inc();
-      o.logger.warn({ job: jobId }, "a task's worker stopped renewing its lock: another worker takes it");
-    });
+    // A handler that throws (the store busy or full) loses only its event: the sweep catches up.
+    const guarded =
+      <A extends unknown[]>(what: string, handler: (...args: A) => unknown) =>
+      (...args: A) => {
+        try {
+          const done = handler(...args);
+          if (done instanceof Promise) done.catch((error: Error) => this.failed(what, error));
+        } catch (error) {
+          this.failed(what, error as Error);
+        }
+      };
+    this.events.on(
+      'active',
+      guarded('active', ({ jobId }: { jobId: string }) => this.activated(jobId)),
+    );
+    this.events.on(
+      'progress',
+      guarded('progress', ({ jobId, data }: { jobId: string; data: unknown }) => {
+        if (typeof data === 'object' && data !== null && 'phase' in data)
+          o.store.progress(jobId, data as { phase: string; done: number; total: number });
+      }),
+    );
+    this.events.on(
+      'completed',
+      guarded('completed', ({ jobId, returnvalue }: { jobId: string; returnvalue: unknown }) =>
+        this.settle(jobId, outcomeOf(returnvalue)),
+      ),
+    );
+    this.events.on(
+      'failed',
+      guarded('failed', ({ jobId, failedReason }: { jobId: string; failedReason: string }) =>
+        this.lost(jobId, failedReason),
+      ),
+    );
+    this.events.on(
+      'removed',
+      guarded('removed', ({ jobId }: { jobId: string }) => this.running.delete(jobId)),
+    );
+    this.events.on(
+      'stalled',
+      guarded('stalled', ({ jobId }: { jobId: string }) => {
+        o.metrics.distributedStalled.inc();
+        o.logger.warn({ job: jobId }, "a task's worker stopped renewing its lock: another worker takes it");
+      }),
+    );
+  }
+
+  private failed(what: string, error: Error): void {
+    this.o.logger.error(
+      `the queue's ${what} event could not be applied: ${error.message} (the next sweep will)`,
+    );
   }
 
   get active(): number {
@@ -97,8 +146,10 @@ export class QueueRunner implements Runner {
   }
 
   /**
-   * Connects, then settles the jobs a stopped service left unfinished: each is put on the queue
-   * again (a no-op for a task still there), and one that finished meanwhile is read from the queue.
+   * Connects, then sweeps: every job the store holds unfinished is compared with its task (see
+   * {@link sweep}); from then on the jobs accepted are dispatched, and the sweep runs again every
+   * {@link SWEEP_MS}, so an event lost (a connection cut, a trimmed stream, a task Redis lost) delays
+   * a job's final state, never loses it.
    */
   async start(): Promise<{ requeued: number; abandoned: number }> {
     try {
@@ -115,22 +166,62 @@ export class QueueRunner implements Runner {
       throw error;
     }
     let requeued = 0;
-    for (
-      let page = this.o.store.unfinished();
-      page.length > 0;
-      page = this.o.store.unfinished(this.dispatched)
-    ) {
-      for (const { seq, job } of page) {
-        const task = await this.queue.getJob(job.id);
-        if (!task) {
-          await this.add(job);
-          if (job.state === 'running') requeued++;
-        } else await this.adopt(task);
-        this.dispatched = seq;
-      }
-    }
+    await this.serially(async () => {
+      requeued = await this.sweep();
+    });
+    this.started = true;
+    this.sweeper = setInterval(() => {
+      void this.serially(() => this.sweep());
+    }, this.o.sweepMs ?? SWEEP_MS).unref();
     this.pump();
     return { requeued, abandoned: 0 };
+  }
+
+  /** Runs `work` after the dispatches and sweeps before it: they never overlap. */
+  private serially(work: () => Promise<unknown>): Promise<void> {
+    const next = this.dispatching.then(async () => {
+      if (!this.draining) await work();
+    });
+    this.dispatching = next.catch((error: Error) =>
+      this.o.logger.error(`the queue could not be read: ${error.message}; the next sweep tries again`),
+    );
+    return this.dispatching;
+  }
+
+  /**
+   * Every job the store holds unfinished, against its task: a task that finished gives the job its
+   * state, a running one is followed, and a job whose task is missing (never added, or lost with
+   * Redis) is added again. Each job's state is read again just before it is acted on, so a job
+   * that finished or was cancelled meanwhile is left alone. Returns how many running jobs were
+   * added again.
+   */
+  private async sweep(): Promise<number> {
+    let requeued = 0;
+    let after = 0;
+    for (let page = this.o.store.unfinished(); page.length > 0; page = this.o.store.unfinished(after)) {
+      for (const { seq, job } of page) {
+        after = seq;
+        const task = await this.queue.getJob(job.id);
+        const now = this.current(job.id);
+        if (!now) continue;
+        if (!task) {
+          await this.add(now);
+          if (now.state === 'running') requeued++;
+        } else await this.adopt(task);
+      }
+      this.dispatched = Math.max(this.dispatched, after);
+    }
+    return requeued;
+  }
+
+  /** The job as the store has it now, unless it is final (or gone). */
+  private current(id: string): Job | undefined {
+    try {
+      const job = this.o.store.get(id);
+      return job.state === 'queued' || job.state === 'running' ? job : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   /**
@@ -147,8 +238,8 @@ export class QueueRunner implements Runner {
 
   /** Puts the jobs accepted since the last dispatch on the queue, oldest first. */
   pump(): void {
-    if (this.draining) return;
-    this.dispatching = this.dispatching.then(async () => {
+    if (this.draining || !this.started) return;
+    void this.serially(async () => {
       try {
         for (
           let page = this.o.store.unfinished(this.dispatched);
@@ -156,7 +247,8 @@ export class QueueRunner implements Runner {
           page = this.o.store.unfinished(this.dispatched)
         ) {
           for (const { seq, job } of page) {
-            await this.add(job);
+            const now = this.current(job.id);
+            if (now) await this.add(now);
             this.dispatched = seq;
           }
         }
@@ -183,8 +275,16 @@ export class QueueRunner implements Runner {
     }
     const dir = this.o.store.dir(job.id);
     const input = job.input.kind === 'path' ? job.input.path : join(dir, job.input.file);
-    const task: TaskData = { id: job.id, input, dir, config, correlationId: job.correlationId };
+    const task: TaskData = {
+      id: job.id,
+      input,
+      dir,
+      config: forTask(config),
+      correlationId: job.correlationId,
+    };
     await this.queue.add(JOB_TASK, task, { jobId: job.id });
+    // Cancelled while it was being added: it leaves the queue again.
+    if (!this.current(job.id)) await this.withdraw(job.id);
   }
 
   /** A task found on the queue at start: taken up where it stands. */
@@ -196,6 +296,11 @@ export class QueueRunner implements Runner {
   }
 
   private activated(id: string): void {
+    // A task of a job cancelled meanwhile: its worker is told (again) to stop it.
+    if (!this.current(id)) {
+      void this.withdraw(id);
+      return;
+    }
     const starts = (this.running.get(id) ?? 0) + 1;
     this.running.set(id, starts);
     if (starts > 1) this.o.metrics.distributedRetries.inc();
@@ -210,33 +315,50 @@ export class QueueRunner implements Runner {
       this.lost(id, 'its worker answered nothing the service can read');
       return;
     }
-    if (outcome.state === 'failed') {
+    if (!this.current(id)) {
+      // Cancelled (or settled) meanwhile: its outcome changes nothing.
+    } else if (outcome.state === 'failed') {
       // The job's own files are named by what they are, not where the service keeps them.
       const message = outcome.error.message.split(dir).join('<the job>');
       this.final(id, 'failed', { error: { code: outcome.error.code, message } });
     } else {
-      let summary: Record<string, unknown>;
-      try {
-        await this.track(dir);
-        const text = await readFileDecrypted(join(dir, RESULT_FILE), () => this.o.keyring);
-        const { labels: _labels, ids: _ids, ...rest } = JSON.parse(text.toString('utf8'));
-        summary = rest;
-      } catch (error) {
-        this.o.logger.error({ job: id }, `cannot read the job's result: ${(error as Error).message}`);
+      const summary = await this.summaryOf(id, dir);
+      if (!summary) {
         this.final(id, 'failed', {
           error: {
             code: 'NEUROCLUSTER_ERR_INTERNAL',
             message:
-              "the job ran, but its result cannot be read here: is the job's directory on storage the service and its workers share?",
+              "the job ran, but its result cannot be read here: is the job's directory on storage the service and its workers share, and is their keyring the same?",
           },
         });
-        return;
+      } else {
+        this.o.store.progress(id, { phase: 'done', done: outcome.rows, total: outcome.rows });
+        this.final(id, 'succeeded', { summary });
       }
-      this.o.store.progress(id, { phase: 'done', done: outcome.rows, total: outcome.rows });
-      this.final(id, 'succeeded', { summary });
     }
     // The store has the outcome: the task is no longer needed on the queue.
     await (await this.queue.getJob(id))?.remove().catch(() => undefined);
+  }
+
+  /**
+   * The job's result without its per-row arrays, its files recorded; tried three times a second
+   * apart (shared storage may show another machine's new file a moment late). Undefined if unread.
+   */
+  private async summaryOf(id: string, dir: string): Promise<Record<string, unknown> | undefined> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.track(dir);
+        const text = await readFileDecrypted(join(dir, RESULT_FILE), () => this.o.keyring);
+        const { labels: _labels, ids: _ids, ...summary } = JSON.parse(text.toString('utf8'));
+        return summary as Record<string, unknown>;
+      } catch (error) {
+        if (attempt === 3) {
+          this.o.logger.error({ job: id }, `cannot read the job's result: ${(error as Error).message}`);
+          return undefined;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
+    }
   }
 
   /** Records the encrypted files a worker wrote in the job's directory (for `keys rotate` and `retire`). */
@@ -280,46 +402,107 @@ export class QueueRunner implements Runner {
       error: { code: 'NEUROCLUSTER_ERR_ABORTED', message: 'cancelled by its caller' },
     });
     if (cancelled) this.tell(this.o.onFinal, id);
-    void (async () => {
-      const task = await this.queue.getJob(id);
-      if (task && NOT_STARTED.has(await task.getState())) await task.remove();
-      else await this.publisher.publish(cancelChannel(this.o.config.distributed.queueName), id);
-    })().catch((error: Error) =>
-      this.o.logger.error({ job: id }, `cannot stop the job's task: ${error.message}`),
-    );
+    void this.withdraw(id);
     return cancelled;
   }
 
+  /**
+   * Takes a cancelled job's task off the queue, or, when a worker holds it (or took it as it was
+   * being removed), tells the workers to stop it.
+   */
+  private async withdraw(id: string): Promise<void> {
+    try {
+      const task = await this.queue.getJob(id);
+      if (task && NOT_STARTED.has(await task.getState())) {
+        try {
+          await task.remove();
+          this.running.delete(id);
+          return;
+        } catch {
+          // Taken by a worker meanwhile (locked): it is told to stop.
+        }
+      }
+      if (task) await this.publisher.publish(cancelChannel(this.o.config.distributed.queueName), id);
+    } catch (error) {
+      this.o.logger.error({ job: id }, `cannot stop the job's task: ${(error as Error).message}`);
+    }
+  }
+
   async workers(): Promise<WorkersView> {
-    const list = (await this.queue.getWorkers()).map((w) => ({
-      addr: String(w.addr ?? ''),
-      ageSeconds: Number(w.age ?? 0),
-    }));
-    const busy = (await this.queue.getJobCounts('active')).active ?? 0;
-    return { where: 'queue', count: list.length, busy, list };
+    try {
+      const [workers, counts] = await bounded(
+        Promise.all([this.queue.getWorkers(), this.queue.getJobCounts('active')]),
+      );
+      const list = workers.map((w) => ({ addr: String(w.addr ?? ''), ageSeconds: Number(w.age ?? 0) }));
+      return { where: 'queue', count: list.length, busy: counts.active ?? 0, list };
+    } catch (error) {
+      this.o.logger.warn(`cannot read the queue's workers: ${(error as Error).message}`);
+      return { where: 'queue', count: 0, busy: 0, list: [] };
+    }
   }
 
   /** The queue's tasks by state and its workers, read for this scrape; the workers serve their own metrics. */
   async workerMetrics(): Promise<MetricFamilies[]> {
     const m = this.o.metrics;
     try {
-      const counts = await this.queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized');
+      const [counts, workers] = await bounded(
+        Promise.all([
+          this.queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized'),
+          this.queue.getWorkersCount(),
+        ]),
+      );
       m.distributedTasks.reset();
       for (const [state, n] of Object.entries(counts)) m.distributedTasks.set({ state }, n);
-      m.distributedWorkers.set(await this.queue.getWorkersCount());
+      m.distributedWorkers.set(workers);
     } catch (error) {
       this.o.logger.warn(`cannot read the queue's counts: ${(error as Error).message}`);
     }
     return [];
   }
 
-  /** The workers keep running their tasks: the connections close, and the next start reads what finished. */
+  /**
+   * The workers keep running their tasks: the connections close (within a few seconds, Redis away
+   * or not), and the next start reads what finished.
+   */
   async drain(): Promise<void> {
     this.draining = true;
     clearTimeout(this.redispatch);
-    await this.dispatching;
-    await Promise.allSettled([this.events.close(), this.queue.close(), this.publisher.quit()]);
+    clearInterval(this.sweeper);
+    try {
+      await bounded(this.dispatching, 5000);
+      await bounded(
+        Promise.allSettled([this.events.close(), this.queue.close(), this.publisher.quit()]),
+        5000,
+      );
+    } catch {
+      this.publisher.disconnect();
+      void Promise.allSettled([this.events.disconnect(), this.queue.disconnect()]);
+    }
   }
+}
+
+/** `work`, or a rejection after `ms`: a read of the queue that Redis does not answer ends. */
+async function bounded<T>(work: Promise<T>, ms = 2000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      work,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`Redis did not answer in ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * A job's configuration as its task carries it: without the log transport's options (a sink's
+ * credentials may be there, and a task sits in Redis); the worker logs with its own.
+ */
+function forTask(config: Config): Config {
+  const { transport: _transport, ...logging } = config.logging;
+  return { ...config, logging };
 }
 
 /** A task's answer as the queue gives it back (BullMQ may hand it over as its JSON text). */

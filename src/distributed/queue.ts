@@ -61,6 +61,9 @@ export function redacted(raw: string): string {
   try {
     const url = new URL(raw);
     if (url.password) url.password = '***';
+    // ioredis also takes the password as a query parameter.
+    for (const key of [...url.searchParams.keys()])
+      if (/pass|secret|token/i.test(key)) url.searchParams.set(key, '***');
     return url.toString();
   } catch {
     return '<a URL that cannot be read>';
@@ -69,11 +72,14 @@ export function redacted(raw: string): string {
 
 /**
  * BullMQ's connection options for a queue URL (ioredis reads the user, password, database and
- * `rediss:` for TLS from it). Commands wait for a lost connection to come back instead of failing
- * after a few retries, as BullMQ asks of its workers.
+ * `rediss:` for TLS from it). `wait`: commands wait for a lost connection to come back, as BullMQ
+ * asks of its workers and event readers. `fail-fast`: commands fail at once while Redis is away,
+ * for a producer that has something better to do (answer a scrape, try the dispatch again later).
  */
-export function connectionOf(url: string): ConnectionOptions {
-  return { url, maxRetriesPerRequest: null };
+export function connectionOf(url: string, mode: 'wait' | 'fail-fast'): ConnectionOptions {
+  return mode === 'wait'
+    ? { url, maxRetriesPerRequest: null }
+    : { url, maxRetriesPerRequest: 1, enableOfflineQueue: false };
 }
 
 /**

@@ -53,6 +53,8 @@ export interface QueueWorkerOptions {
 export interface QueueWorker {
   /** Where its metrics are served, when they are. */
   readonly metricsUrl: string | undefined;
+  /** Settles if the worker stops taking tasks on its own (a failure): why. */
+  readonly failed: Promise<Error>;
   /** Stops taking tasks, lets the running ones finish, closes the connections. */
   close(): Promise<void>;
 }
@@ -61,7 +63,7 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<QueueWork
   const d = o.config.distributed;
   const idle: JobThread[] = [];
   const threads = new Set<JobThread>();
-  const connection = connectionOf(o.url);
+  const connection = connectionOf(o.url, 'wait');
 
   const processor = async (job: Job<Task, TaskOutcome>, _token?: string, signal?: AbortSignal) => {
     const task = o.backend
@@ -78,17 +80,16 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<QueueWork
     const thread = idle.pop() ?? new JobThread(o.logger, o.env);
     threads.add(thread);
     log.info(`task started (${job.attemptsStarted > 1 ? `attempt ${job.attemptsStarted}` : 'first run'})`);
+    const progress = throttledProgress(job);
     try {
-      const outcome = await thread.run(
-        task,
-        (progress) => {
-          job.updateProgress(progress).catch(() => undefined);
-        },
-        signal,
-      );
+      const outcome = await thread.run(task, progress.report, signal);
+      progress.stop();
       log.info(`task ended: ${outcome.state}${outcome.state === 'failed' ? ` (${outcome.error.code})` : ''}`);
       return outcome;
     } catch (error) {
+      progress.stop();
+      // A cancelled job whose thread died as it stopped is not run again.
+      if (signal?.aborted) return aborted;
       // Its thread died: BullMQ runs the task again while attempts remain.
       log.error(`task lost its thread: ${(error as Error).message}`);
       throw error;
@@ -109,6 +110,13 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<QueueWork
     'error',
     connectionErrors((message) => o.logger.error(message), `queue ${redacted(o.url)}`),
   );
+  // A task whose lock could not be renewed (Redis away past lockDuration) is another worker's now:
+  // this one stops it rather than run it twice at once.
+  worker.on('lockRenewalFailed', (ids) => {
+    for (const id of ids)
+      if (worker.cancelJob(id, 'its lock was lost: another worker runs it'))
+        o.logger.warn({ job: id }, 'task stopped: its lock was lost, another worker runs it');
+  });
   worker.on('stalled', (id) => {
     o.metrics.distributedStalled.inc();
     o.logger.warn({ job: id }, 'a stalled task was given back to the queue');
@@ -141,7 +149,11 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<QueueWork
     worker.disconnect().catch(() => undefined);
     throw error;
   }
-  void worker.run().catch((error: Error) => o.logger.error(`the worker stopped: ${error.message}`));
+  // A worker that stops taking tasks ends the process (non-zero), for its supervisor to restart it.
+  const stopped = worker.run().then(
+    () => undefined,
+    (error: Error) => error,
+  );
 
   let server: Server | undefined;
   let metricsUrl: string | undefined;
@@ -171,11 +183,49 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<QueueWork
 
   return {
     metricsUrl,
+    failed: stopped.then((error) => error ?? new Error('the worker stopped taking tasks')),
     async close() {
       await worker.close();
       await subscriber.quit().catch(() => undefined);
       await Promise.all([...threads].map((t) => t.terminate()));
       if (server) await new Promise<void>((resolve) => server!.close(() => resolve()));
+    },
+  };
+}
+
+/** The answer of a task stopped by its cancellation. */
+const aborted: TaskOutcome = {
+  state: 'failed',
+  error: { code: 'NEUROCLUSTER_ERR_ABORTED', message: 'cancelled by its caller' },
+};
+
+/**
+ * A task's progress sent to the queue at most once a second (each is a Redis write and an event
+ * in a stream of bounded length), the latest always: a pending one is sent when the second is up.
+ */
+function throttledProgress(job: Job<Task, TaskOutcome>, everyMs = 1000) {
+  let last = 0;
+  let pending: { phase: string; done: number; total: number } | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const send = (progress: { phase: string; done: number; total: number }) => {
+    last = Date.now();
+    pending = undefined;
+    job.updateProgress(progress).catch(() => undefined);
+  };
+  return {
+    report(progress: { phase: string; done: number; total: number }) {
+      const wait = last + everyMs - Date.now();
+      if (wait <= 0) return send(progress);
+      pending = progress;
+      timer ??= setTimeout(() => {
+        timer = undefined;
+        if (pending) send(pending);
+      }, wait);
+    },
+    stop() {
+      clearTimeout(timer);
+      timer = undefined;
+      pending = undefined;
     },
   };
 }

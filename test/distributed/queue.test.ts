@@ -26,6 +26,7 @@ describe('the queue URL', () => {
     expect(() => queueUrl('http://u:secret@h')).not.toThrow(/secret/);
     expect(() => queueUrl('not a url')).toThrow(/is not a URL/);
     expect(redacted('redis://u:secret@h:1/0')).toBe('redis://u:***@h:1/0');
+    expect(redacted('redis://h:1/0?password=secret&db=2')).toBe('redis://h:1/0?password=***&db=2');
   });
 });
 
@@ -270,6 +271,38 @@ describe.skipIf(!redisAvailable)('jobs on a queue, run by `neurocluster worker` 
     } finally {
       await queue.close();
     }
+  }, 30_000);
+
+  it('a running job cancelled: its worker stops it, the job is cancelled and can then be deleted', async () => {
+    h = await start({}, true, redis.url);
+    const harness = h;
+    slowCsv(join(h.data, 'blobs.csv'));
+    const w = await worker(h.home);
+    const id = await submit(h, { source: { path: join(h.data, 'blobs.csv') }, options: SLOW_OPTIONS });
+    await until(() => harness.service.jobs.get(id).state === 'running', 20_000, 'the job to start');
+    const r = await h.service.app.inject({ method: 'DELETE', url: `/v1/jobs/${id}`, headers: h.auth });
+    expect(r.statusCode).toBe(202);
+    expect(h.service.jobs.get(id).state).toBe('cancelled');
+    await until(() => w.stderr().includes('task cancelled by its caller'), 10_000, 'the worker to stop it');
+    await until(() => !harness.service.runner.holds(id), 10_000, 'the task to end');
+    const deleted = await h.service.app.inject({ method: 'DELETE', url: `/v1/jobs/${id}`, headers: h.auth });
+    expect(deleted.statusCode).toBe(204);
+  }, 60_000);
+
+  it('a task Redis lost is put on the queue again by the sweep, and the job succeeds', async () => {
+    h = await start({}, true, redis.url);
+    const id = await submit(h, { data: ROWS, options: KMEANS });
+    const queue = new Queue('neurocluster', { connection: { url: redis.url } });
+    try {
+      await until(async () => (await queue.getJob(id)) !== undefined, 5000, 'the task');
+      // As if Redis had lost it (a crash between fsyncs, a failover).
+      await (await queue.getJob(id))!.remove();
+    } finally {
+      await queue.close();
+    }
+    await worker(h.home);
+    const job = await settled(h, id);
+    expect(job.state, JSON.stringify(job.error)).toBe('succeeded');
   }, 30_000);
 
   it('a job that finished while the service was down is read from the queue at its next start', async () => {

@@ -52,7 +52,9 @@ export async function start(
     runtime,
     logger: createLogger({ level: 'silent' }),
     keyring: runtime.keyring(() => {}),
-    ...(queue ? { runner: (deps: RunnerDeps) => new QueueRunner({ ...deps, url: queue }) } : {}),
+    ...(queue
+      ? { runner: (deps: RunnerDeps) => new QueueRunner({ ...deps, url: queue, sweepMs: 500 }) }
+      : {}),
   });
   const { key } = new ApiKeys(openStore(storeFile(home))).create(again ? `tester-${Date.now()}` : 'tester');
   if (run) await service.runner.start();

@@ -4,7 +4,7 @@
  */
 import { Command, Option } from 'commander';
 import { type Config, engineSchema } from '../../config/schema.js';
-import { UsageError } from '../../core/errors.js';
+import { NeuroclusterError, UsageError } from '../../core/errors.js';
 import { queueUrl, redacted } from '../../distributed/queue.js';
 import { startQueueWorker } from '../../distributed/worker.js';
 import { defaultRuntime } from '../../runtime/runtime.js';
@@ -76,8 +76,18 @@ export function workerCommand(): Command {
       process.stdout.write(
         `${JSON.stringify({ queue: config.distributed.queueName, pid: process.pid, ...(worker.metricsUrl ? { metrics: worker.metricsUrl } : {}) })}\n`,
       );
-      const signal = await stopped;
-      logger.warn(`${signal}: no new jobs; running ones finish first`);
+      const reason = await Promise.race([stopped, worker.failed]);
+      if (reason instanceof Error) {
+        await worker.close().catch(() => undefined);
+        throw new NeuroclusterError(
+          'NEUROCLUSTER_ERR_IO',
+          `the worker stopped taking jobs: ${reason.message}`,
+          {
+            cause: reason,
+          },
+        );
+      }
+      logger.warn(`${reason}: no new jobs; running ones finish first`);
       await worker.close();
     });
 }
