@@ -6,10 +6,12 @@
  * reads from the job's directory, where the worker wrote it encrypted.
  *
  * Nothing is lost when a process stops. A job accepted while Redis was away is put on the queue
- * when it is back (the dispatch is retried). A job that finished while the service was down is
- * read from the queue at the next start ({@link QueueRunner.start}), where BullMQ keeps finished
- * tasks for `distributed.keepFinished`; a task is added under its job's id, so adding it again is
- * a no-op. A worker that dies mid-task is BullMQ's stalled case: another worker runs the task.
+ * when it is back (the dispatch is retried). At start and every 30 s a sweep compares every
+ * unfinished job with its task ({@link QueueRunner.start}): a job that finished while the service
+ * was down, or whose event was lost, takes its state from its task (BullMQ keeps finished tasks for
+ * `distributed.keepFinished`), and a task Redis lost is added again. A task is added under its
+ * job's id, so adding it again is a no-op. A worker that dies mid-task is BullMQ's stalled case:
+ * another worker runs the task.
  */
 import { join } from 'node:path';
 import { Queue, QueueEvents, type Job as Task } from 'bullmq';
@@ -287,12 +289,13 @@ export class QueueRunner implements Runner {
     if (!this.current(job.id)) await this.withdraw(job.id);
   }
 
-  /** A task found on the queue at start: taken up where it stands. */
+  /** A task found on the queue by a sweep: taken up where it stands. */
   private async adopt(task: Task<TaskData, TaskOutcome>): Promise<void> {
     const state = await task.getState();
     if (state === 'completed') await this.settle(task.id!, outcomeOf(task.returnvalue));
     else if (state === 'failed') this.lost(task.id!, task.failedReason);
-    else if (state === 'active') this.activated(task.id!);
+    // Followed already (a sweep sees a long job many times): not one more start.
+    else if (state === 'active' && !this.running.has(task.id!)) this.activated(task.id!);
   }
 
   private activated(id: string): void {
