@@ -9,10 +9,12 @@
  * outcome; the result, labels, plot and model are written encrypted to the job's directory.
  */
 import { once } from 'node:events';
+import { basename, isAbsolute } from 'node:path';
 import type { ConnectionOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { Config } from '../config/schema.js';
-import { isNeuroclusterError, NeuroclusterError, UsageError } from '../core/errors.js';
+import { z } from 'zod';
+import { type Config, configSchema } from '../config/schema.js';
+import { ConfigError, isNeuroclusterError, NeuroclusterError, UsageError } from '../core/errors.js';
 
 /** One job, as a worker runs it. */
 export interface Task {
@@ -23,6 +25,41 @@ export interface Task {
   readonly dir: string;
   readonly config: Config;
   readonly correlationId: string;
+}
+
+const absolute = z.string().refine(isAbsolute, 'not an absolute path');
+const taskSchema = z.strictObject({
+  id: z.uuid(),
+  input: absolute,
+  dir: absolute,
+  config: z.unknown(),
+  correlationId: z.string().min(1).max(128),
+});
+
+/**
+ * A task as a worker takes it from Redis, checked: its shape, its job's own directory, and its
+ * configuration against this version's schema (a service of another version, or a task written
+ * by something else, is a NEUROCLUSTER_ERR_CONFIG failure of the job, not a crash of the worker).
+ */
+export function readTask(data: unknown): Task {
+  const task = taskSchema.safeParse(data);
+  if (!task.success)
+    throw new ConfigError(
+      `the task is not one this worker runs: ${task.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
+  if (basename(task.data.dir) !== task.data.id)
+    throw new ConfigError(
+      `the task's directory ${task.data.dir} is not the directory of job ${task.data.id}`,
+    );
+  const config = configSchema.safeParse(task.data.config);
+  if (!config.success)
+    throw new ConfigError(
+      `the task's configuration is not this version's (is the service another version?): ${config.error.issues
+        .slice(0, 3)
+        .map((i) => `${i.path.join('.')}: ${i.message}`)
+        .join('; ')}`,
+    );
+  return { ...task.data, config: config.data };
 }
 
 /** A task's answer: the job's outcome. A crash or a stall is not an answer: BullMQ runs it again. */

@@ -24,6 +24,7 @@ import {
   connectionErrors,
   connectionOf,
   reachable,
+  readTask,
   readyClient,
   redacted,
   type Task,
@@ -65,13 +66,28 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<QueueWork
   const threads = new Set<JobThread>();
   const connection = connectionOf(o.url, 'wait');
 
-  const processor = async (job: Job<Task, TaskOutcome>, _token?: string, signal?: AbortSignal) => {
+  // Three parameters: BullMQ makes the abort signal (worker.cancelJob) for a processor that takes it.
+  const processor = async (
+    job: Job<Task, TaskOutcome>,
+    _token?: string,
+    signal?: AbortSignal,
+  ): Promise<TaskOutcome> => {
+    let checked: Task;
+    try {
+      checked = readTask(job.data);
+    } catch (error) {
+      o.logger.error({ job: job.id }, (error as Error).message);
+      return {
+        state: 'failed',
+        error: { code: 'NEUROCLUSTER_ERR_CONFIG', message: (error as Error).message },
+      };
+    }
     const task = o.backend
       ? {
-          ...job.data,
-          config: { ...job.data.config, engine: { ...job.data.config.engine, backend: o.backend } },
+          ...checked,
+          config: { ...checked.config, engine: { ...checked.config.engine, backend: o.backend } },
         }
-      : job.data;
+      : checked;
     const log = o.logger.child({
       correlationId: task.correlationId,
       job: task.id,

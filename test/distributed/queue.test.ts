@@ -10,7 +10,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { queueUrl, redacted } from '../../src/distributed/queue.js';
+import { configSchema } from '../../src/config/schema.js';
+import { queueUrl, readTask, redacted } from '../../src/distributed/queue.js';
 import type { Job } from '../../src/service/jobs.js';
 import { CLI, runCli, tempDir } from '../helpers.js';
 import { type Harness, KMEANS, ROWS, settled, start, stop } from '../service/harness.js';
@@ -27,6 +28,27 @@ describe('the queue URL', () => {
     expect(() => queueUrl('not a url')).toThrow(/is not a URL/);
     expect(redacted('redis://u:secret@h:1/0')).toBe('redis://u:***@h:1/0');
     expect(redacted('redis://h:1/0?password=secret&db=2')).toBe('redis://h:1/0?password=***&db=2');
+  });
+});
+
+describe('a task, as a worker reads it', () => {
+  const dir = '/var/lib/neurocluster/service/jobs/3b241101-e2bb-4255-8caf-4136c566a962';
+  const task = {
+    id: '3b241101-e2bb-4255-8caf-4136c566a962',
+    input: `${dir}/input.json`,
+    dir,
+    config: configSchema.parse({}),
+    correlationId: 'c-1',
+  };
+
+  it("is taken when it is this version's, and refused with what is wrong otherwise", () => {
+    expect(readTask(task)).toEqual(task);
+    expect(() => readTask({ ...task, dir: '/elsewhere' })).toThrow(/is not the directory of job/);
+    expect(() => readTask({ ...task, input: 'relative.csv' })).toThrow(/input: not an absolute path/);
+    expect(() => readTask({ ...task, config: { ...task.config, newSection: {} } })).toThrow(
+      /configuration is not this version's/,
+    );
+    expect(() => readTask({ ...task, extra: 1 })).toThrow(/not one this worker runs/);
   });
 });
 
