@@ -21,8 +21,14 @@ import { type Config, durationMs } from '../config/schema.js';
 import { ConfigError } from '../core/errors.js';
 import { canonicalPath, isEncryptedFile } from '../security/encrypted-files.js';
 import { fileWrappedWith, readFileDecrypted } from '../security/envelope.js';
-import { type Job, type JobStore, LABELS_FILE, MODEL_FILE, PLOT_FILE, RESULT_FILE } from '../service/jobs.js';
-import type { Runner, RunnerDeps, WorkersView } from '../service/runner.js';
+import { type Job, LABELS_FILE, MODEL_FILE, PLOT_FILE, RESULT_FILE } from '../service/jobs.js';
+import {
+  finishJob,
+  type Runner,
+  type RunnerDeps,
+  tellListener,
+  type WorkersView,
+} from '../service/runner.js';
 import {
   cancelChannel,
   connectionErrors,
@@ -270,17 +276,15 @@ export class QueueRunner implements Runner {
       config = this.o.configOf(job);
       this.refuse(config);
     } catch (error) {
-      this.final(job.id, 'failed', {
+      finishJob(this.o, job.id, 'failed', {
         error: { code: 'NEUROCLUSTER_ERR_CONFIG', message: (error as Error).message },
       });
       return;
     }
-    const dir = this.o.store.dir(job.id);
-    const input = job.input.kind === 'path' ? job.input.path : join(dir, job.input.file);
     const task: TaskData = {
       id: job.id,
-      input,
-      dir,
+      input: this.o.store.inputPath(job),
+      dir: this.o.store.dir(job.id),
       config: forTask(config),
       correlationId: job.correlationId,
     };
@@ -307,7 +311,7 @@ export class QueueRunner implements Runner {
     const starts = (this.running.get(id) ?? 0) + 1;
     this.running.set(id, starts);
     if (starts > 1) this.o.metrics.distributedRetries.inc();
-    if (this.o.store.started(id)) this.tell(this.o.onStart, id);
+    if (this.o.store.started(id)) tellListener(this.o, this.o.onStart, id);
   }
 
   /** A task's answer: the job's final state; its files are added to the record of encrypted files. */
@@ -323,11 +327,11 @@ export class QueueRunner implements Runner {
     } else if (outcome.state === 'failed') {
       // The job's own files are named by what they are, not where the service keeps them.
       const message = outcome.error.message.split(dir).join('<the job>');
-      this.final(id, 'failed', { error: { code: outcome.error.code, message } });
+      finishJob(this.o, id, 'failed', { error: { code: outcome.error.code, message } });
     } else {
       const summary = await this.summaryOf(id, dir);
       if (!summary) {
-        this.final(id, 'failed', {
+        finishJob(this.o, id, 'failed', {
           error: {
             code: 'NEUROCLUSTER_ERR_INTERNAL',
             message:
@@ -336,7 +340,7 @@ export class QueueRunner implements Runner {
         });
       } else {
         this.o.store.progress(id, { phase: 'done', done: outcome.rows, total: outcome.rows });
-        this.final(id, 'succeeded', { summary });
+        finishJob(this.o, id, 'succeeded', { summary });
       }
     }
     // The store has the outcome: the task is no longer needed on the queue.
@@ -375,24 +379,12 @@ export class QueueRunner implements Runner {
   /** A task that failed on every attempt (its workers died or stalled each time). */
   private lost(id: string, reason: string): void {
     this.running.delete(id);
-    this.final(id, 'failed', {
+    finishJob(this.o, id, 'failed', {
       error: {
         code: 'NEUROCLUSTER_ERR_INTERNAL',
         message: `its task did not finish on any of ${this.o.config.distributed.attempts} attempt(s): ${reason}`,
       },
     });
-  }
-
-  private final(id: string, state: 'succeeded' | 'failed', outcome: Parameters<JobStore['finish']>[2]): void {
-    if (this.o.store.finish(id, state, outcome)) this.tell(this.o.onFinal, id);
-  }
-
-  private tell(listener: ((job: Job) => void) | undefined, id: string): void {
-    try {
-      listener?.(this.o.store.get(id));
-    } catch (error) {
-      this.o.logger.error({ job: id }, `a job listener failed: ${(error as Error).message}`);
-    }
   }
 
   holds(id: string): boolean {
@@ -401,10 +393,9 @@ export class QueueRunner implements Runner {
 
   /** Cancels the job now; its task is taken off the queue, or its worker is told to stop it. */
   cancel(id: string): boolean {
-    const cancelled = this.o.store.finish(id, 'cancelled', {
+    const cancelled = finishJob(this.o, id, 'cancelled', {
       error: { code: 'NEUROCLUSTER_ERR_ABORTED', message: 'cancelled by its caller' },
     });
-    if (cancelled) this.tell(this.o.onFinal, id);
     void this.withdraw(id);
     return cancelled;
   }

@@ -8,7 +8,7 @@ import { Worker } from 'node:worker_threads';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import type { Logger } from '../observability/logger.js';
 import type { FromWorker, ToWorker } from '../service/job-worker.js';
-import { jobWorkerUrl, relayLog } from '../service/runner.js';
+import { jobWorkerUrl, MetricAsks, relayLog } from '../service/runner.js';
 import type { Task, TaskOutcome } from './queue.js';
 
 type MetricFamilies = MetricObjectWithValues<MetricValue<string>>[];
@@ -22,8 +22,7 @@ interface Running {
 export class JobThread {
   private worker: Worker | undefined;
   private running: Running | undefined;
-  private asks = 0;
-  private readonly answers = new Map<number, (metrics: MetricFamilies) => void>();
+  private readonly metricAsks = new MetricAsks();
 
   constructor(
     private readonly logger: Logger,
@@ -54,21 +53,7 @@ export class JobThread {
 
   /** The thread's engine metrics (operations, kernels, fallbacks); none when it is not started. */
   async metrics(timeoutMs = 2000): Promise<MetricFamilies> {
-    const worker = this.worker;
-    if (!worker) return [];
-    return new Promise((resolve) => {
-      const ask = ++this.asks;
-      const timer = setTimeout(() => {
-        this.answers.delete(ask);
-        resolve([]);
-      }, timeoutMs);
-      this.answers.set(ask, (metrics) => {
-        clearTimeout(timer);
-        this.answers.delete(ask);
-        resolve(metrics);
-      });
-      worker.postMessage({ type: 'metrics', ask } satisfies ToWorker);
-    });
+    return this.worker ? this.metricAsks.ask(this.worker, timeoutMs) : [];
   }
 
   async terminate(): Promise<void> {
@@ -94,7 +79,7 @@ export class JobThread {
 
   private heard(message: FromWorker): void {
     if (message.type === 'log') relayLog(this.logger, message.line);
-    else if (message.type === 'metrics') this.answers.get(message.ask)?.(message.metrics as MetricFamilies);
+    else if (message.type === 'metrics') this.metricAsks.answer(message);
     else if (message.id !== this.running?.id) return;
     else if (message.type === 'progress') this.running.onProgress(message.progress);
     else if (message.type === 'done') this.running.settle({ state: 'succeeded', rows: message.rows });

@@ -113,6 +113,11 @@ export class JobStore {
     return dir;
   }
 
+  /** The file a job clusters: its upload, in its directory, or the path it named. */
+  inputPath(job: Pick<Job, 'id' | 'input'>): string {
+    return job.input.kind === 'path' ? job.input.path : join(this.dir(job.id), job.input.file);
+  }
+
   /** A new job id, with its directory made, for the files a job is accepted with. */
   reserve(): string {
     const id = randomUUID();

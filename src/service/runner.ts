@@ -1,15 +1,3 @@
-/**
- * The service's worker pool: `concurrency` worker threads (job-worker.ts), each running one job
- * at a time, oldest first, while the main thread keeps answering HTTP. The main thread owns the
- * store: it claims a job, hands it to an idle worker, writes the progress the worker reports, and
- * moves the job to its final state when the worker answers. A worker that dies (a crash, out of
- * memory) fails its job with NEUROCLUSTER_ERR_INTERNAL and is replaced.
- *
- * `cancel` aborts a running job through its signal in the worker. `drain` stops taking jobs, gives
- * the running ones a grace period, then stops the workers without a final state for their jobs:
- * the next start queues them again, so a job is never lost and never marked failed for a shutdown.
- */
-import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { Config } from '../config/schema.js';
@@ -99,8 +87,7 @@ interface Slot {
 export class JobRunner implements Runner {
   private readonly slots: Slot[] = [];
   private draining = false;
-  private asks = 0;
-  private readonly metricAnswers = new Map<number, (metrics: MetricFamilies) => void>();
+  private readonly metricAsks = new MetricAsks();
   private readonly idle = new Set<() => void>();
 
   constructor(private readonly o: RunnerOptions) {}
@@ -116,15 +103,6 @@ export class JobRunner implements Runner {
     while (this.slots.length < this.o.concurrency) this.slots.push(this.spawn());
     this.pump();
     return interrupted;
-  }
-
-  /** Calls a listener (the metrics, the audit log): its failure is logged, never the runner's. */
-  private tell(listener: ((job: Job) => void) | undefined, id: string): void {
-    try {
-      listener?.(this.o.store.get(id));
-    } catch (error) {
-      this.o.logger.error({ job: id }, `a job listener failed: ${(error as Error).message}`);
-    }
   }
 
   private spawn(): Slot {
@@ -145,25 +123,23 @@ export class JobRunner implements Runner {
       if (this.draining || slot.job !== undefined || slot.stopping) continue;
       const job = this.o.store.claim();
       if (!job) return;
-      this.tell(this.o.onStart, job.id);
+      tellListener(this.o, this.o.onStart, job.id);
       slot.job = job.id;
       let config: Config;
       try {
         config = this.o.configOf(job);
       } catch (error) {
         slot.job = undefined;
-        this.final(job.id, 'failed', {
+        finishJob(this.o, job.id, 'failed', {
           error: { code: 'NEUROCLUSTER_ERR_CONFIG', message: (error as Error).message },
         });
         continue;
       }
-      const dir = this.o.store.dir(job.id);
-      const input = job.input.kind === 'path' ? job.input.path : join(dir, job.input.file);
       const message: ToWorker = {
         type: 'run',
         id: job.id,
-        input,
-        dir,
+        input: this.o.store.inputPath(job),
+        dir: this.o.store.dir(job.id),
         config,
         correlationId: job.correlationId,
       };
@@ -173,7 +149,7 @@ export class JobRunner implements Runner {
 
   private heard(slot: Slot, message: FromWorker): void {
     if (message.type === 'metrics') {
-      this.metricAnswers.get(message.ask)?.(message.metrics as MetricFamilies);
+      this.metricAsks.answer(message);
       return;
     }
     if (message.type === 'log') {
@@ -188,12 +164,12 @@ export class JobRunner implements Runner {
     slot.job = undefined;
     if (message.type === 'done') {
       this.o.store.progress(message.id, { phase: 'done', done: message.rows, total: message.rows });
-      this.final(message.id, 'succeeded', { summary: message.summary });
+      finishJob(this.o, message.id, 'succeeded', { summary: message.summary });
     } else {
       // The job's own files are named by what they are, not where the service keeps them.
       const where = this.o.store.dir(message.id);
       const text = message.error.message.split(where).join('<the job>');
-      this.final(message.id, 'failed', { error: { code: message.error.code, message: text } });
+      finishJob(this.o, message.id, 'failed', { error: { code: message.error.code, message: text } });
     }
     for (const wake of this.idle) wake();
     this.pump();
@@ -206,7 +182,7 @@ export class JobRunner implements Runner {
     this.slots.splice(index, 1);
     if (slot.job !== undefined && !slot.stopping) {
       this.o.logger.error({ job: slot.job }, `job failed: ${why}`);
-      this.final(slot.job, 'failed', {
+      finishJob(this.o, slot.job, 'failed', {
         error: { code: 'NEUROCLUSTER_ERR_INTERNAL', message: `the job stopped: ${why}` },
       });
     }
@@ -218,10 +194,6 @@ export class JobRunner implements Runner {
     }
   }
 
-  private final(id: string, state: 'succeeded' | 'failed', outcome: Parameters<JobStore['finish']>[2]): void {
-    if (this.o.store.finish(id, state, outcome)) this.tell(this.o.onFinal, id);
-  }
-
   /** Whether a worker still holds the job (a cancelled job's run may take a moment to stop). */
   holds(id: string): boolean {
     return this.slots.some((s) => s.job === id);
@@ -229,12 +201,11 @@ export class JobRunner implements Runner {
 
   /** Cancels a job: a running one through its signal, a queued one at once. False if it had ended. */
   cancel(id: string): boolean {
-    const cancelled = this.o.store.finish(id, 'cancelled', {
+    const cancelled = finishJob(this.o, id, 'cancelled', {
       error: { code: 'NEUROCLUSTER_ERR_ABORTED', message: 'cancelled by its caller' },
     });
     const slot = this.slots.find((s) => s.job === id);
     if (slot) slot.worker.postMessage({ type: 'abort', id } satisfies ToWorker);
-    if (cancelled) this.tell(this.o.onFinal, id);
     return cancelled;
   }
 
@@ -244,24 +215,7 @@ export class JobRunner implements Runner {
 
   /** The metrics of every worker's engine (operations, kernels, fallbacks), merged. */
   async workerMetrics(timeoutMs = 2000): Promise<MetricFamilies[]> {
-    return Promise.all(
-      this.slots.map(
-        (slot) =>
-          new Promise<MetricFamilies>((resolve) => {
-            const ask = ++this.asks;
-            const timer = setTimeout(() => {
-              this.metricAnswers.delete(ask);
-              resolve([]);
-            }, timeoutMs);
-            this.metricAnswers.set(ask, (metrics) => {
-              clearTimeout(timer);
-              this.metricAnswers.delete(ask);
-              resolve(metrics);
-            });
-            slot.worker.postMessage({ type: 'metrics', ask } satisfies ToWorker);
-          }),
-      ),
-    );
+    return Promise.all(this.slots.map((slot) => this.metricAsks.ask(slot.worker, timeoutMs)));
   }
 
   /**
@@ -284,6 +238,61 @@ export class JobRunner implements Runner {
     }
     for (const slot of this.slots) slot.stopping = true;
     await Promise.all(this.slots.map((slot) => slot.worker.terminate()));
+  }
+}
+
+/** Calls a job listener (the metrics, the audit log): its failure is logged, never the runner's. */
+export function tellListener(deps: RunnerDeps, listener: ((job: Job) => void) | undefined, id: string): void {
+  try {
+    listener?.(deps.store.get(id));
+  } catch (error) {
+    deps.logger.error({ job: id }, `a job listener failed: ${(error as Error).message}`);
+  }
+}
+
+/**
+ * Moves a job to its final state and, when it moved (it was not final already), tells `onFinal`
+ * (its audit record); false when it had ended.
+ */
+export function finishJob(
+  deps: RunnerDeps,
+  id: string,
+  state: 'succeeded' | 'failed' | 'cancelled',
+  outcome: Parameters<JobStore['finish']>[2],
+): boolean {
+  const moved = deps.store.finish(id, state, outcome);
+  if (moved) tellListener(deps, deps.onFinal, id);
+  return moved;
+}
+
+/**
+ * Asks job-worker threads for their engine metrics and matches each answer to its question; an
+ * answer that does not come within the timeout counts as none. The service's pool and a queue
+ * worker's threads both ask this way.
+ */
+export class MetricAsks {
+  private asks = 0;
+  private readonly answers = new Map<number, (metrics: MetricFamilies) => void>();
+
+  ask(worker: Worker, timeoutMs = 2000): Promise<MetricFamilies> {
+    return new Promise((resolve) => {
+      const ask = ++this.asks;
+      const timer = setTimeout(() => {
+        this.answers.delete(ask);
+        resolve([]);
+      }, timeoutMs);
+      this.answers.set(ask, (metrics) => {
+        clearTimeout(timer);
+        this.answers.delete(ask);
+        resolve(metrics);
+      });
+      worker.postMessage({ type: 'metrics', ask } satisfies ToWorker);
+    });
+  }
+
+  /** A thread's `metrics` answer. */
+  answer(message: Extract<FromWorker, { type: 'metrics' }>): void {
+    this.answers.get(message.ask)?.(message.metrics as MetricFamilies);
   }
 }
 
