@@ -9,10 +9,11 @@
  * the error tracker). Gauges of state (breakers, resources, device memory, the health score) are
  * read when the registry is scraped, from the sources the clusterers register with `watch`.
  */
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics } from 'prom-client';
 import type { BackendObserver } from '../backends/backend.js';
 import { metricsEnabled } from '../config/home.js';
 import { VERSION } from '../core/version.js';
+import { MetricFactory } from './metric-factory.js';
 
 /** Kernel calls: 100 µs to a minute. */
 const KERNEL_BUCKETS = [
@@ -90,63 +91,6 @@ const MISNAMED_DEFAULTS = [
 ];
 
 const LEVEL_SCORE: Record<string, number> = { ok: 1, warning: 0.5, critical: 0 };
-
-/**
- * What a metric is when metrics are off (`NEUROCLUSTER_METRICS=off`): every update does nothing,
- * so the engine pays nothing for them (the overhead benchmark compares against this).
- */
-const NOOP_METRIC = {
-  inc() {},
-  dec() {},
-  set() {},
-  observe() {},
-  reset() {},
-  remove() {},
-};
-
-/**
- * Makes the metrics of one registry, or no-ops when metrics are off. A base class so the switch is
- * set before {@link EngineMetrics}' fields (its metrics) are made.
- */
-class MetricFactory {
-  readonly registry = new Registry();
-
-  constructor(
-    /** False under `NEUROCLUSTER_METRICS=off` (read when the metrics are made): nothing is recorded. */
-    readonly enabled: boolean,
-  ) {}
-
-  protected counter<L extends string>(name: string, help: string, labelNames: readonly L[] = []) {
-    if (!this.enabled) return NOOP_METRIC as unknown as Counter<L>;
-    return new Counter<L>({ name, help, labelNames, registers: [this.registry] });
-  }
-
-  protected gauge<L extends string>(
-    name: string,
-    help: string,
-    labelNames: readonly L[] = [],
-    collect?: (this: Gauge<L>) => void,
-  ) {
-    if (!this.enabled) return NOOP_METRIC as unknown as Gauge<L>;
-    return new Gauge<L>({
-      name,
-      help,
-      labelNames,
-      registers: [this.registry],
-      ...(collect ? { collect } : {}),
-    });
-  }
-
-  protected histogram<L extends string>(
-    name: string,
-    help: string,
-    buckets: number[],
-    labelNames: readonly L[] = [],
-  ) {
-    if (!this.enabled) return NOOP_METRIC as unknown as Histogram<L>;
-    return new Histogram<L>({ name, help, buckets, labelNames, registers: [this.registry] });
-  }
-}
 
 export class EngineMetrics extends MetricFactory {
   private readonly sources = new Set<MetricSources>();
