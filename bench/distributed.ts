@@ -15,10 +15,8 @@
  * or its labels differ. A whole job is one task: this measures throughput over jobs, not the split
  * of one job over workers (not built: docs/distributed.md).
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { once } from 'node:events';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -26,6 +24,7 @@ import { writeBlobsNpy } from '../src/bench/workloads.js';
 import { ApiKeys } from '../src/service/api-keys.js';
 import { openStore, storeFile } from '../src/store/db.js';
 import { CLI, killAll, type Started, startCli, stopCli } from './processes.js';
+import { type RedisServer, startRedis } from './redis.js';
 
 const { values } = parseArgs({
   options: {
@@ -40,43 +39,6 @@ const { values } = parseArgs({
 const ROWS = Number(values.rows);
 const JOBS = Number(values.jobs);
 const dir = mkdtempSync(join(tmpdir(), 'neurocluster-bench-distributed-'));
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  await once(server, 'close');
-  return port;
-}
-
-/** redis-server on a free loopback port, its files in the bench's directory. */
-async function redis(): Promise<{ url: string; stop: () => Promise<void> }> {
-  const port = await freePort();
-  const data = join(dir, 'redis');
-  mkdirSync(data);
-  const child = spawn(
-    '/usr/bin/redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--dir', data, '--save', '', '--appendonly', 'yes'],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  const exited = once(child, 'exit');
-  let out = '';
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.on('data', (d) => {
-      out += d;
-      if (out.includes('Ready to accept connections')) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`redis-server exited ${code}: ${out}`)));
-  });
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    stop: async () => {
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
 
 const jobOptions = {
   kmeans: { nClusters: Number(values.k) },
@@ -163,7 +125,7 @@ async function phase(
   };
 }
 
-let server: { url: string; stop: () => Promise<void> } | undefined;
+let server: RedisServer | undefined;
 try {
   const file = join(dir, `blobs-${ROWS}x16.npy`);
   await writeBlobsNpy(file, join(dir, 'truth.npy'), ROWS, 16, Number(values.k), 0);
@@ -192,7 +154,8 @@ try {
   );
   const cliSeconds = (performance.now() - t0) / 1000;
   const reference = labelsOf(readFileSync(labelsFile, 'utf8'));
-  server = await redis();
+  mkdirSync(join(dir, 'redis'));
+  server = await startRedis(join(dir, 'redis'));
   const one = await phase('one', server.url, file, reference, 1);
   const two = await phase('two', server.url, file, reference, 2);
   const killed = await phase('killed', server.url, file, reference, 2, true);

@@ -6,7 +6,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -107,9 +107,7 @@ describe.skipIf(!redisAvailable)('jobs on a queue, run by `neurocluster worker` 
     if (h) await stop(h);
     h = undefined;
     // A fresh queue for the next test.
-    const queue = new Queue('neurocluster', { connection: { url: redis.url } });
-    await queue.obliterate({ force: true });
-    await queue.close();
+    await withQueue((queue) => queue.obliterate({ force: true }));
   });
   afterAll(async () => {
     await redis?.stop();
@@ -165,6 +163,30 @@ describe.skipIf(!redisAvailable)('jobs on a queue, run by `neurocluster worker` 
     return w;
   }
 
+  /** `work` with a BullMQ handle on the tests' queue (to look at tasks as Redis has them), closed after. */
+  async function withQueue<T>(work: (queue: Queue) => Promise<T>): Promise<T> {
+    const queue = new Queue('neurocluster', { connection: { url: redis.url } });
+    try {
+      return await work(queue);
+    } finally {
+      await queue.close();
+    }
+  }
+
+  /** The body of a slow job, by the path of its file in the data roots (written once). */
+  function slowJob(harness: Harness) {
+    const path = join(harness.data, 'blobs.csv');
+    if (!existsSync(path)) slowCsv(path);
+    return { source: { path }, options: SLOW_OPTIONS };
+  }
+
+  /** A slow job submitted, once a worker runs it. */
+  async function runningSlowJob(harness: Harness): Promise<string> {
+    const id = await submit(harness, slowJob(harness));
+    await until(() => harness.service.jobs.get(id).state === 'running', 20_000, 'the job to start');
+    return id;
+  }
+
   async function submit(harness: Harness, body: unknown): Promise<string> {
     const r = await harness.service.app.inject({
       method: 'POST',
@@ -218,33 +240,26 @@ describe.skipIf(!redisAvailable)('jobs on a queue, run by `neurocluster worker` 
       list: [{ addr: expect.stringMatching(/^127\.0\.0\.1:\d+$/), ageSeconds: expect.any(Number) }],
     });
     // The task is gone from Redis once the store has the outcome.
-    const queue = new Queue('neurocluster', { connection: { url: redis.url } });
-    try {
-      await until(async () => (await queue.getJob(id)) === undefined, 5000, 'the task to be removed');
-    } finally {
-      await queue.close();
-    }
+    await withQueue((queue) =>
+      until(async () => (await queue.getJob(id)) === undefined, 5000, 'the task to be removed'),
+    );
   }, 60_000);
 
   it('a worker killed with SIGKILL mid-job: another takes the task, and the labels are the same', async () => {
     h = await start({}, true, redis.url);
-    const harness = h;
-    slowCsv(join(h.data, 'blobs.csv'));
-    const body = { source: { path: join(h.data, 'blobs.csv') }, options: SLOW_OPTIONS };
     // The reference: the same job on one worker, undisturbed.
     const first = await worker(h.home);
-    const reference = await settledWithin(h, await submit(h, body), 60_000);
+    const reference = await settled(h, await submit(h, slowJob(h)), 60_000);
     expect(reference.state, JSON.stringify(reference.error)).toBe('succeeded');
     const expected = await labelsOf(h, reference.id);
 
     const second = await worker(h.home);
-    const id = await submit(h, body);
-    await until(() => harness.service.jobs.get(id).state === 'running', 20_000, 'the job to start');
+    const id = await runningSlowJob(h);
     const holder = [first, second].find((w) => w.stderr().includes(`"job":"${id}"`))!;
     expect(holder).toBeDefined();
     holder.child.kill('SIGKILL');
     await holder.exited;
-    const job: Job = await settledWithin(h, id, 90_000);
+    const job: Job = await settled(h, id, 90_000);
     expect(job.state, JSON.stringify(job.error)).toBe('succeeded');
     expect(await labelsOf(h, id)).toBe(expected);
     const metrics = (await h.service.app.inject({ url: '/metrics' })).body;
@@ -254,15 +269,12 @@ describe.skipIf(!redisAvailable)('jobs on a queue, run by `neurocluster worker` 
 
   it('Redis stopped and started again mid-job (append-only file on): the job still succeeds', async () => {
     h = await start({}, true, redis.url);
-    const harness = h;
-    slowCsv(join(h.data, 'blobs.csv'));
     await worker(h.home);
-    const id = await submit(h, { source: { path: join(h.data, 'blobs.csv') }, options: SLOW_OPTIONS });
-    await until(() => harness.service.jobs.get(id).state === 'running', 20_000, 'the job to start');
+    const id = await runningSlowJob(h);
     await redis.stop();
     await new Promise((r) => setTimeout(r, 1000));
     await redis.restart();
-    const job = await settledWithin(h, id, 90_000);
+    const job = await settled(h, id, 90_000);
     expect(job.state, JSON.stringify(job.error)).toBe('succeeded');
     expect((await labelsOf(h, id)).trim().split('\n')).toHaveLength(4001);
   }, 120_000);
@@ -282,26 +294,26 @@ describe.skipIf(!redisAvailable)('jobs on a queue, run by `neurocluster worker` 
 
   it('a cancelled job that no worker took is taken off the queue', async () => {
     h = await start({}, true, redis.url);
+    const harness = h;
     const id = await submit(h, { data: ROWS, options: KMEANS });
-    const queue = new Queue('neurocluster', { connection: { url: redis.url } });
-    try {
+    await withQueue(async (queue) => {
       await until(async () => (await queue.getJob(id)) !== undefined, 5000, 'the task');
-      const r = await h.service.app.inject({ method: 'DELETE', url: `/v1/jobs/${id}`, headers: h.auth });
+      const r = await harness.service.app.inject({
+        method: 'DELETE',
+        url: `/v1/jobs/${id}`,
+        headers: harness.auth,
+      });
       expect(r.statusCode).toBe(202);
-      expect(h.service.jobs.get(id).state).toBe('cancelled');
+      expect(harness.service.jobs.get(id).state).toBe('cancelled');
       await until(async () => (await queue.getJob(id)) === undefined, 5000, 'the task to leave the queue');
-    } finally {
-      await queue.close();
-    }
+    });
   }, 30_000);
 
   it('a running job cancelled: its worker stops it, the job is cancelled and can then be deleted', async () => {
     h = await start({}, true, redis.url);
     const harness = h;
-    slowCsv(join(h.data, 'blobs.csv'));
     const w = await worker(h.home);
-    const id = await submit(h, { source: { path: join(h.data, 'blobs.csv') }, options: SLOW_OPTIONS });
-    await until(() => harness.service.jobs.get(id).state === 'running', 20_000, 'the job to start');
+    const id = await runningSlowJob(h);
     const r = await h.service.app.inject({ method: 'DELETE', url: `/v1/jobs/${id}`, headers: h.auth });
     expect(r.statusCode).toBe(202);
     expect(h.service.jobs.get(id).state).toBe('cancelled');
@@ -314,14 +326,11 @@ describe.skipIf(!redisAvailable)('jobs on a queue, run by `neurocluster worker` 
   it('a task Redis lost is put on the queue again by the sweep, and the job succeeds', async () => {
     h = await start({}, true, redis.url);
     const id = await submit(h, { data: ROWS, options: KMEANS });
-    const queue = new Queue('neurocluster', { connection: { url: redis.url } });
-    try {
+    await withQueue(async (queue) => {
       await until(async () => (await queue.getJob(id)) !== undefined, 5000, 'the task');
       // As if Redis had lost it (a crash between fsyncs, a failover).
       await (await queue.getJob(id))!.remove();
-    } finally {
-      await queue.close();
-    }
+    });
     await worker(h.home);
     const job = await settled(h, id);
     expect(job.state, JSON.stringify(job.error)).toBe('succeeded');
@@ -330,8 +339,7 @@ describe.skipIf(!redisAvailable)('jobs on a queue, run by `neurocluster worker` 
   it('a job that finished while the service was down is read from the queue at its next start', async () => {
     const first = await start({}, true, redis.url);
     const id = await submit(first, { data: ROWS, options: KMEANS });
-    const queue = new Queue('neurocluster', { connection: { url: redis.url } });
-    try {
+    await withQueue(async (queue) => {
       await until(async () => (await queue.getJob(id)) !== undefined, 5000, 'the task');
       await stop(first);
       expect(first.service.jobs.get(id).state).toBe('queued');
@@ -341,9 +349,7 @@ describe.skipIf(!redisAvailable)('jobs on a queue, run by `neurocluster worker` 
         30_000,
         'the task to finish',
       );
-    } finally {
-      await queue.close();
-    }
+    });
     // The next start, on the same home: the store learns the outcome from the queue.
     h = await start({}, true, redis.url, first.home);
     const job = await settled(h, id);
@@ -351,14 +357,3 @@ describe.skipIf(!redisAvailable)('jobs on a queue, run by `neurocluster worker` 
     expect((await labelsOf(h, id)).split('\n').length).toBeGreaterThan(ROWS.length);
   }, 60_000);
 });
-
-/** `settled`, for a job that takes longer than its 15 s. */
-async function settledWithin(h: Harness, id: string, ms: number): Promise<Job> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const job = h.service.jobs.get(id);
-    if (['succeeded', 'failed', 'cancelled'].includes(job.state)) return job;
-    if (Date.now() > deadline) throw new Error(`job ${id} did not finish in ${ms} ms (${job.state})`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}

@@ -1,78 +1,16 @@
 /**
- * A real Redis for the queue tests: Debian's `redis-server`, started on a free loopback port in a
- * fresh directory (append-only file on, as docs/distributed.md asks), stopped and removed after.
+ * The queue tests' Redis (bench/redis.ts), its directory a test temporary removed after the run.
  * Absent, the tests that need it are skipped, unless REQUIRE_REDIS=1 (`.ci/run` installs it and
  * requires it).
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { once } from 'node:events';
-import { createServer } from 'node:net';
+import { spawnSync } from 'node:child_process';
+import { REDIS_SERVER, type RedisServer, startRedis as startIn } from '../../bench/redis.js';
 import { tempDir } from '../helpers.js';
 
-export const REDIS_SERVER = '/usr/bin/redis-server';
+export type { RedisServer };
 export const redisAvailable = spawnSync(REDIS_SERVER, ['--version']).status === 0;
 export const redisRequired = process.env.REQUIRE_REDIS === '1';
 
-export interface RedisServer {
-  readonly url: string;
-  readonly port: number;
-  readonly dir: string;
-  /** Stops it (SIGTERM: it writes its append-only file) and waits for it to exit. */
-  stop(): Promise<void>;
-  /** Starts it again on the same port and directory (after `stop`). */
-  restart(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  await once(server, 'close');
-  return port;
-}
-
-async function launch(port: number, dir: string): Promise<ChildProcess> {
-  const child = spawn(
-    REDIS_SERVER,
-    ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let out = '';
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`redis-server did not start: ${out}`)), 10_000);
-    child.stdout!.on('data', (d) => {
-      out += d;
-      if (out.includes('Ready to accept connections')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`redis-server exited ${code}: ${out}`));
-    });
-  });
-  return child;
-}
-
-export async function startRedis(): Promise<RedisServer> {
-  const dir = tempDir();
-  const port = await freePort();
-  let child = await launch(port, dir);
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    port,
-    dir,
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = once(child, 'exit');
-      child.kill('SIGTERM');
-      await exited;
-    },
-    async restart() {
-      child = await launch(port, dir);
-    },
-  };
+export function startRedis(): Promise<RedisServer> {
+  return startIn(tempDir());
 }

@@ -61,14 +61,14 @@ export async function start(
   return { service, home, data, key, auth: { authorization: `Bearer ${key}` } };
 }
 
-/** The job once it is final (polled from the store). */
-export async function settled(h: Harness, id: string): Promise<Job> {
-  for (let i = 0; i < 600; i++) {
+/** The job once it is final (polled from the store), within `ms`. */
+export async function settled(h: Harness, id: string, ms = 15_000): Promise<Job> {
+  for (const deadline = Date.now() + ms; Date.now() < deadline; ) {
     const job = h.service.jobs.get(id);
     if (['succeeded', 'failed', 'cancelled'].includes(job.state)) return job;
     await new Promise((r) => setTimeout(r, 25));
   }
-  throw new Error(`job ${id} did not finish`);
+  throw new Error(`job ${id} did not finish in ${ms} ms`);
 }
 
 /** Drains and closes a service a test started. */
