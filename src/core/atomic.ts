@@ -110,7 +110,8 @@ export function sweepHome(home: string): void {
 export function realPathOf(path: string): string {
   const full = resolve(path);
   try {
-    return realpathSync(full);
+    // The system's realpath(3): one call, where Node's own walks the path an lstat at a time.
+    return realpathSync.native(full);
   } catch {
     const parent = dirname(full);
     return parent === full ? full : join(realPathOf(parent), basename(full));
@@ -126,12 +127,25 @@ export interface EngineFiles {
   readonly keyring?: string | undefined;
 }
 
-/** What an output must not be: the engine's own files, by real path. */
+/** The engine's files of the homes written from so far (a few in a process; tests make many). */
+const engineFilesSeen = new Map<string, { dirs: string[]; files: string[] }>();
+
+/**
+ * What an output must not be: the engine's own files, by real path. Resolved once for a home and
+ * keyring (eight real paths, on every write otherwise): the engine makes these files itself, where
+ * their home resolves to, and a home is not moved under a running process.
+ */
 function engineFiles({ home, keyring }: EngineFiles): { dirs: string[]; files: string[] } {
+  const name = `${resolve(home)}\0${keyring ? resolve(keyring) : ''}`;
+  const seen = engineFilesSeen.get(name);
+  if (seen) return seen;
   const store = join(home, 'neurocluster.db');
   const files = ['', '-wal', '-shm', '-journal'].map((s) => realPathOf(store + s));
   if (keyring) files.push(realPathOf(keyring), realPathOf(`${keyring}.lock`));
-  return { dirs: [realPathOf(join(home, 'keys')), realPathOf(join(home, 'audit'))], files };
+  const found = { dirs: [realPathOf(join(home, 'keys')), realPathOf(join(home, 'audit'))], files };
+  if (engineFilesSeen.size >= 64) engineFilesSeen.delete(engineFilesSeen.keys().next().value as string);
+  engineFilesSeen.set(name, found);
+  return found;
 }
 
 /**

@@ -217,7 +217,8 @@ export class AuditLog {
    */
   private locked<T>(work: () => T): T {
     try {
-      mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+      // Looked at first: a stat costs less than the mkdir that fails on every append but the first.
+      if (!existsSync(this.dir)) mkdirSync(this.dir, { recursive: true, mode: 0o700 });
       return work();
     } catch (cause) {
       throw storageError(cause, `cannot write the audit log ${this.file}`, { file: this.file }) ?? cause;

@@ -68,6 +68,9 @@ function newKey(): KeyEntry {
 }
 
 export class Keyring {
+  /** Keys derived so far, by key ID and purpose: a key's material never changes under its ID. */
+  private readonly derivedKeys = new Map<string, Buffer>();
+
   private constructor(
     private doc: KeyringDocument,
     /** The file it is kept in; undefined when it came from the environment. */
@@ -154,9 +157,16 @@ export class Keyring {
 
   /** A key for one purpose (HMAC of the audit log, ...), derived from the key `id` by HKDF-SHA256. */
   derived(id: string, purpose: string, verifyOnly = false): Buffer {
-    return Buffer.from(
-      hkdfSync('sha256', this.key(id, verifyOnly), Buffer.alloc(0), `neurocluster:${purpose}`, 32),
-    );
+    // Asked each time: the key may have been retired (or, unknown, added by another process) since.
+    const material = this.key(id, verifyOnly);
+    const name = `${id}\0${purpose}`;
+    let key = this.derivedKeys.get(name);
+    if (!key) {
+      key = Buffer.from(hkdfSync('sha256', material, Buffer.alloc(0), `neurocluster:${purpose}`, 32));
+      this.derivedKeys.set(name, key);
+    }
+    // A copy: what a caller does with its key (wipes it) is not the next caller's.
+    return Buffer.from(key);
   }
 
   /** Every key, without its material. */

@@ -122,14 +122,26 @@ export async function buildService(o: ServiceOptions): Promise<Service> {
   const audit = (event: AuditEvent, correlationId: string) =>
     withCorrelationId(correlationId, () => auditLog?.append(event));
 
-  /** A job's configuration: the service's, then its options; its own uploads are inside its roots. */
+  /**
+   * A job's configuration: the service's, then its options; its own uploads are inside its roots.
+   * Checked when the job is accepted and again when it starts, and pipelines send the same few
+   * option documents again and again: the last ones checked are kept (the service's own
+   * configuration does not change while it runs).
+   */
+  const checked = new Map<string, Config>();
   const configOf = (job: Pick<Job, 'input' | 'options'>): Config => {
+    const name = JSON.stringify([job.input.kind, job.options]);
+    const known = checked.get(name);
+    if (known) return known;
     const roots = config.security.dataRoots;
     const own =
       job.input.kind === 'upload' && roots.length > 0
         ? { security: { dataRoots: [...roots, jobs.root] } }
         : {};
-    return resolveConfigChecked([config, job.options, own]).config;
+    const resolved = resolveConfigChecked([config, job.options, own]).config;
+    if (checked.size >= 256) checked.delete(checked.keys().next().value as string);
+    checked.set(name, resolved);
+    return resolved;
   };
 
   const onStart = (job: Job) =>

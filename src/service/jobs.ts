@@ -10,7 +10,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { existsSync, mkdirSync, realpathSync, rmSync } from 'node:fs';
+import { existsSync, realpathSync, rmSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { RequestError } from '../core/errors.js';
 import type { Db } from '../store/db.js';
@@ -106,11 +107,9 @@ export class JobStore {
     readonly root: string,
   ) {}
 
-  /** The directory of a job's files (made owner-only on first use). */
-  dir(id: string, make = false): string {
-    const dir = join(this.root, id);
-    if (make) mkdirSync(dir, { recursive: true, mode: 0o700 });
-    return dir;
+  /** The directory of a job's files (owner-only, made by {@link reserve}). */
+  dir(id: string): string {
+    return join(this.root, id);
   }
 
   /** The file a job clusters: its upload, in its directory, or the path it named. */
@@ -118,10 +117,13 @@ export class JobStore {
     return job.input.kind === 'path' ? job.input.path : join(this.dir(job.id), job.input.file);
   }
 
-  /** A new job id, with its directory made, for the files a job is accepted with. */
-  reserve(): string {
+  /**
+   * A new job id, with its directory made, for the files a job is accepted with (off the event
+   * loop: every submission makes one).
+   */
+  async reserve(): Promise<string> {
     const id = randomUUID();
-    this.dir(id, true);
+    await mkdir(this.dir(id), { recursive: true, mode: 0o700 });
     return id;
   }
 

@@ -192,4 +192,23 @@ describe('envelope encryption', () => {
     expect(decryptBuffer(encryptBuffer(Buffer.from('secret'), keys), fromEnv).toString()).toBe('secret');
     expect(() => fromEnv.rotate()).toThrow(/NEUROCLUSTER_KEYRING_JSON/);
   });
+  it('derives a key for a purpose the same way every time (HKDF-SHA256), and refuses one of a retired key', async () => {
+    const keys = ring();
+    const { hkdfSync } = await import('node:crypto');
+    const first = keys.current().id;
+    const expected = Buffer.from(
+      hkdfSync('sha256', keys.key(first), Buffer.alloc(0), 'neurocluster:audit', 32),
+    );
+    const derived = keys.derived(first, 'audit');
+    expect(derived.equals(expected)).toBe(true);
+    // Another purpose is another key; what a caller does with its copy is not the next caller's.
+    expect(keys.derived(first, 'model-file').equals(expected)).toBe(false);
+    derived.fill(0);
+    expect(keys.derived(first, 'audit').equals(expected)).toBe(true);
+    // Derived before it was retired, it is refused after, but for checking old signatures.
+    keys.rotate();
+    keys.retire(first);
+    expect(() => keys.derived(first, 'audit')).toThrow(/retired/);
+    expect(keys.derived(first, 'audit', true).equals(expected)).toBe(true);
+  });
 });

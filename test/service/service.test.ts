@@ -506,7 +506,7 @@ describe('the job store', () => {
   it('queues a job cut off by a stop again, but fails one cut off three times', async () => {
     const home = tempDir();
     const jobs = new JobStore(openStore(storeFile(home)), join(home, 'jobs'));
-    const id = jobs.reserve();
+    const id = await jobs.reserve();
     jobs.accept(id, { kind: 'upload', file: 'input.json' }, {}, { name: 'tester', tenant: 'default' }, 'c1');
     for (let run = 1; run <= 3; run++) {
       expect(jobs.claim()?.attempts).toBe(run);

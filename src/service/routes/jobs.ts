@@ -182,7 +182,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ServiceContext): void {
         `${config.service.maxQueuedJobs} jobs are waiting (service.maxQueuedJobs): submit this one later`,
       );
     const actor = caller(request).name;
-    const id = jobs.reserve();
+    const id = await jobs.reserve();
     let job: Job;
     try {
       let input: JobInput;
