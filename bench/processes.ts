@@ -24,11 +24,17 @@ export interface Started<Line> {
 const started: Started<unknown>[] = [];
 
 /** Starts `neurocluster ...args` with `env` added, and waits for its first stdout line. */
-export async function startCli<Line>(
-  args: readonly string[],
+export function startCli<Line>(args: readonly string[], env: NodeJS.ProcessEnv): Promise<Started<Line>> {
+  return startNode([CLI, ...args], env, `neurocluster ${args[0]}`);
+}
+
+/** Starts `node ...argv` with `env` added, and waits for its first stdout line. */
+export async function startNode<Line>(
+  argv: readonly string[],
   env: NodeJS.ProcessEnv,
+  name: string,
 ): Promise<Started<Line>> {
-  const child = spawn(process.execPath, [CLI, ...args], {
+  const child = spawn(process.execPath, argv, {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -39,7 +45,7 @@ export async function startCli<Line>(
   });
   child.once('exit', (code, signal) => {
     if (signal !== 'SIGKILL' && signal !== 'SIGTERM' && code !== 0)
-      process.stderr.write(`neurocluster ${args[0]} exited (${code ?? signal}):\n${log}\n`);
+      process.stderr.write(`${name} exited (${code ?? signal}):\n${log}\n`);
   });
   let out = '';
   const line = await new Promise<string>((resolveLine, reject) => {
@@ -47,7 +53,7 @@ export async function startCli<Line>(
       out += d;
       if (out.includes('\n')) resolveLine(out.split('\n')[0]!);
     });
-    child.once('exit', (code) => reject(new Error(`neurocluster ${args[0]} exited with ${code}: ${log}`)));
+    child.once('exit', (code) => reject(new Error(`${name} exited with ${code}: ${log}`)));
   });
   const result: Started<Line> = { child, line: JSON.parse(line) as Line, exited, log: () => log };
   started.push(result);

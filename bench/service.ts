@@ -3,24 +3,32 @@
  * --livez-rate 1000 --livez-seconds 3]`: the service under load, on loopback only, bounded in
  * count and time. Each phase runs a real `neurocluster serve` process on a fresh home:
  *
+ * 0. alone: one client submits 50 jobs one after another: what one accept costs, unqueued;
  * 1. load: `--clients` clients submit `--jobs` iris-sized jobs (150 x 4, the default method) with
  *    NEUROCLUSTER_FAULT set; every job must reach `succeeded` (the fallback answers faulted ones);
  *    the statuses seen (5xx only as 503 with Retry-After), POST /v1/jobs latency p50/p99;
  * 2. livez: GET /livez at `--livez-rate` requests per second for `--livez-seconds`, latency p99;
+ *    then, as the reference on this machine, the same requests to a bare node:http server (one
+ *    line of JSON for every request, nothing else) in a process of its own: what the client, the
+ *    loopback and the scheduler cost any server here;
  * 3. kill: the load again, the service killed with SIGKILL once half the jobs were accepted, then
  *    started again: every accepted job must reach a final state.
+ *
+ * The client is node:http with keep-alive connections: lean, because on a small machine the
+ * client's own CPU is taken from the server it measures (fetch costs several times more a request).
  *
  * One JSON object on stdout; exit 1 when a job is lost or a target is missed.
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { Agent, request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ApiKeys } from '../src/service/api-keys.js';
 import { openStore, storeFile } from '../src/store/db.js';
-import { killAll, quantile, startCli } from './processes.js';
+import { killAll, quantile, startCli, startNode } from './processes.js';
 
 const { values } = parseArgs({
   options: {
@@ -63,11 +71,56 @@ async function serve(home: string): Promise<Server> {
 
 const round = (ms: number) => Number(ms.toFixed(2));
 
+const agent = new Agent({ keepAlive: true, maxSockets: 256 });
+
+interface Answer {
+  status: number;
+  retryAfter: string | undefined;
+  body: string;
+}
+
+/** One request on the keep-alive pool; the whole answer read. */
+function send(
+  url: string,
+  options: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<Answer> {
+  return new Promise((resolveAnswer, reject) => {
+    const req = httpRequest(
+      url,
+      { agent, method: options.method ?? 'GET', headers: options.headers },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          body += chunk;
+        });
+        res.on('end', () =>
+          resolveAnswer({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'], body }),
+        );
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+/** The reference for the probe: a bare node:http server answering every request with one JSON line. */
+const BARE_SERVER = `
+const server = require('node:http').createServer((_req, res) => {
+  res.setHeader('content-type', 'application/json; charset=utf-8');
+  res.end('{"status":"ok"}');
+});
+server.listen(0, '127.0.0.1', () =>
+  console.log(JSON.stringify({ url: 'http://127.0.0.1:' + server.address().port })));
+`;
+
 /** Submits `count` jobs from `clients` clients; `onAccepted` may stop the load (it returns false). */
 async function load(
   server: () => Server,
   auth: string,
   count: number,
+  clients = CLIENTS,
   onAccepted: (accepted: number) => boolean = () => true,
 ): Promise<{ ids: string[]; latencies: number[]; statuses: Record<string, number>; bad5xx: number }> {
   const ids: string[] = [];
@@ -80,9 +133,9 @@ async function load(
     while (going && next < count) {
       next++;
       const t0 = performance.now();
-      let r: Response;
+      let r: Answer;
       try {
-        r = await fetch(`${server().url}/v1/jobs`, {
+        r = await send(`${server().url}/v1/jobs`, {
           method: 'POST',
           headers: { authorization: auth, 'content-type': 'application/json' },
           body,
@@ -93,15 +146,15 @@ async function load(
       }
       latencies.push(performance.now() - t0);
       statuses[r.status] = (statuses[r.status] ?? 0) + 1;
-      if (r.status >= 500 && !(r.status === 503 && r.headers.get('retry-after'))) bad5xx++;
-      const answer = (await r.json()) as { id?: string };
+      if (r.status >= 500 && !(r.status === 503 && r.retryAfter)) bad5xx++;
+      const answer = JSON.parse(r.body) as { id?: string };
       if (r.status === 202 && answer.id) {
         ids.push(answer.id);
         if (!onAccepted(ids.length)) going = false;
       }
     }
   };
-  await Promise.all(Array.from({ length: CLIENTS }, client));
+  await Promise.all(Array.from({ length: clients }, client));
   return { ids, latencies: latencies.sort((a, b) => a - b), statuses, bad5xx };
 }
 
@@ -112,8 +165,8 @@ async function settle(server: Server, auth: string, ids: readonly string[], ms: 
   while (Date.now() < deadline) {
     states = {};
     for (const id of ids) {
-      const r = await fetch(`${server.url}/v1/jobs/${id}`, { headers: { authorization: auth } });
-      const { state } = (await r.json()) as { state: string };
+      const r = await send(`${server.url}/v1/jobs/${id}`, { headers: { authorization: auth } });
+      const { state } = JSON.parse(r.body) as { state: string };
       states[state] = (states[state] ?? 0) + 1;
     }
     if ((states.succeeded ?? 0) + (states.failed ?? 0) + (states.cancelled ?? 0) === ids.length) break;
@@ -127,7 +180,8 @@ async function stop(server: Server, signal: NodeJS.Signals = 'SIGTERM'): Promise
   await server.exited;
 }
 
-async function livez(server: Server, rate: number, seconds: number) {
+/** GET `url` at `rate` requests a second for `seconds`, each sent when due whatever came back. */
+async function probe(url: string, rate: number, seconds: number) {
   const latencies: number[] = [];
   const total = rate * seconds;
   const t0 = performance.now();
@@ -139,8 +193,7 @@ async function livez(server: Server, rate: number, seconds: number) {
     pending.push(
       (async () => {
         const start = performance.now();
-        const r = await fetch(`${server.url}/livez`);
-        await r.arrayBuffer();
+        await send(url);
         latencies.push(performance.now() - start);
       })(),
     );
@@ -168,13 +221,20 @@ try {
   // 1. Load with faults.
   const a = freshHome();
   let server = await serve(a.home);
+  const alone = await load(() => server, a.auth, 50, 1);
+  await settle(server, a.auth, alone.ids, 600_000);
   const t0 = performance.now();
   const loaded = await load(() => server, a.auth, JOBS);
   const states = await settle(server, a.auth, loaded.ids, 600_000);
   const loadSeconds = (performance.now() - t0) / 1000;
-  // 2. The liveness probe at a fixed rate, the jobs done.
-  const probe = await livez(server, Number(values['livez-rate']), Number(values['livez-seconds']));
+  // 2. The liveness probe at a fixed rate, the jobs done; then the bare server, the same way.
+  const rate = Number(values['livez-rate']);
+  const seconds = Number(values['livez-seconds']);
+  const livez = await probe(`${server.url}/livez`, rate, seconds);
   await stop(server);
+  const bare = await startNode<{ url: string }>(['-e', BARE_SERVER], {}, 'the bare server');
+  const reference = await probe(`${bare.line.url}/`, rate, seconds);
+  await stop({ child: bare.child, url: bare.line.url, exited: bare.exited });
   // 3. Killed half-way, started again.
   const b = freshHome();
   server = await serve(b.home);
@@ -184,6 +244,7 @@ try {
     () => server,
     b.auth,
     JOBS,
+    CLIENTS,
     (accepted) => {
       if (accepted === Math.floor(JOBS / 2)) {
         killedAt.push(accepted);
@@ -200,6 +261,11 @@ try {
 
   const final = (s: Record<string, number>) => (s.succeeded ?? 0) + (s.failed ?? 0) + (s.cancelled ?? 0);
   const result = {
+    alone: {
+      jobs: alone.ids.length,
+      postP50Ms: round(quantile(alone.latencies, 0.5)),
+      postP99Ms: round(quantile(alone.latencies, 0.99)),
+    },
     load: {
       jobs: JOBS,
       clients: CLIENTS,
@@ -212,7 +278,7 @@ try {
       postP99Ms: round(quantile(loaded.latencies, 0.99)),
       seconds: Number(loadSeconds.toFixed(1)),
     },
-    livez: probe,
+    livez: { ...livez, reference, p99Ratio: Number((livez.p99Ms / reference.p99Ms).toFixed(2)) },
     kill: {
       accepted: killed.ids.length,
       killedAfter: killedAt[0],
@@ -223,7 +289,7 @@ try {
       allSucceeded: (states.succeeded ?? 0) === JOBS,
       no5xx: loaded.bad5xx === 0,
       postP99Under50Ms: quantile(loaded.latencies, 0.99) <= 50,
-      livezP99Under5Ms: probe.p99Ms <= 5,
+      livezP99Under5Ms: livez.p99Ms <= 5,
       noneLostAfterKill: final(afterKill) === killed.ids.length,
     },
   };
