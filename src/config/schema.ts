@@ -449,6 +449,13 @@ export const privacySchema = z.strictObject({
     .max(200)
     .optional()
     .describe('the dataset the budget belongs to; the content hash of the parsed matrix by default'),
+  namespace: z
+    .string()
+    .regex(/^[A-Za-z0-9._:-]{1,80}$/, 'letters, digits, . _ : - (at most 80)')
+    .optional()
+    .describe(
+      "budgets are kept as <namespace>/<dataset>: the service sets tenant:<name>, so that each tenant's budgets are its own",
+    ),
   iterations: z
     .int()
     .min(1)
@@ -570,6 +577,21 @@ export const serviceSchema = z.strictObject({
   maxEventLoopDelay: duration('1s').describe(
     'load shedding: past this event-loop delay, requests (all but /livez) get 503 with Retry-After',
   ),
+  quotas: z
+    .strictObject({
+      maxActiveJobs: z.int().min(0).optional().describe("a tenant's jobs queued or running at once"),
+      maxJobsPerHour: z.int().min(0).optional().describe('jobs a tenant may submit in any hour'),
+      maxRowsPerJob: z.int().min(0).optional().describe("rows in one job's data"),
+      maxStoredBytes: z
+        .int()
+        .min(0)
+        .optional()
+        .describe("bytes of a tenant's stored uploads and results (encrypted, as kept)"),
+    })
+    .default({})
+    .describe(
+      "every tenant's quotas (none set: no limit); `neurocluster tenants set` overrides them for one. Past one: 429 NEUROCLUSTER_ERR_QUOTA",
+    ),
 });
 
 /**
@@ -650,10 +672,23 @@ export const configSchema = z.strictObject({
   service: serviceSchema.default(serviceSchema.parse({})),
   distributed: distributedSchema.default(distributedSchema.parse({})),
   metrics: z
-    .strictObject({})
-    .default({})
+    .strictObject({
+      tenantLabels: z
+        .boolean()
+        .default(false)
+        .describe(
+          "the service's jobs by tenant (neurocluster_service_tenant_jobs): off by default, a label value per tenant",
+        ),
+      maxTenantLabels: z
+        .int()
+        .min(1)
+        .max(1000)
+        .default(50)
+        .describe('with tenantLabels, the busiest tenants named; the rest are summed as tenant="other"'),
+    })
+    .default({ tenantLabels: false, maxTenantLabels: 50 })
     .describe(
-      'Prometheus metrics: no keys (NEUROCLUSTER_METRICS=off turns them off at start-up; --metrics-out and --pushgateway export a CLI run)',
+      'Prometheus metrics (NEUROCLUSTER_METRICS=off turns them off at start-up; --metrics-out and --pushgateway export a CLI run)',
     ),
 });
 

@@ -264,6 +264,15 @@ export const ERROR_CODES = {
     exitCode: 2,
     recovery: ['Wait for the time the Retry-After header says, or ask for a higher service.rateLimit.max.'],
   },
+  NEUROCLUSTER_ERR_QUOTA: {
+    category: 'request',
+    severity: 'low',
+    exitCode: 2,
+    recovery: [
+      "The tenant's quota is reached: wait for the time the Retry-After header says where there is one (a job ends, the hour moves on).",
+      'Delete finished jobs to free stored bytes, send fewer rows, or ask for a higher quota (`neurocluster tenants set`, service.quotas).',
+    ],
+  },
   NEUROCLUSTER_ERR_INTERNAL: {
     category: 'internal',
     severity: 'critical',

@@ -114,6 +114,19 @@ export class RequestError extends NeuroclusterError {
   }
 }
 
+/**
+ * A tenant's quota would be passed by the request (the service answers 429); `retryAfterSeconds`
+ * where waiting helps (a job ends, the hour moves on), absent where it does not (too many rows).
+ */
+export class QuotaError extends NeuroclusterError {
+  readonly retryAfterSeconds: number | undefined;
+
+  constructor(message: string, options: ErrorOptions & { retryAfterSeconds?: number } = {}) {
+    super('NEUROCLUSTER_ERR_QUOTA', message, options);
+    this.retryAfterSeconds = options.retryAfterSeconds;
+  }
+}
+
 /** Bad command line or bad option value. */
 export class UsageError extends NeuroclusterError {
   constructor(

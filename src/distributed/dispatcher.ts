@@ -57,6 +57,9 @@ const SWEEP_MS = 30_000;
 /** States in which a task has not started, so cancelling it removes it from the queue. */
 const NOT_STARTED = new Set(['waiting', 'delayed', 'prioritized', 'waiting-children']);
 
+/** BullMQ's lowest priority (the largest number it takes). */
+const MAX_PRIORITY = 2_097_152;
+
 export class QueueRunner implements Runner {
   private readonly queue: Queue<TaskData, TaskOutcome>;
   private readonly events: QueueEvents;
@@ -287,8 +290,12 @@ export class QueueRunner implements Runner {
       dir: this.o.store.dir(job.id),
       config: forTask(config),
       correlationId: job.correlationId,
+      tenant: job.tenant,
     };
-    await this.queue.add(JOB_TASK, task, { jobId: job.id });
+    // Ranked by the job's place in its tenant's line: workers take the lowest first, so tenants
+    // take turns (one tenant's thousand tasks do not hold another's one back).
+    const priority = Math.min(this.o.store.rank(job), MAX_PRIORITY);
+    await this.queue.add(JOB_TASK, task, { jobId: job.id, priority });
     // Cancelled while it was being added: it leaves the queue again.
     if (!this.current(job.id)) await this.withdraw(job.id);
   }

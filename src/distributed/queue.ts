@@ -25,6 +25,8 @@ export interface Task {
   readonly dir: string;
   readonly config: Config;
   readonly correlationId: string;
+  /** The tenant the job belongs to: its logs carry it. */
+  readonly tenant: string;
 }
 
 const absolute = z.string().refine(isAbsolute, 'not an absolute path');
@@ -34,6 +36,7 @@ const taskSchema = z.strictObject({
   dir: absolute,
   config: z.unknown(),
   correlationId: z.string().min(1).max(128),
+  tenant: z.string().min(1).max(64),
 });
 
 /**

@@ -91,6 +91,7 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<QueueWork
     const log = o.logger.child({
       correlationId: task.correlationId,
       job: task.id,
+      tenant: task.tenant,
       attempt: job.attemptsStarted,
     });
     const thread = idle.pop() ?? new JobThread(o.logger, o.env);

@@ -10,7 +10,7 @@ import { UsageError } from '../core/errors.js';
 import type { Scaler } from '../data/clean.js';
 import type { Dataset } from '../data/dataset.js';
 import type { PrivacyAccountant } from '../security/privacy/accountant.js';
-import { datasetId } from '../security/privacy/accountant.js';
+import { budgetName, datasetId } from '../security/privacy/accountant.js';
 import { chargeRelease, resolveBounds } from '../security/privacy/api.js';
 import { dpKMeans } from '../security/privacy/dp-kmeans.js';
 import { fromPico } from '../security/privacy/mechanisms.js';
@@ -48,7 +48,7 @@ export async function privateClusterStage(
   throwIfAborted(ctx.signal);
   const d = raw.cols;
   const bounds = p.bounds === undefined ? undefined : resolveBounds(p.bounds, dataset.columns);
-  const name = p.dataset ?? datasetId(raw);
+  const name = budgetName(p.namespace, p.dataset ?? datasetId(raw));
   const charged = await clock.time('privacy', async () =>
     chargeRelease(on.accountant, name, p.epsilon!, p.delta, 'dp-kmeans'),
   );

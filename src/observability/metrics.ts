@@ -52,6 +52,14 @@ export interface MetricSources {
   readonly errors?: { counts(): { total: number }; alertThreshold: number };
   /** The service's jobs by state (`neurocluster serve`). */
   readonly jobs?: { counts(): Readonly<Record<string, number>> };
+  /**
+   * The service's jobs by tenant and state, and how many tenants may be label values (the rest
+   * are summed as `other`): only where `metrics.tenantLabels` allows it (cardinality).
+   */
+  readonly tenantJobs?: {
+    byTenant(): Readonly<Record<string, Readonly<Record<string, number>>>>;
+    readonly maxTenants: number;
+  };
 }
 
 /** The parts of the system health score, each in [0, 1]. */
@@ -445,6 +453,12 @@ export class EngineMetrics extends MetricFactory {
     ['state'],
     () => this.collectJobs(),
   );
+  readonly serviceTenantJobs = this.gauge(
+    'neurocluster_service_tenant_jobs',
+    'The service\'s jobs by tenant and state, when metrics.tenantLabels is on: the tenants with the most jobs queued or running, up to metrics.maxTenantLabels, and the rest as tenant="other".',
+    ['tenant', 'state'],
+    () => this.collectTenantJobs(),
+  );
   readonly serviceQueueDepth = this.gauge(
     'neurocluster_service_queue_depth',
     'Jobs accepted by the service and not yet started.',
@@ -613,6 +627,24 @@ export class EngineMetrics extends MetricFactory {
     this.serviceJobs.reset();
     for (const [state, n] of Object.entries(counts)) this.serviceJobs.set({ state }, n);
     this.serviceQueueDepth.set(counts.queued ?? 0);
+  }
+
+  private collectTenantJobs(): void {
+    const source = this.latest('tenantJobs');
+    if (!source) return;
+    const all = Object.entries(source.byTenant());
+    const active = (counts: Readonly<Record<string, number>>) => (counts.queued ?? 0) + (counts.running ?? 0);
+    // The busiest tenants by name; the rest, however many, one series per state.
+    all.sort(([a, x], [b, y]) => active(y) - active(x) || a.localeCompare(b));
+    this.serviceTenantJobs.reset();
+    const other: Record<string, number> = {};
+    all.forEach(([tenant, counts], i) => {
+      for (const [state, n] of Object.entries(counts)) {
+        if (i < source.maxTenants) this.serviceTenantJobs.set({ tenant, state }, n);
+        else other[state] = (other[state] ?? 0) + n;
+      }
+    });
+    for (const [state, n] of Object.entries(other)) this.serviceTenantJobs.set({ tenant: 'other', state }, n);
   }
 
   private collectBreakers(): void {

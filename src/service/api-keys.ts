@@ -7,6 +7,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { RequestError, SecurityError, UsageError } from '../core/errors.js';
 import type { Db } from '../store/db.js';
+import { checkTenantName, Tenants } from './tenants.js';
 
 export interface ApiKeyInfo {
   readonly name: string;
@@ -54,8 +55,8 @@ export class ApiKeys {
   create(name: string, tenant = 'default'): ApiKeyInfo & { key: string } {
     if (!NAME.test(name))
       throw new UsageError(`--name: "${name}" is not a key name (letters, digits, . _ -; at most 64)`);
-    if (!NAME.test(tenant))
-      throw new UsageError(`--tenant: "${tenant}" is not a tenant name (letters, digits, . _ -; at most 64)`);
+    checkTenantName(tenant, '--tenant');
+    new Tenants(this.db).need(tenant);
     const keyId = randomBytes(8).toString('hex');
     const secret = randomBytes(32).toString('base64url');
     const salt = randomBytes(16).toString('hex');

@@ -20,6 +20,7 @@ import {
   ConfigError,
   isNeuroclusterError,
   type NeuroclusterError,
+  QuotaError,
   RequestError,
   ResourceExhaustedError,
   toNeuroclusterError,
@@ -38,6 +39,7 @@ import { eventRoutes } from './routes/events.js';
 import { jobRoutes } from './routes/jobs.js';
 import { operationRoutes } from './routes/operations.js';
 import { JobRunner, type Runner, type RunnerDeps } from './runner.js';
+import { Tenants, tenantNamespace } from './tenants.js';
 
 /** The HTTP status of each request-level code; any other code is a 500 (or 503, below). */
 const STATUS: Partial<Record<ErrorCode, number>> = {
@@ -51,6 +53,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   NEUROCLUSTER_ERR_CONFLICT: 409,
   NEUROCLUSTER_ERR_TOO_LARGE: 413,
   NEUROCLUSTER_ERR_RATE_LIMIT: 429,
+  NEUROCLUSTER_ERR_QUOTA: 429,
   NEUROCLUSTER_ERR_CONFIG: 422,
   NEUROCLUSTER_ERR_DATA_FORMAT: 422,
   NEUROCLUSTER_ERR_DATA_VALUE: 422,
@@ -110,11 +113,17 @@ export async function buildService(o: ServiceOptions): Promise<Service> {
   const db = openStore(storeFile(home));
   const jobs = new JobStore(db, join(home, 'service', 'jobs'));
   const keys = new ApiKeys(db);
+  const tenants = new Tenants(db);
   // The record of encrypted files of this home's store (keys rotate and retire read it).
   const files = new EncryptedFileRegistry(db);
   const auditLog = config.audit.enabled ? AuditLog.open(config.audit, home, undefined, keyring) : undefined;
   const metrics = runtime.metrics;
-  metrics.watch({ jobs });
+  metrics.watch({
+    jobs,
+    ...(config.metrics.tenantLabels
+      ? { tenantJobs: { byTenant: () => jobs.byTenant(), maxTenants: config.metrics.maxTenantLabels } }
+      : {}),
+  });
   let draining = false;
   /** The open event streams' closers: a shutdown ends them, or the server would wait on them. */
   const streams = new Set<() => void>();
@@ -129,15 +138,17 @@ export async function buildService(o: ServiceOptions): Promise<Service> {
    * configuration does not change while it runs).
    */
   const checked = new Map<string, Config>();
-  const configOf = (job: Pick<Job, 'input' | 'options'>): Config => {
-    const name = JSON.stringify([job.input.kind, job.options]);
+  const configOf = (job: Pick<Job, 'input' | 'options' | 'tenant'>): Config => {
+    const name = JSON.stringify([job.input.kind, job.tenant, job.options]);
     const known = checked.get(name);
     if (known) return known;
     const roots = config.security.dataRoots;
-    const own =
-      job.input.kind === 'upload' && roots.length > 0
+    const own = {
+      ...(job.input.kind === 'upload' && roots.length > 0
         ? { security: { dataRoots: [...roots, jobs.root] } }
-        : {};
+        : {}),
+      privacy: { namespace: tenantNamespace(job.tenant) },
+    };
     const resolved = resolveConfigChecked([config, job.options, own]).config;
     if (checked.size >= 256) checked.delete(checked.keys().next().value as string);
     checked.set(name, resolved);
@@ -155,7 +166,7 @@ export async function buildService(o: ServiceOptions): Promise<Service> {
         resource: job.id,
         outcome: job.state === 'succeeded' ? 'success' : 'failure',
         actor: job.actor,
-        details: { state: job.state, ...(job.error ? { code: job.error.code } : {}) },
+        details: { tenant: job.tenant, state: job.state, ...(job.error ? { code: job.error.code } : {}) },
       },
       job.correlationId,
     );
@@ -260,6 +271,8 @@ export async function buildService(o: ServiceOptions): Promise<Service> {
     if (status >= 500)
       logger.error({ correlationId: request.correlationId, code: error.code }, error.message);
     if (status === 503) reply.header('retry-after', '5');
+    if (error instanceof QuotaError && error.retryAfterSeconds !== undefined)
+      reply.header('retry-after', String(error.retryAfterSeconds));
     // An internal error's text is the server's (a stack's words, a path): the log has it.
     const message =
       error.code === 'NEUROCLUSTER_ERR_INTERNAL'
@@ -283,6 +296,7 @@ export async function buildService(o: ServiceOptions): Promise<Service> {
     logger,
     keyring,
     jobs,
+    tenants,
     runner,
     files,
     streams,

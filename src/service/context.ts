@@ -13,6 +13,7 @@ import type { Keyring } from '../security/keyring.js';
 import type { Caller } from './api-keys.js';
 import type { Job, JobStore } from './jobs.js';
 import type { Runner } from './runner.js';
+import type { Tenants } from './tenants.js';
 
 export interface ServiceContext {
   readonly config: Config;
@@ -20,6 +21,8 @@ export interface ServiceContext {
   readonly logger: Logger;
   readonly keyring: Keyring;
   readonly jobs: JobStore;
+  /** The tenants: their quotas and what they use of them. */
+  readonly tenants: Tenants;
   readonly runner: Runner;
   /** The record of encrypted files of this home's store (keys rotate and retire read it). */
   readonly files: EncryptedFileRegistry;
@@ -29,8 +32,11 @@ export interface ServiceContext {
   draining(): boolean;
   /** Appends an audit record under the request's correlation ID (no-op when the log is off). */
   audit(event: AuditEvent, correlationId: string): void;
-  /** A job's configuration: the service's, then its options; its own uploads inside its roots. */
-  configOf(job: Pick<Job, 'input' | 'options'>): Config;
+  /**
+   * A job's configuration: the service's, then its options; its own uploads inside its roots, its
+   * privacy budgets its tenant's.
+   */
+  configOf(job: Pick<Job, 'input' | 'options' | 'tenant'>): Config;
 }
 
 /** The request's caller; a /v1 route without one is refused (never answered as anybody). */

@@ -20,7 +20,15 @@ import { progressOf } from './progress.js';
 
 /** What the main thread sends: a job to run, a job to stop, or a request for the metrics. */
 export type ToWorker =
-  | { type: 'run'; id: string; input: string; dir: string; config: Config; correlationId: string }
+  | {
+      type: 'run';
+      id: string;
+      input: string;
+      dir: string;
+      config: Config;
+      correlationId: string;
+      tenant: string;
+    }
   | { type: 'abort'; id: string }
   | { type: 'metrics'; ask: number };
 
@@ -47,7 +55,7 @@ if (port) {
     const logger = createLogger({
       level: job.config.logging.level,
       destination: { write: (line: string) => send({ type: 'log', line }) },
-    }).child({ job: job.id });
+    }).child({ job: job.id, tenant: job.tenant });
     try {
       const clusterer = new NeuromorphicClusterer({ config: job.config, logger, runtime });
       const result = await clusterer.fit(job.input, {

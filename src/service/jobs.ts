@@ -10,7 +10,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { existsSync, realpathSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { RequestError } from '../core/errors.js';
@@ -134,11 +134,13 @@ export class JobStore {
     options: Record<string, unknown>,
     caller: { readonly name: string; readonly tenant: string },
     correlationId: string,
+    /** What its directory holds already (its upload, encrypted), for the tenant's stored-bytes quota. */
+    storedBytes = 0,
   ): Job {
     this.db
       .prepare(
-        `INSERT INTO jobs (id, state, input, options, actor, tenant, correlation_id, created_at)
-         VALUES (?, 'queued', ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO jobs (id, state, input, options, actor, tenant, correlation_id, created_at, stored_bytes)
+         VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(
         id,
@@ -148,6 +150,7 @@ export class JobStore {
         caller.tenant,
         correlationId,
         now(),
+        storedBytes,
       );
     return this.get(id);
   }
@@ -201,25 +204,52 @@ export class JobStore {
     return counts;
   }
 
+  /** How many jobs are in each state, by tenant (the tenants that have jobs). */
+  byTenant(): Record<string, Record<JobState, number>> {
+    const out: Record<string, Record<JobState, number>> = {};
+    for (const { tenant, state, n } of this.db
+      .prepare('SELECT tenant, state, COUNT(*) AS n FROM jobs GROUP BY tenant, state')
+      .all() as { tenant: string; state: JobState; n: number }[]) {
+      out[tenant] ??= Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
+      out[tenant][state] = n;
+    }
+    return out;
+  }
+
   /** How many jobs wait to start (from the state index: no scan of the table). */
   queued(): number {
     return (this.db.prepare(`SELECT COUNT(*) AS n FROM jobs WHERE state = 'queued'`).get() as { n: number })
       .n;
   }
 
-  /** Takes the oldest queued job for running (one transaction: two runners never take the same). */
+  /**
+   * Takes a queued job for running (one transaction: two runners never take the same), fairly
+   * across tenants: of the tenants with jobs waiting, the one with the fewest running, then the
+   * one served longest ago, gets its oldest job. One tenant's thousand queued jobs wait behind
+   * another's one, which runs next.
+   */
   claim(): Job | undefined {
     const job = this.db.transaction(() => {
-      const row = this.db.prepare(`SELECT * FROM jobs WHERE state = 'queued' ORDER BY seq LIMIT 1`).get() as
-        | Row
-        | undefined;
+      const row = this.db
+        .prepare(
+          `WITH waiting AS (
+             SELECT tenant, MIN(seq) AS seq FROM jobs WHERE state = 'queued' GROUP BY tenant
+           ), running AS (
+             SELECT tenant, COUNT(*) AS n FROM jobs WHERE state = 'running' GROUP BY tenant
+           )
+           SELECT waiting.seq AS seq, waiting.tenant AS tenant FROM waiting
+             LEFT JOIN running USING (tenant) LEFT JOIN tenants ON tenants.name = waiting.tenant
+           ORDER BY COALESCE(running.n, 0), COALESCE(tenants.served, 0), waiting.seq LIMIT 1`,
+        )
+        .get() as { seq: number; tenant: string } | undefined;
       if (!row) return undefined;
       this.db
         .prepare(
-          `UPDATE jobs SET state = 'running', started_at = ?, attempts = attempts + 1, progress = NULL WHERE id = ?`,
+          `UPDATE jobs SET state = 'running', started_at = ?, attempts = attempts + 1, progress = NULL WHERE seq = ?`,
         )
-        .run(now(), row.id);
-      return this.get(row.id);
+        .run(now(), row.seq);
+      this.served(row.tenant);
+      return toJob(this.db.prepare('SELECT * FROM jobs WHERE seq = ?').get(row.seq) as Row);
     })();
     if (job) this.changes.emit('change', job.id);
     return job;
@@ -234,6 +264,29 @@ export class JobStore {
       .prepare(`SELECT * FROM jobs WHERE seq > ? AND state IN ('queued', 'running') ORDER BY seq LIMIT ?`)
       .all(after, limit) as Row[];
     return rows.map((row) => ({ seq: row.seq, job: toJob(row) }));
+  }
+
+  /** Marks a tenant served now: the next claims prefer the others (the tenants' turns). */
+  private served(tenant: string): void {
+    this.db
+      .prepare(
+        'UPDATE tenants SET served = (SELECT COALESCE(MAX(served), 0) + 1 FROM tenants) WHERE name = ?',
+      )
+      .run(tenant);
+  }
+
+  /**
+   * A job's place in its tenant's line: 1 + its tenant's jobs not final accepted before it. A
+   * queue ranks tasks by it (the lowest first), so that tenants take turns there too.
+   */
+  rank(job: Pick<Job, 'id' | 'tenant'>): number {
+    const row = this.db
+      .prepare(
+        `SELECT COUNT(*) AS n FROM jobs WHERE tenant = ? AND state IN ('queued', 'running')
+           AND seq < (SELECT seq FROM jobs WHERE id = ?)`,
+      )
+      .get(job.tenant, job.id) as { n: number };
+    return row.n + 1;
   }
 
   /** A queued job taken by a worker elsewhere (a queue's): running now; false when it was not queued. */
@@ -265,7 +318,7 @@ export class JobStore {
     const changed =
       this.db
         .prepare(
-          `UPDATE jobs SET state = ?, ended_at = ?, summary = ?, error_code = ?, error_message = ?
+          `UPDATE jobs SET state = ?, ended_at = ?, summary = ?, error_code = ?, error_message = ?, stored_bytes = ?
            WHERE id = ? AND state IN ('queued', 'running')`,
         )
         .run(
@@ -274,6 +327,7 @@ export class JobStore {
           outcome.summary ? JSON.stringify(outcome.summary) : null,
           outcome.error?.code ?? null,
           outcome.error?.message ?? null,
+          this.bytesOf(id),
           id,
         ).changes === 1;
     if (changed) this.changes.emit('change', id);
@@ -299,6 +353,19 @@ export class JobStore {
         .run().changes;
       return { requeued, abandoned };
     })();
+  }
+
+  /** The bytes a job's directory holds now (its upload and its results). */
+  private bytesOf(id: string): number {
+    const dir = this.dir(id);
+    let bytes = 0;
+    try {
+      for (const entry of readdirSync(dir, { withFileTypes: true }))
+        if (entry.isFile()) bytes += statSync(join(dir, entry.name)).size;
+    } catch {
+      // No directory (a job of a path, removed meanwhile): nothing kept.
+    }
+    return bytes;
   }
 
   /** Removes a finished job: its row and its files. */

@@ -29,7 +29,9 @@ const id = { name: 'id', in: 'path', required: true, schema: { type: 'string' } 
 const ERRORS = {
   '401': error('no valid API key (NEUROCLUSTER_ERR_UNAUTHORIZED)'),
   '403': error('a revoked key, or a path outside the data roots'),
-  '429': error('over the per-key rate limit (NEUROCLUSTER_ERR_RATE_LIMIT), with Retry-After'),
+  '429': error(
+    "over the per-key rate limit (NEUROCLUSTER_ERR_RATE_LIMIT), with Retry-After; or over a tenant's quota (NEUROCLUSTER_ERR_QUOTA), with Retry-After where waiting helps",
+  ),
   '503': error('under pressure (NEUROCLUSTER_ERR_RESOURCE_EXHAUSTED), with Retry-After'),
 };
 const JOB_ERRORS = { ...ERRORS, '404': error('no such job (NEUROCLUSTER_ERR_NOT_FOUND)') };

@@ -142,6 +142,7 @@ export class JobRunner implements Runner {
         dir: this.o.store.dir(job.id),
         config,
         correlationId: job.correlationId,
+        tenant: job.tenant,
       };
       slot.worker.postMessage(message);
     }

@@ -97,6 +97,21 @@ const MIGRATIONS: readonly string[] = [
   // Each job belongs to the tenant of the key that submitted it; other tenants never see it.
   `ALTER TABLE jobs ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';
    CREATE INDEX jobs_tenant ON jobs(tenant, seq);`,
+  // Tenants (src/service/tenants.ts): each with its own quotas (over service.quotas) and the turn it
+  // was last served a job (fair scheduling serves the tenant served longest ago first); the bytes
+  // each job keeps stored (its upload and results), which the stored-bytes quota adds up. The
+  // tenants keys and jobs already name exist, and `default` always does.
+  `CREATE TABLE tenants (
+     name TEXT PRIMARY KEY,
+     created_at TEXT NOT NULL,
+     quotas TEXT NOT NULL DEFAULT '{}',
+     served INTEGER NOT NULL DEFAULT 0
+   );
+   INSERT INTO tenants (name, created_at)
+     SELECT tenant, strftime('%Y-%m-%dT%H:%M:%fZ', 'now') FROM
+       (SELECT tenant FROM api_keys UNION SELECT tenant FROM jobs UNION SELECT 'default');
+   ALTER TABLE jobs ADD COLUMN stored_bytes INTEGER NOT NULL DEFAULT 0;
+   CREATE INDEX jobs_tenant_state ON jobs(tenant, state);`,
 ];
 
 /** The store's file in a NEUROCLUSTER_HOME. */

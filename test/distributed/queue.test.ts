@@ -12,7 +12,10 @@ import { Queue } from 'bullmq';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { configSchema } from '../../src/config/schema.js';
 import { queueUrl, readTask, redacted } from '../../src/distributed/queue.js';
+import { ApiKeys } from '../../src/service/api-keys.js';
 import type { Job } from '../../src/service/jobs.js';
+import { Tenants } from '../../src/service/tenants.js';
+import { openStore, storeFile } from '../../src/store/db.js';
 import { CLI, runCli, tempDir } from '../helpers.js';
 import { type Harness, KMEANS, ROWS, settled, start, stop } from '../service/harness.js';
 import { type RedisServer, redisAvailable, redisRequired, startRedis } from './redis.js';
@@ -39,6 +42,7 @@ describe('a task, as a worker reads it', () => {
     dir,
     config: configSchema.parse({}),
     correlationId: 'c-1',
+    tenant: 'default',
   };
 
   it("is taken when it is this version's, and refused with what is wrong otherwise", () => {
@@ -49,6 +53,8 @@ describe('a task, as a worker reads it', () => {
       /configuration is not this version's/,
     );
     expect(() => readTask({ ...task, extra: 1 })).toThrow(/not one this worker runs/);
+    const { tenant: _tenant, ...withoutTenant } = task;
+    expect(() => readTask(withoutTenant)).toThrow(/not one this worker runs/);
   });
 });
 
@@ -291,6 +297,28 @@ describe.skipIf(!redisAvailable)('jobs on a queue, run by `neurocluster worker` 
     expect(r.json().error.message).toMatch(/not run through the queue/);
     expect(h.service.jobs.counts().queued).toBe(0);
   });
+
+  it('tenants take turns on the queue: a task is ranked by its job’s place in its tenant’s line', async () => {
+    h = await start({}, true, redis.url);
+    const harness = h;
+    const db = openStore(storeFile(h.home));
+    new Tenants(db).create('team-b');
+    const b = { ...h, auth: { authorization: `Bearer ${new ApiKeys(db).create('b', 'team-b').key}` } };
+    const a: string[] = [];
+    for (let i = 0; i < 5; i++) a.push(await submit(h, { data: ROWS, options: KMEANS }));
+    const one = await submit(b, { data: ROWS, options: KMEANS });
+    const priorities = await withQueue(async (queue) => {
+      const tasks = async () => Promise.all([...a, one].map((id) => queue.getJob(id)));
+      await until(async () => (await tasks()).every(Boolean), 5000, 'the tasks');
+      return (await tasks()).map((task) => task!.opts.priority);
+    });
+    expect(priorities).toEqual([1, 2, 3, 4, 5, 1]);
+    // One worker, one task at a time: team-b's job runs before the second of the first tenant's.
+    await worker(h.home);
+    for (const id of [...a, one]) expect((await settled(harness, id, 60_000)).state).toBe('succeeded');
+    const started = (id: string) => harness.service.jobs.get(id).startedAt!;
+    expect(started(one) < started(a[1]!)).toBe(true);
+  }, 90_000);
 
   it('a cancelled job that no worker took is taken off the queue', async () => {
     h = await start({}, true, redis.url);

@@ -82,6 +82,12 @@ const SLOW_JOB = {
 describe('neurocluster serve', () => {
   it('api-keys: create prints the key once, list never shows it, revoke refuses an unknown or revoked name', () => {
     const home = tempDir();
+    const unknown = runCli(['api-keys', 'create', '--name', 'etl', '--tenant', 'team-a'], { home });
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(
+      /no tenant is named "team-a": `neurocluster tenants create team-a` makes it/,
+    );
+    expect(runCli(['tenants', 'create', 'team-a'], { home }).code).toBe(0);
     const made = runCli(['api-keys', 'create', '--name', 'etl', '--tenant', 'team-a', '--json'], { home });
     expect(made.code, made.stderr).toBe(0);
     const { key, tenant } = JSON.parse(made.stdout) as { key: string; tenant: string };

@@ -14,6 +14,7 @@ import { AuditLog } from '../../src/security/audit.js';
 import { EncryptedFileRegistry } from '../../src/security/encrypted-files.js';
 import { ApiKeys } from '../../src/service/api-keys.js';
 import { JobStore } from '../../src/service/jobs.js';
+import { Tenants } from '../../src/service/tenants.js';
 import { openStore, storeFile } from '../../src/store/db.js';
 import { ROOT, tempDir } from '../helpers.js';
 import { type Harness, KMEANS, ROWS, settled, start, stop } from './harness.js';
@@ -446,6 +447,7 @@ describe('the service when a worker thread dies', () => {
 
 describe('tenants', () => {
   it('keep to their own jobs: another tenant’s job is 404 on every route, and absent from lists and events', async () => {
+    new Tenants(openStore(storeFile(h.home))).create('team-b');
     const other = new ApiKeys(openStore(storeFile(h.home))).create('outsider', 'team-b').key;
     const theirs = { authorization: `Bearer ${other}` };
     const post = await h.service.app.inject({

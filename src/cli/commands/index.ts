@@ -115,6 +115,12 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./serve.js')).apiKeysCommand(),
   },
   {
+    name: 'tenants',
+    description: 'the teams that share a service: list, create, delete (revokes, removes), set quotas',
+    term: 'tenants',
+    load: async () => (await import('./tenants.js')).tenantsCommand(),
+  },
+  {
     name: 'config',
     description: 'the configuration document: its schema, and checking a file',
     term: 'config',

@@ -147,7 +147,7 @@ export function apiKeysCommand(): Command {
     .command('create')
     .description('make a key for the service; it is printed once and stored only as a salted hash')
     .requiredOption('--name <name>', 'the key name: the actor of its audit records')
-    .option('--tenant <tenant>', 'the tenant it belongs to', 'default')
+    .option('--tenant <tenant>', 'the tenant it belongs to (made by `tenants create`)', 'default')
     .action(async (opts: { name: string; tenant: string }, command: Command) => {
       const flags = command.optsWithGlobals() as GlobalFlags;
       const config = await cliConfig(command, []);

@@ -94,6 +94,14 @@ export function rhoForEpsilon(epsilon: number, delta: number): bigint {
  * so that the same rows in any order are the same dataset (a multiset: a repeated row counts).
  * The order: by a 32-bit fingerprint of each row, rows of equal fingerprint by their bytes.
  */
+/**
+ * The name a budget is kept under: the dataset's, within a namespace when there is one (the
+ * service's tenants each have theirs: the same data sent by two tenants are two budgets).
+ */
+export function budgetName(namespace: string | undefined, dataset: string): string {
+  return namespace === undefined ? dataset : `${namespace}/${dataset}`;
+}
+
 export function datasetId(m: Matrix): string {
   const { rows: n, cols: d } = m;
   // -0 and 0 are one value (a format conversion may write either): hashed as 0.

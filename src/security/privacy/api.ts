@@ -17,7 +17,7 @@ import { SAFE_MAGNITUDE } from '../../linalg/moments.js';
 import { openStore, storeFile } from '../../store/db.js';
 import { type AnonymityReport, enforceMinClusterSize, type SmallClusterStrategy } from '../kanonymity.js';
 import { Keyring } from '../keyring.js';
-import { type BudgetStatus, datasetId, PrivacyAccountant, rhoForEpsilon } from './accountant.js';
+import { type BudgetStatus, budgetName, datasetId, PrivacyAccountant, rhoForEpsilon } from './accountant.js';
 import { type Bounds, countShare, DpLedger, type DpStep, estimateBounds, splitCost } from './dp-kmeans.js';
 import { gaussianMechanism, grid, laplaceMechanism, type PrivacyKind, toGrid, toPico } from './mechanisms.js';
 import { cryptoRandom, type RandomSource } from './samplers.js';
@@ -306,7 +306,7 @@ export function anonymizeClusteringResults(
       throw new UsageError(`${options.columns.length} column names for ${d} columns of features`);
     // Public bounds are checked before the charge: a mistake in them costs no budget.
     const publicBounds = bounds === undefined ? undefined : resolveBounds(bounds, options.columns ?? d);
-    const dataset = options.dataset ?? p.dataset ?? datasetId(matrix);
+    const dataset = budgetName(p.namespace, options.dataset ?? p.dataset ?? datasetId(matrix));
     const accountant = privacyAccountant(config);
     const { kind, cost, report } = chargeRelease(accountant, dataset, epsilon, delta, 'anonymize');
     const ledger = new DpLedger(

@@ -51,12 +51,13 @@ export function checkJobOptions(options: Record<string, unknown>): void {
   const camel = (key: string) => key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
   const refused = Object.keys(options).filter((k) => !JOB_SECTIONS.has(camel(k)));
   const privacy = options.privacy as Record<string, unknown> | undefined;
-  // A budget of its own, or a dataset name of its choosing (a fresh name is a fresh budget).
-  for (const key of ['budget', 'dataset'])
+  // A budget of its own, a dataset name of its choosing (a fresh name is a fresh budget), or
+  // another tenant's budgets.
+  for (const key of ['budget', 'dataset', 'namespace'])
     if (privacy && typeof privacy === 'object' && key in privacy) refused.push(`privacy.${key}`);
   if (refused.length > 0)
     throw new ConfigError(
-      `options: ${refused.join(', ')} cannot be set by a job (allowed: ${[...JOB_SECTIONS].join(', ')}; privacy.budget and privacy.dataset excepted)`,
+      `options: ${refused.join(', ')} cannot be set by a job (allowed: ${[...JOB_SECTIONS].join(', ')}; privacy.budget, privacy.dataset and privacy.namespace excepted)`,
     );
 }
 
@@ -70,6 +71,14 @@ export function checkJobLimits(job: Config, service: Config): void {
   if (floor !== undefined && (own === undefined || own < floor))
     problems.push(`privacy.minClusterSize: ${own} is below the service's ${floor}`);
   if (problems.length > 0) throw new ConfigError(`options: ${problems.join('; ')}`);
+}
+
+/** A job as its request brings it: its input, options, rows (when sent as JSON) and bytes stored. */
+interface Submission {
+  readonly input: JobInput;
+  readonly options: Record<string, unknown>;
+  readonly rows?: number;
+  readonly bytes: number;
 }
 
 /** Rows sent as JSON, as the file the job reads: named cells when columns were given. */
@@ -91,7 +100,7 @@ const STORED_OUTPUTS = [
 ] as const;
 
 export function jobRoutes(app: FastifyInstance, ctx: ServiceContext): void {
-  const { config, runtime, logger, keyring, jobs, runner, files } = ctx;
+  const { config, runtime, logger, keyring, jobs, runner, files, tenants } = ctx;
 
   /** One of a succeeded job's stored files, decrypted; one that cannot be read is a 500 that names no path. */
   const stored = async (id: string, file: string): Promise<Buffer> => {
@@ -111,8 +120,11 @@ export function jobRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     return job;
   };
 
-  /** A job's input from a JSON body: rows, stored encrypted in the job's directory, or a checked path. */
-  const jsonInput = async (body: z.infer<typeof submitBody>, id: string): Promise<JobInput> => {
+  /**
+   * A job's input from a JSON body: rows, stored encrypted in the job's directory (with how many
+   * and the bytes kept), or a checked path.
+   */
+  const jsonInput = async (body: z.infer<typeof submitBody>, id: string): Promise<Submission> => {
     if ('source' in body) {
       const roots = config.security.dataRoots;
       if (!isAbsolute(body.source.path))
@@ -130,25 +142,24 @@ export function jobRoutes(app: FastifyInstance, ctx: ServiceContext): void {
         // Where a path resolves to is the server's business: the caller hears only that it is outside.
         throw new SecurityError('source.path is outside the data roots', { path: true, cause });
       }
-      return { kind: 'path', path: body.source.path };
+      return { input: { kind: 'path', path: body.source.path }, options: body.options, bytes: 0 };
     }
     const input = { kind: 'upload', file: 'input.json' } as const;
-    await writeEncryptedFile(
+    const rows = rowsDocument(body);
+    const bytes = await writeEncryptedFile(
       join(jobs.dir(id), input.file),
-      JSON.stringify(rowsDocument(body)),
+      JSON.stringify(rows),
       keyring,
       files,
     );
-    return input;
+    return { input, options: body.options, rows: rows.length, bytes };
   };
 
   /** A job's input from a multipart body: its `file` part (stored encrypted) and `options` part. */
-  const multipartInput = async (
-    request: FastifyRequest,
-    id: string,
-  ): Promise<{ input: JobInput; options: Record<string, unknown> }> => {
+  const multipartInput = async (request: FastifyRequest, id: string): Promise<Submission> => {
     let input: JobInput | undefined;
     let options: Record<string, unknown> = {};
+    let bytes = 0;
     for await (const part of request.parts()) {
       if (part.type === 'file' && part.fieldname === 'file') {
         const ext = extname(part.filename ?? '').toLowerCase();
@@ -157,7 +168,12 @@ export function jobRoutes(app: FastifyInstance, ctx: ServiceContext): void {
             `file: "${part.filename}" is not a file the service reads (${[...UPLOAD_EXTENSIONS].join(' ')})`,
           );
         input = { kind: 'upload', file: `input${ext}` };
-        await writeEncryptedFile(join(jobs.dir(id), input.file), await part.toBuffer(), keyring, files);
+        bytes = await writeEncryptedFile(
+          join(jobs.dir(id), input.file),
+          await part.toBuffer(),
+          keyring,
+          files,
+        );
       } else if (part.type === 'field' && part.fieldname === 'options') {
         let parsed: unknown;
         try {
@@ -171,7 +187,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ServiceContext): void {
       }
     }
     if (!input) throw new ConfigError('file: the multipart body has no file part');
-    return { input, options };
+    return { input, options, bytes };
   };
 
   app.post('/v1/jobs', async (request, reply) => {
@@ -181,25 +197,23 @@ export function jobRoutes(app: FastifyInstance, ctx: ServiceContext): void {
       throw new ResourceExhaustedError(
         `${config.service.maxQueuedJobs} jobs are waiting (service.maxQueuedJobs): submit this one later`,
       );
-    const actor = caller(request).name;
+    const { name: actor, tenant } = caller(request);
+    // The tenant's quotas: its jobs now before the body is stored, the job's rows and bytes after.
+    tenants.admit(tenant, config.service.quotas);
     const id = await jobs.reserve();
     let job: Job;
     try {
-      let input: JobInput;
-      let options: Record<string, unknown>;
-      if (request.isMultipart()) ({ input, options } = await multipartInput(request, id));
-      else {
-        const body = submitBody.parse(request.body);
-        input = await jsonInput(body, id);
-        options = body.options;
-      }
+      const { input, options, rows, bytes } = request.isMultipart()
+        ? await multipartInput(request, id)
+        : await jsonInput(submitBody.parse(request.body), id);
+      tenants.admit(tenant, config.service.quotas, { ...(rows === undefined ? {} : { rows }), bytes });
       // Whatever the body, the options are checked once, as the job will run them: a bad one is a
       // 422 now (its stored input discarded below), not a failed job later.
       checkJobOptions(options);
-      const jobConfig = ctx.configOf({ input, options });
+      const jobConfig = ctx.configOf({ input, options, tenant });
       checkJobLimits(jobConfig, config);
       runner.refuse?.(jobConfig);
-      job = jobs.accept(id, input, options, caller(request), request.correlationId);
+      job = jobs.accept(id, input, options, caller(request), request.correlationId, bytes);
     } catch (error) {
       jobs.discard(id);
       throw error;
@@ -207,7 +221,13 @@ export function jobRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     // Accepted: from here the job is the runner's, whatever else fails.
     try {
       ctx.audit(
-        { action: 'job.submit', resource: id, outcome: 'success', actor, details: { input: job.input.kind } },
+        {
+          action: 'job.submit',
+          resource: id,
+          outcome: 'success',
+          actor,
+          details: { tenant, input: job.input.kind },
+        },
         request.correlationId,
       );
     } catch (error) {
@@ -236,7 +256,13 @@ export function jobRoutes(app: FastifyInstance, ctx: ServiceContext): void {
       const job = succeeded(request.params.id, request);
       const bytes = await stored(job.id, output.file);
       ctx.audit(
-        { action: output.action, resource: job.id, outcome: 'success', actor: caller(request).name },
+        {
+          action: output.action,
+          resource: job.id,
+          outcome: 'success',
+          actor: caller(request).name,
+          details: { tenant: job.tenant },
+        },
         request.correlationId,
       );
       return reply.type(output.type).send(bytes);
@@ -269,7 +295,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ServiceContext): void {
           resource: job.id,
           outcome: 'success',
           actor: caller(request).name,
-          details: { rows: labels.length },
+          details: { tenant: job.tenant, rows: labels.length },
         },
         request.correlationId,
       );
@@ -289,11 +315,23 @@ export function jobRoutes(app: FastifyInstance, ctx: ServiceContext): void {
           `job ${job.id} is still stopping: delete it in a moment`,
         );
       jobs.remove(job.id);
-      ctx.audit({ action: 'job.delete', resource: job.id, outcome: 'success', actor }, request.correlationId);
+      ctx.audit(
+        {
+          action: 'job.delete',
+          resource: job.id,
+          outcome: 'success',
+          actor,
+          details: { tenant: job.tenant },
+        },
+        request.correlationId,
+      );
       return reply.status(204).send();
     }
     runner.cancel(job.id);
-    ctx.audit({ action: 'job.cancel', resource: job.id, outcome: 'success', actor }, request.correlationId);
+    ctx.audit(
+      { action: 'job.cancel', resource: job.id, outcome: 'success', actor, details: { tenant: job.tenant } },
+      request.correlationId,
+    );
     return reply.status(202).send(view(jobs.get(job.id)));
   });
 }

@@ -9,6 +9,7 @@ import { caller, type ServiceContext } from '../context.js';
 import { DASHBOARD_CSS, DASHBOARD_HTML, DASHBOARD_JS } from '../dashboard.js';
 import { docsPage, openApiDocument } from '../openapi.js';
 import { mergedMetrics } from '../runner.js';
+import { tenantBudgets } from '../tenants.js';
 
 export function operationRoutes(app: FastifyInstance, ctx: ServiceContext): void {
   const { config, runtime, jobs, runner } = ctx;
@@ -27,7 +28,8 @@ export function operationRoutes(app: FastifyInstance, ctx: ServiceContext): void
       jobs: jobs.counts(tenant),
       fallback: { jobs: recent.length, fallbacks, rate: recent.length === 0 ? 0 : fallbacks / recent.length },
       breakers: runtime.breakers(config).list(),
-      budgets: runtime.privacyAccountant(config).list(),
+      // The tenant's own budgets only: another's datasets are not its business.
+      budgets: tenantBudgets(runtime.privacyAccountant(config).list(), tenant),
       workers: await runner.workers(),
     };
   });
