@@ -52,6 +52,7 @@ import { inSpan } from './observability/tracing.js';
 import type { FallbackReason } from './resilience/policy.js';
 import type { ErrorTracker } from './resilience/tracker.js';
 import { defaultRuntime, type Runtime, selectionContext } from './runtime/runtime.js';
+import type { Keyring } from './security/keyring.js';
 import { readModelFile } from './security/model-file.js';
 import { openChunked } from './security/secure-load.js';
 
@@ -161,7 +162,7 @@ export class NeuromorphicClusterer {
   }
 
   /** What the stages read: the configuration, the operation's logger, the runtime's metrics. */
-  private stage(options: Pick<FitOptions, 'signal' | 'onProgress'> = {}): StageContext {
+  private stage(options: Pick<FitOptions, 'signal' | 'onProgress' | 'rowQuota'> = {}): StageContext {
     return {
       config: this.config,
       logger: this.logger,
@@ -169,6 +170,7 @@ export class NeuromorphicClusterer {
       keyring: () => this.runtime.keyring(),
       signal: options.signal,
       onProgress: options.onProgress,
+      rowQuota: options.rowQuota,
     };
   }
 
@@ -556,8 +558,11 @@ export class NeuromorphicClusterer {
     return { labels, backend, dataset };
   }
 
-  /** Writes the fitted model as a versioned, checksummed file (atomically). */
-  save(path: string, options: { correlationId?: string } = {}): Promise<void> {
+  /**
+   * Writes the fitted model as a versioned, checksummed file (atomically); encrypted (as
+   * security.encryptModels says) with `keyring`, the runtime's by default.
+   */
+  save(path: string, options: { correlationId?: string; keyring?: Keyring } = {}): Promise<void> {
     return this.operation('save', options.correlationId, async (op) => {
       const model = this.fitted();
       op.method = model.method;
@@ -568,7 +573,7 @@ export class NeuromorphicClusterer {
             path,
             this.config,
             model,
-            this.runtime.keyring((m) => this.logger.warn({}, m)),
+            options.keyring ?? this.runtime.keyring((m) => this.logger.warn({}, m)),
           ),
         );
         this.runtime.metrics.modelOperations.inc({ operation: 'save', outcome: 'ok' });

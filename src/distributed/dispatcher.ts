@@ -284,6 +284,7 @@ export class QueueRunner implements Runner {
       });
       return;
     }
+    const maxRows = this.o.maxRowsOf(job);
     const task: TaskData = {
       id: job.id,
       input: this.o.store.inputPath(job),
@@ -291,6 +292,7 @@ export class QueueRunner implements Runner {
       config: forTask(config),
       correlationId: job.correlationId,
       tenant: job.tenant,
+      ...(maxRows === undefined ? {} : { maxRows }),
     };
     // Ranked by the job's place in its tenant's line: workers take the lowest first, so tenants
     // take turns (one tenant's thousand tasks do not hold another's one back).

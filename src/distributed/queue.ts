@@ -27,6 +27,8 @@ export interface Task {
   readonly correlationId: string;
   /** The tenant the job belongs to: its logs carry it. */
   readonly tenant: string;
+  /** The rows the job may read (its tenant's maxRowsPerJob), when it has a limit. */
+  readonly maxRows?: number | undefined;
 }
 
 const absolute = z.string().refine(isAbsolute, 'not an absolute path');
@@ -37,6 +39,7 @@ const taskSchema = z.strictObject({
   config: z.unknown(),
   correlationId: z.string().min(1).max(128),
   tenant: z.string().min(1).max(64),
+  maxRows: z.int().min(0).optional(),
 });
 
 /**

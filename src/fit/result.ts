@@ -4,7 +4,7 @@ import type { GateFailure } from '../cluster/gates.js';
 import type { KMeansProgress } from '../cluster/kmeans.js';
 import { clusterSizes, type ExternalQuality, type InternalQuality } from '../cluster/metrics.js';
 import type { Config, Method } from '../config/schema.js';
-import { isNeuroclusterError, withContext } from '../core/errors.js';
+import { isNeuroclusterError, QuotaError, withContext } from '../core/errors.js';
 import type { BackendName, Matrix } from '../core/matrix.js';
 import type { EncodeProgress } from '../encoders/drive.js';
 import type { PerformanceAnomaly } from '../observability/baselines.js';
@@ -38,6 +38,27 @@ export interface FitOptions {
    * it a chunk at a time; past `output.inlineLabelsMax` rows it is required.
    */
   readonly labelsOut?: string;
+  /**
+   * A cap on the rows this fit reads, its holder named in the error (a service tenant's
+   * `maxRowsPerJob`): past it, the fit stops with NEUROCLUSTER_ERR_QUOTA as soon as the rows are
+   * counted (a streamed fit: at the chunk that passes it).
+   */
+  readonly rowQuota?: RowQuota;
+}
+
+/** A cap on the rows of one fit, and whose it is. */
+export interface RowQuota {
+  readonly maxRows: number;
+  /** Whose quota it is, in the error: `tenant "team-a"`. */
+  readonly holder: string;
+}
+
+/** Refuses `rows` past a fit's row quota (NEUROCLUSTER_ERR_QUOTA); `soFar` when more may follow. */
+export function checkRowQuota(quota: RowQuota | undefined, rows: number, soFar = false): void {
+  if (quota && rows > quota.maxRows)
+    throw new QuotaError(
+      `the data has ${soFar ? 'more than ' : ''}${soFar ? quota.maxRows : rows} rows, over ${quota.holder}'s quota (maxRowsPerJob ${quota.maxRows}): send fewer`,
+    );
 }
 
 /** Seconds spent in each phase of an operation. */

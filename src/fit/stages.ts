@@ -24,7 +24,7 @@ import type { Logger } from '../observability/logger.js';
 import type { EngineMetrics } from '../observability/metrics.js';
 import type { Keyring } from '../security/keyring.js';
 import { loadWithinLimits } from '../security/secure-load.js';
-import type { FitOptions, PhaseClock } from './result.js';
+import { checkRowQuota, type FitOptions, type PhaseClock, type RowQuota } from './result.js';
 import { checkShape, isDataset, rawMatrix } from './rows.js';
 
 /** What `fit` and `predict` accept: a file path, rows, a dense matrix, or a loaded Dataset. */
@@ -43,6 +43,8 @@ export interface StageContext {
   readonly keyring: () => Keyring;
   readonly signal?: AbortSignal | undefined;
   readonly onProgress?: FitOptions['onProgress'];
+  /** The caller's cap on the rows read (a service tenant's). */
+  readonly rowQuota?: RowQuota | undefined;
 }
 
 /** Reads or wraps the input as a Dataset, validated (a file within the security limits). */
@@ -53,6 +55,7 @@ export async function loadStage(ctx: StageContext, data: DataInput): Promise<Dat
     typeof data === 'string'
       ? await loadWithinLimits(data, opts, ctx.config.security, ctx.logger, ctx.keyring)
       : datasetFromRows(data, opts, ctx.logger);
+  checkRowQuota(ctx.rowQuota, dataset.n);
   const dropped = dataset.droppedRows?.length ?? 0;
   ctx.metrics.rowsRead.inc({ source: typeof data === 'string' ? 'file' : 'memory' }, dataset.n + dropped);
   if (dropped > 0) ctx.metrics.rowsDropped.inc(dropped);

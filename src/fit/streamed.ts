@@ -60,7 +60,7 @@ import {
 } from './chunks.js';
 import { concludeFit, type UnjudgedFields } from './finish.js';
 import type { FittedModel } from './persistence.js';
-import type { ClusteringResult, PhaseClock } from './result.js';
+import { type ClusteringResult, checkRowQuota, type PhaseClock } from './result.js';
 import { checkShape } from './rows.js';
 import { clusterStage, encodeStage, type Prepared, type StageContext } from './stages.js';
 
@@ -131,6 +131,7 @@ async function survey(ctx: StageContext, file: ChunkedFile, chunkRows: number): 
       });
     }
     rows += data.n;
+    checkRowQuota(ctx.rowQuota, rows, true);
     const limits = config.security;
     if (rows > limits.maxRows || data.width > limits.maxColumns) {
       throw new DataError(

@@ -83,7 +83,7 @@ async function tracked(
   write: () => Promise<void>,
 ): Promise<void> {
   const canonical = await canonicalPath(path);
-  registry.track(canonical, keyring.current().id);
+  registry.track(canonical, keyring.encryptionKey().id);
   try {
     await write();
   } catch (error) {

@@ -269,8 +269,9 @@ export async function decryptFile(from: string, to: string, keyring: Keyring): P
 }
 
 /**
- * Re-wraps a file's data key under the keyring's current key, copying the body unchanged; the
- * file is replaced atomically. Returns the KEK ids before and after.
+ * Re-wraps a file's data key under the keyring's current key (a tenant's file: under its tenant's
+ * current key), copying the body unchanged; the file is replaced atomically. Returns the KEK ids
+ * before and after.
  */
 export async function rewrapFile(
   path: string,
@@ -283,7 +284,7 @@ export async function rewrapFile(
     const opened = await src.stat();
     const { head, size } = await headOf(src);
     const { header, headerBytes, wrap, bodyAt } = readPreamble(head);
-    const current = keyring.current();
+    const current = keyring.successorOf(wrap.kek);
     if (wrap.kek === current.id) return { from: wrap.kek, to: wrap.kek };
     const dataKey = unwrapKey(wrap, header.file, keyring);
     const len = Buffer.alloc(4);

@@ -38,6 +38,11 @@ export interface KeyEntry {
   readonly key: string;
   readonly createdAt: string;
   readonly retiredAt?: string;
+  /**
+   * The service tenant whose files it wraps (docs/tenancy.md): its newest key not retired is the
+   * tenant's current one, and deleting the tenant destroys them all.
+   */
+  readonly tenant?: string;
 }
 
 interface KeyringDocument {
@@ -58,12 +63,13 @@ export interface KeyringSource {
   readonly warn?: (message: string) => void;
 }
 
-function newKey(): KeyEntry {
+function newKey(tenant?: string): KeyEntry {
   const day = new Date().toISOString().slice(0, 10).replaceAll('-', '');
   return {
     id: `k${day}-${randomBytes(4).toString('hex')}`,
     key: randomBytes(32).toString('base64'),
     createdAt: new Date().toISOString(),
+    ...(tenant === undefined ? {} : { tenant }),
   };
 }
 
@@ -77,7 +83,42 @@ export class Keyring {
     readonly file: string | undefined,
     private readonly warn: (message: string) => void = (m) =>
       process.stderr.write(`neurocluster: warning: ${printable(m)}\n`),
+    /** The tenant whose key new files are wrapped with ({@link forTenant}); the current key's without. */
+    readonly tenant?: string,
   ) {}
+
+  /**
+   * This keyring wrapping new files with `tenant`'s current key, where the tenant has one (the
+   * current key otherwise: `default`, or a tenant made with a read-only keyring). Everything else
+   * is the keyring's: files of any key still decrypt, and signatures (the audit log's, the privacy
+   * ledger's) stay with the current key.
+   */
+  forTenant(tenant: string): Keyring {
+    return new Keyring(this.doc, this.file, this.warn, tenant);
+  }
+
+  /** The key new files are wrapped with: the tenant's current one for a tenant's keyring, else the current key. */
+  encryptionKey(): { id: string; key: Buffer } {
+    const own = this.tenant === undefined ? undefined : this.tenantKeyId(this.tenant);
+    return own === undefined ? this.current() : { id: own, key: this.key(own) };
+  }
+
+  /** A tenant's current key: its newest one not retired (the file read again when it changed). */
+  tenantKeyId(tenant: string): string | undefined {
+    const find = () => this.doc.keys.findLast((k) => k.tenant === tenant && !k.retiredAt)?.id;
+    const found = find();
+    if (found !== undefined || !this.file || !existsSync(this.file)) return found;
+    // Made by another process (`tenants create`) since this one read the file.
+    this.doc = readDocument(this.file);
+    return find();
+  }
+
+  /** The key a file wrapped with `id` is re-wrapped with: its tenant's current key, else the current key. */
+  successorOf(id: string): { id: string; key: Buffer } {
+    const tenant = this.doc.keys.find((k) => k.id === id)?.tenant;
+    const own = tenant === undefined ? undefined : this.tenantKeyId(tenant);
+    return own === undefined ? this.current() : { id: own, key: this.key(own) };
+  }
 
   /** The keyring of this environment (see the module comment), created on first use. */
   static open(source: KeyringSource = {}): Keyring {
@@ -106,7 +147,7 @@ export class Keyring {
    */
   forEncryption(): { id: string; key: Buffer } {
     this.announce();
-    return this.current();
+    return this.encryptionKey();
   }
 
   /** Gives the backup warning if this keyring file has not had it yet (once, across processes). */
@@ -169,9 +210,34 @@ export class Keyring {
     return Buffer.from(key);
   }
 
-  /** Every key, without its material. */
-  list(): { id: string; createdAt: string; retiredAt?: string; current: boolean }[] {
-    return this.doc.keys.map(({ key: _key, ...k }) => ({ ...k, current: k.id === this.doc.current }));
+  /** Every key, without its material; a tenant's current key is `current` for its tenant. */
+  list(): { id: string; createdAt: string; retiredAt?: string; tenant?: string; current: boolean }[] {
+    const tenants = new Set(this.doc.keys.flatMap((k) => (k.tenant === undefined ? [] : [k.tenant])));
+    const currents = new Set([this.doc.current, ...[...tenants].map((t) => this.tenantKeyId(t))]);
+    return this.doc.keys.map(({ key: _key, ...k }) => ({ ...k, current: currents.has(k.id) }));
+  }
+
+  /** Adds a new current key of a tenant (its older ones still decrypt); returns its ID. */
+  rotateTenant(tenant: string): string {
+    this.announce();
+    const next = newKey(tenant);
+    this.update((doc) => ({ ...doc, keys: [...doc.keys, next] }));
+    return next.id;
+  }
+
+  /**
+   * Destroys every key of a tenant: their material leaves the keyring file, so that no copy of a
+   * file they wrapped (a backup, a disk block) can be read any more. Returns their IDs.
+   */
+  destroyTenant(tenant: string): string[] {
+    let destroyed: string[] = [];
+    this.update((doc) => {
+      destroyed = doc.keys.filter((k) => k.tenant === tenant).map((k) => k.id);
+      return { ...doc, keys: doc.keys.filter((k) => k.tenant !== tenant) };
+    });
+    for (const name of [...this.derivedKeys.keys()])
+      if (destroyed.some((id) => name.startsWith(`${id}\0`))) this.derivedKeys.delete(name);
+    return destroyed;
   }
 
   /** Adds a new current key (older ones still decrypt); returns its ID. */
@@ -188,6 +254,11 @@ export class Keyring {
       if (id === doc.current) throw new SecurityError(`key ${id} is current: rotate first`);
       const entry = doc.keys.find((k) => k.id === id);
       if (!entry) throw new SecurityError(`key ${id} is not in the keyring ${this.file}`);
+      const tenantCurrent = doc.keys.findLast((k) => k.tenant === entry.tenant && !k.retiredAt);
+      if (entry.tenant !== undefined && tenantCurrent?.id === id)
+        throw new SecurityError(
+          `key ${id} is tenant ${entry.tenant}'s current key: rotate it first (keys rotate --tenant ${entry.tenant})`,
+        );
       if (entry.retiredAt) throw new SecurityError(`key ${id} was retired on ${entry.retiredAt}`);
       return {
         ...doc,

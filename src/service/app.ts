@@ -177,6 +177,7 @@ export async function buildService(o: ServiceOptions): Promise<Service> {
     logger,
     metrics,
     configOf,
+    maxRowsOf: (job) => tenants.quotasOf(job.tenant, config.service.quotas).maxRowsPerJob,
     files,
     keyring,
     onStart,

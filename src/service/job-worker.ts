@@ -28,6 +28,8 @@ export type ToWorker =
       config: Config;
       correlationId: string;
       tenant: string;
+      /** The tenant's maxRowsPerJob: its data past it fails the job (NEUROCLUSTER_ERR_QUOTA). */
+      maxRows?: number | undefined;
     }
   | { type: 'abort'; id: string }
   | { type: 'metrics'; ask: number };
@@ -61,6 +63,9 @@ if (port) {
       const result = await clusterer.fit(job.input, {
         signal: abort.signal,
         correlationId: job.correlationId,
+        ...(job.maxRows === undefined
+          ? {}
+          : { rowQuota: { maxRows: job.maxRows, holder: `tenant "${job.tenant}"` } }),
         onProgress: (event) => {
           const progress = progressOf(event, job.config);
           if (progress) send({ type: 'progress', id: job.id, progress });
@@ -68,16 +73,18 @@ if (port) {
       });
       // The summary the store keeps and every listing shows: without the per-row arrays.
       const { labels: _labels, ids: _ids, ...summary } = result.toJSON();
-      await writeEncryptedFile(join(job.dir, RESULT_FILE), JSON.stringify(result.toJSON()), keyring);
-      await writeEncryptedFile(join(job.dir, LABELS_FILE), labelsCsv(result.labels, result.ids), keyring);
+      // The tenant's files are wrapped with its own key (destroyed with the tenant).
+      const own = keyring.forTenant(job.tenant);
+      await writeEncryptedFile(join(job.dir, RESULT_FILE), JSON.stringify(result.toJSON()), own);
+      await writeEncryptedFile(join(job.dir, LABELS_FILE), labelsCsv(result.labels, result.ids), own);
       const plot = await resultPlot(
         result,
         runtime.registry,
         `job ${job.id}: ${result.method}, k = ${result.k}`,
       );
-      await writeEncryptedFile(join(job.dir, PLOT_FILE), plot, keyring);
+      await writeEncryptedFile(join(job.dir, PLOT_FILE), plot, own);
       // The model, for the job's predict route (encrypted as security.encryptModels says).
-      await clusterer.save(join(job.dir, MODEL_FILE), { correlationId: job.correlationId });
+      await clusterer.save(join(job.dir, MODEL_FILE), { correlationId: job.correlationId, keyring: own });
       send({ type: 'done', id: job.id, summary: JSON.parse(JSON.stringify(summary)), rows: result.rows });
     } catch (cause) {
       const error = toNeuroclusterError(cause);

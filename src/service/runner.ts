@@ -51,6 +51,8 @@ export interface RunnerDeps {
   readonly metrics: EngineMetrics;
   /** The configuration a job runs under, given its options (checked when it was accepted). */
   readonly configOf: (job: Job) => Config;
+  /** The rows a job may read: its tenant's `maxRowsPerJob`, none when unset. */
+  readonly maxRowsOf: (job: Job) => number | undefined;
   /** The record of encrypted files of the service's store. */
   readonly files: EncryptedFileRegistry;
   readonly keyring: Keyring;
@@ -143,6 +145,7 @@ export class JobRunner implements Runner {
         config,
         correlationId: job.correlationId,
         tenant: job.tenant,
+        maxRows: this.o.maxRowsOf(job),
       };
       slot.worker.postMessage(message);
     }

@@ -8,6 +8,7 @@
  * keys and removes its jobs with their stored files.
  */
 import { QuotaError, UsageError } from '../core/errors.js';
+import type { Keyring } from '../security/keyring.js';
 import type { Db } from '../store/db.js';
 import type { JobStore } from './jobs.js';
 
@@ -103,13 +104,19 @@ export class Tenants {
     return tenant;
   }
 
-  create(name: string): TenantInfo {
+  /**
+   * Makes a tenant, with a key of its own in `keyring` that its files will be wrapped with (none
+   * where the keyring is read-only, from the environment: its files then use the current key).
+   */
+  create(name: string, keyring?: Keyring): TenantInfo & { readonly keyId?: string } {
     checkTenantName(name, 'name');
+    if (this.get(name)) throw new UsageError(`a tenant named "${name}" exists (tenants list shows them)`);
+    const keyId = keyring?.file ? (keyring.tenantKeyId(name) ?? keyring.rotateTenant(name)) : undefined;
     const changes = this.db
       .prepare('INSERT OR IGNORE INTO tenants (name, created_at) VALUES (?, ?)')
       .run(name, new Date().toISOString()).changes;
     if (changes === 0) throw new UsageError(`a tenant named "${name}" exists (tenants list shows them)`);
-    return this.need(name);
+    return { ...this.need(name), ...(keyId === undefined ? {} : { keyId }) };
   }
 
   /** Sets (a number) or clears (null) the tenant's own quotas; the others stay as they were. */
@@ -130,16 +137,26 @@ export class Tenants {
   }
 
   /**
-   * Deletes a tenant: its API keys revoked, its jobs removed with their stored files. Refused while
+   * Deletes a tenant: its API keys revoked, its keys in `keyring` destroyed (crypto-shredding: no
+   * copy of its files can be read any more), its jobs removed with their stored files. Refused while
    * one of its jobs runs (its worker would write its results after the removal): cancel it or wait.
    * `default` is not deleted (keys without a tenant belong to it); its keys are revoked one by one.
+   * Each step is one a second run finishes: the tenant goes last.
    */
-  delete(name: string, jobs: JobStore): { readonly keysRevoked: number; readonly jobsRemoved: number } {
+  delete(
+    name: string,
+    jobs: JobStore,
+    keyring?: Keyring,
+  ): {
+    readonly keysRevoked: number;
+    readonly jobsRemoved: number;
+    readonly keysDestroyed: readonly string[];
+  } {
     if (name === DEFAULT_TENANT)
       throw new UsageError(
         'the default tenant is not deleted: revoke its keys (api-keys revoke) and delete its jobs instead',
       );
-    const { keysRevoked, ids } = this.db.transaction(() => {
+    const keysRevoked = this.db.transaction(() => {
       this.need(name);
       const running = (
         this.db
@@ -150,17 +167,23 @@ export class Tenants {
         throw new UsageError(
           `tenant "${name}" has ${running} running job(s): cancel them (DELETE /v1/jobs/:id) or let them end, then delete it`,
         );
-      const keysRevoked = this.db
+      // Its waiting jobs are not started any more (they are removed below).
+      this.db
+        .prepare(`UPDATE jobs SET state = 'cancelled', ended_at = ? WHERE tenant = ? AND state = 'queued'`)
+        .run(new Date().toISOString(), name);
+      return this.db
         .prepare('UPDATE api_keys SET revoked_at = ? WHERE tenant = ? AND revoked_at IS NULL')
         .run(new Date().toISOString(), name).changes;
-      const ids = (this.db.prepare('SELECT id FROM jobs WHERE tenant = ?').all(name) as { id: string }[]).map(
-        (r) => r.id,
-      );
-      this.db.prepare('DELETE FROM tenants WHERE name = ?').run(name);
-      return { keysRevoked, ids };
     })();
+    // No request of it is taken from here; its keys go before its files, so that a failure
+    // between the two leaves files nobody can read, never keys that read files.
+    const keysDestroyed = keyring?.file ? keyring.destroyTenant(name) : [];
+    const ids = (this.db.prepare('SELECT id FROM jobs WHERE tenant = ?').all(name) as { id: string }[]).map(
+      (r) => r.id,
+    );
     for (const id of ids) jobs.remove(id);
-    return { keysRevoked, jobsRemoved: ids.length };
+    this.db.prepare('DELETE FROM tenants WHERE name = ?').run(name);
+    return { keysRevoked, jobsRemoved: ids.length, keysDestroyed };
   }
 
   /** The quotas that hold for a tenant: its own over the service's. */

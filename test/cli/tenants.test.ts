@@ -23,7 +23,11 @@ const json = (args: string[], home: string) => {
 describe('neurocluster tenants', () => {
   it('creates, lists, sets quotas, and deletes a tenant with its keys and jobs, audited', async () => {
     const home = tempDir();
-    expect(json(['tenants', 'create', 'team-a'], home)).toMatchObject({ name: 'team-a', quotas: {} });
+    const made = json(['tenants', 'create', 'team-a'], home);
+    expect(made).toMatchObject({ name: 'team-a', quotas: {}, keyId: expect.stringMatching(/^k\d{8}-/) });
+    const tenantKeys = () =>
+      json(['keys', 'list'], home).keys.filter((k: { tenant?: string }) => k.tenant === 'team-a');
+    expect(tenantKeys()).toEqual([expect.objectContaining({ id: made.keyId, current: true })]);
     expect(runCli(['tenants', 'create', 'team-a'], { home }).stderr).toMatch(
       /a tenant named "team-a" exists/,
     );
@@ -64,6 +68,17 @@ describe('neurocluster tenants', () => {
     expect(listed.map((t: { name: string }) => t.name)).toEqual(['default', 'team-a']);
     expect(listed[1].usage).toMatchObject({ activeJobs: 2, jobsLastHour: 2, storedBytes: 14 });
 
+    // Its own key rotated (an unknown tenant's refused).
+    expect(runCli(['keys', 'rotate', '--tenant', 'nobody'], { home }).stderr).toMatch(
+      /no tenant is named "nobody"/,
+    );
+    const rotated = json(['keys', 'rotate', '--tenant', 'team-a'], home);
+    expect(rotated).toMatchObject({ tenant: 'team-a', from: made.keyId, to: expect.stringMatching(/^k/) });
+    expect(tenantKeys().map((k: { id: string; current: boolean }) => [k.id, k.current])).toEqual([
+      [made.keyId, false],
+      [rotated.to, true],
+    ]);
+
     // Not while one of its jobs runs.
     jobs.claim();
     const busy = runCli(['tenants', 'delete', 'team-a'], { home });
@@ -75,7 +90,9 @@ describe('neurocluster tenants', () => {
       name: 'team-a',
       keysRevoked: 1,
       jobsRemoved: 2,
+      keysDestroyed: [made.keyId, rotated.to],
     });
+    expect(tenantKeys()).toEqual([]);
     for (const id of ids) expect(existsSync(jobs.dir(id))).toBe(false);
     expect(jobs.list({ tenant: 'team-a', limit: 10 }).jobs).toEqual([]);
     expect(() => new ApiKeys(db).verify(`Bearer ${key.key}`)).toThrow(/was revoked/);
@@ -98,7 +115,13 @@ describe('neurocluster tenants', () => {
       ['tenant.set', 'team-a'],
       ['tenant.delete', 'team-a'],
     ]);
-    expect(actions.at(-1)!.details).toMatchObject({ tenant: 'team-a', keysRevoked: 1, jobsRemoved: 2 });
+    expect(actions[0]!.details).toMatchObject({ tenant: 'team-a', keyId: made.keyId });
+    expect(actions.at(-1)!.details).toMatchObject({
+      tenant: 'team-a',
+      keysRevoked: 1,
+      jobsRemoved: 2,
+      keysDestroyed: [made.keyId, rotated.to],
+    });
   });
   it('privacy status --tenant shows a tenant’s budgets by its own dataset names, and no other’s', () => {
     const home = tempDir();

@@ -53,6 +53,7 @@ describe('a task, as a worker reads it', () => {
       /configuration is not this version's/,
     );
     expect(() => readTask({ ...task, extra: 1 })).toThrow(/not one this worker runs/);
+    expect(readTask({ ...task, maxRows: 1000 })).toEqual({ ...task, maxRows: 1000 });
     const { tenant: _tenant, ...withoutTenant } = task;
     expect(() => readTask(withoutTenant)).toThrow(/not one this worker runs/);
   });

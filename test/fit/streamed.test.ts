@@ -207,6 +207,31 @@ describe('a streamed fit', () => {
     expect(readdirSync(dir)).toEqual(['bad.csv']);
   });
 
+  it('stops at the chunk that passes a row quota (NEUROCLUSTER_ERR_QUOTA), as the fit in memory refuses the file', async () => {
+    const rowQuota = { maxRows: 100, holder: 'tenant "team-a"' };
+    const config = { data: { labelColumn: 'species' } } as const;
+    const streamed = await failure(
+      clusterer('kmeans', 3, { ...config, stream: { mode: 'on', chunkRows: 32 } }).fit(IRIS, { rowQuota }),
+    );
+    expect(streamed.code).toBe('NEUROCLUSTER_ERR_QUOTA');
+    expect(streamed.message).toMatch(
+      /more than 100 rows, over tenant "team-a"'s quota \(maxRowsPerJob 100\)/,
+    );
+    const whole = await failure(
+      clusterer('kmeans', 3, { ...config, stream: { mode: 'off' } }).fit(IRIS, { rowQuota }),
+    );
+    expect(whole.code).toBe('NEUROCLUSTER_ERR_QUOTA');
+    expect(whole.message).toMatch(/the data has 150 rows/);
+    // At the quota, it fits.
+    const fits = await clusterer('kmeans', 3, { ...config, stream: { mode: 'on', chunkRows: 32 } }).fit(
+      IRIS,
+      {
+        rowQuota: { ...rowQuota, maxRows: 150 },
+      },
+    );
+    expect(fits.rows).toBe(150);
+  });
+
   describe('spill files', () => {
     let previous: string | undefined;
     let spillRoot: string;

@@ -211,4 +211,43 @@ describe('envelope encryption', () => {
     expect(() => keys.derived(first, 'audit')).toThrow(/retired/);
     expect(keys.derived(first, 'audit', true).equals(expected)).toBe(true);
   });
+  it('wraps a tenant’s files with its own key, re-wraps them with its newest, and cannot read them once its keys are destroyed', async () => {
+    const dir = tempDir();
+    const keys = ring();
+    const serviceKey = keys.current().id;
+    const a = keys.rotateTenant('team-a');
+    expect(keys.tenantKeyId('team-a')).toBe(a);
+    expect(keys.tenantKeyId('team-b')).toBeUndefined();
+    const plain = randomBytes(10_000);
+    const theirs = encryptBuffer(plain, keys.forTenant('team-a'));
+    expect(wrappedWith(theirs)).toBe(a);
+    // A tenant without a key of its own (default) uses the current key; signatures stay with it.
+    expect(wrappedWith(encryptBuffer(plain, keys.forTenant('default')))).toBe(serviceKey);
+    expect(keys.forTenant('team-a').current().id).toBe(serviceKey);
+    // Any key decrypts through any view.
+    expect(decryptBuffer(theirs, keys).equals(plain)).toBe(true);
+
+    // A rotation of the service key leaves the tenant's file with its tenant's key.
+    const file = join(dir, 'result.enc');
+    writeFileSync(file, theirs);
+    keys.rotate();
+    expect(await rewrapFile(file, keys)).toEqual({ from: a, to: a });
+    // Its own rotation re-wraps it; the old key is no longer its current one.
+    const a2 = keys.rotateTenant('team-a');
+    expect(await rewrapFile(file, keys)).toEqual({ from: a, to: a2 });
+    expect(() => keys.retire(a2)).toThrow(/tenant team-a's current key: rotate it first/);
+    expect(keys.list().filter((k) => k.tenant === 'team-a')).toEqual([
+      expect.objectContaining({ id: a, current: false }),
+      expect.objectContaining({ id: a2, current: true }),
+    ]);
+
+    // Destroyed: gone from the file (another process reading it sees none), copies unreadable.
+    const copy = readFileSync(file);
+    expect(keys.destroyTenant('team-a').sort()).toEqual([a, a2].sort());
+    const fresh = Keyring.open({ env: { NEUROCLUSTER_KEYRING: keys.file! }, warn: () => {} });
+    expect(fresh.list().some((k) => k.tenant === 'team-a')).toBe(false);
+    expect(readFileSync(keys.file!, 'utf8')).not.toContain(a2);
+    expect(() => decryptBuffer(copy, fresh)).toThrow(/is not in the keyring/);
+    expect(() => decryptBuffer(copy, keys)).toThrow(/is not in the keyring/);
+  });
 });

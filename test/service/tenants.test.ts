@@ -3,8 +3,11 @@
  * one with 429 NEUROCLUSTER_ERR_QUOTA, with Retry-After where waiting helps, and never touch
  * another tenant; jobs start fairly across tenants, in the store and on a running service.
  */
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { decryptBuffer, wrappedWith } from '../../src/security/envelope.js';
+import { Keyring } from '../../src/security/keyring.js';
 import { ApiKeys } from '../../src/service/api-keys.js';
 import { JobStore } from '../../src/service/jobs.js';
 import { Tenants } from '../../src/service/tenants.js';
@@ -12,10 +15,13 @@ import { openStore, storeFile } from '../../src/store/db.js';
 import { tempDir } from '../helpers.js';
 import { type Harness, KMEANS, ROWS, settled, start, stop } from './harness.js';
 
-/** A second tenant on the harness's home, with a key. */
+/** The keyring of the harness's home, as the CLI opens it. */
+const keyringOf = (h: Harness) => Keyring.open({ env: { NEUROCLUSTER_HOME: h.home }, warn: () => {} });
+
+/** A second tenant on the harness's home (with a key of its own in the keyring), and an API key. */
 function otherTenant(h: Harness, name = 'team-b'): { authorization: string } {
   const db = openStore(storeFile(h.home));
-  new Tenants(db).create(name);
+  new Tenants(db).create(name, keyringOf(h));
   return { authorization: `Bearer ${new ApiKeys(db).create(`${name}-key`, name).key}` };
 }
 
@@ -82,6 +88,40 @@ describe('tenant quotas', () => {
     }
   });
 
+  it('stop a job whose file has more rows than maxRowsPerJob as it reads them (NEUROCLUSTER_ERR_QUOTA)', async () => {
+    const h = await start({ service: { quotas: { maxRowsPerJob: 8 } } });
+    try {
+      const file = join(h.data, 'nine.csv');
+      writeFileSync(file, `x,y\n${[...ROWS, [5, 5]].map((r) => r.join(',')).join('\n')}\n`);
+      const r = await h.service.app.inject({
+        method: 'POST',
+        url: '/v1/jobs',
+        headers: h.auth,
+        payload: { source: { path: file }, options: KMEANS },
+      });
+      expect(r.statusCode, r.body).toBe(202);
+      const job = await settled(h, r.json().id);
+      expect(job.state).toBe('failed');
+      expect(job.error).toEqual({
+        code: 'NEUROCLUSTER_ERR_QUOTA',
+        message: expect.stringMatching(
+          /the data has 9 rows, over tenant "default"'s quota \(maxRowsPerJob 8\)/,
+        ),
+      });
+      // Eight rows are within it.
+      writeFileSync(file, `x,y\n${ROWS.map((row) => row.join(',')).join('\n')}\n`);
+      const ok = await h.service.app.inject({
+        method: 'POST',
+        url: '/v1/jobs',
+        headers: h.auth,
+        payload: { source: { path: file }, options: KMEANS },
+      });
+      expect((await settled(h, ok.json().id)).state).toBe('succeeded');
+    } finally {
+      await stop(h);
+    }
+  });
+
   it('count a job’s results in its stored bytes once it ends', async () => {
     const h = await start();
     try {
@@ -90,6 +130,48 @@ describe('tenant quotas', () => {
       expect((await settled(h, id)).state).toBe('succeeded');
       // The result, labels, plot and model join the upload.
       expect(new Tenants(openStore(storeFile(h.home))).usage('default').storedBytes).toBeGreaterThan(upload);
+    } finally {
+      await stop(h);
+    }
+  });
+});
+
+describe('tenant keys', () => {
+  it('wrap a tenant’s stored files with its own key; deleting the tenant destroys it, and a copy made before cannot be read', async () => {
+    const h = await start();
+    try {
+      const b = otherTenant(h);
+      const own = keyringOf(h).tenantKeyId('team-b');
+      expect(own).toBeDefined();
+      const id = (await submit(h, b)).json().id;
+      expect((await settled(h, id)).state).toBe('succeeded');
+      const dir = h.service.jobs.dir(id);
+      const stored = readdirSync(dir).sort();
+      expect(stored).toEqual(['input.json', 'labels.csv', 'model.json', 'plot.svg', 'result.json']);
+      for (const file of stored) expect(wrappedWith(readFileSync(join(dir, file))), file).toBe(own);
+      // The default tenant's files keep the current key.
+      const mine = (await submit(h, h.auth)).json().id;
+      expect((await settled(h, mine)).state).toBe('succeeded');
+      expect(wrappedWith(readFileSync(join(h.service.jobs.dir(mine), 'result.json')))).toBe(
+        keyringOf(h).current().id,
+      );
+
+      // A backup of the result, then the tenant deleted.
+      const backup = readFileSync(join(dir, 'result.json'));
+      expect(JSON.parse(decryptBuffer(backup, keyringOf(h)).toString()).k).toBe(2);
+      const db = openStore(storeFile(h.home));
+      const removed = new Tenants(db).delete('team-b', h.service.jobs, keyringOf(h));
+      expect(removed).toEqual({ keysRevoked: 1, jobsRemoved: 1, keysDestroyed: [own] });
+      expect(existsSync(dir)).toBe(false);
+      expect(
+        keyringOf(h)
+          .list()
+          .some((k) => k.tenant === 'team-b'),
+      ).toBe(false);
+      expect(() => decryptBuffer(backup, keyringOf(h))).toThrow(/is not in the keyring/);
+      // Its key answers 403 now; the other tenant's jobs are untouched.
+      expect((await submit(h, b)).statusCode).toBe(403);
+      expect(h.service.jobs.get(mine).state).toBe('succeeded');
     } finally {
       await stop(h);
     }

@@ -23,6 +23,8 @@ import {
 import { decryptBuffer, decryptFile, isEncrypted } from '../../security/envelope.js';
 import { Keyring } from '../../security/keyring.js';
 import { openWithinLimits } from '../../security/secure-load.js';
+import { Tenants } from '../../service/tenants.js';
+import { openStore } from '../../store/db.js';
 import { audit, auditLog, errorDetails, outcomeOf } from '../audit.js';
 import { cliConfig, type GlobalFlags } from '../context.js';
 import { table, warn } from '../output.js';
@@ -55,18 +57,24 @@ export function keysCommand(): Command {
       '--dir <dirs...>',
       'more directories whose encrypted files (written elsewhere, copied in) are re-wrapped',
     )
-    .action(async (opts: { dir?: string[] }, command: Command) => {
+    .option(
+      '--tenant <tenant>',
+      "a service tenant's key instead (docs/tenancy.md): its files are re-wrapped with its new key",
+    )
+    .action(async (opts: { dir?: string[]; tenant?: string }, command: Command) => {
       const flags = command.optsWithGlobals() as GlobalFlags;
       const config = await cliConfig(command, []);
       const keyring = Keyring.open();
-      const from = keyring.current().id;
+      const tenant = opts.tenant;
+      if (tenant !== undefined) new Tenants(openStore()).need(tenant);
+      const from = tenant === undefined ? keyring.current().id : (keyring.tenantKeyId(tenant) ?? null);
       let to = from;
       const report = await audited(
         config,
         'keys.rotate',
-        keyring.file ?? 'env',
+        tenant === undefined ? (keyring.file ?? 'env') : `tenant:${tenant}`,
         async () => {
-          to = keyring.rotate();
+          to = tenant === undefined ? keyring.rotate() : keyring.rotateTenant(tenant);
           const dirs = [neuroclusterHome(), ...(opts.dir ?? [])];
           return rewrapAll(keyring, (await Promise.all(dirs.map(encryptedFiles))).flat());
         },
@@ -85,10 +93,13 @@ export function keysCommand(): Command {
         warn(
           `not re-wrapped: ${file}: its directory is not there now (it keeps its key until a rotation reaches it)`,
         );
-      if (flags.json) process.stdout.write(`${JSON.stringify({ from, to, ...report })}\n`);
+      if (flags.json)
+        process.stdout.write(
+          `${JSON.stringify({ ...(tenant === undefined ? {} : { tenant }), from, to, ...report })}\n`,
+        );
       else
         process.stdout.write(
-          `current key ${to} (was ${from}); ${report.rewrapped.length} file(s) re-wrapped, ${report.skipped.length} skipped, ${report.unreachable.length} out of reach\n`,
+          `${tenant === undefined ? 'current key' : `tenant ${tenant}'s key`} ${to} (was ${from ?? 'none'}); ${report.rewrapped.length} file(s) re-wrapped, ${report.skipped.length} skipped, ${report.unreachable.length} out of reach\n`,
         );
     });
   cmd
@@ -132,7 +143,7 @@ export function keysCommand(): Command {
             'keyring',
             keys.map((k) => [
               k.id,
-              `${k.current ? 'current, ' : ''}created ${k.createdAt}${k.retiredAt ? `, retired ${k.retiredAt}` : ''}; ${k.files} file(s)`,
+              `${k.tenant === undefined ? '' : `tenant ${k.tenant}, `}${k.current ? 'current, ' : ''}created ${k.createdAt}${k.retiredAt ? `, retired ${k.retiredAt}` : ''}; ${k.files} file(s)`,
             ]),
           ),
         );

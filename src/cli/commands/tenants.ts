@@ -5,12 +5,13 @@
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { neuroclusterHome } from '../../config/home.js';
+import { Keyring } from '../../security/keyring.js';
 import { JobStore } from '../../service/jobs.js';
 import { QUOTA_NAMES, type Quotas, type TenantInfo, Tenants } from '../../service/tenants.js';
 import { openStore } from '../../store/db.js';
 import { audit } from '../audit.js';
 import { cliConfig, type GlobalFlags } from '../context.js';
-import { table } from '../output.js';
+import { table, warn } from '../output.js';
 
 /** A quota's value on the command line: a whole number, or `none` to drop the tenant's own. */
 function quotaValue(value: string): number | 'none' {
@@ -27,6 +28,10 @@ const FLAGS: Record<(typeof QUOTA_NAMES)[number], { flag: string; what: string }
   maxRowsPerJob: { flag: '--max-rows-per-job <n>', what: "rows in one job's data" },
   maxStoredBytes: { flag: '--max-stored-bytes <n>', what: "bytes of its jobs' stored uploads and results" },
 };
+
+/** What a tenant gets without a writable keyring: no key of its own, so nothing to destroy. */
+const READ_ONLY = (name: string) =>
+  `the keyring comes from NEUROCLUSTER_KEYRING_JSON (read-only): tenant ${name} has no key of its own, and its files are wrapped with the current key (nothing to destroy when it is deleted); see docs/tenancy.md`;
 
 const quotasText = (q: Quotas) =>
   Object.entries(q)
@@ -67,11 +72,22 @@ export function tenantsCommand(): Command {
     .action(async (name: string, _opts: unknown, command: Command) => {
       const flags = command.optsWithGlobals() as GlobalFlags;
       const config = await cliConfig(command, []);
-      const made = new Tenants(openStore()).create(name);
+      const keyring = Keyring.open();
+      const made = new Tenants(openStore()).create(name, keyring);
       audit(config, [
-        { action: 'tenant.create', resource: name, outcome: 'success', details: { tenant: name } },
+        {
+          action: 'tenant.create',
+          resource: name,
+          outcome: 'success',
+          details: { tenant: name, keyId: made.keyId ?? null },
+        },
       ]);
-      process.stdout.write(flags.json ? `${JSON.stringify(made)}\n` : `created tenant ${name}\n`);
+      if (!keyring.file) warn(READ_ONLY(name));
+      process.stdout.write(
+        flags.json
+          ? `${JSON.stringify(made)}\n`
+          : `created tenant ${name}${made.keyId ? `, its files wrapped with its key ${made.keyId}` : ''}\n`,
+      );
     });
   const set = cmd
     .command('set')
@@ -101,10 +117,13 @@ export function tenantsCommand(): Command {
       const flags = command.optsWithGlobals() as GlobalFlags;
       const config = await cliConfig(command, []);
       const db = openStore();
+      const keyring = Keyring.open();
       const removed = new Tenants(db).delete(
         name,
         new JobStore(db, join(neuroclusterHome(), 'service', 'jobs')),
+        keyring,
       );
+      if (!keyring.file) warn(READ_ONLY(name));
       audit(config, [
         {
           action: 'tenant.delete',
@@ -116,7 +135,7 @@ export function tenantsCommand(): Command {
       process.stdout.write(
         flags.json
           ? `${JSON.stringify({ name, ...removed })}\n`
-          : `deleted tenant ${name}: ${removed.keysRevoked} API key(s) revoked, ${removed.jobsRemoved} job(s) removed\n`,
+          : `deleted tenant ${name}: ${removed.keysRevoked} API key(s) revoked, ${removed.keysDestroyed.length} key(s) destroyed, ${removed.jobsRemoved} job(s) removed\n`,
       );
     });
   return cmd;

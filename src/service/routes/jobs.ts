@@ -124,7 +124,11 @@ export function jobRoutes(app: FastifyInstance, ctx: ServiceContext): void {
    * A job's input from a JSON body: rows, stored encrypted in the job's directory (with how many
    * and the bytes kept), or a checked path.
    */
-  const jsonInput = async (body: z.infer<typeof submitBody>, id: string): Promise<Submission> => {
+  const jsonInput = async (
+    body: z.infer<typeof submitBody>,
+    id: string,
+    tenant: string,
+  ): Promise<Submission> => {
     if ('source' in body) {
       const roots = config.security.dataRoots;
       if (!isAbsolute(body.source.path))
@@ -149,14 +153,14 @@ export function jobRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     const bytes = await writeEncryptedFile(
       join(jobs.dir(id), input.file),
       JSON.stringify(rows),
-      keyring,
+      keyring.forTenant(tenant),
       files,
     );
     return { input, options: body.options, rows: rows.length, bytes };
   };
 
   /** A job's input from a multipart body: its `file` part (stored encrypted) and `options` part. */
-  const multipartInput = async (request: FastifyRequest, id: string): Promise<Submission> => {
+  const multipartInput = async (request: FastifyRequest, id: string, tenant: string): Promise<Submission> => {
     let input: JobInput | undefined;
     let options: Record<string, unknown> = {};
     let bytes = 0;
@@ -171,7 +175,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ServiceContext): void {
         bytes = await writeEncryptedFile(
           join(jobs.dir(id), input.file),
           await part.toBuffer(),
-          keyring,
+          keyring.forTenant(tenant),
           files,
         );
       } else if (part.type === 'field' && part.fieldname === 'options') {
@@ -204,8 +208,8 @@ export function jobRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     let job: Job;
     try {
       const { input, options, rows, bytes } = request.isMultipart()
-        ? await multipartInput(request, id)
-        : await jsonInput(submitBody.parse(request.body), id);
+        ? await multipartInput(request, id, tenant)
+        : await jsonInput(submitBody.parse(request.body), id, tenant);
       tenants.admit(tenant, config.service.quotas, { ...(rows === undefined ? {} : { rows }), bytes });
       // Whatever the body, the options are checked once, as the job will run them: a bad one is a
       // 422 now (its stored input discarded below), not a failed job later.
@@ -276,7 +280,12 @@ export function jobRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     const dir = jobs.dir(job.id);
     // Read as the job's own input was: a file of the rows (encrypted), with the job's data options.
     const rowsFile = join(dir, `predict-${randomUUID()}.json`);
-    await writeEncryptedFile(rowsFile, JSON.stringify(rowsDocument(body)), keyring, files);
+    await writeEncryptedFile(
+      rowsFile,
+      JSON.stringify(rowsDocument(body)),
+      keyring.forTenant(job.tenant),
+      files,
+    );
     try {
       const jobConfig = ctx.configOf(job);
       const clusterer = await NeuromorphicClusterer.load(join(dir, MODEL_FILE), {
