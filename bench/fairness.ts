@@ -8,15 +8,14 @@
  *
  * One JSON object on stdout; exit 1 when a job of a started before b's, or a job failed.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ApiKeys } from '../src/service/api-keys.js';
 import { Tenants } from '../src/service/tenants.js';
 import { openStore, storeFile } from '../src/store/db.js';
-import { killAll, quantile, startCli, stopCli } from './processes.js';
+import { IRIS_JOB, killAll, quantile, startCli, stopCli } from './processes.js';
 
 const { values } = parseArgs({
   options: {
@@ -25,13 +24,7 @@ const { values } = parseArgs({
   },
 });
 const JOBS = Number(values.jobs);
-const here = dirname(fileURLToPath(import.meta.url));
-const iris = readFileSync(resolve(here, '../../examples/iris.csv'), 'utf8')
-  .trim()
-  .split('\n')
-  .slice(1)
-  .map((line) => line.split(',').slice(0, 4).map(Number));
-const body = JSON.stringify({ data: iris, options: { kmeans: { nClusters: 3 } } });
+const body = IRIS_JOB;
 
 interface JobView {
   id: string;

@@ -5,11 +5,22 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The built CLI (this module runs from dist/bench/). */
 export const CLI = resolve(dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
+
+/** The body of an iris-sized job (150 x 4, the default method, k = 3): the service benches' job. */
+export const IRIS_JOB = JSON.stringify({
+  data: readFileSync(resolve(dirname(fileURLToPath(import.meta.url)), '../../examples/iris.csv'), 'utf8')
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((line) => line.split(',').slice(0, 4).map(Number)),
+  options: { kmeans: { nClusters: 3 } },
+});
 
 export interface Started<Line> {
   readonly child: ChildProcess;

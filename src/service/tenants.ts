@@ -4,8 +4,10 @@
  *
  * Each tenant has quotas: the service's (`service.quotas`), over which a tenant's own overrides
  * go (`neurocluster tenants set`). A request past one is refused with NEUROCLUSTER_ERR_QUOTA (429),
- * with Retry-After where waiting helps (active jobs, jobs per hour). Deleting a tenant revokes its
- * keys and removes its jobs with their stored files.
+ * with Retry-After where waiting helps (active jobs, jobs per hour). A tenant's files are wrapped
+ * with a key of its own in the keyring; deleting the tenant revokes its API keys, destroys those
+ * keys (no copy of its files can be read any more) and removes its jobs with their stored files.
+ * docs/tenancy.md says what is isolated and what is not.
  */
 import { QuotaError, UsageError } from '../core/errors.js';
 import type { Keyring } from '../security/keyring.js';
@@ -62,6 +64,7 @@ export function tenantBudgets<B extends { readonly dataset: string }>(
     .filter((b) => b.dataset.startsWith(prefix))
     .map((b) => ({ ...b, dataset: b.dataset.slice(prefix.length) }));
 }
+
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const HOUR_MS = 3_600_000;
 
@@ -191,24 +194,40 @@ export class Tenants {
     return { ...service, ...(this.get(name)?.quotas ?? {}) };
   }
 
+  /** What a tenant uses of its quotas now: each count read from its own index. */
   usage(name: string, now = Date.now()): TenantUsage {
-    const since = new Date(now - HOUR_MS).toISOString();
-    const row = this.db
-      .prepare(
-        `SELECT
-           COUNT(*) FILTER (WHERE state IN ('queued', 'running')) AS active,
-           COUNT(*) FILTER (WHERE created_at > ?) AS hour,
-           MIN(created_at) FILTER (WHERE created_at > ?) AS oldest,
-           COALESCE(SUM(stored_bytes), 0) AS bytes
-         FROM jobs WHERE tenant = ?`,
-      )
-      .get(since, since, name) as { active: number; hour: number; oldest: string | null; bytes: number };
+    const hour = this.lastHour(name, now);
     return {
-      activeJobs: row.active,
-      jobsLastHour: row.hour,
-      storedBytes: row.bytes,
-      ...(row.oldest ? { oldestInHour: row.oldest } : {}),
+      activeJobs: this.activeJobs(name),
+      jobsLastHour: hour.count,
+      storedBytes: this.storedBytes(name),
+      ...(hour.oldest ? { oldestInHour: hour.oldest } : {}),
     };
+  }
+
+  private activeJobs(name: string): number {
+    return (
+      this.db
+        .prepare(`SELECT COUNT(*) AS n FROM jobs WHERE tenant = ? AND state IN ('queued', 'running')`)
+        .get(name) as { n: number }
+    ).n;
+  }
+
+  private lastHour(name: string, now: number): { count: number; oldest: string | null } {
+    const since = new Date(now - HOUR_MS).toISOString();
+    return this.db
+      .prepare(
+        'SELECT COUNT(*) AS count, MIN(created_at) AS oldest FROM jobs WHERE tenant = ? AND created_at > ?',
+      )
+      .get(name, since) as { count: number; oldest: string | null };
+  }
+
+  private storedBytes(name: string): number {
+    return (
+      this.db.prepare('SELECT COALESCE(SUM(stored_bytes), 0) AS n FROM jobs WHERE tenant = ?').get(name) as {
+        n: number;
+      }
+    ).n;
   }
 
   /**
@@ -216,29 +235,37 @@ export class Tenants {
    * wait where waiting helps; `rows` and `bytes` are the new job's, when known.
    */
   admit(name: string, service: Quotas, job: { rows?: number; bytes?: number } = {}, now = Date.now()): void {
+    // Only the quotas set are counted: a service without quotas pays one lookup a submission.
     const q = this.quotasOf(name, service);
-    const use = this.usage(name, now);
     const who = `tenant "${name}"`;
-    if (q.maxActiveJobs !== undefined && use.activeJobs >= q.maxActiveJobs)
-      throw new QuotaError(
-        `${who} has ${use.activeJobs} jobs queued or running, its quota (maxActiveJobs ${q.maxActiveJobs}): submit this one when one ends`,
-        { retryAfterSeconds: 5 },
-      );
-    if (q.maxJobsPerHour !== undefined && use.jobsLastHour >= q.maxJobsPerHour) {
-      const drops = use.oldestInHour ? Date.parse(use.oldestInHour) + HOUR_MS - now : HOUR_MS;
-      throw new QuotaError(
-        `${who} submitted ${use.jobsLastHour} jobs in the last hour, its quota (maxJobsPerHour ${q.maxJobsPerHour})`,
-        { retryAfterSeconds: Math.max(1, Math.ceil(drops / 1000)) },
-      );
+    if (q.maxActiveJobs !== undefined) {
+      const active = this.activeJobs(name);
+      if (active >= q.maxActiveJobs)
+        throw new QuotaError(
+          `${who} has ${active} jobs queued or running, its quota (maxActiveJobs ${q.maxActiveJobs}): submit this one when one ends`,
+          { retryAfterSeconds: 5 },
+        );
+    }
+    if (q.maxJobsPerHour !== undefined) {
+      const hour = this.lastHour(name, now);
+      if (hour.count >= q.maxJobsPerHour) {
+        const drops = hour.oldest ? Date.parse(hour.oldest) + HOUR_MS - now : HOUR_MS;
+        throw new QuotaError(
+          `${who} submitted ${hour.count} jobs in the last hour, its quota (maxJobsPerHour ${q.maxJobsPerHour})`,
+          { retryAfterSeconds: Math.max(1, Math.ceil(drops / 1000)) },
+        );
+      }
     }
     if (job.rows !== undefined && q.maxRowsPerJob !== undefined && job.rows > q.maxRowsPerJob)
       throw new QuotaError(
         `the job has ${job.rows} rows, over ${who}'s quota (maxRowsPerJob ${q.maxRowsPerJob}): send fewer`,
       );
-    const bytes = use.storedBytes + (job.bytes ?? 0);
-    if (q.maxStoredBytes !== undefined && (bytes > q.maxStoredBytes || use.storedBytes >= q.maxStoredBytes))
-      throw new QuotaError(
-        `${who} keeps ${use.storedBytes} bytes of jobs' files${job.bytes ? ` and this job brings ${job.bytes}` : ''}, over its quota (maxStoredBytes ${q.maxStoredBytes}): delete finished jobs (DELETE /v1/jobs/:id) to make room`,
-      );
+    if (q.maxStoredBytes !== undefined) {
+      const kept = this.storedBytes(name);
+      if (kept >= q.maxStoredBytes || kept + (job.bytes ?? 0) > q.maxStoredBytes)
+        throw new QuotaError(
+          `${who} keeps ${kept} bytes of jobs' files${job.bytes ? ` and this job brings ${job.bytes}` : ''}, over its quota (maxStoredBytes ${q.maxStoredBytes}): delete finished jobs (DELETE /v1/jobs/:id) to make room`,
+        );
+    }
   }
 }

@@ -111,7 +111,9 @@ const MIGRATIONS: readonly string[] = [
      SELECT tenant, strftime('%Y-%m-%dT%H:%M:%fZ', 'now') FROM
        (SELECT tenant FROM api_keys UNION SELECT tenant FROM jobs UNION SELECT 'default');
    ALTER TABLE jobs ADD COLUMN stored_bytes INTEGER NOT NULL DEFAULT 0;
-   CREATE INDEX jobs_tenant_state ON jobs(tenant, state);`,
+   CREATE INDEX jobs_tenant_state ON jobs(tenant, state);
+   CREATE INDEX jobs_tenant_created ON jobs(tenant, created_at);
+   CREATE INDEX jobs_tenant_bytes ON jobs(tenant, stored_bytes);`,
 ];
 
 /** The store's file in a NEUROCLUSTER_HOME. */
