@@ -17,9 +17,11 @@ export interface AuditEvent {
   /** Who: the caller's user ID, else the operating-system user. */
   readonly actor?: string;
   readonly details?: Readonly<Record<string, unknown>>;
+  /** The operation's correlation ID; the one of the context it is appended in by default. */
+  readonly correlationId?: string | undefined;
 }
 
-export interface AuditRecord extends Required<Omit<AuditEvent, 'details'>> {
+export interface AuditRecord extends Required<Omit<AuditEvent, 'details' | 'correlationId'>> {
   readonly seq: number;
   readonly at: string;
   readonly correlationId: string | null;
@@ -28,13 +30,18 @@ export interface AuditRecord extends Required<Omit<AuditEvent, 'details'>> {
   readonly prev: string;
   readonly keyId: string;
   readonly hmac: string;
+  /**
+   * On the first record of several written at once (a group commit), how many: a kill before their
+   * head's commit leaves up to that many past it, which the next append adopts.
+   */
+  readonly batch?: number;
 }
 
 export const GENESIS = '0'.repeat(64);
 
 /** The JSON of a record without its HMAC: what the HMAC signs. */
 export function signedPart(r: Omit<AuditRecord, 'hmac'>): string {
-  const { seq, at, actor, action, resource, outcome, correlationId, risk, details, prev, keyId } = r;
+  const { seq, at, actor, action, resource, outcome, correlationId, risk, details, prev, keyId, batch } = r;
   return JSON.stringify({
     seq,
     at,
@@ -47,6 +54,8 @@ export function signedPart(r: Omit<AuditRecord, 'hmac'>): string {
     details,
     prev,
     keyId,
+    // Signed where there is one; records written alone sign what they always signed.
+    ...(batch === undefined ? {} : { batch }),
   });
 }
 

@@ -180,24 +180,36 @@ export class AuditLog {
 
   /** Appends a record (nothing when the log is off); returns it. */
   append(event: AuditEvent): AuditRecord | undefined {
-    if (!this.settings.enabled) return undefined;
-    const record = this.write(event);
-    for (const e of this.detector?.observe(record) ?? []) {
-      this.write({
-        action: 'security.anomaly',
-        resource: e.rule,
-        outcome: 'success',
-        actor: 'neurocluster',
-        details: { rule: e.rule, actor: e.actor, message: e.message, records: [...e.records] },
-      });
-    }
-    this.maintain();
-    return record;
+    return this.appendAll([event])[0];
   }
 
-  /** One record, under the store's write lock, after repairing what a kill or a full disk left. */
-  private write(event: AuditEvent): AuditRecord {
-    return this.locked(() => this.settled(() => this.appendLine(event)));
+  /**
+   * Appends records together: one write, one fsync and one commit of the head for all of them (a
+   * group commit: what a service answering many requests at once needs). Nothing when the log is
+   * off; the records otherwise, in order.
+   */
+  appendAll(events: readonly AuditEvent[]): AuditRecord[] {
+    if (!this.settings.enabled || events.length === 0) return [];
+    const records = this.write(events);
+    for (const record of records)
+      for (const e of this.detector?.observe(record) ?? []) {
+        this.write([
+          {
+            action: 'security.anomaly',
+            resource: e.rule,
+            outcome: 'success',
+            actor: 'neurocluster',
+            details: { rule: e.rule, actor: e.actor, message: e.message, records: [...e.records] },
+          },
+        ]);
+      }
+    this.maintain();
+    return records;
+  }
+
+  /** Records written at once, under the store's write lock, after repairing what a kill or a full disk left. */
+  private write(events: readonly AuditEvent[]): AuditRecord[] {
+    return this.locked(() => this.settled(() => this.appendLines(events)));
   }
 
   /**
@@ -230,29 +242,48 @@ export class AuditLog {
 
   /** Appends one record's line (fsynced) and moves the head over it; within a write transaction. */
   private appendLine(event: AuditEvent): AuditRecord {
+    return this.appendLines([event])[0]!;
+  }
+
+  /**
+   * Appends records' lines (one write, one fsync) and moves the head over the last; within a write
+   * transaction. Several are chained as always, the first marked with how many were written with it.
+   */
+  private appendLines(events: readonly AuditEvent[]): AuditRecord[] {
     const head = this.head();
     const keyId = this.keyring.current().id;
-    const body: Omit<AuditRecord, 'hmac'> = {
-      seq: (head?.seq ?? 0) + 1,
-      at: this.now().toISOString(),
-      actor: event.actor ?? defaultActor(),
-      action: event.action,
-      resource: event.resource,
-      outcome: event.outcome,
-      correlationId: currentCorrelationId() ?? null,
-      risk: riskOf(event.action, event.outcome),
-      details: event.details ?? {},
-      prev: head?.hash ?? GENESIS,
-      keyId,
-    };
-    const r: AuditRecord = { ...body, hmac: this.hmac(keyId, signedPart(body)) };
-    const line = JSON.stringify(r);
-    const bytes = Buffer.from(`${line}\n`);
+    const at = this.now().toISOString();
+    let seq = head?.seq ?? 0;
+    let prev = head?.hash ?? GENESIS;
+    const records: AuditRecord[] = [];
+    const lines: string[] = [];
+    for (const [i, event] of events.entries()) {
+      const body: Omit<AuditRecord, 'hmac'> = {
+        seq: ++seq,
+        at,
+        actor: event.actor ?? defaultActor(),
+        action: event.action,
+        resource: event.resource,
+        outcome: event.outcome,
+        correlationId: event.correlationId ?? currentCorrelationId() ?? null,
+        risk: riskOf(event.action, event.outcome),
+        details: event.details ?? {},
+        prev,
+        keyId,
+        ...(i === 0 && events.length > 1 ? { batch: events.length } : {}),
+      };
+      const r: AuditRecord = { ...body, hmac: this.hmac(keyId, signedPart(body)) };
+      const line = JSON.stringify(r);
+      records.push(r);
+      lines.push(line);
+      prev = sha256(line);
+    }
+    const bytes = Buffer.from(`${lines.join('\n')}\n`);
     const fd = openSync(this.file, 'a', 0o600);
     try {
       const size = fstatSync(fd).size;
       try {
-        for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at, bytes.length - at);
+        for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
         fsyncSync(fd);
       } catch (error) {
         // Nothing of a record that failed stays; if even this fails, the next append cuts it off.
@@ -264,9 +295,9 @@ export class AuditLog {
     } finally {
       closeSync(fd);
     }
-    // A kill from here to the commit leaves the line past the head: recover() adopts it.
-    this.setHead(r.seq, sha256(line), r.at);
-    return r;
+    // A kill from here to the commit leaves the lines past the head: recover() adopts them.
+    this.setHead(seq, prev, at);
+    return records;
   }
 
   /** Moves the head, with the repair it owes (the details of the `audit.repair` record to write), if any. */
@@ -401,11 +432,14 @@ export class AuditLog {
       hash = sha256(line);
       completed.push(seq);
     }
-    // No transaction writes more than one line (see settled): a kill leaves one past the head at
-    // most. More is a store rolled back (an older copy put back, its head with it), not a kill's doing.
-    if (completed.length > 1) {
+    // No transaction writes more than one line, or one group of lines its first one counts (see
+    // settled): a kill leaves that much past the head at most. More is a store rolled back (an
+    // older copy put back, its head with it), not a kill's doing.
+    const group = parseRecord(past[0] ?? '')?.batch;
+    const most = typeof group === 'number' && Number.isSafeInteger(group) && group > 1 ? group : 1;
+    if (completed.length > most) {
       throw new SecurityError(
-        `the audit log ${this.file} has ${completed.length} records past the head kept in the store (seq ${head.seq}); a crash leaves one at most: the store was rolled back or its head changed`,
+        `the audit log ${this.file} has ${completed.length} records past the head kept in the store (seq ${head.seq}); a crash leaves ${most === 1 ? 'one' : `the ${most} of one group commit`} at most: the store was rolled back or its head changed`,
         { integrity: true },
       );
     }

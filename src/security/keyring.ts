@@ -73,12 +73,19 @@ function newKey(tenant?: string): KeyEntry {
   };
 }
 
-export class Keyring {
+/** What a keyring and its tenants' views ({@link Keyring.forTenant}) share. */
+interface KeyringState {
+  /** The document as this process last read or wrote it. */
+  doc: KeyringDocument;
   /** Keys derived so far, by key ID and purpose: a key's material never changes under its ID. */
-  private readonly derivedKeys = new Map<string, Buffer>();
+  readonly derived: Map<string, Buffer>;
+}
 
+const stateOf = (doc: KeyringDocument): KeyringState => ({ doc, derived: new Map() });
+
+export class Keyring {
   private constructor(
-    private doc: KeyringDocument,
+    private readonly state: KeyringState,
     /** The file it is kept in; undefined when it came from the environment. */
     readonly file: string | undefined,
     private readonly warn: (message: string) => void = (m) =>
@@ -94,7 +101,15 @@ export class Keyring {
    * ledger's) stay with the current key.
    */
   forTenant(tenant: string): Keyring {
-    return new Keyring(this.doc, this.file, this.warn, tenant);
+    return new Keyring(this.state, this.file, this.warn, tenant);
+  }
+
+  private get doc(): KeyringDocument {
+    return this.state.doc;
+  }
+
+  private set doc(doc: KeyringDocument) {
+    this.state.doc = doc;
   }
 
   /** The key new files are wrapped with: the tenant's current one for a tenant's keyring, else the current key. */
@@ -123,7 +138,7 @@ export class Keyring {
   /** The keyring of this environment (see the module comment), created on first use. */
   static open(source: KeyringSource = {}): Keyring {
     const inline = inlineKeyring(source.env);
-    if (inline) return new Keyring(parse(inline, 'NEUROCLUSTER_KEYRING_JSON'), undefined);
+    if (inline) return new Keyring(stateOf(parse(inline, 'NEUROCLUSTER_KEYRING_JSON')), undefined);
     const file = keyringFile(source.env);
     if (!existsSync(file)) {
       const first = newKey();
@@ -136,9 +151,9 @@ export class Keyring {
       };
       // Processes starting at once on a fresh home must agree on one keyring: only the first
       // creation takes, and the others read what it wrote.
-      if (createOnce(file, doc)) return new Keyring(doc, file, source.warn);
+      if (createOnce(file, doc)) return new Keyring(stateOf(doc), file, source.warn);
     }
-    return new Keyring(readDocument(file), file, source.warn);
+    return new Keyring(stateOf(readDocument(file)), file, source.warn);
   }
 
   /**
@@ -201,10 +216,10 @@ export class Keyring {
     // Asked each time: the key may have been retired (or, unknown, added by another process) since.
     const material = this.key(id, verifyOnly);
     const name = `${id}\0${purpose}`;
-    let key = this.derivedKeys.get(name);
+    let key = this.state.derived.get(name);
     if (!key) {
       key = Buffer.from(hkdfSync('sha256', material, Buffer.alloc(0), `neurocluster:${purpose}`, 32));
-      this.derivedKeys.set(name, key);
+      this.state.derived.set(name, key);
     }
     // A copy: what a caller does with its key (wipes it) is not the next caller's.
     return Buffer.from(key);
@@ -235,8 +250,8 @@ export class Keyring {
       destroyed = doc.keys.filter((k) => k.tenant === tenant).map((k) => k.id);
       return { ...doc, keys: doc.keys.filter((k) => k.tenant !== tenant) };
     });
-    for (const name of [...this.derivedKeys.keys()])
-      if (destroyed.some((id) => name.startsWith(`${id}\0`))) this.derivedKeys.delete(name);
+    for (const name of [...this.state.derived.keys()])
+      if (destroyed.some((id) => name.startsWith(`${id}\0`))) this.state.derived.delete(name);
     return destroyed;
   }
 

@@ -14,7 +14,6 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { resolveConfigChecked } from '../config/load.js';
 import { type Config, durationMs } from '../config/schema.js';
-import { withCorrelationId } from '../core/context.js';
 import type { ErrorCode } from '../core/error-codes.js';
 import {
   ConfigError,
@@ -33,6 +32,7 @@ import { EncryptedFileRegistry } from '../security/encrypted-files.js';
 import type { Keyring } from '../security/keyring.js';
 import { openStore, storeFile } from '../store/db.js';
 import { ApiKeys, type Caller } from './api-keys.js';
+import { AuditGroup } from './audit-group.js';
 import type { ServiceContext } from './context.js';
 import { type Job, JobStore } from './jobs.js';
 import { eventRoutes } from './routes/events.js';
@@ -128,8 +128,9 @@ export async function buildService(o: ServiceOptions): Promise<Service> {
   /** The open event streams' closers: a shutdown ends them, or the server would wait on them. */
   const streams = new Set<() => void>();
 
-  const audit = (event: AuditEvent, correlationId: string) =>
-    withCorrelationId(correlationId, () => auditLog?.append(event));
+  // Records of concurrent requests are written together (a group commit: one fsync for all).
+  const group = new AuditGroup(auditLog);
+  const audit = (event: AuditEvent, correlationId: string) => group.append(event, correlationId);
 
   /**
    * A job's configuration: the service's, then its options; its own uploads are inside its roots.
@@ -169,6 +170,11 @@ export async function buildService(o: ServiceOptions): Promise<Service> {
         details: { tenant: job.tenant, state: job.state, ...(job.error ? { code: job.error.code } : {}) },
       },
       job.correlationId,
+    ).catch((error: unknown) =>
+      logger.error(
+        { correlationId: job.correlationId, job: job.id },
+        `job.run not audited: ${(error as Error).message}`,
+      ),
     );
   // Jobs run in the service's own pool, or on workers anywhere through a queue (docs/distributed.md).
   const deps: RunnerDeps = {

@@ -30,8 +30,11 @@ export interface ServiceContext {
   readonly streams: Set<() => void>;
   /** True from SIGTERM on: no new jobs, readiness fails. */
   draining(): boolean;
-  /** Appends an audit record under the request's correlation ID (no-op when the log is off). */
-  audit(event: AuditEvent, correlationId: string): void;
+  /**
+   * Appends an audit record under the request's correlation ID, with the other requests' of the
+   * same turn (a group commit); settles once it is on disk (at once when the log is off).
+   */
+  audit(event: AuditEvent, correlationId: string): Promise<void>;
   /**
    * A job's configuration: the service's, then its options; its own uploads inside its roots, its
    * privacy budgets its tenant's.

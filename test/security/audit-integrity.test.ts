@@ -192,6 +192,59 @@ describe('the append and the head are one recoverable step', () => {
     expect(open(h).verify()).toMatchObject({ ok: true, records: 28, lastSeq: 28 });
   });
 
+  it('writes a group commit as one chain, and completes a whole group whose head was not committed', () => {
+    const h = home(5);
+    const saved = head(h);
+    const group = open(h).appendAll(
+      ['a', 'b', 'c'].map((r, i) => ({
+        action: 'job.submit',
+        resource: r,
+        outcome: 'success' as const,
+        correlationId: `c-${i}`,
+      })),
+    );
+    // Chained, each with its own correlation ID, the first counting the group (and signing it).
+    expect(group.map((r) => [r.seq, r.correlationId, r.batch])).toEqual([
+      [6, 'c-0', 3],
+      [7, 'c-1', undefined],
+      [8, 'c-2', undefined],
+    ]);
+    expect(open(h).verify()).toMatchObject({ ok: true, records: 8 });
+    // What a kill between the group's fsync and its head's commit leaves: three records past it.
+    openStore(storeFile(h))
+      .prepare('UPDATE audit_head SET seq = ?, hash = ?, key_id = ?, hmac = ?, at = ? WHERE log = ?')
+      .run(saved.seq, saved.hash, saved.key_id, saved.hmac, saved.at, saved.log);
+    closeStores();
+    const next = open(h).append({ action: 'data.read', resource: 'next.csv', outcome: 'success' });
+    expect(next?.seq).toBe(10);
+    const all = records(logFile(h));
+    expect(all[8]).toMatchObject({ action: 'audit.repair', details: { completed: [6, 7, 8] } });
+    expect(open(h).verify()).toMatchObject({ ok: true, records: 10, lastSeq: 10 });
+  });
+
+  it('refuses more records past the head than a group counts: a rolled-back store, not a kill', () => {
+    const h = home(5);
+    const saved = head(h);
+    const log = open(h);
+    log.appendAll([
+      { action: 'data.read', resource: 'a', outcome: 'success' },
+      { action: 'data.read', resource: 'b', outcome: 'success' },
+    ]);
+    log.append({ action: 'data.read', resource: 'c', outcome: 'success' });
+    openStore(storeFile(h))
+      .prepare('UPDATE audit_head SET seq = ?, hash = ?, key_id = ?, hmac = ?, at = ? WHERE log = ?')
+      .run(saved.seq, saved.hash, saved.key_id, saved.hmac, saved.at, saved.log);
+    closeStores();
+    let error: unknown;
+    try {
+      open(h).append({ action: 'data.read', resource: 'next.csv', outcome: 'success' });
+    } catch (e) {
+      error = e;
+    }
+    expect(isNeuroclusterError(error) && error.code).toBe('NEUROCLUSTER_ERR_INTEGRITY');
+    expect((error as Error).message).toMatch(/3 records past the head .* the 2 of one group commit at most/);
+  });
+
   it('cuts off a torn last line (a write cut short), with a repair record', () => {
     const h = home(5);
     const torn = '{"seq":6,"at":"2026-12-03T20:00:00.000Z","actor":"al';

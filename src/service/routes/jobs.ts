@@ -224,7 +224,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     }
     // Accepted: from here the job is the runner's, whatever else fails.
     try {
-      ctx.audit(
+      await ctx.audit(
         {
           action: 'job.submit',
           resource: id,
@@ -259,7 +259,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     app.get<{ Params: { id: string } }>(`/v1/jobs/:id/${output.route}`, async (request, reply) => {
       const job = succeeded(request.params.id, request);
       const bytes = await stored(job.id, output.file);
-      ctx.audit(
+      await ctx.audit(
         {
           action: output.action,
           resource: job.id,
@@ -298,7 +298,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ServiceContext): void {
             : {},
       });
       const labels = await clusterer.predict(rowsFile, { correlationId: request.correlationId });
-      ctx.audit(
+      await ctx.audit(
         {
           action: 'job.predict',
           resource: job.id,
@@ -324,7 +324,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ServiceContext): void {
           `job ${job.id} is still stopping: delete it in a moment`,
         );
       jobs.remove(job.id);
-      ctx.audit(
+      await ctx.audit(
         {
           action: 'job.delete',
           resource: job.id,
@@ -337,7 +337,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ServiceContext): void {
       return reply.status(204).send();
     }
     runner.cancel(job.id);
-    ctx.audit(
+    await ctx.audit(
       { action: 'job.cancel', resource: job.id, outcome: 'success', actor, details: { tenant: job.tenant } },
       request.correlationId,
     );
