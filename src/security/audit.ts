@@ -20,8 +20,10 @@
  * (sequence 0, the genesis hash) is committed before its first line, so a kill during the first
  * append is repaired like any other.
  *
- * No transaction writes more than one line, so a kill leaves one line past the committed head at
- * most, and more is a store rolled back, refused. Repairs are therefore steps of their own, each
+ * No transaction writes more than one line, or one group of lines (a group commit, `appendAll`:
+ * the records of concurrent requests in one write and one fsync, the first counting the group in
+ * its signed `batch`), so a kill leaves one line, or one group, past the committed head at most,
+ * and more is a store rolled back, refused. Repairs are therefore steps of their own, each
  * committed before the next: the adoption (or the cut) is committed with the repair it owes kept
  * next to the head (signed like it), then the `audit.repair` record is written and the debt
  * cleared in one transaction, and only then the record asked for in another. A kill while the

@@ -8,6 +8,10 @@
  * rotates a key with it (`announced` in the file), because only from then does losing it lose
  * data. Rotation adds a new current key; older keys still decrypt until they are retired.
  *
+ * A service tenant's keys are entries marked with the tenant (docs/tenancy.md): its newest one not
+ * retired wraps its files ({@link Keyring.forTenant}), and deleting the tenant destroys them all
+ * (their material leaves the file: copies of its files can no longer be read).
+ *
  * Several processes share the file: it is created once (the first creation wins, the others read
  * it), changed only under a lock file and on what the file holds at that moment, and a key this
  * process has not seen is looked for again in the file before it is called unknown.
