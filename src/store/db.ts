@@ -142,12 +142,15 @@ export function openStore(file: string = storeFile()): Db {
 /**
  * Makes the store's directory 0700 (when it is this user's) and the store, with its -wal and -shm
  * files, 0600 before SQLite opens it (SQLite gives the files it creates the database's mode): the
- * privacy ledger and the audit head are no other user's to read or change.
+ * privacy ledger and the audit head are no other user's to read or change. A shared directory (the
+ * sticky bit, as /tmp has) keeps its mode: closing it would break it for every other user; the
+ * files in it are still owner-only.
  */
 function ownerOnly(file: string): void {
   const dir = dirname(file);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  if (statSync(dir).uid === process.getuid?.()) chmodSync(dir, 0o700);
+  const { uid, mode } = statSync(dir);
+  if (uid === process.getuid?.() && (mode & 0o1000) === 0) chmodSync(dir, 0o700);
   closeSync(openSync(file, 'a', 0o600));
   for (const f of [file, `${file}-wal`, `${file}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
 }

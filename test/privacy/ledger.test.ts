@@ -6,7 +6,7 @@
  * budget; a store deleted where the audit log records charges is refused, not started afresh.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -168,6 +168,16 @@ describe('the store file', () => {
     expect([mode(file), mode(`${file}-wal`), mode(`${file}-shm`), mode(join(file, '..'))]).toEqual([
       0o600, 0o600, 0o600, 0o700,
     ]);
+  });
+
+  it('leaves a shared directory (sticky, as /tmp is) open to the others, the store itself owner-only', () => {
+    const shared = join(tempDir(), 'shared');
+    mkdirSync(shared);
+    chmodSync(shared, 0o1777);
+    const file = join(shared, 'neurocluster.db');
+    openStore(file).prepare('SELECT 1').get();
+    expect(statSync(shared).mode & 0o7777).toBe(0o1777);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
   });
 });
 
