@@ -286,7 +286,7 @@ describe('WebGPU backend', () => {
       gpu(ctx);
       const counted = await countedBackend(ctx.onTestFinished);
       // hybrid runs three encoders: fewer rows keep it quick on SwiftShader.
-      const n = method === 'esn' ? 1500 : 600;
+      const n = method === 'esn' ? 1500 : 360;
       const rows: number[][] = [];
       const blobs = normalMatrix(new Random(18), n, 4, 0.4);
       for (let i = 0; i < n; i++)
