@@ -55,10 +55,11 @@ export interface RowQuota {
 
 /** Refuses `rows` past a fit's row quota (NEUROCLUSTER_ERR_QUOTA); `soFar` when more may follow. */
 export function checkRowQuota(quota: RowQuota | undefined, rows: number, soFar = false): void {
-  if (quota && rows > quota.maxRows)
-    throw new QuotaError(
-      `the data has ${soFar ? 'more than ' : ''}${soFar ? quota.maxRows : rows} rows, over ${quota.holder}'s quota (maxRowsPerJob ${quota.maxRows}): send fewer`,
-    );
+  if (!quota || rows <= quota.maxRows) return;
+  const counted = soFar ? `more than ${quota.maxRows}` : String(rows);
+  throw new QuotaError(
+    `the data has ${counted} rows, over ${quota.holder}'s quota (maxRowsPerJob ${quota.maxRows}): send fewer`,
+  );
 }
 
 /** Seconds spent in each phase of an operation. */
