@@ -4,8 +4,12 @@
  */
 import { z } from 'zod';
 import { BACKEND_NAMES } from '../core/matrix.js';
-import { parseDuration } from './duration.js';
+import { durationSchema as duration } from './duration.js';
 import { parseFault } from './faults.js';
+import { distributedSchema, metricsSchema, serviceSchema } from './service-schema.js';
+
+export { durationMs } from './duration.js';
+export { distributedSchema, metricsSchema, serviceSchema } from './service-schema.js';
 
 /** The neuromorphic encoders; `hybrid` runs the three side by side. */
 export const ENCODER_METHODS = ['esn', 'snn', 'lsm', 'hybrid'] as const;
@@ -17,25 +21,6 @@ export type Method = (typeof METHODS)[number];
 
 export const NAN_POLICIES = ['error', 'drop-rows', 'impute-mean'] as const;
 export type NanPolicy = (typeof NAN_POLICIES)[number];
-
-/**
- * A duration (`500ms`, `3s`, `10m`, `1h`, or a number of seconds), kept as written (a document
- * parsed twice must mean the same); {@link durationMs} converts it where it is used.
- */
-const duration = (fallback: string) =>
-  z
-    .union([z.string(), z.number()])
-    .default(fallback)
-    .refine((value) => parseDuration(value) !== undefined, {
-      message: 'not a positive duration of at most 24 days (use 500ms, 3s, 10m, 1h, or a number of seconds)',
-    });
-
-/** Milliseconds of a duration that passed the schema. */
-export function durationMs(value: string | number): number {
-  const ms = parseDuration(value);
-  if (ms === undefined) throw new RangeError(`not a duration: ${JSON.stringify(value)}`);
-  return ms;
-}
 
 /** Per-backend circuit breakers (cockatiel): when a backend keeps failing, requests skip it for a while. */
 export const circuitBreakerSchema = z.strictObject({
@@ -541,98 +526,6 @@ export const auditSchema = z.strictObject({
     .describe('the audit file is rotated past this size'),
 });
 
-/** `neurocluster serve`: where it listens, how many jobs run at once, what a request may carry. */
-export const serviceSchema = z.strictObject({
-  host: z
-    .string()
-    .min(1)
-    .default('127.0.0.1')
-    .describe('address to listen on; a non-loopback one needs TLS (--tls-cert, --tls-key) or --insecure'),
-  port: z.int().min(0).max(65535).default(8080).describe('port to listen on (0: any free port)'),
-  concurrency: z.int().min(1).max(256).default(1).describe('jobs run at once by the in-process pool'),
-  maxBodyBytes: z
-    .int()
-    .min(1024)
-    .default(100 * 1024 * 1024)
-    .describe('largest request body; a larger one is refused with 413'),
-  shutdownGrace: duration('30s').describe(
-    'on SIGTERM or SIGINT, how long running jobs may take to finish; those cut off run again at the next start',
-  ),
-  rateLimit: z
-    .strictObject({
-      max: z
-        .int()
-        .min(1)
-        .default(1200)
-        .describe('requests one API key (or one address without a key) may make per window'),
-      window: duration('1m').describe('the rate limit window'),
-    })
-    .default({ max: 1200, window: '1m' })
-    .describe('per-key rate limit of the /v1 routes (429 past it, with Retry-After)'),
-  maxQueuedJobs: z
-    .int()
-    .min(1)
-    .default(10_000)
-    .describe('jobs accepted and not yet started; past it new jobs get 503 with Retry-After'),
-  maxEventLoopDelay: duration('1s').describe(
-    'load shedding: past this event-loop delay, requests (all but /livez) get 503 with Retry-After',
-  ),
-  quotas: z
-    .strictObject({
-      maxActiveJobs: z.int().min(0).optional().describe("a tenant's jobs queued or running at once"),
-      maxJobsPerHour: z.int().min(0).optional().describe('jobs a tenant may submit in any hour'),
-      maxRowsPerJob: z.int().min(0).optional().describe("rows in one job's data"),
-      maxStoredBytes: z
-        .int()
-        .min(0)
-        .optional()
-        .describe("bytes of a tenant's stored uploads and results (encrypted, as kept)"),
-    })
-    .default({})
-    .describe(
-      "every tenant's quotas (none set: no limit); `neurocluster tenants set` overrides them for one. Past one: 429 NEUROCLUSTER_ERR_QUOTA",
-    ),
-});
-
-/**
- * Jobs on BullMQ queues in Redis, run by `neurocluster worker` processes (docs/distributed.md).
- * The Redis URL is not here: it may hold a password, and a job's configuration travels in its
- * task. It comes from `--queue` or NEUROCLUSTER_QUEUE.
- */
-export const distributedSchema = z.strictObject({
-  queueName: z
-    .string()
-    .regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, - and _ (at most 64)')
-    .default('neurocluster')
-    .describe('the BullMQ queue the service and its workers share'),
-  attempts: z
-    .int()
-    .min(1)
-    .max(20)
-    .default(3)
-    .describe(
-      'runs a task gets when its worker dies or stalls; a job that fails on its data or options is not run again',
-    ),
-  lockDuration: duration('30s').describe(
-    "how long a worker's hold on a task lasts without renewal (it renews it at half): past it, the task is stalled",
-  ),
-  stalledInterval: duration('30s').describe(
-    'how often workers look for stalled tasks (a worker that died) and give them to another worker',
-  ),
-  maxStalledCount: z
-    .int()
-    .min(0)
-    .max(20)
-    .default(1)
-    .describe('times a task may stall and run again before it fails'),
-  connectTimeout: duration('15s').describe(
-    "how long `serve --queue` and `worker` wait for the queue's Redis at start before they fail",
-  ),
-  keepFinished: duration('168h').describe(
-    'how long Redis keeps a finished task for a service that was down when it finished to read it',
-  ),
-});
-
 /** The configuration document (`--config file.json|yaml`). */
 export const configSchema = z.strictObject({
   engine: engineSchema.default(engineSchema.parse({})),
@@ -671,22 +564,8 @@ export const configSchema = z.strictObject({
   logging: loggingSchema.default(loggingSchema.parse({})),
   service: serviceSchema.default(serviceSchema.parse({})),
   distributed: distributedSchema.default(distributedSchema.parse({})),
-  metrics: z
-    .strictObject({
-      tenantLabels: z
-        .boolean()
-        .default(false)
-        .describe(
-          "the service's jobs by tenant (neurocluster_service_tenant_jobs): off by default, a label value per tenant",
-        ),
-      maxTenantLabels: z
-        .int()
-        .min(1)
-        .max(1000)
-        .default(50)
-        .describe('with tenantLabels, the busiest tenants named; the rest are summed as tenant="other"'),
-    })
-    .default({ tenantLabels: false, maxTenantLabels: 50 })
+  metrics: metricsSchema
+    .default(metricsSchema.parse({}))
     .describe(
       'Prometheus metrics (NEUROCLUSTER_METRICS=off turns them off at start-up; --metrics-out and --pushgateway export a CLI run)',
     ),
