@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util';
 import { ApiKeys } from '../src/service/api-keys.js';
 import { Tenants } from '../src/service/tenants.js';
 import { openStore, storeFile } from '../src/store/db.js';
-import { IRIS_JOB, killAll, quantile, startCli, stopCli } from './processes.js';
+import { irisJob, killAll, quantile, startCli, stopCli } from './processes.js';
 
 const { values } = parseArgs({
   options: {
@@ -24,7 +24,7 @@ const { values } = parseArgs({
   },
 });
 const JOBS = Number(values.jobs);
-const body = IRIS_JOB;
+const body = irisJob();
 
 interface JobView {
   id: string;

@@ -13,14 +13,18 @@ import { fileURLToPath } from 'node:url';
 export const CLI = resolve(dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
 
 /** The body of an iris-sized job (150 x 4, the default method, k = 3): the service benches' job. */
-export const IRIS_JOB = JSON.stringify({
-  data: readFileSync(resolve(dirname(fileURLToPath(import.meta.url)), '../../examples/iris.csv'), 'utf8')
+export function irisJob(): string {
+  const csv = readFileSync(
+    resolve(dirname(fileURLToPath(import.meta.url)), '../../examples/iris.csv'),
+    'utf8',
+  );
+  const data = csv
     .trim()
     .split('\n')
     .slice(1)
-    .map((line) => line.split(',').slice(0, 4).map(Number)),
-  options: { kmeans: { nClusters: 3 } },
-});
+    .map((line) => line.split(',').slice(0, 4).map(Number));
+  return JSON.stringify({ data, options: { kmeans: { nClusters: 3 } } });
+}
 
 export interface Started<Line> {
   readonly child: ChildProcess;

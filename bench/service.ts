@@ -27,7 +27,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ApiKeys } from '../src/service/api-keys.js';
 import { openStore, storeFile } from '../src/store/db.js';
-import { IRIS_JOB, killAll, quantile, startCli, startNode } from './processes.js';
+import { irisJob, killAll, quantile, startCli, startNode } from './processes.js';
 
 const { values } = parseArgs({
   options: {
@@ -41,7 +41,7 @@ const { values } = parseArgs({
 });
 const JOBS = Number(values.jobs);
 const CLIENTS = Number(values.clients);
-const body = IRIS_JOB;
+const body = irisJob();
 
 interface Server {
   child: ChildProcess;

@@ -174,15 +174,18 @@ describe('audit verify --log <the home log>: the head check applies', () => {
 describe('the append and the head are one recoverable step', () => {
   const head = (h: string) =>
     openStore(storeFile(h)).prepare('SELECT * FROM audit_head').get() as Record<string, unknown>;
+  /** The head as `saved` had it: what a kill between lines written and their head's commit leaves. */
+  const putBack = (h: string, saved: Record<string, unknown>) =>
+    openStore(storeFile(h))
+      .prepare('UPDATE audit_head SET seq = ?, hash = ?, key_id = ?, hmac = ?, at = ? WHERE log = ?')
+      .run(saved.seq, saved.hash, saved.key_id, saved.hmac, saved.at, saved.log);
 
   it('completes a line whose head was not committed ("head 25, file ends at 26"), with a repair record', () => {
     const h = home(25);
     const saved = head(h);
     fill(open(h), 1);
     // What a kill between the line and the head's commit leaves: the head one record behind.
-    openStore(storeFile(h))
-      .prepare('UPDATE audit_head SET seq = ?, hash = ?, key_id = ?, hmac = ?, at = ? WHERE log = ?')
-      .run(saved.seq, saved.hash, saved.key_id, saved.hmac, saved.at, saved.log);
+    putBack(h, saved);
     closeStores();
     const next = open(h).append({ action: 'data.read', resource: 'next.csv', outcome: 'success' });
     expect(next?.seq).toBe(28);
@@ -211,9 +214,7 @@ describe('the append and the head are one recoverable step', () => {
     ]);
     expect(open(h).verify()).toMatchObject({ ok: true, records: 8 });
     // What a kill between the group's fsync and its head's commit leaves: three records past it.
-    openStore(storeFile(h))
-      .prepare('UPDATE audit_head SET seq = ?, hash = ?, key_id = ?, hmac = ?, at = ? WHERE log = ?')
-      .run(saved.seq, saved.hash, saved.key_id, saved.hmac, saved.at, saved.log);
+    putBack(h, saved);
     closeStores();
     const next = open(h).append({ action: 'data.read', resource: 'next.csv', outcome: 'success' });
     expect(next?.seq).toBe(10);
@@ -231,9 +232,7 @@ describe('the append and the head are one recoverable step', () => {
       { action: 'data.read', resource: 'b', outcome: 'success' },
     ]);
     log.append({ action: 'data.read', resource: 'c', outcome: 'success' });
-    openStore(storeFile(h))
-      .prepare('UPDATE audit_head SET seq = ?, hash = ?, key_id = ?, hmac = ?, at = ? WHERE log = ?')
-      .run(saved.seq, saved.hash, saved.key_id, saved.hmac, saved.at, saved.log);
+    putBack(h, saved);
     closeStores();
     let error: unknown;
     try {
