@@ -41,6 +41,18 @@ export class LloydSums {
   merge(other: LloydSums): this {
     return this.add(other);
   }
+
+  toJSON() {
+    return { k: this.k, d: this.d, sums: [...this.sums], counts: [...this.counts], inertia: this.inertia };
+  }
+
+  static fromJSON(o: ReturnType<LloydSums['toJSON']>): LloydSums {
+    const s = new LloydSums(o.k, o.d);
+    s.sums.set(o.sums);
+    s.counts.set(o.counts);
+    s.inertia = o.inertia;
+    return s;
+  }
 }
 
 /**
@@ -115,6 +127,29 @@ export class ClusterMoments {
     this.inertia += other.inertia;
     return this;
   }
+
+  toJSON() {
+    const { k, d, inertia } = this;
+    return {
+      k,
+      d,
+      inertia,
+      counts: [...this.counts],
+      sums: [...this.sums],
+      spread: [...this.spread],
+      total: [...this.total],
+    };
+  }
+
+  static fromJSON(o: ReturnType<ClusterMoments['toJSON']>): ClusterMoments {
+    const m = new ClusterMoments(o.k, o.d);
+    m.counts.set(o.counts);
+    m.sums.set(o.sums);
+    m.spread.set(o.spread);
+    m.total.set(o.total);
+    m.inertia = o.inertia;
+    return m;
+  }
 }
 
 /**
@@ -186,6 +221,35 @@ export class ContingencyCounts {
       row[l]!++;
     }
     return this;
+  }
+
+  /** Adds another count's classes by name: codes new to this one follow in the other's order. */
+  merge(other: ContingencyCounts): this {
+    for (const [name, c] of other.codes) {
+      const row = other.counts[c];
+      if (!row) {
+        this.code(name);
+        continue;
+      }
+      const mine = this.code(name);
+      const into = this.counts[mine] ?? new Array<number>(this.k).fill(0);
+      this.counts[mine] = into;
+      for (let j = 0; j < this.k; j++) into[j]! += row[j]!;
+    }
+    return this;
+  }
+
+  toJSON() {
+    return { k: this.k, classes: [...this.codes.keys()], counts: this.counts.map((r) => r ?? null) };
+  }
+
+  static fromJSON(o: ReturnType<ContingencyCounts['toJSON']>): ContingencyCounts {
+    const c = new ContingencyCounts(o.k);
+    for (const name of o.classes) c.code(name);
+    o.counts.forEach((row, i) => {
+      if (row) c.counts[i] = [...row];
+    });
+    return c;
   }
 
   quality(): ExternalQuality {

@@ -96,6 +96,20 @@ export const distributedSchema = z.strictObject({
   keepFinished: duration('168h').describe(
     'how long Redis keeps a finished task for a service that was down when it finished to read it',
   ),
+  splitRows: z
+    .int()
+    .min(1)
+    .default(1_000_000)
+    .describe(
+      "rows of a job's file past which its passes are split into tasks of taskRows rows that every worker takes (a file the workers read by ranges: NPY, CSV, JSON Lines)",
+    ),
+  taskRows: z
+    .int()
+    .min(1)
+    .default(262_144)
+    .describe(
+      'rows of a range of the file that one task of a split job reads; a streamed fit groups its sums by the same ranges, so both give the same labels',
+    ),
 });
 
 /** Prometheus metrics: the service's per-tenant series, off by default (cardinality). */

@@ -40,13 +40,33 @@ import {
 export interface DataChunk {
   /** 0-based index of the chunk's first record among the file's data records. */
   readonly start: number;
+  /** Where the chunk's first record starts in the file, in bytes (a range may start there). */
+  readonly offset: number;
+  /** The line the chunk's first record is on (for text files; else its 1-based record number). */
+  readonly line: number;
   /** Records the chunk read (its rows and those the NaN policy dropped). */
   readonly records: number;
   /** The chunk's rows; `droppedRows` are indices in the file, like `start`. */
   readonly data: Dataset;
 }
 
-/** A data file opened for reading in chunks; every call of `chunks` reads it from the start. */
+/**
+ * A run of a file's records that a reader can start at without reading what comes before: its
+ * first record's index, byte offset and line (as a chunk of a pass over the file gave them).
+ */
+export interface RecordRange {
+  /** The range's place among the ranges of the file, from 0. */
+  readonly index: number;
+  readonly start: number;
+  readonly records: number;
+  readonly offset: number;
+  readonly line: number;
+}
+
+/**
+ * A data file opened for reading in chunks; every call of `chunks` reads it from the start, or
+ * only `range` of it when given (a file that is `rangeable`).
+ */
 export interface ChunkedFile {
   readonly source: string;
   readonly format: Exclude<DataFormat, 'json'>;
@@ -56,11 +76,14 @@ export interface ChunkedFile {
   readonly records: number | undefined;
   /** Bytes of a record: exact for NPY, the mean for Parquet, over the first lines of a text file. */
   readonly bytesPerRecord: number;
+  /** Whether `chunks` can read a range alone (NPY, CSV, JSON Lines; not Parquet). */
+  readonly rangeable: boolean;
   chunks(
     rows: number,
     options: TableOptions,
     signal?: AbortSignal,
     warnings?: DataWarnings,
+    range?: RecordRange,
   ): AsyncGenerator<DataChunk>;
   close(): Promise<void>;
 }
@@ -101,8 +124,10 @@ export async function chunkedFile(
     const whole = size > head.length ? head.subarray(0, head.lastIndexOf(0x0a) + 1) : head;
     const headText = new TextDecoder().decode(whole);
     const dialect = (options: TableOptions) => dialectOf(headText, path, options);
-    const read = (signal: AbortSignal | undefined, options: TableOptions) =>
-      format === 'csv' ? csvRecords(handle, path, dialect(options), signal) : jsonLines(handle, path, signal);
+    const read = (signal: AbortSignal | undefined, options: TableOptions, from?: RecordRange) =>
+      format === 'csv'
+        ? csvRecords(handle, path, dialect(options), signal, from)
+        : jsonLines(handle, path, signal, from);
     return recordFile(
       handle,
       path,
@@ -111,7 +136,7 @@ export async function chunkedFile(
       head.length / Math.max(1, countLines(head)),
       undefined,
       read,
-      format === 'csv' ? dialect : undefined,
+      { rangeable: true, ...(format === 'csv' ? { dialect } : {}) },
     );
   } catch (error) {
     await handle.close();
@@ -148,16 +173,20 @@ async function npyFile(handle: Handle, source: string, size: number, head: Uint8
     bytes: size,
     records: n,
     bytesPerRecord: npyDataBytes(header) / n,
-    async *chunks(rows, options, signal, warnings) {
+    rangeable: true,
+    async *chunks(rows, options, signal, warnings, range) {
       refuseColumnRoles(options);
       const { width, columns, series } = npyLayout(header.shape, options, source);
       const rowBytes = width * header.size;
-      const buffer = new Uint8Array(Math.min(n, rows) * rowBytes);
-      for (let start = 0; start < n; start += rows) {
+      const first = range?.start ?? 0;
+      const end = range ? Math.min(n, range.start + range.records) : n;
+      const buffer = new Uint8Array(Math.max(0, Math.min(end - first, rows)) * rowBytes);
+      for (let start = first; start < end; start += rows) {
         throwIfAborted(signal);
-        const count = Math.min(rows, n - start);
+        const count = Math.min(rows, end - start);
         const want = count * rowBytes;
-        const { bytesRead } = await handle.read(buffer, 0, want, header.dataStart + start * rowBytes);
+        const offset = header.dataStart + start * rowBytes;
+        const { bytesRead } = await handle.read(buffer, 0, want, offset);
         if (bytesRead < want) throw formatError('the file was truncated while it was read', source);
         const values = decodeNpyValues(header, buffer.subarray(0, want));
         const data = applyNanPolicy(
@@ -167,7 +196,7 @@ async function npyFile(handle: Handle, source: string, size: number, head: Uint8
           warnings,
           options.imputeWith,
         );
-        yield { start, records: count, data: globalDropped(data, start) };
+        yield { start, offset, line: start + 1, records: count, data: globalDropped(data, start) };
       }
     },
     close: () => handle.close(),
@@ -181,11 +210,16 @@ function globalDropped(data: Dataset, start: number): Dataset {
 }
 
 /** Decoded text blocks of a file: NUL bytes and invalid UTF-8 refused with their line. */
-async function* textBlocks(handle: Handle, source: string, signal?: AbortSignal): AsyncGenerator<string> {
+async function* textBlocks(
+  handle: Handle,
+  source: string,
+  signal?: AbortSignal,
+  from?: { readonly offset: number; readonly line: number },
+): AsyncGenerator<string> {
   const decoder = new TextDecoder('utf-8', { fatal: true });
   const buffer = new Uint8Array(BLOCK);
-  let position = 0;
-  let line = 1;
+  let position = from?.offset ?? 0;
+  let line = from?.line ?? 1;
   for (;;) {
     throwIfAborted(signal);
     const { bytesRead } = await handle.read(buffer, 0, BLOCK, position);
@@ -221,36 +255,49 @@ function countLines(bytes: Uint8Array): number {
   return lines;
 }
 
-/** Records of a text file, each with the line it starts on; the first is the header for CSV. */
-type Records = AsyncGenerator<{ readonly record: readonly Cell[] | unknown; readonly line: number }>;
+/**
+ * Records of a file, each with the line it is on and the byte offset just past it (where the next
+ * record starts); the first is the header for CSV and Parquet. From a range, the records from its
+ * first on (no header).
+ */
+type Records = AsyncGenerator<{
+  readonly record: readonly Cell[] | unknown;
+  readonly line: number;
+  readonly end: number;
+}>;
 
 async function* csvRecords(
   handle: Handle,
   source: string,
   dialect: CsvDialect,
   signal?: AbortSignal,
+  from?: RecordRange,
 ): Records {
-  const parser = parse(csvParseOptions(dialect));
-  const input = Readable.from(textBlocks(handle, source, signal));
+  // csv-parse counts lines and bytes from where it starts: a range's are shifted to the file's.
+  const parser = parse({ ...csvParseOptions(dialect), ...(from ? { bom: false } : {}) });
+  const input = Readable.from(textBlocks(handle, source, signal, from));
   input.on('error', (error) => parser.destroy(error));
   input.pipe(parser);
+  const lines = from ? from.line - 1 : 0;
+  const offset = from?.offset ?? 0;
   try {
     for await (const { record, info } of parser as AsyncIterable<{
       record: string[];
-      info: { lines: number };
+      info: { lines: number; bytes: number };
     }>) {
-      yield { record, line: info.lines };
+      yield { record, line: lines + info.lines, end: offset + info.bytes };
     }
   } catch (cause) {
     if (isNeuroclusterError(cause)) throw cause;
-    const lines = (cause as { lines?: number }).lines;
     const code = (cause as { code?: string }).code;
     throw formatError(
       code === 'CSV_QUOTE_NOT_CLOSED'
         ? 'unbalanced quotes: a quoted field is never closed'
         : `malformed CSV: ${(cause as Error).message}`,
       source,
-      lines,
+      (cause as { lines?: number }).lines === undefined
+        ? undefined
+        : lines + (cause as { lines: number }).lines,
       cause,
     );
   } finally {
@@ -258,9 +305,10 @@ async function* csvRecords(
   }
 }
 
-async function* jsonLines(handle: Handle, source: string, signal?: AbortSignal): Records {
+async function* jsonLines(handle: Handle, source: string, signal?: AbortSignal, from?: RecordRange): Records {
   let rest = '';
-  let line = 0;
+  let line = from ? from.line - 1 : 0;
+  let end = from?.offset ?? 0;
   const parseLine = (text: string, at: number) => {
     try {
       return JSON.parse(text) as unknown;
@@ -268,16 +316,18 @@ async function* jsonLines(handle: Handle, source: string, signal?: AbortSignal):
       throw formatError(`malformed JSON line: ${(cause as Error).message}`, source, at, cause);
     }
   };
-  for await (const block of textBlocks(handle, source, signal)) {
+  for await (const block of textBlocks(handle, source, signal, from)) {
     const lines = (rest + block).split('\n');
     rest = lines.pop()!;
     for (const text of lines) {
       line++;
-      if (text.trim() !== '') yield { record: parseLine(text, line), line };
+      end += Buffer.byteLength(text) + 1;
+      if (text.trim() !== '') yield { record: parseLine(text, line), line, end };
     }
   }
   line++;
-  if (rest.trim() !== '') yield { record: parseLine(rest, line), line };
+  end += Buffer.byteLength(rest);
+  if (rest.trim() !== '') yield { record: parseLine(rest, line), line, end };
 }
 
 /** A CSV's dialect: the delimiter given or sniffed from its first lines, and whether it has a header. */
@@ -289,14 +339,26 @@ function dialectOf(headText: string, source: string, options: TableOptions): Csv
 async function* parquetRecords(handle: Handle, source: string, size: number, signal?: AbortSignal): Records {
   const parquet = await openParquet({ fd: handle.fd, size }, source);
   try {
-    yield { record: parquet.header, line: 0 };
+    // A Parquet row has no byte offset of its own: its number stands in (the file is not rangeable).
+    yield { record: parquet.header, line: 0, end: 0 };
     let line = 0;
     for await (const part of parquet.groups()) {
       throwIfAborted(signal);
-      for (const row of part) yield { record: row, line: ++line };
+      for (const row of part) yield { record: row, line: ++line, end: line };
     }
   } finally {
     await parquet.close();
+  }
+}
+
+/** A headed file's header: its first record. */
+async function headerOf(records: Records, source: string): Promise<string[]> {
+  try {
+    const first = await records.next();
+    if (first.done) throw formatError('no header: the file is empty', source);
+    return csvHeader(first.value.record as string[], source);
+  } finally {
+    await records.return(undefined);
   }
 }
 
@@ -305,7 +367,9 @@ async function parquetFile(handle: Handle, source: string, size: number): Promis
   const footer = await openParquet({ fd: handle.fd, size }, source);
   await footer.close();
   const records = (signal?: AbortSignal) => parquetRecords(handle, source, size, signal);
-  return recordFile(handle, source, size, 'parquet', size / Math.max(1, footer.rows), footer.rows, records);
+  return recordFile(handle, source, size, 'parquet', size / Math.max(1, footer.rows), footer.rows, records, {
+    rangeable: false,
+  });
 }
 
 /**
@@ -319,24 +383,31 @@ function recordFile(
   format: 'csv' | 'jsonl' | 'parquet',
   bytesPerRecord: number,
   count: number | undefined,
-  read: (signal: AbortSignal | undefined, options: TableOptions) => Records,
-  dialect?: (options: TableOptions) => CsvDialect,
+  read: (signal: AbortSignal | undefined, options: TableOptions, from?: RecordRange) => Records,
+  how: { readonly rangeable: boolean; readonly dialect?: (options: TableOptions) => CsvDialect },
 ): ChunkedFile {
   const headed = format !== 'jsonl';
+  const { dialect } = how;
   return {
     source,
     format,
     bytes: size,
     records: count,
     bytesPerRecord,
-    async *chunks(rows, options, signal, warnings) {
-      const records = read(signal, options);
+    rangeable: how.rangeable,
+    async *chunks(rows, options, signal, warnings, range) {
+      if (range && !how.rangeable) throw new RangeError(`a ${format} file is not read by ranges`);
       // A CSV without a header (`header: false`) has numbered columns and data from its first row.
       const numbered = format === 'csv' && options.header === false;
       const decimal = dialect ? decimalOf(dialect(options).delimiter) : undefined;
-      let header: string[] | undefined;
+      // A range starts past the header: it is read from the file's first record.
+      let header: string[] | undefined =
+        range && headed && !numbered ? await headerOf(read(signal, options), source) : undefined;
+      const records = read(signal, options, range);
       let featureColumns: readonly string[] | undefined;
-      let start = 0;
+      let start = range?.start ?? 0;
+      let offset = range?.offset ?? 0;
+      let next = offset;
       let batch: unknown[] = [];
       let lines: number[] = [];
       const flush = (): DataChunk => {
@@ -349,19 +420,29 @@ function recordFile(
           featureColumns ? undefined : warnings,
         );
         featureColumns ??= data.columns;
-        const chunk = { start, records: batch.length, data: globalDropped(data, start) };
+        const chunk = {
+          start,
+          offset,
+          line: lines[0]!,
+          records: batch.length,
+          data: globalDropped(data, start),
+        };
         start += batch.length;
+        offset = next;
         batch = [];
         lines = [];
         return chunk;
       };
-      for await (const { record, line } of records) {
+      const end = range ? range.start + range.records : Number.POSITIVE_INFINITY;
+      for await (const { record, line, end: after } of records) {
         if (headed) {
           const cells = record as string[];
           if (!header && numbered) {
             header = numberedHeader(cells.length);
           } else if (!header) {
             header = format === 'csv' ? csvHeader(cells, source) : [...cells];
+            offset = after;
+            next = after;
             continue;
           }
           if (cells.length !== header.length) {
@@ -378,7 +459,9 @@ function recordFile(
         }
         batch.push(record);
         lines.push(line);
-        if (batch.length === rows) yield flush();
+        next = after;
+        if (batch.length === rows || start + batch.length === end) yield flush();
+        if (start === end) break;
       }
       if (batch.length > 0) yield flush();
       if (start === 0) {

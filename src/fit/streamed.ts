@@ -23,13 +23,7 @@
 import type { Backend, BackendAttempt } from '../backends/backend.js';
 import type { QualityGate } from '../cluster/gates.js';
 import { type ExternalQuality, type InternalQuality, internalQuality } from '../cluster/metrics.js';
-import {
-  ClusterMoments,
-  ContingencyCounts,
-  LloydSums,
-  nextCentres,
-  streamedQuality,
-} from '../cluster/streamed.js';
+import { ClusterMoments, ContingencyCounts, nextCentres, streamedQuality } from '../cluster/streamed.js';
 import type { Config } from '../config/schema.js';
 import { throwIfAborted } from '../core/cancel.js';
 import { currentCorrelationId } from '../core/context.js';
@@ -41,7 +35,7 @@ import type { Dataset, SeriesLayout } from '../data/dataset.js';
 import { type LabelsSink, writeLabelsFile } from '../data/labels-file.js';
 import { canonicalOrder, permuteRows } from '../data/order.js';
 import { KeySample } from '../data/sample.js';
-import { asFloat32, bytesOf, SpillDir, type SpillFile } from '../data/spill.js';
+import { SpillDir } from '../data/spill.js';
 import { sampleKeys } from '../encoders/drive.js';
 import type { PipelineState } from '../encoders/pipeline.js';
 import { RunningMoments } from '../linalg/running.js';
@@ -51,7 +45,6 @@ import { admitJob } from './admission.js';
 import {
   chunkRowsFor,
   chunkRowsOfJob,
-  featuresOf,
   imputationMeans,
   PassMeter,
   type Plan,
@@ -60,6 +53,14 @@ import {
 } from './chunks.js';
 import { concludeFit, type UnjudgedFields } from './finish.js';
 import type { FittedModel } from './persistence.js';
+import {
+  localRanges,
+  type PlannedRange,
+  type RangeJob,
+  type RangePass,
+  RangePlanner,
+  type RangeRunner,
+} from './ranges.js';
 import { type ClusteringResult, checkRowQuota, type PhaseClock } from './result.js';
 import { checkShape } from './rows.js';
 import { clusterStage, encodeStage, type Prepared, type StageContext } from './stages.js';
@@ -75,6 +76,8 @@ interface Survey {
   readonly droppedRows: readonly number[];
   readonly moments: RunningMoments;
   readonly sample: KeySample;
+  /** The file's records in ranges of about `distributed.taskRows` (one, for a file not rangeable). */
+  readonly ranges: readonly PlannedRange[];
 }
 
 /** What {@link streamedFit} needs from its caller. */
@@ -90,6 +93,11 @@ export interface StreamedDeps {
     rescue: () => Promise<T>,
   ) => Promise<{ value: T; tried: readonly BackendAttempt[]; fallback: FallbackReason | undefined }>;
   readonly cpu: () => Promise<Backend>;
+  /**
+   * Where the passes over the ranges run when not here: tasks on a queue for a file large enough
+   * to split (src/distributed/split.ts). Undefined, or answering undefined: in this process.
+   */
+  readonly split?: SplitRanges | undefined;
   /** Where the labels are written, a chunk at a time. */
   readonly labelsOut?: string | undefined;
   /** The engine's home (the performance baselines) and the caller's quality gates. */
@@ -97,23 +105,43 @@ export interface StreamedDeps {
   readonly gates: readonly QualityGate[];
 }
 
-/** Pass 1: the columns' moments, the rows' keys and the seeded sample, in bounded memory. */
-async function survey(ctx: StageContext, file: ChunkedFile, chunkRows: number): Promise<Survey> {
+/**
+ * Runs the passes of one attempt elsewhere: a runner for the ranges, or undefined to run them in
+ * this process. `spillBytesPerRow` and `pass` are what the local runner would have used.
+ */
+export type SplitRanges = (
+  backend: Backend,
+  job: RangeJob,
+  ranges: readonly PlannedRange[],
+) => Promise<RangeRunner | undefined>;
+
+/**
+ * Pass 1: the columns' moments, the rows' keys and the seeded sample, in bounded memory; the
+ * ranges of `perRange` chunks that the later passes map.
+ */
+async function survey(
+  ctx: StageContext,
+  file: ChunkedFile,
+  chunkRows: number,
+  perRange: number,
+): Promise<Survey> {
   const { config, signal } = ctx;
   const sample = new KeySample(config.stream.sampleRows);
+  const planner = new RangePlanner(perRange, file.rangeable);
   const meter = new PassMeter(ctx, 'survey', file.records);
   let moments: RunningMoments | undefined;
   let first: Dataset | undefined;
   const droppedRows: number[] = [];
   let rows = 0;
   // Deferred imputation: a missing value is imputed with the mean over the whole file, known after this pass.
-  for await (const { data, records } of file.chunks(
+  for await (const { data, records, start, offset, line } of file.chunks(
     chunkRows,
     readOptions(config, 'defer'),
     signal,
     ctx.logger,
   )) {
     throwIfAborted(signal);
+    planner.add({ start, offset, line, records, rows: data.n });
     first ??= data;
     moments ??= new RunningMoments(data.width);
     moments.add(data.values, data.n);
@@ -154,6 +182,7 @@ async function survey(ctx: StageContext, file: ChunkedFile, chunkRows: number): 
     droppedRows,
     moments: moments!,
     sample,
+    ranges: planner.planned,
   };
 }
 
@@ -218,7 +247,8 @@ interface Streamed {
   readonly sampleFeatures: Matrix;
   readonly sampleInput: Matrix;
   readonly sampleLabels: Int32Array;
-  readonly spill: SpillFile;
+  /** Where the ranges' features are kept, for the last pass. */
+  readonly runner: RangeRunner;
 }
 
 /**
@@ -241,8 +271,12 @@ export async function streamedFit(
   }
   // Until the survey says how wide a row is, a chunk is sized by the bytes of a record in the file
   // (a value takes at least two of them): eight bytes a value, in four copies.
-  const surveyRows = chunkRowsFor(config, deps.monitor, Math.max(64, (file.bytesPerRecord / 2) * 8 * 4));
-  const s = await clock.time('load', () => survey(ctx, file, surveyRows));
+  const memoryRows = chunkRowsFor(config, deps.monitor, Math.max(64, (file.bytesPerRecord / 2) * 8 * 4));
+  // Ranges are whole survey chunks: the survey knows where each chunk starts in the file.
+  const { taskRows } = config.distributed;
+  const surveyRows = Math.min(memoryRows, taskRows);
+  const perRange = Math.max(1, Math.floor(taskRows / surveyRows));
+  const s = await clock.time('load', () => survey(ctx, file, surveyRows, perRange));
   checkShape({ n: s.rows, source: s.source }, k);
   tooManyToHold(s.rows, inlineMax, deps.labelsOut);
   const inline = s.rows <= inlineMax;
@@ -276,6 +310,7 @@ export async function streamedFit(
         chunkRows,
         spillDir,
         clock,
+        deps.split,
       );
     const sizes = s.rows * scaler.keep.length;
     const outcome = await deps.resilient(
@@ -318,32 +353,38 @@ async function streamOn(
   chunkRows: number,
   spillDir: SpillDir,
   clock: PhaseClock,
+  split: SplitRanges | undefined,
 ): Promise<Streamed> {
-  const { config } = ctx;
+  const { config, signal } = ctx;
   const method = config.engine.method;
   // The sample fit: encoders, PCA and K-means' starting centres, as the in-memory fit makes them.
   const { ordered, pipeline } = await clock.time('encode', () => encodeStage(ctx, backend, prepared, clock));
   requireFinite(ordered.data, 'the encoders');
   const start = await clock.time('cluster', () => clusterStage(ctx, backend, ordered, k));
-  // The features of every row, spilled as float32.
-  const spill = await spillDir.file(`features-${method}-${backend.name}-${Date.now()}.f32`, start.d * 4);
-  try {
-    return await passes(
-      ctx,
+  const job: RangeJob = {
+    file,
+    options: readOptions(config, fitted.imputeWith, s.columns),
+    plan: { ...fitted, pipeline },
+    method,
+    k,
+    d: start.d,
+    rereads: s.hasIds || s.hasTruth,
+    hasTruth: s.hasTruth,
+  };
+  // The features of every row, kept as float32: spilled here, or by the tasks that computed them.
+  const runner =
+    (await split?.(backend, job, s.ranges)) ??
+    localRanges(
       backend,
-      file,
-      s,
-      { ...fitted, pipeline },
-      prepared,
-      ordered,
-      start,
-      chunkRows,
-      spill,
-      clock,
+      job,
+      s.ranges,
+      await spillDir.file(`features-${method}-${backend.name}-${Date.now()}.f32`, start.d * 4),
     );
+  try {
+    return await passes(ctx, backend, s, job.plan, prepared, ordered, start, chunkRows, runner, clock);
   } catch (error) {
-    // A retry or the rescue spills again: this attempt's file goes now, not with the directory.
-    await spill.remove();
+    // A retry or the rescue spills again: this attempt's features go now, not with the directory.
+    await runner.remove();
     throw error;
   }
 }
@@ -352,7 +393,6 @@ async function streamOn(
 async function passes(
   ctx: StageContext,
   backend: Backend,
-  file: ChunkedFile,
   s: Survey,
   plan: Plan,
   prepared: Prepared,
@@ -364,31 +404,16 @@ async function passes(
     readonly iterations: number;
   },
   chunkRows: number,
-  spill: SpillFile,
+  runner: RangeRunner,
   clock: PhaseClock,
 ): Promise<Streamed> {
-  const { config, signal } = ctx;
+  const { config } = ctx;
   const method = config.engine.method;
   const { k, d } = start;
   const { pipeline } = plan;
-  const featureMoments = new RunningMoments(d);
-  await clock.time('encode', async () => {
-    const meter = new PassMeter(ctx, 'features', s.rows);
-    for await (const { data } of file.chunks(
-      chunkRows,
-      readOptions(config, plan.imputeWith, s.columns),
-      signal,
-    )) {
-      throwIfAborted(signal);
-      if (data.n === 0) continue;
-      const features = await featuresOf(backend, plan, data, signal);
-      const f32 = Float32Array.from(features.data);
-      requireFinite(f32, method === 'kmeans' ? 'the cleaned input (as float32)' : 'the encoders');
-      featureMoments.add(f32, data.n);
-      await spill.append(bytesOf(f32));
-      meter.add(data.n);
-    }
-  });
+  const featureMoments = await clock.time('encode', () =>
+    runner.features(passOf(ctx, 'features', s.rows, chunkRows)),
+  );
 
   // Exact Lloyd passes over all rows, from the sample's centres. `minibatch` keeps the sample's.
   let centres = start.centroids;
@@ -396,20 +421,10 @@ async function passes(
   if (config.kmeans.algorithm !== 'minibatch') {
     const variance = featureMoments.m2.reduce((a, m) => a + m / s.rows, 0) / d;
     const tolAbs = config.kmeans.tol * variance;
-    const scratch = new Int32Array(chunkRows);
     await clock.time('cluster', async () => {
       for (let it = 1; it <= config.kmeans.maxIter; it++) {
-        const meter = new PassMeter(ctx, 'lloyd', s.rows, it);
-        const pass = new LloydSums(k, d);
-        for await (const { bytes } of spill.chunks(chunkRows, signal)) {
-          const points = { rows: bytes.length / (4 * d), cols: d, data: asFloat32(bytes) };
-          const labels = scratch.subarray(0, points.rows).fill(-1);
-          const step = await backend.kmeansStep(points, { rows: k, cols: d, data: centres }, labels);
-          requireFinite([step.inertia], `K-means (${backend.name})`);
-          pass.add(step);
-          meter.add(points.rows);
-        }
-        const next = nextCentres(pass, centres);
+        const pass = passOf(ctx, 'lloyd', s.rows, chunkRows, it);
+        const next = nextCentres(await runner.lloyd(it, centres, pass), centres);
         centres = next.centres;
         iterations = it;
         if (next.shift <= tolAbs) break;
@@ -429,8 +444,20 @@ async function passes(
     sampleFeatures: ordered,
     sampleInput,
     sampleLabels,
-    spill,
+    runner,
   };
+}
+
+/** How every range of a pass is read, its progress metered. */
+function passOf(
+  ctx: StageContext,
+  name: 'features' | 'lloyd' | 'assign',
+  rows: number,
+  chunkRows: number,
+  iteration?: number,
+): RangePass {
+  const meter = new PassMeter(ctx, name, rows, iteration);
+  return { chunkRows, signal: ctx.signal, onRows: (n) => meter.add(n) };
 }
 
 /** The sample's rows in the order they stand in the file (what `features` of a result holds). */
@@ -454,7 +481,7 @@ function numbering(sampleLabels: Int32Array, k: number): Int32Array {
 /** The last pass: every row labelled, the moments of the clusters, the labels file; the result's fields. */
 async function judge(
   ctx: StageContext,
-  file: ChunkedFile,
+  _file: ChunkedFile,
   s: Survey,
   outcome: { value: Streamed; tried: readonly BackendAttempt[]; fallback: FallbackReason | undefined },
   sampleIndex: Int32Array,
@@ -467,7 +494,7 @@ async function judge(
 ): Promise<{ result: ClusteringResult; centres: Float64Array }> {
   const { config, signal } = ctx;
   const run = outcome.value;
-  const { backend, d, spill } = run;
+  const { backend, d, runner } = run;
   const newOf = numbering(run.sampleLabels, k);
   const centres = new Float64Array(k * d);
   for (let j = 0; j < k; j++) centres.set(run.centres.subarray(j * d, (j + 1) * d), newOf[j]! * d);
@@ -475,37 +502,18 @@ async function judge(
   const contingency = s.hasTruth ? new ContingencyCounts(k) : undefined;
   const labels = inline ? new Int32Array(s.rows) : undefined;
   const ids: string[] | undefined = inline && s.hasIds ? [] : undefined;
-  const meter = new PassMeter(ctx, 'assign', s.rows);
 
   let at = 0;
-  /** Labels the next spilled rows and counts them; `data` is the same rows of the file, when read. */
-  const label = async (bytes: Uint8Array, data: Dataset | undefined, sink: LabelsSink | undefined) => {
-    const points = { rows: bytes.length / (4 * d), cols: d, data: asFloat32(bytes) };
-    const assigned = await backend.kmeansAssign(points, { rows: k, cols: d, data: centres });
-    moments.add(points, assigned.labels, assigned.distances);
-    if (contingency && data)
-      contingency.add(
-        data.truth!.map((t) => contingency.code(t)),
-        assigned.labels,
-      );
-    labels?.set(assigned.labels, at);
-    if (ids && data) for (const id of data.ids!) ids.push(id);
-    await sink?.(assigned.labels, data?.ids);
-    at += points.rows;
-    meter.add(points.rows);
-  };
-  const pass = async (sink: LabelsSink | undefined) => {
-    if (s.hasIds || s.hasTruth) {
-      // Ids and truth are read again from the file, alongside the spilled rows.
-      for await (const { data } of file.chunks(chunkRows, readOptions(config, 'defer', s.columns), signal)) {
-        throwIfAborted(signal);
-        if (data.n === 0) continue;
-        await label(await spill.read(at, data.n), data, sink);
-      }
-    } else {
-      for await (const { bytes } of spill.chunks(chunkRows, signal)) await label(bytes, undefined, sink);
-    }
-  };
+  /** Every range labelled under the final centres, its state merged in range order. */
+  const pass = (sink: LabelsSink | undefined) =>
+    runner.assign(centres, passOf(ctx, 'assign', s.rows, chunkRows), async (range) => {
+      moments.merge(range.moments);
+      if (contingency && range.contingency) contingency.merge(range.contingency);
+      labels?.set(range.labels, at);
+      if (ids && range.ids) for (const id of range.ids) ids.push(id);
+      await sink?.(range.labels, range.ids);
+      at += range.labels.length;
+    });
   const judged = async (): Promise<UnjudgedFields> => {
     const full = streamedQuality(moments, centres);
     const options = {
@@ -535,7 +543,7 @@ async function judge(
         sampleRows: run.sampleFeatures.rows,
         chunkRows,
         lloydPasses: run.lloydPasses,
-        spilledBytes: spill.rows * spill.bytesPerRow,
+        spilledBytes: runner.spilledBytes,
       },
       k,
       centroids: Array.from({ length: k }, (_, j) => Array.from(centres.subarray(j * d, (j + 1) * d))),
