@@ -277,6 +277,7 @@ export class NeuromorphicClusterer {
         labelsOut: options.labelsOut,
         home: this.runtime.home,
         gates: this.customGates,
+        split: options.split,
       });
     } finally {
       await file.close();

@@ -124,10 +124,12 @@ export async function chunkedFile(
     const whole = size > head.length ? head.subarray(0, head.lastIndexOf(0x0a) + 1) : head;
     const headText = new TextDecoder().decode(whole);
     const dialect = (options: TableOptions) => dialectOf(headText, path, options);
+    // The decoder drops a byte-order mark: offsets count it back.
+    const bom = head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf ? 3 : 0;
     const read = (signal: AbortSignal | undefined, options: TableOptions, from?: RecordRange) =>
       format === 'csv'
-        ? csvRecords(handle, path, dialect(options), signal, from)
-        : jsonLines(handle, path, signal, from);
+        ? csvRecords(handle, path, dialect(options), signal, from ?? bom)
+        : jsonLines(handle, path, signal, from ?? bom);
     return recordFile(
       handle,
       path,
@@ -258,7 +260,7 @@ function countLines(bytes: Uint8Array): number {
 /**
  * Records of a file, each with the line it is on and the byte offset just past it (where the next
  * record starts); the first is the header for CSV and Parquet. From a range, the records from its
- * first on (no header).
+ * first on (no header), their lines counted from the range's start (the caller shifts them).
  */
 type Records = AsyncGenerator<{
   readonly record: readonly Cell[] | unknown;
@@ -270,22 +272,23 @@ async function* csvRecords(
   handle: Handle,
   source: string,
   dialect: CsvDialect,
-  signal?: AbortSignal,
-  from?: RecordRange,
+  signal: AbortSignal | undefined,
+  from: RecordRange | number,
 ): Records {
-  // csv-parse counts lines and bytes from where it starts: a range's are shifted to the file's.
-  const parser = parse({ ...csvParseOptions(dialect), ...(from ? { bom: false } : {}) });
-  const input = Readable.from(textBlocks(handle, source, signal, from));
+  // csv-parse counts lines and bytes from where it starts: a range's lines are shifted by the caller.
+  const range = typeof from === 'number' ? undefined : from;
+  const parser = parse({ ...csvParseOptions(dialect), ...(range ? { bom: false } : {}) });
+  const input = Readable.from(textBlocks(handle, source, signal, range));
   input.on('error', (error) => parser.destroy(error));
   input.pipe(parser);
-  const lines = from ? from.line - 1 : 0;
-  const offset = from?.offset ?? 0;
+  const lines = range ? range.line - 1 : 0;
+  const offset = range?.offset ?? (from as number);
   try {
     for await (const { record, info } of parser as AsyncIterable<{
       record: string[];
       info: { lines: number; bytes: number };
     }>) {
-      yield { record, line: lines + info.lines, end: offset + info.bytes };
+      yield { record, line: info.lines, end: offset + info.bytes };
     }
   } catch (cause) {
     if (isNeuroclusterError(cause)) throw cause;
@@ -305,10 +308,16 @@ async function* csvRecords(
   }
 }
 
-async function* jsonLines(handle: Handle, source: string, signal?: AbortSignal, from?: RecordRange): Records {
+async function* jsonLines(
+  handle: Handle,
+  source: string,
+  signal: AbortSignal | undefined,
+  from: RecordRange | number,
+): Records {
+  const range = typeof from === 'number' ? undefined : from;
   let rest = '';
-  let line = from ? from.line - 1 : 0;
-  let end = from?.offset ?? 0;
+  let line = 0;
+  let end = range?.offset ?? (from as number);
   const parseLine = (text: string, at: number) => {
     try {
       return JSON.parse(text) as unknown;
@@ -316,7 +325,7 @@ async function* jsonLines(handle: Handle, source: string, signal?: AbortSignal, 
       throw formatError(`malformed JSON line: ${(cause as Error).message}`, source, at, cause);
     }
   };
-  for await (const block of textBlocks(handle, source, signal, from)) {
+  for await (const block of textBlocks(handle, source, signal, range)) {
     const lines = (rest + block).split('\n');
     rest = lines.pop()!;
     for (const text of lines) {
@@ -434,7 +443,11 @@ function recordFile(
         return chunk;
       };
       const end = range ? range.start + range.records : Number.POSITIVE_INFINITY;
-      for await (const { record, line, end: after } of records) {
+      // A range's lines are counted from its start: its first record is on the line the range names.
+      let shift: number | undefined = range ? undefined : 0;
+      for await (const { record, line: counted, end: after } of records) {
+        shift ??= range!.line - counted;
+        const line = counted + shift;
         if (headed) {
           const cells = record as string[];
           if (!header && numbered) {

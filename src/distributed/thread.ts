@@ -1,6 +1,6 @@
 /**
  * One worker thread of `neurocluster worker` (the service pool's job-worker.ts): it runs one task
- * at a time, so the process's event loop stays free to renew BullMQ's locks while a fit's kernels
+ * at a time (a whole job, or one range task of a split job), so the process's event loop stays free to renew BullMQ's locks while a fit's kernels
  * run. A thread that dies (a crash, out of memory) rejects its task, which BullMQ then runs again
  * up to `distributed.attempts` times; the next task gets a new thread.
  */
@@ -10,13 +10,24 @@ import type { Logger } from '../observability/logger.js';
 import type { FromWorker, ToWorker } from '../service/job-worker.js';
 import { jobWorkerUrl, MetricAsks, relayLog } from '../service/runner.js';
 import type { Task, TaskOutcome } from './queue.js';
+import type { RangeAnswer, RangeTask } from './range-task.js';
 
 type MetricFamilies = MetricObjectWithValues<MetricValue<string>>[];
 
 interface Running {
   readonly id: string;
   readonly onProgress: (progress: { phase: string; done: number; total: number }) => void;
-  readonly settle: (outcome: TaskOutcome | Error) => void;
+  readonly settle: (outcome: TaskOutcome | { state: 'ranged'; answer: RangeAnswer } | Error) => void;
+}
+
+/** A range task that failed on its own terms (not its thread): its engine error's code and message. */
+export class RangeTaskError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(`${code}: ${message}`);
+  }
 }
 
 export class JobThread {
@@ -30,14 +41,42 @@ export class JobThread {
   ) {}
 
   /** Runs the task; aborting `signal` stops its fit (it then answers failed, NEUROCLUSTER_ERR_ABORTED). */
-  run(task: Task, onProgress: Running['onProgress'], signal?: AbortSignal): Promise<TaskOutcome> {
-    if (this.running) throw new Error(`this thread runs job ${this.running.id} already`);
+  run(
+    task: Task,
+    onProgress: Running['onProgress'],
+    signal?: AbortSignal,
+    queue?: string,
+  ): Promise<TaskOutcome> {
+    return this.post(task.id, { type: 'run', ...task, queue }, onProgress, signal).then((outcome) => {
+      if (outcome.state === 'ranged') throw new Error(`job ${task.id} answered as a range task`);
+      return outcome;
+    });
+  }
+
+  /**
+   * Runs one range task; its answer, or RangeTaskError with the engine's code when it failed on its
+   * data or options (an Error of another kind when its thread died).
+   */
+  async range(id: string, task: RangeTask, signal?: AbortSignal): Promise<RangeAnswer> {
+    const outcome = await this.post(id, { type: 'range', id, task }, () => undefined, signal);
+    if (outcome.state === 'ranged') return outcome.answer;
+    if (outcome.state === 'failed') throw new RangeTaskError(outcome.error.code, outcome.error.message);
+    throw new Error(`range task ${id} answered as a job`);
+  }
+
+  private post(
+    id: string,
+    message: ToWorker,
+    onProgress: Running['onProgress'],
+    signal: AbortSignal | undefined,
+  ): Promise<TaskOutcome | { state: 'ranged'; answer: RangeAnswer }> {
+    if (this.running) throw new Error(`this thread runs task ${this.running.id} already`);
     const worker = this.thread();
-    return new Promise<TaskOutcome>((resolve, reject) => {
-      const abort = () => worker.postMessage({ type: 'abort', id: task.id } satisfies ToWorker);
+    return new Promise((resolve, reject) => {
+      const abort = () => worker.postMessage({ type: 'abort', id } satisfies ToWorker);
       signal?.addEventListener('abort', abort, { once: true });
       this.running = {
-        id: task.id,
+        id,
         onProgress,
         settle: (outcome) => {
           signal?.removeEventListener('abort', abort);
@@ -46,7 +85,7 @@ export class JobThread {
           else resolve(outcome);
         },
       };
-      worker.postMessage({ type: 'run', ...task } satisfies ToWorker);
+      worker.postMessage(message);
       if (signal?.aborted) abort();
     });
   }
@@ -83,6 +122,7 @@ export class JobThread {
     else if (message.id !== this.running?.id) return;
     else if (message.type === 'progress') this.running.onProgress(message.progress);
     else if (message.type === 'done') this.running.settle({ state: 'succeeded', rows: message.rows });
+    else if (message.type === 'ranged') this.running.settle({ state: 'ranged', answer: message.answer });
     else this.running.settle({ state: 'failed', error: message.error });
   }
 }

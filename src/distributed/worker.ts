@@ -11,7 +11,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type Job, Worker } from 'bullmq';
+import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import { type Config, durationMs } from '../config/schema.js';
@@ -30,7 +30,9 @@ import {
   type Task,
   type TaskOutcome,
 } from './queue.js';
-import { JobThread } from './thread.js';
+import { type RangeAnswer, type RangeTask, readRangeTask } from './range-task.js';
+import { rangeQueueName } from './split.js';
+import { JobThread, RangeTaskError } from './thread.js';
 
 type MetricFamilies = MetricObjectWithValues<MetricValue<string>>[];
 
@@ -99,7 +101,7 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<QueueWork
     log.info(`task started (${job.attemptsStarted > 1 ? `attempt ${job.attemptsStarted}` : 'first run'})`);
     const progress = throttledProgress(job);
     try {
-      const outcome = await thread.run(task, progress.report, signal);
+      const outcome = await thread.run(task, progress.report, signal, o.url);
       progress.stop();
       log.info(`task ended: ${outcome.state}${outcome.state === 'failed' ? ` (${outcome.error.code})` : ''}`);
       return outcome;
@@ -115,29 +117,78 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<QueueWork
     }
   };
 
-  const worker = new Worker<Task, TaskOutcome>(d.queueName, processor, {
+  // The range tasks of split jobs (src/distributed/split.ts), in threads of their own: a thread
+  // that coordinates a job waits on range tasks that this worker may be the one to run.
+  const idleRanges: JobThread[] = [];
+  const rangeProcessor = async (
+    task: Job<RangeTask, RangeAnswer>,
+    _token?: string,
+    signal?: AbortSignal,
+  ): Promise<RangeAnswer> => {
+    let checked: RangeTask;
+    try {
+      checked = readRangeTask(task.data);
+    } catch (error) {
+      throw new UnrecoverableError(`NEUROCLUSTER_ERR_CONFIG: ${(error as Error).message}`);
+    }
+    const log = o.logger.child({
+      correlationId: checked.correlationId,
+      job: checked.job,
+      range: checked.range.index,
+      stage: checked.stage,
+      attempt: task.attemptsStarted,
+    });
+    const thread = idleRanges.pop() ?? new JobThread(o.logger, o.env);
+    threads.add(thread);
+    log.debug(`range task started: ${checked.stage} of range ${checked.range.index}`);
+    try {
+      const answer = await thread.range(task.id!, checked, signal);
+      log.debug('range task ended');
+      return answer;
+    } catch (error) {
+      // Failed on its data or options: for good, with the engine's code for the coordinator.
+      if (error instanceof RangeTaskError) {
+        log.warn(`range task failed: ${error.message}`);
+        throw new UnrecoverableError(error.message);
+      }
+      log.error(`range task lost its thread: ${(error as Error).message}`);
+      throw error;
+    } finally {
+      idleRanges.push(thread);
+    }
+  };
+
+  const settings = {
     connection,
     concurrency: o.concurrency,
     lockDuration: durationMs(d.lockDuration),
     stalledInterval: durationMs(d.stalledInterval),
     maxStalledCount: d.maxStalledCount,
     autorun: false,
-  });
+  };
+  const worker = new Worker<Task, TaskOutcome>(d.queueName, processor, settings);
+  const ranges = new Worker<RangeTask, RangeAnswer>(rangeQueueName(d.queueName), rangeProcessor, settings);
   worker.on(
     'error',
     connectionErrors((message) => o.logger.error(message), `queue ${redacted(o.url)}`),
   );
-  // A task whose lock could not be renewed (Redis away past lockDuration) is another worker's now:
-  // this one stops it rather than run it twice at once.
-  worker.on('lockRenewalFailed', (ids) => {
-    for (const id of ids)
-      if (worker.cancelJob(id, 'its lock was lost: another worker runs it'))
-        o.logger.warn({ job: id }, 'task stopped: its lock was lost, another worker runs it');
-  });
-  worker.on('stalled', (id) => {
-    o.metrics.distributedStalled.inc();
-    o.logger.warn({ job: id }, 'a stalled task was given back to the queue');
-  });
+  ranges.on(
+    'error',
+    connectionErrors((message) => o.logger.error(message), `queue ${redacted(o.url)} (ranges)`),
+  );
+  for (const w of [worker, ranges]) {
+    // A task whose lock could not be renewed (Redis away past lockDuration) is another worker's now:
+    // this one stops it rather than run it twice at once.
+    w.on('lockRenewalFailed', (ids) => {
+      for (const id of ids)
+        if (w.cancelJob(id, 'its lock was lost: another worker runs it'))
+          o.logger.warn({ task: id }, 'task stopped: its lock was lost, another worker runs it');
+    });
+    w.on('stalled', (id) => {
+      o.metrics.distributedStalled.inc();
+      o.logger.warn({ task: id }, 'a stalled task was given back to the queue');
+    });
+  }
 
   // Cancellations from the service: the task's signal is aborted where it runs.
   const subscriber = new Redis(o.url, { maxRetriesPerRequest: null, lazyConnect: true });
@@ -155,6 +206,7 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<QueueWork
         await readyClient(subscriber);
         await subscriber.subscribe(cancelChannel(d.queueName));
         await worker.waitUntilReady();
+        await ranges.waitUntilReady();
       })(),
       o.url,
       durationMs(d.connectTimeout),
@@ -164,10 +216,11 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<QueueWork
     // (BullMQ's disconnect waits for a connection that never came: it is not awaited.)
     subscriber.disconnect();
     worker.disconnect().catch(() => undefined);
+    ranges.disconnect().catch(() => undefined);
     throw error;
   }
   // A worker that stops taking tasks ends the process (non-zero), for its supervisor to restart it.
-  const stopped = worker.run().then(
+  const stopped = Promise.race([worker.run(), ranges.run()]).then(
     () => undefined,
     (error: Error) => error,
   );
@@ -202,7 +255,7 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<QueueWork
     metricsUrl,
     failed: stopped.then((error) => error ?? new Error('the worker stopped taking tasks')),
     async close() {
-      await worker.close();
+      await Promise.all([worker.close(), ranges.close()]);
       await subscriber.quit().catch(() => undefined);
       await Promise.all([...threads].map((t) => t.terminate()));
       if (server) await new Promise<void>((resolve) => server!.close(() => resolve()));

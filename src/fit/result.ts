@@ -1,4 +1,5 @@
 /** A fit's result (ClusteringResult), its options and timings, the clock of its phases, and what the metrics see of it. */
+
 import type { BackendAttempt } from '../backends/backend.js';
 import type { GateFailure } from '../cluster/gates.js';
 import type { KMeansProgress } from '../cluster/kmeans.js';
@@ -13,6 +14,7 @@ import { inSpan } from '../observability/tracing.js';
 import type { FallbackReason } from '../resilience/policy.js';
 import type { AnonymityReport } from '../security/kanonymity.js';
 import type { PrivacyResult } from '../security/privacy/api.js';
+import type { SplitRanges } from './streamed.js';
 
 /** A streamed fit's progress (src/fit/streamed.ts), one event per chunk of each pass. */
 export interface PassProgress {
@@ -44,6 +46,11 @@ export interface FitOptions {
    * counted (a streamed fit: at the chunk that passes it).
    */
   readonly rowQuota?: RowQuota;
+  /**
+   * Where a streamed fit's passes over the file's ranges run when not in this process: a worker's
+   * tasks on its queue (src/distributed/split.ts). Absent: here.
+   */
+  readonly split?: SplitRanges | undefined;
 }
 
 /** A cap on the rows of one fit, and whose it is. */

@@ -320,22 +320,26 @@ export async function streamedFit(
     );
     const { value } = outcome;
     const shape = { method: value.method, backend: value.backend.name, n: s.rows, d: scaler.keep.length };
-    // Judged before the labels file is committed: a fit that fails its gates leaves no file.
-    const { result, centres } = await judge(
-      ctx,
-      file,
-      s,
-      outcome,
-      sampleIndex,
-      k,
-      chunkRows,
-      inline,
-      deps.labelsOut,
-      clock,
-      (fields) => concludeFit(ctx, fields, shape, clock, deps),
-    );
-    const { method, pipeline, d } = value;
-    return { result, model: { method, scaler, pipeline, centroids: centres, k, d } };
+    try {
+      // Judged before the labels file is committed: a fit that fails its gates leaves no file.
+      const { result, centres } = await judge(
+        ctx,
+        file,
+        s,
+        outcome,
+        sampleIndex,
+        k,
+        chunkRows,
+        inline,
+        deps.labelsOut,
+        clock,
+        (fields) => concludeFit(ctx, fields, shape, clock, deps),
+      );
+      const { method, pipeline, d } = value;
+      return { result, model: { method, scaler, pipeline, centroids: centres, k, d } };
+    } finally {
+      await value.runner.remove();
+    }
   } finally {
     await spillDir.remove();
   }
@@ -355,7 +359,7 @@ async function streamOn(
   clock: PhaseClock,
   split: SplitRanges | undefined,
 ): Promise<Streamed> {
-  const { config, signal } = ctx;
+  const { config } = ctx;
   const method = config.engine.method;
   // The sample fit: encoders, PCA and K-means' starting centres, as the in-memory fit makes them.
   const { ordered, pipeline } = await clock.time('encode', () => encodeStage(ctx, backend, prepared, clock));

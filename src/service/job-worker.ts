@@ -9,11 +9,15 @@ import { parentPort } from 'node:worker_threads';
 import { NeuromorphicClusterer } from '../clusterer.js';
 import type { Config } from '../config/schema.js';
 import { AbortedError } from '../core/cancel.js';
+import { withCorrelationId } from '../core/context.js';
 import { toNeuroclusterError } from '../core/errors.js';
+import type { BackendName } from '../core/matrix.js';
 import { labelsCsv } from '../data/labels-file.js';
+import { type RangeAnswer, type RangeTask, runRangeTask } from '../distributed/range-task.js';
+import { splitter } from '../distributed/split.js';
 import { resultPlot } from '../fit/plot.js';
 import { createLogger } from '../observability/logger.js';
-import { defaultRuntime } from '../runtime/runtime.js';
+import { defaultRuntime, selectionContext } from '../runtime/runtime.js';
 import { writeEncryptedFile } from '../security/encrypted-files.js';
 import { LABELS_FILE, MODEL_FILE, PLOT_FILE, RESULT_FILE } from './jobs.js';
 import { progressOf } from './progress.js';
@@ -30,7 +34,11 @@ export type ToWorker =
       tenant: string;
       /** The tenant's maxRowsPerJob: its data past it fails the job (NEUROCLUSTER_ERR_QUOTA). */
       maxRows?: number | undefined;
+      /** A worker's queue: a large file's passes are split into range tasks on it (src/distributed/split.ts). */
+      queue?: string | undefined;
     }
+  /** One range task of a split job (src/distributed/range-task.ts), under its task id. */
+  | { type: 'range'; id: string; task: RangeTask }
   | { type: 'abort'; id: string }
   | { type: 'metrics'; ask: number };
 
@@ -38,6 +46,7 @@ export type ToWorker =
 export type FromWorker =
   | { type: 'progress'; id: string; progress: { phase: string; done: number; total: number } }
   | { type: 'done'; id: string; summary: Record<string, unknown>; rows: number }
+  | { type: 'ranged'; id: string; answer: RangeAnswer }
   | { type: 'failed'; id: string; error: { code: string; message: string } }
   | { type: 'metrics'; ask: number; metrics: unknown }
   /** A log line (pino's JSON), for the main thread's logger to write as it writes its own. */
@@ -58,11 +67,27 @@ if (port) {
       level: job.config.logging.level,
       destination: { write: (line: string) => send({ type: 'log', line }) },
     }).child({ job: job.id, tenant: job.tenant });
+    // The tenant's files are wrapped with its own key (destroyed with the tenant).
+    const own = keyring.forTenant(job.tenant);
+    const split = job.queue
+      ? splitter({
+          url: job.queue,
+          job: job.id,
+          dir: job.dir,
+          input: job.input,
+          config: job.config,
+          correlationId: job.correlationId,
+          tenant: job.tenant,
+          keyring: own,
+          logger,
+        })
+      : undefined;
     try {
       const clusterer = new NeuromorphicClusterer({ config: job.config, logger, runtime });
       const result = await clusterer.fit(job.input, {
         signal: abort.signal,
         correlationId: job.correlationId,
+        split: split?.split,
         ...(job.maxRows === undefined
           ? {}
           : { rowQuota: { maxRows: job.maxRows, holder: `tenant "${job.tenant}"` } }),
@@ -73,8 +98,6 @@ if (port) {
       });
       // The summary the store keeps and every listing shows: without the per-row arrays.
       const { labels: _labels, ids: _ids, ...summary } = result.toJSON();
-      // The tenant's files are wrapped with its own key (destroyed with the tenant).
-      const own = keyring.forTenant(job.tenant);
       await writeEncryptedFile(join(job.dir, RESULT_FILE), JSON.stringify(result.toJSON()), own);
       await writeEncryptedFile(join(job.dir, LABELS_FILE), labelsCsv(result.labels, result.ids), own);
       const plot = await resultPlot(
@@ -91,11 +114,31 @@ if (port) {
       send({ type: 'failed', id: job.id, error: { code: error.code, message: error.message } });
     } finally {
       running.delete(job.id);
+      await split?.close();
+    }
+  };
+
+  const range = async ({ id, task }: Extract<ToWorker, { type: 'range' }>) => {
+    const abort = new AbortController();
+    running.set(id, abort);
+    try {
+      const options = selectionContext(task.config.engine, 0).options;
+      const backend = await runtime.registry.get(task.backend as BackendName, false, options);
+      const answer = await withCorrelationId(task.correlationId, () =>
+        runRangeTask(task, backend, keyring.forTenant(task.tenant), abort.signal),
+      );
+      send({ type: 'ranged', id, answer });
+    } catch (cause) {
+      const error = toNeuroclusterError(cause);
+      send({ type: 'failed', id, error: { code: error.code, message: error.message } });
+    } finally {
+      running.delete(id);
     }
   };
 
   port.on('message', (message: ToWorker) => {
     if (message.type === 'run') void run(message);
+    else if (message.type === 'range') void range(message);
     else if (message.type === 'abort')
       running.get(message.id)?.abort(new AbortedError('cancelled by its caller'));
     else

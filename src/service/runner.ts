@@ -160,7 +160,8 @@ export class JobRunner implements Runner {
       relayLog(this.o.logger, message.line);
       return;
     }
-    if (message.id !== slot.job) return;
+    // The service's own pool runs whole jobs: range tasks are a queue worker's (src/distributed/thread.ts).
+    if (message.id !== slot.job || message.type === 'ranged') return;
     if (message.type === 'progress') {
       this.o.store.progress(message.id, message.progress);
       return;

@@ -83,6 +83,65 @@ describe('chunked sources', () => {
     expect(npyParts.starts).toEqual([0, 3, 6]);
   });
 
+  it('read any range alone from the offset and line a pass gave its first chunk, as the whole file has it', async () => {
+    // Quoted line breaks, CRLF, a BOM, an empty line, multi-byte text: a range starts on a record, not a line.
+    const csv = file(
+      'ranges.csv',
+      '\uFEFFid,x,y,note\r\na,1,2,"two\r\nlines"\r\nb,3,4,é\r\n\r\nc,5,6,"x,y"\r\nd,7,8,ü\r\ne,9,10,z\r\n',
+    );
+    const jsonl = file(
+      'ranges.jsonl',
+      '{"id":"a","x":1}\n{"id":"b","x":2}\n\n{"id":"ç","x":3}\n{"id":"d","x":4}\n',
+    );
+    const values = Array.from({ length: 5 * 2 }, (_, i) => i / 2);
+    const npy = file(
+      'ranges.npy',
+      Buffer.concat([npyHeader([5, 2], '<f8'), Buffer.from(new Float64Array(values).buffer)]),
+    );
+    const cases: [string, TableOptions][] = [
+      [csv, { nanPolicy: 'error', idColumn: 'id', featureColumns: ['x', 'y'] }],
+      [jsonl, { nanPolicy: 'error', idColumn: 'id' }],
+      [npy, { nanPolicy: 'error' }],
+    ];
+    for (const [path, options] of cases) {
+      const whole = await open(path);
+      const chunks = [];
+      for await (const c of whole.chunks(2, options)) chunks.push(c);
+      expect(whole.rangeable).toBe(true);
+      for (const [index, c] of chunks.entries()) {
+        const range = { index, start: c.start, records: c.records, offset: c.offset, line: c.line };
+        const alone = [];
+        for await (const part of whole.chunks(1, options, undefined, undefined, range)) alone.push(part);
+        expect(alone.map((p) => p.start)).toEqual(Array.from({ length: c.records }, (_, i) => c.start + i));
+        expect(alone.flatMap((p) => Array.from(p.data.values))).toEqual(Array.from(c.data.values));
+        expect(alone.flatMap((p) => p.data.ids ?? [])).toEqual(c.data.ids ?? []);
+        expect(alone[0]!.offset).toBe(c.offset);
+        expect(alone[0]!.line).toBe(c.line);
+      }
+      await whole.close();
+    }
+  });
+
+  it('name the line of a bad value in a range read alone as the whole file names it', async () => {
+    const csv = file('bad-range.csv', 'x,y\n1,2\n\n3,4\n5,oops\n');
+    const chunked = await open(csv);
+    const whole = await failure(loadDataset(csv, { nanPolicy: 'error' }));
+    // The second range starts past '1,2\n' (an empty line before its first record, '3,4').
+    const first = await chunked.chunks(1, { nanPolicy: 'error' }).next();
+    const line = (await failure(loadDataset(csv, { nanPolicy: 'error' }))).location!.row! - 1;
+    const range = { index: 1, start: 1, records: 2, offset: 8, line };
+    expect(first.value!.offset).toBe(4);
+    const e = await failure(
+      (async () => {
+        for await (const _ of chunked.chunks(5, { nanPolicy: 'error' }, undefined, undefined, range)) {
+          // read to the bad row
+        }
+      })(),
+    );
+    expect(e.location).toEqual(whole.location);
+    await chunked.close();
+  });
+
   it('number dropped rows by their place in the file, whatever the chunk', async () => {
     const csv = file('holes.csv', 'a,b\n1,2\n,3\n4,5\n6,\n7,8\n');
     const parts = await readAll(await open(csv), 2, { nanPolicy: 'drop-rows' });
