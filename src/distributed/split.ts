@@ -15,7 +15,8 @@
  * were done done. A task that fails on its data fails the job with that error's code at once; one
  * whose thread died is run again up to `distributed.attempts` times.
  */
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, rm, rmdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { Queue, QueueEvents, type Job as Task } from 'bullmq';
 import { ClusterMoments, ContingencyCounts, LloydSums } from '../cluster/streamed.js';
 import { type Config, durationMs } from '../config/schema.js';
@@ -123,7 +124,7 @@ export function splitter(o: SplitOptions): Splitter {
         name: RANGE_TASK,
         data: taskOf(o, attempt, stage, iteration, range, pass.chunkRows, backend.name, centres),
         opts: {
-          jobId: `${o.job}:${attempt}:${stage}:${iteration}:${range.index}`,
+          jobId: `${o.job}.${attempt}.${stage}.${iteration}.${range.index}`,
           attempts: d.attempts,
           backoff: { type: 'exponential', delay: 1000 },
           removeOnComplete: { age: Math.ceil(durationMs(d.keepFinished) / 1000) },
@@ -170,6 +171,8 @@ export function splitter(o: SplitOptions): Splitter {
       },
       async remove() {
         await rm(folder, { recursive: true, force: true });
+        // The job's `split` folder too, once no other attempt's parts are in it.
+        await rmdir(dirname(folder)).catch(() => undefined);
         // The tasks' answers are merged: they go from Redis now, not after keepFinished.
         if (queue) await Promise.allSettled(ids.map((id) => queue!.remove(id)));
       },

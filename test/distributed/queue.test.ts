@@ -1,11 +1,3 @@
-/**
- * Jobs on a BullMQ queue in a real Redis (redis-server, started here), run by real
- * `neurocluster worker` processes: the labels equal the in-process pool's, a worker killed with
- * SIGKILL mid-job loses nothing, a cancelled job leaves the queue, and a job that finished while
- * the service was down is read from the queue at its next start.
- */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
@@ -16,9 +8,10 @@ import { ApiKeys } from '../../src/service/api-keys.js';
 import type { Job } from '../../src/service/jobs.js';
 import { Tenants } from '../../src/service/tenants.js';
 import { openStore, storeFile } from '../../src/store/db.js';
-import { CLI, runCli, tempDir } from '../helpers.js';
+import { runCli, tempDir } from '../helpers.js';
 import { type Harness, KMEANS, ROWS, settled, start, stop } from '../service/harness.js';
 import { type RedisServer, redisAvailable, redisRequired, startRedis } from './redis.js';
+import { killAll, labelsOf, startWorker, submit, until, type WorkerProcess } from './workers.js';
 
 describe('the queue URL', () => {
   it('takes redis:// and rediss:// only, and never shows a password', () => {
@@ -92,12 +85,6 @@ function slowCsv(path: string): void {
 }
 const SLOW_OPTIONS = { kmeans: { nClusters: 4 }, engine: { method: 'hybrid', backend: 'js', seed: 5 } };
 
-interface WorkerProcess {
-  child: ChildProcess;
-  stderr: () => string;
-  exited: Promise<unknown>;
-}
-
 describe.skipIf(!redisAvailable)('jobs on a queue, run by `neurocluster worker` processes', () => {
   let redis: RedisServer;
   let h: Harness | undefined;
@@ -107,10 +94,7 @@ describe.skipIf(!redisAvailable)('jobs on a queue, run by `neurocluster worker` 
     redis = await startRedis();
   });
   afterEach(async () => {
-    for (const w of workers.splice(0)) {
-      w.child.kill('SIGKILL');
-      await w.exited;
-    }
+    await killAll(workers);
     if (h) await stop(h);
     h = undefined;
     // A fresh queue for the next test.
@@ -120,55 +104,7 @@ describe.skipIf(!redisAvailable)('jobs on a queue, run by `neurocluster worker` 
     await redis?.stop();
   });
 
-  /** A worker process on the harness's home (its keyring, its jobs' directories), with short locks. */
-  async function worker(home: string): Promise<WorkerProcess> {
-    const child = spawn(
-      process.execPath,
-      [
-        CLI,
-        '--log-format',
-        'json',
-        '--log-level',
-        'info',
-        'worker',
-        '--queue',
-        redis.url,
-        '--metrics-port',
-        '0',
-      ],
-      {
-        env: {
-          ...process.env,
-          NEUROCLUSTER_HOME: home,
-          NEUROCLUSTER_DISTRIBUTED__LOCK_DURATION: '2s',
-          NEUROCLUSTER_DISTRIBUTED__STALLED_INTERVAL: '1s',
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    const exited = once(child, 'exit');
-    let stderr = '';
-    child.stderr!.on('data', (d) => {
-      stderr += d;
-    });
-    let stdout = '';
-    await new Promise<void>((resolve, reject) => {
-      child.stdout!.on('data', (d) => {
-        stdout += d;
-        if (stdout.includes('\n')) resolve();
-      });
-      child.once('exit', (code) => reject(new Error(`worker exited ${code}: ${stderr}`)));
-    });
-    const line = JSON.parse(stdout.split('\n')[0]!) as { queue: string; pid: number; metrics: string };
-    expect(line).toEqual({
-      queue: 'neurocluster',
-      pid: child.pid,
-      metrics: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/),
-    });
-    const w = { child, stderr: () => stderr, exited };
-    workers.push(w);
-    return w;
-  }
+  const worker = (home: string) => startWorker(redis.url, home, workers);
 
   /** `work` with a BullMQ handle on the tests' queue (to look at tasks as Redis has them), closed after. */
   async function withQueue<T>(work: (queue: Queue) => Promise<T>): Promise<T> {
@@ -192,31 +128,6 @@ describe.skipIf(!redisAvailable)('jobs on a queue, run by `neurocluster worker` 
     const id = await submit(harness, slowJob(harness));
     await until(() => harness.service.jobs.get(id).state === 'running', 20_000, 'the job to start');
     return id;
-  }
-
-  async function submit(harness: Harness, body: unknown): Promise<string> {
-    const r = await harness.service.app.inject({
-      method: 'POST',
-      url: '/v1/jobs',
-      headers: harness.auth,
-      payload: body as Record<string, unknown>,
-    });
-    expect(r.statusCode, r.body).toBe(202);
-    return (r.json() as { id: string }).id;
-  }
-
-  async function labelsOf(harness: Harness, id: string): Promise<string> {
-    const r = await harness.service.app.inject({ url: `/v1/jobs/${id}/labels`, headers: harness.auth });
-    expect(r.statusCode, r.body).toBe(200);
-    return r.body;
-  }
-
-  async function until(check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
-    const deadline = Date.now() + ms;
-    while (!(await check())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
   }
 
   it("runs a job on a worker process: the same labels as the service's own pool, progress and metrics", async () => {
