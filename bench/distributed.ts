@@ -1,5 +1,6 @@
 /**
- * `npm run bench:distributed [-- --rows 20000 --jobs 8 --method hybrid --k 8 --lock 10s --stalled 5s]`:
+ * `npm run bench:distributed [-- --rows 20000 --jobs 8 --method hybrid --k 8 --lock 10s --stalled 5s
+ * --split-rows N --wasm-threads T]`:
  * `neurocluster serve --queue` with `neurocluster worker` processes on a real redis-server, all on
  * loopback, on a fresh temporary directory removed at the end. `--jobs` jobs, each the same file of
  * Gaussian blobs (float32 NPY, 16 columns), are submitted at once, by path, and timed until every
@@ -12,8 +13,14 @@
  *    succeed, the time lost is compared with the stall settings (`--lock`, `--stalled`).
  *
  * Every job's labels must equal the reference's. One JSON object on stdout; exit 1 when a job fails
- * or its labels differ. A whole job is one task: this measures throughput over jobs, not the split
- * of one job over workers (not built: docs/distributed.md).
+ * or its labels differ.
+ *
+ * Without `--split-rows` a job is one task: this measures throughput over jobs. With it (below
+ * `--rows`; `--jobs 1`), each job is split into range tasks of `distributed.taskRows` rows that
+ * every worker takes: this measures one job over one and two workers, and in step 4 the first
+ * worker (the one that took the job: its coordinator) is killed half-way through the two-worker
+ * time. `--wasm-threads` caps each process's WASM threads (one per core by default), so that on a
+ * small machine one worker does not already fill every core.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -34,8 +41,11 @@ const { values } = parseArgs({
     k: { type: 'string', default: '8' },
     lock: { type: 'string', default: '10s' },
     stalled: { type: 'string', default: '5s' },
+    'split-rows': { type: 'string' },
+    'wasm-threads': { type: 'string' },
   },
 });
+const SPLIT_ROWS = values['split-rows'];
 const ROWS = Number(values.rows);
 const JOBS = Number(values.jobs);
 const dir = mkdtempSync(join(tmpdir(), 'neurocluster-bench-distributed-'));
@@ -43,6 +53,13 @@ const dir = mkdtempSync(join(tmpdir(), 'neurocluster-bench-distributed-'));
 const jobOptions = {
   kmeans: { nClusters: Number(values.k) },
   engine: { method: values.method, seed: 0 },
+  // A split job of more rows than the default holds inline: its labels come back in its result.
+  output: { inlineLabelsMax: Math.max(ROWS, 1_000_000) },
+};
+/** What every process of the bench (the CLI, the service, the workers) reads besides its own. */
+const common: Record<string, string> = {
+  ...(values['wasm-threads'] ? { NEUROCLUSTER_WASM_THREADS: values['wasm-threads'] } : {}),
+  ...(SPLIT_ROWS ? { NEUROCLUSTER_DISTRIBUTED__SPLIT_ROWS: SPLIT_ROWS } : {}),
 };
 
 /** Labels as the CSV the service and the CLI write: one per row after the header. */
@@ -53,6 +70,7 @@ interface Phase {
   readonly seconds: number;
   readonly succeeded: number;
   readonly sameLabels: number;
+  /** Jobs succeeded (or, for a split job, seconds gone) when the first worker was killed. */
   readonly killedAfter?: number;
 }
 
@@ -63,7 +81,8 @@ async function phase(
   file: string,
   reference: string,
   workers: number,
-  killAtHalf = false,
+  /** Kill the first worker once half the jobs succeeded, or after this many seconds. */
+  kill?: 'half-the-jobs' | number,
 ): Promise<Phase> {
   const home = join(dir, name);
   mkdirSync(home);
@@ -71,6 +90,7 @@ async function phase(
   const { key } = new ApiKeys(openStore(storeFile(home))).create('bench');
   const auth = { authorization: `Bearer ${key}` };
   const env = {
+    ...common,
     NEUROCLUSTER_HOME: home,
     NEUROCLUSTER_DISTRIBUTED__QUEUE_NAME: name,
     NEUROCLUSTER_DISTRIBUTED__LOCK_DURATION: values.lock,
@@ -99,8 +119,13 @@ async function phase(
     }
     const final = [...states.values()].filter((s) => ['succeeded', 'failed', 'cancelled'].includes(s));
     const succeeded = [...states.values()].filter((s) => s === 'succeeded').length;
-    if (killAtHalf && killedAfter === undefined && succeeded >= JOBS / 2) {
-      killedAfter = succeeded;
+    const due =
+      kill === 'half-the-jobs'
+        ? succeeded >= JOBS / 2
+        : kill !== undefined && performance.now() - t0 >= kill * 1000;
+    if (due && killedAfter === undefined) {
+      killedAfter =
+        kill === 'half-the-jobs' ? succeeded : Number(((performance.now() - t0) / 1000).toFixed(2));
       await stopCli(pool[0]!, 'SIGKILL');
     }
     if (final.length === ids.length) break;
@@ -148,7 +173,7 @@ try {
       labelsFile,
     ],
     {
-      env: { ...process.env, NEUROCLUSTER_HOME: join(dir, 'cli-home') },
+      env: { ...process.env, ...common, NEUROCLUSTER_HOME: join(dir, 'cli-home') },
       stdio: ['ignore', 'ignore', 'inherit'],
     },
   );
@@ -158,12 +183,21 @@ try {
   server = await startRedis(join(dir, 'redis'));
   const one = await phase('one', server.url, file, reference, 1);
   const two = await phase('two', server.url, file, reference, 2);
-  const killed = await phase('killed', server.url, file, reference, 2, true);
+  const killed = await phase(
+    'killed',
+    server.url,
+    file,
+    reference,
+    2,
+    SPLIT_ROWS ? two.seconds / 2 : 'half-the-jobs',
+  );
   const result = {
     rows: ROWS,
     cols: 16,
     jobs: JOBS,
     method: values.method,
+    split: SPLIT_ROWS ? { splitRows: Number(SPLIT_ROWS) } : false,
+    wasmThreads: values['wasm-threads'] ? Number(values['wasm-threads']) : 'one per core',
     stall: { lockDuration: values.lock, stalledInterval: values.stalled },
     cliOneJobSeconds: Number(cliSeconds.toFixed(2)),
     oneWorker: one,
