@@ -30,9 +30,10 @@ import { transformPipeline } from './encoders/pipeline.js';
 import { admitJob, jobMemory } from './fit/admission.js';
 import { streams, streamsAtAll } from './fit/chunks.js';
 import { type Clustered, finishFit } from './fit/finish.js';
+import type { FitOptions } from './fit/options.js';
 import { type FittedModel, fittedFrom, writeFitted } from './fit/persistence.js';
 import { checkPrivateFit, privateClusterStage } from './fit/private.js';
-import { type ClusteringResult, type FitOptions, observeFit, PhaseClock } from './fit/result.js';
+import { type ClusteringResult, observeFit, PhaseClock } from './fit/result.js';
 import { rawMatrix } from './fit/rows.js';
 import {
   clusterStage,

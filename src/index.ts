@@ -80,10 +80,10 @@ export type { Dataset, SeriesLayout } from './data/dataset.js';
 export { datasetFromRows } from './data/load.js';
 export type { EncodeProgress } from './encoders/drive.js';
 export type { PipelineState } from './encoders/pipeline.js';
+export type { FitOptions } from './fit/options.js';
 export {
   type ClusterAssignment,
   ClusteringResult,
-  type FitOptions,
   type PassProgress,
   type Timings,
 } from './fit/result.js';

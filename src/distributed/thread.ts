@@ -1,16 +1,20 @@
 /**
- * One worker thread of `neurocluster worker` (the service pool's job-worker.ts): it runs one task
- * at a time (a whole job, or one range task of a split job), so the process's event loop stays free to renew BullMQ's locks while a fit's kernels
- * run. A thread that dies (a crash, out of memory) rejects its task, which BullMQ then runs again
+ * One worker thread of `neurocluster worker` (job-worker.ts): it runs one task at a time (a whole
+ * job, or one range task of a split job), so the process's event loop stays free to renew BullMQ's
+ * locks while a fit's kernels run. A thread that dies (a crash, out of memory) rejects its task, which BullMQ then runs again
  * up to `distributed.attempts` times; the next task gets a new thread.
  */
 import { Worker } from 'node:worker_threads';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import type { Logger } from '../observability/logger.js';
-import type { FromWorker, ToWorker } from '../service/job-worker.js';
-import { jobWorkerUrl, MetricAsks, relayLog } from '../service/runner.js';
+import type { FromWorker as JobAnswer, ToWorker as JobMessage } from '../service/job-thread.js';
+import { MetricAsks, relayLog, threadScript } from '../service/runner.js';
+import type { RangedMessage, RangeMessage } from './job-worker.js';
 import type { Task, TaskOutcome } from './queue.js';
 import type { RangeAnswer, RangeTask } from './range-task.js';
+
+type ToWorker = JobMessage | RangeMessage;
+type FromWorker = JobAnswer | RangedMessage;
 
 type MetricFamilies = MetricObjectWithValues<MetricValue<string>>[];
 
@@ -103,7 +107,10 @@ export class JobThread {
 
   private thread(): Worker {
     if (this.worker) return this.worker;
-    const worker = new Worker(jobWorkerUrl(), this.env ? { env: this.env } : {});
+    const worker = new Worker(
+      threadScript(import.meta.url, './job-worker.js'),
+      this.env ? { env: this.env } : {},
+    );
     worker.on('message', (message: FromWorker) => this.heard(message));
     const lost = (why: string) => {
       if (this.worker !== worker) return;

@@ -280,3 +280,13 @@ export class RangePlanner {
     return this.ranges;
   }
 }
+
+/**
+ * Runs the passes of one attempt elsewhere: a runner for the ranges, or undefined to run them in
+ * this process. `spillBytesPerRow` and `pass` are what the local runner would have used.
+ */
+export type SplitRanges = (
+  backend: Backend,
+  job: RangeJob,
+  ranges: readonly PlannedRange[],
+) => Promise<RangeRunner | undefined>;

@@ -14,7 +14,6 @@ import { inSpan } from '../observability/tracing.js';
 import type { FallbackReason } from '../resilience/policy.js';
 import type { AnonymityReport } from '../security/kanonymity.js';
 import type { PrivacyResult } from '../security/privacy/api.js';
-import type { SplitRanges } from './streamed.js';
 
 /** A streamed fit's progress (src/fit/streamed.ts), one event per chunk of each pass. */
 export interface PassProgress {
@@ -29,29 +28,8 @@ export interface PassProgress {
   readonly etaSeconds: number | undefined;
 }
 
-export interface FitOptions {
-  readonly signal?: AbortSignal;
-  /** The operation's correlation ID (logs, errors); a new one when absent. */
-  readonly correlationId?: string;
-  /** Encoder chunks done, then K-means iterations, restarts or mini-batch steps. */
-  readonly onProgress?: (event: EncodeProgress | KMeansProgress | PassProgress) => void;
-  /**
-   * Where to write the labels (`label`, or `id,label` per row), atomically. A streamed fit writes
-   * it a chunk at a time; past `output.inlineLabelsMax` rows it is required.
-   */
-  readonly labelsOut?: string;
-  /**
-   * A cap on the rows this fit reads, its holder named in the error (a service tenant's
-   * `maxRowsPerJob`): past it, the fit stops with NEUROCLUSTER_ERR_QUOTA as soon as the rows are
-   * counted (a streamed fit: at the chunk that passes it).
-   */
-  readonly rowQuota?: RowQuota;
-  /**
-   * Where a streamed fit's passes over the file's ranges run when not in this process: a worker's
-   * tasks on its queue (src/distributed/split.ts). Absent: here.
-   */
-  readonly split?: SplitRanges | undefined;
-}
+/** Encoder chunks done, then K-means iterations, restarts or mini-batch steps, or a streamed pass's chunk. */
+export type FitProgress = (event: EncodeProgress | KMeansProgress | PassProgress) => void;
 
 /** A cap on the rows of one fit, and whose it is. */
 export interface RowQuota {

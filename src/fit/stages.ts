@@ -24,7 +24,7 @@ import type { Logger } from '../observability/logger.js';
 import type { EngineMetrics } from '../observability/metrics.js';
 import type { Keyring } from '../security/keyring.js';
 import { loadWithinLimits } from '../security/secure-load.js';
-import { checkRowQuota, type FitOptions, type PhaseClock, type RowQuota } from './result.js';
+import { checkRowQuota, type FitProgress, type PhaseClock, type RowQuota } from './result.js';
 import { checkShape, isDataset, rawMatrix } from './rows.js';
 
 /** What `fit` and `predict` accept: a file path, rows, a dense matrix, or a loaded Dataset. */
@@ -42,7 +42,7 @@ export interface StageContext {
   /** The keyring an encrypted input is read with: the runtime's (its environment's). */
   readonly keyring: () => Keyring;
   readonly signal?: AbortSignal | undefined;
-  readonly onProgress?: FitOptions['onProgress'];
+  readonly onProgress?: FitProgress | undefined;
   /** The caller's cap on the rows read (a service tenant's). */
   readonly rowQuota?: RowQuota | undefined;
 }

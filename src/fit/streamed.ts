@@ -60,6 +60,7 @@ import {
   type RangePass,
   RangePlanner,
   type RangeRunner,
+  type SplitRanges,
 } from './ranges.js';
 import { type ClusteringResult, checkRowQuota, type PhaseClock } from './result.js';
 import { checkShape } from './rows.js';
@@ -104,16 +105,6 @@ export interface StreamedDeps {
   readonly home: string;
   readonly gates: readonly QualityGate[];
 }
-
-/**
- * Runs the passes of one attempt elsewhere: a runner for the ranges, or undefined to run them in
- * this process. `spillBytesPerRow` and `pass` are what the local runner would have used.
- */
-export type SplitRanges = (
-  backend: Backend,
-  job: RangeJob,
-  ranges: readonly PlannedRange[],
-) => Promise<RangeRunner | undefined>;
 
 /**
  * Pass 1: the columns' moments, the rows' keys and the seeded sample, in bounded memory; the

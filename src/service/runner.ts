@@ -5,7 +5,7 @@ import type { Logger } from '../observability/logger.js';
 import type { EngineMetrics } from '../observability/metrics.js';
 import type { EncryptedFileRegistry } from '../security/encrypted-files.js';
 import type { Keyring } from '../security/keyring.js';
-import type { FromWorker, ToWorker } from './job-worker.js';
+import type { FromWorker, ToWorker } from './job-thread.js';
 import type { Job, JobStore } from './jobs.js';
 
 type MetricFamilies = MetricObjectWithValues<MetricValue<string>>[];
@@ -68,15 +68,14 @@ export interface RunnerOptions extends RunnerDeps {
 }
 
 /**
- * The compiled worker module beside this one. Run from the sources (the tests), this module is
- * src/service/runner.ts and the worker is taken from the build, dist/src/service/job-worker.js.
+ * A worker thread's script beside the module at `moduleUrl` (its `import.meta.url`), compiled: run
+ * from the sources (the tests), src/<folder>/<file>.ts, the script is taken from the build, dist/src/.
  */
-export function jobWorkerUrl(): URL {
-  const here = new URL(import.meta.url);
-  const compiled = here.pathname.endsWith('.ts')
-    ? new URL(here.href.replace(/\/src\/service\/runner\.ts$/, '/dist/src/service/runner.js'))
-    : here;
-  return new URL('./job-worker.js', compiled);
+export function threadScript(moduleUrl: string, script: string): URL {
+  const compiled = moduleUrl.endsWith('.ts')
+    ? new URL(moduleUrl.replace(/\/src\/([^/]+\/[^/]+)\.ts$/, '/dist/src/$1.js'))
+    : new URL(moduleUrl);
+  return new URL(script, compiled);
 }
 
 interface Slot {
@@ -109,7 +108,10 @@ export class JobRunner implements Runner {
 
   private spawn(): Slot {
     const slot: Slot = {
-      worker: new Worker(jobWorkerUrl(), this.o.env ? { env: this.o.env } : {}),
+      worker: new Worker(
+        threadScript(import.meta.url, './job-worker.js'),
+        this.o.env ? { env: this.o.env } : {},
+      ),
       job: undefined,
       stopping: false,
     };
@@ -161,7 +163,7 @@ export class JobRunner implements Runner {
       return;
     }
     // The service's own pool runs whole jobs: range tasks are a queue worker's (src/distributed/thread.ts).
-    if (message.id !== slot.job || message.type === 'ranged') return;
+    if (message.id !== slot.job) return;
     if (message.type === 'progress') {
       this.o.store.progress(message.id, message.progress);
       return;
