@@ -17,10 +17,12 @@
  *
  * Without `--split-rows` a job is one task: this measures throughput over jobs. With it (below
  * `--rows`; `--jobs 1`), each job is split into range tasks of `distributed.taskRows` rows that
- * every worker takes: this measures one job over one and two workers, and in step 4 the first
- * worker (the one that took the job: its coordinator) is killed half-way through the two-worker
- * time. `--wasm-threads` caps each process's WASM threads (one per core by default), so that on a
- * small machine one worker does not already fill every core.
+ * every worker takes: this measures one job over one and two workers, and in step 4 kills the job's
+ * coordinator (the first worker: the only one when the job is submitted, the second joins once it
+ * runs) half-way through the two-worker time; `stalledJobTasks` shows the service saw its task
+ * stall. `lostSeconds` is then the time past what the survivor alone needs for the rest of the
+ * job: the lost work and the stall. `--wasm-threads` caps each process's WASM threads (one per
+ * core by default), so that on a small machine one worker does not already fill every core.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -70,6 +72,8 @@ interface Phase {
   readonly seconds: number;
   readonly succeeded: number;
   readonly sameLabels: number;
+  /** Tasks of the jobs' queue found stalled (their worker killed), as the service counted them. */
+  readonly stalledJobTasks: number;
   /** Jobs succeeded (or, for a split job, seconds gone) when the first worker was killed. */
   readonly killedAfter?: number;
 }
@@ -97,8 +101,12 @@ async function phase(
     NEUROCLUSTER_DISTRIBUTED__STALLED_INTERVAL: values.stalled,
   };
   const service = await startCli<{ url: string }>(['serve', '--port', '0', '--queue', queue], env);
+  const startWorker = async () => pool.push(await startCli(['worker', '--queue', queue], env));
   const pool: Started<unknown>[] = [];
-  for (let i = 0; i < workers; i++) pool.push(await startCli(['worker', '--queue', queue], env));
+  // A split job: the first worker alone when it is submitted, so that worker is its coordinator
+  // (the one step 4 kills); the others join while it reads the file.
+  const first = SPLIT_ROWS ? 1 : workers;
+  for (let i = 0; i < first; i++) await startWorker();
   const t0 = performance.now();
   const ids: string[] = [];
   for (let i = 0; i < JOBS; i++) {
@@ -117,6 +125,8 @@ async function phase(
       const r = await fetch(`${service.line.url}/v1/jobs/${id}`, { headers: auth });
       states.set(id, ((await r.json()) as { state: string }).state);
     }
+    if (pool.length < workers && [...states.values()].some((s) => s !== 'queued'))
+      while (pool.length < workers) await startWorker();
     const final = [...states.values()].filter((s) => ['succeeded', 'failed', 'cancelled'].includes(s));
     const succeeded = [...states.values()].filter((s) => s === 'succeeded').length;
     const due =
@@ -139,6 +149,9 @@ async function phase(
     const r = await fetch(`${service.line.url}/v1/jobs/${id}/labels`, { headers: auth });
     if (labelsOf(await r.text()) === reference) sameLabels++;
   }
+  // Tasks of the jobs' queue whose worker died (a split job's coordinator, for one).
+  const metrics = await (await fetch(`${service.line.url}/metrics`)).text();
+  const stalled = /^neurocluster_distributed_stalled_tasks_total(?:\{[^}]*\})? (\d+)/m.exec(metrics);
   for (const w of pool) if (w.child.exitCode === null && w.child.signalCode === null) await stopCli(w);
   await stopCli(service);
   return {
@@ -146,7 +159,21 @@ async function phase(
     seconds: Number(seconds.toFixed(2)),
     succeeded: [...states.values()].filter((s) => s === 'succeeded').length,
     sameLabels,
+    stalledJobTasks: Number(stalled?.[1] ?? 0),
     ...(killedAfter === undefined ? {} : { killedAfter }),
+  };
+}
+
+/**
+ * What killing a split job's coordinator cost beyond the survivor doing the rest alone: by the
+ * kill, two workers had done `killedAfter * (one / two)` seconds of one worker's work; the rest
+ * takes the survivor `one` less that. Past it is the lost work and the stall.
+ */
+function lostToTheKill(one: number, two: number, killedAfter: number, seconds: number) {
+  const survivorAloneSeconds = killedAfter + one - killedAfter * (one / two);
+  return {
+    survivorAloneSeconds: Number(survivorAloneSeconds.toFixed(2)),
+    lostSeconds: Number((seconds - survivorAloneSeconds).toFixed(2)),
   };
 }
 
@@ -203,7 +230,13 @@ try {
     oneWorker: one,
     twoWorkers: two,
     speedup: Number((one.seconds / two.seconds).toFixed(2)),
-    twoWorkersOneKilled: { ...killed, extraSeconds: Number((killed.seconds - two.seconds).toFixed(2)) },
+    twoWorkersOneKilled: {
+      ...killed,
+      extraSeconds: Number((killed.seconds - two.seconds).toFixed(2)),
+      ...(SPLIT_ROWS && typeof killed.killedAfter === 'number'
+        ? lostToTheKill(one.seconds, two.seconds, killed.killedAfter, killed.seconds)
+        : {}),
+    },
     targets: {
       allSucceeded: [one, two, killed].every((p) => p.succeeded === JOBS),
       labelsEqualTheCli: [one, two, killed].every((p) => p.sameLabels === JOBS),

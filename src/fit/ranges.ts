@@ -282,8 +282,8 @@ export class RangePlanner {
 }
 
 /**
- * Runs the passes of one attempt elsewhere: a runner for the ranges, or undefined to run them in
- * this process. `spillBytesPerRow` and `pass` are what the local runner would have used.
+ * Where the passes of one attempt on `backend` run when not here: a runner for the planned ranges
+ * (src/distributed/split.ts), or undefined to run them in this process (a file it does not share out).
  */
 export type SplitRanges = (
   backend: Backend,

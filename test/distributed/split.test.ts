@@ -184,4 +184,36 @@ describe.skipIf(!redisAvailable)('a job split over two worker processes', () => 
     expect(job.state, JSON.stringify(job.error)).toBe('succeeded');
     expect(await labelsOf(h, id)).toBe(expected);
   }, 150_000);
+  it('its coordinator killed with SIGKILL: another worker runs the job again, and the labels are the same', async () => {
+    h = await start(SPLIT, true, redis.url);
+    const coordinator = await startWorker(redis.url, h.home, workers, { logLevel: 'debug' });
+    const id = await submit(h, source(h));
+    // Killed once its own process has run some of the job's range tasks: a pass under way.
+    await until(() => rangeTasks(coordinator).length >= 2, 60_000, 'the first range tasks');
+    coordinator.child.kill('SIGKILL');
+    await coordinator.exited;
+    const other = await startWorker(redis.url, h.home, workers, { logLevel: 'debug' });
+    const job = await settled(h, id, 120_000);
+    expect(job.state, JSON.stringify(job.error)).toBe('succeeded');
+    expect(await labelsOf(h, id)).toBe(expected);
+    // The job ran again on the other worker, as its second run.
+    expect(other.stderr()).toMatch(/task started \(attempt 2\)/);
+    expect(existsSync(join(h.service.jobs.dir(id), 'split'))).toBe(false);
+  }, 150_000);
+
+  it('Redis stopped and started again mid-split (append-only file on): the job still succeeds, with the same labels', async () => {
+    h = await start(SPLIT, true, redis.url);
+    const pair = [
+      await startWorker(redis.url, h.home, workers, { logLevel: 'debug' }),
+      await startWorker(redis.url, h.home, workers, { logLevel: 'debug' }),
+    ];
+    const id = await submit(h, source(h));
+    await until(() => pair.some((w) => rangeTasks(w).length > 0), 60_000, 'the first range task');
+    await redis.stop();
+    await new Promise((r) => setTimeout(r, 1000));
+    await redis.restart();
+    const job = await settled(h, id, 120_000);
+    expect(job.state, JSON.stringify(job.error)).toBe('succeeded');
+    expect(await labelsOf(h, id)).toBe(expected);
+  }, 150_000);
 });
