@@ -32,7 +32,7 @@ import { streams, streamsAtAll } from './fit/chunks.js';
 import { type Clustered, finishFit } from './fit/finish.js';
 import type { FitOptions } from './fit/options.js';
 import { type FittedModel, fittedFrom, writeFitted } from './fit/persistence.js';
-import { checkPrivateFit, privateClusterStage } from './fit/private.js';
+import { chargePrivateFit, checkPrivateFit, type PrivacyCharge, privateClusterStage } from './fit/private.js';
 import { type ClusteringResult, observeFit, PhaseClock } from './fit/result.js';
 import { rawMatrix } from './fit/rows.js';
 import {
@@ -188,6 +188,27 @@ export class NeuromorphicClusterer {
   }
 
   /**
+   * Charges the privacy budget of a private fit of `data` now (`privacy.epsilon`), after the
+   * checks the fit makes first: a service charges its own ledger so, and hands the charge to the
+   * worker that fits (`FitOptions.privacyCharge`), which then charges nothing. A refusal is the
+   * fit's (NEUROCLUSTER_ERR_PRIVACY_BUDGET when the budget is spent).
+   */
+  chargePrivacy(
+    data: DataInput,
+    options: Pick<FitOptions, 'signal' | 'correlationId' | 'rowQuota'> = {},
+  ): Promise<PrivacyCharge> {
+    return withCorrelationId(options.correlationId, async () => {
+      const ctx = this.stage(options);
+      const k = this.requiredK();
+      if (this.config.privacy.epsilon === undefined)
+        throw new UsageError('no privacy.epsilon: a fit that is not private charges no budget');
+      checkPrivateFit(ctx);
+      const dataset = await loadStage(ctx, data);
+      return chargePrivateFit(ctx, dataset, k, this.runtime.privacyAccountant(this.config));
+    });
+  }
+
+  /**
    * Clusters the data; the fitted model is kept for `predict` and `save`. The neuromorphic path
    * (encoders and the K-means on their output) runs under the resilience layer: one deadline,
    * retries, per-backend breakers, degradation under `auto`, and CPU K-means when it fails.
@@ -233,7 +254,9 @@ export class NeuromorphicClusterer {
       this.config.privacy.epsilon === undefined
         ? await this.clusterResiliently(ctx, dataset, k, clock)
         : await privateClusterStage(ctx, dataset, k, clock, {
-            accountant: this.runtime.privacyAccountant(this.config),
+            budget: options.privacyCharge
+              ? { charged: options.privacyCharge }
+              : { accountant: this.runtime.privacyAccountant(this.config) },
             backend: () => this.registry.get('js'),
           });
     const done = await finishFit(ctx, run, dataset, clock, {

@@ -13,13 +13,15 @@
  * job's id, so adding it again is a no-op. A worker that dies mid-task is BullMQ's stalled case:
  * another worker runs the task.
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Queue, QueueEvents, type Job as Task } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import { type Config, durationMs } from '../config/schema.js';
-import { ConfigError } from '../core/errors.js';
-import { canonicalPath, isEncryptedFile } from '../security/encrypted-files.js';
+import { toNeuroclusterError } from '../core/errors.js';
+import type { PrivacyCharge } from '../fit/private.js';
+import { canonicalPath, isEncryptedFile, writeEncryptedFile } from '../security/encrypted-files.js';
 import { fileWrappedWith, readFileDecrypted } from '../security/envelope.js';
 import { type Job, LABELS_FILE, MODEL_FILE, PLOT_FILE, RESULT_FILE } from '../service/jobs.js';
 import {
@@ -30,6 +32,7 @@ import {
   type WorkersView,
 } from '../service/runner.js';
 import {
+  CHARGE_FILE,
   cancelChannel,
   connectionErrors,
   connectionOf,
@@ -40,6 +43,7 @@ import {
   type Task as TaskData,
   type TaskOutcome,
 } from './queue.js';
+import { JobThread, ThreadTaskError } from './thread.js';
 
 type MetricFamilies = MetricObjectWithValues<MetricValue<string>>[];
 
@@ -73,6 +77,8 @@ export class QueueRunner implements Runner {
   private draining = false;
   private started = false;
   private sweeper: NodeJS.Timeout | undefined;
+  /** The thread private jobs' budgets are charged on, once there is one. */
+  private charger: JobThread | undefined;
 
   constructor(private readonly o: QueueRunnerOptions) {
     const d = o.config.distributed;
@@ -236,15 +242,30 @@ export class QueueRunner implements Runner {
   }
 
   /**
-   * A differentially private job is refused: its budget would be charged by the ledger of the
-   * worker that runs it (its own home), not the service's, so the service could not hold a dataset
-   * to its budget.
+   * A private job's budget, charged to the service's own ledger before its task is queued, so
+   * that the worker that runs it charges nothing (docs/distributed.md). The charge reads the job's
+   * data, so it runs on a thread of its own; it is kept, encrypted, in the job's directory, so a
+   * task added again (a sweep, a restart) is not charged again. A refusal fails the job.
    */
-  refuse(config: Config): void {
-    if (config.privacy.epsilon !== undefined)
-      throw new ConfigError(
-        'options: privacy.epsilon: differentially private jobs are not run through the queue (their budget must be charged by the service): submit them to a service without --queue',
-      );
+  private async charge(job: Job, config: Config, maxRows: number | undefined): Promise<PrivacyCharge> {
+    const kept = join(this.o.store.dir(job.id), CHARGE_FILE);
+    if (existsSync(kept))
+      return JSON.parse(
+        (await readFileDecrypted(kept, () => this.o.keyring)).toString('utf8'),
+      ) as PrivacyCharge;
+    this.charger ??= new JobThread(this.o.logger, this.o.env);
+    const charge = await this.charger.charge({
+      type: 'charge',
+      id: job.id,
+      input: this.o.store.inputPath(job),
+      config,
+      correlationId: job.correlationId,
+      tenant: job.tenant,
+      maxRows,
+    });
+    const own = this.o.keyring.forTenant(job.tenant);
+    await writeEncryptedFile(kept, JSON.stringify(charge), own, this.o.files);
+    return charge;
   }
 
   /** Puts the jobs accepted since the last dispatch on the queue, oldest first. */
@@ -277,7 +298,6 @@ export class QueueRunner implements Runner {
     let config: Config;
     try {
       config = this.o.configOf(job);
-      this.refuse(config);
     } catch (error) {
       finishJob(this.o, job.id, 'failed', {
         error: { code: 'NEUROCLUSTER_ERR_CONFIG', message: (error as Error).message },
@@ -285,6 +305,20 @@ export class QueueRunner implements Runner {
       return;
     }
     const maxRows = this.o.maxRowsOf(job);
+    let privacyCharge: PrivacyCharge | undefined;
+    if (config.privacy.epsilon !== undefined) {
+      try {
+        privacyCharge = await this.charge(job, config, maxRows);
+      } catch (cause) {
+        // Refused (a spent budget, bad data: the engine's code), or the charge's thread died.
+        const { code, message } =
+          cause instanceof ThreadTaskError
+            ? { code: cause.code, message: cause.reason }
+            : toNeuroclusterError(cause);
+        finishJob(this.o, job.id, 'failed', { error: { code, message } });
+        return;
+      }
+    }
     const task: TaskData = {
       id: job.id,
       input: this.o.store.inputPath(job),
@@ -293,6 +327,7 @@ export class QueueRunner implements Runner {
       correlationId: job.correlationId,
       tenant: job.tenant,
       ...(maxRows === undefined ? {} : { maxRows }),
+      ...(privacyCharge ? { privacyCharge } : {}),
     };
     // Ranked by the job's place in its tenant's line: workers take the lowest first, so tenants
     // take turns (one tenant's thousand tasks do not hold another's one back).
@@ -473,6 +508,7 @@ export class QueueRunner implements Runner {
     clearInterval(this.sweeper);
     try {
       await bounded(this.dispatching, 5000);
+      await this.charger?.terminate();
       await bounded(
         Promise.allSettled([this.events.close(), this.queue.close(), this.publisher.quit()]),
         5000,

@@ -15,6 +15,7 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { type Config, configSchema } from '../config/schema.js';
 import { ConfigError, isNeuroclusterError, NeuroclusterError, UsageError } from '../core/errors.js';
+import type { PrivacyCharge } from '../fit/private.js';
 
 /** One job, as a worker runs it. */
 export interface Task {
@@ -29,7 +30,12 @@ export interface Task {
   readonly tenant: string;
   /** The rows the job may read (its tenant's maxRowsPerJob), when it has a limit. */
   readonly maxRows?: number | undefined;
+  /** A private job's budget, charged by the service (src/distributed/dispatcher.ts). */
+  readonly privacyCharge?: PrivacyCharge | undefined;
 }
+
+/** The name, in the job's directory, of a private job's charge, kept by the service. */
+export const CHARGE_FILE = 'privacy-charge.enc';
 
 const absolute = z.string().refine(isAbsolute, 'not an absolute path');
 const taskSchema = z.strictObject({
@@ -40,6 +46,21 @@ const taskSchema = z.strictObject({
   correlationId: z.string().min(1).max(128),
   tenant: z.string().min(1).max(64),
   maxRows: z.int().min(0).optional(),
+  privacyCharge: z
+    .strictObject({
+      kind: z.enum(['pure', 'zcdp']),
+      cost: z.string().regex(/^[1-9][0-9]*$/),
+      report: z.strictObject({
+        dataset: z.string().min(1),
+        epsilon: z.number().positive(),
+        delta: z.number().optional(),
+        mechanism: z.enum(['laplace', 'gaussian']),
+        spent: z.number(),
+        remaining: z.number(),
+        budget: z.number(),
+      }),
+    })
+    .optional(),
 });
 
 /**
@@ -65,7 +86,24 @@ export function readTask(data: unknown): Task {
         .map((i) => `${i.path.join('.')}: ${i.message}`)
         .join('; ')}`,
     );
-  return { ...task.data, config: config.data };
+  // Never charged to the worker's own ledger: the service's is the one that holds the budget.
+  if (config.data.privacy.epsilon !== undefined && !task.data.privacyCharge)
+    throw new ConfigError(
+      'the task of a differentially private job carries no charge: its budget is charged by the service before it is queued (is the service another version?)',
+    );
+  const { privacyCharge, ...rest } = task.data;
+  return {
+    ...rest,
+    config: config.data,
+    ...(privacyCharge
+      ? {
+          privacyCharge: {
+            ...privacyCharge,
+            report: { ...privacyCharge.report, delta: privacyCharge.report.delta },
+          },
+        }
+      : {}),
+  };
 }
 
 /** A task's answer: the job's outcome. A crash or a stall is not an answer: BullMQ runs it again. */

@@ -6,8 +6,13 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
+import type { PrivacyCharge } from '../fit/private.js';
 import type { Logger } from '../observability/logger.js';
-import type { FromWorker as JobAnswer, ToWorker as JobMessage } from '../service/job-thread.js';
+import type {
+  ChargeMessage,
+  FromWorker as JobAnswer,
+  ToWorker as JobMessage,
+} from '../service/job-thread.js';
 import { MetricAsks, relayLog, threadScript } from '../service/runner.js';
 import type { RangedMessage, RangeMessage } from './job-worker.js';
 import type { Task, TaskOutcome } from './queue.js';
@@ -18,19 +23,29 @@ type FromWorker = JobAnswer | RangedMessage;
 
 type MetricFamilies = MetricObjectWithValues<MetricValue<string>>[];
 
+/** What a thread answers to a job, a range task or a charge. */
+type Answer =
+  | TaskOutcome
+  | { state: 'ranged'; answer: RangeAnswer }
+  | { state: 'charged'; charge: PrivacyCharge };
+
 interface Running {
   readonly id: string;
   readonly onProgress: (progress: { phase: string; done: number; total: number }) => void;
-  readonly settle: (outcome: TaskOutcome | { state: 'ranged'; answer: RangeAnswer } | Error) => void;
+  readonly settle: (outcome: Answer | Error) => void;
 }
 
-/** A range task that failed on its own terms (not its thread): its engine error's code and message. */
-export class RangeTaskError extends Error {
+/**
+ * A range task or a charge that failed on its own terms (not its thread): its engine error's code
+ * and message.
+ */
+export class ThreadTaskError extends Error {
   constructor(
     readonly code: string,
-    message: string,
+    /** The engine error's own message. */
+    readonly reason: string,
   ) {
-    super(`${code}: ${message}`);
+    super(`${code}: ${reason}`);
   }
 }
 
@@ -52,19 +67,30 @@ export class JobThread {
     queue?: string,
   ): Promise<TaskOutcome> {
     return this.post(task.id, { type: 'run', ...task, queue }, onProgress, signal).then((outcome) => {
-      if (outcome.state === 'ranged') throw new Error(`job ${task.id} answered as a range task`);
-      return outcome;
+      if (outcome.state === 'succeeded' || outcome.state === 'failed') return outcome;
+      throw new Error(`job ${task.id} answered as a ${outcome.state} task`);
     });
   }
 
   /**
-   * Runs one range task; its answer, or RangeTaskError with the engine's code when it failed on its
+   * Charges a private job's budget to the ledger of this process's home (the service's), as its
+   * fit would: the charge, for the task that runs the job.
+   */
+  async charge(message: ChargeMessage, signal?: AbortSignal): Promise<PrivacyCharge> {
+    const outcome = await this.post(message.id, message, () => undefined, signal);
+    if (outcome.state === 'charged') return outcome.charge;
+    if (outcome.state === 'failed') throw new ThreadTaskError(outcome.error.code, outcome.error.message);
+    throw new Error(`the charge of job ${message.id} answered as a task`);
+  }
+
+  /**
+   * Runs one range task; its answer, or ThreadTaskError with the engine's code when it failed on its
    * data or options (an Error of another kind when its thread died).
    */
   async range(id: string, task: RangeTask, signal?: AbortSignal): Promise<RangeAnswer> {
     const outcome = await this.post(id, { type: 'range', id, task }, () => undefined, signal);
     if (outcome.state === 'ranged') return outcome.answer;
-    if (outcome.state === 'failed') throw new RangeTaskError(outcome.error.code, outcome.error.message);
+    if (outcome.state === 'failed') throw new ThreadTaskError(outcome.error.code, outcome.error.message);
     throw new Error(`range task ${id} answered as a job`);
   }
 
@@ -73,7 +99,7 @@ export class JobThread {
     message: ToWorker,
     onProgress: Running['onProgress'],
     signal: AbortSignal | undefined,
-  ): Promise<TaskOutcome | { state: 'ranged'; answer: RangeAnswer }> {
+  ): Promise<Answer> {
     if (this.running) throw new Error(`this thread runs task ${this.running.id} already`);
     const worker = this.thread();
     return new Promise((resolve, reject) => {
@@ -130,6 +156,7 @@ export class JobThread {
     else if (message.type === 'progress') this.running.onProgress(message.progress);
     else if (message.type === 'done') this.running.settle({ state: 'succeeded', rows: message.rows });
     else if (message.type === 'ranged') this.running.settle({ state: 'ranged', answer: message.answer });
+    else if (message.type === 'charged') this.running.settle({ state: 'charged', charge: message.charge });
     else this.running.settle({ state: 'failed', error: message.error });
   }
 }

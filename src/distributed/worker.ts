@@ -32,7 +32,7 @@ import {
 } from './queue.js';
 import { type RangeAnswer, type RangeTask, readRangeTask } from './range-task.js';
 import { rangeQueueName } from './split.js';
-import { JobThread, RangeTaskError } from './thread.js';
+import { JobThread, ThreadTaskError } from './thread.js';
 
 type MetricFamilies = MetricObjectWithValues<MetricValue<string>>[];
 
@@ -147,7 +147,7 @@ export async function startQueueWorker(o: QueueWorkerOptions): Promise<QueueWork
       return answer;
     } catch (error) {
       // Failed on its data or options: for good, with the engine's code for the coordinator.
-      if (error instanceof RangeTaskError) {
+      if (error instanceof ThreadTaskError) {
         log.warn(`range task failed: ${error.message}`);
         throw new UnrecoverableError(error.message);
       }

@@ -1,4 +1,5 @@
 /** What a caller may give a fit besides its data: {@link FitOptions}. */
+import type { PrivacyCharge } from './private.js';
 import type { SplitRanges } from './ranges.js';
 import type { FitProgress, RowQuota } from './result.js';
 
@@ -24,4 +25,10 @@ export interface FitOptions {
    * tasks on its queue (src/distributed/split.ts). Absent: here.
    */
   readonly split?: SplitRanges | undefined;
+  /**
+   * A private fit's budget, charged ahead of it for this data and release
+   * (`NeuromorphicClusterer.chargePrivacy`, by a service on its own ledger): the fit charges
+   * nothing, and refuses a charge made for other data or another epsilon.
+   */
+  readonly privacyCharge?: PrivacyCharge | undefined;
 }

@@ -6,14 +6,14 @@
  */
 import type { Backend } from '../backends/backend.js';
 import { throwIfAborted } from '../core/cancel.js';
-import { UsageError } from '../core/errors.js';
+import { SecurityError, UsageError } from '../core/errors.js';
 import type { Scaler } from '../data/clean.js';
 import type { Dataset } from '../data/dataset.js';
 import type { PrivacyAccountant } from '../security/privacy/accountant.js';
 import { budgetName, datasetId } from '../security/privacy/accountant.js';
-import { chargeRelease, resolveBounds } from '../security/privacy/api.js';
+import { chargeRelease, type PrivacyReport, resolveBounds } from '../security/privacy/api.js';
 import { dpKMeans } from '../security/privacy/dp-kmeans.js';
-import { fromPico } from '../security/privacy/mechanisms.js';
+import { fromPico, type PrivacyKind } from '../security/privacy/mechanisms.js';
 import type { Clustered } from './finish.js';
 import type { PhaseClock } from './result.js';
 import { checkShape, inertiaOf, rawMatrix } from './rows.js';
@@ -34,13 +34,60 @@ export function checkPrivateFit(ctx: StageContext): void {
   }
 }
 
-/** DP K-means on `dataset`, its budget charged to `accountant` first; run on `backend` (js) for scoring. */
+/**
+ * A private fit's charge, made ahead of it: by a service on its own ledger before a worker fits
+ * (docs/distributed.md), which then charges nothing (`FitOptions.privacyCharge`).
+ */
+export interface PrivacyCharge {
+  readonly kind: PrivacyKind;
+  /** The charge in millionths of millionths (epsilon, or rho under zCDP), as a decimal string. */
+  readonly cost: string;
+  readonly report: PrivacyReport;
+}
+
+/** The budget a private fit of `dataset` is charged to: the dataset's id in the namespace. */
+function budgetOf(ctx: StageContext, dataset: Dataset): string {
+  const p = ctx.config.privacy;
+  return budgetName(p.namespace, p.dataset ?? datasetId(rawMatrix(dataset)));
+}
+
+/** Charges a private fit of `dataset` to `accountant` now, as {@link privateClusterStage} would. */
+export function chargePrivateFit(
+  ctx: StageContext,
+  dataset: Dataset,
+  k: number,
+  accountant: PrivacyAccountant,
+): PrivacyCharge {
+  checkShape(dataset, k);
+  const p = ctx.config.privacy;
+  const charged = chargeRelease(accountant, budgetOf(ctx, dataset), p.epsilon!, p.delta, 'dp-kmeans');
+  return { kind: charged.kind, cost: charged.cost.toString(), report: charged.report };
+}
+
+/**
+ * Where a private fit's budget comes from: charged to a ledger now, or charged ahead of the fit
+ * for this very data and release (anything else is refused: NEUROCLUSTER_ERR_SECURITY).
+ */
+export type PrivacyBudget = { readonly accountant: PrivacyAccountant } | { readonly charged: PrivacyCharge };
+
+function spend(ctx: StageContext, name: string, budget: PrivacyBudget) {
+  const p = ctx.config.privacy;
+  if ('accountant' in budget) return chargeRelease(budget.accountant, name, p.epsilon!, p.delta, 'dp-kmeans');
+  const { report, kind, cost } = budget.charged;
+  if (report.dataset !== name || report.epsilon !== p.epsilon || (report.delta ?? undefined) !== p.delta)
+    throw new SecurityError(
+      `the privacy budget charged ahead of this fit was for ${report.dataset} at epsilon ${report.epsilon}, not ${name} at epsilon ${p.epsilon}: the data or the options changed since`,
+    );
+  return { kind, cost: BigInt(cost), report };
+}
+
+/** DP K-means on `dataset`, its budget charged first; run on `backend` (js) for scoring. */
 export async function privateClusterStage(
   ctx: StageContext,
   dataset: Dataset,
   k: number,
   clock: PhaseClock,
-  on: { readonly accountant: PrivacyAccountant; readonly backend: () => Promise<Backend> },
+  on: { readonly budget: PrivacyBudget; readonly backend: () => Promise<Backend> },
 ): Promise<Clustered> {
   const p = ctx.config.privacy;
   const raw = rawMatrix(dataset);
@@ -48,10 +95,7 @@ export async function privateClusterStage(
   throwIfAborted(ctx.signal);
   const d = raw.cols;
   const bounds = p.bounds === undefined ? undefined : resolveBounds(p.bounds, dataset.columns);
-  const name = budgetName(p.namespace, p.dataset ?? datasetId(raw));
-  const charged = await clock.time('privacy', async () =>
-    chargeRelease(on.accountant, name, p.epsilon!, p.delta, 'dp-kmeans'),
-  );
+  const charged = await clock.time('privacy', async () => spend(ctx, budgetOf(ctx, dataset), on.budget));
   const dp = await clock.time('cluster', async () =>
     dpKMeans(raw, {
       k,

@@ -188,10 +188,11 @@ export async function buildService(o: ServiceOptions): Promise<Service> {
     keyring,
     onStart,
     onFinal,
+    env: runtime.environment(),
   };
   const runner: Runner = o.runner
     ? o.runner(deps)
-    : new JobRunner({ ...deps, env: runtime.environment(), concurrency: config.service.concurrency });
+    : new JobRunner({ ...deps, concurrency: config.service.concurrency });
 
   const app = Fastify({
     bodyLimit: config.service.maxBodyBytes,

@@ -14,6 +14,7 @@ import { AbortedError } from '../core/cancel.js';
 import { toNeuroclusterError } from '../core/errors.js';
 import { labelsCsv } from '../data/labels-file.js';
 import { resultPlot } from '../fit/plot.js';
+import type { PrivacyCharge } from '../fit/private.js';
 import type { SplitRanges } from '../fit/ranges.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { defaultRuntime, type Runtime } from '../runtime/runtime.js';
@@ -35,15 +36,30 @@ export interface RunMessage {
   maxRows?: number | undefined;
   /** A worker's queue: what {@link JobThreadHooks.split} splits a large job's passes on. */
   queue?: string | undefined;
+  /** A private job's budget, charged by the service before it was queued. */
+  privacyCharge?: PrivacyCharge | undefined;
 }
 
-/** What the main thread sends: a job to run, a job (or task) to stop, or a request for the metrics. */
-export type ToWorker = RunMessage | { type: 'abort'; id: string } | { type: 'metrics'; ask: number };
+/** A private job's budget to charge to this process's ledger, before its task is queued. */
+export type ChargeMessage = Omit<RunMessage, 'type' | 'dir' | 'queue' | 'privacyCharge'> & {
+  type: 'charge';
+};
+
+/**
+ * What the main thread sends: a job to run, a private job's budget to charge, a job (or task) to
+ * stop, or a request for the metrics.
+ */
+export type ToWorker =
+  | RunMessage
+  | ChargeMessage
+  | { type: 'abort'; id: string }
+  | { type: 'metrics'; ask: number };
 
 /** What a thread answers. */
 export type FromWorker =
   | { type: 'progress'; id: string; progress: { phase: string; done: number; total: number } }
   | { type: 'done'; id: string; summary: Record<string, unknown>; rows: number }
+  | { type: 'charged'; id: string; charge: PrivacyCharge }
   | { type: 'failed'; id: string; error: { code: string; message: string } }
   | { type: 'metrics'; ask: number; metrics: unknown }
   /** A log line (pino's JSON), for the main thread's logger to write as it writes its own. */
@@ -96,13 +112,20 @@ export function serveJobs<
     }
   };
 
+  /** A job's logger: its lines go to the main thread's (the clusterer adds the correlation ID). */
+  const loggerOf = (job: ChargeMessage | RunMessage) =>
+    createLogger({
+      level: job.config.logging.level,
+      destination: { write: (line: string) => send({ type: 'log', line }) },
+    }).child({ job: job.id, tenant: job.tenant });
+
+  /** The tenant's maxRowsPerJob as the fit's row quota. */
+  const quotaOf = (job: ChargeMessage | RunMessage) =>
+    job.maxRows === undefined ? {} : { rowQuota: { maxRows: job.maxRows, holder: `tenant "${job.tenant}"` } };
+
   const run = (job: RunMessage) =>
     track(job.id, async (signal) => {
-      // The clusterer adds the correlation ID to every line of the operation.
-      const logger = createLogger({
-        level: job.config.logging.level,
-        destination: { write: (line: string) => send({ type: 'log', line }) },
-      }).child({ job: job.id, tenant: job.tenant });
+      const logger = loggerOf(job);
       // The tenant's files are wrapped with its own key (destroyed with the tenant).
       const own = keyring.forTenant(job.tenant);
       const split = hooks.split?.(job, logger, own);
@@ -112,9 +135,8 @@ export function serveJobs<
           signal,
           correlationId: job.correlationId,
           split: split?.split,
-          ...(job.maxRows === undefined
-            ? {}
-            : { rowQuota: { maxRows: job.maxRows, holder: `tenant "${job.tenant}"` } }),
+          privacyCharge: job.privacyCharge,
+          ...quotaOf(job),
           onProgress: (event) => {
             const progress = progressOf(event, job.config);
             if (progress) send({ type: 'progress', id: job.id, progress });
@@ -138,6 +160,17 @@ export function serveJobs<
       }
     });
 
+  const charge = (job: ChargeMessage) =>
+    track(job.id, async (signal) => {
+      const clusterer = new NeuromorphicClusterer({ config: job.config, logger: loggerOf(job), runtime });
+      const done = await clusterer.chargePrivacy(job.input, {
+        signal,
+        correlationId: job.correlationId,
+        ...quotaOf(job),
+      });
+      send({ type: 'charged', id: job.id, charge: done });
+    });
+
   port.on('message', (received: ToWorker | Task) => {
     if (hooks.task && received.type === hooks.task.type) {
       const { run: runTask } = hooks.task;
@@ -147,6 +180,7 @@ export function serveJobs<
     }
     const message = received as ToWorker;
     if (message.type === 'run') void run(message);
+    else if (message.type === 'charge') void charge(message);
     else if (message.type === 'abort')
       running.get(message.id)?.abort(new AbortedError('cancelled by its caller'));
     else

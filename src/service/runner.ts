@@ -19,8 +19,6 @@ export interface Runner {
   start(): Promise<{ requeued: number; abandoned: number }>;
   /** Takes queued jobs. Called when a job is accepted. */
   pump(): void;
-  /** Refuses (throws a ConfigError) a job's configuration this runner cannot run as it should. */
-  refuse?(config: Config): void;
   /** Cancels a job: a running one through its signal, a queued one at once. False if it had ended. */
   cancel(id: string): boolean;
   /** Whether a run of the job may still write its files (a cancelled job takes a moment to stop). */
@@ -59,11 +57,11 @@ export interface RunnerDeps {
   /** Told when a job starts (the wait metric) and when it reaches its final state (the audit log). */
   readonly onStart?: (job: Job) => void;
   readonly onFinal?: (job: Job) => void;
+  /** The environment of the threads it starts: the service's runtime's (its home, keyring, faults); the process's when absent. */
+  readonly env?: NodeJS.ProcessEnv | undefined;
 }
 
 export interface RunnerOptions extends RunnerDeps {
-  /** The workers' environment: the service's runtime's (its home, keyring, faults); the process's when absent. */
-  readonly env?: NodeJS.ProcessEnv | undefined;
   readonly concurrency: number;
 }
 
@@ -162,8 +160,8 @@ export class JobRunner implements Runner {
       relayLog(this.o.logger, message.line);
       return;
     }
-    // The service's own pool runs whole jobs: range tasks are a queue worker's (src/distributed/thread.ts).
-    if (message.id !== slot.job) return;
+    // The service's own pool runs whole jobs, and charges no budget ahead (a queue's service does).
+    if (message.id !== slot.job || message.type === 'charged') return;
     if (message.type === 'progress') {
       this.o.store.progress(message.id, message.progress);
       return;

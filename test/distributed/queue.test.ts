@@ -2,6 +2,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { keyringFile } from '../../src/config/home.js';
 import { configSchema } from '../../src/config/schema.js';
 import { queueUrl, readTask, redacted } from '../../src/distributed/queue.js';
 import { ApiKeys } from '../../src/service/api-keys.js';
@@ -47,6 +48,9 @@ describe('a task, as a worker reads it', () => {
     );
     expect(() => readTask({ ...task, extra: 1 })).toThrow(/not one this worker runs/);
     expect(readTask({ ...task, maxRows: 1000 })).toEqual({ ...task, maxRows: 1000 });
+    // A private job's task without the service's charge is never run (never charged to the worker's ledger).
+    const privateConfig = { ...task.config, privacy: { ...task.config.privacy, epsilon: 1 } };
+    expect(() => readTask({ ...task, config: privateConfig })).toThrow(/carries no charge/);
     const { tenant: _tenant, ...withoutTenant } = task;
     expect(() => readTask(withoutTenant)).toThrow(/not one this worker runs/);
   });
@@ -197,17 +201,42 @@ describe.skipIf(!redisAvailable)('jobs on a queue, run by `neurocluster worker` 
     expect((await labelsOf(h, id)).trim().split('\n')).toHaveLength(4001);
   }, 120_000);
 
-  it('refuses a differentially private job (422): its budget would be charged where it runs, not here', async () => {
+  it('runs a differentially private job: the service charges its own ledger once, before the task, and the worker none', async () => {
     h = await start({}, true, redis.url);
-    const r = await h.service.app.inject({
-      method: 'POST',
-      url: '/v1/jobs',
-      headers: h.auth,
-      payload: { data: ROWS, options: { ...KMEANS, privacy: { epsilon: 1, bounds: '0:10' } } },
+    // The worker on a home of its own (its own ledger), with the service's keyring.
+    const own = tempDir();
+    await startWorker(redis.url, own, workers, {
+      env: { NEUROCLUSTER_KEYRING: keyringFile({ NEUROCLUSTER_HOME: h.home }) },
     });
-    expect(r.statusCode, r.body).toBe(422);
-    expect(r.json().error.message).toMatch(/not run through the queue/);
-    expect(h.service.jobs.counts().queued).toBe(0);
+    // Two blobs of 20 rows inside the public bounds; epsilon 6 of the default budget of 10.
+    const rows = Array.from({ length: 40 }, (_, i) =>
+      i < 20 ? [1 + (i % 5) / 10, 2] : [8, 8 + (i % 5) / 10],
+    );
+    const options = {
+      kmeans: { nClusters: 2 },
+      engine: { method: 'kmeans', seed: 1 },
+      privacy: { epsilon: 6, bounds: '0:10' },
+    };
+    const id = await submit(h, { data: rows, options });
+    const job = await settled(h, id, 60_000);
+    expect(job.state, JSON.stringify(job.error)).toBe('succeeded');
+    expect((job.summary as { privacy: { spent: number } }).privacy.spent).toBeCloseTo(6, 6);
+    const budgets = async () =>
+      (await h!.service.app.inject({ url: '/v1/status', headers: h!.auth })).json().budgets as {
+        spent: number;
+      }[];
+    expect((await budgets()).map((b) => b.spent)).toEqual([expect.closeTo(6, 6)]);
+    const charges = (home: string) =>
+      (openStore(storeFile(home)).prepare('SELECT COUNT(*) AS n FROM privacy_charges').get() as { n: number })
+        .n;
+    expect(charges(own)).toBe(0);
+    expect(charges(h.home)).toBe(1);
+    // The same data again: past the budget, refused by the service; no worker runs it.
+    const again = await settled(h, await submit(h, { data: rows, options }), 60_000);
+    expect(again.state).toBe('failed');
+    expect(again.error?.code).toBe('NEUROCLUSTER_ERR_PRIVACY_BUDGET');
+    expect((await budgets()).map((b) => b.spent)).toEqual([expect.closeTo(6, 6)]);
+    expect(charges(own)).toBe(0);
   });
 
   it('tenants take turns on the queue: a task is ranked by its job’s place in its tenant’s line', async () => {

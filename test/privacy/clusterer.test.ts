@@ -48,6 +48,24 @@ describe('DP K-means through the clusterer', () => {
     expect(hashed.privacy!.dataset).toMatch(/^sha256:/);
   });
 
+  it('charged ahead (chargePrivacy, as a service does), charges nothing more, and refuses a charge for other data or epsilon', async () => {
+    const charge = await dp({ epsilon: 2, bounds: '0:10' }).chargePrivacy(IRIS);
+    expect(charge.report).toMatchObject({ epsilon: 2, spent: 2, remaining: 8 });
+    expect(charge.report.dataset).toMatch(/^sha256:/);
+    const fitted = await dp({ epsilon: 2, bounds: '0:10' }).fit(IRIS, { privacyCharge: charge });
+    expect(fitted.privacy).toMatchObject({ dataset: charge.report.dataset, epsilon: 2, spent: 2 });
+    expect(fitted.labels).toHaveLength(150);
+    expect(getPrivacyBudgetStatus(charge.report.dataset)).toMatchObject({ spent: 2, charges: 1 });
+    const refused = async (privacy: ConfigOverrides['privacy'], made = charge) =>
+      (await failure(dp(privacy).fit(IRIS, { privacyCharge: made }))).code;
+    expect(await refused({ epsilon: 1, bounds: '0:10' })).toBe('NEUROCLUSTER_ERR_SECURITY');
+    const forOther = { ...charge, report: { ...charge.report, dataset: 'sha256:other' } };
+    expect(await refused({ epsilon: 2, bounds: '0:10' }, forOther)).toBe('NEUROCLUSTER_ERR_SECURITY');
+    expect(getPrivacyBudgetStatus(charge.report.dataset)).toMatchObject({ spent: 2, charges: 1 });
+    // Nothing to charge without an epsilon.
+    expect((await failure(dp(undefined).chargePrivacy(IRIS))).code).toBe('NEUROCLUSTER_ERR_INVALID_ARGUMENT');
+  });
+
   it('refuses a fit that would overspend before anything is clustered', async () => {
     const ops = new OperationTracker();
     const budget = { budget: { epsilon: 1.5, delta: 1e-5 } };

@@ -216,7 +216,6 @@ export function jobRoutes(app: FastifyInstance, ctx: ServiceContext): void {
       checkJobOptions(options);
       const jobConfig = ctx.configOf({ input, options, tenant });
       checkJobLimits(jobConfig, config);
-      runner.refuse?.(jobConfig);
       job = jobs.accept(id, input, options, caller(request), request.correlationId, bytes);
     } catch (error) {
       jobs.discard(id);
