@@ -11,27 +11,31 @@ import { throwIfAborted } from '../core/cancel.js';
 import { OutputError } from '../core/errors.js';
 import type { Handle } from '../core/open.js';
 
-/** A directory of spill files, owner-only (0700), its files 0600. */
+/**
+ * A directory of spill files, owner-only (0700), its files 0600. It is made with its first file,
+ * so a fit that keeps nothing here (its passes run on other workers) leaves no trace even when
+ * its process is killed.
+ */
 export class SpillDir {
   private readonly files: SpillFile[] = [];
+  private path: Promise<string> | undefined;
   private removed = false;
 
-  private constructor(readonly path: string) {}
-
-  static async create(): Promise<SpillDir> {
-    try {
-      // mkdtemp makes the directory 0700: no other user can list or open what is spilled.
-      return new SpillDir(await mkdtemp(join(tmpdir(), 'neurocluster-spill-')));
-    } catch (cause) {
-      throw new OutputError(`cannot make a spill directory under ${tmpdir()}: ${(cause as Error).message}`, {
+  /** The directory, made on first use. */
+  private where(): Promise<string> {
+    // mkdtemp makes the directory 0700: no other user can list or open what is spilled.
+    this.path ??= mkdtemp(join(tmpdir(), 'neurocluster-spill-')).catch((cause: Error) => {
+      throw new OutputError(`cannot make a spill directory under ${tmpdir()}: ${cause.message}`, {
         cause,
       });
-    }
+    });
+    return this.path;
   }
 
   /** A new spill file of fixed-width rows of `bytesPerRow` bytes. */
   async file(name: string, bytesPerRow: number): Promise<SpillFile> {
-    const path = join(this.path, name);
+    if (this.removed) throw new OutputError(`the spill directory is removed: no file ${name} in it`);
+    const path = join(await this.where(), name);
     const handle = await open(path, 'wx+', 0o600);
     const file = new SpillFile(path, handle, bytesPerRow);
     this.files.push(file);
@@ -43,7 +47,8 @@ export class SpillDir {
     if (this.removed) return;
     this.removed = true;
     await Promise.allSettled(this.files.map((f) => f.close()));
-    await rm(this.path, { recursive: true, force: true });
+    const path = await this.path?.catch(() => undefined);
+    if (path) await rm(path, { recursive: true, force: true });
   }
 }
 

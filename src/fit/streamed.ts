@@ -282,7 +282,7 @@ export async function streamedFit(
   const inFile = s.sample.sorted();
   const sampleIndex = Int32Array.from(prepared.order, (r) => inFile[r]!.index);
   const chunkRows = Math.min(surveyRows, chunkRowsOfJob(ctx, deps.monitor, scaler, k));
-  const spillDir = await SpillDir.create();
+  const spillDir = new SpillDir();
   try {
     const run = (backend: Backend, method: Config['engine']['method'], signal: AbortSignal | undefined) =>
       streamOn(

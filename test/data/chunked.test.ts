@@ -1,5 +1,5 @@
 import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { describe, expect, it } from 'vitest';
 import { npyHeader } from '../../src/bench/workloads.js';
@@ -306,12 +306,13 @@ describe('KeySample', () => {
 
 describe('SpillDir', () => {
   it('writes owner-only rows, reads them back in chunks and by range, and removes everything', async () => {
-    const spill = await SpillDir.create();
+    const spill = new SpillDir();
     const f = await spill.file('x.f32', 8);
     await f.append(bytesOf(Float32Array.of(1, 2, 3, 4)));
     await f.append(bytesOf(Float32Array.of(5, 6)));
     const { statSync, existsSync } = await import('node:fs');
-    expect(statSync(spill.path).mode & 0o777).toBe(0o700);
+    const dir = dirname(f.path);
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
     expect(statSync(f.path).mode & 0o777).toBe(0o600);
     const chunks: number[][] = [];
     for await (const { start, bytes } of f.chunks(2)) chunks.push([start, ...asFloat32(bytes)]);
@@ -324,6 +325,27 @@ describe('SpillDir', () => {
     await expect(f.append(new Uint8Array(3))).rejects.toThrow(/partial row/);
     await spill.remove();
     await spill.remove();
-    expect(existsSync(spill.path)).toBe(false);
+    expect(existsSync(dir)).toBe(false);
+    await expect(spill.file('y.f32', 8)).rejects.toThrow(/is removed/);
+  });
+
+  it('makes no directory until its first file: a fit that keeps nothing leaves nothing', async () => {
+    const { readdirSync } = await import('node:fs');
+    const saved = process.env.TMPDIR;
+    const tmp = tempDir();
+    process.env.TMPDIR = tmp;
+    try {
+      const spill = new SpillDir();
+      await spill.remove();
+      expect(readdirSync(tmp)).toEqual([]);
+      const used = new SpillDir();
+      await used.file('x.f32', 4);
+      expect(readdirSync(tmp)).toHaveLength(1);
+      await used.remove();
+      expect(readdirSync(tmp)).toEqual([]);
+    } finally {
+      if (saved === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = saved;
+    }
   });
 });
