@@ -101,7 +101,7 @@ export const distributedSchema = z.strictObject({
     .min(1)
     .default(1_000_000)
     .describe(
-      "rows of a job's file past which its passes are split into tasks of taskRows rows that every worker takes (a file the workers read by ranges: NPY, CSV, JSON Lines)",
+      "rows of a job's file past which its passes are split into tasks of taskRows rows that every worker takes (NPY, CSV, JSON Lines or Parquet: the formats that stream)",
     ),
   taskRows: z
     .int()

@@ -65,7 +65,8 @@ export interface RecordRange {
 
 /**
  * A data file opened for reading in chunks; every call of `chunks` reads it from the start, or
- * only `range` of it when given (a file that is `rangeable`).
+ * only `range` of it when given: a range a pass over the whole file found (its first record's
+ * index, byte offset and line; a Parquet row's number stands for its offset), read alone.
  */
 export interface ChunkedFile {
   readonly source: string;
@@ -76,8 +77,6 @@ export interface ChunkedFile {
   readonly records: number | undefined;
   /** Bytes of a record: exact for NPY, the mean for Parquet, over the first lines of a text file. */
   readonly bytesPerRecord: number;
-  /** Whether `chunks` can read a range alone (NPY, CSV, JSON Lines; not Parquet). */
-  readonly rangeable: boolean;
   chunks(
     rows: number,
     options: TableOptions,
@@ -101,7 +100,7 @@ function formatError(message: string, source: string, row?: number, cause?: unkn
 /**
  * An opened file to be read in chunks (the caller opened it within its limits, and hands it over:
  * it is closed with the ChunkedFile, or here when that cannot be made), or undefined when its
- * format is not streamed (a JSON array, Parquet) or it is `encrypted`: those are read whole.
+ * format is not streamed (a JSON array) or it is `encrypted`: those are read whole.
  */
 export async function chunkedFile(
   handle: Handle,
@@ -138,7 +137,7 @@ export async function chunkedFile(
       head.length / Math.max(1, countLines(head)),
       undefined,
       read,
-      { rangeable: true, ...(format === 'csv' ? { dialect } : {}) },
+      format === 'csv' ? { dialect } : {},
     );
   } catch (error) {
     await handle.close();
@@ -175,7 +174,6 @@ async function npyFile(handle: Handle, source: string, size: number, head: Uint8
     bytes: size,
     records: n,
     bytesPerRecord: npyDataBytes(header) / n,
-    rangeable: true,
     async *chunks(rows, options, signal, warnings, range) {
       refuseColumnRoles(options);
       const { width, columns, series } = npyLayout(header.shape, options, source);
@@ -344,14 +342,23 @@ function dialectOf(headText: string, source: string, options: TableOptions): Csv
   return { delimiter: sniffDelimiter(headText, source, options.delimiter), header: options.header ?? true };
 }
 
-/** Parquet rows as records: the header first (as a CSV's), then each row, numbered from 1. */
-async function* parquetRecords(handle: Handle, source: string, size: number, signal?: AbortSignal): Records {
+/**
+ * Parquet rows as records: the header first (as a CSV's), then each row, numbered from 1. A row
+ * has no byte offset of its own: its number stands in, so a range's `offset` is the rows before it
+ * (read from the row group it falls in; no header).
+ */
+async function* parquetRecords(
+  handle: Handle,
+  source: string,
+  size: number,
+  signal: AbortSignal | undefined,
+  range: RecordRange | undefined,
+): Records {
   const parquet = await openParquet({ fd: handle.fd, size }, source);
   try {
-    // A Parquet row has no byte offset of its own: its number stands in (the file is not rangeable).
-    yield { record: parquet.header, line: 0, end: 0 };
-    let line = 0;
-    for await (const part of parquet.groups()) {
+    if (!range) yield { record: parquet.header, line: 0, end: 0 };
+    let line = range?.offset ?? 0;
+    for await (const part of parquet.groups(line)) {
       throwIfAborted(signal);
       for (const row of part) yield { record: row, line: ++line, end: line };
     }
@@ -375,10 +382,18 @@ async function headerOf(records: Records, source: string): Promise<string[]> {
 async function parquetFile(handle: Handle, source: string, size: number): Promise<ChunkedFile> {
   const footer = await openParquet({ fd: handle.fd, size }, source);
   await footer.close();
-  const records = (signal?: AbortSignal) => parquetRecords(handle, source, size, signal);
-  return recordFile(handle, source, size, 'parquet', size / Math.max(1, footer.rows), footer.rows, records, {
-    rangeable: false,
-  });
+  const records = (signal: AbortSignal | undefined, _options: TableOptions, range?: RecordRange) =>
+    parquetRecords(handle, source, size, signal, range);
+  return recordFile(
+    handle,
+    source,
+    size,
+    'parquet',
+    size / Math.max(1, footer.rows),
+    footer.rows,
+    records,
+    {},
+  );
 }
 
 /**
@@ -393,7 +408,7 @@ function recordFile(
   bytesPerRecord: number,
   count: number | undefined,
   read: (signal: AbortSignal | undefined, options: TableOptions, from?: RecordRange) => Records,
-  how: { readonly rangeable: boolean; readonly dialect?: (options: TableOptions) => CsvDialect },
+  how: { readonly dialect?: (options: TableOptions) => CsvDialect },
 ): ChunkedFile {
   const headed = format !== 'jsonl';
   const { dialect } = how;
@@ -403,9 +418,7 @@ function recordFile(
     bytes: size,
     records: count,
     bytesPerRecord,
-    rangeable: how.rangeable,
     async *chunks(rows, options, signal, warnings, range) {
-      if (range && !how.rangeable) throw new RangeError(`a ${format} file is not read by ranges`);
       // A CSV without a header (`header: false`) has numbered columns and data from its first row.
       const numbered = format === 'csv' && options.header === false;
       const decimal = dialect ? decimalOf(dialect(options).delimiter) : undefined;

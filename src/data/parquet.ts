@@ -47,8 +47,8 @@ function hasMagic(bytes: Uint8Array): boolean {
  * The decoder, run in a worker thread: hyparquet loops forever on some damaged pages (a
  * run-length header of 0 in a level stream never advances), and a loop in this thread would
  * hang the process; a worker that stops answering is terminated. It reads the footer and says the
- * header, the row count and the row groups, then decodes one row group each time it is asked
- * (so no more than one waits in memory), and posts its rows (their cells as hyparquet gives
+ * header, the row count and the row groups, then decodes the rows of one row group each time it
+ * is asked (so no more than one waits in memory), and posts its rows (their cells as hyparquet gives
  * them: structured clone keeps bigint, Date and bytes). It reads the bytes it was handed, or the
  * file by byte ranges from a descriptor this process opened (threads share descriptors).
  */
@@ -75,17 +75,10 @@ const fail = (e) => parentPort.postMessage({ error: e instanceof Error ? e.messa
   const metadata = await parquetMetadataAsync(file);
   const header = parquetSchema(metadata).children.map((c) => c.element.name);
   const groups = metadata.row_groups.map((g) => Number(g.num_rows));
-  let next = 0;
-  let rowStart = 0;
-  parentPort.on('message', () => {
-    const rowEnd = rowStart + groups[next];
+  parentPort.on('message', ({ rowStart, rowEnd }) => {
     let part = [];
     parquetRead({ file, metadata, rowStart, rowEnd, compressors, rowFormat: 'array', onComplete: (r) => { part = r; } })
-      .then(() => {
-        rowStart = rowEnd;
-        next++;
-        parentPort.postMessage({ part });
-      })
+      .then(() => parentPort.postMessage({ part }))
       .catch(fail);
   });
   parentPort.postMessage({ header, rows: String(metadata.num_rows), groups });
@@ -163,7 +156,8 @@ export type ParquetInput = { readonly bytes: Uint8Array } | { readonly fd: numbe
 export interface ParquetGroups {
   readonly header: readonly string[];
   readonly rows: number;
-  groups(): AsyncGenerator<Cell[][]>;
+  /** The rows of each row group in turn, from row `from` on (0: all of them). */
+  groups(from?: number): AsyncGenerator<Cell[][]>;
   close(): Promise<void>;
 }
 
@@ -214,17 +208,31 @@ export async function openParquet(input: ParquetInput, source: string): Promise<
     return {
       header,
       rows,
-      async *groups() {
+      async *groups(from = 0) {
         let seen = 0;
+        let groupStart = 0;
         for (const count of groups) {
-          worker.postMessage('next');
+          const rowStart = Math.max(groupStart, from);
+          const rowEnd = groupStart + count;
+          groupStart = rowEnd;
+          // A group wholly before `from` is not decoded; the one it falls in, from it on.
+          if (rowEnd <= rowStart) continue;
+          worker.postMessage({ rowStart, rowEnd });
           const m = await inbox.next(stallMs(count * Math.max(1, header.length)));
           if (!('part' in m)) throw malformed(source, new Error('the decoder sent no rows'));
+          if (m.part.length !== rowEnd - rowStart)
+            throw malformed(
+              source,
+              new Error(`rows ${rowStart} to ${rowEnd} of its row group decoded to ${m.part.length} rows`),
+            );
           seen += m.part.length;
           yield m.part.map((row) => row.map(toCell));
         }
-        if (seen !== rows) {
-          throw malformed(source, new Error(`the footer says ${rows} rows, the row groups hold ${seen}`));
+        if (seen !== Math.max(0, rows - from)) {
+          throw malformed(
+            source,
+            new Error(`the footer says ${rows} rows, the row groups hold ${groupStart}`),
+          );
         }
       },
       close,

@@ -199,7 +199,7 @@ export async function runRangeTask(
   const folder = attemptDir(task.dir, task.attempt);
   const plan = await readPlan(folder, keyring);
   const file = await openChunked(task.input, task.config.security);
-  if (!file?.rangeable) throw new ConfigError(`${task.input} is not a file this worker can read by ranges`);
+  if (!file) throw new ConfigError(`${task.input} is not a file this worker can read by ranges`);
   try {
     const job: RangeJob = {
       file,

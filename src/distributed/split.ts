@@ -90,7 +90,7 @@ export function splitter(o: SplitOptions): Splitter {
 
   const split: SplitRanges = async (backend, job, ranges) => {
     const rows = ranges.reduce((a, r) => a + r.rows, 0);
-    if (!job.file.rangeable || ranges.length < 2 || rows <= d.splitRows) return undefined;
+    if (ranges.length < 2 || rows <= d.splitRows) return undefined;
     const attempt = `${job.method}-${backend.name}`;
     const folder = attemptDir(o.dir, attempt);
     await mkdir(folder, { recursive: true, mode: 0o700 });

@@ -196,18 +196,13 @@ function spillReader(spill: SpillFile, firstRow: number): FeatureReader {
   };
 }
 
-/**
- * The ranges run one after the other in this process, their features kept in one spill file in
- * row order. A file that cannot be read by ranges is one range (`ranges` then holds it alone).
- */
+/** The ranges run one after the other in this process, their features kept in one spill file in row order. */
 export function localRanges(
   backend: Backend,
   job: RangeJob,
   ranges: readonly PlannedRange[],
   spill: SpillFile,
 ): RangeRunner {
-  const whole = !job.file.rangeable;
-  const rangeOf = (r: PlannedRange) => (whole ? undefined : r);
   return {
     get spilledBytes() {
       return spill.rows * spill.bytesPerRow;
@@ -215,7 +210,7 @@ export function localRanges(
     async features(how) {
       const all = new RunningMoments(job.d);
       for (const r of ranges) {
-        all.merge(await encodeRange(backend, job, rangeOf(r), how, (f) => spill.append(bytesOf(f))));
+        all.merge(await encodeRange(backend, job, r, how, (f) => spill.append(bytesOf(f))));
       }
       return all;
     },
@@ -228,33 +223,25 @@ export function localRanges(
     },
     async assign(centres, how, each) {
       for (const r of ranges) {
-        await each(
-          await assignRange(backend, job, rangeOf(r), r.rows, spillReader(spill, r.firstRow), centres, how),
-        );
+        await each(await assignRange(backend, job, r, r.rows, spillReader(spill, r.firstRow), centres, how));
       }
     },
     remove: () => spill.remove(),
   };
 }
 
-/**
- * Groups a pass's chunks into ranges of `perRange` chunks: each range starts where its first chunk
- * does. A file that is not rangeable is one range.
- */
+/** Groups a pass's chunks into ranges of `perRange` chunks: each range starts where its first chunk does. */
 export class RangePlanner {
   private readonly ranges: PlannedRange[] = [];
   private chunks = 0;
   private rows = 0;
 
-  constructor(
-    private readonly perRange: number,
-    private readonly rangeable: boolean,
-  ) {}
+  constructor(private readonly perRange: number) {}
 
   /** Adds the next chunk of the pass. */
   add(chunk: { start: number; offset: number; line: number; records: number; rows: number }): void {
     const last = this.ranges.at(-1);
-    const opens = !last || (this.rangeable && this.chunks % this.perRange === 0);
+    const opens = !last || this.chunks % this.perRange === 0;
     this.chunks++;
     if (opens) {
       this.ranges.push({

@@ -77,7 +77,7 @@ interface Survey {
   readonly droppedRows: readonly number[];
   readonly moments: RunningMoments;
   readonly sample: KeySample;
-  /** The file's records in ranges of about `distributed.taskRows` (one, for a file not rangeable). */
+  /** The file's records in ranges of about `distributed.taskRows`. */
   readonly ranges: readonly PlannedRange[];
 }
 
@@ -118,7 +118,7 @@ async function survey(
 ): Promise<Survey> {
   const { config, signal } = ctx;
   const sample = new KeySample(config.stream.sampleRows);
-  const planner = new RangePlanner(perRange, file.rangeable);
+  const planner = new RangePlanner(perRange);
   const meter = new PassMeter(ctx, 'survey', file.records);
   let moments: RunningMoments | undefined;
   let first: Dataset | undefined;
