@@ -324,6 +324,7 @@ export async function buildService(o: ServiceOptions): Promise<Service> {
     async shutdown() {
       draining = true;
       await runner.drain(durationMs(config.service.shutdownGrace));
+      await group.drain();
       for (const close of [...streams]) close();
     },
   };

@@ -32,6 +32,15 @@ export class AuditGroup {
     });
   }
 
+  /**
+   * Settles once every record asked for so far is written: a shutdown waits for the records of the
+   * jobs that ended while it drained, so none is written after the service has closed.
+   */
+  async drain(): Promise<void> {
+    // The write was scheduled with setImmediate: one scheduled now runs after it.
+    if (this.waiting.length > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+
   private flush(): void {
     const group = this.waiting;
     this.waiting = [];

@@ -72,6 +72,18 @@ describe('audit records as group commits', () => {
     expect(audit.tail(10).at(-1)).toMatchObject({ resource: 'job-3', correlationId: 'c-3' });
   });
 
+  it('drains: once drain settles, every record asked for before it is on disk', async () => {
+    const { audit } = log();
+    const group = new AuditGroup(audit);
+    // A listener's fire-and-forget record (a job's end during a shutdown), then the drain.
+    void group.append(submit(0), 'c-0');
+    void group.append(submit(1), 'c-1');
+    expect(audit.tail(10)).toEqual([]);
+    await group.drain();
+    expect(audit.tail(10).map((r) => r.resource)).toEqual(['job-0', 'job-1']);
+    await group.drain();
+  });
+
   it('settles at once without a log (auditing off)', async () => {
     await expect(new AuditGroup(undefined).append(submit(0), 'c-0')).resolves.toBeUndefined();
   });
