@@ -63,38 +63,50 @@ const taskSchema = z.strictObject({
     .optional(),
 });
 
+/** What a zod check found wrong, `path: message` each, at most `most` of them. */
+function issuesOf(error: z.ZodError, most = Number.POSITIVE_INFINITY): string {
+  return error.issues
+    .slice(0, most)
+    .map((i) => `${i.path.join('.')}: ${i.message}`)
+    .join('; ');
+}
+
+/**
+ * A task's data checked against its `schema`, then its configuration against this version's (a
+ * service of another version, or a task written by something else): a ConfigError naming `what`
+ * and what is wrong otherwise.
+ */
+export function checkedTask<T extends { config: unknown }>(
+  schema: z.ZodType<T>,
+  data: unknown,
+  what: string,
+): Omit<T, 'config'> & { config: Config } {
+  const task = schema.safeParse(data);
+  if (!task.success) throw new ConfigError(`${what} is not one this worker runs: ${issuesOf(task.error)}`);
+  const config = configSchema.safeParse(task.data.config);
+  if (!config.success)
+    throw new ConfigError(
+      `${what}'s configuration is not this version's (is the service another version?): ${issuesOf(config.error, 3)}`,
+    );
+  return { ...task.data, config: config.data };
+}
+
 /**
  * A task as a worker takes it from Redis, checked: its shape, its job's own directory, and its
  * configuration against this version's schema (a service of another version, or a task written
  * by something else, is a NEUROCLUSTER_ERR_CONFIG failure of the job, not a crash of the worker).
  */
 export function readTask(data: unknown): Task {
-  const task = taskSchema.safeParse(data);
-  if (!task.success)
-    throw new ConfigError(
-      `the task is not one this worker runs: ${task.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
-    );
-  if (basename(task.data.dir) !== task.data.id)
-    throw new ConfigError(
-      `the task's directory ${task.data.dir} is not the directory of job ${task.data.id}`,
-    );
-  const config = configSchema.safeParse(task.data.config);
-  if (!config.success)
-    throw new ConfigError(
-      `the task's configuration is not this version's (is the service another version?): ${config.error.issues
-        .slice(0, 3)
-        .map((i) => `${i.path.join('.')}: ${i.message}`)
-        .join('; ')}`,
-    );
+  const { privacyCharge, ...rest } = checkedTask(taskSchema, data, 'the task');
+  if (basename(rest.dir) !== rest.id)
+    throw new ConfigError(`the task's directory ${rest.dir} is not the directory of job ${rest.id}`);
   // Never charged to the worker's own ledger: the service's is the one that holds the budget.
-  if (config.data.privacy.epsilon !== undefined && !task.data.privacyCharge)
+  if (rest.config.privacy.epsilon !== undefined && !privacyCharge)
     throw new ConfigError(
       'the task of a differentially private job carries no charge: its budget is charged by the service before it is queued (is the service another version?)',
     );
-  const { privacyCharge, ...rest } = task.data;
   return {
     ...rest,
-    config: config.data,
     ...(privacyCharge
       ? {
           privacyCharge: {

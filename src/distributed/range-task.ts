@@ -4,7 +4,7 @@
  * worker sees), the sample's fitted plan from the job's directory, and for the later passes the
  * features its range's first task kept there; it answers a small mergeable state. Rows never
  * travel through Redis: what a task keeps (features, labels) is written encrypted to the job's
- * directory under the job's key, and a task run again writes the same bytes over it.
+ * directory under the tenant's key, and a task run again writes the same bytes over it.
  */
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
@@ -12,10 +12,9 @@ import { z } from 'zod';
 import type { Backend } from '../backends/backend.js';
 import type { ClusterMoments, ContingencyCounts, LloydSums } from '../cluster/streamed.js';
 import { engineFilesOf } from '../config/home.js';
-import { type Config, configSchema } from '../config/schema.js';
+import type { Config } from '../config/schema.js';
 import { writeFileAtomic } from '../core/atomic.js';
 import { ConfigError, DataError, SecurityError } from '../core/errors.js';
-import type { Scaler } from '../data/clean.js';
 import type { PipelineState } from '../encoders/pipeline.js';
 import { readOptions } from '../fit/chunks.js';
 import {
@@ -31,19 +30,13 @@ import { decryptBuffer, encryptBuffer } from '../security/envelope.js';
 import type { Keyring } from '../security/keyring.js';
 import { fromPortable, toPortable } from '../security/model-file.js';
 import { openChunked } from '../security/secure-load.js';
+import { checkedTask } from './queue.js';
 
-/** What the tasks of one attempt of a split job read: the sample's plan, and the job's shape. */
-export interface SplitPlan {
-  readonly scaler: Scaler;
-  readonly imputeWith: readonly number[] | undefined;
-  readonly pipeline: PipelineState | undefined;
-  readonly columns: readonly string[];
-  readonly method: string;
-  readonly k: number;
-  readonly d: number;
-  readonly rereads: boolean;
-  readonly hasTruth: boolean;
-}
+/**
+ * What the tasks of one attempt of a split job read: the range job but its file (each opens it)
+ * and reading options (made again from the feature columns and the task's configuration).
+ */
+export type SplitPlan = Omit<RangeJob, 'file' | 'options'> & { readonly columns: readonly string[] };
 
 export type RangeStage = 'features' | 'lloyd' | 'assign';
 
@@ -95,17 +88,7 @@ const rangeTaskSchema = z.strictObject({
 
 /** A range task as a worker takes it from Redis, checked as a job task is (src/distributed/queue.ts). */
 export function readRangeTask(data: unknown): RangeTask {
-  const task = rangeTaskSchema.safeParse(data);
-  if (!task.success)
-    throw new ConfigError(
-      `the range task is not one this worker runs: ${task.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
-    );
-  const config = configSchema.safeParse(task.data.config);
-  if (!config.success)
-    throw new ConfigError(
-      "the range task's configuration is not this version's (is the service another version?)",
-    );
-  return { ...task.data, config: config.data };
+  return checkedTask(rangeTaskSchema, data, 'the range task');
 }
 
 /** The folder of one attempt's plan and parts, in the job's directory. */
@@ -128,7 +111,8 @@ async function readSealed(path: string, keyring: Keyring): Promise<Buffer> {
 
 /** Writes the attempt's plan for its tasks. */
 export async function writePlan(folder: string, plan: SplitPlan, keyring: Keyring): Promise<void> {
-  const body = { ...plan, pipeline: plan.pipeline ? toPortable(plan.pipeline) : undefined };
+  const { pipeline } = plan.plan;
+  const body = { ...plan, plan: { ...plan.plan, pipeline: pipeline ? toPortable(pipeline) : undefined } };
   await writeSealed(join(folder, PLAN_FILE), Buffer.from(JSON.stringify(body)), keyring);
 }
 
@@ -137,11 +121,15 @@ export async function readPlan(folder: string, keyring: Keyring): Promise<SplitP
   const body = JSON.parse(
     (await readSealed(join(folder, PLAN_FILE), keyring)).toString('utf8'),
   ) as SplitPlan & {
-    pipeline?: unknown;
+    plan: { pipeline?: unknown };
   };
+  const { pipeline } = body.plan;
   return {
     ...body,
-    pipeline: body.pipeline === undefined ? undefined : (fromPortable(body.pipeline) as PipelineState),
+    plan: {
+      ...body.plan,
+      pipeline: pipeline === undefined ? undefined : (fromPortable(pipeline) as PipelineState),
+    },
   };
 }
 
@@ -197,24 +185,19 @@ export async function runRangeTask(
   signal: AbortSignal | undefined,
 ): Promise<RangeAnswer> {
   const folder = attemptDir(task.dir, task.attempt);
-  const plan = await readPlan(folder, keyring);
+  const { columns, ...shape } = await readPlan(folder, keyring);
   const file = await openChunked(task.input, task.config.security);
   if (!file) throw new ConfigError(`${task.input} is not a file this worker can read by ranges`);
   try {
     const job: RangeJob = {
+      ...shape,
       file,
-      options: readOptions(task.config, plan.imputeWith, plan.columns),
-      plan: { scaler: plan.scaler, imputeWith: plan.imputeWith, pipeline: plan.pipeline },
-      method: plan.method,
-      k: plan.k,
-      d: plan.d,
-      rereads: plan.rereads,
-      hasTruth: plan.hasTruth,
+      options: readOptions(task.config, shape.plan.imputeWith, columns),
     };
     const pass = { chunkRows: task.chunkRows, signal };
     const { range } = task;
     if (task.stage === 'features') {
-      const kept = new Float32Array(range.rows * plan.d);
+      const kept = new Float32Array(range.rows * job.d);
       let at = 0;
       const moments = await encodeRange(backend, job, range, pass, async (f) => {
         kept.set(f, at);
@@ -223,20 +206,20 @@ export async function runRangeTask(
       if (at !== kept.length)
         throw new DataError(
           'NEUROCLUSTER_ERR_DATA_READ',
-          `range ${range.index} of ${task.input} holds ${at / plan.d} rows where the survey counted ${range.rows}: the file changed while the job ran`,
+          `range ${range.index} of ${task.input} holds ${at / job.d} rows where the survey counted ${range.rows}: the file changed while the job ran`,
         );
       await writeSealed(join(folder, featuresFile(range.index)), new Uint8Array(kept.buffer), keyring);
       return { stage: 'features', moments: moments.toJSON() };
     }
     const bytes = await readSealed(join(folder, featuresFile(range.index)), keyring);
-    if (bytes.length !== featureBytes(range, plan.d))
+    if (bytes.length !== featureBytes(range, job.d))
       throw new SecurityError(`the features kept for range ${range.index} are not its ${range.rows} rows`, {
         integrity: true,
       });
-    const features = memoryReader(new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4), plan.d);
+    const features = memoryReader(new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4), job.d);
     const centres = Float64Array.from(task.centres ?? []);
-    if (centres.length !== plan.k * plan.d)
-      throw new ConfigError(`the task's centres are not ${plan.k} x ${plan.d}`);
+    if (centres.length !== job.k * job.d)
+      throw new ConfigError(`the task's centres are not ${job.k} x ${job.d}`);
     if (task.stage === 'lloyd') {
       const sums = await lloydRange(backend, job, range.rows, features, centres, pass);
       return { stage: 'lloyd', sums: sums.toJSON() };

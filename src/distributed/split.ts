@@ -94,19 +94,8 @@ export function splitter(o: SplitOptions): Splitter {
     const attempt = `${job.method}-${backend.name}`;
     const folder = attemptDir(o.dir, attempt);
     await mkdir(folder, { recursive: true, mode: 0o700 });
-    await writePlan(
-      folder,
-      {
-        ...job.plan,
-        columns: job.options.featureColumns ?? [],
-        method: job.method,
-        k: job.k,
-        d: job.d,
-        rereads: job.rereads,
-        hasTruth: job.hasTruth,
-      },
-      o.keyring,
-    );
+    const { file: _file, options, ...shape } = job;
+    await writePlan(folder, { ...shape, columns: options.featureColumns ?? [] }, o.keyring);
     o.logger.info(
       { ranges: ranges.length, rows, attempt },
       `the job is split: ${ranges.length} ranges of its ${rows} rows go to the workers`,

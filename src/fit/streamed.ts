@@ -384,7 +384,7 @@ async function streamOn(
   }
 }
 
-/** The features pass and the Lloyd passes over the spill, from the sample fit's centres. */
+/** The features pass and the Lloyd passes over the ranges (here or on workers), from the sample fit's centres. */
 async function passes(
   ctx: StageContext,
   backend: Backend,
