@@ -139,6 +139,9 @@ describe.skipIf(!redisAvailable)('a job split over two worker processes', () => 
     return { source: { path: inRoots }, options: OPTIONS };
   }
 
+  /** A worker process on the harness's home, logging each range task it takes. */
+  const worker = (harness: Harness) => startWorker(redis.url, harness.home, workers, { logLevel: 'debug' });
+
   const rangeTasks = (w: WorkerProcess) =>
     w
       .stderr()
@@ -147,10 +150,7 @@ describe.skipIf(!redisAvailable)('a job split over two worker processes', () => 
 
   it('both workers take its range tasks, and the labels are the single-process CLI’s', async () => {
     h = await start(SPLIT, true, redis.url);
-    const pair = [
-      await startWorker(redis.url, h.home, workers, { logLevel: 'debug' }),
-      await startWorker(redis.url, h.home, workers, { logLevel: 'debug' }),
-    ];
+    const pair = [await worker(h), await worker(h)];
     const id = await submit(h, source(h));
     const job = await settled(h, id, 120_000);
     expect(job.state, JSON.stringify(job.error)).toBe('succeeded');
@@ -169,11 +169,11 @@ describe.skipIf(!redisAvailable)('a job split over two worker processes', () => 
 
   it('a worker killed with SIGKILL mid-task: another runs its range again, and the labels are the same', async () => {
     h = await start(SPLIT, true, redis.url);
-    const coordinator = await startWorker(redis.url, h.home, workers, { logLevel: 'debug' });
+    const coordinator = await worker(h);
     const id = await submit(h, source(h));
     // The first worker takes the job; the second, started then, can only take range tasks.
     await until(() => coordinator.stderr().includes('task started'), 30_000, 'the job to start');
-    const other = await startWorker(redis.url, h.home, workers, { logLevel: 'debug' });
+    const other = await worker(h);
     await until(() => rangeTasks(other).length > 0, 60_000, 'the second worker to take a range task');
     other.child.kill('SIGKILL');
     await other.exited;
@@ -183,13 +183,13 @@ describe.skipIf(!redisAvailable)('a job split over two worker processes', () => 
   }, 150_000);
   it('its coordinator killed with SIGKILL: another worker runs the job again, and the labels are the same', async () => {
     h = await start(SPLIT, true, redis.url);
-    const coordinator = await startWorker(redis.url, h.home, workers, { logLevel: 'debug' });
+    const coordinator = await worker(h);
     const id = await submit(h, source(h));
     // Killed once its own process has run some of the job's range tasks: a pass under way.
     await until(() => rangeTasks(coordinator).length >= 2, 60_000, 'the first range tasks');
     coordinator.child.kill('SIGKILL');
     await coordinator.exited;
-    const other = await startWorker(redis.url, h.home, workers, { logLevel: 'debug' });
+    const other = await worker(h);
     const job = await settled(h, id, 120_000);
     expect(job.state, JSON.stringify(job.error)).toBe('succeeded');
     expect(await labelsOf(h, id)).toBe(expected);
@@ -200,10 +200,7 @@ describe.skipIf(!redisAvailable)('a job split over two worker processes', () => 
 
   it('Redis stopped and started again mid-split (append-only file on): the job still succeeds, with the same labels', async () => {
     h = await start(SPLIT, true, redis.url);
-    const pair = [
-      await startWorker(redis.url, h.home, workers, { logLevel: 'debug' }),
-      await startWorker(redis.url, h.home, workers, { logLevel: 'debug' }),
-    ];
+    const pair = [await worker(h), await worker(h)];
     const id = await submit(h, source(h));
     await until(() => pair.some((w) => rangeTasks(w).length > 0), 60_000, 'the first range task');
     await redis.stop();
