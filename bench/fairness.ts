@@ -1,7 +1,7 @@
 /**
  * `npm run bench:fairness [-- --jobs 200 --concurrency 1]`: fair scheduling across tenants, on a
  * real `neurocluster serve` on loopback, on a fresh home removed at the end. Tenant `a` submits
- * `--jobs` iris-sized jobs (150 x 4, the default method); once they run, tenant `b` submits one.
+ * `--jobs` iris-sized jobs (150 x 4, `hybrid`); once they run, tenant `b` submits one.
  * Measured: how long b's job waited to start, against how long one of a's jobs runs (the median),
  * and how many of a's jobs started while b's waited. The target: none did (b's job starts when the
  * job running as it came ends: within the time of one job).

@@ -4,7 +4,7 @@
  * count and time. Each phase runs a real `neurocluster serve` process on a fresh home:
  *
  * 0. alone: one client submits 50 jobs one after another: what one accept costs, unqueued;
- * 1. load: `--clients` clients submit `--jobs` iris-sized jobs (150 x 4, the default method) with
+ * 1. load: `--clients` clients submit `--jobs` iris-sized jobs (150 x 4, `hybrid`) with
  *    NEUROCLUSTER_FAULT set; every job must reach `succeeded` (the fallback answers faulted ones);
  *    the statuses seen (5xx only as 503 with Retry-After), POST /v1/jobs latency p50/p99;
  * 2. livez: GET /livez at `--livez-rate` requests per second for `--livez-seconds`, latency p99;

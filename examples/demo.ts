@@ -11,6 +11,21 @@ mkdirSync(out, { recursive: true });
 const runs = [
   ['examples/iris.csv', '--k', '3', '--label-column', 'species', '--seed', '0'],
   ['examples/employees-synthetic.csv', '--k', '4', '--id-column', 'employee_id', '--seed', '0'],
+  [
+    'examples/cbf-synthetic.csv',
+    ...[
+      '--k',
+      '3',
+      '--series-id',
+      'series',
+      '--time-column',
+      'step',
+      '--label-column',
+      'shape',
+      '--seed',
+      '0',
+    ],
+  ],
 ];
 let status = 0;
 for (const [file, ...flags] of runs) {

@@ -24,6 +24,7 @@ import type { ChunkedFile } from './data/chunked.js';
 import { applyScaler } from './data/clean.js';
 import type { Dataset } from './data/dataset.js';
 import { writeLabelsFile } from './data/labels-file.js';
+import { padToLayout, splitPadded } from './data/lengths.js';
 import { permuteRows, unpermuteRows } from './data/order.js';
 import { sampleKeys } from './encoders/drive.js';
 import { transformPipeline } from './encoders/pipeline.js';
@@ -39,10 +40,12 @@ import {
   clusterStage,
   type DataInput,
   encodeStage,
+  type LoadContext,
   loadStage,
   type Prepared,
   prepareStage,
   type StageContext,
+  settle,
 } from './fit/stages.js';
 import { streamedFit } from './fit/streamed.js';
 import { type Prediction, streamedPredict } from './fit/streamed-predict.js';
@@ -60,8 +63,8 @@ import { openChunked } from './security/secure-load.js';
 export type { DataInput } from './fit/stages.js';
 
 export interface ClustererOptions {
-  /** Clustering method (`kmeans` in this version). */
-  readonly method?: Method;
+  /** Clustering method; `auto` (the default): hybrid for time series, K-means for rows. */
+  readonly method?: Method | 'auto';
   /** Number of clusters k. */
   readonly nClusters?: number;
   readonly backend?: BackendName | 'auto';
@@ -163,7 +166,7 @@ export class NeuromorphicClusterer {
   }
 
   /** What the stages read: the configuration, the operation's logger, the runtime's metrics. */
-  private stage(options: Pick<FitOptions, 'signal' | 'onProgress' | 'rowQuota'> = {}): StageContext {
+  private stage(options: Pick<FitOptions, 'signal' | 'onProgress' | 'rowQuota'> = {}): LoadContext {
     return {
       config: this.config,
       logger: this.logger,
@@ -204,7 +207,12 @@ export class NeuromorphicClusterer {
         throw new UsageError('no privacy.epsilon: a fit that is not private charges no budget');
       checkPrivateFit(ctx);
       const dataset = await loadStage(ctx, data);
-      return chargePrivateFit(ctx, dataset, k, this.runtime.privacyAccountant(this.config));
+      return chargePrivateFit(
+        settle(ctx, dataset.series !== undefined),
+        dataset,
+        k,
+        this.runtime.privacyAccountant(this.config),
+      );
     });
   }
 
@@ -224,6 +232,8 @@ export class NeuromorphicClusterer {
         ? await this.fitStreamed(ctx, file, k, clock, options)
         : await this.fitInMemory(ctx, data, k, clock, options);
       this.model = model;
+      // `auto` is settled by the input: the operation records what ran.
+      op.method = result.method;
       observeFit(result, this.runtime.metrics);
       const degraded = result.fallback?.reason ?? (result.qualityGates ? 'quality-gate' : undefined);
       this.ops.end(op, degraded ? 'degraded' : 'succeeded', {
@@ -243,13 +253,14 @@ export class NeuromorphicClusterer {
 
   /** A fit of data held in memory: load, the stages, finish; the labels file written whole. */
   private async fitInMemory(
-    ctx: StageContext,
+    loading: LoadContext,
     data: DataInput,
     k: number,
     clock: PhaseClock,
     options: FitOptions,
   ): Promise<{ result: ClusteringResult; model: FittedModel }> {
-    const dataset = await clock.time('load', () => loadStage(ctx, data));
+    const dataset = await clock.time('load', () => loadStage(loading, data));
+    const ctx = settle(loading, dataset.series !== undefined);
     const run =
       this.config.privacy.epsilon === undefined
         ? await this.clusterResiliently(ctx, dataset, k, clock)
@@ -287,7 +298,7 @@ export class NeuromorphicClusterer {
 
   /** A fit of a file over chunks of its rows, under the same resilience as in memory. */
   private async fitStreamed(
-    ctx: StageContext,
+    ctx: LoadContext,
     file: ChunkedFile,
     k: number,
     clock: PhaseClock,
@@ -364,7 +375,7 @@ export class NeuromorphicClusterer {
     const prepared = await clock.time('validate', async () => prepareStage(ctx, dataset, k));
     throwIfAborted(ctx.signal);
     // Input is read and validated before any backend starts, and the job admitted by its memory.
-    admitJob(this.config, this.resourceMonitor(), this.logger, prepared, k, this.runtime.metrics);
+    admitJob(ctx.config, this.resourceMonitor(), this.logger, prepared, k, this.runtime.metrics);
     const problemSize = prepared.cleaned.data.length;
     const sizes = { rows: prepared.cleaned.rows, columns: prepared.cleaned.cols, k };
     const path = async (backend: Backend, signal: AbortSignal | undefined) => {
@@ -401,7 +412,7 @@ export class NeuromorphicClusterer {
    * `resilience: false`.
    */
   private async resiliently<T>(
-    ctx: StageContext,
+    ctx: LoadContext,
     problemSize: number,
     path: (backend: Backend, signal: AbortSignal | undefined) => Promise<T>,
     rescue: () => Promise<T>,
@@ -470,8 +481,9 @@ export class NeuromorphicClusterer {
    */
   async estimateMemory(data: DataInput): Promise<number> {
     const k = this.requiredK();
-    const ctx = this.stage();
-    return jobMemory(this.config, prepareStage(ctx, await loadStage(ctx, data), k), k, this.logger).bytes;
+    const dataset = await loadStage(this.stage(), data);
+    const ctx = settle(this.stage(), dataset.series !== undefined);
+    return jobMemory(ctx.config, prepareStage(ctx, dataset, k), k, this.logger).bytes;
   }
 
   /**
@@ -556,9 +568,10 @@ export class NeuromorphicClusterer {
     model: FittedModel,
     clock: PhaseClock,
   ): Promise<{ labels: Int32Array; backend: Backend; dataset: Dataset }> {
-    const dataset = await clock.time('load', () => this.loadData(data));
+    const dataset = padToLayout(await clock.time('load', () => this.loadData(data)), model.scaler.series);
     const cleaned = await clock.time('validate', async () => applyScaler(dataset, model.scaler));
-    const points: Matrix = { rows: dataset.n, cols: cleaned.length / dataset.n, data: cleaned };
+    const values: Matrix = { rows: dataset.n, cols: cleaned.length / dataset.n, data: cleaned };
+    const { cleaned: points, padded } = splitPadded(values, model.scaler.series, dataset.lengths);
     const { backend } = await this.selectBackend(cleaned.length);
     if (model.pipeline?.keyedBy === 'id' && !dataset.ids) {
       // Rate-coded spikes are keyed by the sample's identity: the same row keyed by content
@@ -570,6 +583,7 @@ export class NeuromorphicClusterer {
     }
     const input = {
       points,
+      padded,
       series: model.scaler.series,
       sampleKeys: sampleKeys(rawMatrix(dataset), dataset.ids),
     };
@@ -657,6 +671,8 @@ export class NeuromorphicClusterer {
     const {
       labelColumn: _label,
       idColumn: _id,
+      seriesIdColumn: _series,
+      timeColumn: _time,
       delimiter: _delimiter,
       decimal: _decimal,
       header: _header,

@@ -20,4 +20,14 @@ describe('examples', () => {
       'employee_id,red_energy,blue_energy,green_energy,yellow_energy',
     );
   });
+
+  it('the synthetic series file is exactly what its seeded script makes', () => {
+    const out = join(dir, 'cbf.csv');
+    const r = spawnSync(process.execPath, [join(ROOT, 'dist/examples/make-series.js'), out], {
+      encoding: 'utf8',
+    });
+    expect(r.status).toBe(0);
+    expect(readFileSync(out, 'utf8')).toBe(readFileSync(join(ROOT, 'examples/cbf-synthetic.csv'), 'utf8'));
+    expect(readFileSync(out, 'utf8').split('\n').length).toBe(1 + 60 * 128 + 1);
+  });
 });

@@ -144,3 +144,23 @@ export function countingJsRegistry(): { registry: BackendRegistry; started: () =
   });
   return { registry, started: () => count };
 }
+
+/** An NPY file as NumPy writes it (format 1.0, little-endian, C order). */
+export function npy(shape: number[], values: number[], dtype: '<f4' | '<f8' | '<i4' = '<f8'): Uint8Array {
+  let header = `{'descr': '${dtype}', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
+  const total = 10 + header.length + 1;
+  header = `${header.padEnd(header.length + ((64 - (total % 64)) % 64), ' ')}\n`;
+  const size = dtype === '<f8' ? 8 : 4;
+  const out = new Uint8Array(10 + header.length + values.length * size);
+  out.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]);
+  const view = new DataView(out.buffer);
+  view.setUint16(8, header.length, true);
+  out.set(new TextEncoder().encode(header), 10);
+  values.forEach((v, i) => {
+    const at = 10 + header.length + i * size;
+    if (dtype === '<f8') view.setFloat64(at, v, true);
+    else if (dtype === '<f4') view.setFloat32(at, v, true);
+    else view.setInt32(at, v, true);
+  });
+  return out;
+}

@@ -19,6 +19,20 @@ export type EncoderMethod = (typeof ENCODER_METHODS)[number];
 export const METHODS = ['kmeans', ...ENCODER_METHODS] as const;
 export type Method = (typeof METHODS)[number];
 
+/**
+ * What `engine.method: auto` (the default) runs for series and for rows: chosen by
+ * leave-one-dataset-out over the development pool (docs/encoders.md, "Choosing the defaults").
+ */
+export const AUTO_METHODS = { series: 'hybrid', tabular: 'kmeans' } as const satisfies Record<
+  'series' | 'tabular',
+  Method
+>;
+
+/** The method a fit runs: `auto` by the kind of input, else as configured. */
+export function concreteMethod(method: Method | 'auto', series: boolean): Method {
+  return method === 'auto' ? AUTO_METHODS[series ? 'series' : 'tabular'] : method;
+}
+
 export const NAN_POLICIES = ['error', 'drop-rows', 'impute-mean'] as const;
 export type NanPolicy = (typeof NAN_POLICIES)[number];
 
@@ -158,9 +172,11 @@ export const wasmSchema = z.strictObject({
 
 export const engineSchema = z.strictObject({
   method: z
-    .enum(METHODS)
-    .default('hybrid')
-    .describe('clustering method: kmeans, or K-means on encoded features'),
+    .enum(['auto', ...METHODS])
+    .default('auto')
+    .describe(
+      'clustering method: kmeans, K-means on encoded features, or auto (hybrid for time series, kmeans for rows)',
+    ),
   backend: z
     .enum(['auto', ...BACKEND_NAMES])
     .default('auto')
@@ -277,6 +293,20 @@ export const hybridSchema = z.strictObject({
 export const dataSchema = z.strictObject({
   labelColumn: z.string().min(1).optional().describe('ground-truth column, kept out of the features'),
   idColumn: z.string().min(1).optional().describe('identifier column, carried through to the output'),
+  seriesIdColumn: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      "long format: the column naming each row's series (one row per step); each series is one sample",
+    ),
+  timeColumn: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      'long format: the column ordering the steps of a series (numbers or ISO dates); file order when absent',
+    ),
   seriesLength: z.int().min(1).optional().describe('series length T of a wide time-series CSV'),
   nanPolicy: z.enum(NAN_POLICIES).default('error').describe('what to do with NaN, Inf and empty cells'),
   delimiter: z
@@ -536,12 +566,21 @@ export const configSchema = z.strictObject({
       snn: snnSchema.default(snnSchema.parse({})),
       lsm: lsmSchema.default(lsmSchema.parse({})),
       hybrid: hybridSchema.default(hybridSchema.parse({})),
+      members: z
+        .int()
+        .min(1)
+        .max(16)
+        .default(1)
+        .describe(
+          "copies of the method's encoders, each with weights of its own, whose features are stacked before K-means (a consensus over reservoirs)",
+        ),
     })
     .default({
       esn: esnSchema.parse({}),
       snn: snnSchema.parse({}),
       lsm: lsmSchema.parse({}),
       hybrid: hybridSchema.parse({}),
+      members: 1,
     })
     .describe('neuromorphic encoder parameters (esn, snn, lsm, hybrid)'),
   kmeans: kmeansSchema.default(kmeansSchema.parse({})),
@@ -576,6 +615,8 @@ export type ConfigInput = z.input<typeof configSchema>;
 export type EngineConfig = Config['engine'];
 export type DataConfig = Config['data'];
 export type KMeansConfig = Config['kmeans'];
+/** A configuration whose method is settled: `auto` made the method for the kind of input. */
+export type RunConfig = Config & { readonly engine: { readonly method: Method } };
 export type EncodersConfig = Config['encoders'];
 export type EsnConfig = EncodersConfig['esn'];
 export type SnnConfig = EncodersConfig['snn'];

@@ -196,7 +196,7 @@ async function npyFile(handle: Handle, source: string, size: number, head: Uint8
           warnings,
           options.imputeWith,
         );
-        yield { start, offset, line: start + 1, records: count, data: globalDropped(data, start) };
+        yield { start, offset, line: start + 1, records: count, data: asChunk(data, start) };
       }
     },
     close: () => handle.close(),
@@ -204,7 +204,18 @@ async function npyFile(handle: Handle, source: string, size: number, head: Uint8
 }
 
 /** A chunk's dropped rows as indices in the file. */
-function globalDropped(data: Dataset, start: number): Dataset {
+/**
+ * A chunk as the file's: its dropped rows numbered in the file. Series of unequal lengths are
+ * refused: a chunk cannot know the longest series of the file, so they are read whole.
+ */
+function asChunk(data: Dataset, start: number): Dataset {
+  if (data.lengths) {
+    throw new DataError(
+      'NEUROCLUSTER_ERR_DATA_SHAPE',
+      'series of unequal lengths (rows ending in missing values) are read whole, not in chunks: give --stream off (stream.mode: off)',
+      { location: { file: data.source } },
+    );
+  }
   if (!data.droppedRows || start === 0) return data;
   return { ...data, droppedRows: data.droppedRows.map((r) => r + start) };
 }
@@ -447,7 +458,7 @@ function recordFile(
           offset,
           line: lines[0]!,
           records: batch.length,
-          data: globalDropped(data, start),
+          data: asChunk(data, start),
         };
         start += batch.length;
         offset = next;

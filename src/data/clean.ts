@@ -143,7 +143,7 @@ export function applyScaler(ds: Dataset, scaler: Scaler): Float64Array {
   let out: Float64Array;
   if (scaler.kind === 'series') {
     out = values.slice();
-    if (scaler.standardize) zNormalizeSeries(out, n, scaler.series!.length, scaler.series!.dims);
+    if (scaler.standardize) zNormalizeSeries(out, n, scaler.series!.length, scaler.series!.dims, ds.lengths);
   } else {
     const m = scaler.keep.length;
     out = new Float64Array(n * m);
@@ -166,11 +166,21 @@ export function applyScaler(ds: Dataset, scaler: Scaler): Float64Array {
   return out;
 }
 
-/** Z-normalizes every dimension of every series in place; a flat series becomes zeros. */
-export function zNormalizeSeries(values: Float64Array, n: number, length: number, dims: number): void {
-  const width = length * dims;
+/**
+ * Z-normalizes every dimension of every series in place, over its own steps when `lengths` says
+ * (its padding stays zero); a flat series becomes zeros.
+ */
+export function zNormalizeSeries(
+  values: Float64Array,
+  n: number,
+  steps: number,
+  dims: number,
+  lengths?: Int32Array,
+): void {
+  const width = steps * dims;
   for (let i = 0; i < n; i++) {
     const base = i * width;
+    const length = lengths?.[i] ?? steps;
     for (let j = 0; j < dims; j++) {
       const { mean, std } = stridedMoments(values, base + j, length, dims);
       const flat = std === 0 || std <= 1e-12 * Math.abs(mean);

@@ -18,6 +18,11 @@ export interface Dataset {
   /** A name per value column (`d{j}_t{i}` or `t{i}` for series). */
   readonly columns: readonly string[];
   readonly series?: SeriesLayout;
+  /**
+   * Series of unequal lengths: each row's own length in steps (its steps past it are padding,
+   * zeros in `values`); absent when every series fills the layout.
+   */
+  readonly lengths?: Int32Array;
   /** The `--id-column` value of every row, carried through to the output. */
   readonly ids?: readonly string[];
   /** The `--label-column` value of every row: ground truth for external scores. */

@@ -77,9 +77,10 @@ export async function parseDataset(
 
 /** NPY input refuses the column roles of tabular input. */
 export function refuseColumnRoles(options: TableOptions): void {
-  if (options.labelColumn !== undefined || options.idColumn !== undefined) {
+  const roles = [options.labelColumn, options.idColumn, options.seriesIdColumn, options.timeColumn];
+  if (roles.some((r) => r !== undefined)) {
     throw new UsageError(
-      '--label-column and --id-column apply to tabular input (CSV, JSON, Parquet), not NPY',
+      '--label-column, --id-column, --series-id and --time-column apply to tabular input (CSV, JSON, Parquet), not NPY',
     );
   }
 }

@@ -6,27 +6,20 @@ import type { NanPolicy } from '../config/schema.js';
 import { DataError, UsageError } from '../core/errors.js';
 import { quoteValue } from '../core/printable.js';
 import type { Dataset, SeriesLayout } from './dataset.js';
+import { ownLengths, withinLength } from './lengths.js';
+import { longToDataset } from './long.js';
+import type { Cell, DecimalMark, RawTable } from './raw.js';
 
-export type Cell = string | number | boolean | null | undefined;
-
-/** Cells as read, before any interpretation. */
-export interface RawTable {
-  readonly source: string;
-  readonly header: readonly string[];
-  readonly rows: readonly (readonly Cell[])[];
-  /** The human-facing row number of each record in errors (a CSV line, a JSON element). */
-  rowNumber(index: number): number;
-  /** The decimal mark of its text cells, when the file's dialect says (a `;` file: a comma). */
-  readonly decimal?: DecimalMark | undefined;
-}
-
-/** The decimal mark of numbers written as text. */
-export type DecimalMark = '.' | ',';
+export type { Cell, DecimalMark, RawTable } from './raw.js';
 
 export interface TableOptions {
   labelColumn?: string | undefined;
   idColumn?: string | undefined;
   seriesLength?: number | undefined;
+  /** Long format: the column naming each row's series (src/data/long.ts). */
+  seriesIdColumn?: string | undefined;
+  /** Long format: the column ordering a series' steps; file order when absent. */
+  timeColumn?: string | undefined;
   nanPolicy: NanPolicy;
   /** A delimited text file's delimiter (`tab` for a tab); sniffed when absent. */
   delimiter?: string | undefined;
@@ -220,6 +213,21 @@ export function tableToDataset(table: RawTable, options: TableOptions, warnings?
       location: { file: source },
     });
   }
+  if (options.seriesIdColumn !== undefined) {
+    const { dataset, firstRows } = longToDataset(table, options, {
+      find: (name, flag) => findColumn(table, name, flag),
+      isNumeric: (col) => isNumericColumn(rows, col, decimal),
+      parse: (cell) => parseCell(cell, decimal),
+      text: cellText,
+    });
+    return applyNanPolicy(
+      dataset,
+      options.nanPolicy,
+      (r) => table.rowNumber(firstRows[r]!),
+      warnings,
+      options.imputeWith,
+    );
+  }
   const labelCol = findColumn(table, options.labelColumn, '--label-column');
   const idCol = findColumn(table, options.idColumn, '--id-column');
   if (labelCol !== undefined && labelCol === idCol) {
@@ -322,7 +330,9 @@ export function seriesFromLength(
 
 /**
  * Applies the NaN/Inf policy: `error` names the first non-finite cell, `drop-rows` removes its row
- * (and reports which), `impute-mean` replaces it by its column's mean over the finite values.
+ * (and reports which), `impute-mean` replaces it by its column's mean over the finite values. In
+ * series of unequal lengths (src/data/lengths.ts), the missing steps past a series' own end are
+ * padding, not missing values: they become zeros and the dataset records each row's length.
  */
 export function applyNanPolicy(
   ds: Dataset,
@@ -331,7 +341,16 @@ export function applyNanPolicy(
   warnings?: DataWarnings,
   imputeWith?: TableOptions['imputeWith'],
 ): Dataset {
-  const { n, width, values } = ds;
+  const { n, width } = ds;
+  const dims = ds.series?.dims ?? 1;
+  const lengths = ds.lengths ?? (ds.series ? ownLengths(ds.values, n, ds.series) : undefined);
+  const within = (i: number) => withinLength(i, width, dims, lengths);
+  let values = ds.values;
+  if (lengths && !ds.lengths) {
+    values = values.slice();
+    for (let i = 0; i < values.length; i++) if (!within(i)) values[i] = 0;
+    ds = { ...ds, values, lengths };
+  }
   let firstBad = -1;
   for (let i = 0; i < values.length; i++) {
     if (!Number.isFinite(values[i]!)) {
@@ -362,7 +381,7 @@ export function applyNanPolicy(
       let count = 0;
       for (let r = 0; r < n; r++) {
         const v = values[r * width + c]!;
-        if (Number.isFinite(v)) {
+        if (Number.isFinite(v) && within(r * width + c)) {
           sum += v;
           count++;
         }
@@ -402,6 +421,7 @@ export function applyNanPolicy(
     { source: ds.source, dropped: dropped.length },
     `${dropped.length} rows with non-finite values dropped`,
   );
+  const keptLengths = lengths && Int32Array.from(keep, (r) => lengths[r]!);
   return {
     ...ds,
     n: keep.length,
@@ -409,5 +429,6 @@ export function applyNanPolicy(
     ids: ds.ids && keep.map((r) => ds.ids![r]!),
     truth: ds.truth && keep.map((r) => ds.truth![r]!),
     droppedRows: dropped,
+    ...(keptLengths?.some((l) => l < ds.series!.length) ? { lengths: keptLengths } : { lengths: undefined }),
   };
 }

@@ -1,8 +1,10 @@
 /** What every encoder is given: the cleaned input, its layout, and each sample's identity. */
 import type { Drive } from '../backends/backend.js';
+import { UsageError } from '../core/errors.js';
 import type { Matrix } from '../core/matrix.js';
 import { fnv1a } from '../core/philox.js';
 import type { SeriesLayout } from '../data/dataset.js';
+import type { PaddedSeries } from '../data/lengths.js';
 
 /** Progress of an encoder over the samples, reported after each chunk. */
 export interface EncodeProgress {
@@ -16,6 +18,11 @@ export interface EncoderInput {
   /** n x width cleaned values; a series row holds T x dims values, time-major. */
   readonly points: Matrix;
   readonly series?: SeriesLayout | undefined;
+  /**
+   * Series of unequal lengths: what the reservoirs read (each to its own end); `points` holds
+   * them resampled to one length, for the input block.
+   */
+  readonly padded?: PaddedSeries | undefined;
   /** A 32-bit identity per sample for spike randomness: see {@link sampleKeys}. */
   readonly sampleKeys: Uint32Array;
   readonly signal?: AbortSignal | undefined;
@@ -41,8 +48,25 @@ export function sampleKeys(points: Matrix, ids?: readonly string[]): Uint32Array
   return keys;
 }
 
+/** What a reservoir reads of the input: the series each to its own end, or the rows. */
+export function readValues(input: EncoderInput): Matrix {
+  return input.padded?.values ?? input.points;
+}
+
+/**
+ * Series of unequal lengths are read to their own ends only by the model space: a readout at fixed
+ * steps would read the padding of the shorter ones.
+ */
+export function requireOwnEnds(input: EncoderInput, encoder: string, readout: string): void {
+  if (input.padded && readout !== 'model-space') {
+    throw new UsageError(
+      `the ${encoder} readout "${readout}" reads every series at the same steps; series of unequal lengths need the "model-space" readout (the default for series)`,
+    );
+  }
+}
+
 /** The drive of a dynamics kernel: a static vector held `staticSteps` steps, or the series itself. */
-export function driveOf(input: EncoderInput, staticSteps: number, values: Matrix = input.points): Drive {
+export function driveOf(input: EncoderInput, staticSteps: number, values: Matrix = readValues(input)): Drive {
   return input.series
     ? { inputs: values, inputDim: input.series.dims, steps: input.series.length, sequence: true }
     : { inputs: values, inputDim: values.cols, steps: staticSteps, sequence: false };

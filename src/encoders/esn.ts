@@ -15,7 +15,7 @@ import { UsageError } from '../core/errors.js';
 import type { Features, Matrix } from '../core/matrix.js';
 import { Random } from '../core/random.js';
 import { encodeSamples } from './chunks.js';
-import { driveOf, type EncoderInput, evenSteps } from './drive.js';
+import { driveOf, type EncoderInput, evenSteps, requireOwnEnds } from './drive.js';
 import { modelSpace } from './model-space.js';
 import { recurrentWeights, reservoirMatrix, uniformMatrix } from './weights.js';
 
@@ -57,6 +57,7 @@ export async function runEsn(backend: Backend, esn: EsnState, input: EncoderInpu
   const { params } = esn;
   const drive = driveOf(input, params.steps);
   const mode = esnReadout(params, drive.sequence);
+  requireOwnEnds(input, 'esn', mode);
   const washout = Math.min(params.washout, drive.steps - 1);
   const readout: StateReadout =
     mode === 'last'
@@ -86,10 +87,11 @@ export async function runEsn(backend: Backend, esn: EsnState, input: EncoderInpu
     // The model space is fitted on the host from every state, so its states always come back.
     kept:
       mode === 'model-space' ? undefined : () => backend.reservoirRun({ ...kernelRun(drive), keep: true }),
-    chunk: async (part) => {
+    chunk: async (part, start, end) => {
       const states = await backend.reservoirRun(kernelRun(part));
+      const lengths = input.padded?.lengths.subarray(start, end);
       return mode === 'model-space'
-        ? modelSpace(states, params.units, part, washout, params.ridge, input.signal)
+        ? modelSpace(states, params.units, part, washout, params.ridge, input.signal, lengths)
         : states;
     },
   });

@@ -12,7 +12,9 @@ import type { Matrix } from '../core/matrix.js';
 
 /**
  * `states` is N x (steps x units), the state after every step; `drive.inputs` the series the
- * reservoir ran on. Returns N x ((units + 1) x dims): each series' readout coefficients.
+ * reservoir ran on, each to its own end when `lengths` says (series of unequal lengths: the
+ * states past a series' end are not read). Returns N x ((units + 1) x dims): each series'
+ * readout coefficients.
  */
 export function modelSpace(
   states: Matrix,
@@ -21,19 +23,21 @@ export function modelSpace(
   washout: number,
   ridge: number,
   signal?: AbortSignal,
+  lengths?: Int32Array,
 ): Matrix {
   const { inputs, inputDim: dims, steps } = drive;
   if (states.cols !== steps * units)
     throw new RangeError(`states have ${states.cols} columns, not ${steps} x ${units}`);
   const p = units + 1;
-  const first = Math.max(0, Math.min(washout, steps - 2));
   const out = new Float64Array(states.rows * p * dims);
   const z = new Float64Array(p);
   for (let n = 0; n < states.rows; n++) {
     if (n % 64 === 0) throwIfAborted(signal);
     const xtx = new MlMatrix(p, p);
     const xty = new MlMatrix(p, dims);
-    for (let t = first; t < steps - 1; t++) {
+    const end = lengths?.[n] ?? steps;
+    const first = Math.max(0, Math.min(washout, end - 2));
+    for (let t = first; t < end - 1; t++) {
       z[0] = 1;
       for (let j = 0; j < units; j++) z[j + 1] = states.data[n * states.cols + t * units + j]!;
       const target = n * inputs.cols + (t + 1) * dims;

@@ -44,27 +44,64 @@ export interface PipelineState {
   readonly keyedBy?: 'id' | 'content' | undefined;
   readonly blocks?: BlockScaler[] | undefined;
   readonly pca?: Pca | undefined;
+  /**
+   * The other members of a consensus (`encoders.members` > 1), each with weights of its own; the
+   * first member is `esn`, `snn` and `lsm` above, so a one-member model reads as before.
+   */
+  readonly moreMembers?: Member[] | undefined;
 }
 
 function blocksOf(method: EncoderMethod): ('esn' | 'snn' | 'lsm')[] {
   return method === 'hybrid' ? ['esn', 'snn', 'lsm'] : [method];
 }
 
-/** Makes the encoders of a method (weights from the seed) for inputs of `inputDim` values a step. */
+/** One copy of the method's encoders. */
+export interface Member {
+  readonly esn?: EsnState | undefined;
+  readonly snn?: SpikingState | undefined;
+  readonly lsm?: SpikingState | undefined;
+}
+
+/**
+ * Makes one member's encoders from the next draws of `seeds`: four seeds, in a fixed order, so
+ * adding an encoder to a method does not change the others. The SNN's spikes take `snnSpikeSeed`
+ * (the engine seed for the first member, as before members existed), else a fifth draw.
+ */
+function createMember(
+  method: EncoderMethod,
+  config: EncodersConfig,
+  inputDim: number,
+  seeds: Random,
+  snnSpikeSeed?: number,
+): Member {
+  const esnSeed = seeds.uint32();
+  const snnSeed = seeds.uint32();
+  const lsmSeed = seeds.uint32();
+  // The liquid draws its spikes from a stream of its own.
+  const lsmSpikeSeed = seeds.uint32();
+  const snnSpikes = snnSpikeSeed ?? seeds.uint32();
+  const wanted = new Set(blocksOf(method));
+  return {
+    esn: wanted.has('esn') ? createEsn(config.esn, inputDim, esnSeed) : undefined,
+    snn: wanted.has('snn') ? createSnn(config.snn, inputDim, snnSeed, snnSpikes) : undefined,
+    lsm: wanted.has('lsm') ? createLsm(config.lsm, inputDim, lsmSeed, lsmSpikeSeed) : undefined,
+  };
+}
+
+/**
+ * Makes the encoders of a method (weights from the seed) for inputs of `inputDim` values a step:
+ * `config.members` copies, each with weights of its own, whose features are stacked.
+ */
 export function createPipeline(
   method: EncoderMethod,
   config: EncodersConfig,
   inputDim: number,
   seed: number,
 ): PipelineState {
-  // Each encoder gets its own weight stream, so adding one does not change the others.
   const seeds = new Random(seed);
-  const esnSeed = seeds.uint32();
-  const snnSeed = seeds.uint32();
-  const lsmSeed = seeds.uint32();
-  // The layer keeps the engine seed for its spikes; the liquid draws from a stream of its own.
-  const lsmSpikeSeed = seeds.uint32();
-  const wanted = new Set(blocksOf(method));
+  const first = createMember(method, config, inputDim, seeds, seed);
+  const more: Member[] = [];
+  for (let i = 1; i < config.members; i++) more.push(createMember(method, config, inputDim, seeds));
   const includeInput =
     method === 'hybrid'
       ? config.hybrid.includeInput
@@ -74,9 +111,8 @@ export function createPipeline(
     seed,
     includeInput,
     inputWeight: method === 'hybrid' ? config.hybrid.inputWeight : 1,
-    esn: wanted.has('esn') ? createEsn(config.esn, inputDim, esnSeed) : undefined,
-    snn: wanted.has('snn') ? createSnn(config.snn, inputDim, snnSeed, seed) : undefined,
-    lsm: wanted.has('lsm') ? createLsm(config.lsm, inputDim, lsmSeed, lsmSpikeSeed) : undefined,
+    ...first,
+    ...(more.length > 0 ? { moreMembers: more } : {}),
   };
 }
 
@@ -92,15 +128,17 @@ interface RawBlock {
  */
 async function rawBlocks(backend: Backend, state: PipelineState, input: EncoderInput, out: RawBlock[]) {
   if (state.includeInput) out.push({ name: 'input', features: input.points });
-  for (const name of blocksOf(state.method)) {
-    throwIfAborted(input.signal);
-    const features =
-      name === 'esn'
-        ? await runEsn(backend, state.esn!, input)
-        : await runSpiking(backend, (name === 'snn' ? state.snn : state.lsm)!, input);
-    out.push({ name, features });
-    // Kept features are checked by the moments and the assembly that read them on the device.
-    if (!isDeviceMatrix(features)) requireFinite(features.data, `the ${name} encoder`);
+  for (const member of [state, ...(state.moreMembers ?? [])]) {
+    for (const name of blocksOf(state.method)) {
+      throwIfAborted(input.signal);
+      const features =
+        name === 'esn'
+          ? await runEsn(backend, member.esn!, input)
+          : await runSpiking(backend, (name === 'snn' ? member.snn : member.lsm)!, input);
+      out.push({ name, features });
+      // Kept features are checked by the moments and the assembly that read them on the device.
+      if (!isDeviceMatrix(features)) requireFinite(features.data, `the ${name} encoder`);
+    }
   }
 }
 
@@ -163,8 +201,10 @@ export async function fitPipeline(
   const scalers: BlockScaler[] = [];
   try {
     await rawBlocks(backend, state, input, blocks);
+    // The members of a consensus share one encoder's weight: together, the variance of one block.
+    const memberShare = 1 / Math.sqrt(1 + (state.moreMembers?.length ?? 0));
     for (const b of blocks) {
-      scalers.push(await fitBlock(backend, b, order, b.name === 'input' ? state.inputWeight : 1));
+      scalers.push(await fitBlock(backend, b, order, b.name === 'input' ? state.inputWeight : memberShare));
     }
     if (scalers.every((b) => b.keep.length === 0)) {
       throw new DataError(
@@ -245,5 +285,8 @@ export function featureWidths(
       perSampleChunk += 8 * (mode === 'model-space' ? params.neurons * steps : width);
     }
   }
+  // Members run one after another; each adds its blocks to the features.
+  const inputWidth = includeInput ? inputCols : 0;
+  raw = inputWidth + (raw - inputWidth) * config.members;
   return { raw, final: method === 'hybrid' ? Math.min(config.hybrid.components, raw) : raw, perSampleChunk };
 }

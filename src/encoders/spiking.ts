@@ -9,7 +9,7 @@ import { UsageError } from '../core/errors.js';
 import type { Features, Matrix } from '../core/matrix.js';
 import { Random } from '../core/random.js';
 import { encodeSamples, sliceRows } from './chunks.js';
-import { driveOf, type EncoderInput } from './drive.js';
+import { driveOf, type EncoderInput, readValues, requireOwnEnds } from './drive.js';
 import { modelSpace } from './model-space.js';
 import { liquidWiring, normalMatrix, recurrentWeights } from './weights.js';
 
@@ -82,7 +82,7 @@ export async function runSpiking(
 ): Promise<Features> {
   const p = state.params;
   const staticSteps = Math.max(1, Math.round(p.duration / p.dt));
-  let values = input.points;
+  let values = readValues(input);
   // A sequence shows each value for one step: one coin flip at p <= maxRate dt would lose it, so
   // `auto` codes a sequence as current and only a static input (seen for many steps) as rates.
   const encoding = p.encoding === 'auto' ? (input.series ? 'current' : 'rate') : p.encoding;
@@ -94,6 +94,7 @@ export async function runSpiking(
   }
   const drive = driveOf(input, staticSteps, values);
   const mode = spikingReadout(state, drive.sequence);
+  requireOwnEnds(input, state.kind, mode);
   // The model space needs the trace after every step; the others keep a few windows of a sequence.
   const windows =
     mode === 'model-space' ? drive.steps : drive.sequence ? Math.min(p.timePoints, drive.steps) : 1;
@@ -134,7 +135,8 @@ export async function runSpiking(
       const out = await backend.spikingRun(kernelRun(part, input.sampleKeys.subarray(start, end)));
       if (mode === 'model-space') {
         const next = { ...targets, inputs: sliceRows(targets.inputs, start, end) };
-        return modelSpace(out, units, next, p.washout, p.ridge, input.signal);
+        const lengths = input.padded?.lengths.subarray(start, end);
+        return modelSpace(out, units, next, p.washout, p.ridge, input.signal, lengths);
       }
       return out;
     },

@@ -3,7 +3,7 @@
  * (rows, columns, k, the encoders' widths and weights), refused before anything runs when it would
  * pass the critical share of the memory budget, or any engine's largest array.
  */
-import type { Config } from '../config/schema.js';
+import type { RunConfig } from '../config/schema.js';
 import { ResourceExhaustedError } from '../core/errors.js';
 import type { Matrix } from '../core/matrix.js';
 import type { Scaler } from '../data/clean.js';
@@ -19,7 +19,7 @@ export interface PreparedInput {
 }
 
 /** The bytes a fit of the prepared job would need at its peak, its feature width, and an array no engine can make. */
-export function jobMemory(config: Config, prepared: PreparedInput, k: number, logger: Logger) {
+export function jobMemory(config: RunConfig, prepared: PreparedInput, k: number, logger: Logger) {
   const { cleaned, scaler } = prepared;
   const method = config.engine.method;
   const inputDim = scaler.series?.dims ?? cleaned.cols;
@@ -58,7 +58,7 @@ export function jobMemory(config: Config, prepared: PreparedInput, k: number, lo
  * process would pass the critical share of its budget; warns past the warning share.
  */
 export function admitJob(
-  config: Config,
+  config: RunConfig,
   monitor: ResourceMonitor,
   logger: Logger,
   prepared: PreparedInput,

@@ -19,7 +19,7 @@ import type { RunningMoments } from '../linalg/running.js';
 import type { ResourceMonitor } from '../observability/resources.js';
 import { jobMemory } from './admission.js';
 import type { PassProgress } from './result.js';
-import type { StageContext } from './stages.js';
+import type { LoadContext, StageContext } from './stages.js';
 
 /** The fitted plan a pass over the features applies to every chunk. */
 export interface Plan {
@@ -35,7 +35,13 @@ export interface Plan {
  */
 export function streamsAtAll(config: Config): boolean {
   const p = config.privacy;
-  return config.stream.mode !== 'off' && p.epsilon === undefined && p.minClusterSize === undefined;
+  // A long table's series may spread over the whole file: it is read whole.
+  return (
+    config.stream.mode !== 'off' &&
+    p.epsilon === undefined &&
+    p.minClusterSize === undefined &&
+    config.data.seriesIdColumn === undefined
+  );
 }
 
 /**
@@ -64,7 +70,7 @@ export class PassMeter {
   private rows = 0;
 
   constructor(
-    private readonly ctx: StageContext,
+    private readonly ctx: LoadContext,
     private readonly pass: PassProgress['pass'],
     private readonly total: number | undefined,
     private readonly iteration?: number,

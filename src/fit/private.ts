@@ -17,12 +17,13 @@ import { fromPico, type PrivacyKind } from '../security/privacy/mechanisms.js';
 import type { Clustered } from './finish.js';
 import type { PhaseClock } from './result.js';
 import { checkShape, inertiaOf, rawMatrix } from './rows.js';
-import type { StageContext } from './stages.js';
+import type { LoadContext, StageContext } from './stages.js';
 
 /** Refuses what the private path cannot release privately, before anything is read. */
-export function checkPrivateFit(ctx: StageContext): void {
+export function checkPrivateFit(ctx: LoadContext): void {
   const method = ctx.config.engine.method;
-  if (method !== 'kmeans') {
+  // `auto` settles on kmeans for a private fit (stages.ts, settle).
+  if (method !== 'kmeans' && method !== 'auto') {
     throw new UsageError(
       `differential privacy (--epsilon) runs the kmeans method only: the ${method} encoders fit block scalers${method === 'hybrid' ? ' and a PCA' : ''} on the data without noise (use --method kmeans)`,
     );

@@ -12,10 +12,11 @@
  */
 import type { Backend } from '../backends/backend.js';
 import { type KMeansFit, kmeans } from '../cluster/kmeans.js';
-import type { Config } from '../config/schema.js';
+import { type Config, concreteMethod, type RunConfig } from '../config/schema.js';
 import type { Matrix } from '../core/matrix.js';
 import { applyScaler, fitScaler, type Scaler } from '../data/clean.js';
 import type { Dataset } from '../data/dataset.js';
+import { type PaddedSeries, splitPadded } from '../data/lengths.js';
 import { datasetFromRows } from '../data/load.js';
 import { canonicalOrder, permuteRows } from '../data/order.js';
 import { sampleKeys } from '../encoders/drive.js';
@@ -34,8 +35,8 @@ export type DataInput =
   | { readonly rows: number; readonly cols: number; readonly data: ArrayLike<number> }
   | Dataset;
 
-/** What every stage may read: the job's configuration and where it reports. */
-export interface StageContext {
+/** What reading the input may read: the job's configuration and where it reports. */
+export interface LoadContext {
   readonly config: Config;
   readonly logger: Logger;
   readonly metrics: EngineMetrics;
@@ -47,8 +48,25 @@ export interface StageContext {
   readonly rowQuota?: RowQuota | undefined;
 }
 
+/** What every stage after the load may read: the job's settled configuration and where it reports. */
+export interface StageContext extends LoadContext {
+  readonly config: RunConfig;
+}
+
+/**
+ * The stages' context for an input that is (or is not) a series: `engine.method: auto` becomes
+ * the method chosen for that kind of input (AUTO_METHODS); a private fit's `auto` is `kmeans`,
+ * the one method it can release privately.
+ */
+export function settle(ctx: LoadContext, series: boolean): StageContext {
+  const { engine, privacy } = ctx.config;
+  if (engine.method !== 'auto') return ctx as StageContext;
+  const method = privacy.epsilon === undefined ? concreteMethod(engine.method, series) : 'kmeans';
+  return { ...ctx, config: { ...ctx.config, engine: { ...engine, method } } };
+}
+
 /** Reads or wraps the input as a Dataset, validated (a file within the security limits). */
-export async function loadStage(ctx: StageContext, data: DataInput): Promise<Dataset> {
+export async function loadStage(ctx: LoadContext, data: DataInput): Promise<Dataset> {
   if (isDataset(data)) return data;
   const opts = { ...ctx.config.data };
   const dataset =
@@ -69,8 +87,10 @@ export interface Prepared {
   /** The canonical row order: every statistic is fitted over the rows in it. */
   readonly order: Int32Array;
   readonly scaler: Scaler;
-  /** The cleaned input, in file order. */
+  /** The cleaned input, in file order (series of unequal lengths resampled to the longest). */
   readonly cleaned: Matrix;
+  /** Series of unequal lengths, cleaned, as the reservoirs read them: each to its own end. */
+  readonly padded?: PaddedSeries | undefined;
   readonly keyedBy: 'id' | 'content';
 }
 
@@ -83,9 +103,10 @@ export function prepareStage(ctx: StageContext, dataset: Dataset, k: number): Pr
   const keys = sampleKeys(rawMatrix(dataset), dataset.ids);
   const order = canonicalOrder(rawMatrix(dataset), keys);
   const scaler = fitScaler(dataset, ctx.config.data.standardize, ctx.logger, order);
-  const cleaned: Matrix = { rows: dataset.n, cols: scaler.keep.length, data: applyScaler(dataset, scaler) };
+  const values: Matrix = { rows: dataset.n, cols: scaler.keep.length, data: applyScaler(dataset, scaler) };
+  const { cleaned, padded } = splitPadded(values, dataset.series, dataset.lengths);
   if (scaler.keep.length < dataset.width) ctx.metrics.columnsDropped.inc(dataset.width - scaler.keep.length);
-  return { keys, order, scaler, cleaned, keyedBy: dataset.ids ? 'id' : 'content' };
+  return { keys, order, scaler, cleaned, padded, keyedBy: dataset.ids ? 'id' : 'content' };
 }
 
 /** What the encode stage hands to K-means: the features in canonical order, and the fitted encoders. */
@@ -106,9 +127,9 @@ export async function encodeStage(
 ): Promise<Encoded> {
   const { config, signal, onProgress } = ctx;
   const method = config.engine.method;
-  const { cleaned, scaler, keys, order, keyedBy } = prepared;
+  const { cleaned, padded, scaler, keys, order, keyedBy } = prepared;
   if (method === 'kmeans') return { ordered: permuteRows(cleaned, order), pipeline: undefined };
-  const input = { points: cleaned, series: scaler.series, sampleKeys: keys, signal, onProgress };
+  const input = { points: cleaned, padded, series: scaler.series, sampleKeys: keys, signal, onProgress };
   const inputDim = input.series?.dims ?? cleaned.cols;
   const created = { ...createPipeline(method, config.encoders, inputDim, config.engine.seed), keyedBy };
   const { state, ordered } = await fitPipeline(

@@ -11,7 +11,7 @@ import { type LabelsSink, writeLabelsFile } from '../data/labels-file.js';
 import { RunningMoments } from '../linalg/running.js';
 import { chunkRowsOfJob, featuresOf, imputationMeans, PassMeter, type Plan, readOptions } from './chunks.js';
 import type { FittedModel } from './persistence.js';
-import type { StageContext } from './stages.js';
+import type { LoadContext } from './stages.js';
 import type { StreamedDeps } from './streamed.js';
 
 /** What a prediction gives: the labels (when held), how many rows, the clusters' sizes. */
@@ -33,7 +33,7 @@ export interface Prediction {
  * labels written to `labelsOut` as they come, and held only up to `output.inlineLabelsMax` rows.
  */
 export async function streamedPredict(
-  ctx: StageContext,
+  ctx: LoadContext,
   file: ChunkedFile,
   model: FittedModel,
   backend: Backend,
@@ -41,7 +41,9 @@ export async function streamedPredict(
 ): Promise<Prediction> {
   const { config, signal } = ctx;
   const { scaler, k, d } = model;
-  const chunkRows = chunkRowsOfJob(ctx, deps.monitor, scaler, k);
+  // A chunk is sized by the model's own method, whatever the configuration says now.
+  const sized = { ...ctx, config: { ...config, engine: { ...config.engine, method: model.method } } };
+  const chunkRows = chunkRowsOfJob(sized, deps.monitor, scaler, k);
   let imputeWith: number[] | undefined;
   if (config.data.nanPolicy === 'impute-mean') {
     const moments = new RunningMoments(scaler.inputColumns.length);

@@ -24,7 +24,7 @@ import type { Backend, BackendAttempt } from '../backends/backend.js';
 import type { QualityGate } from '../cluster/gates.js';
 import { type ExternalQuality, type InternalQuality, internalQuality } from '../cluster/metrics.js';
 import { ClusterMoments, ContingencyCounts, nextCentres, streamedQuality } from '../cluster/streamed.js';
-import type { Config } from '../config/schema.js';
+import type { Method } from '../config/schema.js';
 import { throwIfAborted } from '../core/cancel.js';
 import { currentCorrelationId } from '../core/context.js';
 import { DataError, requireFinite } from '../core/errors.js';
@@ -64,7 +64,14 @@ import {
 } from './ranges.js';
 import { type ClusteringResult, checkRowQuota, type PhaseClock } from './result.js';
 import { checkShape } from './rows.js';
-import { clusterStage, encodeStage, type Prepared, type StageContext } from './stages.js';
+import {
+  clusterStage,
+  encodeStage,
+  type LoadContext,
+  type Prepared,
+  type StageContext,
+  settle,
+} from './stages.js';
 
 /** What the survey learnt of the whole file. */
 interface Survey {
@@ -111,7 +118,7 @@ export interface StreamedDeps {
  * ranges of `perRange` chunks that the later passes map.
  */
 async function survey(
-  ctx: StageContext,
+  ctx: LoadContext,
   file: ChunkedFile,
   chunkRows: number,
   perRange: number,
@@ -227,7 +234,7 @@ function prepareSample(ds: Dataset, scaler: Scaler): Prepared {
 /** What the sample fit and the passes over the spill produced on one backend. */
 interface Streamed {
   readonly backend: Backend;
-  readonly method: Config['engine']['method'];
+  readonly method: Method;
   readonly pipeline: PipelineState | undefined;
   readonly centres: Float64Array;
   readonly d: number;
@@ -248,26 +255,28 @@ interface Streamed {
  * `output.inlineLabelsMax` rows; past that they are only in the labels file, which is then required.
  */
 export async function streamedFit(
-  ctx: StageContext,
+  loading: LoadContext,
   file: ChunkedFile,
   k: number,
   clock: PhaseClock,
   deps: StreamedDeps,
 ): Promise<{ result: ClusteringResult; model: FittedModel }> {
-  const { config } = ctx;
-  const inlineMax = config.output.inlineLabelsMax;
+  const { config: asked } = loading;
+  const inlineMax = asked.output.inlineLabelsMax;
   // Known up front for NPY (unless rows may be dropped): refused before the file is read.
-  if (file.records !== undefined && config.data.nanPolicy !== 'drop-rows') {
+  if (file.records !== undefined && asked.data.nanPolicy !== 'drop-rows') {
     tooManyToHold(file.records, inlineMax, deps.labelsOut);
   }
   // Until the survey says how wide a row is, a chunk is sized by the bytes of a record in the file
   // (a value takes at least two of them): eight bytes a value, in four copies.
-  const memoryRows = chunkRowsFor(config, deps.monitor, Math.max(64, (file.bytesPerRecord / 2) * 8 * 4));
+  const memoryRows = chunkRowsFor(asked, deps.monitor, Math.max(64, (file.bytesPerRecord / 2) * 8 * 4));
   // Ranges are whole survey chunks: the survey knows where each chunk starts in the file.
-  const { taskRows } = config.distributed;
+  const { taskRows } = asked.distributed;
   const surveyRows = Math.min(memoryRows, taskRows);
   const perRange = Math.max(1, Math.floor(taskRows / surveyRows));
-  const s = await clock.time('load', () => survey(ctx, file, surveyRows, perRange));
+  const s = await clock.time('load', () => survey(loading, file, surveyRows, perRange));
+  const ctx = settle(loading, s.series !== undefined);
+  const { config } = ctx;
   checkShape({ n: s.rows, source: s.source }, k);
   tooManyToHold(s.rows, inlineMax, deps.labelsOut);
   const inline = s.rows <= inlineMax;
@@ -284,7 +293,7 @@ export async function streamedFit(
   const chunkRows = Math.min(surveyRows, chunkRowsOfJob(ctx, deps.monitor, scaler, k));
   const spillDir = new SpillDir();
   try {
-    const run = (backend: Backend, method: Config['engine']['method'], signal: AbortSignal | undefined) =>
+    const run = (backend: Backend, method: Method, signal: AbortSignal | undefined) =>
       streamOn(
         {
           ...ctx,

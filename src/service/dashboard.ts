@@ -40,7 +40,7 @@ export const DASHBOARD_HTML = `<!doctype html>
     <form id="submit-form">
       <label>file <input name="file" type="file" required></label>
       <label>k <input name="k" type="number" min="1" value="3" required></label>
-      <label>method <select name="method"><option>hybrid</option><option>kmeans</option><option>esn</option><option>snn</option><option>lsm</option></select></label>
+      <label>method <select name="method"><option>auto</option><option>hybrid</option><option>kmeans</option><option>esn</option><option>snn</option><option>lsm</option></select></label>
       <button type="submit">submit</button>
       <span id="submit-result" role="status"></span>
     </form>

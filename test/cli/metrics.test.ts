@@ -34,7 +34,7 @@ describe('neurocluster metrics', () => {
     const shown = cli(['metrics', '--from', prom]);
     expect(shown.code).toBe(0);
     expect(shown.stdout).toMatch(
-      /^neurocluster_operations_total\{method="hybrid",.*outcome="succeeded"\} 1$/m,
+      /^neurocluster_operations_total\{method="kmeans",.*outcome="succeeded"\} 1$/m,
     );
     expect(cli(['metrics', '--from', join(dir, 'missing.prom')]).code).toBe(2);
   });

@@ -90,6 +90,8 @@ describe('neurocluster predict', () => {
       EMPLOYEES,
       '--k',
       '4',
+      '--method',
+      'hybrid',
       '--id-column',
       'employee_id',
       '--save-model',

@@ -15,7 +15,7 @@ describe('configuration schema', () => {
   it('fills every default from the one schema', () => {
     const c = resolveConfig();
     expect(c.engine).toEqual({
-      method: 'hybrid',
+      method: 'auto',
       backend: 'auto',
       seed: 0,
       silhouetteExactMaxSamples: 10_000,

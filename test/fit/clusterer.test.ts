@@ -82,6 +82,7 @@ describe('NeuromorphicClusterer', () => {
   it('reports encoder progress per chunk of samples, then K-means progress', async () => {
     const events: string[] = [];
     const clusterer = new NeuromorphicClusterer({
+      method: 'hybrid',
       nClusters: 3,
       logger: quiet,
       config: { data: { labelColumn: 'species' } },

@@ -284,7 +284,7 @@ describe('batch exports', () => {
     const text = readFileSync(out, 'utf8');
     expect(text).toMatch(/^# TYPE neurocluster_operations_total counter$/m);
     expect(text).toMatch(
-      /^neurocluster_operations_total\{method="hybrid",backend="none",outcome="failed"\} [1-9]/m,
+      /^neurocluster_operations_total\{method="auto",backend="none",outcome="failed"\} [1-9]/m,
     );
   });
 
@@ -322,7 +322,7 @@ describe('batch exports', () => {
       expect(pushes[0]!.method).toBe('PUT');
       expect(pushes[0]!.url).toBe(`/metrics/job/neurocluster/instance/${encodeURIComponent(hostname())}`);
       expect(pushes[0]!.body).toMatch(
-        /^neurocluster_operations_total\{method="hybrid",backend="js",outcome="succeeded"\} [1-9]/m,
+        /^neurocluster_operations_total\{method="kmeans",backend="js",outcome="succeeded"\} [1-9]/m,
       );
     } finally {
       server.close();

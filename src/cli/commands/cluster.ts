@@ -19,6 +19,8 @@ const FLAGS = [
   schemaFlag('--seed <n>', 'engine.seed'),
   schemaFlag('--label-column <name>', 'data.labelColumn'),
   schemaFlag('--id-column <name>', 'data.idColumn'),
+  schemaFlag('--series-id <name>', 'data.seriesIdColumn'),
+  schemaFlag('--time-column <name>', 'data.timeColumn'),
   schemaFlag('--series-length <T>', 'data.seriesLength'),
   schemaFlag('--nan-policy <policy>', 'data.nanPolicy'),
   schemaFlag('--delimiter <c>', 'data.delimiter'),

@@ -16,6 +16,8 @@ const FLAGS = [
   schemaFlag('--gpu-adapter <name>', 'engine.webgpu.adapter'),
   schemaFlag('--id-column <name>', 'data.idColumn'),
   schemaFlag('--label-column <name>', 'data.labelColumn'),
+  schemaFlag('--series-id <name>', 'data.seriesIdColumn'),
+  schemaFlag('--time-column <name>', 'data.timeColumn'),
   schemaFlag('--nan-policy <policy>', 'data.nanPolicy'),
   schemaFlag('--delimiter <c>', 'data.delimiter'),
   schemaFlag('--decimal <mark>', 'data.decimal'),
@@ -30,6 +32,8 @@ interface PredictFlags extends GlobalFlags {
   backend?: 'auto' | 'js' | 'wasm' | 'webgpu';
   idColumn?: string;
   labelColumn?: string;
+  seriesId?: string;
+  timeColumn?: string;
   nanPolicy?: 'error' | 'drop-rows' | 'impute-mean';
 }
 
@@ -63,6 +67,8 @@ export function predictCommand(): Command {
           data: {
             idColumn: flags.idColumn,
             labelColumn: flags.labelColumn,
+            seriesIdColumn: flags.seriesId,
+            timeColumn: flags.timeColumn,
             nanPolicy: flags.nanPolicy,
             // How this file is written is this file's, never the training file's.
             delimiter: config.data.delimiter,
