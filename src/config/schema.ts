@@ -238,6 +238,10 @@ export const esnSchema = z.strictObject({
   timePoints: z.int().min(1).default(4).describe('readout "times": states at this many evenly spaced steps'),
   includeInput: z.boolean().default(true).describe('readout [u; x]: the input beside the states'),
   ridge: positive().default(1).describe('readout "model-space": ridge penalty of the per-series readout'),
+  bidirectional: z
+    .boolean()
+    .default(true)
+    .describe('a series is also read backwards, its features beside the forward ones (Bianchi et al. 2020)'),
 });
 
 export const snnSchema = z.strictObject({

@@ -25,6 +25,8 @@ export interface LongColumns {
   readonly isNumeric: (col: number) => boolean;
   readonly parse: (cell: Cell) => number | undefined;
   readonly text: (cell: Cell) => string;
+  /** Told the columns left out for not being numeric. */
+  readonly ignored: (names: string[]) => void;
 }
 
 /** A time cell as a number to order steps by: a number, else an ISO date's milliseconds. */
@@ -55,11 +57,15 @@ export function longToDataset(
   const idCol = columns.find(options.seriesIdColumn, '--series-id')!;
   const timeCol = columns.find(options.timeColumn, '--time-column');
   const labelCol = columns.find(options.labelColumn, '--label-column');
-  const roles = new Set([idCol, timeCol, labelCol].filter((c) => c !== undefined));
-  if (roles.size < [idCol, timeCol, labelCol].filter((c) => c !== undefined).length) {
+  const named = [idCol, timeCol, labelCol].filter((c) => c !== undefined);
+  const roles = new Set(named);
+  if (roles.size < named.length) {
     throw new UsageError('--series-id, --time-column and --label-column must name different columns');
   }
-  const valueCols = header.map((_, i) => i).filter((i) => !roles.has(i) && columns.isNumeric(i));
+  const others = header.map((_, i) => i).filter((i) => !roles.has(i));
+  const valueCols = others.filter((i) => columns.isNumeric(i));
+  const ignored = others.filter((i) => !valueCols.includes(i)).map((i) => header[i]!);
+  if (ignored.length > 0) columns.ignored(ignored);
   if (valueCols.length === 0) {
     throw new DataError('NEUROCLUSTER_ERR_DATA_FORMAT', 'no numeric value column beside the series id', {
       location: { file: source },

@@ -219,6 +219,8 @@ export function tableToDataset(table: RawTable, options: TableOptions, warnings?
       isNumeric: (col) => isNumericColumn(rows, col, decimal),
       parse: (cell) => parseCell(cell, decimal),
       text: cellText,
+      ignored: (columns) =>
+        warnings?.warn({ columns, source }, `non-numeric columns ignored: ${columns.join(', ')}`),
     });
     return applyNanPolicy(
       dataset,

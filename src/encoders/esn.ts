@@ -58,6 +58,8 @@ export async function runEsn(backend: Backend, esn: EsnState, input: EncoderInpu
   const drive = driveOf(input, params.steps);
   const mode = esnReadout(params, drive.sequence);
   requireOwnEnds(input, 'esn', mode);
+  // A series read backwards too; a static input held still reads the same either way.
+  const backwards = params.bidirectional && drive.sequence;
   const washout = Math.min(params.washout, drive.steps - 1);
   const readout: StateReadout =
     mode === 'last'
@@ -84,15 +86,48 @@ export async function runEsn(backend: Backend, esn: EsnState, input: EncoderInpu
     encoder: 'esn',
     drive,
     bytesPerSample,
-    // The model space is fitted on the host from every state, so its states always come back.
+    // The model space is fitted on the host from every state, so its states always come back;
+    // so are the states of both directions, put side by side there.
     kept:
-      mode === 'model-space' ? undefined : () => backend.reservoirRun({ ...kernelRun(drive), keep: true }),
+      mode === 'model-space' || backwards
+        ? undefined
+        : () => backend.reservoirRun({ ...kernelRun(drive), keep: true }),
     chunk: async (part, start, end) => {
-      const states = await backend.reservoirRun(kernelRun(part));
       const lengths = input.padded?.lengths.subarray(start, end);
-      return mode === 'model-space'
-        ? modelSpace(states, params.units, part, washout, params.ridge, input.signal, lengths)
-        : states;
+      const features = async (d: Drive) => {
+        const states = await backend.reservoirRun(kernelRun(d));
+        return mode === 'model-space'
+          ? modelSpace(states, params.units, d, washout, params.ridge, input.signal, lengths)
+          : states;
+      };
+      const forward = await features(part);
+      return backwards ? sideBySide(forward, await features(reversed(part, lengths))) : forward;
     },
   });
+}
+
+/** The drive with every series read from its own end back to its start (its padding left after it). */
+export function reversed(drive: Drive, lengths?: Int32Array): Drive {
+  const { inputs, inputDim: dims, steps } = drive;
+  const data = new Float64Array(inputs.rows * inputs.cols);
+  for (let r = 0; r < inputs.rows; r++) {
+    const end = lengths?.[r] ?? steps;
+    const base = r * inputs.cols;
+    for (let t = 0; t < end; t++) {
+      for (let j = 0; j < dims; j++)
+        data[base + t * dims + j] = inputs.data[base + (end - 1 - t) * dims + j]!;
+    }
+  }
+  return { ...drive, inputs: { ...inputs, data } };
+}
+
+/** Two feature matrices of the same rows, side by side. */
+function sideBySide(a: Matrix, b: Matrix): Matrix {
+  const cols = a.cols + b.cols;
+  const data = new Float64Array(a.rows * cols);
+  for (let r = 0; r < a.rows; r++) {
+    data.set(a.data.subarray(r * a.cols, (r + 1) * a.cols), r * cols);
+    data.set(b.data.subarray(r * b.cols, (r + 1) * b.cols), r * cols + a.cols);
+  }
+  return { rows: a.rows, cols, data };
 }

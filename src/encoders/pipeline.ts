@@ -269,7 +269,8 @@ export function featureWidths(
             : mode === 'times'
               ? u * config.esn.timePoints
               : (u + 1) * inputDim;
-      raw += width;
+      // A series read backwards too gives as many features again.
+      raw += sequence && config.esn.bidirectional ? 2 * width : width;
       // The model space holds every step's state of a chunk before the readout.
       const steps = sequence ? inputCols / inputDim : config.esn.steps;
       perSampleChunk += 8 * (mode === 'model-space' ? u * steps : width);

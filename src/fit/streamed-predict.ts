@@ -41,8 +41,16 @@ export async function streamedPredict(
 ): Promise<Prediction> {
   const { config, signal } = ctx;
   const { scaler, k, d } = model;
-  // A chunk is sized by the model's own method, whatever the configuration says now.
-  const sized = { ...ctx, config: { ...config, engine: { ...config.engine, method: model.method } } };
+  // A chunk is sized by the model's own method and members, whatever the configuration says now.
+  const members = 1 + (model.pipeline?.moreMembers?.length ?? 0);
+  const sized = {
+    ...ctx,
+    config: {
+      ...config,
+      engine: { ...config.engine, method: model.method },
+      encoders: { ...config.encoders, members },
+    },
+  };
   const chunkRows = chunkRowsOfJob(sized, deps.monitor, scaler, k);
   let imputeWith: number[] | undefined;
   if (config.data.nanPolicy === 'impute-mean') {

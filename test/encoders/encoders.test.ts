@@ -146,10 +146,29 @@ describe('sequences drive the reservoirs step by step', () => {
   const input = { points, series: { length: 24, dims: 1 }, sampleKeys: sampleKeys(points) };
   const config = resolveConfig();
 
-  it('the model-space readout gives (units + 1) x dims coefficients per series', async () => {
-    const esn = createEsn(config.encoders.esn, 1, 1);
-    const features = await runEsn(backend, esn, input);
+  it('the model-space readout gives (units + 1) x dims coefficients per series, each direction', async () => {
+    const forward = createEsn({ ...config.encoders.esn, bidirectional: false }, 1, 1);
+    const features = await runEsn(backend, forward, input);
     expect([features.rows, features.cols]).toEqual([36, 101]);
+    const both = await runEsn(backend, createEsn(config.encoders.esn, 1, 1), input);
+    expect([both.rows, both.cols]).toEqual([36, 202]);
+  });
+
+  it('bidirectional: the forward features, then those of each series read from its end', async () => {
+    const esn = createEsn({ ...config.encoders.esn, bidirectional: false }, 1, 1);
+    const both = await runEsn(backend, { ...esn, params: { ...esn.params, bidirectional: true } }, input);
+    const forward = await runEsn(backend, esn, input);
+    const backward = await runEsn(backend, esn, {
+      ...input,
+      points: { ...points, data: Float64Array.from(series.flatMap((r) => [...r].reverse())) },
+    });
+    expect([both.rows, both.cols]).toEqual([36, 202]);
+    for (let r = 0; r < 36; r++) {
+      expect(Array.from(both.data.subarray(r * 202, r * 202 + 101))).toEqual(Array.from(rowOf(forward, r)));
+      expect(Array.from(both.data.subarray(r * 202 + 101, (r + 1) * 202))).toEqual(
+        Array.from(rowOf(backward, r)),
+      );
+    }
   });
 
   it('the leak sets the memory of a sequence-driven reservoir', async () => {

@@ -82,7 +82,7 @@ describe('engine.method auto', () => {
 });
 
 describe('encoders.members', () => {
-  const config = (members: number) => ({ ...resolveConfig({ encoders: { members } }).encoders });
+  const config = (members: number) => resolveConfig({ encoders: { members } }).encoders;
 
   it('keeps the one-member pipeline as its first member and gives the others weights of their own', () => {
     const one = createPipeline('hybrid', config(1), 1, 5);
