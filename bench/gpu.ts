@@ -6,7 +6,7 @@
  * give the same labels for every method on iris and the development series sets, and with
  * --fit-n, a whole `esn` fit (encoder, moments, assembly, K-means, scores) timed twice in the same
  * run: the encoder's output kept on the device into K-means, and brought back to the host and sent
- * up again (the backend told not to keep it), and with --hybrid-n, the whole default fit
+ * up again (the backend told not to keep it), and with --hybrid-n, the whole `hybrid` fit
  * (bench/hybrid-fit.ts) in a process of its own: wall time, phases, peak host RSS, the pool's and
  * nvidia-smi's device memory high-water mark, and the ARI against a CPU backend's labels of the same
  * fit (--hybrid-reference, written beforehand by `node dist/bench/hybrid-fit.js`), and with --scale-n,

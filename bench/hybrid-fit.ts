@@ -1,5 +1,5 @@
 /**
- * The whole default fit (`hybrid`) of the GPU proof on n x 16 overlapping blobs, on one backend
+ * The whole `hybrid` fit of the GPU proof on n x 16 overlapping blobs, on one backend
  * instance: shared by the GPU bench (WebGPU) and by bench/hybrid-labels.ts, which writes the labels
  * of the same fit on a CPU backend for the GPU run to compare with.
  */

@@ -203,7 +203,6 @@ async function npyFile(handle: Handle, source: string, size: number, head: Uint8
   };
 }
 
-/** A chunk's dropped rows as indices in the file. */
 /**
  * A chunk as the file's: its dropped rows numbered in the file. Series of unequal lengths are
  * refused: a chunk cannot know the longest series of the file, so they are read whole.

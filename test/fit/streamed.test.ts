@@ -51,7 +51,11 @@ describe('a streamed fit', () => {
       expect(streamed.streamed).toBeDefined();
       expect(inMemory.streamed).toBeUndefined();
       expect(Array.from(streamed.labels)).toEqual(Array.from(inMemory.labels));
-      expect(streamed.external).toEqual(inMemory.external);
+      // The same labels, counted over chunks with the clusters in label order where the fit in
+      // memory takes them as they first appear: the sums may differ in the last bit.
+      for (const key of ['ari', 'nmi', 'randIndex'] as const) {
+        expect(streamed.external![key]).toBeCloseTo(inMemory.external![key], 12);
+      }
       for (const key of ['silhouette', 'calinskiHarabasz', 'daviesBouldin', 'inertia'] as const) {
         expect(streamed.quality[key]).toBeCloseTo(inMemory.quality[key]!, 4);
       }
