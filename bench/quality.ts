@@ -303,6 +303,13 @@ async function main(): Promise<void> {
     ? (JSON.parse(readFileSync(values.candidates, 'utf8')) as Candidate[])
     : (values.methods.split(',') as (Method | 'auto')[]).map((m) => ({ name: m, method: m, config }));
   const synthetic = mkdtempSync(join(tmpdir(), 'neurocluster-quality-'));
+  // A run stopped with Ctrl-C or a kill leaves no synthetic files behind either.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      rmSync(synthetic, { recursive: true, force: true });
+      process.exit(signal === 'SIGINT' ? 130 : 143);
+    });
+  }
   try {
     const wanted = values.sets?.split(',');
     const cases = developmentPool('.', synthetic).filter(
