@@ -11,6 +11,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Random } from '../src/core/random.js';
+import { seriesColumns } from '../src/data/dataset.js';
 
 export interface SyntheticSet {
   readonly name: string;
@@ -233,9 +234,7 @@ export function toCsv(set: SyntheticSet): string {
   const header =
     set.kind === 'tabular'
       ? Array.from({ length: width }, (_, j) => `x${j}`)
-      : set.dims === 1
-        ? Array.from({ length: width }, (_, t) => `t${t}`)
-        : Array.from({ length: width }, (_, j) => `d${j % set.dims}_t${Math.floor(j / set.dims)}`);
+      : seriesColumns({ length: width / set.dims, dims: set.dims });
   const lines = [['label', ...header].join(',')];
   set.rows.forEach((row, i) => {
     lines.push(`${set.labels[i]},${Array.from(row, (v) => v.toPrecision(8)).join(',')}`);

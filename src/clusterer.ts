@@ -481,8 +481,9 @@ export class NeuromorphicClusterer {
    */
   async estimateMemory(data: DataInput): Promise<number> {
     const k = this.requiredK();
-    const dataset = await loadStage(this.stage(), data);
-    const ctx = settle(this.stage(), dataset.series !== undefined);
+    const loading = this.stage();
+    const dataset = await loadStage(loading, data);
+    const ctx = settle(loading, dataset.series !== undefined);
     return jobMemory(ctx.config, prepareStage(ctx, dataset, k), k, this.logger).bytes;
   }
 

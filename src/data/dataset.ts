@@ -31,6 +31,13 @@ export interface Dataset {
   readonly droppedRows?: readonly number[];
 }
 
+/** The column names of a series layout, time-major: `t{i}`, or `d{j}_t{i}` for several dimensions. */
+export function seriesColumns({ length, dims }: SeriesLayout): string[] {
+  return Array.from({ length: length * dims }, (_, c) =>
+    dims === 1 ? `t${c}` : `d${c % dims}_t${Math.floor(c / dims)}`,
+  );
+}
+
 /** The row of `values` at index `i`, as a view. */
 export function rowOf(ds: Pick<Dataset, 'values' | 'width'>, i: number): Float64Array {
   return ds.values.subarray(i * ds.width, (i + 1) * ds.width);

@@ -7,7 +7,7 @@
  * resampled to the longest.
  */
 import type { Matrix } from '../core/matrix.js';
-import type { Dataset, SeriesLayout } from './dataset.js';
+import { type Dataset, type SeriesLayout, seriesColumns } from './dataset.js';
 
 /**
  * Each row's own length: one past its last step with a value in any dimension (only NaN, a
@@ -100,14 +100,11 @@ export function padToLayout(ds: Dataset, layout: SeriesLayout | undefined): Data
   const width = layout.length * dims;
   const values = new Float64Array(ds.n * width);
   for (let r = 0; r < ds.n; r++) values.set(ds.values.subarray(r * ds.width, (r + 1) * ds.width), r * width);
-  const columns = Array.from({ length: width }, (_, c) =>
-    dims === 1 ? `t${c}` : `d${c % dims}_t${Math.floor(c / dims)}`,
-  );
   return {
     ...ds,
     width,
     values,
-    columns,
+    columns: seriesColumns(layout),
     series: layout,
     lengths: ds.lengths ?? new Int32Array(ds.n).fill(from.length),
   };

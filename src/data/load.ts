@@ -3,7 +3,7 @@ import { extname } from 'node:path';
 import { DataError, isNeuroclusterError, UsageError } from '../core/errors.js';
 import { readOnce } from '../core/open.js';
 import { readCsv } from './csv.js';
-import type { Dataset } from './dataset.js';
+import { type Dataset, seriesColumns } from './dataset.js';
 import { readJson, readJsonLines } from './json.js';
 import { readNpy } from './npy.js';
 import { PARQUET_MAGIC, readParquet } from './parquet.js';
@@ -96,10 +96,7 @@ export function npyLayout(
   let series: Dataset['series'];
   if (shape.length === 3) {
     series = { length: shape[1]!, dims: shape[2]! };
-    columns = [];
-    for (let t = 0; t < series.length; t++) {
-      for (let j = 0; j < series.dims; j++) columns.push(series.dims === 1 ? `t${t}` : `d${j}_t${t}`);
-    }
+    columns = seriesColumns(series);
   } else {
     columns = Array.from({ length: width }, (_, j) => `x${j}`);
   }

@@ -8,7 +8,7 @@
  */
 import { DataError, UsageError } from '../core/errors.js';
 import { quoteValue } from '../core/printable.js';
-import type { Dataset } from './dataset.js';
+import { type Dataset, seriesColumns } from './dataset.js';
 import type { Cell, RawTable } from './raw.js';
 
 /** The column roles of a long table (TableOptions'). */
@@ -24,6 +24,8 @@ export interface LongColumns {
   readonly find: (name: string | undefined, flag: string) => number | undefined;
   readonly isNumeric: (col: number) => boolean;
   readonly parse: (cell: Cell) => number | undefined;
+  /** Row `r`'s cell in numeric column `c`, as the table reader reads it (NaN when missing). */
+  readonly value: (r: number, c: number) => number;
   readonly text: (cell: Cell) => string;
   /** Told the columns left out for not being numeric. */
   readonly ignored: (names: string[]) => void;
@@ -119,15 +121,7 @@ export function longToDataset(
         );
       }
       valueCols.forEach((c, j) => {
-        const v = columns.parse(rows[r]![c]);
-        if (v === undefined) {
-          throw new DataError(
-            'NEUROCLUSTER_ERR_DATA_VALUE',
-            `non-numeric value ${quoteValue(columns.text(rows[r]![c]))} in numeric column ${quoteValue(header[c]!)}`,
-            { location: { file: source, row: table.rowNumber(r), column: header[c]! } },
-          );
-        }
-        values[s * width + step * dims + j] = v;
+        values[s * width + step * dims + j] = columns.value(r, c);
       });
     });
     if (labelCol !== undefined) {
@@ -149,9 +143,7 @@ export function longToDataset(
     n: groups.size,
     width,
     values,
-    columns: Array.from({ length: width }, (_, c) =>
-      dims === 1 ? `t${c}` : `d${c % dims}_t${Math.floor(c / dims)}`,
-    ),
+    columns: seriesColumns({ length, dims }),
     series: { length, dims },
     ids,
     ...(labelCol === undefined ? {} : { truth }),

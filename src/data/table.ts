@@ -81,6 +81,22 @@ function cellText(cell: Cell): string {
 }
 
 /**
+ * The cell of row `r` in numeric column `c` as a number (NaN when missing); a cell that is not a
+ * number is an error naming its row and column.
+ */
+function numericCell(table: RawTable, r: number, c: number, decimal: DecimalMark): number {
+  const cell = table.rows[r]![c];
+  const v = parseCell(cell, decimal);
+  if (v !== undefined) return v;
+  const column = table.header[c]!;
+  throw new DataError(
+    'NEUROCLUSTER_ERR_DATA_VALUE',
+    `non-numeric value ${quoteValue(cellText(cell))} in numeric column ${quoteValue(column)}`,
+    { location: { file: table.source, row: table.rowNumber(r), column } },
+  );
+}
+
+/**
  * A column is numeric when at least half of its non-missing cells are numbers; its other cells
  * are then errors, so a typo is reported rather than the column silently dropped.
  */
@@ -218,6 +234,7 @@ export function tableToDataset(table: RawTable, options: TableOptions, warnings?
       find: (name, flag) => findColumn(table, name, flag),
       isNumeric: (col) => isNumericColumn(rows, col, decimal),
       parse: (cell) => parseCell(cell, decimal),
+      value: (r, c) => numericCell(table, r, c, decimal),
       text: cellText,
       ignored: (columns) =>
         warnings?.warn({ columns, source }, `non-numeric columns ignored: ${columns.join(', ')}`),
@@ -277,19 +294,7 @@ export function tableToDataset(table: RawTable, options: TableOptions, warnings?
   const width = featureCols.length;
   const values = new Float64Array(rows.length * width);
   for (let r = 0; r < rows.length; r++) {
-    const row = rows[r]!;
-    for (let j = 0; j < width; j++) {
-      const cell = row[featureCols[j]!];
-      const v = parseCell(cell, decimal);
-      if (v === undefined) {
-        throw new DataError(
-          'NEUROCLUSTER_ERR_DATA_VALUE',
-          `non-numeric value ${quoteValue(cellText(cell))} in numeric column ${quoteValue(header[featureCols[j]!]!)}`,
-          { location: { file: source, row: table.rowNumber(r), column: header[featureCols[j]!]! } },
-        );
-      }
-      values[r * width + j] = v;
-    }
+    for (let j = 0; j < width; j++) values[r * width + j] = numericCell(table, r, featureCols[j]!, decimal);
   }
   const columns = options.featureColumns ? [...options.featureColumns] : featureCols.map((c) => header[c]!);
   const extra = {
@@ -431,6 +436,6 @@ export function applyNanPolicy(
     ids: ds.ids && keep.map((r) => ds.ids![r]!),
     truth: ds.truth && keep.map((r) => ds.truth![r]!),
     droppedRows: dropped,
-    ...(keptLengths?.some((l) => l < ds.series!.length) ? { lengths: keptLengths } : { lengths: undefined }),
+    lengths: keptLengths?.some((l) => l < ds.series!.length) ? keptLengths : undefined,
   };
 }
