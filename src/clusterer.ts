@@ -381,7 +381,7 @@ export class NeuromorphicClusterer {
     const path = async (backend: Backend, signal: AbortSignal | undefined) => {
       const on = { ...ctx, signal };
       const { ordered, pipeline } = await clock
-        .time('encode', () => encodeStage(on, backend, prepared, clock))
+        .time('encode', () => encodeStage(on, backend, prepared, clock, k))
         .catch((error: unknown) => {
           if (isNeuroclusterError(error)) withContext(error, { sizes });
           throw error;

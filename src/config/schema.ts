@@ -242,6 +242,19 @@ export const esnSchema = z.strictObject({
     .boolean()
     .default(true)
     .describe('a series is also read backwards, its features beside the forward ones (Bianchi et al. 2020)'),
+  stateComponents: z
+    .int()
+    .min(0)
+    .default(0)
+    .describe(
+      'readout "model-space": the reservoir states reduced by PCA to this many components first (0: not reduced)',
+    ),
+  modelSpaceTarget: z
+    .enum(['input', 'state'])
+    .default('input')
+    .describe(
+      'readout "model-space": what each series\' readout predicts, its next input or the next (reduced) reservoir state',
+    ),
 });
 
 export const snnSchema = z.strictObject({
@@ -576,7 +589,13 @@ export const configSchema = z.strictObject({
         .max(16)
         .default(1)
         .describe(
-          "copies of the method's encoders, each with weights of its own, whose features are stacked before K-means (a consensus over reservoirs)",
+          "copies of the method's encoders, each with weights of its own, combined by `consensus` (a consensus over reservoirs)",
+        ),
+      consensus: z
+        .enum(['stack', 'co-association'])
+        .default('stack')
+        .describe(
+          'how members combine: their features side by side before K-means (stack), or each member clustered on its own and K-means on how often members put two samples together (co-association)',
         ),
     })
     .default({
@@ -585,6 +604,7 @@ export const configSchema = z.strictObject({
       lsm: lsmSchema.parse({}),
       hybrid: hybridSchema.parse({}),
       members: 1,
+      consensus: 'stack',
     })
     .describe('neuromorphic encoder parameters (esn, snn, lsm, hybrid)'),
   kmeans: kmeansSchema.default(kmeansSchema.parse({})),

@@ -14,7 +14,8 @@ import type { EsnConfig } from '../config/schema.js';
 import { UsageError } from '../core/errors.js';
 import type { Features, Matrix } from '../core/matrix.js';
 import { Random } from '../core/random.js';
-import { encodeSamples } from './chunks.js';
+import { fitPca, type Pca, pcaTransform } from '../linalg/pca.js';
+import { encodeSamples, inSampleChunks, sliceRows } from './chunks.js';
 import { driveOf, type EncoderInput, evenSteps, requireOwnEnds } from './drive.js';
 import { modelSpace } from './model-space.js';
 import { recurrentWeights, reservoirMatrix, uniformMatrix } from './weights.js';
@@ -25,6 +26,8 @@ export interface EsnState {
   readonly inputWeights: Matrix;
   readonly bias: Float64Array;
   readonly recurrent: RecurrentWeights;
+  /** The PCA of the reservoir states (`stateComponents`), fitted on the training series. */
+  readonly statePca?: Pca | undefined;
 }
 
 /** Makes the reservoir for inputs of `inputDim` values per step. */
@@ -61,6 +64,9 @@ export async function runEsn(backend: Backend, esn: EsnState, input: EncoderInpu
   // A series read backwards too; a static input held still reads the same either way.
   const backwards = params.bidirectional && drive.sequence;
   const washout = Math.min(params.washout, drive.steps - 1);
+  const statePca = mode === 'model-space' ? esn.statePca : undefined;
+  if (mode === 'model-space' && params.stateComponents > 0 && !statePca)
+    throw new Error('the esn state PCA is not fitted (fitEsnStates)');
   const readout: StateReadout =
     mode === 'last'
       ? { last: true }
@@ -96,9 +102,11 @@ export async function runEsn(backend: Backend, esn: EsnState, input: EncoderInpu
       const lengths = input.padded?.lengths.subarray(start, end);
       const features = async (d: Drive) => {
         const states = await backend.reservoirRun(kernelRun(d));
-        return mode === 'model-space'
-          ? modelSpace(states, params.units, d, washout, params.ridge, input.signal, lengths)
-          : states;
+        if (mode !== 'model-space') return states;
+        const reduced = statePca ? await reduceStates(backend, statePca, states, d.steps) : states;
+        const units = statePca?.nComponents ?? params.units;
+        const target = params.modelSpaceTarget === 'state' ? { values: reduced, dims: units } : undefined;
+        return modelSpace(reduced, units, d, washout, params.ridge, input.signal, lengths, target);
       };
       const forward = await features(part);
       return backwards ? sideBySide(forward, await features(reversed(part, lengths))) : forward;
@@ -130,4 +138,92 @@ function sideBySide(a: Matrix, b: Matrix): Matrix {
     data.set(b.data.subarray(r * b.cols, (r + 1) * b.cols), r * cols + a.cols);
   }
   return { rows: a.rows, cols, data };
+}
+
+/** Series the state PCA is fitted on at most, evenly spread over the training set's order. */
+const STATE_SAMPLE_SERIES = 256;
+/** Reservoir states (rows) the state PCA is fitted on at most. */
+const STATE_SAMPLE_ROWS = 32_768;
+
+/**
+ * Fits the PCA of the reservoir states the model space reads (`stateComponents` > 0, series
+ * input), on at most {@link STATE_SAMPLE_SERIES} training series taken evenly along `order` (the
+ * canonical order, so the fit does not depend on the file's row order) and both directions when
+ * the ESN reads both; every other ESN is returned as it is.
+ */
+export async function fitEsnStates(
+  backend: Backend,
+  esn: EsnState,
+  input: EncoderInput,
+  order: Int32Array,
+): Promise<EsnState> {
+  const { params } = esn;
+  const drive = driveOf(input, params.steps);
+  if (params.stateComponents === 0 || esnReadout(params, drive.sequence) !== 'model-space') return esn;
+  const n = drive.inputs.rows;
+  const picked = Array.from(
+    { length: Math.min(n, STATE_SAMPLE_SERIES) },
+    (_, i) => order[Math.floor((i * n) / Math.min(n, STATE_SAMPLE_SERIES))]!,
+  );
+  const cols = drive.inputs.cols;
+  const sample = new Float64Array(picked.length * cols);
+  for (const [i, row] of picked.entries())
+    sample.set(drive.inputs.data.subarray(row * cols, (row + 1) * cols), i * cols);
+  const lengths = input.padded ? Int32Array.from(picked, (row) => input.padded!.lengths[row]!) : undefined;
+  const part: Drive = { ...drive, inputs: { rows: picked.length, cols, data: sample } };
+  const parts = params.bidirectional ? [part, reversed(part, lengths)] : [part];
+  const washout = Math.min(params.washout, drive.steps - 1);
+  // Every step a series reaches after the washout, thinned evenly to the row cap.
+  const available = picked.reduce(
+    (sum, _, i) => sum + Math.max(0, (lengths?.[i] ?? drive.steps) - washout),
+    0,
+  );
+  const stride = Math.max(1, Math.ceil((available * parts.length) / STATE_SAMPLE_ROWS));
+  const rows: number[] = [];
+  const all = Array.from({ length: drive.steps }, (_, t) => t);
+  for (const d of parts) {
+    let seen = 0;
+    await inSampleChunks(
+      d.inputs.rows,
+      { bytesPerSample: drive.steps * params.units * 8, signal: input.signal },
+      async (start, end) => {
+        const states = await backend.reservoirRun({
+          ...d,
+          inputs: sliceRows(d.inputs, start, end),
+          inputWeights: esn.inputWeights,
+          bias: esn.bias,
+          recurrent: esn.recurrent,
+          leak: params.leak,
+          readout: { times: all },
+          signal: input.signal,
+        });
+        for (let i = start; i < end; i++) {
+          const last = lengths?.[i] ?? drive.steps;
+          for (let t = washout; t < last; t++, seen++) {
+            if (seen % stride !== 0) continue;
+            const at = (i - start) * states.cols + t * params.units;
+            for (let j = 0; j < params.units; j++) rows.push(states.data[at + j]!);
+          }
+        }
+        return { rows: 0, cols: 0, data: new Float64Array(0) };
+      },
+    );
+  }
+  const states: Matrix = {
+    rows: rows.length / params.units,
+    cols: params.units,
+    data: Float64Array.from(rows),
+  };
+  return { ...esn, statePca: await fitPca(backend, states, params.stateComponents, input.signal) };
+}
+
+/** Every step's state of every series (N x (steps x units)) projected: N x (steps x components). */
+async function reduceStates(backend: Backend, pca: Pca, states: Matrix, steps: number): Promise<Matrix> {
+  const units = states.cols / steps;
+  const projected = await pcaTransform(backend, pca, {
+    rows: states.rows * steps,
+    cols: units,
+    data: states.data,
+  });
+  return { rows: states.rows, cols: steps * pca.nComponents, data: projected.data };
 }

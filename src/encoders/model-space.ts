@@ -1,9 +1,10 @@
 /**
- * The reservoir model space (Bianchi, Scardapane, Lokse and Jenssen 2020): each series is
- * represented by the ridge readout that predicts its next input from the reservoir state,
- * [1; x_t] -> u_{t+1}. Two series are close when the same readout explains both, which keeps the
- * time structure that a final or mean state throws away. Works on any reservoir's states: the ESN's
- * or the spiking layers' filtered traces.
+ * The model space (Bianchi, Scardapane, Lokse and Jenssen 2020): each series is represented by
+ * the ridge readout that predicts its next input from the reservoir state, [1; x_t] -> u_{t+1}
+ * (their output model space), or its next state, [1; x_t] -> x_{t+1} (their reservoir model
+ * space, on states reduced by PCA). Two series are close when the same readout explains both,
+ * which keeps the time structure that a final or mean state throws away. Works on any
+ * reservoir's states: the ESN's or the spiking layers' filtered traces.
  */
 import { CholeskyDecomposition, Matrix as MlMatrix } from 'ml-matrix';
 import type { Drive } from '../backends/backend.js';
@@ -13,8 +14,9 @@ import type { Matrix } from '../core/matrix.js';
 /**
  * `states` is N x (steps x units), the state after every step; `drive.inputs` the series the
  * reservoir ran on, each to its own end when `lengths` says (series of unequal lengths: the
- * states past a series' end are not read). Returns N x ((units + 1) x dims): each series'
- * readout coefficients.
+ * states past a series' end are not read). The readout predicts the next input, or the next of
+ * `target`'s steps (`dims` values each; the states themselves for the reservoir model space).
+ * Returns N x ((units + 1) x dims): each series' readout coefficients.
  */
 export function modelSpace(
   states: Matrix,
@@ -24,8 +26,10 @@ export function modelSpace(
   ridge: number,
   signal?: AbortSignal,
   lengths?: Int32Array,
+  target: { readonly values: Matrix; readonly dims: number } = { values: drive.inputs, dims: drive.inputDim },
 ): Matrix {
-  const { inputs, inputDim: dims, steps } = drive;
+  const { steps } = drive;
+  const { values: inputs, dims } = target;
   if (states.cols !== steps * units)
     throw new RangeError(`states have ${states.cols} columns, not ${steps} x ${units}`);
   const p = units + 1;

@@ -13,9 +13,10 @@ import { throwIfAborted } from '../core/cancel.js';
 import { DataError, requireFinite } from '../core/errors.js';
 import { type Features, isDeviceMatrix, type Matrix } from '../core/matrix.js';
 import { Random } from '../core/random.js';
+import { assignAll } from '../linalg/nearest.js';
 import { fitPca, type Pca, pcaTransform } from '../linalg/pca.js';
 import type { EncoderInput } from './drive.js';
-import { createEsn, type EsnState, esnReadout, runEsn } from './esn.js';
+import { createEsn, type EsnState, esnReadout, fitEsnStates, runEsn } from './esn.js';
 import { createLsm, createSnn, runSpiking, type SpikingState, spikingReadout } from './spiking.js';
 
 type BlockName = 'input' | 'esn' | 'snn' | 'lsm';
@@ -49,7 +50,32 @@ export interface PipelineState {
    * first member is `esn`, `snn` and `lsm` above, so a one-member model reads as before.
    */
   readonly moreMembers?: Member[] | undefined;
+  /** Members combined by their co-association (`encoders.consensus`); stacked when absent. */
+  readonly consensus?: 'co-association' | undefined;
+  /**
+   * A fitted co-association consensus: each member's own fitted pipeline (its encoders in it, none
+   * above) and the centroids that partitioned its features; the features are every member's
+   * label, one-hot.
+   */
+  readonly voters?: Voter[] | undefined;
 }
+
+/** One member of a co-association consensus, fitted. */
+export interface Voter {
+  readonly pipeline: PipelineState;
+  /** k x d, the member's own K-means centroids on its own features. */
+  readonly centroids: Float64Array;
+  readonly k: number;
+}
+
+/**
+ * Clusters one member's features (rows in the canonical order) for a co-association consensus:
+ * the stage that owns K-means gives it to {@link fitPipeline}.
+ */
+export type ClusterMember = (
+  features: Matrix,
+  member: number,
+) => Promise<{ readonly centroids: Float64Array; readonly labels: Int32Array; readonly k: number }>;
 
 function blocksOf(method: EncoderMethod): ('esn' | 'snn' | 'lsm')[] {
   return method === 'hybrid' ? ['esn', 'snn', 'lsm'] : [method];
@@ -113,6 +139,7 @@ export function createPipeline(
     inputWeight: method === 'hybrid' ? config.hybrid.inputWeight : 1,
     ...first,
     ...(more.length > 0 ? { moreMembers: more } : {}),
+    ...(more.length > 0 && config.consensus === 'co-association' ? { consensus: 'co-association' } : {}),
   };
 }
 
@@ -168,6 +195,54 @@ async function fitBlock(
   return { name, keep, means, scale: total > 0 ? share / Math.sqrt(total) : 0 };
 }
 
+/** One member as a pipeline of its own, as if `encoders.members` were 1 with its weights. */
+function memberAlone(state: PipelineState, member: Member): PipelineState {
+  const { method, seed, includeInput, inputWeight, keyedBy } = state;
+  return {
+    method,
+    seed,
+    includeInput,
+    inputWeight,
+    keyedBy,
+    esn: member.esn,
+    snn: member.snn,
+    lsm: member.lsm,
+  };
+}
+
+/**
+ * Every member's label, one-hot, side by side: the squared distance between two samples is twice
+ * the number of members that put them apart, so K-means on these rows clusters the co-association
+ * (how often members put two samples together) without the n x n matrix.
+ */
+function oneHot(labels: readonly Int32Array[], voters: readonly Voter[]): Matrix {
+  const rows = labels[0]?.length ?? 0;
+  const cols = voters.reduce((sum, v) => sum + v.k, 0);
+  const data = new Float64Array(rows * cols);
+  let offset = 0;
+  for (const [m, member] of labels.entries()) {
+    for (let i = 0; i < rows; i++) data[i * cols + offset + member[i]!] = 1;
+    offset += voters[m]!.k;
+  }
+  return { rows, cols, data };
+}
+
+/** Every member's ESN with what it fits on the training data before it encodes (its state PCA). */
+async function fitReservoirs(
+  backend: Backend,
+  state: PipelineState,
+  input: EncoderInput,
+  order: Int32Array,
+): Promise<PipelineState> {
+  const fitted = async <M extends Member>(member: M): Promise<M> =>
+    member.esn ? { ...member, esn: await fitEsnStates(backend, member.esn, input, order) } : member;
+  const first = await fitted(state);
+  if (!state.moreMembers) return first;
+  const more: Member[] = [];
+  for (const member of state.moreMembers) more.push(await fitted(member));
+  return { ...first, moreMembers: more };
+}
+
 /** Centred, scaled blocks side by side, rows in `order` if given; by the backend, on its device if it has one. */
 function assemble(
   backend: Backend,
@@ -195,11 +270,26 @@ export async function fitPipeline(
   components: number,
   order: Int32Array,
   reduce: <T>(work: () => Promise<T>) => Promise<T> = (work) => work(),
+  clusterMember?: ClusterMember,
 ): Promise<{ state: PipelineState; ordered: Matrix }> {
+  if (state.consensus === 'co-association' && state.moreMembers) {
+    if (!clusterMember) throw new Error('a co-association consensus needs its members clustered');
+    const voters: Voter[] = [];
+    const labels: Int32Array[] = [];
+    for (const [m, member] of [state, ...state.moreMembers].entries()) {
+      const alone = await fitPipeline(backend, memberAlone(state, member), input, components, order, reduce);
+      const found = await clusterMember(alone.ordered, m);
+      voters.push({ pipeline: alone.state, centroids: found.centroids, k: found.k });
+      labels.push(found.labels);
+    }
+    const { esn: _e, snn: _s, lsm: _l, moreMembers: _m, ...rest } = state;
+    return { state: { ...rest, voters }, ordered: oneHot(labels, voters) };
+  }
   const blocks: RawBlock[] = [];
   let assembled: Matrix;
   const scalers: BlockScaler[] = [];
   try {
+    state = await fitReservoirs(backend, state, input, order);
     await rawBlocks(backend, state, input, blocks);
     // The members of a consensus share one encoder's weight: together, the variance of one block.
     const memberShare = 1 / Math.sqrt(1 + (state.moreMembers?.length ?? 0));
@@ -230,6 +320,24 @@ export async function transformPipeline(
   state: PipelineState,
   input: EncoderInput,
 ): Promise<Matrix> {
+  if (state.voters) {
+    const labels: Int32Array[] = [];
+    for (const { pipeline, centroids, k } of state.voters) {
+      const features = await transformPipeline(backend, pipeline, input);
+      const nearest = new Int32Array(features.rows);
+      assignAll(
+        features.data,
+        features.rows,
+        centroids,
+        k,
+        features.cols,
+        nearest,
+        new Float64Array(features.rows),
+      );
+      labels.push(nearest);
+    }
+    return oneHot(labels, state.voters);
+  }
   if (!state.blocks) throw new Error('pipeline is not fitted');
   const blocks: RawBlock[] = [];
   let features: Matrix;
@@ -242,13 +350,17 @@ export async function transformPipeline(
   return state.pca ? pcaTransform(backend, state.pca, features) : features;
 }
 
-/** Widths of the blocks a method emits for `inputDim` values a step (`sequence`: time series). */
+/**
+ * Widths of the blocks a method emits for `inputDim` values a step (`sequence`: time series); `k`,
+ * the clusters, sets the width of a co-association consensus's features.
+ */
 export function featureWidths(
   method: EncoderMethod,
   config: EncodersConfig,
   inputDim: number,
   inputCols: number,
   sequence: boolean,
+  k = 0,
 ): { raw: number; final: number; perSampleChunk: number } {
   let raw = 0;
   let perSampleChunk = 0;
@@ -268,7 +380,7 @@ export function featureWidths(
             ? 2 * u
             : mode === 'times'
               ? u * config.esn.timePoints
-              : (u + 1) * inputDim;
+              : modelSpaceWidth(config.esn, inputDim);
       // A series read backwards too gives as many features again.
       raw += sequence && config.esn.bidirectional ? 2 * width : width;
       // The model space holds every step's state of a chunk before the readout.
@@ -286,8 +398,18 @@ export function featureWidths(
       perSampleChunk += 8 * (mode === 'model-space' ? params.neurons * steps : width);
     }
   }
-  // Members run one after another; each adds its blocks to the features.
   const inputWidth = includeInput ? inputCols : 0;
+  const final = (width: number) => (method === 'hybrid' ? Math.min(config.hybrid.components, width) : width);
+  // A co-association consensus fits one member at a time and keeps only each one's label.
+  if (config.members > 1 && config.consensus === 'co-association')
+    return { raw, final: Math.max(final(raw), config.members * k), perSampleChunk };
+  // Stacked members run one after another; each adds its blocks to the features.
   raw = inputWidth + (raw - inputWidth) * config.members;
-  return { raw, final: method === 'hybrid' ? Math.min(config.hybrid.components, raw) : raw, perSampleChunk };
+  return { raw, final: final(raw), perSampleChunk };
+}
+
+/** Coefficients of one direction's ESN model space: (state width + 1) x what it predicts. */
+function modelSpaceWidth(esn: EncodersConfig['esn'], inputDim: number): number {
+  const width = esn.stateComponents > 0 ? Math.min(esn.stateComponents, esn.units) : esn.units;
+  return (width + 1) * (esn.modelSpaceTarget === 'state' ? width : inputDim);
 }

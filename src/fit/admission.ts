@@ -26,7 +26,7 @@ export function jobMemory(config: RunConfig, prepared: PreparedInput, k: number,
   const widths =
     method === 'kmeans'
       ? { raw: 0, final: cleaned.cols, perSampleChunk: 0 }
-      : featureWidths(method, config.encoders, inputDim, cleaned.cols, scaler.series !== undefined);
+      : featureWidths(method, config.encoders, inputDim, cleaned.cols, scaler.series !== undefined, k);
   const enc = config.encoders;
   if (method === 'hybrid' && enc.hybrid.components > widths.raw) {
     logger.warn(

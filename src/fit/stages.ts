@@ -124,6 +124,7 @@ export async function encodeStage(
   backend: Backend,
   prepared: Prepared,
   clock: PhaseClock,
+  k: number,
 ): Promise<Encoded> {
   const { config, signal, onProgress } = ctx;
   const method = config.engine.method;
@@ -139,16 +140,25 @@ export async function encodeStage(
     config.encoders.hybrid.components,
     order,
     (work) => clock.time('reduce', work, 'encode'),
+    // The members of a co-association consensus, each clustered with a seed of its own.
+    async (features, member) => {
+      const fit = await clusterStage({ ...ctx, onProgress: undefined }, backend, features, k, member);
+      return { centroids: fit.centroids, labels: fit.labels, k: fit.k };
+    },
   );
   return { ordered, pipeline: state };
 }
 
-/** K-means on `points` with the configuration's `kmeans` section and seed. */
+/**
+ * K-means on `points` with the configuration's `kmeans` section and seed (plus `seedOffset`: a
+ * consensus member's own).
+ */
 export async function clusterStage(
   ctx: StageContext,
   backend: Backend,
   points: Matrix,
   k: number,
+  seedOffset = 0,
 ): Promise<KMeansFit> {
   const { config, signal, onProgress } = ctx;
   const o = config.kmeans;
@@ -164,7 +174,7 @@ export async function clusterStage(
       miniBatchThreshold: o.miniBatchThreshold,
       batchSize: o.batchSize,
       maxNoImprovement: o.maxNoImprovement,
-      seed: config.engine.seed,
+      seed: config.engine.seed + seedOffset,
     },
     { ...(signal ? { signal } : {}), ...(onProgress ? { onProgress } : {}) },
   );

@@ -362,7 +362,9 @@ async function streamOn(
   const { config } = ctx;
   const method = config.engine.method;
   // The sample fit: encoders, PCA and K-means' starting centres, as the in-memory fit makes them.
-  const { ordered, pipeline } = await clock.time('encode', () => encodeStage(ctx, backend, prepared, clock));
+  const { ordered, pipeline } = await clock.time('encode', () =>
+    encodeStage(ctx, backend, prepared, clock, k),
+  );
   requireFinite(ordered.data, 'the encoders');
   const start = await clock.time('cluster', () => clusterStage(ctx, backend, ordered, k));
   const job: RangeJob = {
