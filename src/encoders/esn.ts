@@ -205,6 +205,7 @@ export async function fitEsnStates(
             for (let j = 0; j < params.units; j++) rows.push(states.data[at + j]!);
           }
         }
+        // The sampled states are kept above; a chunk hands nothing on to stack.
         return { rows: 0, cols: 0, data: new Float64Array(0) };
       },
     );
