@@ -195,6 +195,20 @@ const CROSS_FIELD_RULES: readonly ((c: Config) => [string, string] | undefined)[
       ? ['encoders.esn.washout', `leaves no step of encoders.esn.steps (${c.encoders.esn.steps})`]
       : undefined,
   (c) =>
+    c.encoders.esn.stateComponents > c.encoders.esn.units
+      ? ['encoders.esn.stateComponents', `is more than encoders.esn.units (${c.encoders.esn.units})`]
+      : undefined,
+  // Each member keeps centroids of its own clusters, which k-anonymity does not merge.
+  (c) =>
+    c.encoders.consensus === 'co-association' &&
+    c.encoders.members > 1 &&
+    c.privacy.minClusterSize !== undefined
+      ? [
+          'encoders.consensus',
+          'co-association keeps every member\'s own clusters, which privacy.minClusterSize does not merge: use "stack"',
+        ]
+      : undefined,
+  (c) =>
     c.encoders.esn.timePoints > c.encoders.esn.steps
       ? ['encoders.esn.timePoints', `is more than encoders.esn.steps (${c.encoders.esn.steps})`]
       : undefined,

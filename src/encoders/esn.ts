@@ -15,7 +15,7 @@ import { UsageError } from '../core/errors.js';
 import type { Features, Matrix } from '../core/matrix.js';
 import { Random } from '../core/random.js';
 import { fitPca, type Pca, pcaTransform } from '../linalg/pca.js';
-import { encodeSamples, inSampleChunks, sliceRows } from './chunks.js';
+import { CHUNK_BUDGET_BYTES, encodeSamples, inSampleChunks, sliceRows } from './chunks.js';
 import { driveOf, type EncoderInput, evenSteps, requireOwnEnds } from './drive.js';
 import { modelSpace } from './model-space.js';
 import { recurrentWeights, reservoirMatrix, uniformMatrix } from './weights.js';
@@ -142,8 +142,13 @@ function sideBySide(a: Matrix, b: Matrix): Matrix {
 
 /** Series the state PCA is fitted on at most, evenly spread over the training set's order. */
 const STATE_SAMPLE_SERIES = 256;
-/** Reservoir states (rows) the state PCA is fitted on at most. */
+/** Reservoir states (rows) the state PCA is fitted on at most (fewer for a reservoir so wide they pass 64 MB). */
 const STATE_SAMPLE_ROWS = 32_768;
+
+/** States the state PCA is fitted on at most, for a reservoir of `units`: see {@link fitEsnStates}. */
+export function stateSampleRows(units: number): number {
+  return Math.max(1, Math.min(STATE_SAMPLE_ROWS, Math.floor(CHUNK_BUDGET_BYTES / (8 * units))));
+}
 
 /**
  * Fits the PCA of the reservoir states the model space reads (`stateComponents` > 0, series
@@ -173,19 +178,21 @@ export async function fitEsnStates(
   const part: Drive = { ...drive, inputs: { rows: picked.length, cols, data: sample } };
   const parts = params.bidirectional ? [part, reversed(part, lengths)] : [part];
   const washout = Math.min(params.washout, drive.steps - 1);
-  // Every step a series reaches after the washout, thinned evenly to the row cap.
-  const available = picked.reduce(
-    (sum, _, i) => sum + Math.max(0, (lengths?.[i] ?? drive.steps) - washout),
-    0,
-  );
-  const stride = Math.max(1, Math.ceil((available * parts.length) / STATE_SAMPLE_ROWS));
-  const rows: number[] = [];
+  // The steps the model space reads of each series (its first as there: a short series keeps two).
+  const firstOf = (i: number) => Math.max(0, Math.min(washout, (lengths?.[i] ?? drive.steps) - 2));
+  const available = picked.reduce((sum, _, i) => sum + (lengths?.[i] ?? drive.steps) - firstOf(i), 0);
+  // Thinned evenly to the row cap, itself within one chunk's budget however wide the reservoir.
+  const cap = stateSampleRows(params.units);
+  const stride = Math.max(1, Math.ceil((available * parts.length) / cap));
+  const units = params.units;
+  const sampled = new Float64Array(parts.length * Math.ceil(available / stride) * units);
+  let filled = 0;
   const all = Array.from({ length: drive.steps }, (_, t) => t);
   for (const d of parts) {
     let seen = 0;
     await inSampleChunks(
       d.inputs.rows,
-      { bytesPerSample: drive.steps * params.units * 8, signal: input.signal },
+      { bytesPerSample: drive.steps * units * 8, signal: input.signal },
       async (start, end) => {
         const states = await backend.reservoirRun({
           ...d,
@@ -199,10 +206,11 @@ export async function fitEsnStates(
         });
         for (let i = start; i < end; i++) {
           const last = lengths?.[i] ?? drive.steps;
-          for (let t = washout; t < last; t++, seen++) {
+          for (let t = firstOf(i); t < last; t++, seen++) {
             if (seen % stride !== 0) continue;
-            const at = (i - start) * states.cols + t * params.units;
-            for (let j = 0; j < params.units; j++) rows.push(states.data[at + j]!);
+            const at = (i - start) * states.cols + t * units;
+            sampled.set(states.data.subarray(at, at + units), filled);
+            filled += units;
           }
         }
         // The sampled states are kept above; a chunk hands nothing on to stack.
@@ -210,11 +218,7 @@ export async function fitEsnStates(
       },
     );
   }
-  const states: Matrix = {
-    rows: rows.length / params.units,
-    cols: params.units,
-    data: Float64Array.from(rows),
-  };
+  const states: Matrix = { rows: filled / units, cols: units, data: sampled.subarray(0, filled) };
   return { ...esn, statePca: await fitPca(backend, states, params.stateComponents, input.signal) };
 }
 

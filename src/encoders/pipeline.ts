@@ -13,7 +13,6 @@ import { throwIfAborted } from '../core/cancel.js';
 import { DataError, requireFinite } from '../core/errors.js';
 import { type Features, isDeviceMatrix, type Matrix } from '../core/matrix.js';
 import { Random } from '../core/random.js';
-import { assignAll } from '../linalg/nearest.js';
 import { fitPca, type Pca, pcaTransform } from '../linalg/pca.js';
 import type { EncoderInput } from './drive.js';
 import { createEsn, type EsnState, esnReadout, fitEsnStates, runEsn } from './esn.js';
@@ -323,17 +322,13 @@ export async function transformPipeline(
   if (state.voters) {
     const labels: Int32Array[] = [];
     for (const { pipeline, centroids, k } of state.voters) {
+      // By the backend's own assignment, as K-means labelled the member's samples at the fit.
       const features = await transformPipeline(backend, pipeline, input);
-      const nearest = new Int32Array(features.rows);
-      assignAll(
-        features.data,
-        features.rows,
-        centroids,
-        k,
-        features.cols,
-        nearest,
-        new Float64Array(features.rows),
-      );
+      const { labels: nearest } = await backend.kmeansAssign(features, {
+        rows: k,
+        cols: features.cols,
+        data: centroids,
+      });
       labels.push(nearest);
     }
     return oneHot(labels, state.voters);

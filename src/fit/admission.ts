@@ -7,6 +7,7 @@ import type { RunConfig } from '../config/schema.js';
 import { ResourceExhaustedError } from '../core/errors.js';
 import type { Matrix } from '../core/matrix.js';
 import type { Scaler } from '../data/clean.js';
+import { stateSampleRows } from '../encoders/esn.js';
 import { featureWidths } from '../encoders/pipeline.js';
 import type { Logger } from '../observability/logger.js';
 import type { EngineMetrics } from '../observability/metrics.js';
@@ -49,6 +50,10 @@ export function jobMemory(config: RunConfig, prepared: PreparedInput, k: number,
     weights,
     deviceBytesPerValue: 4,
     pca: method === 'hybrid',
+    // Both directions' sampled states, each direction's last chunk rounded up by a row.
+    ...(uses('esn') && scaler.series && enc.esn.stateComponents > 0
+      ? { stateSample: (stateSampleRows(enc.esn.units) + 2) * enc.esn.units }
+      : {}),
   });
   return { bytes, features: widths.final, oversized };
 }

@@ -149,6 +149,13 @@ export async function encodeStage(
   return { ordered, pipeline: state };
 }
 
+/** `seed + offset`, wrapped to stay a safe integer (seeds go up to Number.MAX_SAFE_INTEGER). */
+function offsetSeed(seed: number, offset: number): number {
+  return seed + offset > Number.MAX_SAFE_INTEGER
+    ? seed - (Number.MAX_SAFE_INTEGER + 1 - offset)
+    : seed + offset;
+}
+
 /**
  * K-means on `points` with the configuration's `kmeans` section and seed (plus `seedOffset`: a
  * consensus member's own).
@@ -174,7 +181,7 @@ export async function clusterStage(
       miniBatchThreshold: o.miniBatchThreshold,
       batchSize: o.batchSize,
       maxNoImprovement: o.maxNoImprovement,
-      seed: config.engine.seed + seedOffset,
+      seed: offsetSeed(config.engine.seed, seedOffset),
     },
     { ...(signal ? { signal } : {}), ...(onProgress ? { onProgress } : {}) },
   );

@@ -164,6 +164,8 @@ export interface JobShape {
   readonly deviceBytesPerValue: number;
   /** Whether a PCA reduces the raw features to `features` (the hybrid method). */
   readonly pca?: boolean | undefined;
+  /** Values of the reservoir states an ESN's state PCA is fitted on (`encoders.esn.stateComponents`). */
+  readonly stateSample?: number | undefined;
 }
 
 /** One of a job's large arrays (or `count` alike), for the estimate and the engine's limits. */
@@ -208,6 +210,12 @@ export function jobAllocations(s: JobShape): Allocation[] {
     { what: 'the encoder weights', elements: s.weights, bytesPerElement: f64, count: 2 },
   ];
   if (encoded) {
+    if (s.stateSample)
+      list.push({
+        what: "the states the ESN's state PCA is fitted on",
+        elements: s.stateSample,
+        bytesPerElement: f64,
+      });
     list.push(
       { what: 'a chunk of encoder states', elements: chunk, bytesPerElement: f64, count: 2 },
       { what: 'the encoder outputs', elements: n * s.rawFeatures, bytesPerElement: f64, count: 2 },

@@ -22,8 +22,12 @@ import { Keyring } from './keyring.js';
 import { openWithinLimits } from './secure-load.js';
 
 export const MODEL_FORMAT = 'neurocluster-model';
-/** Bumped when the body changes incompatibly; files of a higher version are refused. */
-export const MODEL_VERSION = 1;
+/**
+ * Bumped when the body changes incompatibly; files of a higher version are refused. 2: an encoder
+ * may hold a co-association consensus (`voters`) or an ESN's state PCA, which a reader of 1 would
+ * skip and then encode wrongly.
+ */
+export const MODEL_VERSION = 2;
 
 const scalerSchema = z.object({
   kind: z.enum(['tabular', 'series']),

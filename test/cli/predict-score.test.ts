@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { MODEL_VERSION } from '../../src/security/model-file.js';
 import { ERROR_LINE, relErr, sklearn } from '../helpers.js';
 import { cliScratch, EMPLOYEES, IRIS } from './scratch.js';
 
@@ -55,7 +56,7 @@ describe('neurocluster predict', () => {
     ],
     [
       'a model from a newer version',
-      (t: string) => t.replace('"version":1', '"version":2'),
+      (t: string) => t.replace(`"version":${MODEL_VERSION}`, `"version":${MODEL_VERSION + 1}`),
       /NEUROCLUSTER_ERR_MODEL_VERSION: /,
     ],
   ])('refuses %s with exit 2', (_t, damage, expected) => {

@@ -28,7 +28,8 @@ describe.runIf(hasSharedTs)('quality on the development series sets (seed 0)', (
   const ari = (dataset: string, method: string) =>
     rows.find((r) => r.dataset === dataset && r.method === method)!.ari;
 
-  it('runs every method on every set', async () => {
+  // Six methods on seven sets: about 40 s alone here, longer beside the rest of the suite.
+  it('runs every method on every set', { timeout: 180_000 }, async () => {
     expect(series.length).toBe(7);
     for (const c of series)
       for (const m of ['auto', 'kmeans', ...ENCODER_METHODS] as const) rows.push(await evaluate(c, m, [0]));

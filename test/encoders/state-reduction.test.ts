@@ -16,6 +16,7 @@ import { Random } from '../../src/core/random.js';
 import { sampleKeys } from '../../src/encoders/drive.js';
 import { createEsn, fitEsnStates, runEsn as runEsnKept } from '../../src/encoders/esn.js';
 import { featureWidths } from '../../src/encoders/pipeline.js';
+import { fitPca } from '../../src/linalg/pca.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { tempDir } from '../helpers.js';
 
@@ -90,6 +91,68 @@ describe('the ESN reduced states and reservoir model space', () => {
     const got = features.data.subarray(series * 42, (series + 1) * 42);
     for (let a = 0; a < 7; a++)
       for (let q = 0; q < 6; q++) expect(got[a * 6 + q]).toBeCloseTo(w.get(a, q), 9);
+  });
+
+  it('fits the PCA on 256 series taken along the canonical order, thinned, whatever the row order', async () => {
+    // 300 series of 80 steps read both ways: 300 x 75 x 2 states, more than the 32,768 kept.
+    const rng = new Random(8);
+    const long = Array.from({ length: 300 }, () => Array.from({ length: 80 }, () => rng.normal()));
+    const at = (rows: number[][]): Matrix => ({ rows: 300, cols: 80, data: Float64Array.from(rows.flat()) });
+    const esn = createEsn({ ...params, bidirectional: true }, 1, 3);
+    const of = (m: Matrix) => ({ points: m, series: { length: 80, dims: 1 }, sampleKeys: sampleKeys(m) });
+    const order = Int32Array.from(new Random(2).sample(300, 300));
+    const a = (await fitEsnStates(backend, esn, of(at(long)), order)).statePca!;
+    // The same series in another row order, with the order that names the same series.
+    const from = Array.from(new Random(4).sample(300, 300));
+    const where = new Int32Array(300);
+    from.forEach((src, pos) => {
+      where[src] = pos;
+    });
+    const moved = Int32Array.from(order, (src) => where[src]!);
+    const b = (await fitEsnStates(backend, esn, of(at(from.map((i) => long[i]!))), moved)).statePca!;
+    expect(Array.from(b.components)).toEqual(Array.from(a.components));
+    // Another order picks other series: the PCA is fitted on the sample, not on every series.
+    const c = (await fitEsnStates(backend, esn, of(at(long)), Int32Array.from(order).reverse())).statePca!;
+    expect(Array.from(c.mean)).not.toEqual(Array.from(a.mean));
+  });
+
+  it('fits the PCA on each series to its own end when lengths differ', async () => {
+    const lengths = Int32Array.from({ length: 30 }, (_, i) => 12 + (i % 19));
+    const padded = Float64Array.from(points.data);
+    for (let i = 0; i < 30; i++) padded.fill(0, i * STEPS + lengths[i]!, (i + 1) * STEPS);
+    const values: Matrix = { rows: 30, cols: STEPS, data: padded };
+    const esn = createEsn(params, 1, 3);
+    const fitted = await fitEsnStates(backend, esn, { ...input, padded: { values, lengths } }, identity);
+    // The states each series reaches alone, from the washout to its own end, by hand.
+    const kept: number[][] = [];
+    for (let i = 0; i < 30; i++) {
+      const alone = Array.from(padded.subarray(i * STEPS, i * STEPS + lengths[i]!));
+      const states = await backend.reservoirRun({
+        inputs: { rows: 1, cols: alone.length, data: Float64Array.from(alone) },
+        inputDim: 1,
+        steps: alone.length,
+        sequence: true,
+        ...esn,
+        leak: params.leak,
+        readout: { times: Array.from({ length: alone.length }, (_, t) => t) },
+      });
+      for (let t = params.washout; t < alone.length; t++)
+        kept.push(Array.from(states.data.subarray(t * UNITS, (t + 1) * UNITS)));
+    }
+    const reference = await fitPca(
+      backend,
+      { rows: kept.length, cols: UNITS, data: Float64Array.from(kept.flat()) },
+      6,
+    );
+    const got = fitted.statePca!;
+    for (let j = 0; j < UNITS; j++) expect(got.mean[j]).toBeCloseTo(reference.mean[j]!, 10);
+    for (let i = 0; i < 6 * UNITS; i++) expect(got.components[i]).toBeCloseTo(reference.components[i]!, 6);
+  });
+
+  it('refuses more components than the reservoir has units', () => {
+    expect(() => resolveConfig({ encoders: { esn: { units: 20, stateComponents: 30 } } })).toThrow(
+      /encoders.esn.stateComponents: is more than encoders.esn.units \(20\)/,
+    );
   });
 
   it('refuses to encode with a state PCA that was never fitted', async () => {

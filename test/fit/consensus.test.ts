@@ -50,12 +50,6 @@ describe('a co-association consensus', () => {
       }
     }
     expect(members[0]).toEqual(Array.from(one.labels));
-    // The final labels come from K-means on the votes: samples every member agrees on stay together.
-    for (let i = 0; i < rows; i++) {
-      for (let j = i + 1; j < rows; j++) {
-        if (members.every((m) => m[i] === m[j])) expect(votes.labels[i]).toBe(votes.labels[j]);
-      }
-    }
     expect(votes.external!.ari).toBeGreaterThan(0.3);
   });
 
@@ -82,9 +76,53 @@ describe('a co-association consensus', () => {
     expect(chunked.external!.ari).toBeCloseTo(whole.external!.ari, 6);
   });
 
+  it('fitted on a sample of a larger file, labels every chunk as its saved model does', async () => {
+    const big = join(dir, 'cbf-big.csv');
+    writeFileSync(big, toCsv(cylinderBellFunnel(6, 367, 48)));
+    const config: ConfigOverrides = {
+      encoders: { members: 2, consensus: 'co-association', esn: { units: 20 } },
+      stream: { mode: 'on', sampleRows: 1_000, chunkRows: 400 },
+    };
+    const fitted = new NeuromorphicClusterer({
+      method: 'esn',
+      nClusters: K,
+      seed: 1,
+      logger: quiet,
+      config: { ...config, data: { labelColumn: 'label' } },
+    });
+    const result = await fitted.fit(big);
+    expect(result.streamed?.sampleRows).toBe(1_000);
+    expect(result.labels).toHaveLength(1_101);
+    const model = join(dir, 'coassoc-big.model');
+    await fitted.save(model);
+    const loaded = await NeuromorphicClusterer.load(model, { logger: quiet, data: { labelColumn: 'label' } });
+    expect(Array.from(await loaded.predict(big))).toEqual(Array.from(result.labels));
+  });
+
+  it("takes a seed at the top of the range: each member's K-means seed wraps", async () => {
+    const fit = await new NeuromorphicClusterer({
+      method: 'esn',
+      nClusters: K,
+      seed: Number.MAX_SAFE_INTEGER,
+      logger: quiet,
+      config: { ...COASSOC, data: { labelColumn: 'label' } },
+    }).fit(SERIES);
+    expect(fit.fallback).toBeUndefined();
+    expect(fit.method).toBe('esn');
+  });
+
+  it("is refused with k-anonymity, whose merge would not reach the members' own clusters", () => {
+    expect(() => resolveConfig({ ...COASSOC, privacy: { minClusterSize: 5 } })).toThrow(
+      /encoders.consensus: co-association keeps every member's own clusters/,
+    );
+    expect(() => resolveConfig({ encoders: { members: 3 }, privacy: { minClusterSize: 5 } })).not.toThrow();
+  });
+
   it('plans the width of the votes, members x k, for the memory estimate', () => {
     const encoders = resolveConfig(COASSOC).encoders;
-    expect(featureWidths('esn', encoders, 1, 64, true, 8).final).toBeGreaterThanOrEqual(3 * 8);
+    // hybrid: each member's PCA keeps 10 components; the votes are 3 x 8 wide.
+    expect(featureWidths('hybrid', encoders, 1, 64, true, 8).final).toBe(3 * 8);
+    expect(featureWidths('hybrid', encoders, 1, 64, true, 2).final).toBe(10);
     const stacked = resolveConfig({ encoders: { members: 3 } }).encoders;
     const single = resolveConfig({}).encoders;
     const inputCols = 64;

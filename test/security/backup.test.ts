@@ -13,6 +13,7 @@ import { createLogger } from '../../src/observability/logger.js';
 import { backupModel, exportModelForAge, restoreModel } from '../../src/security/backup.js';
 import { isEncrypted } from '../../src/security/envelope.js';
 import { Keyring } from '../../src/security/keyring.js';
+import { MODEL_VERSION } from '../../src/security/model-file.js';
 import { failure, ROOT, tempDir } from '../helpers.js';
 
 const IRIS = join(ROOT, 'examples/iris.csv');
@@ -85,7 +86,7 @@ describe('the age export', () => {
     const d = new Decrypter();
     d.addIdentity(identity);
     const doc = JSON.parse(await d.decrypt(sealed, 'text'));
-    expect(doc).toMatchObject({ format: 'neurocluster-model', version: 1 });
+    expect(doc).toMatchObject({ format: 'neurocluster-model', version: MODEL_VERSION });
     expect((await failure(exportModelForAge(model, 'not-a-recipient', Keyring.open()))).code).toBe(
       'NEUROCLUSTER_ERR_INVALID_ARGUMENT',
     );
