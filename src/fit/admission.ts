@@ -36,10 +36,12 @@ export function jobMemory(config: RunConfig, prepared: PreparedInput, k: number,
     );
   }
   const uses = (name: string) => method === name || method === 'hybrid';
+  // Every member of a consensus holds weights of its own.
   const weights =
-    (uses('esn') ? enc.esn.units * (enc.esn.units + inputDim) : 0) +
-    (uses('snn') ? enc.snn.neurons * inputDim : 0) +
-    (uses('lsm') ? enc.lsm.neurons * (enc.lsm.neurons + inputDim) : 0);
+    enc.members *
+    ((uses('esn') ? enc.esn.units * (enc.esn.units + inputDim) : 0) +
+      (uses('snn') ? enc.snn.neurons * inputDim : 0) +
+      (uses('lsm') ? enc.lsm.neurons * (enc.lsm.neurons + inputDim) : 0));
   const { bytes, oversized } = estimateJob({
     rows: cleaned.rows,
     cols: cleaned.cols,

@@ -1,7 +1,10 @@
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { cylinderBellFunnel, toCsv } from '../../bench/synthetic.js';
 import { NeuromorphicClusterer } from '../../src/clusterer.js';
 import { checkConfig } from '../../src/config/levels.js';
+import type { ConfigOverrides } from '../../src/config/schema.js';
 import { createLogger } from '../../src/observability/logger.js';
 import {
   estimateJob,
@@ -10,9 +13,12 @@ import {
   ResourceMonitor,
   type ResourceProbes,
 } from '../../src/observability/resources.js';
-import { countingJsRegistry, failure, ROOT } from '../helpers.js';
+import { countingJsRegistry, failure, ROOT, tempDir } from '../helpers.js';
 
 const IRIS = join(ROOT, 'examples/iris.csv');
+/** 24 labelled series of 64 steps. */
+const SERIES = join(tempDir(), 'cbf.csv');
+writeFileSync(SERIES, toCsv(cylinderBellFunnel(3, 8, 64)));
 const MiB = 2 ** 20;
 const thresholds = {
   memoryWarning: 0.8,
@@ -188,5 +194,25 @@ describe('a job past the memory budget', () => {
       config: { monitoring: { memoryBudgetMB: 64 * 1024 } },
     });
     expect((await clusterer.fit(IRIS)).labels).toHaveLength(150);
+  });
+
+  it("counts every member's weights, and the states an ESN's state PCA is fitted on", async () => {
+    const estimate = (config: ConfigOverrides) =>
+      new NeuromorphicClusterer({
+        method: 'esn',
+        nClusters: 3,
+        backend: 'js',
+        logger: createLogger({ level: 'silent' }),
+        config: { ...config, data: { labelColumn: 'label', ...config.data } },
+      }).estimateMemory(SERIES);
+    const units = 1000;
+    const one = await estimate({ encoders: { esn: { units } } });
+    const three = await estimate({ encoders: { members: 3, esn: { units } } });
+    // Two more reservoirs of 1,000 x (1,000 + 1) weights, held twice (the kernels' working copies).
+    expect(three - one).toBeGreaterThanOrEqual(2 * units * (units + 1) * 8 * 2);
+    const reduced = await estimate({ encoders: { esn: { units, stateComponents: 10 } } });
+    // 64 MB of sampled states for so wide a reservoir (8,388 rows), and two rows more (the
+    // narrower model space it reads saves far less than that on 24 series).
+    expect(reduced - one).toBeGreaterThanOrEqual((Math.floor((64 * MiB) / (8 * units)) + 2) * units * 8);
   });
 });
