@@ -260,7 +260,9 @@ function assemble(
  * src/data/order.ts); returns the fitted state and the features in that order (row i is sample
  * order[i]), which is the order K-means takes them in. `reduce` times the PCA (fit and
  * projection). On a device backend the encoders' output stays on the device through the moments
- * and the assembly, and the assembled features stay there for K-means.
+ * and the assembly, and the assembled features stay there for K-means. A co-association consensus
+ * fits each member as a pipeline of its own, has `clusterMember` cluster it, and returns the
+ * members' labels, one-hot, as the features.
  */
 export async function fitPipeline(
   backend: Backend,
