@@ -1,6 +1,6 @@
 /** Shared test helpers: fixtures, temporary directories, the compiled command. */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
@@ -109,6 +109,17 @@ export function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'neurocluster-test-'));
   madeDirs.push(dir);
   return dir;
+}
+
+/** Writes files into `dir`: `file(name, content)` returns the path written. */
+export function fileWriter(
+  dir: string,
+): (name: string, content: string | Uint8Array | ArrayBuffer) => string {
+  return (name, content) => {
+    const path = join(dir, name);
+    writeFileSync(path, content instanceof ArrayBuffer ? new Uint8Array(content) : content);
+    return path;
+  };
 }
 
 /** The NeuroclusterError a promise rejects with; fails the test if it resolves or throws another. */

@@ -1,5 +1,5 @@
-import { readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { describe, expect, it } from 'vitest';
 import { npyHeader } from '../../src/bench/workloads.js';
@@ -10,18 +10,14 @@ import { KeySample } from '../../src/data/sample.js';
 import { asFloat32, bytesOf, SpillDir } from '../../src/data/spill.js';
 import type { TableOptions } from '../../src/data/table.js';
 import { openChunked } from '../../src/security/secure-load.js';
-import { failure, ROOT, tempDir } from '../helpers.js';
+import { failure, fileWriter, ROOT, tempDir } from '../helpers.js';
 
 const dir = tempDir();
 const IRIS = `${ROOT}/examples/iris.csv`;
 const limits = { dataRoots: [], maxFileBytes: 2 ** 30 };
 const withTruth: TableOptions = { nanPolicy: 'error', labelColumn: 'species' };
 
-function file(name: string, content: string | Uint8Array): string {
-  const path = join(dir, name);
-  writeFileSync(path, content);
-  return path;
-}
+const file = fileWriter(dir);
 
 /** Every chunk of a file joined into one Dataset, and the chunks' starts. */
 async function readAll(chunked: ChunkedFile, rows: number, options: TableOptions) {

@@ -1,22 +1,16 @@
 /** Delimited text as people have it: the delimiter sniffed, decimal commas, no header, warnings that help. */
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { ChunkedFile } from '../../src/data/chunked.js';
 import { sniffDelimiter } from '../../src/data/csv.js';
 import { loadDataset } from '../../src/data/load.js';
 import { parseCell, type TableOptions } from '../../src/data/table.js';
 import { openChunked } from '../../src/security/secure-load.js';
-import { failure, tempDir } from '../helpers.js';
+import { failure, fileWriter, tempDir } from '../helpers.js';
 
 const dir = tempDir();
 const base: TableOptions = { nanPolicy: 'error' };
 
-function file(name: string, content: string): string {
-  const path = join(dir, name);
-  writeFileSync(path, content);
-  return path;
-}
+const file = fileWriter(dir);
 
 /** Warnings a read gives, as their messages. */
 function collector() {

@@ -1,19 +1,14 @@
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { applyScaler, fitScaler } from '../../src/data/clean.js';
 import { datasetFromRows, loadDataset } from '../../src/data/load.js';
 import type { TableOptions } from '../../src/data/table.js';
-import { failure, npy, ROOT, sklearn, tempDir } from '../helpers.js';
+import { failure, fileWriter, npy, ROOT, sklearn, tempDir } from '../helpers.js';
 
 const dir = tempDir();
 const base: TableOptions = { nanPolicy: 'error' };
 
-function file(name: string, content: string | Uint8Array): string {
-  const path = join(dir, name);
-  writeFileSync(path, content);
-  return path;
-}
+const file = fileWriter(dir);
 
 describe('CSV input', () => {
   it('reads iris: numeric columns are features, the label column kept apart', async () => {

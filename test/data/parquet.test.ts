@@ -3,23 +3,19 @@
  * gives (column rules, ids, ground truth, row numbers in errors), whatever the row groups and the
  * page compression; a damaged file is a data error, never a crash.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { type ColumnSource, parquetWriteBuffer } from 'hyparquet-writer';
 import { describe, expect, it } from 'vitest';
 import { loadDataset } from '../../src/data/load.js';
 import type { TableOptions } from '../../src/data/table.js';
-import { failure, ROOT, runCli, tempDir } from '../helpers.js';
+import { failure, fileWriter, ROOT, runCli, tempDir } from '../helpers.js';
 
 const dir = tempDir();
 const base: TableOptions = { nanPolicy: 'error' };
 
-function file(name: string, content: string | Uint8Array | ArrayBuffer): string {
-  const path = join(dir, name);
-  writeFileSync(path, content instanceof ArrayBuffer ? new Uint8Array(content) : content);
-  return path;
-}
+const file = fileWriter(dir);
 
 /** iris.csv as columns: four doubles and the species. */
 function irisColumns(): { names: string[]; rows: string[][] } {

@@ -4,7 +4,6 @@
  * NaN-padded 3-D array), read to their own ends by the reservoirs and resampled where one width
  * is needed.
  */
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { NeuromorphicClusterer } from '../../src/clusterer.js';
@@ -14,17 +13,13 @@ import { loadDataset } from '../../src/data/load.js';
 import type { TableOptions } from '../../src/data/table.js';
 import { modelSpace } from '../../src/encoders/model-space.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { failure, npy, tempDir } from '../helpers.js';
+import { failure, fileWriter, npy, tempDir } from '../helpers.js';
 
 const dir = tempDir();
 const base: TableOptions = { nanPolicy: 'error' };
 const quiet = createLogger({ level: 'silent' });
 
-function file(name: string, content: string | Uint8Array): string {
-  const path = join(dir, name);
-  writeFileSync(path, content);
-  return path;
-}
+const file = fileWriter(dir);
 
 describe('long format', () => {
   it('reads one sample per series, steps ordered by time, as the wide format lays them out', async () => {
