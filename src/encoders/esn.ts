@@ -41,6 +41,17 @@ export function createEsn(params: EsnConfig, inputDim: number, seed: number): Es
   return { params, inputWeights, bias, recurrent };
 }
 
+/** What the reservoir kernel runs: the ESN's weights and leak over `drive`, read out as asked. */
+function reservoirRun(
+  esn: EsnState,
+  drive: Drive,
+  readout: StateReadout,
+  signal?: AbortSignal,
+): ReservoirRun {
+  const { inputWeights, bias, recurrent, params } = esn;
+  return { ...drive, inputWeights, bias, recurrent, leak: params.leak, readout, signal };
+}
+
 /** The readout actually used: `auto` is last+mean for a static input, the model space for a sequence. */
 export function esnReadout(params: EsnConfig, sequence: boolean): Exclude<EsnConfig['readout'], 'auto'> {
   if (params.readout === 'model-space' && !sequence) {
@@ -77,15 +88,7 @@ export async function runEsn(backend: Backend, esn: EsnState, input: EncoderInpu
           : mode === 'times'
             ? { times: evenSteps(drive.steps, params.timePoints) }
             : { times: Array.from({ length: drive.steps }, (_, t) => t) };
-  const kernelRun = (d: Drive): ReservoirRun => ({
-    ...d,
-    inputWeights: esn.inputWeights,
-    bias: esn.bias,
-    recurrent: esn.recurrent,
-    leak: params.leak,
-    readout,
-    signal: input.signal,
-  });
+  const kernelRun = (d: Drive): ReservoirRun => reservoirRun(esn, d, readout, input.signal);
   // The model space needs every state of every step, hence its bigger footprint per sample.
   const bytesPerSample = readoutBlocks(readout) * params.units * 8;
   return encodeSamples(backend, input, {
@@ -194,16 +197,8 @@ export async function fitEsnStates(
       d.inputs.rows,
       { bytesPerSample: drive.steps * units * 8, signal: input.signal },
       async (start, end) => {
-        const states = await backend.reservoirRun({
-          ...d,
-          inputs: sliceRows(d.inputs, start, end),
-          inputWeights: esn.inputWeights,
-          bias: esn.bias,
-          recurrent: esn.recurrent,
-          leak: params.leak,
-          readout: { times: all },
-          signal: input.signal,
-        });
+        const slice = { ...d, inputs: sliceRows(d.inputs, start, end) };
+        const states = await backend.reservoirRun(reservoirRun(esn, slice, { times: all }, input.signal));
         for (let i = start; i < end; i++) {
           const last = lengths?.[i] ?? drive.steps;
           for (let t = firstOf(i); t < last; t++, seen++) {
