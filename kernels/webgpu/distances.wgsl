@@ -51,29 +51,57 @@ fn pairwise(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid:
 }
 
 // For row p.flag + i of the points (a), the sum of distances to the points of cluster c:
-// out[i * k + c]. `index` holds k + 1 offsets, then the point indices sorted by cluster, so a
-// thread walks only its cluster's points and all threads of a workgroup read the same point.
-// Compensated (Kahan) summation keeps float32 sums of many distances close to exact.
+// out[i * k + c]. `index` holds k + 1 offsets, then the point indices sorted by cluster. The
+// cluster's points are staged in workgroup memory, TJ points x TS dimensions at a time (laid out
+// dimension-major, so one vec4 load gives four points' values of one dimension), and each thread
+// reads them from there against its own row: every squared difference is added in dimension order
+// and every distance in the cluster's order, as the loop over one point at a time did, so the sums
+// are that loop's. Compensated (Kahan) summation keeps float32 sums of many distances close to exact.
+const TJ: u32 = 32u;
+const TS: u32 = 32u;
+var<workgroup> tile_p: array<vec4f, TJ * TS / 4u>;
+
 @compute @workgroup_size(64)
-fn cluster_sums(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let i = wg.x * 64u + lid.x;
+fn cluster_sums(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let i = wg.x * 64u + li;
   let c = wg.y;
   let row = min(p.flag + i, p.n - 1u);
   let start = index[c];
   let end = index[c + 1u];
   var sum = 0.0;
   var comp = 0.0;
-  for (var q = start; q < end; q++) {
-    let j = index[p.k + 1u + q];
-    var s = 0.0;
-    for (var t = 0u; t < p.d; t++) {
-      let diff = a[row * p.d + t] - a[j * p.d + t];
-      s += diff * diff;
+  for (var q0 = start; q0 < end; q0 += TJ) {
+    // Zeroed explicitly on every pass (see nearest in kmeans.wgsl).
+    var acc = array<vec4f, TJ / 4u>();
+    for (var t0 = 0u; t0 < p.d; t0 += TS) {
+      workgroupBarrier();
+      for (var v = li; v < TJ * TS / 4u; v += 64u) {
+        let t = t0 + v / (TJ / 4u);
+        let q = q0 + (v % (TJ / 4u)) * 4u;
+        var values = vec4f(0.0);
+        for (var r = 0u; r < 4u; r++) {
+          if (q + r < end && t < p.d) { values[r] = a[index[p.k + 1u + q + r] * p.d + t]; }
+        }
+        tile_p[v] = values;
+      }
+      workgroupBarrier();
+      let dims = min(TS, p.d - t0);
+      for (var t = 0u; t < dims; t++) {
+        let x = vec4f(a[row * p.d + t0 + t]);
+        for (var j = 0u; j < TJ / 4u; j++) {
+          let diff = x - tile_p[t * (TJ / 4u) + j];
+          acc[j] += diff * diff;
+        }
+      }
     }
-    let y = sqrt(s) - comp;
-    let next = sum + y;
-    comp = (next - sum) - y;
-    sum = next;
+    for (var j = 0u; j < TJ; j++) {
+      if (q0 + j < end) {
+        let y = sqrt(acc[j / 4u][j % 4u]) - comp;
+        let next = sum + y;
+        comp = (next - sum) - y;
+        sum = next;
+      }
+    }
   }
   if (i < p.m) { out[i * p.k + c] = sum; }
 }

@@ -19,32 +19,70 @@ struct Params {
 
 const WG: u32 = 256u;
 const MAX_K: u32 = 1024u;
+// Centroids are staged in workgroup memory, TC centroids x TD dimensions at a time, laid out
+// dimension-major so that one vec4 load gives four centroids' values of one dimension.
+const TC: u32 = 32u;
+const TD: u32 = 32u;
+var<workgroup> tile_c: array<vec4f, TC * TD / 4u>;
 
-// Nearest centroid of point i (ties to the lowest index) and the squared distance to it.
-fn nearest(i: u32) -> vec2f {
+// Nearest centroid of point `row` (ties to the lowest index) and the squared distance to it.
+// Every thread of the workgroup calls it (it stages the centroids with barriers): a thread past
+// the points passes any valid row and ignores the answer. Each distance adds its squared
+// differences in dimension order, as the loop over one centroid at a time did, so the labels and
+// distances are those of that loop; what changed is where the centroids are read from: workgroup
+// memory, once per workgroup, instead of global memory by every thread.
+fn nearest(row: u32, li: u32) -> vec2f {
   var best = 0u;
   var best_dist = 3.4028234e38;
-  for (var c = 0u; c < p.k; c++) {
-    var s = 0.0;
-    for (var t = 0u; t < p.d; t++) {
-      let diff = points[i * p.d + t] - centroids[c * p.d + t];
-      s += diff * diff;
+  for (var c0 = 0u; c0 < p.k; c0 += TC) {
+    // Zeroed explicitly on every pass: a bare declaration inside the loop kept the last pass's sums
+    // on SwiftShader.
+    var acc = array<vec4f, TC / 4u>();
+    for (var t0 = 0u; t0 < p.d; t0 += TD) {
+      workgroupBarrier();
+      // A thread writes whole vectors: four centroids' values of one dimension.
+      for (var v = li; v < TC * TD / 4u; v += WG) {
+        let t = t0 + v / (TC / 4u);
+        let c = c0 + (v % (TC / 4u)) * 4u;
+        var q = vec4f(0.0);
+        for (var r = 0u; r < 4u; r++) {
+          if (c + r < p.k && t < p.d) { q[r] = centroids[(c + r) * p.d + t]; }
+        }
+        tile_c[v] = q;
+      }
+      workgroupBarrier();
+      let dims = min(TD, p.d - t0);
+      for (var t = 0u; t < dims; t++) {
+        let x = vec4f(points[row * p.d + t0 + t]);
+        for (var j = 0u; j < TC / 4u; j++) {
+          let diff = x - tile_c[t * (TC / 4u) + j];
+          acc[j] += diff * diff;
+        }
+      }
     }
-    if (s < best_dist) {
-      best_dist = s;
-      best = c;
+    for (var j = 0u; j < TC; j++) {
+      let s = acc[j / 4u][j % 4u];
+      if (c0 + j < p.k && s < best_dist) {
+        best_dist = s;
+        best = c0 + j;
+      }
     }
   }
   return vec2f(bitcast<f32>(best), best_dist);
 }
 
 @compute @workgroup_size(256)
-fn assign(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+fn assign(
+  @builtin(global_invocation_id) gid: vec3u,
+  @builtin(num_workgroups) nwg: vec3u,
+  @builtin(local_invocation_index) li: u32,
+) {
   let i = gid.x + gid.y * nwg.x * WG;
-  if (i >= p.n) { return; }
-  let r = nearest(i);
-  labels[i] = i32(bitcast<u32>(r.x));
-  distances[i] = r.y;
+  let r = nearest(min(i, p.n - 1u), li);
+  if (i < p.n) {
+    labels[i] = i32(bitcast<u32>(r.x));
+    distances[i] = r.y;
+  }
 }
 
 var<workgroup> count: array<atomic<u32>, MAX_K>;
@@ -122,8 +160,8 @@ fn step(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   for (var block = g; block < blocks; block += p.groups) {
     let i = block * WG + li;
     var label = 0u;
+    let r = nearest(min(i, p.n - 1u), li);
     if (i < p.n) {
-      let r = nearest(i);
       label = bitcast<u32>(r.x);
       if (labels[i] != i32(label)) { changed += 1u; }
       labels[i] = i32(label);

@@ -1,8 +1,11 @@
 // A layer of leaky integrate-and-fire neurons (or a recurrent liquid) over all T steps of a
 // sample in one dispatch: one workgroup per sample, each thread owning up to NPT neurons whose
-// state stays in registers. Each step: the input spikes (Bernoulli draws from Philox4x32-10, the
-// same 32-bit arithmetic as the JS reference) or currents go to workgroup memory, then every
-// neuron integrates; the step's spikes are kept as a bit set for the recurrent input.
+// state stays in registers. The input spikes (Bernoulli draws from Philox4x32-10, the same 32-bit
+// arithmetic as the JS reference) or currents of a run of steps go to workgroup memory, drawn by
+// all the workgroup's threads at once, then every neuron integrates through the run. A layer
+// without recurrence needs no other neuron's spikes, so its run is as many steps as fit (all 50
+// of a 4-dimensional input): two barriers a run instead of two a step. A recurrent liquid runs
+// one step at a time, its step's spikes kept as a bit set for the next step's recurrent input.
 //
 // Float32 throughout, each operation in the order of the JS reference, which rounds every one
 // of them to float32: current = bias + sum_i d_i W_in[i] (i ascending) + sum_i s_i W[i] (i
@@ -42,7 +45,7 @@ struct Params {
 
 const WG: u32 = 256u;
 const NPT: u32 = 16u;            // neurons per thread: r <= 4096
-const MAX_DIM: u32 = 2048u;
+const MAX_DIM: u32 = 2048u;     // inputs staged at once: one step of MAX_DIM, or a run of steps
 const M0: u32 = 0xD2511F53u;
 const M1: u32 = 0xCD9E8D57u;
 const W0: u32 = 0x9E3779B9u;
@@ -72,7 +75,7 @@ fn philox(counter: vec4u, key: vec2u) -> vec4u {
   return x;
 }
 
-var<workgroup> input_now: array<f32, MAX_DIM>;
+var<workgroup> staged: array<f32, MAX_DIM>;                 // a run of steps' inputs, step-major
 var<workgroup> spikes: array<array<atomic<u32>, 128>, 2>; // this step's and the last step's bits
 
 @compute @workgroup_size(256)
@@ -94,79 +97,94 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
   for (var w = li; w < words; w += WG) { atomicStore(&spikes[0][w], 0u); }
   let key = vec2u(p.key0, p.key1);
   let width = p.r * p.windows;
+  let run = select(1u, max(1u, MAX_DIM / p.dim), p.recurrent == 0u);
+  let blocks = (p.dim + 3u) / 4u;   // Philox calls a step: four draws each
   var last = 0u;
-  for (var t = 0u; t < p.steps; t++) {
-    let now = 1u - last;
-    let window = (t * p.windows) / p.steps;
-    let start = (window * p.steps + p.windows - 1u) / p.windows;
-    let end = ((window + 1u) * p.steps + p.windows - 1u) / p.windows;
-    let at = s * p.in_cols + select(0u, t * p.dim, p.sequence != 0u);
+  for (var t0 = 0u; t0 < p.steps; t0 += run) {
+    let t1 = min(p.steps, t0 + run);
     if (p.rate != 0u) {
-      for (var b = li; b * 4u < p.dim; b += WG) {
+      for (var e = li; e < (t1 - t0) * blocks; e += WG) {
+        let t = t0 + e / blocks;
+        let b = e % blocks;
+        let at = s * p.in_cols + select(0u, t * p.dim, p.sequence != 0u);
         let draws = philox(vec4u(keys[s], t, b, 0u), key);
         for (var q = 0u; q < 4u && b * 4u + q < p.dim; q++) {
           let prob = clamp(inputs[at + b * 4u + q], 0.0, 1.0);
           let threshold = u32(floor(prob * 16777216.0));
-          input_now[b * 4u + q] = select(0.0, 1.0, (draws[q] >> 8u) < threshold);
+          staged[(t - t0) * p.dim + b * 4u + q] = select(0.0, 1.0, (draws[q] >> 8u) < threshold);
         }
       }
     } else {
-      for (var i = li; i < p.dim; i += WG) { input_now[i] = inputs[at + i]; }
+      for (var e = li; e < (t1 - t0) * p.dim; e += WG) {
+        let t = t0 + e / p.dim;
+        let at = s * p.in_cols + select(0u, t * p.dim, p.sequence != 0u);
+        staged[e] = inputs[at + e % p.dim];
+      }
     }
-    for (var w = li; w < words; w += WG) { atomicStore(&spikes[now][w], 0u); }
+    // With recurrence the run is one step: `now` holds its spikes, `last` the step before's.
+    let now = 1u - last;
+    if (p.recurrent != 0u) {
+      for (var w = li; w < words; w += WG) { atomicStore(&spikes[now][w], 0u); }
+    }
     workgroupBarrier();
     for (var q = 0u; q < NPT; q++) {
       let j = li + q * WG;
       if (j >= p.r) { break; }
-      var current = weights[p.bias_at + j];
-      for (var i = 0u; i < p.dim; i++) {
-        let d = input_now[i];
-        if (d != 0.0) { current = current + d * weights[p.w_in_at + i * p.r + j]; }
-      }
-      if (p.recurrent == 1u) {
-        for (var i = 0u; i < p.r; i++) {
-          if ((atomicLoad(&spikes[last][i / 32u]) & (1u << (i % 32u))) != 0u) {
-            current = current + weights[p.w_at + i * p.r + j];
+      for (var t = t0; t < t1; t++) {
+        let window = (t * p.windows) / p.steps;
+        let start = (window * p.steps + p.windows - 1u) / p.windows;
+        let end = ((window + 1u) * p.steps + p.windows - 1u) / p.windows;
+        let input = (t - t0) * p.dim;
+        var current = weights[p.bias_at + j];
+        for (var i = 0u; i < p.dim; i++) {
+          let d = staged[input + i];
+          if (d != 0.0) { current = current + d * weights[p.w_in_at + i * p.r + j]; }
+        }
+        if (p.recurrent == 1u) {
+          for (var i = 0u; i < p.r; i++) {
+            if ((atomicLoad(&spikes[last][i / 32u]) & (1u << (i % 32u))) != 0u) {
+              current = current + weights[p.w_at + i * p.r + j];
+            }
+          }
+        } else if (p.recurrent == 2u) {
+          for (var e = csc[j]; e < csc[j + 1u]; e++) {
+            let i = csc[p.r + 1u + e];
+            if ((atomicLoad(&spikes[last][i / 32u]) & (1u << (i % 32u))) != 0u) {
+              current = current + weights[p.w_at + e];
+            }
           }
         }
-      } else if (p.recurrent == 2u) {
-        for (var e = csc[j]; e < csc[j + 1u]; e++) {
-          let i = csc[p.r + 1u + e];
-          if ((atomicLoad(&spikes[last][i / 32u]) & (1u << (i % 32u))) != 0u) {
-            current = current + weights[p.w_at + e];
-          }
-        }
-      }
-      var spike = 0.0;
-      if (refr[q] > 0u) {
-        refr[q] -= 1u;
-        v[q] = p.reset;
-      } else {
-        v[q] = v[q] - p.decay * v[q];
-        v[q] = v[q] + current;
-        if (v[q] >= p.threshold) {
-          spike = 1.0;
+        var spike = 0.0;
+        if (refr[q] > 0u) {
+          refr[q] -= 1u;
           v[q] = p.reset;
-          refr[q] = p.refractory;
-          atomicOr(&spikes[now][j / 32u], 1u << (j % 32u));
+        } else {
+          v[q] = v[q] - p.decay * v[q];
+          v[q] = v[q] + current;
+          if (v[q] >= p.threshold) {
+            spike = 1.0;
+            v[q] = p.reset;
+            refr[q] = p.refractory;
+            if (p.recurrent != 0u) { atomicOr(&spikes[now][j / 32u], 1u << (j % 32u)); }
+          }
         }
-      }
-      trace[q] = trace[q] * p.trace_decay + spike;
-      if (t == start) {
-        seen[q] = false;
-        value[q] = select(0.0, f32(end - start), p.readout == 2u);
-      }
-      if (p.readout <= 1u) {
-        value[q] += spike;
-      } else if (p.readout == 2u && spike != 0.0 && !seen[q]) {
-        seen[q] = true;
-        value[q] = f32(t - start);
-      }
-      if (t + 1u == end) {
-        var result = value[q];
-        if (p.readout == 1u) { result = result / f32(end - start); }
-        if (p.readout == 3u) { result = trace[q]; }
-        out[s * width + window * p.r + j] = result * p.scale;
+        trace[q] = trace[q] * p.trace_decay + spike;
+        if (t == start) {
+          seen[q] = false;
+          value[q] = select(0.0, f32(end - start), p.readout == 2u);
+        }
+        if (p.readout <= 1u) {
+          value[q] += spike;
+        } else if (p.readout == 2u && spike != 0.0 && !seen[q]) {
+          seen[q] = true;
+          value[q] = f32(t - start);
+        }
+        if (t + 1u == end) {
+          var result = value[q];
+          if (p.readout == 1u) { result = result / f32(end - start); }
+          if (p.readout == 3u) { result = trace[q]; }
+          out[s * width + window * p.r + j] = result * p.scale;
+        }
       }
     }
     last = now;

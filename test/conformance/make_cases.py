@@ -96,6 +96,34 @@ cases.append({"kernel": "kmeansAssign", "name": "n130 d33 k37 repeated centroids
               "expected": {"labels": dist.argmin(1).tolist(), "distances": dist.min(1).tolist()},
               "tolerance": TOL, "tolerance32": TOL32})
 
+# A Lloyd step and the silhouette's sums over more centroids, points and dimensions than a GPU
+# kernel stages in workgroup memory at once (32 x 32), in several blocks of 256 points; their own
+# generator, as above.
+extra = np.random.default_rng(41)
+n, d, k = 600, 40, 70
+x, c = extra.standard_normal((n, d)), extra.standard_normal((k, d))
+dist = sqdist(x, c)
+labels, mind = dist.argmin(1), dist.min(1)
+prev = np.where(extra.random(n) < 0.5, labels, extra.integers(0, k, n))
+sums = np.zeros((k, d)); counts = np.zeros(k)
+np.add.at(sums, labels, x); np.add.at(counts, labels, 1)
+cases.append({"kernel": "kmeansStep", "name": f"n{n} d{d} k{k} tiled", "params": {},
+              "inputs": {"points": mat(x), "centroids": mat(c), "labels": prev.tolist()},
+              "expected": {"sums": sums.ravel().tolist(), "counts": counts.tolist(),
+                           "inertia": float(mind.sum()), "changed": int((prev != labels).sum())},
+              "tolerance": TOL, "tolerance32": TOL32})
+n, k = 400, 3
+x = extra.standard_normal((n, d))
+lab = extra.integers(0, k, n)
+full = np.sqrt(sqdist(x, x))
+expected = np.zeros((n, k))
+for j in range(k):
+    expected[:, j] = full[:, lab == j].sum(1)
+cases.append({"kernel": "clusterDistanceSums", "name": f"n{n} d{d} k{k} rows 0..{n} tiled",
+              "params": {"k": k, "rowStart": 0, "rowEnd": n},
+              "inputs": {"points": mat(x), "labels": lab.tolist()},
+              "expected": {"out": expected.ravel().tolist()}, "tolerance": TOL, "tolerance32": TOL32})
+
 # ---- Dynamics kernels: the math of ../shared/reference/reference.py, generalized, in float64. ----
 
 M0, M1, W0, W1 = 0xD2511F53, 0xCD9E8D57, 0x9E3779B9, 0xBB67AE85
@@ -278,6 +306,31 @@ rates = next(c for c in cases if c["kernel"] == "spikingRun" and c["params"]["re
 scaled = np.asarray(rates["expected"]["out"]["data"]) * 1000.0
 cases.append({**rates, "name": rates["name"] + " in Hz", "params": {**rates["params"], "scale": 1000.0},
               "expected": {"out": {**rates["expected"]["out"], "data": scaled.tolist()}}})
+
+# Layers without recurrence whose inputs over all steps are more than a GPU kernel stages at
+# once (2,048 values): their steps run in several runs, windows across the runs' edges; their own
+# generator, so every case above keeps its stream.
+extra = np.random.default_rng(43)
+for (n, dim, r, steps, seq, encoding, refr, readout, windows) in [
+        (3, 100, 6, 30, False, "rate", 1, "counts", 3),
+        (2, 90, 5, 40, True, "current", 1, "first-spike", 3),
+        (2, 70, 4, 64, True, "rate", 0, "trace", 4)]:
+    width = dim * (steps if seq else 1)
+    u = (extra.random((n, width)) * 0.6).astype(np.float32).astype(np.float64) if encoding == "rate" \
+        else extra.standard_normal((n, width)) * 0.4
+    keys = extra.integers(0, 2**32, n).tolist()
+    seed = int(extra.integers(0, 2**40))
+    w_in = extra.standard_normal((dim, r)) * 0.8 / np.sqrt(dim / 4)
+    bias = extra.uniform(0, 0.05, r)
+    decay, threshold, reset, trace_decay = 0.05, 1.0, 0.0, float(np.exp(-1 / 5))
+    out = spiking_ref(u, keys, seed, dim, steps, seq, encoding, w_in, bias, None, decay, threshold, reset, refr,
+                      trace_decay, readout, windows)
+    cases.append({"kernel": "spikingRun", "name": f"{encoding} {readout} x{windows}{' seq' if seq else ''} d{dim} T{steps} in runs",
+                  "params": {"inputDim": dim, "steps": steps, "sequence": seq, "encoding": encoding, "seed": seed,
+                             "decay": decay, "threshold": threshold, "reset": reset, "refractorySteps": refr,
+                             "traceDecay": trace_decay, "readout": readout, "windows": windows},
+                  "inputs": {"inputs": mat(u), "inputWeights": mat(w_in), "bias": bias.tolist(), "sampleKeys": keys},
+                  "expected": {"out": mat(out)}, "tolerance": TOL, "tolerance32": 1e-5, "minEqual": 0.999})
 
 # Column moments (population variance), over all rows or the rows in a given order; a constant
 # column has variance 0, and a column far from 0 checks the centred second pass.
