@@ -256,7 +256,10 @@ describe.skipIf(!redisAvailable)('jobs on a queue, run by `neurocluster worker` 
     expect(priorities).toEqual([1, 2, 3, 4, 5, 1]);
     // One worker, one task at a time: team-b's job runs before the second of the first tenant's.
     await worker(h.home);
-    for (const id of [...a, one]) expect((await settled(harness, id, 60_000)).state).toBe('succeeded');
+    for (const id of [...a, one]) {
+      const job = await settled(harness, id, 60_000);
+      expect(job.state, `job ${id}: ${JSON.stringify(job.error)}`).toBe('succeeded');
+    }
     const started = (id: string) => harness.service.jobs.get(id).startedAt!;
     expect(started(one) < started(a[1]!)).toBe(true);
   }, 90_000);
