@@ -309,6 +309,11 @@ async function hybridChild(n: number): Promise<void> {
 /** The child's side of --scale-n: the streamed hybrid fit of an NPY file on WebGPU. */
 async function scaleChild(n: number): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'neurocluster-gpu-scale-'));
+  // A step cut off by its time limit (bench/gpu-session.sh) ends here with SIGTERM: the data goes too.
+  process.once('SIGTERM', () => {
+    rmSync(dir, { recursive: true, force: true });
+    process.exit(143);
+  });
   try {
     const data = join(dir, 'blobs.npy');
     const truthFile = join(dir, 'truth.npy');
