@@ -338,12 +338,17 @@ export class QueueRunner implements Runner {
   }
 
   /** A task found on the queue by a sweep: taken up where it stands. */
-  private async adopt(task: Task<TaskData, TaskOutcome>): Promise<void> {
-    const state = await task.getState();
-    if (state === 'completed') await this.settle(task.id!, outcomeOf(task.returnvalue));
-    else if (state === 'failed') this.lost(task.id!, task.failedReason);
+  private async adopt(found: Task<TaskData, TaskOutcome>): Promise<void> {
+    const id = found.id!;
+    const state = await found.getState();
+    // `found` was read before its state: a task that finished in between has its answer (or its
+    // reason) only in a fresh read, and a stale one would fail a job that succeeded.
+    const task =
+      state === 'completed' || state === 'failed' ? ((await this.queue.getJob(id)) ?? found) : found;
+    if (state === 'completed') await this.settle(id, outcomeOf(task.returnvalue));
+    else if (state === 'failed') this.lost(id, task.failedReason);
     // Followed already (a sweep sees a long job many times): not one more start.
-    else if (state === 'active' && !this.running.has(task.id!)) this.activated(task.id!);
+    else if (state === 'active' && !this.running.has(id)) this.activated(id);
   }
 
   private activated(id: string): void {
