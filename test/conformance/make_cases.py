@@ -19,6 +19,28 @@ def mat(a):
 def sqdist(a, b):
     return ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
 
+def step_case(name, x, c, labels, mind, prev):
+    """One fused Lloyd step from the labels `prev`: the sums and counts under the nearest centroids."""
+    k, d = c.shape
+    sums = np.zeros((k, d)); counts = np.zeros(k)
+    np.add.at(sums, labels, x); np.add.at(counts, labels, 1)
+    return {"kernel": "kmeansStep", "name": name, "params": {},
+            "inputs": {"points": mat(x), "centroids": mat(c), "labels": prev.tolist()},
+            "expected": {"sums": sums.ravel().tolist(), "counts": counts.tolist(),
+                         "inertia": float(mind.sum()), "changed": int((prev != labels).sum())},
+            "tolerance": TOL, "tolerance32": TOL32}
+
+def cluster_sums_case(name, x, lab, k, start, end):
+    """Per-cluster sums of Euclidean distances from the rows start..end (silhouette's kernel)."""
+    full = np.sqrt(sqdist(x, x))
+    expected = np.zeros((end - start, k))
+    for j in range(k):
+        expected[:, j] = full[start:end][:, lab == j].sum(1)
+    return {"kernel": "clusterDistanceSums", "name": name,
+            "params": {"k": k, "rowStart": start, "rowEnd": end},
+            "inputs": {"points": mat(x), "labels": lab.tolist()},
+            "expected": {"out": expected.ravel().tolist()}, "tolerance": TOL, "tolerance32": TOL32}
+
 cases = []
 # Each case states its tolerances, relative to max(1, |expected|): `tolerance` for float64
 # backends (they agree to ~1e-12), `tolerance32` for backends that compute in float32 (WebGPU).
@@ -65,24 +87,11 @@ for (n, d, k) in [(1, 1, 1), (50, 2, 3), (300, 8, 7), (257, 5, 16)]:
                   "expected": {"sums": sums.ravel().tolist(), "counts": counts.tolist()}, "tolerance": TOL, "tolerance32": TOL32})
     # One fused Lloyd step from previous labels (some of which change).
     prev = np.where(rng.random(n) < 0.5, labels, rng.integers(0, k, n))
-    sums = np.zeros((k, d)); counts = np.zeros(k)
-    np.add.at(sums, labels, x); np.add.at(counts, labels, 1)
-    cases.append({"kernel": "kmeansStep", "name": f"n{n} d{d} k{k}", "params": {},
-                  "inputs": {"points": mat(x), "centroids": mat(c), "labels": prev.tolist()},
-                  "expected": {"sums": sums.ravel().tolist(), "counts": counts.tolist(),
-                               "inertia": float(mind.sum()), "changed": int((prev != labels).sum())},
-                  "tolerance": TOL, "tolerance32": TOL32})
-    # Per-cluster sums of Euclidean distances over a row range (silhouette's kernel).
+    cases.append(step_case(f"n{n} d{d} k{k}", x, c, labels, mind, prev))
+    # Per-cluster sums of Euclidean distances over a row range.
     start, end = n // 3, n
-    full = np.sqrt(sqdist(x, x))
     lab = rng.integers(0, k, n)
-    expected = np.zeros((end - start, k))
-    for j in range(k):
-        expected[:, j] = full[start:end][:, lab == j].sum(1)
-    cases.append({"kernel": "clusterDistanceSums", "name": f"n{n} d{d} k{k} rows {start}..{end}",
-                  "params": {"k": k, "rowStart": start, "rowEnd": end},
-                  "inputs": {"points": mat(x), "labels": lab.tolist()},
-                  "expected": {"out": expected.ravel().tolist()}, "tolerance": TOL, "tolerance32": TOL32})
+    cases.append(cluster_sums_case(f"n{n} d{d} k{k} rows {start}..{end}", x, lab, k, start, end))
 
 # Assignment across more than one group of sixteen centroids (the WASM kernel's unit) plus a rest,
 # with a centroid repeated in a later group: ties go to the lowest index. Its own generator keeps
@@ -105,24 +114,11 @@ x, c = extra.standard_normal((n, d)), extra.standard_normal((k, d))
 dist = sqdist(x, c)
 labels, mind = dist.argmin(1), dist.min(1)
 prev = np.where(extra.random(n) < 0.5, labels, extra.integers(0, k, n))
-sums = np.zeros((k, d)); counts = np.zeros(k)
-np.add.at(sums, labels, x); np.add.at(counts, labels, 1)
-cases.append({"kernel": "kmeansStep", "name": f"n{n} d{d} k{k} tiled", "params": {},
-              "inputs": {"points": mat(x), "centroids": mat(c), "labels": prev.tolist()},
-              "expected": {"sums": sums.ravel().tolist(), "counts": counts.tolist(),
-                           "inertia": float(mind.sum()), "changed": int((prev != labels).sum())},
-              "tolerance": TOL, "tolerance32": TOL32})
+cases.append(step_case(f"n{n} d{d} k{k} tiled", x, c, labels, mind, prev))
 n, k = 400, 3
 x = extra.standard_normal((n, d))
 lab = extra.integers(0, k, n)
-full = np.sqrt(sqdist(x, x))
-expected = np.zeros((n, k))
-for j in range(k):
-    expected[:, j] = full[:, lab == j].sum(1)
-cases.append({"kernel": "clusterDistanceSums", "name": f"n{n} d{d} k{k} rows 0..{n} tiled",
-              "params": {"k": k, "rowStart": 0, "rowEnd": n},
-              "inputs": {"points": mat(x), "labels": lab.tolist()},
-              "expected": {"out": expected.ravel().tolist()}, "tolerance": TOL, "tolerance32": TOL32})
+cases.append(cluster_sums_case(f"n{n} d{d} k{k} rows 0..{n} tiled", x, lab, k, 0, n))
 
 # ---- Dynamics kernels: the math of ../shared/reference/reference.py, generalized, in float64. ----
 
@@ -251,6 +247,31 @@ def spiking_ref(u, keys, seed, dim, steps, seq, encoding, w_in, bias, w_rec, dec
                 out[s_, base:base + r] = tr
     return out
 
+def spiking_case(gen, name, n, dim, r, steps, seq, encoding, recurrent, refr, readout, windows, sparse=False,
+                 w_in_divisor=1.0):
+    """A layer's run on random inputs and weights drawn from `gen` (a recurrent one, dense or CSR)."""
+    width = dim * (steps if seq else 1)
+    # Rate probabilities are float32 values, as every backend sees them.
+    u = (gen.random((n, width)) * 0.6).astype(np.float32).astype(np.float64) if encoding == "rate" \
+        else gen.standard_normal((n, width)) * 0.4
+    keys = gen.integers(0, 2**32, n).tolist()
+    seed = int(gen.integers(0, 2**40))
+    w_in = gen.standard_normal((dim, r)) * 0.8 / w_in_divisor
+    bias = gen.uniform(0, 0.05, r)
+    w_rec = gen.standard_normal((r, r)) * 0.3 * (gen.random((r, r)) < 0.5) if recurrent else None
+    decay, threshold, reset, trace_decay = 0.05, 1.0, 0.0, float(np.exp(-1 / 5))
+    out = spiking_ref(u, keys, seed, dim, steps, seq, encoding, w_in, bias, w_rec, decay, threshold, reset, refr,
+                      trace_decay, readout, windows)
+    inputs = {"inputs": mat(u), "inputWeights": mat(w_in), "bias": bias.tolist(), "sampleKeys": keys}
+    if recurrent:
+        inputs["recurrent"] = recurrent_json(w_rec, sparse=sparse)
+    return {"kernel": "spikingRun", "name": name,
+            "params": {"inputDim": dim, "steps": steps, "sequence": seq, "encoding": encoding, "seed": seed,
+                       "decay": decay, "threshold": threshold, "reset": reset, "refractorySteps": refr,
+                       "traceDecay": trace_decay, "readout": readout, "windows": windows},
+            "inputs": inputs, "expected": {"out": mat(out)}, "tolerance": TOL, "tolerance32": 1e-5,
+            "minEqual": 0.999}
+
 for i, (n, dim, r, steps, seq, encoding, recurrent, refr, readout, windows) in enumerate([
         (4, 3, 5, 30, False, "rate", False, 0, "counts", 1),
         (3, 5, 6, 25, False, "rate", True, 2, "counts", 3),
@@ -258,27 +279,9 @@ for i, (n, dim, r, steps, seq, encoding, recurrent, refr, readout, windows) in e
         (4, 4, 7, 20, False, "current", True, 0, "trace", 4),
         (2, 6, 5, 16, True, "rate", True, 3, "first-spike", 1),
         (3, 3, 6, 21, True, "current", False, 1, "rates", 4)]):
-    width = dim * (steps if seq else 1)
-    # Rate probabilities are float32 values, as every backend sees them.
-    u = (rng.random((n, width)) * 0.6).astype(np.float32).astype(np.float64) if encoding == "rate" \
-        else rng.standard_normal((n, width)) * 0.4
-    keys = rng.integers(0, 2**32, n).tolist()
-    seed = int(rng.integers(0, 2**40))
-    w_in = rng.standard_normal((dim, r)) * 0.8
-    bias = rng.uniform(0, 0.05, r)
-    w_rec = rng.standard_normal((r, r)) * 0.3 * (rng.random((r, r)) < 0.5) if recurrent else None
-    decay, threshold, reset, trace_decay = 0.05, 1.0, 0.0, float(np.exp(-1 / 5))
-    out = spiking_ref(u, keys, seed, dim, steps, seq, encoding, w_in, bias, w_rec, decay, threshold, reset, refr,
-                      trace_decay, readout, windows)
-    inputs = {"inputs": mat(u), "inputWeights": mat(w_in), "bias": bias.tolist(), "sampleKeys": keys}
-    if recurrent:
-        inputs["recurrent"] = recurrent_json(w_rec, sparse=(i % 2 == 1))
-    cases.append({"kernel": "spikingRun", "name": f"#{i} {encoding} {readout} x{windows}{' recurrent' if recurrent else ''}{' seq' if seq else ''}",
-                  "params": {"inputDim": dim, "steps": steps, "sequence": seq, "encoding": encoding, "seed": seed,
-                             "decay": decay, "threshold": threshold, "reset": reset, "refractorySteps": refr,
-                             "traceDecay": trace_decay, "readout": readout, "windows": windows},
-                  "inputs": inputs, "expected": {"out": mat(out)}, "tolerance": TOL, "tolerance32": 1e-5,
-                  "minEqual": 0.999})
+    name = f"#{i} {encoding} {readout} x{windows}{' recurrent' if recurrent else ''}{' seq' if seq else ''}"
+    cases.append(spiking_case(rng, name, n, dim, r, steps, seq, encoding, recurrent, refr, readout, windows,
+                              sparse=(i % 2 == 1)))
 
 # The input spikes themselves, exactly: identity input weights, no decay, a threshold of 0.5 and
 # reset to 0 make each neuron fire exactly when its input spikes, and one window per step reads
@@ -315,22 +318,9 @@ for (n, dim, r, steps, seq, encoding, refr, readout, windows) in [
         (3, 100, 6, 30, False, "rate", 1, "counts", 3),
         (2, 90, 5, 40, True, "current", 1, "first-spike", 3),
         (2, 70, 4, 64, True, "rate", 0, "trace", 4)]:
-    width = dim * (steps if seq else 1)
-    u = (extra.random((n, width)) * 0.6).astype(np.float32).astype(np.float64) if encoding == "rate" \
-        else extra.standard_normal((n, width)) * 0.4
-    keys = extra.integers(0, 2**32, n).tolist()
-    seed = int(extra.integers(0, 2**40))
-    w_in = extra.standard_normal((dim, r)) * 0.8 / np.sqrt(dim / 4)
-    bias = extra.uniform(0, 0.05, r)
-    decay, threshold, reset, trace_decay = 0.05, 1.0, 0.0, float(np.exp(-1 / 5))
-    out = spiking_ref(u, keys, seed, dim, steps, seq, encoding, w_in, bias, None, decay, threshold, reset, refr,
-                      trace_decay, readout, windows)
-    cases.append({"kernel": "spikingRun", "name": f"{encoding} {readout} x{windows}{' seq' if seq else ''} d{dim} T{steps} in runs",
-                  "params": {"inputDim": dim, "steps": steps, "sequence": seq, "encoding": encoding, "seed": seed,
-                             "decay": decay, "threshold": threshold, "reset": reset, "refractorySteps": refr,
-                             "traceDecay": trace_decay, "readout": readout, "windows": windows},
-                  "inputs": {"inputs": mat(u), "inputWeights": mat(w_in), "bias": bias.tolist(), "sampleKeys": keys},
-                  "expected": {"out": mat(out)}, "tolerance": TOL, "tolerance32": 1e-5, "minEqual": 0.999})
+    name = f"{encoding} {readout} x{windows}{' seq' if seq else ''} d{dim} T{steps} in runs"
+    cases.append(spiking_case(extra, name, n, dim, r, steps, seq, encoding, False, refr, readout, windows,
+                              w_in_divisor=np.sqrt(dim / 4)))
 
 # Column moments (population variance), over all rows or the rows in a given order; a constant
 # column has variance 0, and a column far from 0 checks the centred second pass.
