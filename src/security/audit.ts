@@ -66,7 +66,7 @@ import {
   SecurityError,
   storageError,
 } from '../core/errors.js';
-import { type Db, openStore, storeFile } from '../store/db.js';
+import { type Db, openStore, statement, storeFile } from '../store/db.js';
 import { AnomalyDetector } from './anomaly.js';
 import {
   type AuditEvent,
@@ -306,21 +306,20 @@ export class AuditLog {
   private setHead(seq: number, hash: string, at: string, owed?: Record<string, unknown>): void {
     const keyId = this.keyring.current().id;
     const repair = owed ? JSON.stringify(owed) : null;
-    this.db
-      .prepare(
-        `INSERT INTO audit_head (log, seq, hash, key_id, hmac, at, repair, repair_hmac) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    statement(
+      this.db,
+      `INSERT INTO audit_head (log, seq, hash, key_id, hmac, at, repair, repair_hmac) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT(log) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, key_id = excluded.key_id, hmac = excluded.hmac, at = excluded.at, repair = excluded.repair, repair_hmac = excluded.repair_hmac`,
-      )
-      .run(
-        this.key(),
-        seq,
-        hash,
-        keyId,
-        this.hmac(keyId, `head\0${seq}\0${hash}`),
-        at,
-        repair,
-        repair === null ? null : this.hmac(keyId, owedSigned(seq, hash, repair)),
-      );
+    ).run(
+      this.key(),
+      seq,
+      hash,
+      keyId,
+      this.hmac(keyId, `head\0${seq}\0${hash}`),
+      at,
+      repair,
+      repair === null ? null : this.hmac(keyId, owedSigned(seq, hash, repair)),
+    );
   }
 
   /**
@@ -345,7 +344,8 @@ export class AuditLog {
    * engine's, and is ignored.
    */
   private headRow(): { head: AuditHead; owed: Record<string, unknown> | undefined } | undefined {
-    const select = this.db.prepare(
+    const select = statement(
+      this.db,
       'SELECT seq, hash, key_id, hmac, repair, repair_hmac FROM audit_head WHERE log = ?',
     );
     // Before heads were keyed by real path, they were keyed by the path the log was opened by.

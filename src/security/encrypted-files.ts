@@ -2,16 +2,26 @@
  * The encrypted files the engine wrote, wherever they live: each one's path is recorded in the
  * store (`encrypted_files`) before its bytes are written, so `keys rotate` re-wraps all of them
  * (not only those under the directories it is told to search), and `keys retire` refuses a key
- * that a file still needs instead of making that file unreadable.
+ * that a file still needs instead of making that file unreadable. Small encrypted records kept in
+ * the store itself (`encrypted_records`: a service's job input until it runs) are re-wrapped and
+ * counted the same way.
  */
-import { open, realpath, stat } from 'node:fs/promises';
+import { mkdir, open, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { engineFilesOf } from '../config/home.js';
 import { writeFileAtomic } from '../core/atomic.js';
 import { isNeuroclusterError, UsageError } from '../core/errors.js';
 import type { Handle } from '../core/open.js';
-import { type Db, openStore } from '../store/db.js';
-import { encryptBuffer, encryptFile, fileWrappedWith, isEncrypted, rewrapFile } from './envelope.js';
+import { type Db, openStore, statement } from '../store/db.js';
+import {
+  encryptBuffer,
+  encryptFile,
+  fileWrappedWith,
+  isEncrypted,
+  rewrapBuffer,
+  rewrapFile,
+  wrappedWith,
+} from './envelope.js';
 import type { Keyring } from './keyring.js';
 
 export interface TrackedFile {
@@ -26,22 +36,71 @@ export class EncryptedFileRegistry {
   constructor(private readonly db: Db = openStore()) {}
 
   track(path: string, keyId: string, at: Date = new Date()): void {
-    this.db
-      .prepare(
-        `INSERT INTO encrypted_files (path, key_id, written_at) VALUES (?, ?, ?)
+    statement(
+      this.db,
+      `INSERT INTO encrypted_files (path, key_id, written_at) VALUES (?, ?, ?)
          ON CONFLICT(path) DO UPDATE SET key_id = excluded.key_id, written_at = excluded.written_at`,
-      )
-      .run(path, keyId, at.toISOString());
+    ).run(path, keyId, at.toISOString());
   }
 
   forget(path: string): void {
-    this.db.prepare('DELETE FROM encrypted_files WHERE path = ?').run(path);
+    statement(this.db, 'DELETE FROM encrypted_files WHERE path = ?').run(path);
   }
 
   list(): TrackedFile[] {
-    return this.db
-      .prepare('SELECT path, key_id AS keyId, written_at AS writtenAt FROM encrypted_files ORDER BY path')
-      .all() as TrackedFile[];
+    return statement(
+      this.db,
+      'SELECT path, key_id AS keyId, written_at AS writtenAt FROM encrypted_files ORDER BY path',
+    ).all() as TrackedFile[];
+  }
+
+  /**
+   * Keeps encrypted `bytes` in the store under `id` (replacing what was kept there), recorded with
+   * the key that wraps them. Within the caller's transaction when there is one.
+   */
+  keep(id: string, bytes: Uint8Array, at: Date = new Date()): void {
+    statement(
+      this.db,
+      `INSERT INTO encrypted_records (id, key_id, data, written_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT(id) DO UPDATE SET key_id = excluded.key_id, data = excluded.data, written_at = excluded.written_at`,
+    ).run(id, wrappedWith(bytes), bytes, at.toISOString());
+  }
+
+  /** The encrypted bytes kept under `id`, if any. */
+  record(id: string): Buffer | undefined {
+    return (
+      statement(this.db, 'SELECT data FROM encrypted_records WHERE id = ?').get(id) as
+        | { data: Buffer }
+        | undefined
+    )?.data;
+  }
+
+  /** Drops what was kept under `id` (nothing when nothing was). */
+  drop(id: string): void {
+    statement(this.db, 'DELETE FROM encrypted_records WHERE id = ?').run(id);
+  }
+
+  /** The records kept, without their bytes. */
+  records(): { id: string; keyId: string }[] {
+    return statement(this.db, 'SELECT id, key_id AS keyId FROM encrypted_records ORDER BY id').all() as {
+      id: string;
+      keyId: string;
+    }[];
+  }
+
+  /**
+   * Re-wraps the record `id` under its key's current successor, in one transaction (a writer
+   * between the read and the write cannot be overwritten); the key ids before and after, none when
+   * it is gone.
+   */
+  rewrap(id: string, keyring: Keyring): { from: string; to: string } | undefined {
+    return this.db.transaction(() => {
+      const kept = this.record(id);
+      if (!kept) return undefined;
+      const { bytes, from, to } = rewrapBuffer(kept, keyring);
+      if (from !== to) this.keep(id, bytes);
+      return { from, to };
+    })();
   }
 }
 
@@ -66,10 +125,26 @@ export async function writeEncryptedFile(
   registry: EncryptedFileRegistry = new EncryptedFileRegistry(),
 ): Promise<number> {
   const bytes = encryptBuffer(typeof plain === 'string' ? Buffer.from(plain) : plain, keyring);
-  await tracked(path, keyring, registry, () =>
+  await tracked(path, keyring.encryptionKey().id, registry, () =>
     writeFileAtomic(path, bytes, { engine: engineFilesOf(), mode: 0o600 }),
   );
   return bytes.length;
+}
+
+/**
+ * Writes bytes encrypted already (a record kept in the store) as the file `path`, its directory
+ * made owner-only when missing, atomically, recorded for rotation first with the key that wraps
+ * them.
+ */
+export async function writeEncryptedBytes(
+  path: string,
+  bytes: Uint8Array,
+  registry: EncryptedFileRegistry = new EncryptedFileRegistry(),
+): Promise<void> {
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  await tracked(path, wrappedWith(bytes), registry, () =>
+    writeFileAtomic(path, bytes, { engine: engineFilesOf(), mode: 0o600 }),
+  );
 }
 
 /**
@@ -78,12 +153,12 @@ export async function writeEncryptedFile(
  */
 async function tracked(
   path: string,
-  keyring: Keyring,
+  keyId: string,
   registry: EncryptedFileRegistry,
   write: () => Promise<void>,
 ): Promise<void> {
   const canonical = await canonicalPath(path);
-  registry.track(canonical, keyring.encryptionKey().id);
+  registry.track(canonical, keyId);
   try {
     await write();
   } catch (error) {
@@ -99,7 +174,7 @@ export async function encryptFileTracked(
   keyring: Keyring,
   registry: EncryptedFileRegistry = new EncryptedFileRegistry(),
 ): Promise<void> {
-  await tracked(to, keyring, registry, () => encryptFile(from, to, keyring));
+  await tracked(to, keyring.encryptionKey().id, registry, () => encryptFile(from, to, keyring));
 }
 
 /** Whether the file at `path` exists and starts like an encrypted file (eight bytes are read). */
@@ -133,6 +208,8 @@ export interface RewrapReport {
    * the record with their key, which `keys retire` then refuses, until they are back.
    */
   readonly unreachable: string[];
+  /** Records kept in the store now wrapped with the current key that were not before. */
+  readonly records: string[];
 }
 
 /** Where a recorded file stands: encrypted, plain, deleted (its directory is there) or out of reach. */
@@ -151,7 +228,7 @@ export async function rewrapAll(
   extra: readonly string[] = [],
   registry: EncryptedFileRegistry = new EncryptedFileRegistry(),
 ): Promise<RewrapReport> {
-  const report: RewrapReport = { rewrapped: [], skipped: [], forgotten: [], unreachable: [] };
+  const report: RewrapReport = { rewrapped: [], skipped: [], forgotten: [], unreachable: [], records: [] };
   const recorded = new Set(registry.list().map((f) => f.path));
   const files = new Set(recorded);
   for (const file of extra) files.add(await canonicalPath(file));
@@ -174,12 +251,22 @@ export async function rewrapAll(
       report.skipped.push({ file, reason: error.message });
     }
   }
+  for (const { id } of registry.records()) {
+    try {
+      const done = registry.rewrap(id, keyring);
+      if (done && done.from !== done.to) report.records.push(id);
+    } catch (error) {
+      if (!isNeuroclusterError(error) || error.category !== 'security') throw error;
+      report.skipped.push({ file: `record ${id}`, reason: error.message });
+    }
+  }
   return report;
 }
 
 /**
  * Refuses to retire `keyId` while a recorded file is still wrapped with it (its preamble says so),
- * or was recorded with it and is out of reach now: retiring it would make that file unreadable.
+ * or was recorded with it and is out of reach now, or a record kept in the store is wrapped with
+ * it: retiring it would make that file or record unreadable.
  * `keys rotate` first re-wraps them.
  */
 export async function assertKeyUnused(
@@ -197,10 +284,12 @@ export async function assertKeyUnused(
       // a damaged file needs no key
     }
   }
+  for (const record of registry.records())
+    if (record.keyId === keyId) needing.push(`record ${record.id} (kept in the store)`);
   if (needing.length > 0) {
     const shown = needing.slice(0, 3).join(', ');
     throw new UsageError(
-      `key ${keyId} still wraps ${needing.length} file(s) (${shown}${needing.length > 3 ? ', ...' : ''}): ` +
+      `key ${keyId} still wraps ${needing.length} file(s) or record(s) (${shown}${needing.length > 3 ? ', ...' : ''}): ` +
         'run `neurocluster keys rotate` first to re-wrap them, or pass --force to retire it and lose them',
     );
   }

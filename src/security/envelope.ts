@@ -283,13 +283,8 @@ export async function rewrapFile(
   try {
     const opened = await src.stat();
     const { head, size } = await headOf(src);
-    const { header, headerBytes, wrap, bodyAt } = readPreamble(head);
-    const current = keyring.successorOf(wrap.kek);
-    if (wrap.kek === current.id) return { from: wrap.kek, to: wrap.kek };
-    const dataKey = unwrapKey(wrap, header.file, keyring);
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(headerBytes.length);
-    const preamble = Buffer.concat([MAGIC, len, headerBytes, frame(wrapKey(dataKey, header.file, current))]);
+    const { from, to, preamble, bodyAt } = rewrappedPreamble(head, keyring);
+    if (!preamble) return { from, to };
     await writeStreamAtomic(path, engineFilesOf(), async (dst) => {
       await dst.write(preamble);
       const buf = Buffer.alloc(1 << 20);
@@ -307,10 +302,41 @@ export async function rewrapFile(
         throw new SecurityError(`${path} changed while it was being re-wrapped: left as it is`);
       }
     });
-    return { from: wrap.kek, to: current.id };
+    return { from, to };
   } finally {
     await src.close();
   }
+}
+
+/**
+ * The preamble of an encrypted file or buffer (`head`: its first bytes) with its data key wrapped
+ * under the current successor of the key that wraps it now; none when that is the key already.
+ */
+function rewrappedPreamble(
+  head: Buffer,
+  keyring: Keyring,
+): { from: string; to: string; preamble?: Buffer; bodyAt: number } {
+  const { header, headerBytes, wrap, bodyAt } = readPreamble(head);
+  const current = keyring.successorOf(wrap.kek);
+  if (wrap.kek === current.id) return { from: wrap.kek, to: wrap.kek, bodyAt };
+  const dataKey = unwrapKey(wrap, header.file, keyring);
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(headerBytes.length);
+  const preamble = Buffer.concat([MAGIC, len, headerBytes, frame(wrapKey(dataKey, header.file, current))]);
+  return { from: wrap.kek, to: current.id, preamble, bodyAt };
+}
+
+/**
+ * An encrypted buffer re-wrapped as {@link rewrapFile} re-wraps a file (the body copied unchanged):
+ * the same bytes when its key is current already.
+ */
+export function rewrapBuffer(
+  bytes: Uint8Array,
+  keyring: Keyring,
+): { bytes: Buffer; from: string; to: string } {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const { from, to, preamble, bodyAt } = rewrappedPreamble(buf, keyring);
+  return { bytes: preamble ? Buffer.concat([preamble, buf.subarray(bodyAt)]) : buf, from, to };
 }
 
 /** The KEK id a file is wrapped with (for listings). */

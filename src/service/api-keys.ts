@@ -6,7 +6,7 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { RequestError, SecurityError, UsageError } from '../core/errors.js';
-import type { Db } from '../store/db.js';
+import { type Db, statement } from '../store/db.js';
 import { checkTenantName, Tenants } from './tenants.js';
 
 export interface ApiKeyInfo {
@@ -62,11 +62,10 @@ export class ApiKeys {
     const salt = randomBytes(16).toString('hex');
     const createdAt = new Date().toISOString();
     try {
-      this.db
-        .prepare(
-          'INSERT INTO api_keys (name, tenant, key_id, salt, hash, created_at) VALUES (?, ?, ?, ?, ?, ?)',
-        )
-        .run(name, tenant, keyId, salt, digest(salt, secret).toString('hex'), createdAt);
+      statement(
+        this.db,
+        'INSERT INTO api_keys (name, tenant, key_id, salt, hash, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+      ).run(name, tenant, keyId, salt, digest(salt, secret).toString('hex'), createdAt);
     } catch (cause) {
       if ((cause as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY')
         throw new UsageError(
@@ -82,15 +81,16 @@ export class ApiKeys {
   }
 
   list(): ApiKeyInfo[] {
-    return (this.db.prepare('SELECT * FROM api_keys ORDER BY created_at, name').all() as Row[]).map(info);
+    return (statement(this.db, 'SELECT * FROM api_keys ORDER BY created_at, name').all() as Row[]).map(info);
   }
 
   /** Revokes a key: requests with it are refused from now on (403). */
   revoke(name: string): ApiKeyInfo {
-    const changed = this.db
-      .prepare('UPDATE api_keys SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL')
-      .run(new Date().toISOString(), name).changes;
-    const row = this.db.prepare('SELECT * FROM api_keys WHERE name = ?').get(name) as Row | undefined;
+    const changed = statement(
+      this.db,
+      'UPDATE api_keys SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL',
+    ).run(new Date().toISOString(), name).changes;
+    const row = statement(this.db, 'SELECT * FROM api_keys WHERE name = ?').get(name) as Row | undefined;
     if (!row) throw new UsageError(`no API key is named "${name}" (api-keys list shows them)`);
     if (changed === 0) throw new UsageError(`the API key "${name}" was revoked on ${row.revoked_at}`);
     return info(row);
@@ -106,7 +106,7 @@ export class ApiKeys {
       );
     const parts = KEY.exec(token);
     const row = parts
-      ? (this.db.prepare('SELECT * FROM api_keys WHERE key_id = ?').get(parts[1]) as Row | undefined)
+      ? (statement(this.db, 'SELECT * FROM api_keys WHERE key_id = ?').get(parts[1]) as Row | undefined)
       : undefined;
     const valid =
       row !== undefined && timingSafeEqual(digest(row.salt, parts![2]!), Buffer.from(row.hash, 'hex'));

@@ -6,6 +6,7 @@
  * plot and model encrypted to the job's directory, and reports progress and the outcome; the store
  * is the main thread's alone.
  */
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { MessagePort } from 'node:worker_threads';
 import { NeuromorphicClusterer } from '../clusterer.js';
@@ -18,10 +19,10 @@ import type { PrivacyCharge } from '../fit/private.js';
 import type { SplitRanges } from '../fit/ranges.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { defaultRuntime, type Runtime } from '../runtime/runtime.js';
-import { writeEncryptedFile } from '../security/encrypted-files.js';
+import { writeEncryptedBytes, writeEncryptedFile } from '../security/encrypted-files.js';
 import type { Keyring } from '../security/keyring.js';
 import { LABELS_FILE, MODEL_FILE, PLOT_FILE, RESULT_FILE } from './jobs.js';
-import { progressOf } from './progress.js';
+import { ProgressPacer, progressOf } from './progress.js';
 
 /** A job to run, as the main thread sends it. */
 export interface RunMessage {
@@ -38,6 +39,8 @@ export interface RunMessage {
   queue?: string | undefined;
   /** A private job's budget, charged by the service before it was queued. */
   privacyCharge?: PrivacyCharge | undefined;
+  /** Its input's bytes (encrypted) held in the service's store: written to `input` before it runs. */
+  held?: Uint8Array | undefined;
 }
 
 /** A private job's budget to charge to this process's ledger, before its task is queued. */
@@ -128,7 +131,11 @@ export function serveJobs<
       const logger = loggerOf(job);
       // The tenant's files are wrapped with its own key (destroyed with the tenant).
       const own = keyring.forTenant(job.tenant);
+      // Its directory holds its input and its results: the input is written first when it was held.
+      if (job.held) await writeEncryptedBytes(job.input, job.held);
+      else await mkdir(job.dir, { recursive: true, mode: 0o700 });
       const split = hooks.split?.(job, logger, own);
+      const pacer = new ProgressPacer((progress) => send({ type: 'progress', id: job.id, progress }));
       try {
         const clusterer = new NeuromorphicClusterer({ config: job.config, logger, runtime });
         const result = await clusterer.fit(job.input, {
@@ -139,9 +146,10 @@ export function serveJobs<
           ...quotaOf(job),
           onProgress: (event) => {
             const progress = progressOf(event, job.config);
-            if (progress) send({ type: 'progress', id: job.id, progress });
+            if (progress) pacer.offer(progress);
           },
         });
+        pacer.stop();
         // The summary the store keeps and every listing shows: without the per-row arrays.
         const { labels: _labels, ids: _ids, ...summary } = result.toJSON();
         await writeEncryptedFile(join(job.dir, RESULT_FILE), JSON.stringify(result.toJSON()), own);
@@ -156,6 +164,7 @@ export function serveJobs<
         await clusterer.save(join(job.dir, MODEL_FILE), { correlationId: job.correlationId, keyring: own });
         send({ type: 'done', id: job.id, summary: JSON.parse(JSON.stringify(summary)), rows: result.rows });
       } finally {
+        pacer.stop();
         await split?.close();
       }
     });

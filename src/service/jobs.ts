@@ -1,20 +1,22 @@
 /**
  * The service's jobs: their rows in the store (state, progress, summary, error) and their files,
  * each job's in a directory of its own under `$NEUROCLUSTER_HOME/service/jobs/<id>/` (mode 0700):
- * the uploaded rows, the result and the labels, encrypted at rest with the keyring.
+ * the uploaded rows, the result and the labels, encrypted at rest with the keyring. Rows sent in a
+ * request's JSON are held in the store, encrypted, with the job's row (one commit accepts the
+ * job, no file is written on the request's thread), and written to the job's directory by what
+ * runs it ({@link JobStore.held}); they are dropped once the job ends.
  *
  * A job is `queued`, then `running` (claimed by one runner, in the order jobs were accepted), then
  * `succeeded`, `failed` or `cancelled`. A job still `running` when its process stopped is queued
  * again by the next start ({@link JobStore.requeueInterrupted}): an accepted job always reaches a
  * final state.
  */
-import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { existsSync, readdirSync, realpathSync, rmSync, statSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { RequestError } from '../core/errors.js';
-import type { Db } from '../store/db.js';
+import { EncryptedFileRegistry } from '../security/encrypted-files.js';
+import { type Db, statement } from '../store/db.js';
 
 /** A succeeded job's files in its directory (each encrypted): what the worker writes, the routes read. */
 export const RESULT_FILE = 'result.json';
@@ -26,7 +28,7 @@ export const JOB_STATES = ['queued', 'running', 'succeeded', 'failed', 'cancelle
 export type JobState = (typeof JOB_STATES)[number];
 export const FINAL_STATES: readonly JobState[] = ['succeeded', 'failed', 'cancelled'];
 
-/** What a job clusters: rows it was sent (stored in its directory), or a file the service reads. */
+/** What a job clusters: rows or a file it was sent (its `file`, in its directory), or a file the service reads. */
 export type JobInput =
   | { readonly kind: 'upload'; readonly file: string }
   | { readonly kind: 'path'; readonly path: string };
@@ -97,15 +99,21 @@ function toJob(row: Row): Job {
 
 const now = () => new Date().toISOString();
 
+/** The id of a job's held input among the store's encrypted records. */
+const heldId = (id: string) => `job-input:${id}`;
+
 export class JobStore {
   /** Emits `change` with a job's id whenever its state or progress changes (the events route). */
   readonly changes = new EventEmitter().setMaxListeners(0);
+  private readonly records: EncryptedFileRegistry;
 
   constructor(
     private readonly db: Db,
     /** Where the jobs' directories are: `$NEUROCLUSTER_HOME/service/jobs`. */
     readonly root: string,
-  ) {}
+  ) {
+    this.records = new EncryptedFileRegistry(db);
+  }
 
   /** The directory of a job's files (owner-only, made by {@link reserve}). */
   dir(id: string): string {
@@ -118,31 +126,25 @@ export class JobStore {
   }
 
   /**
-   * A new job id, with its directory made, for the files a job is accepted with (off the event
-   * loop: every submission makes one).
+   * Accepts a job: it is queued behind the others. Its input is in its directory already, or is
+   * `held` (its upload's bytes, encrypted), kept in the store in the same commit as the job.
    */
-  async reserve(): Promise<string> {
-    const id = randomUUID();
-    await mkdir(this.dir(id), { recursive: true, mode: 0o700 });
-    return id;
-  }
-
-  /** Accepts a job (its directory already holds its input): it is queued behind the others. */
   accept(
     id: string,
     input: JobInput,
     options: Record<string, unknown>,
     caller: { readonly name: string; readonly tenant: string },
     correlationId: string,
-    /** What its directory holds already (its upload, encrypted), for the tenant's stored-bytes quota. */
+    /** What it stores already (its upload, encrypted), for the tenant's stored-bytes quota. */
     storedBytes = 0,
+    held?: Uint8Array,
   ): Job {
-    this.db
-      .prepare(
+    this.db.transaction(() => {
+      statement(
+        this.db,
         `INSERT INTO jobs (id, state, input, options, actor, tenant, correlation_id, created_at, stored_bytes)
-         VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(
+           VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(
         id,
         JSON.stringify(input),
         JSON.stringify(options),
@@ -152,7 +154,17 @@ export class JobStore {
         now(),
         storedBytes,
       );
+      if (held) this.records.keep(heldId(id), held);
+    })();
     return this.get(id);
+  }
+
+  /**
+   * The job's input held in the store (encrypted), which whatever runs the job writes to
+   * {@link inputPath} first; none once the job has ended, or when its input is a file already.
+   */
+  held(id: string): Buffer | undefined {
+    return this.records.record(heldId(id));
   }
 
   /**
@@ -160,7 +172,7 @@ export class JobStore {
    * not disclosed by a different answer).
    */
   get(id: string, tenant?: string): Job {
-    const row = this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as Row | undefined;
+    const row = statement(this.db, 'SELECT * FROM jobs WHERE id = ?').get(id) as Row | undefined;
     if (!row || (tenant !== undefined && row.tenant !== tenant))
       throw new RequestError('NEUROCLUSTER_ERR_NOT_FOUND', `no job ${id}`);
     return toJob(row);
@@ -177,12 +189,11 @@ export class JobStore {
     const before = options.cursor === undefined ? Number.MAX_SAFE_INTEGER : Number(options.cursor);
     const state = options.state ?? null;
     const tenant = options.tenant ?? null;
-    const rows = this.db
-      .prepare(
-        `SELECT * FROM jobs WHERE seq < ? AND (? IS NULL OR state = ?) AND (? IS NULL OR tenant = ?)
+    const rows = statement(
+      this.db,
+      `SELECT * FROM jobs WHERE seq < ? AND (? IS NULL OR state = ?) AND (? IS NULL OR tenant = ?)
          ORDER BY seq DESC LIMIT ?`,
-      )
-      .all(before, state, state, tenant, tenant, options.limit + 1) as Row[];
+    ).all(before, state, state, tenant, tenant, options.limit + 1) as Row[];
     const page = rows.slice(0, options.limit);
     const last = page.at(-1);
     return {
@@ -194,9 +205,10 @@ export class JobStore {
   /** How many jobs are in each state (of one tenant, when given). */
   counts(tenant?: string): Record<JobState, number> {
     const counts = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
-    for (const { state, n } of this.db
-      .prepare('SELECT state, COUNT(*) AS n FROM jobs WHERE (? IS NULL OR tenant = ?) GROUP BY state')
-      .all(tenant ?? null, tenant ?? null) as {
+    for (const { state, n } of statement(
+      this.db,
+      'SELECT state, COUNT(*) AS n FROM jobs WHERE (? IS NULL OR tenant = ?) GROUP BY state',
+    ).all(tenant ?? null, tenant ?? null) as {
       state: JobState;
       n: number;
     }[])
@@ -207,9 +219,10 @@ export class JobStore {
   /** How many jobs are in each state, by tenant (the tenants that have jobs). */
   byTenant(): Record<string, Record<JobState, number>> {
     const out: Record<string, Record<JobState, number>> = {};
-    for (const { tenant, state, n } of this.db
-      .prepare('SELECT tenant, state, COUNT(*) AS n FROM jobs GROUP BY tenant, state')
-      .all() as { tenant: string; state: JobState; n: number }[]) {
+    for (const { tenant, state, n } of statement(
+      this.db,
+      'SELECT tenant, state, COUNT(*) AS n FROM jobs GROUP BY tenant, state',
+    ).all() as { tenant: string; state: JobState; n: number }[]) {
       out[tenant] ??= Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
       out[tenant][state] = n;
     }
@@ -218,8 +231,9 @@ export class JobStore {
 
   /** How many jobs wait to start (from the state index: no scan of the table). */
   queued(): number {
-    return (this.db.prepare(`SELECT COUNT(*) AS n FROM jobs WHERE state = 'queued'`).get() as { n: number })
-      .n;
+    return (
+      statement(this.db, `SELECT COUNT(*) AS n FROM jobs WHERE state = 'queued'`).get() as { n: number }
+    ).n;
   }
 
   /**
@@ -230,9 +244,9 @@ export class JobStore {
    */
   claim(): Job | undefined {
     const job = this.db.transaction(() => {
-      const row = this.db
-        .prepare(
-          `WITH waiting AS (
+      const row = statement(
+        this.db,
+        `WITH waiting AS (
              SELECT tenant, MIN(seq) AS seq FROM jobs WHERE state = 'queued' GROUP BY tenant
            ), running AS (
              SELECT tenant, COUNT(*) AS n FROM jobs WHERE state = 'running' GROUP BY tenant
@@ -240,16 +254,14 @@ export class JobStore {
            SELECT waiting.seq AS seq, waiting.tenant AS tenant FROM waiting
              LEFT JOIN running USING (tenant) LEFT JOIN tenants ON tenants.name = waiting.tenant
            ORDER BY COALESCE(running.n, 0), COALESCE(tenants.served, 0), waiting.seq LIMIT 1`,
-        )
-        .get() as { seq: number; tenant: string } | undefined;
+      ).get() as { seq: number; tenant: string } | undefined;
       if (!row) return undefined;
-      this.db
-        .prepare(
-          `UPDATE jobs SET state = 'running', started_at = ?, attempts = attempts + 1, progress = NULL WHERE seq = ?`,
-        )
-        .run(now(), row.seq);
+      statement(
+        this.db,
+        `UPDATE jobs SET state = 'running', started_at = ?, attempts = attempts + 1, progress = NULL WHERE seq = ?`,
+      ).run(now(), row.seq);
       this.served(row.tenant);
-      return toJob(this.db.prepare('SELECT * FROM jobs WHERE seq = ?').get(row.seq) as Row);
+      return toJob(statement(this.db, 'SELECT * FROM jobs WHERE seq = ?').get(row.seq) as Row);
     })();
     if (job) this.changes.emit('change', job.id);
     return job;
@@ -260,19 +272,19 @@ export class JobStore {
    * numbers: what the queue dispatcher puts on the queue (src/distributed/dispatcher.ts).
    */
   unfinished(after = 0, limit = 1000): { seq: number; job: Job }[] {
-    const rows = this.db
-      .prepare(`SELECT * FROM jobs WHERE seq > ? AND state IN ('queued', 'running') ORDER BY seq LIMIT ?`)
-      .all(after, limit) as Row[];
+    const rows = statement(
+      this.db,
+      `SELECT * FROM jobs WHERE seq > ? AND state IN ('queued', 'running') ORDER BY seq LIMIT ?`,
+    ).all(after, limit) as Row[];
     return rows.map((row) => ({ seq: row.seq, job: toJob(row) }));
   }
 
   /** Marks a tenant served now: the next claims prefer the others (the tenants' turns). */
   private served(tenant: string): void {
-    this.db
-      .prepare(
-        'UPDATE tenants SET served = (SELECT COALESCE(MAX(served), 0) + 1 FROM tenants) WHERE name = ?',
-      )
-      .run(tenant);
+    statement(
+      this.db,
+      'UPDATE tenants SET served = (SELECT COALESCE(MAX(served), 0) + 1 FROM tenants) WHERE name = ?',
+    ).run(tenant);
   }
 
   /**
@@ -280,32 +292,31 @@ export class JobStore {
    * queue ranks tasks by it (the lowest first), so that tenants take turns there too.
    */
   rank(job: Pick<Job, 'id' | 'tenant'>): number {
-    const row = this.db
-      .prepare(
-        `SELECT COUNT(*) AS n FROM jobs WHERE tenant = ? AND state IN ('queued', 'running')
+    const row = statement(
+      this.db,
+      `SELECT COUNT(*) AS n FROM jobs WHERE tenant = ? AND state IN ('queued', 'running')
            AND seq < (SELECT seq FROM jobs WHERE id = ?)`,
-      )
-      .get(job.tenant, job.id) as { n: number };
+    ).get(job.tenant, job.id) as { n: number };
     return row.n + 1;
   }
 
   /** A queued job taken by a worker elsewhere (a queue's): running now; false when it was not queued. */
   started(id: string): boolean {
     const changed =
-      this.db
-        .prepare(
-          `UPDATE jobs SET state = 'running', started_at = ?, attempts = attempts + 1, progress = NULL
+      statement(
+        this.db,
+        `UPDATE jobs SET state = 'running', started_at = ?, attempts = attempts + 1, progress = NULL
            WHERE id = ? AND state = 'queued'`,
-        )
-        .run(now(), id).changes === 1;
+      ).run(now(), id).changes === 1;
     if (changed) this.changes.emit('change', id);
     return changed;
   }
 
   progress(id: string, progress: JobProgress): void {
-    this.db
-      .prepare(`UPDATE jobs SET progress = ? WHERE id = ? AND state = 'running'`)
-      .run(JSON.stringify(progress), id);
+    statement(this.db, `UPDATE jobs SET progress = ? WHERE id = ? AND state = 'running'`).run(
+      JSON.stringify(progress),
+      id,
+    );
     this.changes.emit('change', id);
   }
 
@@ -315,21 +326,26 @@ export class JobStore {
     state: 'succeeded' | 'failed' | 'cancelled',
     outcome: { summary?: Record<string, unknown>; error?: { code: string; message: string } } = {},
   ): boolean {
-    const changed =
-      this.db
-        .prepare(
+    const bytes = this.bytesOf(id);
+    const changed = this.db.transaction(() => {
+      const ended =
+        statement(
+          this.db,
           `UPDATE jobs SET state = ?, ended_at = ?, summary = ?, error_code = ?, error_message = ?, stored_bytes = ?
-           WHERE id = ? AND state IN ('queued', 'running')`,
-        )
-        .run(
+             WHERE id = ? AND state IN ('queued', 'running')`,
+        ).run(
           state,
           now(),
           outcome.summary ? JSON.stringify(outcome.summary) : null,
           outcome.error?.code ?? null,
           outcome.error?.message ?? null,
-          this.bytesOf(id),
+          bytes,
           id,
         ).changes === 1;
+      // Its input is in its directory by now, or it never ran and will not.
+      if (ended) this.records.drop(heldId(id));
+      return ended;
+    })();
     if (changed) this.changes.emit('change', id);
     return changed;
   }
@@ -341,16 +357,16 @@ export class JobStore {
    */
   requeueInterrupted(maxAttempts = 3): { requeued: number; abandoned: number } {
     return this.db.transaction(() => {
-      const abandoned = this.db
-        .prepare(
-          `UPDATE jobs SET state = 'failed', ended_at = ?, error_code = 'NEUROCLUSTER_ERR_INTERNAL',
+      const abandoned = statement(
+        this.db,
+        `UPDATE jobs SET state = 'failed', ended_at = ?, error_code = 'NEUROCLUSTER_ERR_INTERNAL',
              error_message = 'its run was cut off ' || attempts || ' times (the service stopped or was killed): not run again'
            WHERE state = 'running' AND attempts >= ?`,
-        )
-        .run(now(), maxAttempts).changes;
-      const requeued = this.db
-        .prepare(`UPDATE jobs SET state = 'queued', progress = NULL WHERE state = 'running'`)
-        .run().changes;
+      ).run(now(), maxAttempts).changes;
+      const requeued = statement(
+        this.db,
+        `UPDATE jobs SET state = 'queued', progress = NULL WHERE state = 'running'`,
+      ).run().changes;
       return { requeued, abandoned };
     })();
   }
@@ -370,7 +386,10 @@ export class JobStore {
 
   /** Removes a finished job: its row and its files. */
   remove(id: string): void {
-    this.db.prepare('DELETE FROM jobs WHERE id = ?').run(id);
+    this.db.transaction(() => {
+      statement(this.db, 'DELETE FROM jobs WHERE id = ?').run(id);
+      this.records.drop(heldId(id));
+    })();
     this.removeFiles(id);
     this.changes.emit('change', id);
   }
@@ -388,7 +407,10 @@ export class JobStore {
     const dir = this.dir(id);
     if (!existsSync(dir)) return;
     const prefix = `${realpathSync(dir)}/`;
-    this.db.prepare('DELETE FROM encrypted_files WHERE substr(path, 1, length(?)) = ?').run(prefix, prefix);
+    statement(this.db, 'DELETE FROM encrypted_files WHERE substr(path, 1, length(?)) = ?').run(
+      prefix,
+      prefix,
+    );
     rmSync(dir, { recursive: true, force: true });
   }
 }

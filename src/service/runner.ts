@@ -146,6 +146,7 @@ export class JobRunner implements Runner {
         correlationId: job.correlationId,
         tenant: job.tenant,
         maxRows: this.o.maxRowsOf(job),
+        held: this.o.store.held(job.id),
       };
       slot.worker.postMessage(message);
     }

@@ -11,7 +11,7 @@
  */
 import { QuotaError, UsageError } from '../core/errors.js';
 import type { Keyring } from '../security/keyring.js';
-import type { Db } from '../store/db.js';
+import { type Db, statement } from '../store/db.js';
 import type { JobStore } from './jobs.js';
 
 /** A tenant's limits; an absent one is no limit. */
@@ -89,11 +89,11 @@ export class Tenants {
   constructor(private readonly db: Db) {}
 
   list(): TenantInfo[] {
-    return (this.db.prepare('SELECT * FROM tenants ORDER BY name').all() as Row[]).map(info);
+    return (statement(this.db, 'SELECT * FROM tenants ORDER BY name').all() as Row[]).map(info);
   }
 
   get(name: string): TenantInfo | undefined {
-    const row = this.db.prepare('SELECT * FROM tenants WHERE name = ?').get(name) as Row | undefined;
+    const row = statement(this.db, 'SELECT * FROM tenants WHERE name = ?').get(name) as Row | undefined;
     return row ? info(row) : undefined;
   }
 
@@ -115,9 +115,10 @@ export class Tenants {
     checkTenantName(name, 'name');
     if (this.get(name)) throw new UsageError(`a tenant named "${name}" exists (tenants list shows them)`);
     const keyId = keyring?.file ? (keyring.tenantKeyId(name) ?? keyring.rotateTenant(name)) : undefined;
-    const changes = this.db
-      .prepare('INSERT OR IGNORE INTO tenants (name, created_at) VALUES (?, ?)')
-      .run(name, new Date().toISOString()).changes;
+    const changes = statement(this.db, 'INSERT OR IGNORE INTO tenants (name, created_at) VALUES (?, ?)').run(
+      name,
+      new Date().toISOString(),
+    ).changes;
     if (changes === 0) throw new UsageError(`a tenant named "${name}" exists (tenants list shows them)`);
     return { ...this.need(name), ...(keyId === undefined ? {} : { keyId }) };
   }
@@ -134,7 +135,7 @@ export class Tenants {
           throw new UsageError(`${key}: ${value} is not a whole number of at least 0`);
         else quotas[key] = value;
       }
-      this.db.prepare('UPDATE tenants SET quotas = ? WHERE name = ?').run(JSON.stringify(quotas), name);
+      statement(this.db, 'UPDATE tenants SET quotas = ? WHERE name = ?').run(JSON.stringify(quotas), name);
       return this.need(name);
     })();
   }
@@ -162,30 +163,32 @@ export class Tenants {
     const keysRevoked = this.db.transaction(() => {
       this.need(name);
       const running = (
-        this.db
-          .prepare(`SELECT COUNT(*) AS n FROM jobs WHERE tenant = ? AND state = 'running'`)
-          .get(name) as { n: number }
+        statement(this.db, `SELECT COUNT(*) AS n FROM jobs WHERE tenant = ? AND state = 'running'`).get(
+          name,
+        ) as { n: number }
       ).n;
       if (running > 0)
         throw new UsageError(
           `tenant "${name}" has ${running} running job(s): cancel them (DELETE /v1/jobs/:id) or let them end, then delete it`,
         );
       // Its waiting jobs are not started any more (they are removed below).
-      this.db
-        .prepare(`UPDATE jobs SET state = 'cancelled', ended_at = ? WHERE tenant = ? AND state = 'queued'`)
-        .run(new Date().toISOString(), name);
-      return this.db
-        .prepare('UPDATE api_keys SET revoked_at = ? WHERE tenant = ? AND revoked_at IS NULL')
-        .run(new Date().toISOString(), name).changes;
+      statement(
+        this.db,
+        `UPDATE jobs SET state = 'cancelled', ended_at = ? WHERE tenant = ? AND state = 'queued'`,
+      ).run(new Date().toISOString(), name);
+      return statement(
+        this.db,
+        'UPDATE api_keys SET revoked_at = ? WHERE tenant = ? AND revoked_at IS NULL',
+      ).run(new Date().toISOString(), name).changes;
     })();
     // No request of it is taken from here; its keys go before its files, so that a failure
     // between the two leaves files nobody can read, never keys that read files.
     const keysDestroyed = keyring?.file ? keyring.destroyTenant(name) : [];
-    const ids = (this.db.prepare('SELECT id FROM jobs WHERE tenant = ?').all(name) as { id: string }[]).map(
-      (r) => r.id,
-    );
+    const ids = (
+      statement(this.db, 'SELECT id FROM jobs WHERE tenant = ?').all(name) as { id: string }[]
+    ).map((r) => r.id);
     for (const id of ids) jobs.remove(id);
-    this.db.prepare('DELETE FROM tenants WHERE name = ?').run(name);
+    statement(this.db, 'DELETE FROM tenants WHERE name = ?').run(name);
     return { keysRevoked, jobsRemoved: ids.length, keysDestroyed };
   }
 
@@ -207,24 +210,26 @@ export class Tenants {
 
   private activeJobs(name: string): number {
     return (
-      this.db
-        .prepare(`SELECT COUNT(*) AS n FROM jobs WHERE tenant = ? AND state IN ('queued', 'running')`)
-        .get(name) as { n: number }
+      statement(
+        this.db,
+        `SELECT COUNT(*) AS n FROM jobs WHERE tenant = ? AND state IN ('queued', 'running')`,
+      ).get(name) as { n: number }
     ).n;
   }
 
   private lastHour(name: string, now: number): { count: number; oldest: string | null } {
     const since = new Date(now - HOUR_MS).toISOString();
-    return this.db
-      .prepare(
-        'SELECT COUNT(*) AS count, MIN(created_at) AS oldest FROM jobs WHERE tenant = ? AND created_at > ?',
-      )
-      .get(name, since) as { count: number; oldest: string | null };
+    return statement(
+      this.db,
+      'SELECT COUNT(*) AS count, MIN(created_at) AS oldest FROM jobs WHERE tenant = ? AND created_at > ?',
+    ).get(name, since) as { count: number; oldest: string | null };
   }
 
   private storedBytes(name: string): number {
     return (
-      this.db.prepare('SELECT COALESCE(SUM(stored_bytes), 0) AS n FROM jobs WHERE tenant = ?').get(name) as {
+      statement(this.db, 'SELECT COALESCE(SUM(stored_bytes), 0) AS n FROM jobs WHERE tenant = ?').get(
+        name,
+      ) as {
         n: number;
       }
     ).n;

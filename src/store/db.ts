@@ -13,6 +13,20 @@ import { sweepHome } from '../core/atomic.js';
 
 export type Db = Database.Database;
 
+const statements = new WeakMap<Db, Map<string, Database.Statement>>();
+
+/**
+ * The prepared statement of `sql` on `db`, prepared once and kept: a statement the service runs
+ * on every request costs its parse and plan once, not on each call.
+ */
+export function statement(db: Db, sql: string): Database.Statement {
+  let kept = statements.get(db);
+  if (!kept) statements.set(db, (kept = new Map()));
+  let prepared = kept.get(sql);
+  if (!prepared) kept.set(sql, (prepared = db.prepare(sql)));
+  return prepared;
+}
+
 /** Migrations, in order; index i takes the schema from version i to i + 1. */
 const MIGRATIONS: readonly string[] = [
   `CREATE TABLE privacy_budgets (
@@ -114,6 +128,15 @@ const MIGRATIONS: readonly string[] = [
    CREATE INDEX jobs_tenant_state ON jobs(tenant, state);
    CREATE INDEX jobs_tenant_created ON jobs(tenant, created_at);
    CREATE INDEX jobs_tenant_bytes ON jobs(tenant, stored_bytes);`,
+  // Small encrypted records kept in the store instead of a file of their own
+  // (src/security/encrypted-files.ts): a service job's rows from its request, kept until the job
+  // ends, so that accepting a job is one commit; rotation re-wraps them, retirement counts them.
+  `CREATE TABLE encrypted_records (
+     id TEXT PRIMARY KEY,
+     key_id TEXT NOT NULL,
+     data BLOB NOT NULL,
+     written_at TEXT NOT NULL
+   );`,
 ];
 
 /** The store's file in a NEUROCLUSTER_HOME. */

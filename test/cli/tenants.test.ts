@@ -3,7 +3,8 @@
  * and deleted: keys revoked, jobs and their files removed, audited; `default` is not deleted, and a
  * tenant with a running job is not either.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../src/config/load.js';
@@ -52,7 +53,8 @@ describe('neurocluster tenants', () => {
     const jobs = new JobStore(db, join(home, 'service', 'jobs'));
     const ids: string[] = [];
     for (let i = 0; i < 2; i++) {
-      const id = await jobs.reserve();
+      const id = randomUUID();
+      mkdirSync(jobs.dir(id), { recursive: true });
       writeFileSync(join(jobs.dir(id), 'input.json'), '[[1,2]]');
       jobs.accept(
         id,

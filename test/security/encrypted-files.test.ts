@@ -2,7 +2,8 @@
  * The record of encrypted files: every file the engine encrypts is recorded (by its real path)
  * before it is written, owner-only; rotation re-wraps recorded files wherever they are, forgets
  * those gone or no longer encrypted, names those another keyring wrote; a key a recorded file
- * still needs is not retired; readers take encrypted and plain files alike.
+ * still needs is not retired; readers take encrypted and plain files alike. Records kept in the
+ * store (a service job's rows until it runs) are re-wrapped and guard their key the same way.
  */
 import {
   mkdirSync,
@@ -21,9 +22,16 @@ import {
   EncryptedFileRegistry,
   encryptFileTracked,
   rewrapAll,
+  writeEncryptedBytes,
   writeEncryptedFile,
 } from '../../src/security/encrypted-files.js';
-import { decryptBuffer, fileWrappedWith, readFileDecrypted } from '../../src/security/envelope.js';
+import {
+  decryptBuffer,
+  encryptBuffer,
+  fileWrappedWith,
+  readFileDecrypted,
+  wrappedWith,
+} from '../../src/security/envelope.js';
 import { Keyring } from '../../src/security/keyring.js';
 import { openStore } from '../../src/store/db.js';
 import { tempDir } from '../helpers.js';
@@ -149,9 +157,48 @@ describe('the record of encrypted files', () => {
     keyring.rotate();
     await expect(assertKeyUnused(old, registry)).rejects.toMatchObject({
       code: 'NEUROCLUSTER_ERR_INVALID_ARGUMENT',
-      message: expect.stringContaining(`key ${old} still wraps 1 file(s) (${path})`),
+      message: expect.stringContaining(`key ${old} still wraps 1 file(s) or record(s) (${path})`),
     });
     await rewrapAll(keyring, [], registry);
     await expect(assertKeyUnused(old, registry)).resolves.toBeUndefined();
+  });
+
+  it('re-wraps records kept in the store with their bodies unchanged, and refuses to retire a key one still needs', async () => {
+    const { keyring, registry } = setting();
+    const sealed = encryptBuffer(Buffer.from('[[1,2],[3,4]]'), keyring);
+    registry.keep('job-input:a', sealed);
+    const old = keyring.current().id;
+    expect(registry.records()).toEqual([{ id: 'job-input:a', keyId: old }]);
+    const to = keyring.rotate();
+    await expect(assertKeyUnused(old, registry)).rejects.toThrow(
+      `key ${old} still wraps 1 file(s) or record(s) (record job-input:a (kept in the store))`,
+    );
+    const report = await rewrapAll(keyring, [], registry);
+    expect(report.records).toEqual(['job-input:a']);
+    const kept = registry.record('job-input:a')!;
+    expect(wrappedWith(kept)).toBe(to);
+    expect(registry.records()).toEqual([{ id: 'job-input:a', keyId: to }]);
+    // Only the key's wrap changed: the chunks are the same bytes, and they read as before.
+    expect(kept.subarray(-30).equals(sealed.subarray(-30))).toBe(true);
+    expect(decryptBuffer(kept, keyring).toString()).toBe('[[1,2],[3,4]]');
+    await expect(assertKeyUnused(old, registry)).resolves.toBeUndefined();
+    // A second rotation with nothing new to wrap leaves it as it is.
+    expect((await rewrapAll(keyring, [], registry)).records).toEqual([]);
+    registry.drop('job-input:a');
+    expect(registry.record('job-input:a')).toBeUndefined();
+  });
+
+  it('writes a kept record as a file in a directory it makes, recorded with the key that wraps it', async () => {
+    const { dir, keyring, registry } = setting();
+    // Sealed before a rotation (a job accepted, then the keys rotated before it ran).
+    const sealed = encryptBuffer(Buffer.from('x\n1\n'), keyring);
+    keyring.rotate();
+    const path = join(dir, 'jobs', 'j1', 'input.json');
+    await writeEncryptedBytes(path, sealed, registry);
+    expect(statSync(join(dir, 'jobs', 'j1')).mode & 0o777).toBe(0o700);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    expect(readFileSync(path).equals(sealed)).toBe(true);
+    expect(registry.list().map((f) => [f.path, f.keyId])).toEqual([[path, wrappedWith(sealed)]]);
+    expect(wrappedWith(sealed)).not.toBe(keyring.current().id);
   });
 });

@@ -4,7 +4,8 @@
  * paging, cancelling and deleting, errors as `{ error: { code, message, correlationId } }` with the
  * status of their code, the probes and the metrics.
  */
-import { copyFileSync, readFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { copyFileSync, existsSync, readFileSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +13,7 @@ import { NeuromorphicClusterer } from '../../src/clusterer.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { AuditLog } from '../../src/security/audit.js';
 import { EncryptedFileRegistry } from '../../src/security/encrypted-files.js';
+import { isEncrypted } from '../../src/security/envelope.js';
 import { ApiKeys } from '../../src/service/api-keys.js';
 import { JobStore } from '../../src/service/jobs.js';
 import { Tenants } from '../../src/service/tenants.js';
@@ -508,7 +510,7 @@ describe('the job store', () => {
   it('queues a job cut off by a stop again, but fails one cut off three times', async () => {
     const home = tempDir();
     const jobs = new JobStore(openStore(storeFile(home)), join(home, 'jobs'));
-    const id = await jobs.reserve();
+    const id = randomUUID();
     jobs.accept(id, { kind: 'upload', file: 'input.json' }, {}, { name: 'tester', tenant: 'default' }, 'c1');
     for (let run = 1; run <= 3; run++) {
       expect(jobs.claim()?.attempts).toBe(run);
@@ -582,6 +584,73 @@ describe('the service under its limits', () => {
       expect(small.service.jobs.get(ids[1]!).state).toBe('cancelled');
     } finally {
       await stop(small);
+    }
+  });
+});
+
+describe('a job’s rows on their way in', () => {
+  it('are held in the store, encrypted, with the job (no file yet), and written to its directory when it runs', async () => {
+    const s = await start({}, false);
+    try {
+      const post = await s.service.app.inject({
+        method: 'POST',
+        url: '/v1/jobs',
+        headers: s.auth,
+        payload: { data: { columns: ['a', 'b'], rows: ROWS }, options: KMEANS },
+      });
+      expect(post.statusCode, post.body).toBe(202);
+      const { id } = post.json();
+      const dir = s.service.jobs.dir(id);
+      expect(existsSync(dir)).toBe(false);
+      const held = s.service.jobs.held(id)!;
+      expect(isEncrypted(held)).toBe(true);
+      expect(held.toString('latin1')).not.toContain('"a":');
+      // Rows too large to hold (over 1 MiB encrypted) go to the job's directory at once.
+      const many = Array.from({ length: 70_000 }, (_, i) => [i, i + 0.5]);
+      const large = await s.service.app.inject({
+        method: 'POST',
+        url: '/v1/jobs',
+        headers: s.auth,
+        payload: { data: many, options: KMEANS },
+      });
+      expect(large.statusCode, large.body).toBe(202);
+      const largeId = large.json().id;
+      expect(s.service.jobs.held(largeId)).toBeUndefined();
+      expect(isEncrypted(readFileSync(join(s.service.jobs.dir(largeId), 'input.json')))).toBe(true);
+      await s.service.app.inject({ method: 'DELETE', url: `/v1/jobs/${largeId}`, headers: s.auth });
+
+      await s.service.runner.start();
+      const job = await settled(s, id);
+      expect(job.state, JSON.stringify(job.error)).toBe('succeeded');
+      const input = join(realpathSync(dir), 'input.json');
+      expect(readFileSync(input).equals(held)).toBe(true);
+      expect(new EncryptedFileRegistry(openStore(storeFile(s.home))).list().map((f) => f.path)).toContain(
+        input,
+      );
+      // Dropped once the job ended: the file is its input from then on.
+      expect(s.service.jobs.held(id)).toBeUndefined();
+    } finally {
+      await stop(s);
+    }
+  });
+
+  it('held, are run after a restart of a service stopped before it ran them', async () => {
+    const first = await start({}, false);
+    const post = await first.service.app.inject({
+      method: 'POST',
+      url: '/v1/jobs',
+      headers: first.auth,
+      payload: { data: ROWS, options: KMEANS },
+    });
+    const { id } = post.json();
+    await stop(first);
+    const again = await start({}, true, undefined, first.home);
+    try {
+      const job = await settled(again, id);
+      expect(job.state, JSON.stringify(job.error)).toBe('succeeded');
+      expect(job.summary).toMatchObject({ rows: 8 });
+    } finally {
+      await stop(again);
     }
   });
 });

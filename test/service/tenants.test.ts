@@ -3,6 +3,7 @@
  * one with 429 NEUROCLUSTER_ERR_QUOTA, with Retry-After where waiting helps, and never touch
  * another tenant; jobs start fairly across tenants, in the store and on a running service.
  */
+import { randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -272,7 +273,7 @@ describe('fair scheduling', () => {
     new Tenants(db).create('b');
     const jobs = new JobStore(db, join(home, 'jobs'));
     const accept = async (tenant: string) => {
-      const id = await jobs.reserve();
+      const id = randomUUID();
       return jobs.accept(id, { kind: 'upload', file: 'input.json' }, {}, { name: tenant, tenant }, id).id;
     };
     const a: string[] = [];

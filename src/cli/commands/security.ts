@@ -82,6 +82,7 @@ export function keysCommand(): Command {
           from,
           to,
           rewrapped: r.rewrapped.length,
+          records: r.records.length,
           skipped: r.skipped.length,
           unreachable: r.unreachable.length,
         }),
@@ -99,7 +100,7 @@ export function keysCommand(): Command {
         );
       else
         process.stdout.write(
-          `${tenant === undefined ? 'current key' : `tenant ${tenant}'s key`} ${to} (was ${from ?? 'none'}); ${report.rewrapped.length} file(s) re-wrapped, ${report.skipped.length} skipped, ${report.unreachable.length} out of reach\n`,
+          `${tenant === undefined ? 'current key' : `tenant ${tenant}'s key`} ${to} (was ${from ?? 'none'}); ${report.rewrapped.length} file(s) and ${report.records.length} stored record(s) re-wrapped, ${report.skipped.length} skipped, ${report.unreachable.length} out of reach\n`,
         );
     });
   cmd
@@ -128,11 +129,15 @@ export function keysCommand(): Command {
     });
   cmd
     .command('list')
-    .description('the keys, without their material, and how many recorded files each one wraps')
+    .description(
+      'the keys, without their material, and how many recorded files and stored records each one wraps',
+    )
     .action((_opts: unknown, command: Command) => {
       const flags = command.optsWithGlobals() as GlobalFlags;
       const files = new Map<string, number>();
-      for (const f of new EncryptedFileRegistry().list()) files.set(f.keyId, (files.get(f.keyId) ?? 0) + 1);
+      const registry = new EncryptedFileRegistry();
+      for (const f of [...registry.list(), ...registry.records()])
+        files.set(f.keyId, (files.get(f.keyId) ?? 0) + 1);
       const keys = Keyring.open()
         .list()
         .map((k) => ({ ...k, files: files.get(k.id) ?? 0 }));
@@ -143,7 +148,7 @@ export function keysCommand(): Command {
             'keyring',
             keys.map((k) => [
               k.id,
-              `${k.tenant === undefined ? '' : `tenant ${k.tenant}, `}${k.current ? 'current, ' : ''}created ${k.createdAt}${k.retiredAt ? `, retired ${k.retiredAt}` : ''}; ${k.files} file(s)`,
+              `${k.tenant === undefined ? '' : `tenant ${k.tenant}, `}${k.current ? 'current, ' : ''}created ${k.createdAt}${k.retiredAt ? `, retired ${k.retiredAt}` : ''}; ${k.files} file(s) or record(s)`,
             ]),
           ),
         );

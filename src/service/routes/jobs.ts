@@ -16,8 +16,8 @@ import {
   ResourceExhaustedError,
   SecurityError,
 } from '../../core/errors.js';
-import { writeEncryptedFile } from '../../security/encrypted-files.js';
-import { readFileDecrypted } from '../../security/envelope.js';
+import { writeEncryptedBytes, writeEncryptedFile } from '../../security/encrypted-files.js';
+import { encryptBuffer, readFileDecrypted } from '../../security/envelope.js';
 import { checkDataPath } from '../../security/secure-load.js';
 import { caller, type ServiceContext, view } from '../context.js';
 import {
@@ -79,7 +79,15 @@ interface Submission {
   readonly options: Record<string, unknown>;
   readonly rows?: number;
   readonly bytes: number;
+  /** The input's bytes, encrypted, held in the store with the job instead of written now. */
+  readonly held?: Buffer;
 }
+
+/**
+ * Rows sent as JSON up to this size (encrypted) are held in the store with the job, so that
+ * accepting it writes no file; larger ones are written to the job's directory at once.
+ */
+const HELD_MAX_BYTES = 1 << 20;
 
 /** Rows sent as JSON, as the file the job reads: named cells when columns were given. */
 function rowsDocument(data: { data: z.infer<typeof rowsData> }): unknown[] {
@@ -150,13 +158,11 @@ export function jobRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     }
     const input = { kind: 'upload', file: 'input.json' } as const;
     const rows = rowsDocument(body);
-    const bytes = await writeEncryptedFile(
-      join(jobs.dir(id), input.file),
-      JSON.stringify(rows),
-      keyring.forTenant(tenant),
-      files,
-    );
-    return { input, options: body.options, rows: rows.length, bytes };
+    const sealed = encryptBuffer(Buffer.from(JSON.stringify(rows)), keyring.forTenant(tenant));
+    const submission = { input, options: body.options, rows: rows.length, bytes: sealed.length };
+    if (sealed.length <= HELD_MAX_BYTES) return { ...submission, held: sealed };
+    await writeEncryptedBytes(join(jobs.dir(id), input.file), sealed, files);
+    return submission;
   };
 
   /** A job's input from a multipart body: its `file` part (stored encrypted) and `options` part. */
@@ -172,12 +178,9 @@ export function jobRoutes(app: FastifyInstance, ctx: ServiceContext): void {
             `file: "${part.filename}" is not a file the service reads (${[...UPLOAD_EXTENSIONS].join(' ')})`,
           );
         input = { kind: 'upload', file: `input${ext}` };
-        bytes = await writeEncryptedFile(
-          join(jobs.dir(id), input.file),
-          await part.toBuffer(),
-          keyring.forTenant(tenant),
-          files,
-        );
+        const sealed = encryptBuffer(await part.toBuffer(), keyring.forTenant(tenant));
+        await writeEncryptedBytes(join(jobs.dir(id), input.file), sealed, files);
+        bytes = sealed.length;
       } else if (part.type === 'field' && part.fieldname === 'options') {
         let parsed: unknown;
         try {
@@ -204,10 +207,10 @@ export function jobRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     const { name: actor, tenant } = caller(request);
     // The tenant's quotas: its jobs now before the body is stored, the job's rows and bytes after.
     tenants.admit(tenant, config.service.quotas);
-    const id = await jobs.reserve();
+    const id = randomUUID();
     let job: Job;
     try {
-      const { input, options, rows, bytes } = request.isMultipart()
+      const { input, options, rows, bytes, held } = request.isMultipart()
         ? await multipartInput(request, id, tenant)
         : await jsonInput(submitBody.parse(request.body), id, tenant);
       tenants.admit(tenant, config.service.quotas, { ...(rows === undefined ? {} : { rows }), bytes });
@@ -216,7 +219,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ServiceContext): void {
       checkJobOptions(options);
       const jobConfig = ctx.configOf({ input, options, tenant });
       checkJobLimits(jobConfig, config);
-      job = jobs.accept(id, input, options, caller(request), request.correlationId, bytes);
+      job = jobs.accept(id, input, options, caller(request), request.correlationId, bytes, held);
     } catch (error) {
       jobs.discard(id);
       throw error;
