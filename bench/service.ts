@@ -120,7 +120,11 @@ async function load(
   server: () => Server,
   auth: string,
   count: number,
-  { clients = CLIENTS, warm = false, onAccepted = () => true }: {
+  {
+    clients = CLIENTS,
+    warm = false,
+    onAccepted = () => true,
+  }: {
     clients?: number;
     warm?: boolean;
     onAccepted?: (accepted: number) => boolean;

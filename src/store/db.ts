@@ -21,9 +21,15 @@ const statements = new WeakMap<Db, Map<string, Database.Statement>>();
  */
 export function statement(db: Db, sql: string): Database.Statement {
   let kept = statements.get(db);
-  if (!kept) statements.set(db, (kept = new Map()));
+  if (!kept) {
+    kept = new Map();
+    statements.set(db, kept);
+  }
   let prepared = kept.get(sql);
-  if (!prepared) kept.set(sql, (prepared = db.prepare(sql)));
+  if (!prepared) {
+    prepared = db.prepare(sql);
+    kept.set(sql, prepared);
+  }
   return prepared;
 }
 
