@@ -115,7 +115,7 @@ export class JobStore {
     this.records = new EncryptedFileRegistry(db);
   }
 
-  /** The directory of a job's files (owner-only, made by {@link reserve}). */
+  /** The directory of a job's files (owner-only; made by the first write of one of them). */
   dir(id: string): string {
     return join(this.root, id);
   }

@@ -129,8 +129,8 @@ export function jobRoutes(app: FastifyInstance, ctx: ServiceContext): void {
   };
 
   /**
-   * A job's input from a JSON body: rows, stored encrypted in the job's directory (with how many
-   * and the bytes kept), or a checked path.
+   * A job's input from a JSON body: rows, encrypted (with how many and the bytes kept), held for
+   * the store or, over {@link HELD_MAX_BYTES}, written to the job's directory; or a checked path.
    */
   const jsonInput = async (
     body: z.infer<typeof submitBody>,
