@@ -13,8 +13,9 @@
  *    line of JSON for every request, nothing else) in a process of its own: what the client, the
  *    loopback and the scheduler cost any server here;
  * 3. kill: the load again, each client connecting with its first submission (their latency until
- *    the kill is reported too), the service killed with SIGKILL once half the jobs were accepted,
- *    then started again: every accepted job must reach a final state.
+ *    the kill is reported too, beside the bare server's on new connections with a core kept busy),
+ *    the service killed with SIGKILL once half the jobs were accepted, then started again: every
+ *    accepted job must reach a final state.
  *
  * The client is node:http with keep-alive connections: lean, because on a small machine the
  * client's own CPU is taken from the server it measures (fetch costs several times more a request).
@@ -77,12 +78,12 @@ interface Answer {
 /** One request on the keep-alive pool; the whole answer read. */
 function send(
   url: string,
-  options: { method?: string; headers?: Record<string, string>; body?: string } = {},
+  options: { method?: string; headers?: Record<string, string>; body?: string; agent?: Agent } = {},
 ): Promise<Answer> {
   return new Promise((resolveAnswer, reject) => {
     const req = httpRequest(
       url,
-      { agent, method: options.method ?? 'GET', headers: options.headers },
+      { agent: options.agent ?? agent, method: options.method ?? 'GET', headers: options.headers },
       (res) => {
         let body = '';
         res.setEncoding('utf8');
@@ -100,9 +101,14 @@ function send(
   });
 }
 
-/** The reference for the probe: a bare node:http server answering every request with one JSON line. */
+/**
+ * The reference for the probe: a bare node:http server answering every request with one JSON line
+ * (after BARE_WORK_MS milliseconds of work, none by default).
+ */
 const BARE_SERVER = `
+const work = Number(process.env.BARE_WORK_MS || 0);
 const server = require('node:http').createServer((_req, res) => {
+  for (const start = performance.now(); performance.now() - start < work; );
   res.setHeader('content-type', 'application/json; charset=utf-8');
   res.end('{"status":"ok"}');
 });
@@ -217,6 +223,42 @@ async function probe(url: string, rate: number, seconds: number) {
   };
 }
 
+/**
+ * What connections opened under load cost any server on this machine: the bare server doing 1.5 ms
+ * of work a request (about what an accept costs the service) while another process keeps a core
+ * busy (as a job's fit does), `CLIENTS` clients each opening its connection with the first of its
+ * ten requests; the first requests' latency against the others'.
+ */
+async function coldReference() {
+  const busy = await startNode(['-e', 'console.log("{}"); for (;;) {}'], {}, 'a busy core');
+  const bare = await startNode<{ url: string }>(
+    ['-e', BARE_SERVER],
+    { BARE_WORK_MS: '1.5' },
+    'the bare server',
+  );
+  const cold = new Agent({ keepAlive: true, maxSockets: 256 });
+  try {
+    const first: number[] = [];
+    const rest: number[] = [];
+    await Promise.all(
+      Array.from({ length: CLIENTS }, async () => {
+        for (let i = 0; i < 10; i++) {
+          const start = performance.now();
+          await send(bare.line.url, { agent: cold });
+          (i === 0 ? first : rest).push(performance.now() - start);
+        }
+      }),
+    );
+    first.sort((a, b) => a - b);
+    rest.sort((a, b) => a - b);
+    return { firstP99Ms: round(quantile(first, 0.99)), restP99Ms: round(quantile(rest, 0.99)) };
+  } finally {
+    cold.destroy();
+    await stop({ child: bare.child, url: bare.line.url, exited: bare.exited });
+    await stop({ child: busy.child, url: '', exited: busy.exited });
+  }
+}
+
 const homes: string[] = [];
 function freshHome(): { home: string; auth: string } {
   const home = mkdtempSync(join(tmpdir(), 'neurocluster-bench-service-'));
@@ -243,6 +285,7 @@ try {
   const bare = await startNode<{ url: string }>(['-e', BARE_SERVER], {}, 'the bare server');
   const reference = await probe(`${bare.line.url}/`, rate, seconds);
   await stop({ child: bare.child, url: bare.line.url, exited: bare.exited });
+  const coldConnections = await coldReference();
   // 3. Killed half-way, started again.
   const b = freshHome();
   server = await serve(b.home);
@@ -291,6 +334,8 @@ try {
       // Until the kill, on connections each client opened with its first submission.
       postP50Ms: round(quantile(killed.latencies, 0.5)),
       postP99Ms: round(quantile(killed.latencies, 0.99)),
+      // The same kind of connections on the bare server, with a core busy.
+      reference: coldConnections,
     },
     targets: {
       allSucceeded: (states.succeeded ?? 0) === JOBS,
