@@ -14,7 +14,6 @@
  * another worker runs the task.
  */
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Queue, QueueEvents, type Job as Task } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -22,14 +21,9 @@ import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import { type Config, durationMs } from '../config/schema.js';
 import { toNeuroclusterError } from '../core/errors.js';
 import type { PrivacyCharge } from '../fit/private.js';
-import {
-  canonicalPath,
-  isEncryptedFile,
-  writeEncryptedBytes,
-  writeEncryptedFile,
-} from '../security/encrypted-files.js';
+import { canonicalPath, isEncryptedFile, writeEncryptedFile } from '../security/encrypted-files.js';
 import { fileWrappedWith, readFileDecrypted } from '../security/envelope.js';
-import { type Job, LABELS_FILE, MODEL_FILE, PLOT_FILE, RESULT_FILE } from '../service/jobs.js';
+import { type Job, LABELS_FILE, MODEL_FILE, PLOT_FILE, prepareJobDir, RESULT_FILE } from '../service/jobs.js';
 import {
   finishJob,
   type Runner,
@@ -311,9 +305,12 @@ export class QueueRunner implements Runner {
       return;
     }
     // Workers read the job's input from its directory, as the charge does: a held one goes there first.
-    const held = this.o.store.held(job.id);
-    if (held) await writeEncryptedBytes(this.o.store.inputPath(job), held, this.o.files);
-    else await mkdir(this.o.store.dir(job.id), { recursive: true, mode: 0o700 });
+    await prepareJobDir(
+      this.o.store.dir(job.id),
+      this.o.store.inputPath(job),
+      this.o.store.held(job.id),
+      this.o.files,
+    );
     const maxRows = this.o.maxRowsOf(job);
     let privacyCharge: PrivacyCharge | undefined;
     if (config.privacy.epsilon !== undefined) {

@@ -125,9 +125,7 @@ export async function writeEncryptedFile(
   registry: EncryptedFileRegistry = new EncryptedFileRegistry(),
 ): Promise<number> {
   const bytes = encryptBuffer(typeof plain === 'string' ? Buffer.from(plain) : plain, keyring);
-  await tracked(path, keyring.encryptionKey().id, registry, () =>
-    writeFileAtomic(path, bytes, { engine: engineFilesOf(), mode: 0o600 }),
-  );
+  await writeTracked(path, bytes, registry);
   return bytes.length;
 }
 
@@ -142,6 +140,11 @@ export async function writeEncryptedBytes(
   registry: EncryptedFileRegistry = new EncryptedFileRegistry(),
 ): Promise<void> {
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  await writeTracked(path, bytes, registry);
+}
+
+/** Encrypted `bytes` written to `path` atomically, owner-only, recorded first with the key that wraps them. */
+async function writeTracked(path: string, bytes: Uint8Array, registry: EncryptedFileRegistry): Promise<void> {
   await tracked(path, wrappedWith(bytes), registry, () =>
     writeFileAtomic(path, bytes, { engine: engineFilesOf(), mode: 0o600 }),
   );

@@ -6,7 +6,6 @@
  * plot and model encrypted to the job's directory, and reports progress and the outcome; the store
  * is the main thread's alone.
  */
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { MessagePort } from 'node:worker_threads';
 import { NeuromorphicClusterer } from '../clusterer.js';
@@ -19,9 +18,9 @@ import type { PrivacyCharge } from '../fit/private.js';
 import type { SplitRanges } from '../fit/ranges.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { defaultRuntime, type Runtime } from '../runtime/runtime.js';
-import { writeEncryptedBytes, writeEncryptedFile } from '../security/encrypted-files.js';
+import { writeEncryptedFile } from '../security/encrypted-files.js';
 import type { Keyring } from '../security/keyring.js';
-import { LABELS_FILE, MODEL_FILE, PLOT_FILE, RESULT_FILE } from './jobs.js';
+import { LABELS_FILE, MODEL_FILE, PLOT_FILE, prepareJobDir, RESULT_FILE } from './jobs.js';
 import { ProgressPacer, progressOf } from './progress.js';
 
 /** A job to run, as the main thread sends it. */
@@ -132,8 +131,7 @@ export function serveJobs<
       // The tenant's files are wrapped with its own key (destroyed with the tenant).
       const own = keyring.forTenant(job.tenant);
       // Its directory holds its input and its results: the input is written first when it was held.
-      if (job.held) await writeEncryptedBytes(job.input, job.held);
-      else await mkdir(job.dir, { recursive: true, mode: 0o700 });
+      await prepareJobDir(job.dir, job.input, job.held);
       const split = hooks.split?.(job, logger, own);
       const pacer = new ProgressPacer((progress) => send({ type: 'progress', id: job.id, progress }));
       try {

@@ -13,9 +13,10 @@
  */
 import { EventEmitter } from 'node:events';
 import { existsSync, readdirSync, realpathSync, rmSync, statSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { RequestError } from '../core/errors.js';
-import { EncryptedFileRegistry } from '../security/encrypted-files.js';
+import { EncryptedFileRegistry, writeEncryptedBytes } from '../security/encrypted-files.js';
 import { type Db, statement } from '../store/db.js';
 
 /** A succeeded job's files in its directory (each encrypted): what the worker writes, the routes read. */
@@ -98,6 +99,21 @@ function toJob(row: Row): Job {
 }
 
 const now = () => new Date().toISOString();
+
+/**
+ * Readies a job's directory before the job runs: its input written there when it was held in the
+ * store ({@link JobStore.held}), the directory made (owner-only) otherwise. Called by what runs
+ * the job: its worker thread, or the queue's dispatcher before workers read the input.
+ */
+export async function prepareJobDir(
+  dir: string,
+  input: string,
+  held: Uint8Array | undefined,
+  registry?: EncryptedFileRegistry,
+): Promise<void> {
+  if (held) await writeEncryptedBytes(input, held, registry);
+  else await mkdir(dir, { recursive: true, mode: 0o700 });
+}
 
 /** The id of a job's held input among the store's encrypted records. */
 const heldId = (id: string) => `job-input:${id}`;
