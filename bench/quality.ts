@@ -5,8 +5,9 @@
  * `--candidates` (a JSON list of `{ name, method, config }`, the current default first), on the
  * development pool: iris, the fixtures' blobs, the development series sets (../shared/data/ts)
  * and the seeded synthetic families of bench/synthetic.ts. ARI and NMI against the truth averaged
- * over the seeds, the seed spread (max - min ARI), next to scikit-learn's KMeans
- * (test/fixtures/sklearn.json, made by make_fixtures.py) and the published scores in
+ * over the seeds, the seed spread (max - min ARI) and the seconds of one fit, next to
+ * scikit-learn's KMeans (test/fixtures/sklearn.json, made by make_fixtures.py) and the published
+ * scores in
  * ../shared/data/ts/published.csv; with more than one candidate, leave-one-dataset-out per pool.
  * One JSON line per data set and candidate, then one per pool; `--markdown` prints the tables of
  * docs/encoders.md instead.
@@ -49,6 +50,8 @@ export interface QualityRow {
   readonly spread: number;
   /** For kmeans: our inertia over scikit-learn's (mean over seeds). */
   readonly inertiaRatio?: number;
+  /** Wall seconds of one fit, reading the file included (mean over the seeds). */
+  readonly seconds: number;
 }
 
 /** Every case of the fixture (iris, the blobs, the series sets that exist here). */
@@ -131,6 +134,7 @@ export async function evaluate(
   const aris: number[] = [];
   let nmi = 0;
   let inertia = 0;
+  let seconds = 0;
   for (const seed of seeds) {
     const clusterer = new NeuromorphicClusterer({
       method,
@@ -139,7 +143,9 @@ export async function evaluate(
       logger,
       config: { ...config, data: { ...config.data, labelColumn: c.labelColumn } },
     });
+    const started = performance.now();
     const r = await clusterer.fit(c.path);
+    seconds += (performance.now() - started) / 1000 / seeds.length;
     aris.push(r.external!.ari);
     nmi += r.external!.nmi / seeds.length;
     inertia += r.quality.inertia / seeds.length;
@@ -151,6 +157,7 @@ export async function evaluate(
     ari: aris.reduce((s, v) => s + v, 0) / aris.length,
     nmi,
     spread: Math.max(...aris) - Math.min(...aris),
+    seconds,
     ...(method === 'kmeans' && c.sklearn ? { inertiaRatio: inertia / c.sklearn.inertia } : {}),
   };
 }

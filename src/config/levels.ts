@@ -201,6 +201,7 @@ const CROSS_FIELD_RULES: readonly ((c: Config) => [string, string] | undefined)[
   // Each member keeps centroids of its own clusters, which k-anonymity does not merge.
   (c) =>
     c.encoders.consensus === 'co-association' &&
+    c.encoders.members !== 'auto' &&
     c.encoders.members > 1 &&
     c.privacy.minClusterSize !== undefined
       ? [

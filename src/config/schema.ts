@@ -33,6 +33,39 @@ export function concreteMethod(method: Method | 'auto', series: boolean): Method
   return method === 'auto' ? AUTO_METHODS[series ? 'series' : 'tabular'] : method;
 }
 
+/**
+ * What `hybrid` runs on a series where its consensus settings are `auto`: three members, each
+ * clustered on its own, then their co-association clustered, with the input block at half an
+ * encoder block's share. Chosen by leave-one-dataset-out (docs/encoders.md, "Choosing the
+ * defaults"): it cuts the seed spread of one member's answer by 40 %. Everything else keeps one
+ * member, stacked, the input at one block's share: rows and the single encoders were not measured
+ * better with more, and half the input's share alone was measured worse.
+ */
+export const SERIES_CONSENSUS = { members: 3, consensus: 'co-association', inputWeight: 0.5 } as const;
+
+/**
+ * The encoders' `auto` settings made concrete for a method on a kind of input. k-anonymity
+ * (`kAnonymous`) merges small clusters, which a co-association consensus's members would not
+ * follow, so there `auto` keeps one member, stacked.
+ */
+export function settleEncoders(
+  encoders: EncodersConfig,
+  method: Method,
+  series: boolean,
+  kAnonymous: boolean,
+): SettledEncoders {
+  const consensusHere = method === 'hybrid' && series && !kAnonymous;
+  const members =
+    encoders.members !== 'auto' ? encoders.members : consensusHere ? SERIES_CONSENSUS.members : 1;
+  const consensus =
+    encoders.consensus !== 'auto' ? encoders.consensus : consensusHere ? SERIES_CONSENSUS.consensus : 'stack';
+  // Half the input's share (a hybrid setting) was measured better only together with the vote.
+  const voting = method === 'hybrid' && series && members > 1 && consensus === 'co-association';
+  const { inputWeight } = encoders.hybrid;
+  const weight = inputWeight !== 'auto' ? inputWeight : voting ? SERIES_CONSENSUS.inputWeight : 1;
+  return { ...encoders, members, consensus, hybrid: { ...encoders.hybrid, inputWeight: weight } };
+}
+
 export const NAN_POLICIES = ['error', 'drop-rows', 'impute-mean'] as const;
 export type NanPolicy = (typeof NAN_POLICIES)[number];
 
@@ -300,10 +333,11 @@ export const lsmSchema = z.strictObject({
 export const hybridSchema = z.strictObject({
   components: z.int().min(1).default(10).describe('PCA components of the concatenated blocks'),
   includeInput: z.boolean().default(true).describe('the input as a fourth block'),
-  inputWeight: positive()
-    .default(1)
+  inputWeight: z
+    .union([z.literal('auto'), positive()])
+    .default('auto')
     .describe(
-      'share of the input block: 1 gives it the variance of one encoder block, sqrt(3) that of all three',
+      'share of the input block: 1 gives it the variance of one encoder block, sqrt(3) that of all three; auto: 0.5 under a co-association consensus on a series, else 1',
     ),
 });
 
@@ -584,18 +618,16 @@ export const configSchema = z.strictObject({
       lsm: lsmSchema.default(lsmSchema.parse({})),
       hybrid: hybridSchema.default(hybridSchema.parse({})),
       members: z
-        .int()
-        .min(1)
-        .max(16)
-        .default(1)
+        .union([z.literal('auto'), z.int().min(1).max(16)])
+        .default('auto')
         .describe(
-          "copies of the method's encoders, each with weights of its own, combined by `consensus` (a consensus over reservoirs)",
+          "copies of the method's encoders, each with weights of its own, combined by `consensus` (a consensus over reservoirs); auto: 3 for hybrid on a series, else 1",
         ),
       consensus: z
-        .enum(['stack', 'co-association'])
-        .default('stack')
+        .enum(['auto', 'stack', 'co-association'])
+        .default('auto')
         .describe(
-          'how members combine: their features side by side before K-means (stack), or each member clustered on its own and K-means on how often members put two samples together (co-association)',
+          'how members combine: their features side by side before K-means (stack), or each member clustered on its own and K-means on how often members put two samples together (co-association); auto: co-association for hybrid on a series, else stack',
         ),
     })
     .default({
@@ -603,8 +635,8 @@ export const configSchema = z.strictObject({
       snn: snnSchema.parse({}),
       lsm: lsmSchema.parse({}),
       hybrid: hybridSchema.parse({}),
-      members: 1,
-      consensus: 'stack',
+      members: 'auto',
+      consensus: 'auto',
     })
     .describe('neuromorphic encoder parameters (esn, snn, lsm, hybrid)'),
   kmeans: kmeansSchema.default(kmeansSchema.parse({})),
@@ -639,9 +671,21 @@ export type ConfigInput = z.input<typeof configSchema>;
 export type EngineConfig = Config['engine'];
 export type DataConfig = Config['data'];
 export type KMeansConfig = Config['kmeans'];
-/** A configuration whose method is settled: `auto` made the method for the kind of input. */
-export type RunConfig = Config & { readonly engine: { readonly method: Method } };
 export type EncodersConfig = Config['encoders'];
+/** Encoder settings with their `auto` values made what they are for the kind of input. */
+export type SettledEncoders = Omit<EncodersConfig, 'members' | 'consensus' | 'hybrid'> & {
+  readonly members: number;
+  readonly consensus: 'stack' | 'co-association';
+  readonly hybrid: Omit<EncodersConfig['hybrid'], 'inputWeight'> & { readonly inputWeight: number };
+};
+/**
+ * A configuration settled for its input: `auto` made the method, and the encoders' `auto`
+ * settings, what they are for the kind of input.
+ */
+export type RunConfig = Omit<Config, 'engine' | 'encoders'> & {
+  readonly engine: EngineConfig & { readonly method: Method };
+  readonly encoders: SettledEncoders;
+};
 export type EsnConfig = EncodersConfig['esn'];
 export type SnnConfig = EncodersConfig['snn'];
 export type LsmConfig = EncodersConfig['lsm'];

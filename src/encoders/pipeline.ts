@@ -8,7 +8,7 @@
  * the model file, so `predict` encodes new data exactly as `fit` did.
  */
 import type { Backend } from '../backends/backend.js';
-import type { EncoderMethod, EncodersConfig } from '../config/schema.js';
+import type { EncoderMethod, SettledEncoders } from '../config/schema.js';
 import { throwIfAborted } from '../core/cancel.js';
 import { DataError, requireFinite } from '../core/errors.js';
 import { type Features, isDeviceMatrix, type Matrix } from '../core/matrix.js';
@@ -94,7 +94,7 @@ export interface Member {
  */
 function createMember(
   method: EncoderMethod,
-  config: EncodersConfig,
+  config: SettledEncoders,
   inputDim: number,
   seeds: Random,
   snnSpikeSeed?: number,
@@ -119,7 +119,7 @@ function createMember(
  */
 export function createPipeline(
   method: EncoderMethod,
-  config: EncodersConfig,
+  config: SettledEncoders,
   inputDim: number,
   seed: number,
 ): PipelineState {
@@ -353,7 +353,7 @@ export async function transformPipeline(
  */
 export function featureWidths(
   method: EncoderMethod,
-  config: EncodersConfig,
+  config: SettledEncoders,
   inputDim: number,
   inputCols: number,
   sequence: boolean,
@@ -406,7 +406,7 @@ export function featureWidths(
 }
 
 /** Coefficients of one direction's ESN model space: (state width + 1) x what it predicts. */
-function modelSpaceWidth(esn: EncodersConfig['esn'], inputDim: number): number {
+function modelSpaceWidth(esn: SettledEncoders['esn'], inputDim: number): number {
   const width = esn.stateComponents > 0 ? Math.min(esn.stateComponents, esn.units) : esn.units;
   return (width + 1) * (esn.modelSpaceTarget === 'state' ? width : inputDim);
 }

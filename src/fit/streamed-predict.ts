@@ -42,13 +42,20 @@ export async function streamedPredict(
   const { config, signal } = ctx;
   const { scaler, k, d } = model;
   // A chunk is sized by the model's own method and members, whatever the configuration says now.
-  const members = 1 + (model.pipeline?.moreMembers?.length ?? 0);
+  const { pipeline } = model;
+  const voters = pipeline?.voters?.length ?? 0;
+  const members = voters > 0 ? voters : 1 + (pipeline?.moreMembers?.length ?? 0);
   const sized = {
     ...ctx,
     config: {
       ...config,
       engine: { ...config.engine, method: model.method },
-      encoders: { ...config.encoders, members },
+      encoders: {
+        ...config.encoders,
+        members,
+        consensus: voters > 0 ? ('co-association' as const) : ('stack' as const),
+        hybrid: { ...config.encoders.hybrid, inputWeight: pipeline?.inputWeight ?? 1 },
+      },
     },
   };
   const chunkRows = chunkRowsOfJob(sized, deps.monitor, scaler, k);

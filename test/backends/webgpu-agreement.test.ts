@@ -18,6 +18,9 @@ describe('WebGPU and the JS reference on the development data', () => {
 
   it.for(cases.map((c) => [c.name, c] as const))(
     'same seed, same labels, every method: %s',
+    // hybrid on a series is three members voting (encoders.members auto): Coffee takes about
+    // 40 s alone here, on SwiftShader.
+    { timeout: 180_000 },
     async ([, c], ctx) => {
       const b = gpu(ctx);
       for (const method of METHODS) {

@@ -106,6 +106,7 @@ describe('leave-one-dataset-out', () => {
     ari,
     nmi: 0,
     spread: 0,
+    seconds: 0,
   });
 
   it('scores each set with the candidate chosen on the others', () => {

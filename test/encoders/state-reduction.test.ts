@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { JsBackend } from '../../src/backends/js/js-backend.js';
 import { NeuromorphicClusterer } from '../../src/clusterer.js';
 import { resolveConfig } from '../../src/config/load.js';
-import type { ConfigOverrides } from '../../src/config/schema.js';
+import { type ConfigOverrides, settleEncoders } from '../../src/config/schema.js';
 import { type Matrix, readFeatures } from '../../src/core/matrix.js';
 import { Random } from '../../src/core/random.js';
 import { sampleKeys } from '../../src/encoders/drive.js';
@@ -167,7 +167,8 @@ describe('the ESN reduced states and reservoir model space', () => {
     const config = resolveConfig(reduced(target, both), { encoders: { esn: { includeInput: false } } });
     const esn = await fitEsnStates(backend, createEsn(config.encoders.esn, 1, 3), input, identity);
     const features = await runEsn(backend, esn, input);
-    expect(featureWidths('esn', config.encoders, 1, STEPS, true).raw).toBe(features.cols);
+    const encoders = settleEncoders(config.encoders, 'esn', true, false);
+    expect(featureWidths('esn', encoders, 1, STEPS, true).raw).toBe(features.cols);
   });
 
   it.each(['input', 'state'] as const)(

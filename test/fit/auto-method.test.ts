@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { cylinderBellFunnel, toCsv } from '../../bench/synthetic.js';
 import { NeuromorphicClusterer } from '../../src/clusterer.js';
 import { resolveConfig } from '../../src/config/load.js';
-import type { ConfigOverrides, Method } from '../../src/config/schema.js';
+import { type ConfigOverrides, type Method, settleEncoders } from '../../src/config/schema.js';
 import { createPipeline } from '../../src/encoders/pipeline.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { OperationTracker } from '../../src/observability/operations.js';
@@ -81,8 +81,70 @@ describe('engine.method auto', () => {
   });
 });
 
+describe('the consensus settings, auto', () => {
+  const settled = (method: Method, series: boolean, overrides: ConfigOverrides = {}, kAnonymous = false) => {
+    const { members, consensus, hybrid } = settleEncoders(
+      resolveConfig(overrides).encoders,
+      method,
+      series,
+      kAnonymous,
+    );
+    return { members, consensus, inputWeight: hybrid.inputWeight };
+  };
+
+  it('are three members voting, the input at half a share, for hybrid on a series only', () => {
+    expect(resolveConfig({}).encoders.members).toBe('auto');
+    expect(settled('hybrid', true)).toEqual({ members: 3, consensus: 'co-association', inputWeight: 0.5 });
+    expect(settled('hybrid', false)).toEqual({ members: 1, consensus: 'stack', inputWeight: 1 });
+    for (const method of ['esn', 'snn', 'lsm'] as const)
+      expect(settled(method, true)).toEqual({ members: 1, consensus: 'stack', inputWeight: 1 });
+  });
+
+  it('leave what is set alone, and give the input half a share only to a vote on a series', () => {
+    expect(settled('hybrid', true, { encoders: { members: 1 } })).toEqual({
+      members: 1,
+      consensus: 'co-association',
+      inputWeight: 1,
+    });
+    expect(settled('hybrid', true, { encoders: { consensus: 'stack' } })).toEqual({
+      members: 3,
+      consensus: 'stack',
+      inputWeight: 1,
+    });
+    expect(settled('hybrid', true, { encoders: { hybrid: { inputWeight: 2 } } }).inputWeight).toBe(2);
+    expect(settled('esn', true, { encoders: { members: 4, consensus: 'co-association' } })).toEqual({
+      members: 4,
+      consensus: 'co-association',
+      inputWeight: 1,
+    });
+    expect(
+      settled('hybrid', false, { encoders: { members: 4, consensus: 'co-association' } }).inputWeight,
+    ).toBe(1);
+  });
+
+  it('keep one member, stacked, beside k-anonymity, whose merge the voters would not follow', () => {
+    expect(settled('hybrid', true, {}, true)).toEqual({ members: 1, consensus: 'stack', inputWeight: 1 });
+    expect(settled('hybrid', true, { encoders: { members: 3 } }, true).consensus).toBe('stack');
+  });
+
+  it('make the default fit of a series the vote of three, as when set by hand', async () => {
+    const byDefault = await clusterer(undefined).fit(SERIES);
+    const byHand = await clusterer('hybrid', {
+      encoders: { members: 3, consensus: 'co-association', hybrid: { inputWeight: 0.5 } },
+    }).fit(SERIES);
+    expect(byDefault.parameters.encoders).toMatchObject({ members: 3, consensus: 'co-association' });
+    expect(byDefault.parameters.encoders.hybrid.inputWeight).toBe(0.5);
+    // The votes, one-hot: three members of three clusters each.
+    expect(byDefault.features.cols).toBe(9);
+    expect(Array.from(byDefault.labels)).toEqual(Array.from(byHand.labels));
+    const rows = await clusterer('hybrid', { data: { labelColumn: 'species' } }).fit(IRIS);
+    expect(rows.parameters.encoders).toMatchObject({ members: 1, consensus: 'stack' });
+  });
+});
+
 describe('encoders.members', () => {
-  const config = (members: number) => resolveConfig({ encoders: { members } }).encoders;
+  const config = (members: number) =>
+    settleEncoders(resolveConfig({ encoders: { members } }).encoders, 'hybrid', true, false);
 
   it('keeps the one-member pipeline as its first member and gives the others weights of their own', () => {
     const one = createPipeline('hybrid', config(1), 1, 5);

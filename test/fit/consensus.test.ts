@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { cylinderBellFunnel, toCsv } from '../../bench/synthetic.js';
 import { NeuromorphicClusterer } from '../../src/clusterer.js';
 import { resolveConfig } from '../../src/config/load.js';
-import type { ConfigOverrides } from '../../src/config/schema.js';
+import { type ConfigOverrides, settleEncoders } from '../../src/config/schema.js';
 import { featureWidths } from '../../src/encoders/pipeline.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { tempDir } from '../helpers.js';
@@ -119,12 +119,14 @@ describe('a co-association consensus', () => {
   });
 
   it('plans the width of the votes, members x k, for the memory estimate', () => {
-    const encoders = resolveConfig(COASSOC).encoders;
+    const settled = (c: ConfigOverrides, method: 'hybrid' | 'esn') =>
+      settleEncoders(resolveConfig(c).encoders, method, true, false);
+    const encoders = settled(COASSOC, 'hybrid');
     // hybrid: each member's PCA keeps 10 components; the votes are 3 x 8 wide.
     expect(featureWidths('hybrid', encoders, 1, 64, true, 8).final).toBe(3 * 8);
     expect(featureWidths('hybrid', encoders, 1, 64, true, 2).final).toBe(10);
-    const stacked = resolveConfig({ encoders: { members: 3 } }).encoders;
-    const single = resolveConfig({}).encoders;
+    const stacked = settled({ encoders: { members: 3 } }, 'esn');
+    const single = settled({}, 'esn');
     const inputCols = 64;
     const perMember = featureWidths('esn', single, 1, inputCols, true).raw - inputCols;
     expect(featureWidths('esn', stacked, 1, inputCols, true).raw).toBe(inputCols + 3 * perMember);

@@ -46,6 +46,8 @@ describe('a streamed fit', () => {
   ] as const;
   it.each(cases)(
     'gives %s on %s the labels and scores of the fit in memory',
+    // hybrid on SyntheticControl is three members voting (encoders.members auto), fitted twice.
+    { timeout: 180_000 },
     async (method, _name, path, k, config) => {
       const { inMemory, streamed } = await both(path, method, k, config);
       expect(streamed.streamed).toBeDefined();
