@@ -19,53 +19,6 @@ export type EncoderMethod = (typeof ENCODER_METHODS)[number];
 export const METHODS = ['kmeans', ...ENCODER_METHODS] as const;
 export type Method = (typeof METHODS)[number];
 
-/**
- * What `engine.method: auto` (the default) runs for series and for rows: chosen by
- * leave-one-dataset-out over the development pool (docs/encoders.md, "Choosing the defaults").
- */
-export const AUTO_METHODS = { series: 'hybrid', tabular: 'kmeans' } as const satisfies Record<
-  'series' | 'tabular',
-  Method
->;
-
-/** The method a fit runs: `auto` by the kind of input, else as configured. */
-export function concreteMethod(method: Method | 'auto', series: boolean): Method {
-  return method === 'auto' ? AUTO_METHODS[series ? 'series' : 'tabular'] : method;
-}
-
-/**
- * What `hybrid` runs on a series where its consensus settings are `auto`: three members, each
- * clustered on its own, then their co-association clustered, with the input block at half an
- * encoder block's share. Chosen by leave-one-dataset-out (docs/encoders.md, "Choosing the
- * defaults"): it cuts the seed spread of one member's answer by 40 %. Everything else keeps one
- * member, stacked, the input at one block's share: rows and the single encoders were not measured
- * better with more, and half the input's share alone was measured worse.
- */
-export const SERIES_CONSENSUS = { members: 3, consensus: 'co-association', inputWeight: 0.5 } as const;
-
-/**
- * The encoders' `auto` settings made concrete for a method on a kind of input. k-anonymity
- * (`kAnonymous`) merges small clusters, which a co-association consensus's members would not
- * follow, so there `auto` keeps one member, stacked.
- */
-export function settleEncoders(
-  encoders: EncodersConfig,
-  method: Method,
-  series: boolean,
-  kAnonymous: boolean,
-): SettledEncoders {
-  const consensusHere = method === 'hybrid' && series && !kAnonymous;
-  const members =
-    encoders.members !== 'auto' ? encoders.members : consensusHere ? SERIES_CONSENSUS.members : 1;
-  const consensus =
-    encoders.consensus !== 'auto' ? encoders.consensus : consensusHere ? SERIES_CONSENSUS.consensus : 'stack';
-  // Half the input's share (a hybrid setting) was measured better only together with the vote.
-  const voting = method === 'hybrid' && series && members > 1 && consensus === 'co-association';
-  const { inputWeight } = encoders.hybrid;
-  const weight = inputWeight !== 'auto' ? inputWeight : voting ? SERIES_CONSENSUS.inputWeight : 1;
-  return { ...encoders, members, consensus, hybrid: { ...encoders.hybrid, inputWeight: weight } };
-}
-
 export const NAN_POLICIES = ['error', 'drop-rows', 'impute-mean'] as const;
 export type NanPolicy = (typeof NAN_POLICIES)[number];
 

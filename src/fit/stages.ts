@@ -12,7 +12,8 @@
  */
 import type { Backend } from '../backends/backend.js';
 import { type KMeansFit, kmeans } from '../cluster/kmeans.js';
-import { type Config, concreteMethod, type RunConfig, settleEncoders } from '../config/schema.js';
+import { settleConfig } from '../config/auto.js';
+import type { Config, RunConfig } from '../config/schema.js';
 import type { Matrix } from '../core/matrix.js';
 import { applyScaler, fitScaler, type Scaler } from '../data/clean.js';
 import type { Dataset } from '../data/dataset.js';
@@ -54,21 +55,11 @@ export interface StageContext extends LoadContext {
 }
 
 /**
- * The stages' context for an input that is (or is not) a series: `engine.method: auto` becomes
- * the method chosen for that kind of input (AUTO_METHODS); a private fit's `auto` is `kmeans`,
- * the one method it can release privately. The encoders' `auto` settings (the consensus) become
- * theirs for the method and the input (settleEncoders).
+ * The stages' context for an input that is (or is not) a series: every `auto` setting made what
+ * it is for that kind of input (settleConfig).
  */
 export function settle(ctx: LoadContext, series: boolean): StageContext {
-  const { engine, privacy, encoders } = ctx.config;
-  const method =
-    engine.method !== 'auto'
-      ? engine.method
-      : privacy.epsilon === undefined
-        ? concreteMethod(engine.method, series)
-        : 'kmeans';
-  const settled = settleEncoders(encoders, method, series, privacy.minClusterSize !== undefined);
-  return { ...ctx, config: { ...ctx.config, engine: { ...engine, method }, encoders: settled } };
+  return { ...ctx, config: settleConfig(ctx.config, series) };
 }
 
 /** Reads or wraps the input as a Dataset, validated (a file within the security limits). */
